@@ -1,0 +1,169 @@
+/**
+ * The whole Parley schema. edge/ and origin/ meet here. Migrations in ../migrations are generated from this
+ * file by drizzle-kit (`deno task db:generate`) and applied identically to PGlite (PostgreSQL 18) and
+ * PostgreSQL 15, so keep SQL portable (no PG16+ features).
+ */
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  bigserial,
+  boolean,
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "string" });
+
+const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
+  dataType: () => "bytea",
+});
+
+const tsvector = customType<{ data: string }>({ dataType: () => "tsvector" });
+
+export const tenants = pgTable("tenants", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  name: text("name").notNull(),
+  createdAt: ts("created_at").notNull().defaultNow(),
+});
+
+export const apiKeys = pgTable("api_keys", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  tenantId: uuid("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+  name: text("name").notNull(),
+  /** First characters of the key, shown in listings so a human can tell keys apart. */
+  prefix: text("prefix").notNull(),
+  /** SHA-256 (hex) of the whole key. The key itself is never stored. */
+  hash: text("hash").notNull(),
+  scopes: text("scopes").array().notNull(),
+  /** Max concurrent live sessions for this key (null = tenant default). */
+  maxSessions: integer("max_sessions"),
+  createdAt: ts("created_at").notNull().defaultNow(),
+  revokedAt: ts("revoked_at"),
+  lastUsedAt: ts("last_used_at"),
+}, (t) => [uniqueIndex("api_keys_hash_uq").on(t.hash), index("api_keys_tenant_idx").on(t.tenantId)]);
+
+/** Origin nodes. Liveness is heartbeat_at newer than the configured timeout. */
+export const nodes = pgTable("nodes", {
+  id: text("id").primaryKey(),
+  url: text("url").notNull(),
+  capacity: integer("capacity").notNull(),
+  load: integer("load").notNull().default(0),
+  draining: boolean("draining").notNull().default(false),
+  version: text("version").notNull().default(""),
+  startedAt: ts("started_at").notNull().defaultNow(),
+  heartbeatAt: ts("heartbeat_at").notNull().defaultNow(),
+  stoppedAt: ts("stopped_at"),
+});
+
+export const sessions = pgTable("sessions", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  tenantId: uuid("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+  apiKeyId: uuid("api_key_id"),
+  nodeId: text("node_id"),
+  /** connecting | active | closing | closed */
+  state: text("state").notNull().default("connecting"),
+  /** Close reason (protocol CLOSE_REASONS) once closing/closed. */
+  reason: text("reason"),
+  mode: text("mode").notNull().default("transcribe"),
+  options: jsonb("options").notNull().default({}),
+  /** Highest event seq persisted for the session. */
+  lastSeq: integer("last_seq").notNull().default(0),
+  createdAt: ts("created_at").notNull().defaultNow(),
+  activeAt: ts("active_at"),
+  closedAt: ts("closed_at"),
+  updatedAt: ts("updated_at").notNull().defaultNow(),
+}, (t) => [
+  index("sessions_tenant_created_idx").on(t.tenantId, t.createdAt, t.id),
+  index("sessions_node_state_idx").on(t.nodeId, t.state),
+]);
+
+/** Every event sent on a session's `events` channel, persisted before it is sent (resume + replay). */
+export const sessionEvents = pgTable("session_events", {
+  sessionId: uuid("session_id").notNull().references(() => sessions.id, { onDelete: "cascade" }),
+  seq: integer("seq").notNull(),
+  type: text("type").notNull(),
+  payload: jsonb("payload").notNull(),
+  createdAt: ts("created_at").notNull().defaultNow(),
+}, (t) => [primaryKey({ columns: [t.sessionId, t.seq] })]);
+
+/** Confirmed recognition results (partials are not stored here; they live only in session_events if at all). */
+export const transcriptSegments = pgTable("transcript_segments", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  sessionId: uuid("session_id").notNull().references(() => sessions.id, { onDelete: "cascade" }),
+  tenantId: uuid("tenant_id").notNull(),
+  segmentId: integer("segment_id").notNull(),
+  seq: integer("seq").notNull(),
+  text: text("text").notNull(),
+  alternatives: jsonb("alternatives").notNull().default([]),
+  startMs: integer("start_ms").notNull(),
+  endMs: integer("end_ms").notNull(),
+  latencyMs: integer("latency_ms"),
+  createdAt: ts("created_at").notNull().defaultNow(),
+  tsv: tsvector("tsv").generatedAlwaysAs(sql`to_tsvector('english', "text")`),
+}, (t) => [
+  uniqueIndex("transcript_segments_session_seq_uq").on(t.sessionId, t.seq),
+  index("transcript_segments_tenant_created_idx").on(t.tenantId, t.createdAt),
+  index("transcript_segments_tsv_idx").using("gin", t.tsv),
+]);
+
+export const ttsJobs = pgTable("tts_jobs", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  tenantId: uuid("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+  apiKeyId: uuid("api_key_id"),
+  batchId: uuid("batch_id"),
+  idempotencyKey: text("idempotency_key"),
+  text: text("text").notNull(),
+  voice: text("voice").notNull(),
+  engine: text("engine").notNull(),
+  format: text("format").notNull().default("wav"),
+  /** interactive | batch */
+  priority: text("priority").notNull().default("interactive"),
+  /** queued | running | succeeded | failed | canceled */
+  status: text("status").notNull().default("queued"),
+  chunksTotal: integer("chunks_total").notNull(),
+  chunksDone: integer("chunks_done").notNull().default(0),
+  /** Characters already synthesized: the fairness scheduler's "work done" per job. */
+  charsDone: integer("chars_done").notNull().default(0),
+  audioMs: bigint("audio_ms", { mode: "number" }).notNull().default(0),
+  sampleRate: integer("sample_rate").notNull().default(22050),
+  error: text("error"),
+  queuedAt: ts("queued_at").notNull().defaultNow(),
+  startedAt: ts("started_at"),
+  firstAudioAt: ts("first_audio_at"),
+  finishedAt: ts("finished_at"),
+}, (t) => [
+  uniqueIndex("tts_jobs_idem_uq").on(t.tenantId, t.idempotencyKey),
+  index("tts_jobs_tenant_queued_idx").on(t.tenantId, t.queuedAt, t.id),
+  index("tts_jobs_status_idx").on(t.status),
+]);
+
+/** A job's unit of work: one sentence-sized chunk. Exactly one result per chunk. */
+export const ttsChunks = pgTable("tts_chunks", {
+  jobId: uuid("job_id").notNull().references(() => ttsJobs.id, { onDelete: "cascade" }),
+  idx: integer("idx").notNull(),
+  tenantId: uuid("tenant_id").notNull(),
+  text: text("text").notNull(),
+  /** queued | running | done | failed | canceled */
+  status: text("status").notNull().default("queued"),
+  /** 0 = interactive, 1 = batch (lower claims first). */
+  priorityClass: integer("priority_class").notNull().default(0),
+  leaseUntil: ts("lease_until"),
+  claimedBy: text("claimed_by"),
+  attempts: integer("attempts").notNull().default(0),
+  pcm: bytea("pcm"),
+  audioMs: integer("audio_ms"),
+  sampleRate: integer("sample_rate"),
+  createdAt: ts("created_at").notNull().defaultNow(),
+  doneAt: ts("done_at"),
+}, (t) => [
+  primaryKey({ columns: [t.jobId, t.idx] }),
+  index("tts_chunks_claim_idx").on(t.status, t.priorityClass, t.idx),
+]);

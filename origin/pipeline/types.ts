@@ -1,0 +1,64 @@
+/**
+ * The seam between a live Session (origin/session, owns the WebRTC peer) and its SpeechPipeline
+ * (origin/pipeline, owns VAD, recognition, synthesis for that session). The pipeline never touches wrtc or the
+ * database directly: it gets frames pushed in, and talks back through a PipelineHost. This keeps the pipeline
+ * testable by feeding PCM, with a host double in unit tests and the real Session in production.
+ */
+import type { ServerEventBody, SessionOptions } from "../../protocol/session_messages.ts";
+
+/** One inbound audio frame from the peer: 10 ms of mono Int16 PCM (48 kHz normally; the first frames may be 16 kHz). */
+export interface InboundFrame {
+  samples: Int16Array;
+  sampleRate: number;
+  /** Session time of the frame's first sample, ms since the session became active (monotonic clock). */
+  timestampMs: number;
+  /** Wall-clock performance.now() when the frame reached the origin: latency_ms is measured from this. */
+  receivedAt: number;
+}
+
+/** Paced outbound audio (the session's RTCAudioSource, fed by a 10 ms clock). */
+export interface OutboundAudio {
+  /** Queue 48 kHz mono Int16 PCM of one utterance (may be called several times per utterance, in order). */
+  enqueue(utteranceId: string, pcm48k: Int16Array): void;
+  /** Mark that no more audio will be queued for this utterance (so `finished` can be reported). */
+  endUtterance(utteranceId: string): void;
+  /** Drop everything queued (barge-in). Returns ms played of each utterance that was cut. */
+  clear(): Array<{ utteranceId: string; playedMs: number }>;
+  /** ms of queued audio not yet played. */
+  queuedMs(): number;
+  /**
+   * Playout notifications: called when the first sample of an utterance is handed to the source ("started",
+   * with the session time of that moment) and when its last sample is ("finished").
+   */
+  onPlayout(
+    listener: (
+      e: { utteranceId: string; phase: "started" | "finished"; sessionTimeMs: number; playedMs: number },
+    ) => void,
+  ): void;
+}
+
+export interface PipelineHost {
+  readonly sessionId: string;
+  readonly tenantId: string;
+  /**
+   * Assign the next seq, persist, then send on the `events` channel. For a `transcript` event with status
+   * `confirmed` the host persists the transcript segment atomically with the event BEFORE sending.
+   * Resolves with the seq once persisted. Rejects if the session is closed.
+   */
+  emit(event: ServerEventBody): Promise<number>;
+  readonly outbound: OutboundAudio;
+  /** Current session time, ms since the session became active. */
+  now(): number;
+}
+
+/** What a Session drives. Created per session by the process-wide engine hub. */
+export interface SpeechPipeline {
+  readonly state: "running" | "closed";
+  push(frame: InboundFrame): void;
+  /** `say` control message / echo mode: speak text back (sentence by sentence). */
+  say(text: string, voice?: string): Promise<void>;
+  setMuted(muted: boolean): void;
+  setOptions(options: Partial<SessionOptions>): void;
+  /** Idempotent. Stops timers, cancels queued inference for this session, flushes nothing further. */
+  close(): Promise<void>;
+}
