@@ -28,6 +28,13 @@ const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
 
 const tsvector = customType<{ data: string }>({ dataType: () => "tsvector" });
 
+/** Process-shared settings, e.g. secrets generated on first start when not given by environment. */
+export const settings = pgTable("settings", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+  createdAt: ts("created_at").notNull().defaultNow(),
+});
+
 export const tenants = pgTable("tenants", {
   id: uuid("id").primaryKey().defaultRandom(),
   name: text("name").notNull(),

@@ -1,0 +1,245 @@
+/**
+ * One database factory for every role. `DATABASE_URL` set → postgres.js pool plus a dedicated connection for
+ * LISTEN; unset → embedded PGlite in a data directory guarded by a lock file (PGlite itself does not stop two
+ * processes from opening the same directory and corrupting it). Migrations are applied at open, under a
+ * Postgres advisory lock so that several nodes starting together don't race (drizzle's migrate() takes none).
+ */
+import { PGlite } from "@electric-sql/pglite";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { type SQL, sql } from "drizzle-orm";
+import postgres from "postgres";
+import * as schema from "./schema.ts";
+import { log as rootLog, Logger } from "../lib/log.ts";
+
+export type Schema = typeof schema;
+/** The drizzle database type shared by both drivers. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+
+export const MIGRATIONS_DIR = new URL("../migrations", import.meta.url).pathname;
+/** Arbitrary constant key for pg_advisory_lock around migrations ("parley" in ASCII, as an int). */
+const MIGRATION_LOCK_KEY = 0x7061726c;
+
+export interface DatabaseOptions {
+  /** postgres:// URL; when absent PGlite is used in `dataDir`. */
+  url?: string;
+  /** PGlite data directory (default ./data/pglite). Use "memory://" for a throwaway in-memory DB. */
+  dataDir?: string;
+  /** PGlite: start from a dumped data dir (fast test databases). */
+  loadDataDir?: Blob;
+  /** Pool size for postgres.js. */
+  poolSize?: number;
+  migrate?: boolean;
+  log?: Logger;
+}
+
+export type Unlisten = () => Promise<void>;
+
+/** An open database with its owner-visible resources. close() is idempotent and releases everything. */
+export interface Database {
+  readonly kind: "postgres" | "pglite";
+  readonly db: Db;
+  readonly state: "open" | "closed";
+  /** Run raw SQL (drizzle `sql` template) and get rows back, the same shape on both drivers. */
+  query<T = Record<string, unknown>>(q: SQL): Promise<T[]>;
+  /** Subscribe to NOTIFY on a channel. Resubscribes after reconnects (postgres.js); call `onReconnect` to poll. */
+  listen(channel: string, onNotify: (payload: string) => void, onReconnect?: () => void): Promise<Unlisten>;
+  notify(channel: string, payload: string): Promise<void>;
+  /** true when all migrations in MIGRATIONS_DIR are applied (readiness). */
+  migrationsApplied(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export class DatabaseClosedError extends Error {
+  constructor() {
+    super("database is closed");
+    this.name = "DatabaseClosedError";
+  }
+}
+
+function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  const r = result as { rows?: T[] };
+  return r.rows ?? [];
+}
+
+function expectedMigrationCount(): number {
+  const journal = JSON.parse(Deno.readTextFileSync(`${MIGRATIONS_DIR}/meta/_journal.json`));
+  return journal.entries.length;
+}
+
+async function countAppliedMigrations(query: Database["query"]): Promise<number> {
+  try {
+    const rows = await query<{ n: number | string }>(
+      sql`select count(*)::int as n from drizzle.__drizzle_migrations`,
+    );
+    return Number(rows[0]?.n ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+export async function openDatabase(opts: DatabaseOptions = {}): Promise<Database> {
+  const log = (opts.log ?? rootLog).child({ component: "db" });
+  return opts.url ? await openPostgres(opts.url, opts, log) : await openPglite(opts, log);
+}
+
+async function openPostgres(url: string, opts: DatabaseOptions, log: Logger): Promise<Database> {
+  const shouldMigrate = opts.migrate ?? true;
+  if (shouldMigrate) {
+    // Migrate on a single dedicated connection that holds the advisory lock for the whole run.
+    const one = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await one`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
+      const t0 = performance.now();
+      await migratePostgres(drizzlePostgres(one, { schema }), { migrationsFolder: MIGRATIONS_DIR });
+      await one`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`;
+      log.info("migrations applied", { driver: "postgres", ms: Math.round(performance.now() - t0) });
+    } finally {
+      await one.end({ timeout: 5 });
+    }
+  }
+  const client = postgres(url, { max: opts.poolSize ?? 10, onnotice: () => {}, idle_timeout: 30 });
+  const db = drizzlePostgres(client, { schema }) as unknown as Db;
+  let listener: postgres.Sql | undefined;
+  let state: "open" | "closed" = "open";
+  const query = async <T>(q: SQL): Promise<T[]> => {
+    if (state === "closed") throw new DatabaseClosedError();
+    return rowsOf<T>(await db.execute(q));
+  };
+  const database: Database = {
+    kind: "postgres",
+    db,
+    get state() {
+      return state;
+    },
+    query,
+    async listen(channel, onNotify, onReconnect) {
+      if (state === "closed") throw new DatabaseClosedError();
+      listener ??= postgres(url, { max: 1, onnotice: () => {} });
+      const sub = await listener.listen(channel, (payload) => onNotify(payload), () => onReconnect?.());
+      return async () => {
+        await sub.unlisten().catch(() => {});
+      };
+    },
+    async notify(channel, payload) {
+      await query(sql`select pg_notify(${channel}, ${payload})`);
+    },
+    async migrationsApplied() {
+      return (await countAppliedMigrations(query)) >= expectedMigrationCount();
+    },
+    async close() {
+      if (state === "closed") return;
+      state = "closed";
+      await listener?.end({ timeout: 5 });
+      await client.end({ timeout: 5 });
+    },
+  };
+  return database;
+}
+
+/** Take an exclusive lock file beside the data dir; a stale lock (dead pid) is taken over. */
+function acquireLockFile(path: string): () => void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const f = Deno.openSync(path, { write: true, createNew: true });
+      f.writeSync(new TextEncoder().encode(String(Deno.pid)));
+      f.close();
+      return () => {
+        try {
+          if (Deno.readTextFileSync(path).trim() === String(Deno.pid)) Deno.removeSync(path);
+        } catch { /* already gone */ }
+      };
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+      const pid = Number(Deno.readTextFileSync(path).trim());
+      const alive = Number.isInteger(pid) && pid > 0 && pid !== Deno.pid && isAlive(pid);
+      if (alive || pid === Deno.pid) {
+        throw new Error(`data directory is in use by process ${pid} (lock file ${path})`);
+      }
+      Deno.removeSync(path); // stale
+    }
+  }
+  throw new Error(`could not take lock file ${path}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function openPglite(opts: DatabaseOptions, log: Logger): Promise<Database> {
+  const dataDir = opts.dataDir ?? "./data/pglite";
+  const inMemory = dataDir.startsWith("memory://");
+  let releaseLock = () => {};
+  if (!inMemory) {
+    const parent = dataDir.replace(/\/+$/, "").split("/").slice(0, -1).join("/") || ".";
+    Deno.mkdirSync(parent, { recursive: true });
+    releaseLock = acquireLockFile(`${dataDir.replace(/\/+$/, "")}.lock`);
+  }
+  let pg: PGlite;
+  try {
+    pg = await PGlite.create(
+      inMemory ? undefined : dataDir,
+      opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {},
+    );
+  } catch (e) {
+    releaseLock();
+    throw e;
+  }
+  const db = drizzlePglite(pg, { schema }) as unknown as Db;
+  let state: "open" | "closed" = "open";
+  const query = async <T>(q: SQL): Promise<T[]> => {
+    if (state === "closed") throw new DatabaseClosedError();
+    return rowsOf<T>(await db.execute(q));
+  };
+  if (opts.migrate ?? true) {
+    const t0 = performance.now();
+    await pg.query(`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`);
+    await migratePglite(db as unknown as Parameters<typeof migratePglite>[0], {
+      migrationsFolder: MIGRATIONS_DIR,
+    });
+    await pg.query(`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`);
+    log.info("migrations applied", { driver: "pglite", ms: Math.round(performance.now() - t0) });
+  }
+  return {
+    kind: "pglite",
+    db,
+    get state() {
+      return state;
+    },
+    query,
+    async listen(channel, onNotify) {
+      if (state === "closed") throw new DatabaseClosedError();
+      const unsub = await pg.listen(channel, onNotify);
+      return async () => {
+        if (state === "open") await unsub().catch(() => {});
+      };
+    },
+    async notify(channel, payload) {
+      await query(sql`select pg_notify(${channel}, ${payload})`);
+    },
+    async migrationsApplied() {
+      return (await countAppliedMigrations(query)) >= expectedMigrationCount();
+    },
+    async close() {
+      if (state === "closed") return;
+      state = "closed";
+      try {
+        await pg.close();
+      } finally {
+        releaseLock();
+      }
+    },
+  };
+}
+
+/** Rows of a drizzle `execute` on either driver. */
+export { rowsOf };

@@ -1,0 +1,171 @@
+#!/usr/bin/python3
+"""Synthesize the training / dev / eval audio with espeak-ng (+ sox, opus-tools) deterministically.
+
+Training voices: 6 English dialects x ~90 espeak-ng variants (minus the held-out ones), random speed,
+pitch and word gap. Per-utterance augmentation baked into the audio: small speed perturbation (sox speed),
+sample-rate round trips (8 / 11.025 / 12 kHz), light reverb, Opus round trip (opusenc/opusdec, if present).
+Noise and gain are added on the fly during training (train.py).
+
+Held out (never used in training): the dialects en-us-nyc and en-gb-x-rp, and the variants in HELD_VARIANTS.
+Dev and eval audio use only held-out sentences (corpus/test.txt) spoken by held-out dialect+variant voices.
+
+Outputs:
+  work/data/train.bin + train.tsv   int16 16 kHz audio (concatenated) and index (offset, samples, text, voice)
+  work/data/dev.bin + dev.tsv       held-out dev set used for validation during training
+  models/eval/*.wav + manifest.tsv  the committed held-out eval set (16 kHz mono 16-bit WAV)
+"""
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import wave
+from multiprocessing import Pool
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TRAIN_DIALECTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029"]
+DIALECT_WEIGHTS = [3, 3, 1, 1, 1, 1]
+HELD_DIALECTS = ["en-us-nyc", "en-gb-x-rp"]
+HELD_VARIANTS = ["m3", "f4", "klatt3", "Annie", "john", "steph2", "max", "belinda"]
+HAVE_OPUS = shutil.which("opusenc") is not None and shutil.which("opusdec") is not None
+
+
+def all_variants():
+    d = None
+    for cand in ("/usr/lib/x86_64-linux-gnu/espeak-ng-data/voices/!v", "/usr/share/espeak-ng-data/voices/!v"):
+        if os.path.isdir(cand):
+            d = cand
+            break
+    names = sorted(os.listdir(d)) if d else ["m1", "m2", "f1", "f2", "klatt"]
+    return [n for n in names if os.path.isfile(os.path.join(d, n))] if d else names
+
+
+def run(cmd: str, stdin: bytes = b"") -> bytes:
+    return subprocess.run(cmd, shell=True, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          check=True).stdout
+
+
+def shq(s: str) -> str:
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def synth(job):
+    """job: dict with text, voice, speed, pitch, gap, and augmentation params -> int16 bytes at 16 kHz."""
+    t = job["text"]
+    wav = run(f"espeak-ng -v {job['voice']} -s {job['speed']} -p {job['pitch']} -g {job['gap']} --stdout {shq(t)}")
+    effects = []
+    if job.get("sp", 1.0) != 1.0:
+        effects.append(f"speed {job['sp']:.3f}")
+    if job.get("rt"):
+        effects.append(f"rate {job['rt']}")
+    if job.get("reverb"):
+        effects.append(f"reverb {job['reverb']} 50 {job['room']}")
+        effects.append("channels 1")
+    effects.append("rate 16000")
+    if job.get("opus") and HAVE_OPUS:
+        raw48 = run(f"sox -R -G -t wav - -t raw -r 48000 -e signed -b 16 -c 1 - {' '.join(effects[:-1])} rate 48000",
+                    wav)
+        out = run(f"opusenc --quiet --serial 1 --raw --raw-rate 48000 --raw-chan 1 --bitrate {job['opus']} - - | "
+                  "opusdec --quiet --no-dither --rate 16000 - -", raw48)
+    else:
+        out = run(f"sox -R -G -t wav - -t raw -r 16000 -e signed -b 16 -c 1 - {' '.join(effects)}", wav)
+    a = np.frombuffer(out, dtype=np.int16)
+    # trim leading/trailing digital silence but keep 0.1 s margins
+    nz = np.nonzero(np.abs(a) > 64)[0]
+    if len(nz):
+        a = a[max(0, nz[0] - 1600):nz[-1] + 1600]
+    return a.tobytes()
+
+
+def train_job(rng: random.Random, text: str, variants):
+    dialect = rng.choices(TRAIN_DIALECTS, DIALECT_WEIGHTS)[0]
+    v = dialect if rng.random() < 0.15 else dialect + "+" + rng.choice(variants)
+    job = dict(text=text, voice=v, speed=rng.randint(125, 235), pitch=rng.randint(15, 85), gap=rng.choice([0, 0, 0, 1, 2, 4]))
+    if rng.random() < 0.5:
+        job["sp"] = rng.uniform(0.9, 1.1)
+    r = rng.random()
+    if r < 0.15:
+        job["opus"] = rng.choice([12, 16, 24, 32])
+    elif r < 0.35:
+        job["rt"] = rng.choice([8000, 11025, 12000, 22050])
+    if rng.random() < 0.1:
+        job["reverb"] = rng.randint(10, 50)
+        job["room"] = rng.randint(10, 60)
+    return job
+
+
+def held_job(rng: random.Random, text: str):
+    v = rng.choice(HELD_DIALECTS)
+    var = rng.choice(HELD_VARIANTS + [None])
+    return dict(text=text, voice=v if var is None else f"{v}+{var}", speed=rng.randint(140, 200),
+                pitch=rng.randint(30, 70), gap=0)
+
+
+def write_set(pool, jobs, path_bin, path_tsv):
+    off = 0
+    with open(path_bin, "wb") as fb, open(path_tsv, "w") as ft:
+        for i, a in enumerate(pool.imap(synth, jobs, chunksize=32)):
+            n = len(a) // 2
+            fb.write(a)
+            j = jobs[i]
+            ft.write(f"{off}\t{n}\t{j['text']}\t{j['voice']}\n")
+            off += n
+            if i % 5000 == 0:
+                print(f"  {path_tsv}: {i}/{len(jobs)}", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--n-train", type=int, default=40000)
+    ap.add_argument("--n-dev", type=int, default=300)
+    ap.add_argument("--n-eval", type=int, default=120)
+    ap.add_argument("--procs", type=int, default=2)
+    ap.add_argument("--work", default=os.path.join(HERE, "work"))
+    ap.add_argument("--eval-dir", default=os.path.join(HERE, "..", "eval"))
+    a = ap.parse_args()
+    rng = random.Random(a.seed)
+    corpus = os.path.join(a.work, "corpus")
+    train = [ln.rstrip("\n").split("\t") for ln in open(os.path.join(corpus, "train.txt"))]
+    test = [ln.strip() for ln in open(os.path.join(corpus, "test.txt")) if ln.strip()]
+    natural = [s for src, s in train if src in ("fortune", "example")]
+    gloss = [s for src, s in train if src not in ("fortune", "example")]
+    rng.shuffle(natural)
+    rng.shuffle(gloss)
+    n_nat = min(len(natural), int(a.n_train * 0.75))
+    texts = natural[:n_nat] + gloss[:a.n_train - n_nat]
+    rng.shuffle(texts)
+    variants = [v for v in all_variants() if v not in HELD_VARIANTS]
+    train_jobs = [train_job(rng, t, variants) for t in texts]
+
+    rng.shuffle(test)
+    eval_texts = [s for s in test if 4 <= len(s.split()) <= 11][:a.n_eval]
+    dev_texts = [s for s in test if s not in set(eval_texts)][:a.n_dev]
+    dev_jobs = [held_job(rng, t) for t in dev_texts]
+    eval_jobs = [held_job(rng, t) for t in eval_texts]
+
+    data = os.path.join(a.work, "data")
+    os.makedirs(data, exist_ok=True)
+    os.makedirs(a.eval_dir, exist_ok=True)
+    print(f"opus round trip: {HAVE_OPUS}; train {len(train_jobs)} dev {len(dev_jobs)} eval {len(eval_jobs)}", flush=True)
+    with Pool(a.procs) as pool:
+        # eval set: committed WAVs
+        with open(os.path.join(a.eval_dir, "manifest.tsv"), "w") as mf:
+            mf.write("file\tvoice\ttext\n")
+            for i, pcm in enumerate(pool.imap(synth, eval_jobs, chunksize=8)):
+                name = f"heldout_{i:03d}.wav"
+                with wave.open(os.path.join(a.eval_dir, name), "wb") as w:
+                    w.setnchannels(1)
+                    w.setsampwidth(2)
+                    w.setframerate(16000)
+                    w.writeframes(pcm)
+                mf.write(f"{name}\t{eval_jobs[i]['voice']}\t{eval_jobs[i]['text']}\n")
+        write_set(pool, dev_jobs, os.path.join(data, "dev.bin"), os.path.join(data, "dev.tsv"))
+        write_set(pool, train_jobs, os.path.join(data, "train.bin"), os.path.join(data, "train.tsv"))
+    print("done")
+
+
+if __name__ == "__main__":
+    main()
