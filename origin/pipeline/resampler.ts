@@ -93,9 +93,9 @@ export class StreamingResampler {
     for (const taps of this.phases) {
       let s = 0;
       for (const v of taps) s += v;
-      if (s !== 0) for (let k = 0; k < taps.length; k++) taps[k] /= s;
+      if (s !== 0) { for (let k = 0; k < taps.length; k++) taps[k] /= s; }
     }
-    this.delayOut = (half / M);
+    this.delayOut = half / M;
     this.history = new Float32Array(4096);
     this.historyLen = this.tapsPerPhase - 1; // start with zeros (filter warm-up)
     this.t = (this.tapsPerPhase - 1) * L;

@@ -13,7 +13,9 @@ function streamed(x: Float32Array, inRate: number, outRate: number): Float32Arra
   const r = new StreamingResampler(inRate, outRate);
   const frame = Math.round(inRate / 100);
   const parts: Float32Array[] = [];
-  for (let i = 0; i < x.length; i += frame) parts.push(r.process(x.subarray(i, Math.min(x.length, i + frame))));
+  for (let i = 0; i < x.length; i += frame) {
+    parts.push(r.process(x.subarray(i, Math.min(x.length, i + frame))));
+  }
   const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
   let o = 0;
   for (const p of parts) {
