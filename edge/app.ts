@@ -1,0 +1,27 @@
+/** The edge's Hono app: public API, ops endpoints, the web client. Flat: each route group registers itself. */
+import { Hono } from "hono";
+import { installErrorHandling, observe } from "../lib/http.ts";
+import type { EdgeVariables } from "./auth.ts";
+import type { EdgeContext } from "./context.ts";
+import { adminRoutes } from "./routes/admin.ts";
+import { opsRoutes } from "./routes/ops.ts";
+import { sessionRoutes } from "./routes/sessions.ts";
+import { tokenRoutes } from "./routes/tokens.ts";
+
+/** Extra route groups (TTS jobs, history, web client) register through this hook as they land. */
+export type RouteGroup = (app: Hono<{ Variables: EdgeVariables }>, ctx: EdgeContext) => void;
+
+export function createEdgeApp(
+  ctx: EdgeContext,
+  extra: RouteGroup[] = [],
+): Hono<{ Variables: EdgeVariables }> {
+  const app = new Hono<{ Variables: EdgeVariables }>();
+  app.use("*", observe("edge", ctx.log));
+  installErrorHandling(app, ctx.log);
+  opsRoutes(app, ctx);
+  tokenRoutes(app, ctx);
+  adminRoutes(app, ctx);
+  sessionRoutes(app, ctx);
+  for (const group of extra) group(app, ctx);
+  return app;
+}

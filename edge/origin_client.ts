@@ -1,0 +1,67 @@
+/**
+ * The edge's client for origin internal APIs: signs every call (protocol/internal_auth.ts), propagates the
+ * request id, applies a timeout, and tells "the origin never accepted this" (connection refused, timeout before
+ * a response, 503 draining) apart from a real answer, so that session creation can retry on another origin
+ * only when that is safe.
+ */
+import { SIGNATURE_HEADER, signRequest } from "../protocol/internal_auth.ts";
+import { REQUEST_ID_HEADER } from "../lib/http.ts";
+import { registry } from "../lib/metrics.ts";
+
+const originCalls = registry.counter("parley_edge_origin_calls_total", "Edge → origin calls by outcome");
+
+export class OriginUnreachableError extends Error {
+  constructor(readonly nodeUrl: string, cause: unknown) {
+    super(`origin ${nodeUrl} unreachable: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = "OriginUnreachableError";
+  }
+}
+
+export interface OriginResponse {
+  status: number;
+  headers: Headers;
+  body: Uint8Array;
+  json<T>(): T;
+}
+
+export class OriginClient {
+  constructor(private readonly secret: string, private readonly timeoutMs = 15_000) {}
+
+  async call(
+    nodeUrl: string,
+    method: string,
+    pathAndQuery: string,
+    opts: { body?: Uint8Array | string; contentType?: string; requestId?: string; timeoutMs?: number } = {},
+  ): Promise<OriginResponse> {
+    const body = typeof opts.body === "string"
+      ? new TextEncoder().encode(opts.body)
+      : opts.body ?? new Uint8Array();
+    const headers: Record<string, string> = {
+      [SIGNATURE_HEADER]: await signRequest(this.secret, method, pathAndQuery, body),
+    };
+    if (opts.contentType) headers["content-type"] = opts.contentType;
+    if (opts.requestId) headers[REQUEST_ID_HEADER] = opts.requestId;
+    let res: Response;
+    try {
+      res = await fetch(new URL(pathAndQuery, nodeUrl), {
+        method,
+        headers,
+        body: method === "GET" || method === "HEAD" ? undefined : body as Uint8Array<ArrayBuffer>,
+        signal: AbortSignal.timeout(opts.timeoutMs ?? this.timeoutMs),
+      });
+    } catch (e) {
+      originCalls.inc({ outcome: "unreachable" });
+      throw new OriginUnreachableError(nodeUrl, e);
+    }
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    originCalls.inc({ outcome: String(res.status) });
+    return {
+      status: res.status,
+      headers: res.headers,
+      body: bytes,
+      json<T>() {
+        return JSON.parse(new TextDecoder().decode(bytes)) as T;
+      },
+    };
+  }
+}

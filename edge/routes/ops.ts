@@ -1,0 +1,19 @@
+/** Liveness, readiness and Prometheus metrics for the edge. */
+import type { EdgeApp, EdgeContext } from "../context.ts";
+import { registry } from "../../lib/metrics.ts";
+import { sql } from "drizzle-orm";
+
+export function opsRoutes(app: EdgeApp, ctx: EdgeContext): void {
+  app.get("/healthz", (c) => c.json({ ok: true, role: "edge" }));
+  app.get("/readyz", async (c) => {
+    const checks: Record<string, boolean> = { database: false, migrations: false };
+    try {
+      await ctx.database.query(sql`select 1`);
+      checks.database = true;
+      checks.migrations = await ctx.database.migrationsApplied();
+    } catch { /* reported as false */ }
+    const ok = Object.values(checks).every(Boolean);
+    return c.json({ ok, role: "edge", checks }, ok ? 200 : 503);
+  });
+  app.get("/metrics", (c) => c.text(registry.render(), 200, { "content-type": "text/plain; version=0.0.4" }));
+}

@@ -1,0 +1,321 @@
+/**
+ * Session signaling (WHIP-style, RFC 9725 where it fits):
+ *   POST   /v1/sessions        application/sdp offer → 201 application/sdp answer + Location
+ *                              application/json {sdp, options, resume?} → 201 {id, sdp, node_id, location}
+ *   GET    /v1/sessions/:id    state, node, timestamps, reason
+ *   DELETE /v1/sessions/:id    end it (idempotent: 204 also when already closed)
+ *   PATCH  /v1/sessions/:id    405: Parley is non-trickle (the answer carries all host candidates) and does not
+ *                              do ICE restarts; a client that lost its path resumes with a new POST instead.
+ * The session row (tenant → node) lives in Postgres, so any edge process can route later requests.
+ */
+import { and, eq, ne, sql } from "drizzle-orm";
+import { z } from "zod";
+import { sessions } from "../../db/schema.ts";
+import { pickNodes } from "../../db/nodes.ts";
+import { ApiError } from "../../lib/errors.ts";
+import { readBodyLimited, validationError } from "../../lib/http.ts";
+import { registry } from "../../lib/metrics.ts";
+import { checkOffer, MAX_SDP_BYTES } from "../../protocol/sdp.ts";
+import { type CloseReason, SessionOptions } from "../../protocol/session_messages.ts";
+import {
+  type CreateSessionRequest,
+  type CreateSessionResponse,
+  INTERNAL_SESSIONS_PATH,
+} from "../../protocol/internal_api.ts";
+import type { EdgeApp, EdgeContext } from "../context.ts";
+import { guard } from "../context.ts";
+import { assertSessionAllowed, type Principal } from "../auth.ts";
+import { OriginUnreachableError } from "../origin_client.ts";
+
+const setupSeconds = registry.histogram(
+  "parley_edge_session_setup_seconds",
+  "POST /v1/sessions: offer received → answer returned",
+);
+const sessionsCreated = registry.counter("parley_edge_sessions_created_total", "Sessions created by outcome");
+
+const JsonOffer = z.object({
+  sdp: z.string().min(1),
+  options: z.record(z.string(), z.unknown()).optional(),
+  resume: z.object({ session_id: z.uuid(), last_seq: z.number().int().min(0) }).strict().optional(),
+}).strict();
+
+const SESSION_ID = z.uuid();
+
+/** Options from the query string (SDP variant): ?mode=echo&language=en&voice=…&barge_in=false */
+function optionsFromQuery(q: Record<string, string>): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(q)) {
+    if (k === "resume" || k === "last_seq") continue;
+    if (v === "true" || v === "false") o[k] = v === "true";
+    else if (/^\d+$/.test(v)) o[k] = Number(v);
+    else o[k] = v;
+  }
+  return o;
+}
+
+async function loadSession(ctx: EdgeContext, p: Principal, id: string) {
+  if (!SESSION_ID.safeParse(id).success) throw new ApiError(404, "not_found", "no such session");
+  assertSessionAllowed(p, id);
+  const rows = await ctx.database.db.select().from(sessions)
+    .where(and(eq(sessions.id, id), eq(sessions.tenantId, p.tenantId)));
+  // Another tenant's session is indistinguishable from a missing one.
+  if (!rows[0]) throw new ApiError(404, "not_found", "no such session");
+  return rows[0];
+}
+
+function summary(row: typeof sessions.$inferSelect) {
+  return {
+    id: row.id,
+    state: row.state,
+    reason: row.reason,
+    mode: row.mode,
+    options: row.options,
+    node_id: row.nodeId,
+    last_seq: row.lastSeq,
+    created_at: row.createdAt,
+    active_at: row.activeAt,
+    closed_at: row.closedAt,
+  };
+}
+
+async function nodeUrl(ctx: EdgeContext, nodeId: string | null): Promise<string | null> {
+  if (!nodeId) return null;
+  const rows = await ctx.database.query<{ url: string; alive: boolean }>(sql`
+    select url, (heartbeat_at > now() - make_interval(secs => ${ctx.config.NODE_TIMEOUT_MS / 1000})
+      and stopped_at is null) as alive from nodes where id = ${nodeId}`);
+  return rows[0]?.alive ? rows[0].url : null;
+}
+
+/** Mark closed from the edge side (origin gone); never overwrites an earlier reason. */
+export async function markClosed(ctx: EdgeContext, id: string, reason: CloseReason): Promise<void> {
+  await ctx.database.query(sql`update sessions set state = 'closed', reason = coalesce(reason, ${reason}),
+    closed_at = coalesce(closed_at, now()), updated_at = now() where id = ${id} and state <> 'closed'`);
+}
+
+export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
+  const auth = guard(ctx, "sessions");
+
+  app.post("/v1/sessions", auth, async (c) => {
+    const t0 = performance.now();
+    const p = c.get("principal");
+    const type = (c.req.header("content-type") ?? "").toLowerCase();
+    const raw = await readBodyLimited(c, MAX_SDP_BYTES + 16 * 1024);
+    let sdp: string;
+    let rawOptions: Record<string, unknown>;
+    let resume: { session_id: string; last_seq: number } | undefined;
+    const wantsJson = type.startsWith("application/json");
+    if (type.startsWith("application/sdp")) {
+      sdp = new TextDecoder().decode(raw);
+      rawOptions = optionsFromQuery(c.req.query());
+      const q = c.req.query();
+      if (q.resume) {
+        const last = Number(q.last_seq ?? "0");
+        if (!SESSION_ID.safeParse(q.resume).success || !Number.isInteger(last) || last < 0) {
+          throw new ApiError(
+            400,
+            "validation_failed",
+            "resume needs a session id and a non-negative last_seq",
+          );
+        }
+        resume = { session_id: q.resume, last_seq: last };
+      }
+    } else if (wantsJson) {
+      let json: unknown;
+      try {
+        json = JSON.parse(new TextDecoder().decode(raw));
+      } catch {
+        throw new ApiError(400, "invalid_json", "body is not valid JSON");
+      }
+      const parsed = JsonOffer.safeParse(json);
+      if (!parsed.success) throw validationError(parsed.error.issues);
+      sdp = parsed.data.sdp;
+      rawOptions = parsed.data.options ?? {};
+      resume = parsed.data.resume;
+    } else {
+      throw new ApiError(
+        415,
+        "unsupported_media_type",
+        "send the offer as application/sdp or application/json",
+      );
+    }
+    const check = checkOffer(sdp);
+    if (!check.ok) throw new ApiError(400, "bad_request", `invalid SDP offer: ${check.message}`);
+    const opts = SessionOptions.safeParse(rawOptions);
+    if (!opts.success) throw validationError(opts.error.issues);
+    const options = opts.data;
+
+    let sessionId: string;
+    let candidates: Array<{ id: string; url: string }>;
+    if (resume) {
+      const row = await loadSession(ctx, p, resume.session_id);
+      if (row.state === "closed") {
+        throw new ApiError(409, "conflict", `session already closed (${row.reason})`);
+      }
+      const url = await nodeUrl(ctx, row.nodeId);
+      if (!url) throw new ApiError(409, "conflict", "the session's origin is gone; start a new session");
+      sessionId = row.id;
+      candidates = [{ id: row.nodeId!, url }];
+    } else {
+      if (p.sessionId) throw new ApiError(403, "forbidden", "this token is limited to an existing session");
+      const [{ n }] = await ctx.database.query<{ n: number }>(sql`select count(*)::int as n from sessions
+        where tenant_id = ${p.tenantId} and state <> 'closed'`);
+      if (Number(n) >= ctx.config.MAX_SESSIONS_PER_TENANT) {
+        throw new ApiError(
+          429,
+          "limit_exceeded",
+          `tenant has ${n} live sessions (limit ${ctx.config.MAX_SESSIONS_PER_TENANT})`,
+        );
+      }
+      if (p.maxSessions) {
+        const [{ k }] = await ctx.database.query<{ k: number }>(sql`select count(*)::int as k from sessions
+          where api_key_id = ${p.keyId} and state <> 'closed'`);
+        if (Number(k) >= p.maxSessions) {
+          throw new ApiError(
+            429,
+            "limit_exceeded",
+            `API key has ${k} live sessions (limit ${p.maxSessions})`,
+          );
+        }
+      }
+      candidates = (await pickNodes(ctx.database, ctx.config.NODE_TIMEOUT_MS)).map((n) => ({
+        id: n.id,
+        url: n.url,
+      }));
+      if (candidates.length === 0) {
+        sessionsCreated.inc({ outcome: "no_origin" });
+        throw new ApiError(503, "no_origin_available", "no origin node can take a session now", {
+          "Retry-After": "2",
+        });
+      }
+      const [row] = await ctx.database.db.insert(sessions).values({
+        tenantId: p.tenantId,
+        apiKeyId: p.keyId,
+        mode: options.mode,
+        options,
+        nodeId: candidates[0].id,
+      }).returning({ id: sessions.id });
+      sessionId = row.id;
+    }
+
+    const req: CreateSessionRequest = {
+      session_id: sessionId,
+      tenant_id: p.tenantId,
+      sdp,
+      options,
+      ...(resume ? { resume_after_seq: resume.last_seq } : {}),
+    };
+    const body = JSON.stringify(req);
+    let lastProblem = "no origin accepted the session";
+    for (const node of candidates.slice(0, 3)) {
+      if (!resume) {
+        await ctx.database.query(sql`update sessions set node_id = ${node.id}, updated_at = now()
+          where id = ${sessionId}`);
+      }
+      let res;
+      try {
+        res = await ctx.origins.call(node.url, "POST", INTERNAL_SESSIONS_PATH, {
+          body,
+          contentType: "application/json",
+          requestId: c.get("requestId"),
+          timeoutMs: ctx.config.SESSION_CONNECT_TIMEOUT_MS,
+        });
+      } catch (e) {
+        if (e instanceof OriginUnreachableError) {
+          // The origin never accepted this session: safe to try another one.
+          lastProblem = e.message;
+          c.get("log").warn("origin unreachable, trying next", { node_id: node.id, session_id: sessionId });
+          continue;
+        }
+        throw e;
+      }
+      if (res.status === 503 && !resume) {
+        lastProblem = `origin ${node.id} is draining or full`;
+        continue;
+      }
+      if (res.status !== 201) {
+        if (!resume) await ctx.database.db.delete(sessions).where(eq(sessions.id, sessionId));
+        sessionsCreated.inc({ outcome: "rejected" });
+        let err = { code: "origin_error", message: `origin answered ${res.status}` };
+        try {
+          err = res.json<{ error: typeof err }>().error ?? err;
+        } catch { /* keep generic */ }
+        const status = res.status >= 400 && res.status < 500 ? res.status : 502;
+        throw new ApiError(status, err.code as "origin_error", err.message);
+      }
+      const answer = res.json<CreateSessionResponse>();
+      setupSeconds.observe((performance.now() - t0) / 1000);
+      sessionsCreated.inc({ outcome: resume ? "resumed" : "created" });
+      const location = `/v1/sessions/${sessionId}`;
+      c.header("Location", location);
+      if (wantsJson) {
+        return c.json({ id: sessionId, sdp: answer.sdp, node_id: answer.node_id, location }, 201);
+      }
+      c.header("Content-Type", "application/sdp");
+      return c.body(answer.sdp, 201);
+    }
+    // Nobody accepted: leave no partial row behind.
+    if (!resume) await ctx.database.db.delete(sessions).where(eq(sessions.id, sessionId));
+    sessionsCreated.inc({ outcome: "no_origin" });
+    throw new ApiError(503, "no_origin_available", lastProblem, { "Retry-After": "2" });
+  });
+
+  app.get("/v1/sessions/:id", auth, async (c) => {
+    const row = await loadSession(ctx, c.get("principal"), c.req.param("id") ?? "");
+    return c.json(summary(row));
+  });
+
+  app.delete("/v1/sessions/:id", auth, async (c) => {
+    const row = await loadSession(ctx, c.get("principal"), c.req.param("id") ?? "");
+    if (row.state === "closed") return c.body(null, 204);
+    const url = await nodeUrl(ctx, row.nodeId);
+    if (!url) {
+      await markClosed(ctx, row.id, "origin_lost");
+      return c.body(null, 204);
+    }
+    try {
+      const res = await ctx.origins.call(
+        url,
+        "DELETE",
+        `${INTERNAL_SESSIONS_PATH}/${row.id}?reason=client_hangup`,
+        {
+          requestId: c.get("requestId"),
+        },
+      );
+      if (res.status === 404) await markClosed(ctx, row.id, "origin_lost");
+      else if (res.status >= 300) throw new ApiError(502, "origin_error", `origin answered ${res.status}`);
+    } catch (e) {
+      if (!(e instanceof OriginUnreachableError)) throw e;
+      await markClosed(ctx, row.id, "origin_lost");
+    }
+    return c.body(null, 204);
+  });
+
+  app.patch("/v1/sessions/:id", auth, (c) => {
+    c.header("Allow", "GET, DELETE");
+    throw new ApiError(
+      405,
+      "method_not_allowed",
+      "trickle ICE and ICE restart are not supported: the answer carries all candidates; to recover, POST a new offer with resume",
+      { Allow: "GET, DELETE" },
+    );
+  });
+  void ne;
+}
+
+/**
+ * Sweeper: sessions whose origin stopped heartbeating are closed with `origin_lost`. Runs on every edge;
+ * the update is idempotent, so several edges sweeping is harmless.
+ */
+export async function sweepLostSessions(ctx: EdgeContext): Promise<number> {
+  const rows = await ctx.database.query<{ id: string }>(sql`
+    update sessions s set state = 'closed', reason = coalesce(s.reason, 'origin_lost'),
+      closed_at = coalesce(s.closed_at, now()), updated_at = now()
+    from nodes n
+    where s.node_id = n.id and s.state <> 'closed'
+      and (n.heartbeat_at < now() - make_interval(secs => ${
+    ctx.config.NODE_TIMEOUT_MS / 1000
+  }) or n.stopped_at is not null)
+      and s.updated_at < now() - make_interval(secs => ${ctx.config.NODE_TIMEOUT_MS / 1000})
+    returning s.id`);
+  return rows.length;
+}

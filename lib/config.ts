@@ -1,0 +1,91 @@
+/**
+ * Configuration from environment variables, validated once at start. A bad value stops the process with one
+ * line naming the variable (see `loadConfig`). Every variable is documented in README's configuration table;
+ * keep the two in sync (tests/config_test.ts checks that every key here appears in the README).
+ */
+import { z } from "zod";
+
+const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) =>
+  ["true", "1", "yes"].includes(v)
+);
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Variable name → schema (with default). Names are the env var names. */
+export const CONFIG_SCHEMA = {
+  HOST: z.string().min(1).default("127.0.0.1"),
+  PORT: int(0, 65535).default(8080),
+  ORIGIN_HOST: z.string().min(1).default("127.0.0.1"),
+  ORIGIN_PORT: int(0, 65535).default(8081),
+  /** URL the edge uses to reach this origin; defaults to http://ORIGIN_HOST:ORIGIN_PORT. */
+  ORIGIN_URL: z.url().optional(),
+  PUBLIC_URL: z.url().optional(),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
+  DATA_DIR: z.string().min(1).default("./data"),
+  NODE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, . _ - (max 64)").optional(),
+  NODE_CAPACITY: int(1, 10000).default(60),
+  HEARTBEAT_MS: int(100, 60000).default(2000),
+  NODE_TIMEOUT_MS: int(500, 600000).default(6000),
+  INTERNAL_SECRET: z.string().min(32, "at least 32 characters").optional(),
+  JWT_SECRET: z.string().min(32, "at least 32 characters").optional(),
+  TOKEN_MAX_TTL_S: int(60, 3600).default(3600),
+  RATE_LIMIT_RPS: int(1, 100000).default(20),
+  RATE_LIMIT_BURST: int(1, 100000).default(60),
+  MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  MAX_SESSIONS_PER_TENANT: int(1, 100000).default(100),
+  ICE_DISCONNECTED_GRACE_MS: int(100, 600000).default(10000),
+  MEDIA_TIMEOUT_MS: int(500, 3600000).default(15000),
+  SESSION_CONNECT_TIMEOUT_MS: int(1000, 600000).default(20000),
+  SHUTDOWN_GRACE_MS: int(0, 600000).default(10000),
+  ASR_ENGINE: z.enum(["ctc", "whisper"]).default("ctc"),
+  ASR_MODEL: z.string().min(1).default("parley-asr-en"),
+  MODELS_DIR: z.string().min(1).default("./models"),
+  ALLOW_REMOTE_MODELS: bool.default(false),
+  ASR_WORKERS: int(1, 64).default(2),
+  TTS_ENGINE: z.enum(["espeak", "vits"]).default("espeak"),
+  TTS_VOICE: z.string().min(1).default("en-us"),
+  TTS_WORKERS: int(0, 64).default(1),
+  TTS_MAX_TEXT_CHARS: int(1, 10_000_000).default(200_000),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+} as const;
+
+export type ConfigKey = keyof typeof CONFIG_SCHEMA;
+export type Config = { [K in ConfigKey]: z.output<typeof CONFIG_SCHEMA[K]> };
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, detail: string) {
+    super(`invalid configuration: ${variable}: ${detail}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Parse config from an env map (default: the process environment). Throws ConfigError naming the variable. */
+export function parseConfig(env: Record<string, string | undefined> = Deno.env.toObject()): Config {
+  const out: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(CONFIG_SCHEMA)) {
+    const raw = env[name];
+    const r = (schema as z.ZodType).safeParse(raw === "" ? undefined : raw);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      throw new ConfigError(name, `${issue.message} (got ${JSON.stringify(raw)})`);
+    }
+    out[name] = r.data;
+  }
+  const cfg = out as Config;
+  if (cfg.NODE_TIMEOUT_MS <= cfg.HEARTBEAT_MS) {
+    throw new ConfigError("NODE_TIMEOUT_MS", `must be greater than HEARTBEAT_MS (${cfg.HEARTBEAT_MS})`);
+  }
+  return cfg;
+}
+
+/** For entry points: parse or print the one clear line and exit 2. */
+export function loadConfigOrExit(env?: Record<string, string | undefined>): Config {
+  try {
+    return parseConfig(env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`parley: ${e.message}`);
+      Deno.exit(2);
+    }
+    throw e;
+  }
+}

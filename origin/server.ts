@@ -1,0 +1,208 @@
+/**
+ * One origin node: the signed internal HTTP API (edge → origin), node registration + heartbeat, and the
+ * components that do the work (sessions, engines, job workers). close() is the SIGTERM path: mark draining
+ * (the edge stops routing here at once), end every session with `origin_shutdown` (bye first), close
+ * components, deregister, stop the HTTP server.
+ */
+import { Hono } from "hono";
+import { sql } from "drizzle-orm";
+import type { Database } from "../db/client.ts";
+import { heartbeatNode, registerNode, stopNode } from "../db/nodes.ts";
+import { sharedSecret } from "../db/settings.ts";
+import type { Config } from "../lib/config.ts";
+import { ApiError } from "../lib/errors.ts";
+import { type AppVariables, installErrorHandling, observe, readBodyLimited } from "../lib/http.ts";
+import type { Logger } from "../lib/log.ts";
+import { registry } from "../lib/metrics.ts";
+import { SIGNATURE_HEADER, verifyRequest } from "../protocol/internal_auth.ts";
+import { type CreateSessionRequest, INTERNAL_SESSIONS_PATH } from "../protocol/internal_api.ts";
+import { CLOSE_REASONS, type CloseReason } from "../protocol/session_messages.ts";
+import { OriginBusyError, type OriginComponent, type SessionService } from "./services.ts";
+
+const heartbeats = registry.counter("parley_origin_heartbeats_total", "Registry heartbeats by outcome");
+const VERSION = "0.1.0";
+
+type OriginVariables = AppVariables & { body: Uint8Array };
+
+export interface OriginParts {
+  sessions?: SessionService;
+  components?: OriginComponent[];
+}
+
+export class OriginServer {
+  #state: "running" | "draining" | "closed" = "running";
+  #server?: Deno.HttpServer;
+  #heartbeat?: ReturnType<typeof setInterval>;
+  #closing?: Promise<void>;
+  readonly app: Hono<{ Variables: OriginVariables }>;
+  readonly nodeId: string;
+  url = "";
+
+  private constructor(
+    private readonly config: Config,
+    private readonly database: Database,
+    private readonly log: Logger,
+    private readonly secret: string,
+    private readonly parts: OriginParts,
+  ) {
+    this.nodeId = config.NODE_ID ?? `origin-${Deno.hostname()}-${config.ORIGIN_PORT}`;
+    this.log = log.child({ role: "origin", node_id: this.nodeId });
+    this.app = this.buildApp();
+    registry.gauge("parley_origin_sessions", "Live sessions on this origin").collect(() =>
+      parts.sessions?.load ?? 0
+    );
+    registry.gauge("parley_origin_draining", "1 while this origin is draining").collect(() =>
+      this.#state === "running" ? 0 : 1
+    );
+  }
+
+  static async start(
+    config: Config,
+    database: Database,
+    log: Logger,
+    parts: OriginParts,
+  ): Promise<OriginServer> {
+    const secret = await sharedSecret(database, "internal_secret", config.INTERNAL_SECRET);
+    const o = new OriginServer(config, database, log, secret, parts);
+    o.#server = Deno.serve(
+      { hostname: config.ORIGIN_HOST, port: config.ORIGIN_PORT, onListen: () => {} },
+      o.app.fetch,
+    );
+    const addr = o.#server.addr as Deno.NetAddr;
+    o.url = config.ORIGIN_URL ?? `http://${addr.hostname}:${addr.port}`;
+    await registerNode(database, {
+      id: o.nodeId,
+      url: o.url,
+      capacity: config.NODE_CAPACITY,
+      version: VERSION,
+    });
+    o.#heartbeat = setInterval(() => o.beat(), config.HEARTBEAT_MS);
+    o.log.info("origin listening", { url: o.url, capacity: config.NODE_CAPACITY });
+    return o;
+  }
+
+  get state(): "running" | "draining" | "closed" {
+    return this.#state;
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      await heartbeatNode(
+        this.database,
+        this.nodeId,
+        this.parts.sessions?.load ?? 0,
+        this.#state !== "running",
+      );
+      heartbeats.inc({ outcome: "ok" });
+    } catch (err) {
+      heartbeats.inc({ outcome: "error" });
+      this.log.warn("heartbeat failed", { err: String(err) });
+    }
+  }
+
+  private buildApp(): Hono<{ Variables: OriginVariables }> {
+    const app = new Hono<{ Variables: OriginVariables }>();
+    app.use("*", observe("origin", this.log));
+    installErrorHandling(app, this.log);
+    app.get("/healthz", (c) => c.json({ ok: true, role: "origin", node_id: this.nodeId }));
+    app.get("/readyz", async (c) => {
+      const checks: Record<string, boolean> = { database: false, migrations: false };
+      try {
+        await this.database.query(sql`select 1`);
+        checks.database = true;
+        checks.migrations = await this.database.migrationsApplied();
+      } catch { /* false */ }
+      for (const comp of this.parts.components ?? []) {
+        try {
+          checks[comp.name] = await comp.ready();
+        } catch {
+          checks[comp.name] = false;
+        }
+      }
+      checks.accepting = this.#state === "running";
+      const ok = Object.values(checks).every(Boolean);
+      return c.json({ ok, role: "origin", node_id: this.nodeId, checks }, ok ? 200 : 503);
+    });
+    app.get(
+      "/metrics",
+      (c) => c.text(registry.render(), 200, { "content-type": "text/plain; version=0.0.4" }),
+    );
+
+    // Everything under /internal is signed by the edge.
+    app.use("/internal/*", async (c, next) => {
+      const body = await readBodyLimited(c, 256 * 1024);
+      const url = new URL(c.req.url);
+      const v = await verifyRequest(
+        this.secret,
+        c.req.header(SIGNATURE_HEADER),
+        c.req.method,
+        url.pathname + url.search,
+        body,
+      );
+      if (!v.ok) throw new ApiError(401, "unauthorized", `internal API: ${v.reason}`);
+      c.set("body", body);
+      await next();
+    });
+    app.post(INTERNAL_SESSIONS_PATH, async (c) => {
+      const sessions = this.requireSessions();
+      if (this.#state !== "running") throw new ApiError(503, "unavailable", "origin is draining");
+      let req: CreateSessionRequest;
+      try {
+        req = JSON.parse(new TextDecoder().decode(c.get("body")));
+      } catch {
+        throw new ApiError(400, "invalid_json", "body is not valid JSON");
+      }
+      try {
+        const { sdp } = await sessions.create(req);
+        return c.json({ session_id: req.session_id, node_id: this.nodeId, sdp }, 201);
+      } catch (e) {
+        if (e instanceof OriginBusyError) throw new ApiError(503, "unavailable", e.message);
+        throw e;
+      }
+    });
+    app.get(`${INTERNAL_SESSIONS_PATH}/:id`, (c) => {
+      const s = this.requireSessions().get(c.req.param("id"));
+      if (!s) throw new ApiError(404, "not_found", "no such session on this origin");
+      return c.json(s);
+    });
+    app.delete(`${INTERNAL_SESSIONS_PATH}/:id`, async (c) => {
+      const reason = (c.req.query("reason") ?? "client_hangup") as CloseReason;
+      if (!CLOSE_REASONS.includes(reason)) {
+        throw new ApiError(400, "validation_failed", "unknown close reason");
+      }
+      const s = await this.requireSessions().end(c.req.param("id"), reason);
+      if (!s) throw new ApiError(404, "not_found", "no such session on this origin");
+      return c.json(s);
+    });
+    return app;
+  }
+
+  private requireSessions(): SessionService {
+    if (!this.parts.sessions) throw new ApiError(503, "unavailable", "this origin runs no session service");
+    return this.parts.sessions;
+  }
+
+  /** Idempotent drain-and-close (SIGTERM). */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#state = "draining";
+      this.parts.sessions?.drain();
+      await this.beat(); // tell the edge we're draining before anything else
+      try {
+        await this.parts.sessions?.close("origin_shutdown");
+        for (const comp of [...(this.parts.components ?? [])].reverse()) {
+          await comp.close().catch((err) =>
+            this.log.error("component close failed", { component: comp.name, err })
+          );
+        }
+      } finally {
+        clearInterval(this.#heartbeat);
+        await stopNode(this.database, this.nodeId).catch(() => {});
+        await this.#server?.shutdown();
+        this.#state = "closed";
+        this.log.info("origin closed");
+      }
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * What the origin's HTTP layer and registry need from the parts that do the work. The concrete classes live in
+ * origin/session (WebRTC sessions), origin/pipeline (engines) and origin/tts_jobs (batch synthesis); these
+ * interfaces keep the server wiring independent of them and let tests plug in small doubles.
+ */
+import type { CreateSessionRequest, SessionSummary } from "../protocol/internal_api.ts";
+import type { CloseReason } from "../protocol/session_messages.ts";
+
+/** Thrown by SessionService.create when this origin can't take the session (edge retries elsewhere → 503). */
+export class OriginBusyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "OriginBusyError";
+  }
+}
+
+export interface SessionService {
+  /** Negotiate a session; resolves with the SDP answer (ICE gathering complete). Throws ApiError for bad input. */
+  create(req: CreateSessionRequest): Promise<{ sdp: string }>;
+  get(id: string): SessionSummary | null;
+  /** End one session (idempotent); null when this origin doesn't know it. */
+  end(id: string, reason: CloseReason): Promise<SessionSummary | null>;
+  /** Live sessions (the load reported in heartbeats). */
+  readonly load: number;
+  /** Stop taking sessions (draining). */
+  drain(): void;
+  /** Send bye to every session with the reason, close them all, release shared resources. Idempotent. */
+  close(reason: CloseReason): Promise<void>;
+}
+
+/** Anything with readiness and a close (engines, job workers). */
+export interface OriginComponent {
+  readonly name: string;
+  ready(): boolean | Promise<boolean>;
+  close(): Promise<void>;
+}
