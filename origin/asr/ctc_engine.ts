@@ -1,0 +1,63 @@
+/**
+ * The bundled CTC recognizer (models/parley-asr-en) behind the AsrEngine interface. Decoding (beam search,
+ * alternatives) lives in ./ctc_decoder.ts (`loadCtcRecognizer`); this adapter only normalises the result.
+ */
+import type { AsrConfig, AsrEngine, AsrResult } from "./engine.ts";
+import { resolveModelDir } from "./engine.ts";
+
+/** The shape of `loadCtcRecognizer(modelDir)` from ./ctc_decoder.ts. */
+export interface CtcRecognizer {
+  transcribe(pcm16k: Float32Array):
+    | Promise<CtcTranscription>
+    | CtcTranscription;
+  dispose(): void | Promise<void>;
+}
+export interface CtcTranscription {
+  hypotheses: Array<{ text: string; score: number }>;
+  greedy?: string | { text: string };
+  frames?: number;
+  confidence?: number;
+}
+
+/** Geometric-mean per-frame probability of the best path, from its total log score and frame count. */
+export function ctcConfidence(r: CtcTranscription): number | null {
+  if (typeof r.confidence === "number") return r.confidence;
+  const best = r.hypotheses[0];
+  if (!best || !r.frames || !(best.score <= 0)) return null;
+  return Math.exp(best.score / r.frames);
+}
+
+export class CtcEngine implements AsrEngine {
+  readonly name = "ctc" as const;
+  private constructor(readonly model: string, private rec: CtcRecognizer | null) {}
+
+  static async load(config: AsrConfig): Promise<CtcEngine> {
+    // Specifier built at run time: the decoder is another module's file and may land after this one.
+    const spec = new URL("./ctc_decoder.ts", import.meta.url).href;
+    const mod = await import(spec) as {
+      loadCtcRecognizer(dir: string, opts?: unknown): Promise<CtcRecognizer>;
+    };
+    const rec = await mod.loadCtcRecognizer(resolveModelDir(config), {
+      intraOpNumThreads: config.intraOpNumThreads,
+    });
+    return new CtcEngine(config.model, rec);
+  }
+
+  async transcribe(pcm16k: Float32Array): Promise<AsrResult> {
+    if (!this.rec) throw new Error("ctc engine disposed");
+    const t0 = performance.now();
+    const r = await this.rec.transcribe(pcm16k);
+    const alternatives = r.hypotheses.map((h) => ({ text: h.text.trim(), score: h.score }));
+    if (alternatives.length === 0) {
+      const g = typeof r.greedy === "string" ? r.greedy : r.greedy?.text ?? "";
+      alternatives.push({ text: g.trim(), score: 0 });
+    }
+    return { alternatives, confidence: ctcConfidence(r), inferenceMs: performance.now() - t0 };
+  }
+
+  async dispose(): Promise<void> {
+    const r = this.rec;
+    this.rec = null;
+    if (r) await r.dispose();
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Inference worker entrypoint (Deno Web Worker). Loads the engines named in its `init` message (ASR, TTS, VAD)
+ * with onnxruntime `intraOpNumThreads` from the config, then serves one job at a time. It never imports wrtc.
+ */
+/// <reference lib="deno.worker" />
+import type { FromWorker, Job, ToWorker, WorkerInit } from "./protocol.ts";
+import type { AsrEngine } from "../asr/engine.ts";
+import type { SynthesisEngine, TtsConfig, TtsEngineName } from "../tts/engine.ts";
+import type { SileroVad } from "../pipeline/vad.ts";
+import { floatToInt16, resampleAll } from "../pipeline/resampler.ts";
+
+let asr: AsrEngine | null = null;
+let vad: SileroVad | null = null;
+let ttsConfig: TtsConfig | null = null;
+const tts = new Map<TtsEngineName, Promise<SynthesisEngine>>();
+
+function post(msg: FromWorker, transfer: Transferable[] = []): void {
+  self.postMessage(msg, transfer);
+}
+
+function getTts(engine: TtsEngineName): Promise<SynthesisEngine> {
+  if (!ttsConfig) throw new Error("this worker has no synthesis engines");
+  let p = tts.get(engine);
+  if (!p) {
+    const cfg = { ...ttsConfig, engine };
+    p = import("../tts/engine.ts").then((m) => m.loadSynthesisEngine(cfg));
+    tts.set(engine, p);
+  }
+  return p;
+}
+
+async function init(cfg: WorkerInit): Promise<string[]> {
+  const loaded: string[] = [];
+  if (cfg.vad) {
+    const { SileroVad, defaultSileroModelPath } = await import("../pipeline/vad.ts");
+    vad = await SileroVad.load(cfg.vad.modelPath ?? defaultSileroModelPath(), cfg.vad.intraOpNumThreads);
+    loaded.push("vad");
+  }
+  if (cfg.asr) {
+    const { loadAsrEngine } = await import("../asr/engine.ts");
+    asr = await loadAsrEngine(cfg.asr);
+    loaded.push(`asr:${cfg.asr.engine}`);
+  }
+  if (cfg.tts) {
+    ttsConfig = cfg.tts;
+    await getTts(cfg.tts.engine);
+    loaded.push(`tts:${cfg.tts.engine}`);
+  }
+  return loaded;
+}
+
+async function run(job: Job): Promise<{ value: unknown; transfer: Transferable[] }> {
+  switch (job.kind) {
+    case "asr": {
+      if (!asr) throw new Error("this worker has no ASR engine");
+      return { value: await asr.transcribe(job.pcm16k), transfer: [] };
+    }
+    case "tts": {
+      const engine = await getTts(job.engine ?? ttsConfig!.engine);
+      const r = await engine.synthesize(job.text, job.voice);
+      let pcm = r.pcm, sampleRate = r.sampleRate;
+      if (job.outRate && job.outRate !== r.sampleRate) {
+        pcm = floatToInt16(resampleAll(r.pcm, r.sampleRate, job.outRate));
+        sampleRate = job.outRate;
+      }
+      return { value: { ...r, pcm, sampleRate }, transfer: [pcm.buffer as ArrayBuffer] };
+    }
+    case "voices": {
+      const engine = await getTts(job.engine ?? ttsConfig!.engine);
+      return { value: await engine.listVoices(), transfer: [] };
+    }
+    case "vad": {
+      if (!vad) throw new Error("this worker has no VAD");
+      const r = await vad.runBatch(job.items);
+      return { value: r, transfer: [r.probs.buffer as ArrayBuffer, r.states.buffer as ArrayBuffer] };
+    }
+    case "crash":
+      setTimeout(() => {
+        throw new Error("inference worker crash requested");
+      }, 0);
+      return await new Promise(() => {});
+    case "sleep": {
+      const until = performance.now() + job.ms;
+      while (performance.now() < until) { /* busy, like a synchronous inference */ }
+      return { value: { slept: job.ms }, transfer: [] };
+    }
+  }
+}
+
+async function closeAll(): Promise<void> {
+  const engines = await Promise.allSettled([...tts.values()]);
+  await Promise.allSettled([
+    asr?.dispose(),
+    vad?.close(),
+    ...engines.map((e) => e.status === "fulfilled" ? e.value.close() : undefined),
+  ]);
+  asr = null;
+  vad = null;
+  tts.clear();
+}
+
+// Jobs are served strictly one at a time (onnxruntime-node runs synchronously anyway).
+let chain: Promise<void> = Promise.resolve();
+
+self.onmessage = (e: MessageEvent<ToWorker>) => {
+  const msg = e.data;
+  if (msg.type === "init") {
+    const t0 = performance.now();
+    chain = chain.then(() =>
+      init(msg.init).then(
+        (loaded) => post({ type: "ready", loaded, loadMs: performance.now() - t0 }),
+        (err) => post({ type: "init_error", error: String(err?.stack ?? err) }),
+      )
+    );
+  } else if (msg.type === "job") {
+    chain = chain.then(async () => {
+      const t0 = performance.now();
+      try {
+        const { value, transfer } = await run(msg.job);
+        post({ type: "result", id: msg.id, ok: true, value, busyMs: performance.now() - t0 }, transfer);
+      } catch (err) {
+        post({
+          type: "result",
+          id: msg.id,
+          ok: false,
+          error: String((err as Error)?.message ?? err),
+          busyMs: performance.now() - t0,
+        });
+      }
+    });
+  } else if (msg.type === "close") {
+    chain = chain.then(async () => {
+      await closeAll();
+      post({ type: "closed" });
+    });
+  }
+};

@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import {
+  InferencePool,
+  OverloadedError,
+  PoolClosedError,
+  SupersededError,
+  WorkerCrashedError,
+} from "./pool.ts";
+import { configureLogging } from "../../lib/log.ts";
+import { newVadState } from "../pipeline/vad.ts";
+
+configureLogging({ level: "error" });
+
+Deno.test("pool: priorities, coalescing and overload shedding of low-priority jobs", async () => {
+  const pool = await InferencePool.create({ name: "t-prio", size: 1, init: {}, lowQueueLimit: 2 });
+  try {
+    const order: string[] = [];
+    const track = (name: string, p: Promise<unknown>) =>
+      p.then(() => order.push(name), (e) => order.push(`${name}:${e.name}`));
+    const all = [
+      track("busy", pool.submit({ kind: "sleep", ms: 60 })), // occupies the worker
+      track("low1", pool.submit({ kind: "sleep", ms: 1 }, { priority: "low", coalesceKey: "s1" })),
+      track("low1b", pool.submit({ kind: "sleep", ms: 1 }, { priority: "low", coalesceKey: "s1" })),
+      track("normal", pool.submit({ kind: "sleep", ms: 1 }, { priority: "normal" })),
+      track("low2", pool.submit({ kind: "sleep", ms: 1 }, { priority: "low" })), // queue has 2 → refused
+      track("high", pool.submit({ kind: "sleep", ms: 1 }, { priority: "high" })),
+    ];
+    await Promise.all(all);
+    assert.deepEqual(order, [
+      "low1:SupersededError",
+      "low2:OverloadedError",
+      "busy",
+      "high",
+      "normal",
+      "low1b",
+    ]);
+    assert.equal(pool.queueDepth, 0);
+  } finally {
+    await pool.close();
+  }
+  assert.ok(SupersededError && OverloadedError);
+});
+
+Deno.test("pool: a crashed worker is restarted; its job retries once if asked; timeouts restart too", async () => {
+  const pool = await InferencePool.create({ name: "t-crash", size: 1, init: {}, jobTimeoutMs: 1500 });
+  try {
+    await assert.rejects(pool.submit({ kind: "crash" }), WorkerCrashedError);
+    // the pool recovers: the next job runs on the respawned worker
+    const r = await pool.submit({ kind: "sleep", ms: 5 });
+    assert.deepEqual(r, { slept: 5 });
+    assert.equal(pool.liveWorkers, 1);
+    // a job that never returns hits the job timeout; worker is replaced
+    const t0 = performance.now();
+    await assert.rejects(pool.submit({ kind: "sleep", ms: 4000 }), /timeout/);
+    assert.ok(performance.now() - t0 < 3000);
+    assert.deepEqual(await pool.submit({ kind: "sleep", ms: 1 }), { slept: 1 });
+  } finally {
+    await pool.close();
+  }
+});
+
+Deno.test("pool: close() is idempotent, rejects queued/in-flight/later jobs and terminates workers", async () => {
+  const pool = await InferencePool.create({
+    name: "t-close",
+    size: 2,
+    init: { vad: { intraOpNumThreads: 1 } },
+  });
+  assert.equal(pool.state, "ready");
+  assert.equal(pool.liveWorkers, 2);
+  // real model job works
+  const s = newVadState();
+  const r = await pool.submit({ kind: "vad", items: [{ chunk: new Float32Array(512), ...s }] }, {
+    priority: "high",
+  });
+  assert.equal(r.probs.length, 1);
+  assert.ok(r.probs[0] < 0.5);
+  const inflight = [1, 2, 3].map(() => pool.submit({ kind: "sleep", ms: 300 }));
+  await new Promise((r) => setTimeout(r, 20));
+  const c1 = pool.close();
+  const c2 = pool.close();
+  assert.equal(c1, c2);
+  for (const p of inflight) await assert.rejects(p, PoolClosedError);
+  await c1;
+  assert.equal(pool.state, "closed");
+  assert.equal(pool.liveWorkers, 0);
+  await assert.rejects(pool.submit({ kind: "sleep", ms: 1 }), PoolClosedError);
+  await pool.close();
+});
+
+Deno.test("pool: init failure rejects create and leaves no workers", async () => {
+  await assert.rejects(
+    InferencePool.create({
+      name: "t-bad",
+      size: 1,
+      init: { vad: { modelPath: "/nonexistent/model.onnx", intraOpNumThreads: 1 } },
+    }),
+    /init failed/,
+  );
+});

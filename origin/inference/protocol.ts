@@ -1,0 +1,43 @@
+/** Typed IPC between the inference pool (main isolate) and its workers. */
+import type { AsrConfig, AsrResult } from "../asr/engine.ts";
+import type { SynthesisResult, TtsConfig, TtsEngineName, Voice } from "../tts/engine.ts";
+import type { VadBatchItem, VadBatchResult } from "../pipeline/vad.ts";
+
+/** What a worker loads at start. Any subset. */
+export interface WorkerInit {
+  asr?: AsrConfig;
+  tts?: TtsConfig;
+  vad?: { modelPath?: string; intraOpNumThreads: number };
+}
+
+export type Job =
+  | { kind: "asr"; pcm16k: Float32Array }
+  | { kind: "tts"; text: string; voice?: string; engine?: TtsEngineName; outRate?: number }
+  | { kind: "voices"; engine?: TtsEngineName }
+  | { kind: "vad"; items: VadBatchItem[] }
+  /** Test hooks: prove supervision (crash → restart) and timeouts. */
+  | { kind: "crash" }
+  | { kind: "sleep"; ms: number };
+
+export interface TtsJobResult extends Omit<SynthesisResult, "pcm"> {
+  pcm: Int16Array | Float32Array;
+}
+
+export type JobResult<J extends Job> = J extends { kind: "asr" } ? AsrResult
+  : J extends { kind: "tts" } ? TtsJobResult
+  : J extends { kind: "voices" } ? Voice[]
+  : J extends { kind: "vad" } ? VadBatchResult
+  : J extends { kind: "sleep" } ? { slept: number }
+  : never;
+
+export type ToWorker =
+  | { type: "init"; init: WorkerInit }
+  | { type: "job"; id: number; job: Job }
+  | { type: "close" };
+
+export type FromWorker =
+  | { type: "ready"; loaded: string[]; loadMs: number }
+  | { type: "init_error"; error: string }
+  | { type: "result"; id: number; ok: true; value: unknown; busyMs: number }
+  | { type: "result"; id: number; ok: false; error: string; busyMs: number }
+  | { type: "closed" };

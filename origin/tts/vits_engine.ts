@@ -1,0 +1,57 @@
+/** VITS / MMS-TTS through Transformers.js `text-to-audio`. No timing output: timings are estimated. */
+import { loadTransformers } from "../asr/transformers_env.ts";
+import {
+  estimateTimings,
+  type SynthesisEngine,
+  type SynthesisResult,
+  type TtsConfig,
+  type Voice,
+} from "./engine.ts";
+import { visemeOfLetter } from "./visemes.ts";
+
+export class VitsEngine implements SynthesisEngine {
+  readonly name = "vits" as const;
+  // deno-lint-ignore no-explicit-any
+  private constructor(private pipe: any, private readonly model: string) {}
+
+  static async load(config: TtsConfig): Promise<VitsEngine> {
+    const model = config.vitsModel ?? "tiny-vits";
+    let modelsDir = config.modelsDir, id = model;
+    if (model.startsWith("/")) {
+      const i = model.replace(/\/$/, "").lastIndexOf("/");
+      modelsDir = model.slice(0, i + 1);
+      id = model.slice(i + 1).replace(/\/$/, "");
+    }
+    const t = await loadTransformers({ modelsDir, allowRemoteModels: config.allowRemoteModels });
+    const pipe = await t.pipeline("text-to-audio", id, {
+      dtype: "fp32",
+      session_options: { intraOpNumThreads: config.intraOpNumThreads, interOpNumThreads: 1 },
+    });
+    return new VitsEngine(pipe, model);
+  }
+
+  async synthesize(text: string, _voice?: string): Promise<SynthesisResult> {
+    if (!this.pipe) throw new Error("vits engine closed");
+    const out = await this.pipe(text);
+    const pcm = out.audio instanceof Float32Array ? out.audio : Float32Array.from(out.audio);
+    const sampleRate = out.sampling_rate as number;
+    const durationMs = (pcm.length * 1000) / sampleRate;
+    return {
+      pcm,
+      sampleRate,
+      durationMs,
+      ...estimateTimings(text, durationMs, visemeOfLetter),
+      estimated: true,
+    };
+  }
+
+  listVoices(): Promise<Voice[]> {
+    return Promise.resolve([{ id: this.model, name: this.model, languages: [], engine: "vits" }]);
+  }
+
+  async close(): Promise<void> {
+    const p = this.pipe;
+    this.pipe = null;
+    if (p?.dispose) await p.dispose();
+  }
+}
