@@ -1,0 +1,223 @@
+/**
+ * The process-wide engine hub: loads the speech engines once (in inference worker pools), and creates one
+ * SpeechPipeline per session on top of them.
+ *
+ *  - `vad` pool: 1 worker with Silero VAD; chunks of all sessions arriving together are evaluated in one batch.
+ *  - `speech` pool: `workers` workers, each with the ASR engine and the synthesis engine(s); priority queue
+ *    (confirmed decodes > synthesis > partial decodes), partials shed first under overload.
+ *
+ * Usage (origin):
+ *   const hub = await EngineHub.create(engineHubConfigFrom(env));   // at startup, before /readyz is green
+ *   const pipeline = hub.createPipeline(sessionHost, sessionOptions); // per session
+ *   pipeline.push(frame) … pipeline.close();
+ *   hub.ready();  // for /readyz
+ *   await hub.close();  // on shutdown: closes pipelines, then pools (workers terminated)
+ */
+import type { SessionOptions } from "../../protocol/session_messages.ts";
+import type { PipelineHost, SpeechPipeline } from "./types.ts";
+import { type AsrConfig, asrConfigFrom, DEFAULT_ASR_CONFIG } from "../asr/engine.ts";
+import { DEFAULT_TTS_CONFIG, type TtsConfig, type TtsEngineName, type Voice } from "../tts/engine.ts";
+import { InferencePool } from "../inference/pool.ts";
+import type { TtsJobResult } from "../inference/protocol.ts";
+import { BatchingVad } from "./vad.ts";
+import {
+  DEFAULT_PIPELINE_CONFIG,
+  type PipelineConfig,
+  type PipelineEngines,
+  StreamingPipeline,
+} from "./speech_pipeline.ts";
+import { log as rootLog } from "../../lib/log.ts";
+import { registry } from "../../lib/metrics.ts";
+
+export interface EngineHubConfig {
+  asr: AsrConfig;
+  tts: TtsConfig;
+  /** Speech (ASR + TTS) workers. Default: 2 (one per core on the reference machine). */
+  workers: number;
+  /** Pool limits. */
+  queueLimit: number;
+  /** Partial decodes are refused when this many jobs wait (default 2 × workers). */
+  partialQueueLimit?: number;
+  initTimeoutMs: number;
+  jobTimeoutMs: number;
+  pipeline: Partial<PipelineConfig>;
+}
+
+export const DEFAULT_ENGINE_HUB_CONFIG: EngineHubConfig = {
+  asr: DEFAULT_ASR_CONFIG,
+  tts: DEFAULT_TTS_CONFIG,
+  workers: 2,
+  queueLimit: 1000,
+  initTimeoutMs: 120_000,
+  jobTimeoutMs: 30_000,
+  pipeline: {},
+};
+
+/** Typed config from env-like values (the lead's config module owns env parsing and validation). */
+export function engineHubConfigFrom(values: Record<string, string | undefined>): EngineHubConfig {
+  const asr = asrConfigFrom(values);
+  const tts: TtsConfig = {
+    ...DEFAULT_TTS_CONFIG,
+    engine: (values.TTS_ENGINE as TtsEngineName) ?? DEFAULT_TTS_CONFIG.engine,
+    voice: values.TTS_VOICE ?? DEFAULT_TTS_CONFIG.voice,
+    vitsModel: values.TTS_MODEL,
+    modelsDir: asr.modelsDir,
+    allowRemoteModels: asr.allowRemoteModels,
+  };
+  const workers = values.INFERENCE_WORKERS
+    ? Number(values.INFERENCE_WORKERS)
+    : DEFAULT_ENGINE_HUB_CONFIG.workers;
+  return { ...DEFAULT_ENGINE_HUB_CONFIG, asr, tts, workers };
+}
+
+const mDecodeOverload = registry.counter(
+  "parley_asr_partials_shed_total",
+  "Partial decodes refused by the pool under overload",
+);
+
+export class EngineHub {
+  private readonly pipelines = new Set<SpeechPipeline>();
+  private closing: Promise<void> | null = null;
+  private readonly log = rootLog.child({ component: "engine_hub" });
+  private readonly vad: BatchingVad;
+
+  private constructor(
+    readonly config: EngineHubConfig,
+    private readonly speechPool: InferencePool,
+    private readonly vadPool: InferencePool,
+  ) {
+    this.vad = new BatchingVad((items) =>
+      this.vadPool.submit({ kind: "vad", items }, { priority: "high", retry: true })
+    );
+  }
+
+  static async create(config: Partial<EngineHubConfig> = {}): Promise<EngineHub> {
+    const cfg: EngineHubConfig = { ...DEFAULT_ENGINE_HUB_CONFIG, ...config };
+    const t0 = performance.now();
+    const common = {
+      initTimeoutMs: cfg.initTimeoutMs,
+      jobTimeoutMs: cfg.jobTimeoutMs,
+      queueLimit: cfg.queueLimit,
+    };
+    const [vadPool, speechPool] = await Promise.allSettled([
+      InferencePool.create({ name: "vad", size: 1, init: { vad: { intraOpNumThreads: 1 } }, ...common }),
+      InferencePool.create({
+        name: "speech",
+        size: cfg.workers,
+        init: { asr: cfg.asr, tts: cfg.tts },
+        lowQueueLimit: cfg.partialQueueLimit ?? Math.max(2, cfg.workers * 2),
+        ...common,
+      }),
+    ]);
+    if (vadPool.status === "rejected" || speechPool.status === "rejected") {
+      await Promise.allSettled([
+        vadPool.status === "fulfilled" ? vadPool.value.close() : null,
+        speechPool.status === "fulfilled" ? speechPool.value.close() : null,
+      ]);
+      throw vadPool.status === "rejected" ? vadPool.reason : (speechPool as PromiseRejectedResult).reason;
+    }
+    const hub = new EngineHub(cfg, speechPool.value, vadPool.value);
+    hub.log.info("engines loaded", {
+      asr: `${cfg.asr.engine}:${cfg.asr.model}`,
+      tts: cfg.tts.engine,
+      workers: cfg.workers,
+      load_ms: Math.round(performance.now() - t0),
+    });
+    return hub;
+  }
+
+  get state(): "ready" | "closed" {
+    return this.closing ? "closed" : "ready";
+  }
+
+  /** For /readyz: engines loaded and at least one worker of each pool alive. */
+  ready(): { ready: boolean; detail: Record<string, unknown> } {
+    const detail = {
+      asr: `${this.config.asr.engine}:${this.config.asr.model}`,
+      tts: this.config.tts.engine,
+      speech_workers: this.speechPool.liveWorkers,
+      vad_workers: this.vadPool.liveWorkers,
+      queue_depth: this.speechPool.queueDepth,
+      pipelines: this.pipelines.size,
+    };
+    return { ready: !this.closing && this.speechPool.healthy && this.vadPool.healthy, detail };
+  }
+
+  get activePipelines(): number {
+    return this.pipelines.size;
+  }
+
+  /** Pool stats (benchmarks, ops). */
+  stats(): { speechQueue: number; speechBusy: number; vadQueue: number; vadPending: number } {
+    return {
+      speechQueue: this.speechPool.queueDepth,
+      speechBusy: this.speechPool.busyCount,
+      vadQueue: this.vadPool.queueDepth,
+      vadPending: this.vad.queued,
+    };
+  }
+
+  createPipeline(
+    host: PipelineHost,
+    options: SessionOptions,
+    config: Partial<PipelineConfig> = {},
+  ): StreamingPipeline {
+    if (this.closing) throw new Error("engine hub is closed");
+    const merged: Partial<PipelineConfig> = {
+      ...DEFAULT_PIPELINE_CONFIG,
+      ...this.config.pipeline,
+      ...config,
+    };
+    const p = new StreamingPipeline(host, this.engines(), options, merged);
+    this.pipelines.add(p);
+    const close = p.close.bind(p);
+    p.close = async () => {
+      this.pipelines.delete(p);
+      await close();
+    };
+    return p;
+  }
+
+  /** Synthesis for other users (the TTS job worker): PCM at the engine's rate, or `outRate` if given. */
+  synthesize(
+    text: string,
+    opts: { voice?: string; engine?: TtsEngineName; outRate?: number } = {},
+  ): Promise<TtsJobResult> {
+    if (this.closing) return Promise.reject(new Error("engine hub is closed"));
+    return this.speechPool.submit({ kind: "tts", text, ...opts }, { priority: "normal" });
+  }
+
+  listVoices(engine?: TtsEngineName): Promise<Voice[]> {
+    return this.speechPool.submit({ kind: "voices", engine }, { priority: "normal" });
+  }
+
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = (async () => {
+      await Promise.allSettled([...this.pipelines].map((p) => p.close()));
+      await Promise.allSettled([this.speechPool.close(), this.vadPool.close()]);
+      this.log.info("engine hub closed");
+    })();
+    return this.closing;
+  }
+
+  private engines(): PipelineEngines {
+    const pool = this.speechPool;
+    return {
+      vad: this.vad,
+      recognize: (pcm16k, opts) =>
+        pool.submit({ kind: "asr", pcm16k }, {
+          priority: opts.kind === "confirmed" ? "high" : "low",
+          owner: opts.owner,
+          coalesceKey: opts.coalesceKey,
+          retry: opts.kind === "confirmed",
+        }).catch((e) => {
+          if (e?.name === "OverloadedError") mDecodeOverload.inc();
+          throw e;
+        }),
+      synthesize: (text, voice, owner) =>
+        pool.submit({ kind: "tts", text, voice, outRate: 48000 }, { priority: "normal", owner }),
+      cancel: (owner) => void pool.cancelOwner(owner),
+    };
+  }
+}
