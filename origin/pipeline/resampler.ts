@@ -125,14 +125,22 @@ export class StreamingResampler {
     const count = this.t > maxT ? 0 : Math.floor((maxT - this.t) / M) + 1;
     const out = new Float32Array(count);
     let t = this.t;
+    let n = Math.floor(t / L);
+    let ph = t - n * L;
+    const stepN = Math.floor(M / L), stepP = M - stepN * L;
     for (let j = 0; j < count; j++) {
-      const n = Math.floor(t / L);
-      const taps = this.phases[t - n * L];
+      const taps = this.phases[ph];
       let acc = 0;
       for (let k = 0; k < K; k++) acc += taps[k] * h[n - k];
       out[j] = acc;
-      t += M;
+      n += stepN;
+      ph += stepP;
+      if (ph >= L) {
+        ph -= L;
+        n++;
+      }
     }
+    t += count * M;
     // Drop input samples no longer needed: keep from (floor(t/L) - (K-1)).
     const keepFrom = Math.min(this.historyLen, Math.max(0, Math.floor(t / L) - (K - 1)));
     if (keepFrom > 0) {
@@ -173,9 +181,14 @@ export function int16ToFloat(x: Int16Array): Float32Array {
 }
 
 /** One-shot resampling of a whole buffer (with the filter tail flushed and the group delay removed). */
-export function resampleAll(input: Float32Array | Int16Array, inRate: number, outRate: number): Float32Array {
+export function resampleAll(
+  input: Float32Array | Int16Array,
+  inRate: number,
+  outRate: number,
+  options: ResamplerOptions = {},
+): Float32Array {
   if (inRate === outRate) return input instanceof Int16Array ? int16ToFloat(input) : input.slice();
-  const r = new StreamingResampler(inRate, outRate);
+  const r = new StreamingResampler(inRate, outRate, options);
   const a = r.process(input);
   const b = r.flush();
   const all = new Float32Array(a.length + b.length);

@@ -9,8 +9,8 @@ function sine(freq: number, rate: number, seconds: number, amp = 0.5): Float32Ar
 }
 
 /** Push in 10 ms frames, as the media path does. */
-function streamed(x: Float32Array, inRate: number, outRate: number): Float32Array {
-  const r = new StreamingResampler(inRate, outRate);
+function streamed(x: Float32Array, inRate: number, outRate: number, zerosPerSide?: number): Float32Array {
+  const r = new StreamingResampler(inRate, outRate, { zerosPerSide });
   const frame = Math.round(inRate / 100);
   const parts: Float32Array[] = [];
   for (let i = 0; i < x.length; i += frame) {
@@ -81,9 +81,9 @@ Deno.test("48k→16k suppresses a 10 kHz tone (would alias to 6 kHz) by at least
 });
 
 Deno.test("22050→48k and 16k→48k keep a 1 kHz sine and add no images above the source band", () => {
-  for (const inRate of [22050, 16000]) {
+  for (const [inRate, zeros] of [[22050, 16], [22050, 8], [16000, 16]]) {
     const x = sine(1000, inRate, 1, 0.5);
-    const y = streamed(x, inRate, 48000);
+    const y = streamed(x, inRate, 48000, zeros);
     assert.ok(Math.abs(y.length - 48000) <= 256, `length ${y.length}`);
     const steady = y.subarray(2400, 45000);
     const f = zeroCrossingFreq(steady, 48000);
