@@ -64,10 +64,8 @@ async function main(): Promise<void> {
   Deno.addSignalListener("SIGINT", () => void stop("SIGINT"));
 
   try {
-    if (role === "all" || role === "origin") {
-      const parts = await assembleOrigin(config, database, plog);
-      origin = await OriginServer.start(config, database, plog, parts);
-    }
+    // Edge first: liveness (/healthz) answers while the origin is still loading its engines; until the origin
+    // registers, new sessions get 503 + Retry-After, which is the truth.
     if (role === "all" || role === "edge") {
       const created = await bootstrapAdminKey(database);
       edge = await EdgeServer.start(config, database, plog, [webRoutes]);
@@ -78,8 +76,11 @@ async function main(): Promise<void> {
           `  tenant ${created.tenantId}; create more with: deno task keys create --tenant ${created.tenantId}`,
         );
       }
-    } else {
-      console.log(`Parley origin ${origin!.nodeId} ready at ${origin!.url}`);
+    }
+    if (role === "all" || role === "origin") {
+      const parts = await assembleOrigin(config, database, plog);
+      origin = await OriginServer.start(config, database, plog, parts);
+      console.log(`Parley origin ${origin.nodeId} serving at ${origin.url}`);
     }
   } catch (err) {
     plog.error("start failed", { err });

@@ -1,0 +1,125 @@
+/**
+ * Whole-process start-up: `deno task start` on an empty PGlite data dir answers /healthz within 15 s, prints
+ * the URL and a first admin key, restarts idempotently, refuses a second process on the same data dir, and
+ * exits 0 on SIGTERM. With PARLEY_TEST_DATABASE_URL: two processes racing to migrate an empty Postgres both start.
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { testDatabaseUrl } from "../db/testing.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+interface Proc {
+  child: Deno.ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+}
+
+function spawn(args: string[], env: Record<string, string>): Proc {
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: ROOT,
+    env: { LOG_LEVEL: "warn", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let out = "";
+  let err = "";
+  const pump = async (s: ReadableStream<Uint8Array>, add: (t: string) => void) => {
+    for await (const chunk of s.pipeThrough(new TextDecoderStream())) add(chunk);
+  };
+  pump(child.stdout, (t) => out += t);
+  pump(child.stderr, (t) => err += t);
+  return { child, stdout: () => out, stderr: () => err };
+}
+
+async function waitHealthy(url: string, ms: number): Promise<number> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    try {
+      const r = await fetch(url + "/healthz");
+      await r.body?.cancel();
+      if (r.ok) return performance.now() - t0;
+    } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`not healthy within ${ms} ms`);
+}
+
+Deno.test("deno task start: fresh data dir healthy within 15 s, admin key once, lock, SIGTERM exit 0", async () => {
+  const dataDir = await Deno.makeTempDir();
+  const port = freePort();
+  const env = { DATA_DIR: dataDir, PORT: String(port), ORIGIN_PORT: String(freePort()) };
+  const a = spawn(["task", "start"], env);
+  try {
+    const ms = await waitHealthy(`http://127.0.0.1:${port}`, 15_000);
+    console.log(`healthy after ${Math.round(ms)} ms`);
+    for (let i = 0; i < 50 && !a.stdout().includes("pk_"); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(a.stdout(), new RegExp(`ready at http://localhost:${port}`));
+    assert.match(a.stdout(), /First admin API key .*: pk_[A-Za-z0-9_-]{43}/);
+    // A second process on the same data dir is refused clearly.
+    const b = spawn(["run", "-A", "main.ts", "all"], {
+      ...env,
+      PORT: String(freePort()),
+      ORIGIN_PORT: String(freePort()),
+    });
+    const bs = await b.child.status;
+    assert.equal(bs.code, 1);
+    assert.match(b.stderr(), /in use by process/);
+  } finally {
+    a.child.kill("SIGTERM");
+  }
+  const st = await a.child.status;
+  assert.equal(st.code, 0, a.stderr().slice(-2000));
+  // Restart: migrations already applied, no new admin key.
+  const c = spawn(["run", "-A", "main.ts", "all"], env);
+  try {
+    await waitHealthy(`http://127.0.0.1:${port}`, 15_000);
+    assert.ok(!c.stdout().includes("pk_"));
+  } finally {
+    c.child.kill("SIGTERM");
+  }
+  assert.equal((await c.child.status).code, 0);
+  await Deno.remove(dataDir, { recursive: true });
+});
+
+Deno.test({
+  name: "postgres: empty database, two processes racing to migrate both start",
+  ignore: !testDatabaseUrl(),
+  fn: async () => {
+    const base = testDatabaseUrl()!;
+    const name = `parley_race_${Deno.pid}`;
+    const admin = postgres(base, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+    await admin.unsafe(`create database ${name}`);
+    const u = new URL(base);
+    u.pathname = `/${name}`;
+    const ports = [freePort(), freePort()];
+    const procs = ports.map((p) =>
+      spawn(["run", "-A", "main.ts", "edge"], { DATABASE_URL: u.toString(), PORT: String(p) })
+    );
+    try {
+      await Promise.all(ports.map((p) => waitHealthy(`http://127.0.0.1:${p}`, 30_000)));
+      for (const p of ports) {
+        const r = await fetch(`http://127.0.0.1:${p}/readyz`);
+        assert.equal(r.status, 200, await r.text());
+      }
+      // exactly one bootstrap key although two processes started together
+      const keys = await postgres(u.toString(), { max: 1 })`select count(*)::int as n from api_keys`;
+      assert.equal(keys[0].n, 1);
+      assert.equal(procs.filter((p) => p.stdout().includes("pk_")).length, 1);
+    } finally {
+      for (const p of procs) p.child.kill("SIGTERM");
+      for (const p of procs) assert.equal((await p.child.status).code, 0);
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end();
+    }
+  },
+});
