@@ -1,12 +1,48 @@
 /**
- * Builds an origin's working parts from config: the shared speech engines, the WebRTC session manager, the TTS
- * job worker. Kept apart from server.ts so the HTTP/registry layer stays independent of the heavy parts.
+ * Builds an origin's working parts from config: the shared speech engines (EngineHub: VAD + ASR + TTS in
+ * worker pools), the WebRTC SessionManager whose sessions get a SpeechPipeline from the hub, and (when
+ * present) the TTS job worker. Kept apart from server.ts so the HTTP/registry layer stays independent of the
+ * heavy parts. Order matters on close: OriginServer ends sessions first, then closes components in reverse.
  */
 import type { Database } from "../db/client.ts";
 import type { Config } from "../lib/config.ts";
 import type { Logger } from "../lib/log.ts";
+import { EngineHub, engineHubConfigFrom } from "./pipeline/engine_hub.ts";
+import { SessionManager } from "./session/session_manager.ts";
+import type { OriginComponent } from "./services.ts";
 import type { OriginParts } from "./server.ts";
+import { originNodeId } from "./node_id.ts";
 
-export function assembleOrigin(_config: Config, _database: Database, _log: Logger): Promise<OriginParts> {
-  return Promise.resolve({ components: [] });
+/** Engine config from the validated Config (env names are the pipeline's own). */
+export function engineValues(config: Config): Record<string, string | undefined> {
+  return {
+    ASR_ENGINE: config.ASR_ENGINE,
+    ASR_MODEL: config.ASR_MODEL,
+    MODELS_DIR: config.MODELS_DIR,
+    ALLOW_REMOTE_MODELS: String(config.ALLOW_REMOTE_MODELS),
+    INFERENCE_WORKERS: String(config.ASR_WORKERS),
+    TTS_ENGINE: config.TTS_ENGINE,
+    TTS_VOICE: config.TTS_VOICE,
+  };
+}
+
+export async function assembleOrigin(config: Config, database: Database, log: Logger): Promise<OriginParts> {
+  const hub = await EngineHub.create(engineHubConfigFrom(engineValues(config)));
+  const engines: OriginComponent = {
+    name: "engines",
+    ready: () => hub.ready().ready,
+    close: () => hub.close(),
+  };
+  const sessions = new SessionManager({
+    database,
+    nodeId: originNodeId(config),
+    capacity: config.NODE_CAPACITY,
+    log,
+    sessionConfig: {
+      iceDisconnectedGraceMs: config.ICE_DISCONNECTED_GRACE_MS,
+      mediaTimeoutMs: config.MEDIA_TIMEOUT_MS,
+    },
+    pipelineFactory: (host, options) => hub.createPipeline(host, options),
+  });
+  return { sessions, components: [engines] };
 }

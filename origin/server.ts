@@ -18,6 +18,7 @@ import { SIGNATURE_HEADER, verifyRequest } from "../protocol/internal_auth.ts";
 import { type CreateSessionRequest, INTERNAL_SESSIONS_PATH } from "../protocol/internal_api.ts";
 import { CLOSE_REASONS, type CloseReason } from "../protocol/session_messages.ts";
 import { OriginBusyError, type OriginComponent, type SessionService } from "./services.ts";
+import { originNodeId } from "./node_id.ts";
 
 const heartbeats = registry.counter("parley_origin_heartbeats_total", "Registry heartbeats by outcome");
 const VERSION = "0.1.0";
@@ -45,7 +46,7 @@ export class OriginServer {
     private readonly secret: string,
     private readonly parts: OriginParts,
   ) {
-    this.nodeId = config.NODE_ID ?? `origin-${Deno.hostname()}-${config.ORIGIN_PORT}`;
+    this.nodeId = originNodeId(config);
     this.log = log.child({ role: "origin", node_id: this.nodeId });
     this.app = this.buildApp();
     registry.gauge("parley_origin_sessions", "Live sessions on this origin").collect(() =>
