@@ -139,6 +139,12 @@ export const ttsJobs = pgTable("tts_jobs", {
   chunksDone: integer("chunks_done").notNull().default(0),
   /** Characters already synthesized: the fairness scheduler's "work done" per job. */
   charsDone: integer("chars_done").notNull().default(0),
+  /** Characters of all chunks (the job's size). */
+  charsTotal: integer("chars_total").notNull().default(0),
+  /** Characters claimed so far (in flight + done): what the fair claim order compares. */
+  charsClaimed: integer("chars_claimed").notNull().default(0),
+  /** Chunks waiting to be claimed (claim −1, lease expiry +1, cancel → 0): runnable iff > 0. */
+  chunksQueued: integer("chunks_queued").notNull().default(0),
   audioMs: bigint("audio_ms", { mode: "number" }).notNull().default(0),
   sampleRate: integer("sample_rate").notNull().default(22050),
   error: text("error"),
@@ -150,6 +156,7 @@ export const ttsJobs = pgTable("tts_jobs", {
   uniqueIndex("tts_jobs_idem_uq").on(t.tenantId, t.idempotencyKey),
   index("tts_jobs_tenant_queued_idx").on(t.tenantId, t.queuedAt, t.id),
   index("tts_jobs_status_idx").on(t.status),
+  index("tts_jobs_runnable_idx").on(t.priority, t.tenantId).where(sql`chunks_queued > 0`),
 ]);
 
 /** A job's unit of work: one sentence-sized chunk. Exactly one result per chunk. */
@@ -164,6 +171,8 @@ export const ttsChunks = pgTable("tts_chunks", {
   priorityClass: integer("priority_class").notNull().default(0),
   leaseUntil: ts("lease_until"),
   claimedBy: text("claimed_by"),
+  claimedAt: ts("claimed_at"),
+  /** Incremented by every claim; the lease token a result write must present. */
   attempts: integer("attempts").notNull().default(0),
   pcm: bytea("pcm"),
   audioMs: integer("audio_ms"),
@@ -173,4 +182,5 @@ export const ttsChunks = pgTable("tts_chunks", {
 }, (t) => [
   primaryKey({ columns: [t.jobId, t.idx] }),
   index("tts_chunks_claim_idx").on(t.status, t.priorityClass, t.idx),
+  index("tts_chunks_lease_idx").on(t.leaseUntil).where(sql`status = 'running'`),
 ]);
