@@ -55,6 +55,8 @@ export interface SubmitOptions {
   coalesceKey?: string;
   /** Retry once on another worker if the worker crashes while running it. */
   retry?: boolean;
+  /** Transfer (not copy) the job's audio buffer to the worker; the caller must not reuse it. Not with retry. */
+  transfer?: boolean;
 }
 
 interface QueuedJob {
@@ -372,7 +374,10 @@ export class InferencePool {
           this.onFailure(slot, gen, new WorkerCrashedError(`job timeout after ${this.opts.jobTimeoutMs} ms`)),
         this.opts.jobTimeoutMs,
       );
-      this.post(slot, { type: "job", id: q.id, job: q.job });
+      const transfer = q.opts.transfer && !q.opts.retry && q.job.kind === "asr"
+        ? [q.job.pcm16k.buffer as ArrayBuffer]
+        : [];
+      this.post(slot, { type: "job", id: q.id, job: q.job }, transfer);
     }
   }
 

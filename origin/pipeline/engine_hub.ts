@@ -211,6 +211,7 @@ export class EngineHub {
           owner: opts.owner,
           coalesceKey: opts.coalesceKey,
           retry: opts.kind === "confirmed",
+          transfer: opts.kind === "partial", // partial audio is a fresh copy made for this job
         }).catch((e) => {
           if (e?.name === "OverloadedError") mDecodeOverload.inc();
           throw e;

@@ -95,6 +95,7 @@ interface SegmentState {
   agreement: LocalAgreement;
   lastPartialAt: number; // stream sample index of the audio end of the last partial request
   partialInFlight: boolean;
+  skippedSlot: boolean;
   partialsSent: number;
   lastPartialText: string;
   ended: boolean;
@@ -310,6 +311,7 @@ export class StreamingPipeline implements SpeechPipeline {
         agreement: new LocalAgreement(),
         lastPartialAt: 0,
         partialInFlight: false,
+        skippedSlot: false,
         partialsSent: 0,
         lastPartialText: "",
         ended: false,
@@ -338,9 +340,12 @@ export class StreamingPipeline implements SpeechPipeline {
     if (speechMs < Math.max(this.config.firstPartialMs, this.config.segmenter.minSpeechMs)) return;
     if (seg.lastPartialAt && (end - seg.lastPartialAt) / 16 < this.config.partialIntervalMs) return;
     if (seg.partialInFlight) {
-      mPartialsDropped.inc({ reason: "in_flight" });
+      // the previous decode is still running: skip this slot (counted once per skipped interval)
+      if (!seg.skippedSlot) mPartialsDropped.inc({ reason: "in_flight" });
+      seg.skippedSlot = true;
       return;
     }
+    seg.skippedSlot = false;
     seg.lastPartialAt = end;
     seg.partialInFlight = true;
     const receivedAt = this.receivedAtOf(end);
