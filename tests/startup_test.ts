@@ -33,7 +33,8 @@ function spawn(args: string[], env: Record<string, string>): Proc {
   let out = "";
   let err = "";
   const pump = async (s: ReadableStream<Uint8Array>, add: (t: string) => void) => {
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) add(chunk);
+    const dec = new TextDecoder();
+    for await (const chunk of s) add(dec.decode(chunk, { stream: true }));
   };
   pump(child.stdout, (t) => out += t);
   pump(child.stderr, (t) => err += t);
