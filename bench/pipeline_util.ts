@@ -8,6 +8,13 @@ export function cpuSeconds(): number {
   return ticks / 100;
 }
 
+/** CPU seconds of the main thread only (the media event loop): /proc/self/task/<pid>/stat. */
+export function mainThreadCpuSeconds(): number {
+  const stat = Deno.readTextFileSync(`/proc/self/task/${Deno.pid}/stat`);
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 const SUBJECTS = [
   "The cat",
   "My neighbour",

@@ -8,6 +8,7 @@ import type { AsrEngine } from "../asr/engine.ts";
 import type { SynthesisEngine, TtsConfig, TtsEngineName } from "../tts/engine.ts";
 import type { SileroVad } from "../pipeline/vad.ts";
 import { floatToInt16, resampleAll } from "../pipeline/resampler.ts";
+import os from "node:os";
 
 let asr: AsrEngine | null = null;
 let vad: SileroVad | null = null;
@@ -29,8 +30,24 @@ function getTts(engine: TtsEngineName): Promise<SynthesisEngine> {
   return p;
 }
 
+/** Lower this thread's scheduling priority (own tid from /proc/thread-self). Best effort. */
+function renice(nice: number): string | null {
+  try {
+    const tid = Number(Deno.readLinkSync("/proc/thread-self").split("/").pop());
+    if (!Number.isInteger(tid)) return null;
+    os.setPriority(tid, nice);
+    return `nice:${os.getPriority(tid)}`;
+  } catch {
+    return null;
+  }
+}
+
 async function init(cfg: WorkerInit): Promise<string[]> {
   const loaded: string[] = [];
+  if (cfg.nice !== undefined) {
+    const r = renice(cfg.nice);
+    if (r) loaded.push(r);
+  }
   if (cfg.vad) {
     const { SileroVad, defaultSileroModelPath } = await import("../pipeline/vad.ts");
     vad = await SileroVad.load(cfg.vad.modelPath ?? defaultSileroModelPath(), cfg.vad.intraOpNumThreads);

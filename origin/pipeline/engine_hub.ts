@@ -40,6 +40,8 @@ export interface EngineHubConfig {
   partialQueueLimit?: number;
   initTimeoutMs: number;
   jobTimeoutMs: number;
+  /** Nice value of inference worker threads (media loop stays at 0). Default 10 (VAD worker: half). */
+  workerNice: number;
   pipeline: Partial<PipelineConfig>;
 }
 
@@ -50,6 +52,7 @@ export const DEFAULT_ENGINE_HUB_CONFIG: EngineHubConfig = {
   queueLimit: 1000,
   initTimeoutMs: 120_000,
   jobTimeoutMs: 30_000,
+  workerNice: 10,
   pipeline: {},
 };
 
@@ -100,11 +103,16 @@ export class EngineHub {
       queueLimit: cfg.queueLimit,
     };
     const [vadPool, speechPool] = await Promise.allSettled([
-      InferencePool.create({ name: "vad", size: 1, init: { vad: { intraOpNumThreads: 1 } }, ...common }),
+      InferencePool.create({
+        name: "vad",
+        size: 1,
+        init: { vad: { intraOpNumThreads: 1 }, nice: Math.floor(cfg.workerNice / 2) },
+        ...common,
+      }),
       InferencePool.create({
         name: "speech",
         size: cfg.workers,
-        init: { asr: cfg.asr, tts: cfg.tts },
+        init: { asr: cfg.asr, tts: cfg.tts, nice: cfg.workerNice },
         lowQueueLimit: cfg.partialQueueLimit ?? Math.max(2, cfg.workers * 2),
         ...common,
       }),
