@@ -1,0 +1,473 @@
+/**
+ * Every SQL statement of the TTS job system: submit (job + chunks in one transaction, idempotent), the fair claim
+ * (one statement, FOR UPDATE SKIP LOCKED), leases (extend, reclaim after expiry), the idempotent result write,
+ * failure, cancel, status, keyset listing and audio reads. Portable SQL: PostgreSQL 15 and PGlite (18).
+ *
+ * Lock order is always chunk rows before job rows (claim, result, reclaim, cancel, fail), so concurrent
+ * statements never deadlock. Counters on the job row (`chunks_queued`, `chars_claimed`, `chunks_done`…) change in
+ * the same statement or transaction as the chunk rows they count.
+ *
+ * Channels: `parley_tts_work` (payload '') wakes origins' job workers when chunks become claimable;
+ * `parley_tts_job` (payload = job id) wakes edges streaming that job's audio or events.
+ */
+import { type SQL, sql } from "drizzle-orm";
+import type { Database } from "./client.ts";
+import { ttsChunks, ttsJobs } from "./schema.ts";
+
+export const WORK_CHANNEL = "parley_tts_work";
+export const JOB_CHANNEL = "parley_tts_job";
+
+/** Claim order: `fair` (the scheduler) or `fifo` (job submit order; the benchmark's contrast). */
+export type ClaimOrder = "fair" | "fifo";
+
+export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "canceled";
+
+export interface JobRow {
+  id: string;
+  tenant_id: string;
+  batch_id: string | null;
+  idempotency_key: string | null;
+  voice: string;
+  engine: string;
+  format: string;
+  priority: string;
+  status: JobStatus;
+  chunks_total: number;
+  chunks_done: number;
+  chunks_queued: number;
+  chars_total: number;
+  chars_done: number;
+  audio_ms: number;
+  sample_rate: number;
+  error: string | null;
+  queued_at: string;
+  started_at: string | null;
+  first_audio_at: string | null;
+  finished_at: string | null;
+}
+
+export interface NewJob {
+  tenantId: string;
+  apiKeyId?: string | null;
+  batchId?: string | null;
+  idempotencyKey?: string | null;
+  text: string;
+  voice: string;
+  engine: string;
+  format: string;
+  priority: "interactive" | "batch";
+  sampleRate: number;
+  chunks: string[];
+}
+
+export interface ClaimedChunk {
+  jobId: string;
+  idx: number;
+  text: string;
+  /** Lease token: a result or lease extension must present it. */
+  attempt: number;
+  voice: string;
+  engine: string;
+  sampleRate: number;
+  tenantId: string;
+  chunksTotal: number;
+}
+
+/** ISO-8601 UTC with milliseconds, identical on both drivers. */
+const iso = (col: SQL) => sql`to_char(${col} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+const JOB_COLUMNS =
+  sql`j.id, j.tenant_id, j.batch_id, j.idempotency_key, j.voice, j.engine, j.format, j.priority,
+  j.status, j.chunks_total, j.chunks_done, j.chunks_queued, j.chars_total, j.chars_done, j.audio_ms::float8 as audio_ms,
+  j.sample_rate, j.error, ${iso(sql`j.queued_at`)} as queued_at, ${iso(sql`j.started_at`)} as started_at,
+  ${iso(sql`j.first_audio_at`)} as first_audio_at, ${iso(sql`j.finished_at`)} as finished_at`;
+
+function normJob(r: Record<string, unknown>): JobRow {
+  for (const k of ["chunks_total", "chunks_done", "chunks_queued", "chars_total", "chars_done", "audio_ms"]) {
+    r[k] = Number(r[k]);
+  }
+  r.sample_rate = Number(r.sample_rate);
+  return r as unknown as JobRow;
+}
+
+const chars = (s: string) => {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+};
+
+export class IdempotencyConflictError extends Error {
+  override name = "IdempotencyConflictError";
+}
+
+/**
+ * Insert jobs with their chunks in one transaction and wake the workers (NOTIFY is delivered at commit). A job
+ * whose (tenant, idempotency key) already exists is returned as it is (`created: false`) and nothing is
+ * inserted for it; if its text differs, IdempotencyConflictError.
+ */
+export async function submitJobs(
+  database: Database,
+  jobs: NewJob[],
+): Promise<Array<{ job: JobRow; created: boolean }>> {
+  return await database.db.transaction(async (tx) => {
+    const out: Array<{ job: JobRow; created: boolean }> = [];
+    for (const j of jobs) {
+      const charsTotal = j.chunks.reduce((s, c) => s + chars(c), 0);
+      const inserted = await tx.insert(ttsJobs).values({
+        tenantId: j.tenantId,
+        apiKeyId: j.apiKeyId ?? null,
+        batchId: j.batchId ?? null,
+        idempotencyKey: j.idempotencyKey ?? null,
+        text: j.text,
+        voice: j.voice,
+        engine: j.engine,
+        format: j.format,
+        priority: j.priority,
+        chunksTotal: j.chunks.length,
+        chunksQueued: j.chunks.length,
+        charsTotal,
+        sampleRate: j.sampleRate,
+      }).onConflictDoNothing().returning({ id: ttsJobs.id });
+      if (!inserted[0]) {
+        const rows = await tx.execute(sql`select ${JOB_COLUMNS}, j.text from tts_jobs j
+          where j.tenant_id = ${j.tenantId} and j.idempotency_key = ${j.idempotencyKey ?? null}`);
+        const row = (Array.isArray(rows) ? rows : (rows as { rows: unknown[] }).rows)[0] as
+          | Record<string, unknown>
+          | undefined;
+        if (!row) throw new Error("idempotent submit: conflicting row not found");
+        if (row.text !== j.text) {
+          throw new IdempotencyConflictError("Idempotency-Key was already used with a different text");
+        }
+        delete row.text;
+        out.push({ job: normJob(row), created: false });
+        continue;
+      }
+      const jobId = inserted[0].id;
+      const priorityClass = j.priority === "interactive" ? 0 : 1;
+      for (let i = 0; i < j.chunks.length; i += 500) {
+        await tx.insert(ttsChunks).values(
+          j.chunks.slice(i, i + 500).map((text, k) => ({
+            jobId,
+            idx: i + k,
+            tenantId: j.tenantId,
+            text,
+            priorityClass,
+          })),
+        );
+      }
+      const rows = await tx.execute(sql`select ${JOB_COLUMNS} from tts_jobs j where j.id = ${jobId}`);
+      const row = (Array.isArray(rows) ? rows : (rows as { rows: unknown[] }).rows)[0] as Record<
+        string,
+        unknown
+      >;
+      out.push({ job: normJob(row), created: true });
+    }
+    if (out.some((o) => o.created)) await tx.execute(sql`select pg_notify(${WORK_CHANNEL}, '')`);
+    return out;
+  });
+}
+
+/**
+ * The fair order over runnable jobs (jobs with queued chunks), most deserving first:
+ *   1. priority: interactive before batch;
+ *   2. jobs that have not had any chunk claimed yet (every job's first chunk is ahead of all later chunks);
+ *   3. the tenant's service: characters claimed by all of the tenant's runnable jobs (tenants share fairly);
+ *   4. the job's service: characters claimed so far (least attained service: short jobs finish first);
+ *   5. submit time, then id (deterministic ties).
+ * `fifo` is plain submit order — same statement, same code path.
+ */
+function orderBy(order: ClaimOrder): SQL {
+  return order === "fifo"
+    ? sql`r.queued_at, r.id`
+    : sql`(r.priority <> 'interactive'), (r.chars_claimed > 0), r.tenant_claimed, r.chars_claimed, r.queued_at, r.id`;
+}
+
+/**
+ * Claim one chunk: the first unlocked queued chunk (lowest idx) of the most deserving runnable job. One statement:
+ * pick (FOR UPDATE SKIP LOCKED, so concurrent claimers take different chunks and never wait on each other's
+ * pick), mark the chunk running with a lease, and charge the job. Null when nothing is claimable.
+ */
+export async function claimChunk(
+  database: Database,
+  opts: { nodeId: string; leaseMs: number; order?: ClaimOrder; scan?: number },
+): Promise<ClaimedChunk | null> {
+  const rows = await database.query<Record<string, unknown>>(sql`
+    with runnable as (
+      select r.id from (
+        select j.id, j.priority, j.chars_claimed, j.queued_at,
+          sum(j.chars_claimed) over (partition by j.tenant_id) as tenant_claimed
+        from tts_jobs j
+        where j.chunks_queued > 0 and j.status in ('queued', 'running')
+      ) r
+      order by ${orderBy(opts.order ?? "fair")}
+      limit ${opts.scan ?? 64}
+    ), pick as (
+      select c.job_id, c.idx
+      from runnable r
+      cross join lateral (
+        select k.job_id, k.idx from tts_chunks k
+        where k.job_id = r.id and k.status = 'queued'
+        order by k.idx
+        limit 1
+        for update skip locked
+      ) c
+      limit 1
+    ), claimed as (
+      update tts_chunks c set status = 'running', attempts = c.attempts + 1, claimed_by = ${opts.nodeId},
+        claimed_at = now(), lease_until = now() + make_interval(secs => ${opts.leaseMs / 1000})
+      from pick where c.job_id = pick.job_id and c.idx = pick.idx and c.status = 'queued'
+      returning c.job_id, c.idx, c.text, c.attempts
+    ), job as (
+      update tts_jobs j set status = 'running', started_at = coalesce(j.started_at, now()),
+        chunks_queued = j.chunks_queued - 1, chars_claimed = j.chars_claimed + char_length(claimed.text)
+      from claimed where j.id = claimed.job_id
+      returning j.id, j.voice, j.engine, j.sample_rate, j.tenant_id, j.chunks_total, j.status
+    )
+    select claimed.job_id, claimed.idx, claimed.text, claimed.attempts, job.voice, job.engine, job.sample_rate,
+      job.tenant_id, job.chunks_total
+    from claimed join job on job.id = claimed.job_id`);
+  const r = rows[0];
+  if (!r) return null;
+  return {
+    jobId: String(r.job_id),
+    idx: Number(r.idx),
+    text: String(r.text),
+    attempt: Number(r.attempts),
+    voice: String(r.voice),
+    engine: String(r.engine),
+    sampleRate: Number(r.sample_rate),
+    tenantId: String(r.tenant_id),
+    chunksTotal: Number(r.chunks_total),
+  };
+}
+
+/** Extend a held lease. false = the lease is gone (job canceled or failed, or the chunk was reclaimed). */
+export async function extendLease(
+  database: Database,
+  c: { jobId: string; idx: number; attempt: number },
+  leaseMs: number,
+): Promise<boolean> {
+  const rows = await database.query(sql`update tts_chunks
+    set lease_until = now() + make_interval(secs => ${leaseMs / 1000})
+    where job_id = ${c.jobId} and idx = ${c.idx} and status = 'running' and attempts = ${c.attempt}
+    returning idx`);
+  return rows.length === 1;
+}
+
+export interface ChunkResult {
+  /** PCM16 little-endian mono at the job's sample rate. */
+  pcm: Uint8Array;
+  audioMs: number;
+  sampleRate: number;
+}
+
+/**
+ * Store a chunk's audio. Idempotent and exactly-once: only the current lease holder (status running, matching
+ * attempt) can write, and only once (status becomes done). Progress, first_audio_at and completion are updated
+ * in the same statement; the job's listeners are notified. Returns false when the write was refused.
+ */
+export async function writeResult(
+  database: Database,
+  c: { jobId: string; idx: number; attempt: number },
+  result: ChunkResult,
+): Promise<{ accepted: boolean; jobStatus?: JobStatus }> {
+  const pcm = database.kind === "postgres" ? toBuffer(result.pcm) : result.pcm;
+  const rows = await database.query<{ status: JobStatus }>(sql`
+    with done as (
+      update tts_chunks set status = 'done', pcm = ${pcm}, audio_ms = ${Math.round(result.audioMs)},
+        sample_rate = ${result.sampleRate}, done_at = now(), lease_until = null
+      where job_id = ${c.jobId} and idx = ${c.idx} and status = 'running' and attempts = ${c.attempt}
+      returning job_id, idx, char_length(text) as chars, audio_ms
+    ), job as (
+      update tts_jobs j set chunks_done = j.chunks_done + 1, chars_done = j.chars_done + done.chars,
+        audio_ms = j.audio_ms + done.audio_ms,
+        first_audio_at = case when done.idx = 0 then coalesce(j.first_audio_at, now()) else j.first_audio_at end,
+        status = case when j.chunks_done + 1 >= j.chunks_total then 'succeeded' else j.status end,
+        finished_at = case when j.chunks_done + 1 >= j.chunks_total then now() else j.finished_at end
+      from done where j.id = done.job_id
+      returning j.id, j.status
+    )
+    select job.status, pg_notify(${JOB_CHANNEL}, job.id::text) from job`);
+  return rows[0] ? { accepted: true, jobStatus: rows[0].status } : { accepted: false };
+}
+
+/** postgres.js sends Buffers as bytea; a plain Uint8Array would be serialised as text. */
+function toBuffer(u: Uint8Array): Uint8Array {
+  // deno-lint-ignore no-explicit-any
+  const B = (globalThis as any).Buffer;
+  return B ? B.from(u.buffer, u.byteOffset, u.byteLength) : u;
+}
+
+/**
+ * A chunk could not be synthesized. Below `maxAttempts` it goes back to the queue; at the limit the job fails
+ * (its other chunks are canceled). Only the lease holder can report. Returns what happened.
+ */
+export async function failChunk(
+  database: Database,
+  c: { jobId: string; idx: number; attempt: number },
+  error: string,
+  maxAttempts: number,
+): Promise<"requeued" | "job_failed" | "refused"> {
+  if (c.attempt < maxAttempts) {
+    const rows = await database.query(sql`
+      with c as (
+        update tts_chunks set status = 'queued', lease_until = null, claimed_by = null
+        where job_id = ${c.jobId} and idx = ${c.idx} and status = 'running' and attempts = ${c.attempt}
+        returning job_id, char_length(text) as chars
+      ), j as (
+        update tts_jobs j set chunks_queued = j.chunks_queued + 1, chars_claimed = j.chars_claimed - c.chars
+        from c where j.id = c.job_id returning j.id
+      )
+      select j.id, pg_notify(${WORK_CHANNEL}, '') from j`);
+    return rows.length ? "requeued" : "refused";
+  }
+  const held = await database.query(sql`select 1 from tts_chunks
+    where job_id = ${c.jobId} and idx = ${c.idx} and status = 'running' and attempts = ${c.attempt}`);
+  if (!held.length) return "refused";
+  await endJob(database, c.jobId, "failed", `chunk ${c.idx} failed after ${c.attempt} attempts: ${error}`);
+  return "job_failed";
+}
+
+/**
+ * Move a live job to a terminal status (canceled or failed): its queued and running chunks become canceled
+ * (running ones lose their lease, so their results are refused), counters and finished_at are set, listeners
+ * are notified. Chunks first, then the job (lock order). Returns the job row after the change, or null when
+ * the job does not exist for that tenant. A job already terminal is returned unchanged.
+ */
+export async function endJob(
+  database: Database,
+  jobId: string,
+  status: "canceled" | "failed",
+  error: string | null,
+  tenantId?: string,
+): Promise<JobRow | null> {
+  const tenant = tenantId ? sql`and tenant_id = ${tenantId}` : sql``;
+  return await database.db.transaction(async (tx) => {
+    await tx.execute(sql`update tts_chunks set status = 'canceled', lease_until = null
+      where job_id = ${jobId} ${tenant} and status in ('queued', 'running')`);
+    await tx.execute(sql`update tts_jobs set status = ${status}, error = ${error}, chunks_queued = 0,
+      finished_at = now() where id = ${jobId} ${tenant} and status in ('queued', 'running')`);
+    await tx.execute(sql`select pg_notify(${JOB_CHANNEL}, ${jobId})`);
+    const rows = await tx.execute(sql`select ${JOB_COLUMNS} from tts_jobs j where j.id = ${jobId}
+      ${tenantId ? sql`and j.tenant_id = ${tenantId}` : sql``}`);
+    const row = (Array.isArray(rows) ? rows : (rows as { rows: unknown[] }).rows)[0];
+    return row ? normJob(row as Record<string, unknown>) : null;
+  });
+}
+
+/**
+ * Requeue chunks whose lease expired (their origin crashed or stalled). A chunk that has already used
+ * `maxAttempts` claims fails its job instead (a chunk that kills every origin that tries it must not loop
+ * forever). SKIP LOCKED: several origins may run this at once. Returns how many chunks were requeued.
+ */
+export async function reclaimExpired(
+  database: Database,
+  maxAttempts: number,
+  limit = 200,
+): Promise<{ requeued: number; failedJobs: string[] }> {
+  const rows = await database.query<{ job_id: string; n: number; chars: number; poisoned: number }>(sql`
+    with expired as (
+      select job_id, idx from tts_chunks
+      where status = 'running' and lease_until < now()
+      order by lease_until limit ${limit}
+      for update skip locked
+    ), requeued as (
+      update tts_chunks c set status = 'queued', lease_until = null, claimed_by = null
+      from expired where c.job_id = expired.job_id and c.idx = expired.idx
+      returning c.job_id, char_length(c.text) as chars, c.attempts
+    ), per_job as (
+      select job_id, count(*)::int as n, sum(chars)::int as chars,
+        count(*) filter (where attempts >= ${maxAttempts})::int as poisoned
+      from requeued group by job_id
+    ), j as (
+      update tts_jobs j set chunks_queued = j.chunks_queued + per_job.n,
+        chars_claimed = j.chars_claimed - per_job.chars
+      from per_job where j.id = per_job.job_id
+      returning j.id
+    )
+    select per_job.job_id, per_job.n, per_job.chars, per_job.poisoned from per_job join j on j.id = per_job.job_id`);
+  let requeued = 0;
+  const failedJobs: string[] = [];
+  for (const r of rows) {
+    requeued += Number(r.n);
+    if (Number(r.poisoned) > 0) failedJobs.push(String(r.job_id));
+  }
+  for (const id of failedJobs) {
+    await endJob(database, id, "failed", `a chunk's lease expired ${maxAttempts} times (origin crashes?)`);
+  }
+  if (requeued > 0) await database.notify(WORK_CHANNEL, "");
+  return { requeued, failedJobs };
+}
+
+/** Give back a held chunk without a result (graceful shutdown): queued again at once, attempt not counted. */
+export async function releaseChunk(
+  database: Database,
+  c: { jobId: string; idx: number; attempt: number },
+): Promise<boolean> {
+  const rows = await database.query(sql`
+    with c as (
+      update tts_chunks set status = 'queued', lease_until = null, claimed_by = null, attempts = attempts - 1
+      where job_id = ${c.jobId} and idx = ${c.idx} and status = 'running' and attempts = ${c.attempt}
+      returning job_id, char_length(text) as chars
+    ), j as (
+      update tts_jobs j set chunks_queued = j.chunks_queued + 1, chars_claimed = j.chars_claimed - c.chars
+      from c where j.id = c.job_id returning j.id
+    )
+    select j.id, pg_notify(${WORK_CHANNEL}, '') from j`);
+  return rows.length === 1;
+}
+
+export async function getJob(database: Database, tenantId: string, jobId: string): Promise<JobRow | null> {
+  const rows = await database.query<Record<string, unknown>>(sql`select ${JOB_COLUMNS} from tts_jobs j
+    where j.id = ${jobId} and j.tenant_id = ${tenantId}`);
+  return rows[0] ? normJob(rows[0]) : null;
+}
+
+/** Keyset page of a tenant's jobs, newest first. Cursor = "<queued_at µs since epoch>_<id>". */
+export async function listJobs(
+  database: Database,
+  tenantId: string,
+  opts: { status?: JobStatus; limit: number; cursor?: { micros: string; id: string } },
+): Promise<{ jobs: JobRow[]; nextCursor: string | null }> {
+  const rows = await database.query<Record<string, unknown>>(sql`
+    select ${JOB_COLUMNS}, (extract(epoch from j.queued_at) * 1000000)::bigint::text as qmicros
+    from tts_jobs j
+    where j.tenant_id = ${tenantId}
+      ${opts.status ? sql`and j.status = ${opts.status}` : sql``}
+      ${
+    opts.cursor
+      ? sql`and (j.queued_at, j.id) < (timestamptz 'epoch' + ${opts.cursor.micros}::bigint
+        * interval '1 microsecond', ${opts.cursor.id}::uuid)`
+      : sql``
+  }
+    order by j.queued_at desc, j.id desc
+    limit ${opts.limit + 1}`);
+  const more = rows.length > opts.limit;
+  const page = rows.slice(0, opts.limit);
+  const last = page[page.length - 1];
+  const nextCursor = more && last ? `${last.qmicros}_${last.id}` : null;
+  return { jobs: page.map((r) => (delete r.qmicros, normJob(r))), nextCursor };
+}
+
+/** Done chunks with idx ≥ from (in idx order), with or without their audio. */
+export async function doneChunks(
+  database: Database,
+  jobId: string,
+  from: number,
+  opts: { withAudio: boolean; limit: number },
+): Promise<Array<{ idx: number; audio_ms: number; pcm?: Uint8Array }>> {
+  const rows = await database.query<{ idx: number; audio_ms: number; pcm?: Uint8Array }>(sql`
+    select idx, audio_ms ${opts.withAudio ? sql`, pcm` : sql``} from tts_chunks
+    where job_id = ${jobId} and idx >= ${from} and status = 'done'
+    order by idx limit ${opts.limit}`);
+  return rows.map((r) => ({ ...r, idx: Number(r.idx), audio_ms: Number(r.audio_ms) }));
+}
+
+/** Claimable work by priority class (the queue-depth gauge). */
+export async function queueDepth(database: Database): Promise<Record<string, number>> {
+  const rows = await database.query<{ priority: string; n: number }>(sql`
+    select priority, sum(chunks_queued)::int as n from tts_jobs where chunks_queued > 0 group by priority`);
+  const out: Record<string, number> = { interactive: 0, batch: 0 };
+  for (const r of rows) out[r.priority] = Number(r.n);
+  return out;
+}

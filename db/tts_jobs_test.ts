@@ -1,0 +1,266 @@
+/**
+ * The scheduler's SQL on a real database (PGlite by default; PostgreSQL with PARLEY_TEST_DATABASE_URL).
+ */
+import assert from "node:assert/strict";
+import { sql } from "drizzle-orm";
+import { createTenant } from "./api_keys.ts";
+import type { Database } from "./client.ts";
+import { openTestDatabase } from "./testing.ts";
+import {
+  claimChunk,
+  type ClaimOrder,
+  endJob,
+  extendLease,
+  failChunk,
+  getJob,
+  listJobs,
+  type NewJob,
+  reclaimExpired,
+  releaseChunk,
+  submitJobs,
+  writeResult,
+} from "./tts_jobs.ts";
+
+function job(tenantId: string, chunks: string[], over: Partial<NewJob> = {}): NewJob {
+  return {
+    tenantId,
+    text: chunks.join(" "),
+    voice: "en-us",
+    engine: "espeak",
+    format: "wav",
+    priority: "interactive",
+    sampleRate: 22050,
+    chunks,
+    ...over,
+  };
+}
+
+const pcm = (n: number) => new Uint8Array(n).map((_, i) => i & 0xff);
+
+async function withDb(fn: (db: Database, tenant: string) => Promise<void>): Promise<void> {
+  const db = await openTestDatabase();
+  try {
+    const t = await createTenant(db, "t");
+    await fn(db, t.id);
+  } finally {
+    await db.close();
+  }
+}
+
+async function drainOrder(db: Database, order: ClaimOrder, n: number): Promise<string[]> {
+  const got: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = await claimChunk(db, { nodeId: "n1", leaseMs: 30_000, order });
+    if (!c) break;
+    got.push(`${c.text}`);
+    const w = await writeResult(db, c, { pcm: pcm(4), audioMs: 100, sampleRate: 22050 });
+    assert.ok(w.accepted);
+  }
+  return got;
+}
+
+Deno.test("tts db: submit is idempotent per (tenant, key); different text is a conflict", async () => {
+  await withDb(async (db, tenant) => {
+    const [a] = await submitJobs(db, [job(tenant, ["one.", "two."], { idempotencyKey: "k1" })]);
+    const [b] = await submitJobs(db, [job(tenant, ["one.", "two."], { idempotencyKey: "k1" })]);
+    assert.equal(a.created, true);
+    assert.equal(b.created, false);
+    assert.equal(a.job.id, b.job.id);
+    const n = await db.query<{ n: number }>(sql`select count(*)::int as n from tts_chunks`);
+    assert.equal(Number(n[0].n), 2, "no duplicate chunks");
+    await assert.rejects(
+      submitJobs(db, [job(tenant, ["other."], { idempotencyKey: "k1" })]),
+      /different text/,
+    );
+    const other = await createTenant(db, "u");
+    const [c] = await submitJobs(db, [job(other.id, ["one.", "two."], { idempotencyKey: "k1" })]);
+    assert.equal(c.created, true, "keys are per tenant");
+    assert.equal(a.job.chunks_total, 2);
+    assert.equal(a.job.chars_total, 8);
+  });
+});
+
+Deno.test("tts db: fair order — first chunks first, least-served job next; fifo is submit order", async () => {
+  for (const order of ["fair", "fifo"] as const) {
+    await withDb(async (db, tenant) => {
+      await submitJobs(db, [job(tenant, ["L0", "L1", "L2", "L3", "L4"])]);
+      await submitJobs(db, [job(tenant, ["M0", "M1", "M2"])]);
+      // the long job has been served a little before the short one arrives
+      const first = await drainOrder(db, order, 3);
+      await submitJobs(db, [job(tenant, ["S0"])]);
+      const rest = await drainOrder(db, order, 20);
+      const all = [...first, ...rest];
+      if (order === "fifo") {
+        assert.deepEqual(all, ["L0", "L1", "L2", "L3", "L4", "M0", "M1", "M2", "S0"]);
+      } else {
+        // L0, M0 (first chunks), then L1 vs M1: equal service → older job; S0 jumps ahead of all later chunks.
+        assert.deepEqual(all.slice(0, 3), ["L0", "M0", "L1"]);
+        assert.equal(all[3], "S0", `short job's chunk next, got ${all.join(",")}`);
+        assert.deepEqual(all.slice(4), ["M1", "L2", "M2", "L3", "L4"]);
+      }
+    });
+  }
+});
+
+Deno.test("tts db: interactive outranks batch; tenants share fairly", async () => {
+  await withDb(async (db, tenantA) => {
+    const tenantB = (await createTenant(db, "b")).id;
+    // tenant A: 3 jobs; tenant B: 1 job; a batch job from B
+    for (let k = 0; k < 3; k++) await submitJobs(db, [job(tenantA, [`A${k}-0`, `A${k}-1`, `A${k}-2`])]);
+    await submitJobs(db, [job(tenantB, ["B-0", "B-1", "B-2", "B-3"])]);
+    await submitJobs(db, [job(tenantB, ["Z-0"], { priority: "batch" })]);
+    const all = await drainOrder(db, "fair", 30);
+    assert.equal(all[all.length - 1], "Z-0", "batch last");
+    // after first chunks, tenant B (one job) gets about as much as tenant A (three jobs)
+    const later = all.slice(4, 10);
+    const bShare = later.filter((x) => x.startsWith("B")).length;
+    assert.ok(bShare >= 3, `tenant B got ${bShare}/6 of the next claims: ${later.join(",")}`);
+  });
+});
+
+Deno.test("tts db: result write is exactly-once; progress, timings and status", async () => {
+  await withDb(async (db, tenant) => {
+    const [{ job: j }] = await submitJobs(db, [job(tenant, ["a b c.", "d e."])]);
+    const c0 = (await claimChunk(db, { nodeId: "n1", leaseMs: 30_000 }))!;
+    assert.equal(c0.idx, 0);
+    let s = (await getJob(db, tenant, j.id))!;
+    assert.equal(s.status, "running");
+    assert.ok(s.started_at && !s.first_audio_at);
+    const r = { pcm: pcm(10), audioMs: 250, sampleRate: 22050 };
+    assert.equal((await writeResult(db, c0, r)).accepted, true);
+    assert.equal((await writeResult(db, c0, r)).accepted, false, "second write refused");
+    assert.equal((await writeResult(db, { ...c0, attempt: 99 }, r)).accepted, false, "wrong token refused");
+    s = (await getJob(db, tenant, j.id))!;
+    assert.equal(s.chunks_done, 1);
+    assert.equal(s.audio_ms, 250);
+    assert.ok(s.first_audio_at);
+    const c1 = (await claimChunk(db, { nodeId: "n1", leaseMs: 30_000 }))!;
+    assert.equal((await writeResult(db, c1, r)).jobStatus, "succeeded");
+    s = (await getJob(db, tenant, j.id))!;
+    assert.equal(s.status, "succeeded");
+    assert.equal(s.chunks_done, 2);
+    assert.equal(s.chunks_queued, 0);
+    assert.ok(s.finished_at! >= s.first_audio_at! && s.first_audio_at! >= s.started_at!);
+    assert.equal(await claimChunk(db, { nodeId: "n1", leaseMs: 30_000 }), null);
+    const bytes = await db.query<{ pcm: Uint8Array }>(sql`select pcm from tts_chunks where idx = 0`);
+    assert.deepEqual(new Uint8Array(bytes[0].pcm), r.pcm, "bytea round trip");
+  });
+});
+
+Deno.test("tts db: expired leases are reclaimed and redone; the stale holder's write is refused", async () => {
+  await withDb(async (db, tenant) => {
+    const [{ job: j }] = await submitJobs(db, [job(tenant, ["x.", "y."])]);
+    const stale = (await claimChunk(db, { nodeId: "dead", leaseMs: 1 }))!;
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(
+      await extendLease(db, stale, 30_000),
+      true,
+      "an expired but unreclaimed lease can be extended",
+    );
+    await db.query(sql`update tts_chunks set lease_until = now() - interval '1 second'`);
+    const rec = await reclaimExpired(db, 3);
+    assert.equal(rec.requeued, 1);
+    assert.equal(await extendLease(db, stale, 30_000), false);
+    const again = (await claimChunk(db, { nodeId: "alive", leaseMs: 30_000 }))!;
+    assert.equal(again.idx, stale.idx, "the reclaimed chunk is claimed again first");
+    assert.equal(again.attempt, 2);
+    const r = { pcm: pcm(4), audioMs: 10, sampleRate: 22050 };
+    assert.equal((await writeResult(db, stale, r)).accepted, false);
+    assert.equal((await writeResult(db, again, r)).accepted, true);
+    const s = (await getJob(db, tenant, j.id))!;
+    assert.equal(s.chunks_done, 1);
+    assert.equal(s.chunks_queued, 1);
+  });
+});
+
+Deno.test("tts db: a chunk whose lease keeps expiring fails its job; synthesis errors retry then fail", async () => {
+  await withDb(async (db, tenant) => {
+    const [{ job: j }] = await submitJobs(db, [job(tenant, ["p.", "q."])]);
+    for (let k = 0; k < 2; k++) {
+      assert.ok(await claimChunk(db, { nodeId: "n", leaseMs: 30_000 }));
+      await db.query(sql`update tts_chunks set lease_until = now() - interval '1 second' where idx = 0`);
+      await reclaimExpired(db, 2);
+    }
+    const s = (await getJob(db, tenant, j.id))!;
+    assert.equal(s.status, "failed");
+    assert.match(s.error!, /lease expired/);
+    assert.ok(s.finished_at);
+    assert.equal(await claimChunk(db, { nodeId: "n", leaseMs: 30_000 }), null);
+
+    const [{ job: k }] = await submitJobs(db, [job(tenant, ["r."])]);
+    let c = (await claimChunk(db, { nodeId: "n", leaseMs: 30_000 }))!;
+    assert.equal(await failChunk(db, c, "boom", 2), "requeued");
+    c = (await claimChunk(db, { nodeId: "n", leaseMs: 30_000 }))!;
+    assert.equal(await failChunk(db, c, "boom", 2), "job_failed");
+    const t = (await getJob(db, tenant, k.id))!;
+    assert.equal(t.status, "failed");
+    assert.match(t.error!, /boom/);
+  });
+});
+
+Deno.test("tts db: cancel stops scheduling, refuses in-flight results, is per tenant", async () => {
+  await withDb(async (db, tenant) => {
+    const [{ job: j }] = await submitJobs(db, [job(tenant, ["1.", "2.", "3."])]);
+    const held = (await claimChunk(db, { nodeId: "n", leaseMs: 30_000 }))!;
+    const other = await createTenant(db, "x");
+    assert.equal(await endJob(db, j.id, "canceled", null, other.id), null, "another tenant cannot cancel");
+    const after = (await endJob(db, j.id, "canceled", null, tenant))!;
+    assert.equal(after.status, "canceled");
+    assert.equal(after.chunks_queued, 0);
+    assert.equal(await claimChunk(db, { nodeId: "n", leaseMs: 30_000 }), null);
+    assert.equal(
+      (await writeResult(db, held, { pcm: pcm(2), audioMs: 1, sampleRate: 22050 })).accepted,
+      false,
+    );
+    assert.equal(await extendLease(db, held, 1000), false);
+    assert.equal(await releaseChunk(db, held), false);
+    const again = (await endJob(db, j.id, "canceled", null, tenant))!;
+    assert.equal(again.finished_at, after.finished_at, "idempotent");
+    assert.equal((await getJob(db, tenant, j.id))!.status, "canceled");
+  });
+});
+
+Deno.test("tts db: keyset listing, newest first, by status", async () => {
+  await withDb(async (db, tenant) => {
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) ids.push((await submitJobs(db, [job(tenant, [`j${i}.`])]))[0].job.id);
+    await endJob(db, ids[2], "canceled", null, tenant);
+    const seen: string[] = [];
+    let cursor: { micros: string; id: string } | undefined;
+    for (let page = 0; page < 10; page++) {
+      const r = await listJobs(db, tenant, { limit: 3, cursor });
+      seen.push(...r.jobs.map((j) => j.id));
+      if (!r.nextCursor) break;
+      const [micros, id] = r.nextCursor.split("_");
+      cursor = { micros, id };
+    }
+    assert.deepEqual(seen, [...ids].reverse());
+    const canceled = await listJobs(db, tenant, { limit: 10, status: "canceled" });
+    assert.deepEqual(canceled.jobs.map((j) => j.id), [ids[2]]);
+    const other = await createTenant(db, "o");
+    assert.equal((await listJobs(db, other.id, { limit: 10 })).jobs.length, 0);
+  });
+});
+
+Deno.test("tts db: concurrent claimers never double-claim", async () => {
+  await withDb(async (db, tenant) => {
+    for (let k = 0; k < 5; k++) {
+      await submitJobs(db, [job(tenant, Array.from({ length: 20 }, (_, i) => `c${k}-${i}`))]);
+    }
+    const seen = new Map<string, number>();
+    await Promise.all([0, 1, 2, 3].map(async (w) => {
+      while (true) {
+        const c = await claimChunk(db, { nodeId: `w${w}`, leaseMs: 30_000 });
+        if (!c) return;
+        const key = `${c.jobId}:${c.idx}`;
+        seen.set(key, (seen.get(key) ?? 0) + 1);
+        assert.ok((await writeResult(db, c, { pcm: pcm(2), audioMs: 1, sampleRate: 22050 })).accepted);
+      }
+    }));
+    assert.equal(seen.size, 100);
+    assert.ok([...seen.values()].every((n) => n === 1));
+    const jobs = await db.query<{ n: number }>(sql`select count(*)::int as n from tts_jobs
+      where status = 'succeeded' and chunks_done = chunks_total and chunks_queued = 0`);
+    assert.equal(Number(jobs[0].n), 5);
+  });
+});
