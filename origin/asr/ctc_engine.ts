@@ -19,12 +19,13 @@ export interface CtcTranscription {
   confidence?: number;
 }
 
-/** Geometric-mean per-frame probability of the best path, from its total log score and frame count. */
+/**
+ * Confidence of the best hypothesis when the decoder reports one. The beam scores mix acoustic log-probability
+ * with LM weight and word bonus, so they are not turned into a probability here: without a decoder-provided
+ * confidence the result is `null` and only the empty/junk filters apply.
+ */
 export function ctcConfidence(r: CtcTranscription): number | null {
-  if (typeof r.confidence === "number") return r.confidence;
-  const best = r.hypotheses[0];
-  if (!best || !r.frames || !(best.score <= 0)) return null;
-  return Math.exp(best.score / r.frames);
+  return typeof r.confidence === "number" ? r.confidence : null;
 }
 
 export class CtcEngine implements AsrEngine {
