@@ -1,0 +1,188 @@
+/// <reference lib="dom" />
+/** The History view: the tenant's sessions, one transcript, downloads (TXT/WebVTT/SRT), full-text search. */
+import { getJson, request } from "./api.ts";
+import { $, announce, clear, h, mmss, saveBlob } from "./dom.ts";
+import { describeError } from "./connection.ts";
+
+export interface SessionRow {
+  id: string;
+  state?: string;
+  reason?: string | null;
+  mode?: string;
+  created_at?: string;
+  closed_at?: string | null;
+  segments?: number;
+  duration_ms?: number;
+  preview?: string;
+}
+
+export interface Segment {
+  segment_id?: number;
+  text: string;
+  start_ms: number;
+  end_ms: number;
+}
+
+export interface SearchHit {
+  session_id: string;
+  text?: string;
+  snippet?: string;
+  start_ms?: number;
+  created_at?: string;
+}
+
+/** Lists come back as {items}, {sessions}, {results}, {data} or a bare array: take whichever is there. */
+export function listOf<T>(body: unknown, ...keys: string[]): T[] {
+  if (Array.isArray(body)) return body as T[];
+  if (body && typeof body === "object") {
+    for (const k of [...keys, "items", "data", "results"]) {
+      const v = (body as Record<string, unknown>)[k];
+      if (Array.isArray(v)) return v as T[];
+    }
+  }
+  return [];
+}
+
+const ENTITIES: Record<string, string> = {
+  "&lt;": "<",
+  "&gt;": ">",
+  "&amp;": "&",
+  "&quot;": '"',
+  "&#39;": "'",
+};
+
+/** The search API's snippet is escaped HTML with <mark> around hits: rebuild it as DOM, never as innerHTML. */
+export function snippet(html: string): HTMLElement {
+  const el = h("span", { class: "preview" });
+  html.split(/(<mark>|<\/mark>)/).reduce((inMark, part) => {
+    if (part === "<mark>") return true;
+    if (part === "</mark>") return false;
+    const text = part.replace(/&(?:lt|gt|amp|quot|#39);/g, (m) => ENTITIES[m] ?? m);
+    if (text) el.append(inMark ? h("mark", {}, text) : text);
+    return inMark;
+  }, false);
+  return el;
+}
+
+const EXT: Record<string, string> = { text: "txt", vtt: "vtt", srt: "srt" };
+
+export class HistoryView {
+  readonly list = $<HTMLUListElement>("session-list");
+  readonly results = $<HTMLUListElement>("search-results");
+  readonly transcript = $<HTMLOListElement>("transcript");
+  readonly meta = $("transcript-meta");
+  readonly downloads = $("downloads");
+  #selected: string | null = null;
+
+  constructor() {
+    $<HTMLFormElement>("search-form").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      void this.search($<HTMLInputElement>("search-q").value.trim());
+    });
+    $("search-clear").addEventListener("click", () => {
+      $<HTMLInputElement>("search-q").value = "";
+      this.results.hidden = true;
+      this.list.hidden = false;
+    });
+    $("history-refresh").addEventListener("click", () => void this.refresh());
+    this.downloads.addEventListener("click", (ev) => {
+      const f = (ev.target as HTMLElement).closest("button")?.dataset.format;
+      if (f) void this.download(f);
+    });
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      const body = await getJson<unknown>("/v1/sessions?limit=50");
+      const rows = listOf<SessionRow>(body, "sessions");
+      clear(this.list);
+      if (!rows.length) this.list.append(h("li", { class: "hint" }, "No sessions yet."));
+      for (const r of rows) {
+        const when = r.created_at ? new Date(r.created_at).toLocaleString() : "";
+        const btn = h(
+          "button",
+          {
+            type: "button",
+            class: "row-button",
+            "data-session": r.id,
+            "aria-current": r.id === this.#selected,
+          },
+          h("span", { class: "when" }, when),
+          " ",
+          h("span", { class: "badge" }, r.mode ?? ""),
+          " ",
+          h(
+            "span",
+            { class: "badge state" },
+            r.state === "closed" ? (r.reason ?? "closed") : (r.state ?? ""),
+          ),
+          r.preview ? h("span", { class: "preview" }, r.preview) : null,
+        );
+        btn.addEventListener("click", () => void this.open(r.id));
+        this.list.append(h("li", {}, btn));
+      }
+    } catch (e) {
+      announce(`Could not load sessions: ${describeError(e)}`, "error");
+    }
+  }
+
+  async open(id: string): Promise<void> {
+    this.#selected = id;
+    for (const b of this.list.querySelectorAll<HTMLElement>("[data-session]")) {
+      if (b.dataset.session === id) b.setAttribute("aria-current", "true");
+      else b.removeAttribute("aria-current");
+    }
+    clear(this.transcript);
+    this.meta.textContent = "Loading…";
+    try {
+      const body = await getJson<unknown>(`/v1/sessions/${id}/transcript?format=json`);
+      const segs = listOf<Segment>(body, "segments");
+      this.meta.textContent = `Session ${id} · ${segs.length} segment${segs.length === 1 ? "" : "s"}`;
+      this.meta.dataset.session = id;
+      for (const s of segs) {
+        this.transcript.append(
+          h("li", {}, h("time", {}, `${mmss(s.start_ms)}`), " ", h("span", { class: "text" }, s.text)),
+        );
+      }
+      this.downloads.hidden = false;
+    } catch (e) {
+      this.meta.textContent = `Could not load the transcript: ${describeError(e)}`;
+      this.downloads.hidden = true;
+    }
+  }
+
+  async download(format: string): Promise<void> {
+    if (!this.#selected) return;
+    try {
+      const res = await request(`/v1/sessions/${this.#selected}/transcript?format=${format}`);
+      saveBlob(await res.blob(), `transcript-${this.#selected}.${EXT[format] ?? format}`);
+    } catch (e) {
+      announce(`Download failed: ${describeError(e)}`, "error");
+    }
+  }
+
+  async search(q: string): Promise<void> {
+    if (!q) return;
+    try {
+      const body = await getJson<unknown>(`/v1/transcripts/search?q=${encodeURIComponent(q)}`);
+      const hits = listOf<SearchHit>(body, "hits", "results");
+      clear(this.results);
+      this.results.hidden = false;
+      this.list.hidden = true;
+      this.results.append(h("li", { class: "hint" }, `${hits.length} match${hits.length === 1 ? "" : "es"}`));
+      for (const hit of hits) {
+        const btn = h(
+          "button",
+          { type: "button", class: "row-button", "data-session": hit.session_id },
+          hit.created_at ? h("span", { class: "when" }, new Date(hit.created_at).toLocaleString()) : null,
+          " ",
+          snippet(hit.snippet ?? hit.text ?? ""),
+        );
+        btn.addEventListener("click", () => void this.open(hit.session_id));
+        this.results.append(h("li", {}, btn));
+      }
+    } catch (e) {
+      announce(`Search failed: ${describeError(e)}`, "error");
+    }
+  }
+}

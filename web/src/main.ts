@@ -1,0 +1,77 @@
+/// <reference lib="dom" />
+/**
+ * Parley web client entry: sign-in (API key → browser token, or #token=… from the URL), hash routing between
+ * the Live, History and TTS jobs views. Bundled by `deno task web:build` into web/dist/app.js.
+ */
+import { onAuthChange, signedIn, signInWithKey, signOut, useToken } from "./api.ts";
+import { $, announce } from "./dom.ts";
+import { describeError } from "./connection.ts";
+import { LiveView } from "./live.ts";
+import { HistoryView } from "./history.ts";
+import { JobsView } from "./jobs.ts";
+
+type View = "live" | "history" | "jobs";
+const VIEWS: View[] = ["live", "history", "jobs"];
+
+function boot(): void {
+  // A browser token handed over in the URL: take it, then drop it from the address bar and history.
+  const m = location.hash.match(/(?:^#|&)token=([^&]+)/);
+  if (m) {
+    useToken(decodeURIComponent(m[1]));
+    history.replaceState(null, "", `${location.pathname}${location.search}#live`);
+  }
+
+  const live = new LiveView();
+  const hist = new HistoryView();
+  const jobs = new JobsView();
+  // For debugging from the console (and for the end-to-end test).
+  (globalThis as Record<string, unknown>).parley = { live, history: hist, jobs };
+
+  const show = () => {
+    const ok = signedIn();
+    $("nav").hidden = !ok;
+    $("view-signin").hidden = ok;
+    const want = (location.hash.slice(1) || "live") as View;
+    const view: View = VIEWS.includes(want) ? want : "live";
+    for (const v of VIEWS) {
+      $(`view-${v}`).hidden = !ok || v !== view;
+      const link = $(`nav-${v}`);
+      if (v === view) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    if (!ok) return;
+    document.title = `Parley · ${view === "jobs" ? "TTS jobs" : view[0].toUpperCase() + view.slice(1)}`;
+    if (view === "history") void hist.refresh();
+    if (view === "jobs") void jobs.refresh();
+  };
+
+  $<HTMLFormElement>("signin-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const input = $<HTMLInputElement>("api-key");
+    const err = $("signin-error");
+    err.textContent = "";
+    try {
+      await signInWithKey(input.value);
+      input.value = "";
+      announce("Signed in");
+    } catch (e) {
+      err.textContent = describeError(e);
+    }
+  });
+  $("sign-out").addEventListener("click", () => {
+    void live.stop();
+    signOut();
+  });
+  onAuthChange((ok) => {
+    if (!ok) announce("Signed out");
+    show();
+  });
+  addEventListener("hashchange", () => {
+    show();
+    $("main").focus();
+  });
+  show();
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
+else boot();
