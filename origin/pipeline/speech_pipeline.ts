@@ -127,8 +127,12 @@ export class StreamingPipeline implements SpeechPipeline {
   private readonly vadState = newVadState();
   private vadChain: Promise<void> = Promise.resolve();
   private readonly segmenter: Segmenter;
-  /** session ms of stream sample 0 */
-  private t0Ms: number | null = null;
+  /**
+   * Stream sample (16 kHz) → session time anchors. A new anchor is added when frame timestamps jump (mute,
+   * lost frames), so start_ms/end_ms stay in session time.
+   */
+  private anchors: Array<{ sample: number; ms: number }> = [];
+  private samplesIn = 0;
   /** receivedAt of the frame completing each VAD chunk, by chunk index (ring). */
   private readonly chunkReceivedAt = new Float64Array(1024);
   private chunksSeen = 0;
@@ -175,8 +179,13 @@ export class StreamingPipeline implements SpeechPipeline {
     if (!this.resampler || this.resampler.inRate !== frame.sampleRate) {
       this.resampler = new StreamingResampler(frame.sampleRate, 16000);
     }
-    if (this.t0Ms === null) this.t0Ms = frame.timestampMs;
+    const last = this.anchors[this.anchors.length - 1];
+    if (!last || Math.abs(last.ms + (this.samplesIn - last.sample) / 16 - frame.timestampMs) > 40) {
+      this.anchors.push({ sample: this.samplesIn, ms: frame.timestampMs });
+      if (this.anchors.length > 64) this.anchors.shift();
+    }
     const x = this.resampler.process(frame.samples);
+    this.samplesIn += x.length;
     if (this.pendingLen + x.length > this.pending16k.length) {
       const b = new Float32Array((this.pendingLen + x.length) * 2);
       b.set(this.pending16k.subarray(0, this.pendingLen));
@@ -286,7 +295,9 @@ export class StreamingPipeline implements SpeechPipeline {
   // ---------- recognition ----------
 
   private sessionMs(sample: number): number {
-    return Math.round((this.t0Ms ?? 0) + sample / 16);
+    let a = this.anchors[0] ?? { sample: 0, ms: 0 };
+    for (const x of this.anchors) if (x.sample <= sample) a = x;
+    return Math.round(a.ms + (sample - a.sample) / 16);
   }
 
   /** receivedAt of the frame that delivered stream sample `sample` (the last frame used for audio ending there). */

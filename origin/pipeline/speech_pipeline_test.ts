@@ -48,9 +48,10 @@ async function feed(
   pcm: Int16Array,
   realtime: boolean,
   onFrame?: (ms: number) => void,
+  startMs?: number,
 ): Promise<number> {
   const t0 = performance.now();
-  const base = host.now();
+  const base = startMs ?? host.now();
   for (let i = 0, k = 0; i < pcm.length; i += 480, k++) {
     if (realtime) {
       const due = t0 + k * 10;
@@ -321,6 +322,39 @@ Deno.test({
       // third sentence never started and is reported interrupted with nothing played
       assert.ok(interrupted.some((e) => e.played_ms === 0 && e.played_text === ""));
       assert.equal(host.outbound.queuedMs(), 0);
+    } finally {
+      await p.close();
+      host.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "mute: frames ignored, open segment flushed; after a timestamp jump start_ms/end_ms stay in session time",
+  ...opts,
+  fn: async () => {
+    const h = await hub();
+    const host = new FakeHost("s-mute");
+    const p = h.createPipeline(host, SessionOptions.parse({ partials: false }));
+    try {
+      const phrase = load48k("two_phrases_16k.wav");
+      // first phrase, muted in the middle of its trailing silence: the segment is confirmed by the flush
+      await feed(p, host, phrase.subarray(0, 48 * 1400), false, undefined, 0);
+      await p.drain();
+      p.setMuted(true);
+      await feed(p, host, phrase, false, undefined, 1400); // ignored
+      p.setMuted(false);
+      // 10 s later in session time, the whole fixture again
+      await feed(p, host, concat(phrase, silence(600)), false, undefined, 10_000);
+      await p.drain();
+      await waitFor(() => transcripts(host.events).length >= 3, 10000, "3 confirmed");
+      const tr = transcripts(host.events);
+      assert.equal(tr.length, 3, JSON.stringify(tr.map((t) => [t.start_ms, t.end_ms])));
+      assert.ok(Math.abs(tr[0].start_ms - 544) < 100, `${tr[0].start_ms}`);
+      assert.ok(tr[0].end_ms <= 1400);
+      assert.ok(Math.abs(tr[1].start_ms - 10_544) < 100, `${tr[1].start_ms}`);
+      assert.ok(Math.abs(tr[2].start_ms - 12_496) < 100, `${tr[2].start_ms}`);
     } finally {
       await p.close();
       host.close();
