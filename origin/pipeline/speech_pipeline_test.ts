@@ -363,6 +363,47 @@ Deno.test({
 });
 
 Deno.test({
+  name: "overload: 5 sessions at once on 1 worker → partials shed, every segment still confirmed",
+  ...opts,
+  fn: async () => {
+    const h = await hub();
+    const shed = () =>
+      ["overloaded", "SupersededError", "in_flight"].reduce(
+        (n, reason) => n + registry.counter("parley_partials_dropped_total", "").get({ reason }),
+        0,
+      );
+    const shed0 = shed();
+    const phrase = concat(load48k("two_phrases_16k.wav").subarray(0, 48 * 1700), silence(600));
+    const sessions = Array.from({ length: 5 }, (_, i) => {
+      const host = new FakeHost(`s-over-${i}`, "t", false);
+      return { host, p: h.createPipeline(host, SessionOptions.parse({})) };
+    });
+    try {
+      await Promise.all(sessions.map((s) => feed(s.p, s.host, phrase, false, undefined, 0)));
+      await Promise.all(sessions.map((s) => s.p.drain()));
+      await waitFor(
+        () =>
+          sessions.every((s) =>
+            transcripts(s.host.events).filter((e) => e.status === "confirmed").length === 1
+          ),
+        20000,
+        "all confirmed",
+      );
+      for (const s of sessions) {
+        const conf = transcripts(s.host.events).filter((e) => e.status === "confirmed");
+        assert.deepEqual(conf.map((e) => e.segment_id), [1]);
+      }
+      assert.ok(shed() > shed0, "some partials were skipped");
+    } finally {
+      for (const s of sessions) {
+        await s.p.close();
+        s.host.close();
+      }
+    }
+  },
+});
+
+Deno.test({
   name: "close cascades: pipeline closed, hub closed, workers terminated, calls reject",
   ...opts,
   fn: async () => {
