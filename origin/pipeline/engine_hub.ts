@@ -73,6 +73,16 @@ export function engineHubConfigFrom(values: Record<string, string | undefined>):
   return { ...DEFAULT_ENGINE_HUB_CONFIG, asr, tts, workers };
 }
 
+/**
+ * Session voices: "en-us" (default engine's voice), or "<engine>:<voice>" to pick the engine per session,
+ * e.g. "espeak:de", "vits" / "vits:" (the configured VITS model).
+ */
+export function parseVoice(voice: string | undefined): { engine?: TtsEngineName; voice?: string } {
+  const m = /^(espeak|vits)(?::(.*))?$/.exec(voice ?? "");
+  if (!m) return { voice: voice || undefined };
+  return { engine: m[1] as TtsEngineName, voice: m[2] || undefined };
+}
+
 const mDecodeOverload = registry.counter(
   "parley_asr_partials_shed_total",
   "Partial decodes refused by the pool under overload",
@@ -224,8 +234,13 @@ export class EngineHub {
           if (e?.name === "OverloadedError") mDecodeOverload.inc();
           throw e;
         }),
-      synthesize: (text, voice, owner) =>
-        pool.submit({ kind: "tts", text, voice, outRate: 48000 }, { priority: "normal", owner }),
+      synthesize: (text, voice, owner) => {
+        const { engine, voice: v } = parseVoice(voice);
+        return pool.submit({ kind: "tts", text, voice: v, engine, outRate: 48000 }, {
+          priority: "normal",
+          owner,
+        });
+      },
       cancel: (owner) => void pool.cancelOwner(owner),
     };
   }

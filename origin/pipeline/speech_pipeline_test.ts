@@ -330,6 +330,33 @@ Deno.test({
 });
 
 Deno.test({
+  name: "say with voice 'vits' (tiny model): per-session engine switch, telop timings marked estimated",
+  ...opts,
+  fn: async () => {
+    const h = await hub();
+    const host = new FakeHost("s-vits");
+    const p = h.createPipeline(host, SessionOptions.parse({ mode: "say", voice: "vits" }));
+    try {
+      await p.say("Big bold words.");
+      await waitFor(
+        () => host.events.some((e) => e.type === "utterance" && e.phase === "finished"),
+        8000,
+        "played",
+      );
+      const t = host.events.find((e): e is TelopEvent => e.type === "telop")!;
+      assert.equal(t.estimated, true);
+      assert.deepEqual(t.words.map((w) => w.text), ["Big", "bold", "words"]);
+      assert.ok(t.phonemes.some((ph) => ph.viseme === "closed"));
+      const last = t.words[t.words.length - 1];
+      assert.ok(last.start_ms + last.duration_ms <= t.duration_ms + 1);
+    } finally {
+      await p.close();
+      host.close();
+    }
+  },
+});
+
+Deno.test({
   name:
     "mute: frames ignored, open segment flushed; after a timestamp jump start_ms/end_ms stay in session time",
   ...opts,
