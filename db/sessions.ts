@@ -55,7 +55,9 @@ export async function claimSession(database: Database, input: ClaimSessionInput)
   }).onConflictDoNothing({ target: sessions.id });
   const rows = await database.db.update(sessions)
     .set({ nodeId: input.nodeId, updatedAt: sql`now()` })
-    .where(and(eq(sessions.id, input.id), eq(sessions.tenantId, input.tenantId), eq(sessions.state, "connecting")))
+    .where(
+      and(eq(sessions.id, input.id), eq(sessions.tenantId, input.tenantId), eq(sessions.state, "connecting")),
+    )
     .returning();
   if (rows.length === 0) {
     const existing = await getSessionRow(database, input.id);
@@ -133,15 +135,24 @@ export async function markClosed(database: Database, id: string, reason: CloseRe
  * segment) in the same transaction. Returns the seq. Throws SessionStoreError("closed") when the session row is
  * closed (a closed session never emits again) and "not_found" when there is no row.
  */
-export async function appendEvent(database: Database, sessionId: string, body: ServerEventBody): Promise<number> {
+export async function appendEvent(
+  database: Database,
+  sessionId: string,
+  body: ServerEventBody,
+): Promise<number> {
   return await database.db.transaction(async (tx) => {
     const bumped = await tx.update(sessions)
       .set({ lastSeq: sql`${sessions.lastSeq} + 1`, updatedAt: sql`now()` })
       .where(and(eq(sessions.id, sessionId), sql`${sessions.state} <> 'closed'`))
       .returning({ seq: sessions.lastSeq, tenantId: sessions.tenantId });
     if (bumped.length === 0) {
-      const exists = await tx.select({ state: sessions.state }).from(sessions).where(eq(sessions.id, sessionId));
-      throw new SessionStoreError(exists.length ? "closed" : "not_found", `cannot append to session ${sessionId}`);
+      const exists = await tx.select({ state: sessions.state }).from(sessions).where(
+        eq(sessions.id, sessionId),
+      );
+      throw new SessionStoreError(
+        exists.length ? "closed" : "not_found",
+        `cannot append to session ${sessionId}`,
+      );
     }
     const seq = Number(bumped[0].seq);
     const event = { ...body, seq } as ServerEvent;
