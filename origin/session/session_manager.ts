@@ -1,0 +1,272 @@
+/**
+ * The origin's SessionManager: creates, finds and ends the WebRTC sessions of this origin process, enforces the
+ * per-origin cap, and implements `SessionService` (origin/services.ts) so the internal HTTP API can use it
+ * directly:
+ *
+ *   POST   /internal/sessions      → `create(req)` → `{ sdp }` (answer after full ICE gathering, host candidates)
+ *   GET    /internal/sessions/:id  → `get(id)` (live sessions and the most recently closed ones)
+ *   DELETE /internal/sessions/:id  → `end(id, reason)` (idempotent)
+ *   SIGTERM                        → `drain()` then `close("origin_shutdown")` (bye to every peer, close, persist),
+ *                                     then `exitCleanly` from wrtc.ts (Deno.exit(0): never a natural exit).
+ *
+ * Errors: bad input → ApiError 400/404/409/413 (the edge returns them as is); draining or at capacity →
+ * OriginBusyError (the HTTP layer answers 503 and the edge may try another origin: this origin did not accept).
+ *
+ * Resume: `create` with `resume_after_seq` attaches a new peer to an existing, not-closed session row (same id).
+ * If the old peer still lives in this process it is `detach()`ed first (released without bye, row untouched),
+ * and its emit chain is drained, so the new Session's replay (events after resume_after_seq, from Postgres)
+ * covers everything the old peer persisted. See session.ts for the no-gap/no-duplicate argument.
+ */
+import type { Database } from "../../db/client.ts";
+import { attachSession, claimSession, SessionStoreError } from "../../db/sessions.ts";
+import { ApiError } from "../../lib/errors.ts";
+import { log as rootLog, type Logger } from "../../lib/log.ts";
+import { registry } from "../../lib/metrics.ts";
+import type { CreateSessionRequest, SessionSummary } from "../../protocol/internal_api.ts";
+import { type CloseReason, SessionOptions } from "../../protocol/session_messages.ts";
+import { OriginBusyError, type SessionService } from "../services.ts";
+import type { FrameClock } from "./outbound_audio.ts";
+import { validateOffer } from "./sdp.ts";
+import { type PipelineFactory, Session, SessionClosedError, type SessionConfig } from "./session.ts";
+import { ensureKeepalive } from "./wrtc.ts";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const createdTotal = registry.counter("parley_origin_session_creates_total", "Session creates, by outcome");
+
+export interface SessionManagerOptions {
+  database: Database;
+  nodeId: string;
+  /** Max concurrent sessions (live + being negotiated) on this origin. Default 60. */
+  capacity?: number;
+  sessionConfig?: Partial<SessionConfig>;
+  /** Builds each session's speech pipeline; default: built-in echo for every mode (until origin/pipeline lands). */
+  pipelineFactory?: PipelineFactory;
+  log?: Logger;
+  /** Summaries of this many recently closed sessions stay visible to get()/end(). Default 1000. */
+  recentClosedLimit?: number;
+  clock?: FrameClock;
+  recordOutboundGaps?: boolean;
+}
+
+export interface CreateResult {
+  session_id: string;
+  sdp: string;
+  resumed: boolean;
+}
+
+export class SessionManager implements SessionService {
+  readonly nodeId: string;
+  readonly capacity: number;
+  readonly #db: Database;
+  readonly #opts: SessionManagerOptions;
+  readonly #log: Logger;
+  readonly #sessions = new Map<string, Session>();
+  readonly #creating = new Set<string>();
+  readonly #recent = new Map<string, SessionSummary>();
+  #draining = false;
+  #closeAll: Promise<void> | undefined;
+
+  constructor(opts: SessionManagerOptions) {
+    ensureKeepalive();
+    this.#opts = opts;
+    this.#db = opts.database;
+    this.nodeId = opts.nodeId;
+    this.capacity = opts.capacity ?? 60;
+    this.#log = (opts.log ?? rootLog).child({ component: "session_manager", node_id: opts.nodeId });
+  }
+
+  /** Live sessions plus sessions being negotiated (the load reported in heartbeats). */
+  get load(): number {
+    let n = this.#creating.size;
+    for (const id of this.#sessions.keys()) if (!this.#creating.has(id)) n++;
+    return n;
+  }
+
+  /** Live sessions (in this process, not yet closed). */
+  count(): number {
+    return this.#sessions.size;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** The live Session object (tests, in-process tools); undefined once closed. */
+  session(id: string): Session | undefined {
+    return this.#sessions.get(id);
+  }
+
+  list(): Session[] {
+    return [...this.#sessions.values()];
+  }
+
+  /** SessionService.create: the internal API's POST body. */
+  create(req: CreateSessionRequest): Promise<CreateResult> {
+    return this.createSession(
+      req.sdp,
+      req.options,
+      req.tenant_id,
+      req.session_id,
+      req.resume_after_seq !== undefined ? { last_seq: req.resume_after_seq } : undefined,
+    );
+  }
+
+  /**
+   * Create a session (or resume one) from a client's offer and return the answer SDP. The session row is
+   * claimed (or inserted) for this node; with `resume`, the existing row is attached and seq numbering goes on.
+   */
+  async createSession(
+    offerSdp: string,
+    options: unknown,
+    tenantId: string,
+    sessionId: string,
+    resume?: { last_seq: number },
+  ): Promise<CreateResult> {
+    if (this.#draining) {
+      createdTotal.inc({ outcome: "draining" });
+      throw new OriginBusyError("origin is draining");
+    }
+    if (this.load >= this.capacity) {
+      createdTotal.inc({ outcome: "full" });
+      throw new OriginBusyError(`origin is at capacity (${this.capacity} sessions)`);
+    }
+    validateOffer(offerSdp);
+    const parsed = SessionOptions.safeParse(options ?? {});
+    if (!parsed.success) {
+      throw new ApiError(
+        400,
+        "validation_failed",
+        parsed.error.issues.map((i) => `${i.path.join(".") || "options"}: ${i.message}`).join("; "),
+      );
+    }
+    if (!UUID.test(sessionId)) throw new ApiError(400, "bad_request", "session_id must be a UUID");
+    if (!UUID.test(tenantId)) throw new ApiError(400, "bad_request", "tenant_id must be a UUID");
+    if (resume && (!Number.isInteger(resume.last_seq) || resume.last_seq < 0)) {
+      throw new ApiError(400, "bad_request", "resume last_seq must be a non-negative integer");
+    }
+    if (this.#creating.has(sessionId)) throw new ApiError(409, "conflict", "session is being negotiated");
+    this.#creating.add(sessionId);
+    try {
+      let resumeAfterSeq: number | undefined;
+      if (resume) {
+        const old = this.#sessions.get(sessionId);
+        if (old && old.tenantId !== tenantId) {
+          throw new ApiError(404, "not_found", "no such session to resume");
+        }
+        if (old) await old.detach();
+        let row;
+        try {
+          row = await attachSession(this.#db, { id: sessionId, tenantId, nodeId: this.nodeId });
+        } catch (err) {
+          throw storeError(err);
+        }
+        if (resume.last_seq > Number(row.lastSeq)) {
+          throw new ApiError(
+            400,
+            "bad_request",
+            `last_seq ${resume.last_seq} is ahead of the session (${row.lastSeq})`,
+          );
+        }
+        resumeAfterSeq = resume.last_seq;
+      } else {
+        if (this.#sessions.has(sessionId)) throw new ApiError(409, "conflict", "session already exists");
+        try {
+          await claimSession(this.#db, {
+            id: sessionId,
+            tenantId,
+            nodeId: this.nodeId,
+            mode: parsed.data.mode,
+            options: parsed.data,
+          });
+        } catch (err) {
+          throw storeError(err);
+        }
+      }
+      if (this.#draining) throw new OriginBusyError("origin is draining");
+      const session = new Session({
+        id: sessionId,
+        tenantId,
+        nodeId: this.nodeId,
+        options: parsed.data,
+        database: this.#db,
+        config: this.#opts.sessionConfig,
+        pipelineFactory: this.#opts.pipelineFactory,
+        log: this.#opts.log,
+        resumeAfterSeq,
+        clock: this.#opts.clock,
+        recordOutboundGaps: this.#opts.recordOutboundGaps,
+        onClosed: (s) => this.#onSessionClosed(s),
+      });
+      this.#sessions.set(sessionId, session);
+      this.#recent.delete(sessionId);
+      let sdp: string;
+      try {
+        sdp = await session.start(offerSdp);
+      } catch (err) {
+        if (err instanceof SessionClosedError) throw new OriginBusyError("session closed during setup");
+        throw err;
+      }
+      createdTotal.inc({ outcome: resume ? "resumed" : "created" });
+      return { session_id: sessionId, sdp, resumed: !!resume };
+    } catch (err) {
+      if (!(err instanceof OriginBusyError)) createdTotal.inc({ outcome: "rejected" });
+      throw err;
+    } finally {
+      this.#creating.delete(sessionId);
+    }
+  }
+
+  #onSessionClosed(s: Session): void {
+    if (this.#sessions.get(s.id) === s) this.#sessions.delete(s.id);
+    if (s.detached) return;
+    this.#recent.set(s.id, s.summary());
+    const limit = this.#opts.recentClosedLimit ?? 1000;
+    while (this.#recent.size > limit) this.#recent.delete(this.#recent.keys().next().value!);
+  }
+
+  /** Summary of a live or recently closed session of this origin; null when unknown here. */
+  get(id: string): SessionSummary | null {
+    return this.#sessions.get(id)?.summary() ?? this.#recent.get(id) ?? null;
+  }
+
+  /** End one session (idempotent): bye with the reason, release, persist. null when unknown here. */
+  async end(id: string, reason: CloseReason): Promise<SessionSummary | null> {
+    const s = this.#sessions.get(id);
+    if (s) {
+      await s.close(reason);
+      return s.summary();
+    }
+    return this.#recent.get(id) ?? null;
+  }
+
+  /** Stop accepting sessions (the edge sees `draining` in the next heartbeat). */
+  drain(): void {
+    this.#draining = true;
+  }
+
+  /** End every session with the reason (bye first) and stop accepting new ones. Idempotent. */
+  closeAll(reason: CloseReason): Promise<void> {
+    this.#draining = true;
+    this.#closeAll ??= (async () => {
+      // Sessions created while we close (start() in flight) are in the map too and get closed here.
+      while (this.#sessions.size > 0 || this.#creating.size > 0) {
+        await Promise.all([...this.#sessions.values()].map((s) => s.close(reason)));
+        if (this.#creating.size > 0) await new Promise((r) => setTimeout(r, 10));
+      }
+      this.#log.info("all sessions closed", { reason });
+    })();
+    return this.#closeAll;
+  }
+
+  /** SessionService.close (SIGTERM path): same as closeAll. */
+  close(reason: CloseReason): Promise<void> {
+    return this.closeAll(reason);
+  }
+}
+
+function storeError(err: unknown): unknown {
+  if (!(err instanceof SessionStoreError)) return err;
+  if (err.code === "not_found") return new ApiError(404, "not_found", err.message);
+  return new ApiError(409, "conflict", err.message);
+}
