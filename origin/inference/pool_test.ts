@@ -9,7 +9,7 @@ import {
 import { configureLogging } from "../../lib/log.ts";
 import { newVadState } from "../pipeline/vad.ts";
 
-configureLogging({ level: "error" });
+configureLogging({ level: "error", sink: () => {} });
 
 Deno.test("pool: priorities, coalescing and overload shedding of low-priority jobs", async () => {
   const pool = await InferencePool.create({ name: "t-prio", size: 1, init: {}, lowQueueLimit: 2 });
