@@ -12,6 +12,9 @@ import { EdgeServer } from "./edge/server.ts";
 import { OriginServer } from "./origin/server.ts";
 import { assembleOrigin } from "./origin/assemble.ts";
 import { webRoutes } from "./edge/web_routes.ts";
+import { historyRoutes } from "./edge/routes/history.ts";
+import { docsRoutes } from "./edge/openapi.ts";
+import { startRetentionSweeper } from "./db/history.ts";
 
 type Role = "all" | "edge" | "origin";
 
@@ -39,6 +42,7 @@ async function main(): Promise<void> {
 
   let origin: OriginServer | undefined;
   let edge: EdgeServer | undefined;
+  let retention: { stop(): void } | undefined;
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -50,6 +54,7 @@ async function main(): Promise<void> {
     }, config.SHUTDOWN_GRACE_MS + 5000);
     try {
       // Origin first: it drains (edge stops routing to it), says bye to its sessions and deregisters.
+      retention?.stop();
       await origin?.close();
       await edge?.close();
       await database.close();
@@ -68,7 +73,8 @@ async function main(): Promise<void> {
     // registers, new sessions get 503 + Retry-After, which is the truth.
     if (role === "all" || role === "edge") {
       const created = await bootstrapAdminKey(database);
-      edge = await EdgeServer.start(config, database, plog, [webRoutes]);
+      edge = await EdgeServer.start(config, database, plog, [webRoutes, historyRoutes, docsRoutes]);
+      retention = startRetentionSweeper(database, config.RETENTION_DAYS, plog);
       console.log(`Parley ${role === "all" ? "(edge + origin)" : "edge"} ready at ${edge.url}`);
       if (created) {
         console.log(`First admin API key (shown once, store it now): ${created.key}`);

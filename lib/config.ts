@@ -46,6 +46,8 @@ export const CONFIG_SCHEMA = {
   TTS_WORKERS: int(0, 64).default(1),
   TTS_MAX_TEXT_CHARS: int(1, 10_000_000).default(200_000),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  /** Delete ended sessions (with their events and transcripts) older than this many days; 0 keeps forever. */
+  RETENTION_DAYS: int(0, 36500).default(0),
 } as const;
 
 export type ConfigKey = keyof typeof CONFIG_SCHEMA;

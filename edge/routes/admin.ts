@@ -10,7 +10,7 @@ import { SCOPES } from "../../protocol/api.ts";
 import type { EdgeApp, EdgeContext } from "../context.ts";
 import { guard } from "../context.ts";
 
-const CreateKey = z.object({
+export const CreateKey = z.object({
   name: z.string().min(1).max(100),
   scopes: z.array(z.enum(SCOPES)).min(1).max(SCOPES.length),
   max_sessions: z.number().int().min(1).max(100000).optional(),

@@ -12,6 +12,7 @@ import { and, eq, ne, sql } from "drizzle-orm";
 import { z } from "zod";
 import { sessions } from "../../db/schema.ts";
 import { pickNodes } from "../../db/nodes.ts";
+import { eraseSessionData } from "../../db/history.ts";
 import { ApiError } from "../../lib/errors.ts";
 import { readBodyLimited, validationError } from "../../lib/http.ts";
 import { registry } from "../../lib/metrics.ts";
@@ -33,7 +34,7 @@ const setupSeconds = registry.histogram(
 );
 const sessionsCreated = registry.counter("parley_edge_sessions_created_total", "Sessions created by outcome");
 
-const JsonOffer = z.object({
+export const JsonOffer = z.object({
   sdp: z.string().min(1),
   options: z.record(z.string(), z.unknown()).optional(),
   resume: z.object({ session_id: z.uuid(), last_seq: z.number().int().min(0) }).strict().optional(),
@@ -266,7 +267,11 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
 
   app.delete("/v1/sessions/:id", auth, async (c) => {
     const row = await loadSession(ctx, c.get("principal"), c.req.param("id") ?? "");
-    if (row.state === "closed") return c.body(null, 204);
+    if (row.state === "closed") {
+      // Right to erasure: DELETE on an ended session deletes its transcript and event log.
+      await eraseSessionData(ctx.database, row.id);
+      return c.body(null, 204);
+    }
     const url = await nodeUrl(ctx, row.nodeId);
     if (!url) {
       await markClosed(ctx, row.id, "origin_lost");

@@ -7,7 +7,7 @@ import type { EdgeApp, EdgeContext } from "../context.ts";
 import { requireScope } from "../auth.ts";
 import { rateLimit } from "../rate_limit.ts";
 
-const TokenRequest = z.object({
+export const TokenRequest = z.object({
   scopes: z.array(z.enum(SCOPES)).min(1).max(SCOPES.length).optional(),
   ttl_s: z.number().int().min(30).max(3600).optional(),
   session_id: z.uuid().optional(),

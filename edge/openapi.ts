@@ -1,0 +1,685 @@
+/**
+ * The OpenAPI 3.1 document of Parley's whole public API, served at GET /openapi.json, and an interactive UI
+ * (Swagger UI from the `swagger-ui-dist` npm package, served from node_modules: no CDN) at GET /docs.
+ *
+ * Request parameters and bodies come from the same zod schemas the routes validate with (`z.toJSONSchema`), so
+ * the document cannot drift from validation; responses are described by zod schemas too (history's are the
+ * ones its tests parse real responses with). tests/openapi_test.ts checks that every /v1 route registered on
+ * the edge app is documented.
+ */
+import { z } from "zod";
+import { SCOPES } from "../protocol/api.ts";
+import { CLOSE_REASONS, SESSION_STATES, SessionOptions } from "../protocol/session_messages.ts";
+import type { ErrorCode } from "../lib/errors.ts";
+import type { EdgeApp, EdgeContext } from "./context.ts";
+import { JsonOffer } from "./routes/sessions.ts";
+import { TokenRequest } from "./routes/tokens.ts";
+import { CreateKey } from "./routes/admin.ts";
+import {
+  EventPage,
+  EventsQuery,
+  ListSessionsQuery,
+  SearchQuery,
+  SearchResult,
+  SessionList,
+  SessionSummary,
+  Transcript,
+  TranscriptQuery,
+} from "./routes/history.ts";
+
+type JsonSchema = Record<string, unknown>;
+type Schemaish = z.ZodType | JsonSchema;
+
+interface ResponseSpec {
+  description: string;
+  content?: Record<string, Schemaish>;
+  headers?: Record<string, { description: string; schema?: JsonSchema }>;
+}
+
+/** One documented operation. `scope`: required scope; "key" = any API key; null = no authentication. */
+export interface Operation {
+  method: "get" | "post" | "delete" | "patch" | "put";
+  path: string;
+  tag: string;
+  summary: string;
+  description?: string;
+  scope: (typeof SCOPES)[number] | "key" | "any" | null;
+  query?: z.ZodObject;
+  /** Extra query parameters described directly (e.g. the SDP variant's options). */
+  queryParams?: Array<{ name: string; schema: JsonSchema; description?: string; required?: boolean }>;
+  pathParams?: Record<string, { schema: JsonSchema; description: string }>;
+  headerParams?: Array<{ name: string; schema: JsonSchema; description: string }>;
+  body?: { required: boolean; content: Record<string, Schemaish>; description?: string };
+  responses: Record<string, ResponseSpec>;
+  /** Error statuses this operation can answer besides the common 401/403/429 of authenticated routes. */
+  errors?: number[];
+}
+
+// ------------------------------------------------------------------------------------------------ schemas
+
+const ERROR_CODES: ErrorCode[] = [
+  "bad_request",
+  "invalid_json",
+  "validation_failed",
+  "unauthorized",
+  "forbidden",
+  "not_found",
+  "method_not_allowed",
+  "conflict",
+  "payload_too_large",
+  "unsupported_media_type",
+  "rate_limited",
+  "limit_exceeded",
+  "not_implemented",
+  "no_origin_available",
+  "origin_error",
+  "unavailable",
+  "internal",
+];
+
+export const ErrorBody = z.object({
+  error: z.object({ code: z.enum(ERROR_CODES as [ErrorCode, ...ErrorCode[]]), message: z.string() }),
+});
+
+const TokenResponse = z.object({
+  token: z.string().describe("JWT (HS256) for `Authorization: Bearer`"),
+  expires_at: z.string(),
+  scopes: z.array(z.enum(SCOPES)),
+  session_id: z.uuid().nullable(),
+});
+
+const CreatedSession = z.object({
+  id: z.uuid(),
+  sdp: z.string().describe("SDP answer (all host candidates; no trickle)"),
+  node_id: z.string(),
+  location: z.string(),
+});
+
+const KeyInfo = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  prefix: z.string(),
+  scopes: z.array(z.enum(SCOPES)),
+  max_sessions: z.number().int().nullable(),
+  created_at: z.string(),
+  revoked_at: z.string().nullable(),
+});
+
+const KeyCreated = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  scopes: z.array(z.enum(SCOPES)),
+  prefix: z.string(),
+  key: z.string().describe("the secret; shown only in this response"),
+});
+
+const NodeInfo = z.object({
+  id: z.string(),
+  url: z.string(),
+  capacity: z.number().int(),
+  load: z.number().int(),
+  draining: z.boolean(),
+  version: z.string(),
+  started_at: z.string(),
+  heartbeat_at: z.string(),
+  alive: z.boolean(),
+});
+
+/**
+ * Named schemas (components.schemas), referenced with $ref wherever the same zod object is a whole body.
+ * Request bodies are described as accepted (`input`: defaults optional), responses as sent (`output`).
+ */
+const NAMED: Record<string, { schema: z.ZodType; io: "input" | "output" }> = {
+  Error: { schema: ErrorBody, io: "output" },
+  SessionOptions: { schema: SessionOptions, io: "input" },
+  JsonOffer: { schema: JsonOffer, io: "input" },
+  CreatedSession: { schema: CreatedSession, io: "output" },
+  SessionSummary: { schema: SessionSummary, io: "output" },
+  SessionList: { schema: SessionList, io: "output" },
+  Transcript: { schema: Transcript, io: "output" },
+  EventPage: { schema: EventPage, io: "output" },
+  SearchResult: { schema: SearchResult, io: "output" },
+  TokenRequest: { schema: TokenRequest, io: "input" },
+  TokenResponse: { schema: TokenResponse, io: "output" },
+  CreateKey: { schema: CreateKey, io: "input" },
+  KeyCreated: { schema: KeyCreated, io: "output" },
+  KeyInfo: { schema: KeyInfo, io: "output" },
+  NodeInfo: { schema: NodeInfo, io: "output" },
+};
+
+/** Add named schemas (other route groups' bodies) so they appear once in components. */
+export function registerSchemas(named: Record<string, { schema: z.ZodType; io: "input" | "output" }>): void {
+  Object.assign(NAMED, named);
+}
+
+// ------------------------------------------------------------------------------------------------ operations
+
+const uuidParam = (what: string) => ({
+  id: { schema: { type: "string", format: "uuid" }, description: what },
+});
+
+const sessionOptionParams = (): Operation["queryParams"] => {
+  const js = z.toJSONSchema(SessionOptions, { io: "input" }) as JsonSchema & {
+    properties: Record<string, JsonSchema>;
+  };
+  return [
+    ...Object.entries(js.properties).map(([name, schema]) => ({
+      name,
+      schema,
+      description:
+        `session option \`${name}\` (application/sdp variant only; JSON offers carry options in the body)`,
+    })),
+    {
+      name: "resume",
+      schema: { type: "string", format: "uuid" },
+      description: "resume this session (application/sdp variant) after a lost connection",
+    },
+    {
+      name: "last_seq",
+      schema: { type: "integer", minimum: 0 },
+      description: "with resume: the last event seq the client received",
+    },
+  ];
+};
+
+/** Operations of the core edge routes, history and docs. TTS operations are added by `ttsOperations`. */
+export function coreOperations(): Operation[] {
+  return [
+    {
+      method: "get",
+      path: "/healthz",
+      tag: "ops",
+      summary: "Liveness",
+      scope: null,
+      responses: {
+        "200": { description: "the process is up", content: { "application/json": { type: "object" } } },
+      },
+    },
+    {
+      method: "get",
+      path: "/readyz",
+      tag: "ops",
+      summary: "Readiness (database reachable, migrations applied)",
+      scope: null,
+      responses: {
+        "200": { description: "ready", content: { "application/json": { type: "object" } } },
+        "503": { description: "not ready", content: { "application/json": { type: "object" } } },
+      },
+    },
+    {
+      method: "get",
+      path: "/metrics",
+      tag: "ops",
+      summary: "Prometheus metrics (text exposition format 0.0.4)",
+      scope: null,
+      responses: { "200": { description: "metrics", content: { "text/plain": { type: "string" } } } },
+    },
+    {
+      method: "get",
+      path: "/openapi.json",
+      tag: "ops",
+      summary: "This OpenAPI document",
+      scope: null,
+      responses: {
+        "200": { description: "OpenAPI 3.1", content: { "application/json": { type: "object" } } },
+      },
+    },
+    {
+      method: "get",
+      path: "/docs",
+      tag: "ops",
+      summary: "Interactive API documentation (Swagger UI, served locally)",
+      scope: null,
+      responses: { "200": { description: "HTML page", content: { "text/html": { type: "string" } } } },
+    },
+    {
+      method: "post",
+      path: "/v1/tokens",
+      tag: "tokens",
+      summary: "Mint a browser token",
+      description:
+        "An API key mints a short-lived JWT (≤ 1 h) narrowed to some of its scopes and optionally one " +
+        "session. Tokens cannot mint tokens and never carry `admin`.",
+      scope: "key",
+      body: { required: true, content: { "application/json": TokenRequest } },
+      responses: { "201": { description: "token", content: { "application/json": TokenResponse } } },
+      errors: [400, 413, 415],
+    },
+    {
+      method: "post",
+      path: "/v1/sessions",
+      tag: "sessions",
+      summary: "Create (or resume) a session: WHIP offer → answer",
+      description:
+        "Send the SDP offer as `application/sdp` (options as query parameters; the answer comes back " +
+        "as `application/sdp` with `Location`) or as `application/json` `{sdp, options, resume?}`.",
+      scope: "sessions",
+      queryParams: sessionOptionParams(),
+      body: {
+        required: true,
+        content: { "application/sdp": { type: "string" }, "application/json": JsonOffer },
+      },
+      responses: {
+        "201": {
+          description: "session created; answer in the body",
+          headers: { Location: { description: "/v1/sessions/{id}", schema: { type: "string" } } },
+          content: { "application/sdp": { type: "string" }, "application/json": CreatedSession },
+        },
+      },
+      errors: [400, 409, 413, 415, 502, 503],
+    },
+    {
+      method: "get",
+      path: "/v1/sessions",
+      tag: "history",
+      summary: "List the tenant's sessions, newest first",
+      description:
+        "Keyset pagination: pass `next_cursor` as `cursor`. A session is on exactly one page even while " +
+        "new sessions are created.",
+      scope: "transcripts:read",
+      query: ListSessionsQuery,
+      responses: { "200": { description: "one page", content: { "application/json": SessionList } } },
+      errors: [400],
+    },
+    {
+      method: "get",
+      path: "/v1/sessions/{id}",
+      tag: "sessions",
+      summary: "Session state",
+      scope: "sessions",
+      pathParams: uuidParam("session id"),
+      responses: { "200": { description: "the session", content: { "application/json": SessionSummary } } },
+      errors: [404],
+    },
+    {
+      method: "delete",
+      path: "/v1/sessions/{id}",
+      tag: "sessions",
+      summary: "End a session; on an ended session, erase its transcript and events",
+      description:
+        "Idempotent. On a live session it ends it (`client_hangup`). On a session that has already " +
+        "ended it deletes the session's transcript segments and event log (right to erasure); the session row " +
+        "(id, state, timestamps) remains.",
+      scope: "sessions",
+      pathParams: uuidParam("session id"),
+      responses: { "204": { description: "ended (or erased)" } },
+      errors: [404, 502],
+    },
+    {
+      method: "patch",
+      path: "/v1/sessions/{id}",
+      tag: "sessions",
+      summary: "Not supported (no trickle ICE, no ICE restart)",
+      scope: "sessions",
+      pathParams: uuidParam("session id"),
+      responses: { "405": { description: "always", content: { "application/json": ErrorBody } } },
+    },
+    {
+      method: "get",
+      path: "/v1/sessions/{id}/transcript",
+      tag: "history",
+      summary: "A session's transcript (confirmed segments in seq order)",
+      description:
+        "Format by `?format=` or `Accept`: JSON (paged by `after_seq`/`limit`), plain text, WebVTT " +
+        "or SRT captions (times are session time: ms since the session became active). For exports cut short by " +
+        "`limit`, the `Parley-Next-After-Seq` header gives where to continue.",
+      scope: "transcripts:read",
+      pathParams: uuidParam("session id"),
+      query: TranscriptQuery,
+      responses: {
+        "200": {
+          description: "the transcript",
+          headers: {
+            "Parley-Next-After-Seq": { description: "text/vtt/srt only: more segments follow this seq" },
+          },
+          content: {
+            "application/json": Transcript,
+            "text/plain": { type: "string" },
+            "text/vtt": { type: "string" },
+            "application/x-subrip": { type: "string" },
+          },
+        },
+      },
+      errors: [400, 404],
+    },
+    {
+      method: "get",
+      path: "/v1/sessions/{id}/events",
+      tag: "history",
+      summary: "A session's persisted event timeline (replay); `follow=1` for a live SSE stream",
+      description:
+        "JSON pages of events as they were sent on the `events` data channel, with their persistence " +
+        "time. With `follow=1` the response is `text/event-stream`: `id` = seq, `event` = type, `data` = the " +
+        "event; it replays from `after_seq` (or `Last-Event-ID`) and continues live with no gap and no " +
+        "duplicate, then sends `event: end` once the session has ended.",
+      scope: "transcripts:read",
+      pathParams: uuidParam("session id"),
+      query: EventsQuery,
+      headerParams: [{
+        name: "Last-Event-ID",
+        schema: { type: "string" },
+        description: "SSE reconnect: continue after this seq (wins over after_seq when greater)",
+      }],
+      responses: {
+        "200": {
+          description: "events",
+          content: { "application/json": EventPage, "text/event-stream": { type: "string" } },
+        },
+      },
+      errors: [400, 404],
+    },
+    {
+      method: "get",
+      path: "/v1/transcripts/search",
+      tag: "history",
+      summary: "Full-text search over the tenant's confirmed transcript segments",
+      description:
+        "Ranked (ts_rank) with highlighted snippets and links to the session and seq. `q` uses web " +
+        "search syntax (websearch_to_tsquery, English): any text is accepted.",
+      scope: "transcripts:read",
+      query: SearchQuery,
+      responses: {
+        "200": { description: "results, best first", content: { "application/json": SearchResult } },
+      },
+      errors: [400],
+    },
+    {
+      method: "get",
+      path: "/v1/keys",
+      tag: "keys",
+      summary: "List the tenant's API keys (no secrets)",
+      scope: "admin",
+      responses: {
+        "200": { description: "keys", content: { "application/json": z.object({ keys: z.array(KeyInfo) }) } },
+      },
+    },
+    {
+      method: "post",
+      path: "/v1/keys",
+      tag: "keys",
+      summary: "Create an API key (the secret is shown once)",
+      scope: "admin",
+      body: { required: true, content: { "application/json": CreateKey } },
+      responses: { "201": { description: "created", content: { "application/json": KeyCreated } } },
+      errors: [400, 413, 415],
+    },
+    {
+      method: "delete",
+      path: "/v1/keys/{id}",
+      tag: "keys",
+      summary: "Revoke an API key (its browser tokens die with it)",
+      scope: "admin",
+      pathParams: uuidParam("key id"),
+      responses: { "204": { description: "revoked" } },
+      errors: [404],
+    },
+    {
+      method: "get",
+      path: "/v1/nodes",
+      tag: "keys",
+      summary: "The origin node registry",
+      scope: "admin",
+      responses: {
+        "200": {
+          description: "nodes",
+          content: { "application/json": z.object({ nodes: z.array(NodeInfo) }) },
+        },
+      },
+    },
+  ];
+}
+
+// ------------------------------------------------------------------------------------------------ builder
+
+function toJson(s: z.ZodType, io: "input" | "output"): JsonSchema {
+  const { $schema: _, ...rest } = z.toJSONSchema(s, { io, unrepresentable: "any" }) as JsonSchema;
+  return rest;
+}
+
+function jsonSchemaOf(s: Schemaish, io: "input" | "output"): JsonSchema {
+  if (!(s instanceof z.ZodType)) return s;
+  for (const [name, named] of Object.entries(NAMED)) {
+    if (named.schema === s) return { $ref: `#/components/schemas/${name}` };
+  }
+  return toJson(s, io);
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: "invalid request (validation_failed, invalid_json, bad_request)",
+  401: "missing, invalid or expired credential",
+  403: "the credential lacks the scope, or a token is bound to another session",
+  404: "not found (another tenant's resources are indistinguishable from missing ones)",
+  405: "method not allowed",
+  409: "conflict",
+  413: "request body too large",
+  415: "unsupported Content-Type",
+  429: "rate limited (per API key) or over a session limit; see Retry-After",
+  502: "origin error",
+  503: "unavailable; see Retry-After",
+};
+
+export function buildOpenApiDocument(
+  ops: Operation[],
+  opts: { serverUrl?: string; version?: string } = {},
+): JsonSchema {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const op of ops) {
+    const parameters: unknown[] = [];
+    for (const [name, p] of Object.entries(op.pathParams ?? {})) {
+      parameters.push({ name, in: "path", required: true, description: p.description, schema: p.schema });
+    }
+    if (op.query) {
+      const js = z.toJSONSchema(op.query, { io: "input" }) as JsonSchema & {
+        properties?: Record<string, JsonSchema>;
+        required?: string[];
+      };
+      for (const [name, schema] of Object.entries(js.properties ?? {})) {
+        const { description, ...rest } = schema;
+        parameters.push({
+          name,
+          in: "query",
+          required: js.required?.includes(name) ?? false,
+          ...(description ? { description } : {}),
+          schema: rest,
+        });
+      }
+    }
+    for (const p of op.queryParams ?? []) {
+      parameters.push({
+        name: p.name,
+        in: "query",
+        required: p.required ?? false,
+        description: p.description,
+        schema: p.schema,
+      });
+    }
+    for (const h of op.headerParams ?? []) {
+      parameters.push({
+        name: h.name,
+        in: "header",
+        required: false,
+        description: h.description,
+        schema: h.schema,
+      });
+    }
+    const responses: Record<string, unknown> = {};
+    for (const [status, r] of Object.entries(op.responses)) {
+      responses[status] = {
+        description: r.description,
+        ...(r.headers ? { headers: r.headers } : {}),
+        ...(r.content
+          ? {
+            content: Object.fromEntries(
+              Object.entries(r.content).map(([type, s]) => [type, { schema: jsonSchemaOf(s, "output") }]),
+            ),
+          }
+          : {}),
+      };
+    }
+    const errorStatuses = new Set(op.errors ?? []);
+    if (op.scope !== null) [401, 403, 429].forEach((s) => errorStatuses.add(s));
+    if (op.scope === null) errorStatuses.clear();
+    for (const s of [...errorStatuses].sort()) {
+      responses[String(s)] ??= {
+        description: STATUS_TEXT[s] ?? "error",
+        content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+      };
+    }
+    const scopeText = op.scope === null
+      ? "No authentication."
+      : op.scope === "key"
+      ? "Requires an API key (not a browser token)."
+      : op.scope === "any"
+      ? "Requires an API key or browser token."
+      : `Scope: \`${op.scope}\`${op.scope === "admin" ? " (API keys only)" : ""}.`;
+    paths[op.path] ??= {};
+    paths[op.path][op.method] = {
+      tags: [op.tag],
+      summary: op.summary,
+      description: [op.description, scopeText].filter(Boolean).join("\n\n"),
+      operationId: operationId(op),
+      ...(op.scope !== null ? { security: [{ bearerAuth: [] }] } : { security: [] }),
+      ...(op.scope && op.scope !== "key" && op.scope !== "any" ? { "x-parley-scope": op.scope } : {}),
+      ...(parameters.length ? { parameters } : {}),
+      ...(op.body
+        ? {
+          requestBody: {
+            required: op.body.required,
+            ...(op.body.description ? { description: op.body.description } : {}),
+            content: Object.fromEntries(
+              Object.entries(op.body.content).map((
+                [type, s],
+              ) => [type, { schema: jsonSchemaOf(s, "input") }]),
+            ),
+          },
+        }
+        : {}),
+      responses,
+    };
+  }
+  const schemas: Record<string, JsonSchema> = {};
+  for (const [name, n] of Object.entries(NAMED)) schemas[name] = toJson(n.schema, n.io);
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Parley API",
+      version: opts.version ?? "1",
+      description: "Real-time speech sessions (WebRTC, WHIP-style signaling), text-to-speech jobs, and " +
+        "transcript history. Every request carries `Authorization: Bearer <API key or browser token>`; every " +
+        'error has the body `{"error":{"code","message"}}`. Scopes: ' + SCOPES.join(", ") +
+        " (admin implies the others within its tenant). Session states: " + SESSION_STATES.join(", ") +
+        "; close reasons: " + CLOSE_REASONS.join(", ") + ".",
+    },
+    ...(opts.serverUrl ? { servers: [{ url: opts.serverUrl }] } : {}),
+    tags: [
+      { name: "sessions", description: "live speech sessions (WebRTC signaling)" },
+      { name: "history", description: "session history, transcripts, replay and search" },
+      { name: "tts", description: "text-to-speech jobs" },
+      { name: "tokens", description: "browser tokens" },
+      { name: "keys", description: "API keys and nodes (admin)" },
+      { name: "ops", description: "health, metrics, documentation" },
+    ],
+    paths,
+    components: {
+      securitySchemes: {
+        bearerAuth: {
+          type: "http",
+          scheme: "bearer",
+          description: "API key (`pk_…`) or browser token (JWT from POST /v1/tokens)",
+        },
+      },
+      schemas,
+    },
+  };
+}
+
+function operationId(op: Operation): string {
+  const words = op.path.replace(/\{(\w+)\}/g, "by_$1").split(/[/._-]+/).filter(Boolean);
+  return [op.method, ...words].map((w, i) => i === 0 ? w : w[0].toUpperCase() + w.slice(1)).join("");
+}
+
+// ------------------------------------------------------------------------------------------------ routes
+
+/** Operation sources other route groups contribute (TTS). */
+const extraOperations: Array<() => Operation[]> = [];
+export function registerOperations(source: () => Operation[]): void {
+  extraOperations.push(source);
+}
+
+export function allOperations(): Operation[] {
+  return [...coreOperations(), ...extraOperations.flatMap((f) => f())];
+}
+
+interface Asset {
+  body: Uint8Array<ArrayBuffer>;
+  type: string;
+}
+
+const ASSETS: Record<string, string> = {
+  "swagger-ui.css": "text/css; charset=utf-8",
+  "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+  "favicon-32x32.png": "image/png",
+};
+
+const assetCache = new Map<string, Promise<Asset>>();
+
+function swaggerDir(): URL {
+  // index.js of the package; its siblings are the prebuilt UI files.
+  return new URL("./", import.meta.resolve("swagger-ui-dist"));
+}
+
+function loadAsset(name: string): Promise<Asset> {
+  let p = assetCache.get(name);
+  if (!p) {
+    p = Deno.readFile(new URL(name, swaggerDir())).then((body) => ({ body, type: ASSETS[name] }));
+    p.catch(() => assetCache.delete(name));
+    assetCache.set(name, p);
+  }
+  return p;
+}
+
+const DOCS_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Parley API</title>
+<link rel="icon" href="/docs/favicon-32x32.png">
+<link rel="stylesheet" href="/docs/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script src="/docs/init.js"></script>
+</body>
+</html>
+`;
+
+const INIT_JS = `window.ui = SwaggerUIBundle({
+  url: "/openapi.json",
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  persistAuthorization: false,
+  tryItOutEnabled: false,
+});
+`;
+
+/** GET /openapi.json, GET /docs (+ its static files). No authentication: the document holds no secrets. */
+export function docsRoutes(app: EdgeApp, ctx: EdgeContext): void {
+  let doc: string | undefined;
+  app.get("/openapi.json", (c) => {
+    doc ??= JSON.stringify(buildOpenApiDocument(allOperations(), { serverUrl: ctx.config.PUBLIC_URL }));
+    return c.body(doc, 200, {
+      "content-type": "application/json; charset=utf-8",
+      "cache-control": "no-cache",
+    });
+  });
+  app.get("/docs", (c) => c.html(DOCS_HTML));
+  app.get("/docs/init.js", (c) => c.body(INIT_JS, 200, { "content-type": "text/javascript; charset=utf-8" }));
+  app.get("/docs/:file", async (c) => {
+    const name = c.req.param("file") ?? "";
+    if (!Object.hasOwn(ASSETS, name)) return c.notFound();
+    const a = await loadAsset(name);
+    return c.body(a.body, 200, { "content-type": a.type, "cache-control": "public, max-age=86400" });
+  });
+}
