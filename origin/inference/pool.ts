@@ -146,6 +146,11 @@ export class InferencePool {
     pools.add(this);
   }
 
+  /** Pools not yet closed in this process, with their live worker counts (ops, leak tests). */
+  static live(): Array<{ name: string; liveWorkers: number }> {
+    return [...pools].map((p) => ({ name: p.name, liveWorkers: p.liveWorkers }));
+  }
+
   /** Spawn all workers and wait until each has loaded its engines. Rejects if any fails to init. */
   static async create(options: PoolOptions): Promise<InferencePool> {
     const p = new InferencePool(options);

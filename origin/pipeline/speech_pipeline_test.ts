@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { EngineHub } from "./engine_hub.ts";
+import { InferencePool } from "../inference/pool.ts";
 import { FakeHost } from "./host_double.ts";
 import { readWav } from "./wav.ts";
 import { floatToInt16, resampleAll } from "./resampler.ts";
@@ -463,5 +464,23 @@ Deno.test({
     assert.throws(() => h.createPipeline(host, SessionOptions.parse({})), /closed/);
     await assert.rejects(h.synthesize("x"), /closed/);
     host.close();
+  },
+});
+
+Deno.test({
+  name: "EngineHub.create with a missing model rejects (offline, no Hub download) and leaves no workers",
+  ...opts,
+  fn: async () => {
+    await assert.rejects(
+      EngineHub.create({
+        asr: { ...DEFAULT_ASR_CONFIG, engine: "whisper", model: "no-such-model", allowRemoteModels: false },
+        workers: 1,
+        initTimeoutMs: 30_000,
+      }),
+      /init failed/,
+    );
+    const live = InferencePool.live().filter((p) => p.name === "speech" || p.name === "vad");
+    // the shared test hub (if created) is already closed by the close test above
+    assert.deepEqual(live, []);
   },
 });
