@@ -432,6 +432,29 @@ Deno.test({
 });
 
 Deno.test({
+  name: "100 pipelines created, fed and closed: no thread growth (engines are shared, nothing per session)",
+  ...opts,
+  fn: async () => {
+    const h = await hub();
+    const threads = () => [...Deno.readDirSync("/proc/self/task")].length;
+    const before = threads();
+    const frame = new Int16Array(480).map((_, i) => Math.round(Math.sin(i / 5) * 8000));
+    for (let i = 0; i < 100; i++) {
+      const host = new FakeHost(`s-churn-${i}`, "t", false);
+      const p = h.createPipeline(host, SessionOptions.parse({}));
+      for (let k = 0; k < 20; k++) {
+        p.push({ samples: frame, sampleRate: 48000, timestampMs: k * 10, receivedAt: performance.now() });
+      }
+      await p.drain();
+      await p.close();
+      host.close();
+    }
+    assert.equal(h.activePipelines, 0);
+    assert.ok(threads() <= before + 2, `threads ${before} → ${threads()}`);
+  },
+});
+
+Deno.test({
   name: "close cascades: pipeline closed, hub closed, workers terminated, calls reject",
   ...opts,
   fn: async () => {
