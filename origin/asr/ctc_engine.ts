@@ -7,7 +7,7 @@ import { resolveModelDir } from "./engine.ts";
 
 /** The shape of `loadCtcRecognizer(modelDir)` from ./ctc_decoder.ts. */
 export interface CtcRecognizer {
-  transcribe(pcm16k: Float32Array):
+  transcribe(pcm16k: Float32Array, opts?: { beamWidth?: number; nBest?: number }):
     | Promise<CtcTranscription>
     | CtcTranscription;
   dispose(): void | Promise<void>;
@@ -28,6 +28,9 @@ export function ctcConfidence(r: CtcTranscription): number | null {
   return typeof r.confidence === "number" ? r.confidence : null;
 }
 
+/** Beam search settings for partial (interim) decodes. */
+export const PARTIAL_SEARCH = { beamWidth: 4, nBest: 1 };
+
 export class CtcEngine implements AsrEngine {
   readonly name = "ctc" as const;
   private constructor(readonly model: string, private rec: CtcRecognizer | null) {}
@@ -44,10 +47,11 @@ export class CtcEngine implements AsrEngine {
     return new CtcEngine(config.model, rec);
   }
 
-  async transcribe(pcm16k: Float32Array): Promise<AsrResult> {
+  async transcribe(pcm16k: Float32Array, opts: { final?: boolean } = {}): Promise<AsrResult> {
     if (!this.rec) throw new Error("ctc engine disposed");
     const t0 = performance.now();
-    const r = await this.rec.transcribe(pcm16k);
+    // partials: narrow beam, 1-best (the LM still applies); confirmed: the decoder's defaults
+    const r = await this.rec.transcribe(pcm16k, opts.final === false ? PARTIAL_SEARCH : undefined);
     const alternatives = r.hypotheses.map((h) => ({ text: h.text.trim(), score: h.score }));
     if (alternatives.length === 0) {
       const g = typeof r.greedy === "string" ? r.greedy : r.greedy?.text ?? "";

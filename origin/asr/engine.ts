@@ -43,7 +43,11 @@ export interface AsrResult {
 export interface AsrEngine {
   readonly name: AsrEngineName;
   readonly model: string;
-  transcribe(pcm16k: Float32Array): Promise<AsrResult>;
+  /**
+   * `final: false` marks a partial (interim) decode: engines may use a cheaper search (CTC: narrow beam, 1-best),
+   * since the confirmed decode at segment end uses the full one.
+   */
+  transcribe(pcm16k: Float32Array, opts?: { final?: boolean }): Promise<AsrResult>;
   dispose(): Promise<void>;
 }
 

@@ -24,7 +24,7 @@ export class WhisperEngine implements AsrEngine {
     return new WhisperEngine(config.model, pipe, config);
   }
 
-  async transcribe(pcm16k: Float32Array): Promise<AsrResult> {
+  async transcribe(pcm16k: Float32Array, _opts: { final?: boolean } = {}): Promise<AsrResult> {
     if (!this.pipe) throw new Error("whisper engine disposed");
     const t0 = performance.now();
     // deno-lint-ignore no-explicit-any

@@ -224,7 +224,7 @@ export class EngineHub {
     return {
       vad: this.vad,
       recognize: (pcm16k, opts) =>
-        pool.submit({ kind: "asr", pcm16k }, {
+        pool.submit({ kind: "asr", pcm16k, final: opts.kind === "confirmed" }, {
           priority: opts.kind === "confirmed" ? "high" : "low",
           owner: opts.owner,
           coalesceKey: opts.coalesceKey,
