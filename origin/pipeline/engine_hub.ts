@@ -224,12 +224,13 @@ export class EngineHub {
     return {
       vad: this.vad,
       recognize: (pcm16k, opts) =>
-        pool.submit({ kind: "asr", pcm16k, final: opts.kind === "confirmed" }, {
+        pool.submit({ kind: "asr", pcm16k, final: opts.kind !== "partial" }, {
+          // speculative final decodes rank with partials: shed first, the confirmed path falls back
           priority: opts.kind === "confirmed" ? "high" : "low",
           owner: opts.owner,
           coalesceKey: opts.coalesceKey,
           retry: opts.kind === "confirmed",
-          transfer: opts.kind === "partial", // partial audio is a fresh copy made for this job
+          transfer: opts.kind !== "confirmed", // fresh copies made for this job
         }).catch((e) => {
           if (e?.name === "OverloadedError") mDecodeOverload.inc();
           throw e;

@@ -111,6 +111,18 @@ export class Segmenter {
     this.config.silenceMs = ms;
   }
 
+  /**
+   * While in speech but already `tailMs` into a silence: the exact audio an end right now would hand to the
+   * recognizer (it does not change unless speech resumes), keyed by the speech end. Lets the pipeline decode
+   * speculatively during the end-of-speech window. null otherwise.
+   */
+  pendingEnd(): { audio: Float32Array; speechEnd: number } | null {
+    if (!this.inSpeech || this.silenceRun < this.ms(this.config.tailMs)) return null;
+    if (this.speechSamples < this.ms(this.config.minSpeechMs)) return null;
+    const end = Math.min(this.bufStart + this.bufLen, this.lastSpeechEnd + this.ms(this.config.tailMs));
+    return { audio: this.buf.slice(0, end - this.bufStart), speechEnd: this.lastSpeechEnd };
+  }
+
   /** The current segment's audio so far (a copy) and its stream start index; null when idle. */
   currentAudio(): { audio: Float32Array; audioStart: number; speechStart: number } | null {
     if (!this.inSpeech) return null;

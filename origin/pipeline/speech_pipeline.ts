@@ -35,6 +35,8 @@ export interface PipelineConfig {
   minConfidence: number;
   /** Longest text accepted by say(). */
   maxSayChars: number;
+  /** Start the final decode as soon as silence begins (ready when the end-of-speech window closes). */
+  speculativeFinal: boolean;
 }
 
 export const DEFAULT_PIPELINE_CONFIG: PipelineConfig = {
@@ -43,6 +45,7 @@ export const DEFAULT_PIPELINE_CONFIG: PipelineConfig = {
   partialIntervalMs: 400,
   minConfidence: 0.35,
   maxSayChars: 5000,
+  speculativeFinal: true,
 };
 
 /** What the hub gives a pipeline: the shared engines, as async calls. */
@@ -50,7 +53,7 @@ export interface PipelineEngines {
   vad: VadBackend;
   recognize(
     pcm16k: Float32Array,
-    opts: { kind: "partial" | "confirmed"; owner: string; coalesceKey?: string },
+    opts: { kind: "partial" | "speculative" | "confirmed"; owner: string; coalesceKey?: string },
   ): Promise<AsrResult>;
   synthesize(text: string, voice: string | undefined, owner: string): Promise<TtsJobResult>;
   cancel(owner: string): void;
@@ -87,6 +90,10 @@ const mTtsSeconds = registry.counter(
   "Synthesized audio queued for playout",
 );
 const mBargeIn = registry.counter("parley_barge_in_total", "Playback stopped because the user spoke");
+const mSpeculative = registry.counter(
+  "parley_asr_speculative_total",
+  "Final decodes started during the end-of-speech window (started, used, fallback)",
+);
 const mActive = registry.gauge("parley_pipelines_active", "Live speech pipelines");
 
 interface SegmentState {
@@ -99,6 +106,8 @@ interface SegmentState {
   partialsSent: number;
   lastPartialText: string;
   ended: boolean;
+  /** Decode started during the end-of-speech window, for the speech end it was made for. */
+  speculative: { speechEnd: number; result: Promise<AsrResult> } | null;
 }
 
 interface Utterance {
@@ -311,7 +320,27 @@ export class StreamingPipeline implements SpeechPipeline {
   private onChunk(chunk: Float32Array, p: number): void {
     for (const ev of this.segmenter.push(chunk, p)) this.onSegmentEvent(ev);
     const seg = this.segment;
-    if (seg && !seg.ended && this.options.partials) this.maybePartial(seg);
+    if (!seg || seg.ended) return;
+    if (this.config.speculativeFinal) this.maybeSpeculate(seg);
+    // in the end-of-speech window the hypothesis cannot change: no partials there
+    if (this.options.partials && !this.segmenter.pendingEnd()) this.maybePartial(seg);
+  }
+
+  /**
+   * Silence has started: decode what the confirmed result will be made of now, so that it is ready when the
+   * end-of-speech window closes. Low priority (shed under overload); if speech resumes it is simply unused.
+   */
+  private maybeSpeculate(seg: SegmentState): void {
+    const pending = this.segmenter.pendingEnd();
+    if (!pending || seg.speculative?.speechEnd === pending.speechEnd) return;
+    const result = this.engines.recognize(pending.audio, {
+      kind: "speculative",
+      owner: this.owner,
+      coalesceKey: `${this.owner}:speculative`,
+    });
+    result.catch(() => {}); // a failed speculation falls back to a normal decode
+    seg.speculative = { speechEnd: pending.speechEnd, result };
+    mSpeculative.inc({ outcome: "started" });
   }
 
   private onSegmentEvent(ev: SegmentEvent): void {
@@ -326,6 +355,7 @@ export class StreamingPipeline implements SpeechPipeline {
         partialsSent: 0,
         lastPartialText: "",
         ended: false,
+        speculative: null,
       };
       if (this.options.barge_in) this.bargeIn();
       return;
@@ -340,7 +370,8 @@ export class StreamingPipeline implements SpeechPipeline {
       return;
     }
     mSegments.inc({ outcome: ev.forced ? "forced" : "end" });
-    this.confirm(ev, seg);
+    const spec = !ev.forced && seg?.speculative?.speechEnd === ev.speechEnd ? seg.speculative.result : null;
+    this.confirm(ev, spec);
   }
 
   private maybePartial(seg: SegmentState): void {
@@ -415,11 +446,21 @@ export class StreamingPipeline implements SpeechPipeline {
     return r.confidence !== null && r.confidence < this.config.minConfidence;
   }
 
-  private confirm(ev: Extract<SegmentEvent, { type: "end" }>, seg: SegmentState | null): void {
+  private confirm(ev: Extract<SegmentEvent, { type: "end" }>, speculative: Promise<AsrResult> | null): void {
     const audioEnd = ev.audioStart + ev.audio.length;
     const receivedAt = this.receivedAtOf(audioEnd);
     const t0 = performance.now();
-    const result = this.engines.recognize(ev.audio, { kind: "confirmed", owner: this.owner });
+    const decode = () => this.engines.recognize(ev.audio, { kind: "confirmed", owner: this.owner });
+    // The speculative decode saw exactly this audio; if it was shed or failed, decode now (never dropped).
+    const result = speculative
+      ? speculative.then((r) => {
+        mSpeculative.inc({ outcome: "used" });
+        return r;
+      }, () => {
+        mSpeculative.inc({ outcome: "fallback" });
+        return decode();
+      })
+      : decode();
     // Emission is chained so confirmed results go out in segment order, before later partials.
     this.enqueueEmit(async () => {
       let r: AsrResult;
@@ -458,7 +499,6 @@ export class StreamingPipeline implements SpeechPipeline {
         end_ms: this.sessionMs(ev.speechEnd),
         latency_ms: latency,
       };
-      void seg;
       return event;
     }, (event) => {
       if (this.options.mode === "echo" && event.type === "transcript") {

@@ -20,7 +20,7 @@ import { SessionOptions } from "../../protocol/session_messages.ts";
 import { configureLogging } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
 
-configureLogging({ level: "error" });
+configureLogging({ level: "error", sink: () => {} });
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const fixture = (name: string) => new URL(`../../tests/fixtures/speech/${name}`, import.meta.url);
@@ -99,6 +99,8 @@ Deno.test({
     const h = await hub();
     const host = new FakeHost("s-echo");
     const p = h.createPipeline(host, SessionOptions.parse({ mode: "echo", barge_in: false }));
+    const used = () => registry.counter("parley_asr_speculative_total", "").get({ outcome: "used" });
+    const used0 = used();
     try {
       const base = await feed(p, host, concat(load48k("two_phrases_16k.wav"), silence(600)), true);
       await p.drain();
@@ -122,6 +124,8 @@ Deno.test({
       }
       // seq strictly increasing by 1, partials of a segment come before its confirmed, stable text only grows
       host.events.forEach((e, i) => assert.equal(e.seq, i + 1));
+      // the final decodes were started in the silence window and used (no extra decode after the end)
+      assert.ok(used() - used0 >= 1, "speculative final decode used");
       for (const seg of [1, 2]) {
         const parts = tr.filter((e) => e.segment_id === seg && e.status === "partial");
         const conf = confirmed.find((e) => e.segment_id === seg)!;
