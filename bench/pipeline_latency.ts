@@ -32,7 +32,7 @@ const modelsDir = new URL("../models/", import.meta.url).pathname;
 const ctcAvailable = (() => {
   try {
     Deno.statSync(new URL("../origin/asr/ctc_decoder.ts", import.meta.url));
-    Deno.statSync(`${modelsDir}parley-asr-en`);
+    Deno.statSync(`${modelsDir}parley-asr-en/onnx/model.onnx`);
     return true;
   } catch {
     return false;
