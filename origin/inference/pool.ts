@@ -224,6 +224,23 @@ export class InferencePool {
     });
   }
 
+  /**
+   * Raise the priority of a queued job (by coalesce key), e.g. a speculative decode whose result became needed:
+   * avoids priority inversion behind other sessions' high-priority work. No-op if it is already running.
+   */
+  promote(coalesceKey: string, priority: Priority): boolean {
+    const i = this.queue.findIndex((q) => q.opts.coalesceKey === coalesceKey);
+    if (i < 0) return false;
+    const [q] = this.queue.splice(i, 1);
+    q.opts = { ...q.opts, priority, coalesceKey: undefined };
+    const rank = PRIORITY_RANK[priority];
+    let at = this.queue.length;
+    while (at > 0 && PRIORITY_RANK[this.queue[at - 1].opts.priority!] > rank) at--;
+    this.queue.splice(at, 0, q);
+    this.dispatch();
+    return true;
+  }
+
   /** Reject the queued (not yet running) jobs of an owner; running ones finish but their result is theirs. */
   cancelOwner(owner: string): number {
     const mine = this.queue.filter((q) => q.opts.owner === owner);

@@ -41,6 +41,26 @@ Deno.test("pool: priorities, coalescing and overload shedding of low-priority jo
   assert.ok(SupersededError && OverloadedError);
 });
 
+Deno.test("pool: promote() moves a queued low-priority job ahead of normal work", async () => {
+  const pool = await InferencePool.create({ name: "t-promote", size: 1, init: {} });
+  try {
+    const order: string[] = [];
+    const all = [
+      pool.submit({ kind: "sleep", ms: 50 }).then(() => order.push("busy")),
+      pool.submit({ kind: "sleep", ms: 1 }, { priority: "normal" }).then(() => order.push("normal")),
+      pool.submit({ kind: "sleep", ms: 1 }, { priority: "low", coalesceKey: "spec" }).then(() =>
+        order.push("spec")
+      ),
+    ];
+    assert.equal(pool.promote("spec", "high"), true);
+    assert.equal(pool.promote("absent", "high"), false);
+    await Promise.all(all);
+    assert.deepEqual(order, ["busy", "spec", "normal"]);
+  } finally {
+    await pool.close();
+  }
+});
+
 Deno.test("pool: a crashed worker is restarted; its job retries once if asked; timeouts restart too", async () => {
   const pool = await InferencePool.create({ name: "t-crash", size: 1, init: {}, jobTimeoutMs: 1500 });
   try {

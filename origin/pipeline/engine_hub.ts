@@ -243,6 +243,7 @@ export class EngineHub {
         });
       },
       cancel: (owner) => void pool.cancelOwner(owner),
+      promote: (key) => void pool.promote(key, "high"),
     };
   }
 }

@@ -57,6 +57,8 @@ export interface PipelineEngines {
   ): Promise<AsrResult>;
   synthesize(text: string, voice: string | undefined, owner: string): Promise<TtsJobResult>;
   cancel(owner: string): void;
+  /** A queued low-priority job (by coalesce key) is now needed for a confirmed result: run it as such. */
+  promote(coalesceKey: string): void;
 }
 
 const mFrames = registry.counter(
@@ -371,6 +373,7 @@ export class StreamingPipeline implements SpeechPipeline {
     }
     mSegments.inc({ outcome: ev.forced ? "forced" : "end" });
     const spec = !ev.forced && seg?.speculative?.speechEnd === ev.speechEnd ? seg.speculative.result : null;
+    if (spec) this.engines.promote(`${this.owner}:speculative`);
     this.confirm(ev, spec);
   }
 
@@ -461,6 +464,8 @@ export class StreamingPipeline implements SpeechPipeline {
         return decode();
       })
       : decode();
+    // awaited later in the emit chain; handle now so an early rejection (close) is not "unhandled"
+    result.catch(() => {});
     // Emission is chained so confirmed results go out in segment order, before later partials.
     this.enqueueEmit(async () => {
       let r: AsrResult;
