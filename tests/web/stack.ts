@@ -48,7 +48,8 @@ export async function startProcessStack(
   let out = "";
   let err = "";
   const pump = async (s: ReadableStream<Uint8Array>, add: (t: string) => void) => {
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) add(chunk);
+    const dec = new TextDecoder();
+    for await (const chunk of s) add(dec.decode(chunk, { stream: true }));
   };
   const pumps = Promise.all([pump(child.stdout, (t) => out += t), pump(child.stderr, (t) => err += t)]);
   const url = `http://127.0.0.1:${port}`;
@@ -74,12 +75,17 @@ export async function startProcessStack(
   };
 
   // Ready = the admin key was printed, the edge answers and an origin is registered and alive.
-  const deadline = performance.now() + (opts.readyMs ?? 60_000);
+  const deadline = performance.now() + (opts.readyMs ?? 120_000);
   let adminKey = "";
   try {
     while (true) {
       if (exited) throw new Error(`parley exited with ${exited.code} during start:\n${err.slice(-3000)}`);
-      if (performance.now() > deadline) throw new Error(`parley not ready in time:\n${err.slice(-3000)}`);
+      if (performance.now() > deadline) {
+        throw new Error(
+          `parley not ready in time (${adminKey ? "no live origin registered" : "no admin key printed"}):\n` +
+            `${out.slice(-1000)}\n${err.slice(-3000)}`,
+        );
+      }
       adminKey ||= out.match(/pk_[A-Za-z0-9_-]{43}/)?.[0] ?? "";
       if (adminKey) {
         try {

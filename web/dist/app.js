@@ -271,6 +271,8 @@ var LiveConnection = class {
   lastSeq;
   pc;
   resumes;
+  /** Mirrors the page's mute button; re-sent after a resume. */
+  muted;
   #control;
   #state;
   #ended;
@@ -286,6 +288,7 @@ var LiveConnection = class {
     this.lastSeq = 0;
     this.pc = null;
     this.resumes = 0;
+    this.muted = false;
     this.#control = null;
     this.#state = "idle";
     this.#ended = false;
@@ -343,6 +346,24 @@ var LiveConnection = class {
       if (e.type === "bye") this.#onBye(e);
       this.cb.event(e);
     };
+    const ready = () => {
+      if (gen !== this.#generation || this.#ended) return;
+      if (
+        pc.connectionState !== "connected" || events.readyState !== "open" || control.readyState !== "open"
+      ) {
+        return;
+      }
+      clearTimeout(this.#blipTimer);
+      if (this.muted) {
+        control.send(JSON.stringify({
+          type: "mute",
+          muted: true,
+        }));
+      }
+      this.#set("connected");
+    };
+    events.onopen = ready;
+    control.onopen = ready;
     events.onclose = () => {
       if (gen === this.#generation && !this.#ended) this.#scheduleResume(0);
     };
@@ -350,8 +371,7 @@ var LiveConnection = class {
       if (gen !== this.#generation || this.#ended) return;
       const s = pc.connectionState;
       if (s === "connected") {
-        clearTimeout(this.#blipTimer);
-        this.#set("connected");
+        ready();
       } else if (s === "disconnected") {
         this.#set("reconnecting", "network interrupted");
         this.#scheduleResume(2500);
@@ -648,6 +668,7 @@ var TelopView = class {
     cancelAnimationFrame(this.#raf);
     this.#queue = [];
     this.#current = null;
+    clear(this.textEl);
     this.mouthEl.dataset.viseme = "rest";
   }
 };
@@ -671,12 +692,19 @@ var LiveView = class {
   #statsTimer;
   #muted = false;
   #partialSegment = null;
+  /** The last 100 server events (debugging from the console; the e2e test prints them on failure). */
+  recent = [];
   /** Counters the e2e test (and curious users, via window.parley) can read. */
   counts = {
     partial: 0,
     confirmed: 0,
     telop: 0,
     events: 0,
+    /** performance.now() of the first partial / confirmed caption of the current session. */
+    firstPartialAt: 0,
+    firstConfirmedAt: 0,
+    /** Loudest mic level the meter showed (0..1). */
+    maxLevel: 0,
   };
   form = $("live-form");
   startBtn = $("start");
@@ -685,6 +713,7 @@ var LiveView = class {
   modeSel = $("mode");
   voiceIn = $("voice");
   aec = $("aec");
+  bargeIn = $("barge-in");
   meter = $("mic-level");
   stateEl = $("conn-state");
   sessionEl = $("session-id");
@@ -718,6 +747,7 @@ var LiveView = class {
     this.muteBtn.disabled = !on;
     this.modeSel.disabled = on;
     this.aec.disabled = on;
+    this.bargeIn.disabled = on;
     this.sayText.disabled = !on;
     this.saySend.disabled = !on;
   }
@@ -752,6 +782,7 @@ var LiveView = class {
       this.conn = new LiveConnection(this.mic, {
         mode,
         voice,
+        barge_in: this.bargeIn.checked,
       }, {
         event: (e) => this.#onEvent(e),
         state: (s, detail) => this.#onConnState(s, detail),
@@ -786,10 +817,13 @@ var LiveView = class {
     for (const t of this.mic?.getAudioTracks() ?? []) t.enabled = !muted;
     this.muteBtn.setAttribute("aria-pressed", String(muted));
     this.muteBtn.textContent = muted ? "Unmute" : "Mute";
-    this.conn?.send({
-      type: "mute",
-      muted,
-    });
+    if (this.conn) {
+      this.conn.muted = muted;
+      this.conn.send({
+        type: "mute",
+        muted,
+      });
+    }
   }
   say() {
     const text = this.sayText.value.trim();
@@ -847,9 +881,14 @@ var LiveView = class {
   #onEvent(e) {
     const now = performance.now();
     this.counts.events++;
+    this.recent.push(e);
+    if (this.recent.length > 100) this.recent.shift();
     switch (e.type) {
       case "state":
-        if (e.state === "active") this.clock.observe(0, now);
+        if (e.state === "active") {
+          this.clock.reset();
+          this.clock.observe(0, now);
+        }
         if (e.session_id) this.sessionEl.textContent = e.session_id;
         break;
       case "transcript":
@@ -884,6 +923,7 @@ var LiveView = class {
     const text = e.alternatives[0]?.text ?? "";
     if (e.status === "partial") {
       this.counts.partial++;
+      this.counts.firstPartialAt ||= performance.now();
       this.#partialSegment = e.segment_id;
       this.partial.hidden = false;
       this.partial.dataset.segment = String(e.segment_id);
@@ -892,6 +932,7 @@ var LiveView = class {
       return;
     }
     this.counts.confirmed++;
+    this.counts.firstConfirmedAt ||= performance.now();
     if (this.#partialSegment === e.segment_id || this.#partialSegment === null) this.#clearPartial();
     if (!text.trim()) return;
     const li = h(
@@ -927,6 +968,7 @@ var LiveView = class {
         const rms = Math.sqrt(sum / buf.length);
         const db = 20 * Math.log10(rms + 1e-9);
         this.meter.value = this.#muted ? 0 : Math.max(0, Math.min(1, (db + 60) / 60));
+        this.counts.maxLevel = Math.max(this.counts.maxLevel, this.meter.value);
       }, 60);
     } catch {
     }

@@ -52,6 +52,8 @@ export class LiveConnection {
   lastSeq = 0;
   pc: RTCPeerConnection | null = null;
   resumes = 0;
+  /** Mirrors the page's mute button; re-sent after a resume. */
+  muted = false;
   #control: RTCDataChannel | null = null;
   #state: ConnState = "idle";
   #ended = false;
@@ -114,6 +116,21 @@ export class LiveConnection {
       if (e.type === "bye") this.#onBye(e);
       this.cb.event(e);
     };
+    // "connected" means media AND both data channels are up: only then can `say`/`mute` be sent.
+    const ready = () => {
+      if (gen !== this.#generation || this.#ended) return;
+      if (
+        pc.connectionState !== "connected" || events.readyState !== "open" || control.readyState !== "open"
+      ) {
+        return;
+      }
+      clearTimeout(this.#blipTimer);
+      // A resumed session is a new peer on the server: tell it again that we are muted.
+      if (this.muted) control.send(JSON.stringify({ type: "mute", muted: true } satisfies ControlMessage));
+      this.#set("connected");
+    };
+    events.onopen = ready;
+    control.onopen = ready;
     events.onclose = () => {
       // The channel closing without a bye is a lost path (or the server went away): try to resume.
       if (gen === this.#generation && !this.#ended) this.#scheduleResume(0);
@@ -122,8 +139,7 @@ export class LiveConnection {
       if (gen !== this.#generation || this.#ended) return;
       const s = pc.connectionState;
       if (s === "connected") {
-        clearTimeout(this.#blipTimer);
-        this.#set("connected");
+        ready();
       } else if (s === "disconnected") {
         // Often transient: give ICE a moment to recover by itself before re-offering.
         this.#set("reconnecting", "network interrupted");

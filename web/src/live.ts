@@ -24,8 +24,20 @@ export class LiveView {
   #statsTimer: ReturnType<typeof setInterval> | undefined;
   #muted = false;
   #partialSegment: number | null = null;
+  /** The last 100 server events (debugging from the console; the e2e test prints them on failure). */
+  readonly recent: ServerEvent[] = [];
   /** Counters the e2e test (and curious users, via window.parley) can read. */
-  readonly counts = { partial: 0, confirmed: 0, telop: 0, events: 0 };
+  readonly counts = {
+    partial: 0,
+    confirmed: 0,
+    telop: 0,
+    events: 0,
+    /** performance.now() of the first partial / confirmed caption of the current session. */
+    firstPartialAt: 0,
+    firstConfirmedAt: 0,
+    /** Loudest mic level the meter showed (0..1). */
+    maxLevel: 0,
+  };
 
   readonly form = $<HTMLFormElement>("live-form");
   readonly startBtn = $<HTMLButtonElement>("start");
@@ -34,6 +46,7 @@ export class LiveView {
   readonly modeSel = $<HTMLSelectElement>("mode");
   readonly voiceIn = $<HTMLInputElement>("voice");
   readonly aec = $<HTMLInputElement>("aec");
+  readonly bargeIn = $<HTMLInputElement>("barge-in");
   readonly meter = $<HTMLMeterElement>("mic-level");
   readonly stateEl = $("conn-state");
   readonly sessionEl = $("session-id");
@@ -70,6 +83,7 @@ export class LiveView {
     this.muteBtn.disabled = !on;
     this.modeSel.disabled = on;
     this.aec.disabled = on;
+    this.bargeIn.disabled = on;
     this.sayText.disabled = !on;
     this.saySend.disabled = !on;
   }
@@ -102,7 +116,7 @@ export class LiveView {
       this.#startMeter(this.mic);
       const mode = this.modeSel.value as SessionMode;
       const voice = this.voiceIn.value.trim() || undefined;
-      this.conn = new LiveConnection(this.mic, { mode, voice }, {
+      this.conn = new LiveConnection(this.mic, { mode, voice, barge_in: this.bargeIn.checked }, {
         event: (e) => this.#onEvent(e),
         state: (s, detail) => this.#onConnState(s, detail),
         remoteStream: (stream) => {
@@ -136,7 +150,10 @@ export class LiveView {
     for (const t of this.mic?.getAudioTracks() ?? []) t.enabled = !muted;
     this.muteBtn.setAttribute("aria-pressed", String(muted));
     this.muteBtn.textContent = muted ? "Unmute" : "Mute";
-    this.conn?.send({ type: "mute", muted });
+    if (this.conn) {
+      this.conn.muted = muted;
+      this.conn.send({ type: "mute", muted });
+    }
   }
 
   say(): void {
@@ -188,9 +205,16 @@ export class LiveView {
   #onEvent(e: ServerEvent): void {
     const now = performance.now();
     this.counts.events++;
+    this.recent.push(e);
+    if (this.recent.length > 100) this.recent.shift();
     switch (e.type) {
       case "state":
-        if (e.state === "active") this.clock.observe(0, now);
+        if (e.state === "active") {
+          // Each server-side peer (the first, and each resume) announces itself active once; session time may
+          // restart there, so the estimate restarts too (later events pull it back if the clock continued).
+          this.clock.reset();
+          this.clock.observe(0, now);
+        }
         if (e.session_id) this.sessionEl.textContent = e.session_id;
         break;
       case "transcript":
@@ -227,6 +251,7 @@ export class LiveView {
     const text = e.alternatives[0]?.text ?? "";
     if (e.status === "partial") {
       this.counts.partial++;
+      this.counts.firstPartialAt ||= performance.now();
       this.#partialSegment = e.segment_id;
       this.partial.hidden = false;
       this.partial.dataset.segment = String(e.segment_id);
@@ -235,6 +260,7 @@ export class LiveView {
       return;
     }
     this.counts.confirmed++;
+    this.counts.firstConfirmedAt ||= performance.now();
     if (this.#partialSegment === e.segment_id || this.#partialSegment === null) this.#clearPartial();
     if (!text.trim()) return;
     const li = h(
@@ -264,6 +290,7 @@ export class LiveView {
         // Roughly perceptual: -60 dBFS → 0, 0 dBFS → 1.
         const db = 20 * Math.log10(rms + 1e-9);
         this.meter.value = this.#muted ? 0 : Math.max(0, Math.min(1, (db + 60) / 60));
+        this.counts.maxLevel = Math.max(this.counts.maxLevel, this.meter.value);
       }, 60);
     } catch { /* no Web Audio: meter stays at 0 */ }
   }

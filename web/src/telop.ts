@@ -134,6 +134,7 @@ export class TelopView {
     cancelAnimationFrame(this.#raf);
     this.#queue = [];
     this.#current = null;
+    clear(this.textEl);
     this.mouthEl.dataset.viseme = "rest";
   }
 }
