@@ -30,12 +30,16 @@ function getTts(engine: TtsEngineName): Promise<SynthesisEngine> {
   return p;
 }
 
-/** Lower this thread's scheduling priority (own tid from /proc/thread-self). Best effort. */
-function renice(nice: number): string | null {
+/**
+ * Lower this thread's scheduling priority by `increment` relative to the process main thread (own tid from
+ * /proc/thread-self; the main thread's tid is the pid). Best effort.
+ */
+function renice(increment: number): string | null {
   try {
     const tid = Number(Deno.readLinkSync("/proc/thread-self").split("/").pop());
     if (!Number.isInteger(tid)) return null;
-    os.setPriority(tid, nice);
+    const base = os.getPriority(Deno.pid);
+    os.setPriority(tid, Math.min(19, base + increment));
     return `nice:${os.getPriority(tid)}`;
   } catch {
     return null;

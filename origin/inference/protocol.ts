@@ -9,9 +9,9 @@ export interface WorkerInit {
   tts?: TtsConfig;
   vad?: { modelPath?: string; intraOpNumThreads: number };
   /**
-   * Nice value for this worker's thread (Linux, per thread). Inference workers run at +10 so that under CPU
-   * contention the media event loop (main thread, nice 0) is scheduled first: audio frames stay on time and
-   * recognition absorbs the delay instead.
+   * Nice increment for this worker's thread relative to the main thread (Linux, per thread). Inference workers
+   * run at +10 so that under CPU contention the media event loop is scheduled first: audio frames stay on time
+   * and recognition absorbs the delay instead.
    */
   nice?: number;
 }

@@ -40,7 +40,7 @@ export interface EngineHubConfig {
   partialQueueLimit?: number;
   initTimeoutMs: number;
   jobTimeoutMs: number;
-  /** Nice value of inference worker threads (media loop stays at 0). Default 10 (VAD worker: half). */
+  /** Nice increment of inference worker threads over the media loop thread. Default 10 (VAD worker: half). */
   workerNice: number;
   pipeline: Partial<PipelineConfig>;
 }
