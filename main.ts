@@ -12,6 +12,7 @@ import { EdgeServer } from "./edge/server.ts";
 import { OriginServer } from "./origin/server.ts";
 import { assembleOrigin } from "./origin/assemble.ts";
 import { webRoutes } from "./edge/web_routes.ts";
+import { ttsRoutes } from "./edge/routes/tts.ts";
 import { historyRoutes } from "./edge/routes/history.ts";
 import { docsRoutes } from "./edge/openapi.ts";
 import { startRetentionSweeper } from "./db/history.ts";
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
     // registers, new sessions get 503 + Retry-After, which is the truth.
     if (role === "all" || role === "edge") {
       const created = await bootstrapAdminKey(database);
-      edge = await EdgeServer.start(config, database, plog, [webRoutes, historyRoutes, docsRoutes]);
+      edge = await EdgeServer.start(config, database, plog, [webRoutes, historyRoutes, docsRoutes, ttsRoutes]);
       retention = startRetentionSweeper(database, config.RETENTION_DAYS, plog);
       console.log(`Parley ${role === "all" ? "(edge + origin)" : "edge"} ready at ${edge.url}`);
       if (created) {

@@ -270,9 +270,9 @@ export async function writeResult(
   database: Database,
   c: { jobId: string; idx: number; attempt: number },
   result: ChunkResult,
-): Promise<{ accepted: boolean; jobStatus?: JobStatus }> {
+): Promise<{ accepted: boolean; jobStatus?: JobStatus; firstAudioSeconds?: number }> {
   const pcm = database.kind === "postgres" ? toBuffer(result.pcm) : result.pcm;
-  const rows = await database.query<{ status: JobStatus }>(sql`
+  const rows = await database.query<{ status: JobStatus; first_audio_s: number | string | null }>(sql`
     with done as (
       update tts_chunks set status = 'done', pcm = ${pcm}, audio_ms = ${Math.round(result.audioMs)},
         sample_rate = ${result.sampleRate}, done_at = now(), lease_until = null
@@ -285,10 +285,19 @@ export async function writeResult(
         status = case when j.chunks_done + 1 >= j.chunks_total then 'succeeded' else j.status end,
         finished_at = case when j.chunks_done + 1 >= j.chunks_total then now() else j.finished_at end
       from done where j.id = done.job_id
-      returning j.id, j.status
+      returning j.id, j.status, case when done.idx = 0
+        then extract(epoch from (j.first_audio_at - j.queued_at))::float8 end as first_audio_s
     )
-    select job.status, pg_notify(${JOB_CHANNEL}, job.id::text) from job`);
-  return rows[0] ? { accepted: true, jobStatus: rows[0].status } : { accepted: false };
+    select job.status, job.first_audio_s, pg_notify(${JOB_CHANNEL}, job.id::text) from job`);
+  const r = rows[0];
+  if (!r) return { accepted: false };
+  return {
+    accepted: true,
+    jobStatus: r.status,
+    firstAudioSeconds: r.first_audio_s === null || r.first_audio_s === undefined
+      ? undefined
+      : Number(r.first_audio_s),
+  };
 }
 
 /** postgres.js sends Buffers as bytea; a plain Uint8Array would be serialised as text. */

@@ -45,6 +45,14 @@ export const CONFIG_SCHEMA = {
   TTS_VOICE: z.string().min(1).default("en-us"),
   TTS_WORKERS: int(0, 64).default(1),
   TTS_MAX_TEXT_CHARS: int(1, 10_000_000).default(200_000),
+  /** Lease on a claimed TTS chunk; renewed every third of it while synthesizing, reclaimed after expiry. */
+  TTS_LEASE_MS: int(500, 600_000).default(10_000),
+  /** Fallback poll for TTS work when no NOTIFY arrives. */
+  TTS_POLL_MS: int(50, 60_000).default(1000),
+  /** Claim order: `fair` (the scheduler) or `fifo` (submit order, for comparison). */
+  TTS_CLAIM_ORDER: z.enum(["fair", "fifo"]).default("fair"),
+  /** Claims per chunk (lease expiries + synthesis errors) before its job fails. */
+  TTS_MAX_ATTEMPTS: int(1, 100).default(3),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   /** Delete ended sessions (with their events and transcripts) older than this many days; 0 keeps forever. */
   RETENTION_DAYS: int(0, 36500).default(0),

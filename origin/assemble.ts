@@ -12,6 +12,8 @@ import { SessionManager } from "./session/session_manager.ts";
 import type { OriginComponent } from "./services.ts";
 import type { OriginParts } from "./server.ts";
 import { originNodeId } from "./node_id.ts";
+import { createTtsJobWorker } from "./tts_jobs/component.ts";
+import { livePriority } from "./tts_jobs/priority_gate.ts";
 
 /** Engine config from the validated Config (env names are the pipeline's own). */
 export function engineValues(config: Config): Record<string, string | undefined> {
@@ -44,5 +46,8 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     },
     pipelineFactory: (host, options) => hub.createPipeline(host, options),
   });
-  return { sessions, components: [engines] };
+  // Realtime first: while live work waits for a speech worker, batch TTS job workers pause between chunks.
+  livePriority.addSource(() => hub.stats().speechQueue);
+  const ttsJobs = await createTtsJobWorker(config, database, log, { nodeId: originNodeId(config) });
+  return { sessions, components: [engines, ttsJobs] };
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chunkText, cleanText, countChars } from "./chunker.ts";
+import { chunkText, cleanText, countChars } from "./tts_text.ts";
 
 const words = (s: string) => s.split(/\s+/).filter(Boolean);
 

@@ -1,5 +1,6 @@
 /**
- * Text → sentence-sized synthesis chunks, the scheduler's unit of work.
+ * Text → sentence-sized synthesis chunks, the scheduler's unit of work. Shared by the edge (it chunks at submit,
+ * so chunks are stored with the job) and the origin; edge/ and origin/ meet only in db/ and protocol/.
  *
  *  - Clean first: NFC; C0/C1 control characters become a space (tab, newline and other line breaks are kept as
  *    whitespace), lone surrogates and non-characters are dropped. Emoji, RTL text and format characters (ZWJ,

@@ -1,0 +1,47 @@
+/**
+ * Builds an origin's TTS job worker from config: the synthesis pool (`TTS_WORKERS` isolates with the default
+ * engine) and the claim loop, behind the process-wide live-priority gate. `TTS_WORKERS=0`: this origin
+ * synthesizes no jobs but still helps reclaim expired leases.
+ */
+import type { Database } from "../../db/client.ts";
+import type { Config } from "../../lib/config.ts";
+import type { Logger } from "../../lib/log.ts";
+import { livePriority } from "./priority_gate.ts";
+import { type ChunkSynthesizer, PoolSynthesizer } from "./synth.ts";
+import { TtsJobWorker } from "./worker.ts";
+
+const noSynth: ChunkSynthesizer = {
+  synthesize: () => Promise.reject(new Error("this origin runs no TTS workers")),
+  ready: () => true,
+  close: () => Promise.resolve(),
+};
+
+export async function createTtsJobWorker(
+  config: Config,
+  database: Database,
+  log: Logger,
+  over: { synth?: ChunkSynthesizer; nodeId?: string } = {},
+): Promise<TtsJobWorker> {
+  const synth = over.synth ?? (config.TTS_WORKERS > 0
+    ? await PoolSynthesizer.create({
+      workers: config.TTS_WORKERS,
+      tts: {
+        engine: config.TTS_ENGINE,
+        voice: config.TTS_VOICE,
+        modelsDir: config.MODELS_DIR,
+        allowRemoteModels: config.ALLOW_REMOTE_MODELS,
+      },
+    })
+    : noSynth);
+  return await TtsJobWorker.start(database, {
+    nodeId: over.nodeId ?? config.NODE_ID ?? `origin-${Deno.hostname()}-${Deno.pid}`,
+    concurrency: config.TTS_WORKERS,
+    leaseMs: config.TTS_LEASE_MS,
+    pollMs: config.TTS_POLL_MS,
+    order: config.TTS_CLAIM_ORDER,
+    maxAttempts: config.TTS_MAX_ATTEMPTS,
+    synth,
+    gate: livePriority,
+    log,
+  });
+}

@@ -1,0 +1,227 @@
+/**
+ * The TTS job worker of one origin (an OriginComponent). `concurrency` slots each loop: wait for the live
+ * priority gate, claim one chunk (the fair single-statement claim in db/tts_jobs.ts), synthesize it in the
+ * worker pool while renewing the lease every leaseMs/3, write the result (exactly once), repeat. Idle slots
+ * sleep until a NOTIFY on `parley_tts_work` (submit, requeue) or the fallback poll. Every origin also reclaims
+ * expired leases (chunks of crashed origins) every leaseMs/2, with SKIP LOCKED so origins don't collide.
+ *
+ * close(): stop claiming, give held chunks back at once (another origin takes them without waiting for lease
+ * expiry), close the synthesis pool.
+ */
+import type { Database } from "../../db/client.ts";
+import {
+  claimChunk,
+  type ClaimedChunk,
+  type ClaimOrder,
+  extendLease,
+  failChunk,
+  queueDepth,
+  reclaimExpired,
+  releaseChunk,
+  WORK_CHANNEL,
+  writeResult,
+} from "../../db/tts_jobs.ts";
+import { log as rootLog, type Logger } from "../../lib/log.ts";
+import { registry } from "../../lib/metrics.ts";
+import type { OriginComponent } from "../services.ts";
+import type { PriorityGate } from "./priority_gate.ts";
+import type { ChunkSynthesizer } from "./synth.ts";
+
+export interface TtsWorkerOptions {
+  nodeId: string;
+  /** Chunks synthesized at once on this origin (TTS_WORKERS). 0 = this origin runs no TTS jobs. */
+  concurrency: number;
+  leaseMs: number;
+  /** Fallback poll when no NOTIFY arrives. */
+  pollMs: number;
+  order: ClaimOrder;
+  /** Claims per chunk before its job fails (lease expiries and synthesis errors both count). */
+  maxAttempts: number;
+  synth: ChunkSynthesizer;
+  gate?: PriorityGate;
+  log?: Logger;
+}
+
+const mClaims = registry.counter("parley_tts_claims_total", "Chunks claimed by this origin, by claim order");
+const mChunks = registry.counter("parley_tts_chunks_total", "Chunks processed by outcome");
+const mSynth = registry.histogram(
+  "parley_tts_chunk_synth_seconds",
+  "Synthesis time of one chunk (pool queue + engine)",
+  [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+);
+const mFirstAudio = registry.histogram(
+  "parley_tts_first_audio_seconds",
+  "Job submitted → its first chunk's audio stored",
+  [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+);
+const mExpired = registry.counter(
+  "parley_tts_lease_expiries_total",
+  "Chunks requeued after their lease expired",
+);
+const mQueue = registry.gauge("parley_tts_queue_depth", "Claimable chunks by job priority (sampled)");
+const mInflight = registry.gauge("parley_tts_chunks_in_flight", "Chunks this origin is synthesizing");
+
+export class TtsJobWorker implements OriginComponent {
+  readonly name = "tts_jobs";
+  #state: "running" | "closing" | "closed" = "running";
+  #wakers: Array<() => void> = [];
+  #loops: Promise<void>[] = [];
+  #held = new Map<string, ClaimedChunk>();
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #unlisten?: () => Promise<void>;
+  #closing?: Promise<void>;
+  #depth: Record<string, number> = { interactive: 0, batch: 0 };
+  readonly #log: Logger;
+  /** Chunks written by this worker (tests, benchmarks). */
+  completed = 0;
+
+  private constructor(private readonly database: Database, private readonly opts: TtsWorkerOptions) {
+    this.#log = (opts.log ?? rootLog).child({ component: "tts_jobs", node_id: opts.nodeId });
+  }
+
+  static async start(database: Database, opts: TtsWorkerOptions): Promise<TtsJobWorker> {
+    const w = new TtsJobWorker(database, opts);
+    if (opts.concurrency > 0) {
+      w.#unlisten = await database.listen(WORK_CHANNEL, () => w.#wake(), () => w.#wake());
+    }
+    const reclaimEvery = Math.max(200, Math.floor(opts.leaseMs / 2));
+    w.#timers.push(setInterval(() => void w.#reclaim(), reclaimEvery));
+    w.#timers.push(setInterval(() => w.#wake(), opts.pollMs));
+    mQueue.collect(() => Object.entries(w.#depth).map(([priority, n]) => [{ priority }, n]));
+    mInflight.collect(() => w.#held.size);
+    for (let i = 0; i < opts.concurrency; i++) w.#loops.push(w.#loop(i));
+    w.#log.info("tts job worker started", {
+      concurrency: opts.concurrency,
+      lease_ms: opts.leaseMs,
+      order: opts.order,
+    });
+    return w;
+  }
+
+  ready(): boolean {
+    return this.#state === "running" && (this.opts.concurrency === 0 || this.opts.synth.ready());
+  }
+
+  /** Chunks currently held (claimed, not yet written). */
+  get inFlight(): number {
+    return this.#held.size;
+  }
+
+  #wake(): void {
+    const w = this.#wakers;
+    this.#wakers = [];
+    for (const f of w) f();
+  }
+
+  #sleep(): Promise<void> {
+    return new Promise((resolve) => this.#wakers.push(resolve));
+  }
+
+  async #loop(slot: number): Promise<void> {
+    while (this.#state === "running") {
+      try {
+        if (this.opts.gate) await this.opts.gate.batchTurn();
+        if (this.#state !== "running") break;
+        const c = await claimChunk(this.database, {
+          nodeId: this.opts.nodeId,
+          leaseMs: this.opts.leaseMs,
+          order: this.opts.order,
+        });
+        if (!c) {
+          await this.#sleep();
+          continue;
+        }
+        mClaims.inc({ order: this.opts.order });
+        await this.#process(c);
+      } catch (err) {
+        if (this.#state !== "running") break;
+        this.#log.error("tts worker slot error", { slot, err });
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  }
+
+  async #process(c: ClaimedChunk): Promise<void> {
+    const key = `${c.jobId}:${c.idx}`;
+    this.#held.set(key, c);
+    let lost = false;
+    const renew = setInterval(() => {
+      extendLease(this.database, c, this.opts.leaseMs).then((ok) => {
+        if (!ok) lost = true;
+      }, (err) => this.#log.warn("lease renewal failed", { err: String(err) }));
+    }, Math.max(50, Math.floor(this.opts.leaseMs / 3)));
+    const t0 = performance.now();
+    try {
+      let audio;
+      try {
+        audio = await this.opts.synth.synthesize(c.text, c.voice, c.engine, c.sampleRate);
+      } catch (err) {
+        if (this.#state !== "running" || lost) return;
+        const outcome = await failChunk(
+          this.database,
+          c,
+          String((err as Error)?.message ?? err),
+          this.opts.maxAttempts,
+        );
+        mChunks.inc({ outcome: outcome === "job_failed" ? "job_failed" : "error" });
+        this.#log.warn("chunk synthesis failed", {
+          job_id: c.jobId,
+          idx: c.idx,
+          attempt: c.attempt,
+          outcome,
+          err,
+        });
+        return;
+      }
+      mSynth.observe((performance.now() - t0) / 1000);
+      if (lost || this.#state !== "running") {
+        mChunks.inc({ outcome: "lease_lost" });
+        return;
+      }
+      const w = await writeResult(this.database, c, audio);
+      if (w.accepted) {
+        this.completed++;
+        mChunks.inc({ outcome: "done" });
+        if (w.firstAudioSeconds !== undefined) mFirstAudio.observe(w.firstAudioSeconds);
+      } else {
+        mChunks.inc({ outcome: "refused" });
+      }
+    } finally {
+      clearInterval(renew);
+      this.#held.delete(key);
+    }
+  }
+
+  async #reclaim(): Promise<void> {
+    if (this.#state !== "running") return;
+    try {
+      const r = await reclaimExpired(this.database, this.opts.maxAttempts);
+      if (r.requeued) {
+        mExpired.inc(undefined, r.requeued);
+        this.#log.warn("requeued chunks with expired leases", {
+          count: r.requeued,
+          failed_jobs: r.failedJobs,
+        });
+      }
+      this.#depth = await queueDepth(this.database);
+    } catch (err) {
+      if (this.#state === "running") this.#log.warn("lease reclaim failed", { err: String(err) });
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#state = "closing";
+      for (const t of this.#timers) clearInterval(t);
+      this.#wake();
+      const held = [...this.#held.values()];
+      await Promise.allSettled(held.map((c) => releaseChunk(this.database, c)));
+      await this.#unlisten?.().catch(() => {});
+      await this.opts.synth.close();
+      await Promise.allSettled(this.#loops);
+      this.#state = "closed";
+      this.#log.info("tts job worker closed", { released: held.length });
+    })();
+    return this.#closing;
+  }
+}
