@@ -1,0 +1,69 @@
+/**
+ * `deno task bench [name…]`: runs the named benchmarks (default: all that need no extra setup), each in its own
+ * process (wrtc and worker pools stay isolated), and prints their output. Benchmarks that need PostgreSQL read
+ * DATABASE_URL or PARLEY_TEST_DATABASE_URL (start one with `bash .ci/pg.sh start`).
+ */
+const BENCHES: Record<string, { file: string; args?: string[]; needsPg?: boolean; what: string }> = {
+  churn: {
+    file: "churn.ts",
+    what: "1000 WebRTC sessions connect → 1 s audio → close: threads, fds, RSS, setup latency",
+  },
+  edge_setup: {
+    file: "edge_setup.ts",
+    what: "session setup latency through edge + origin processes (POST → answer), churn through the edge",
+  },
+  pacing: { file: "pacing.ts", what: "outbound 10 ms frame pacing with 20 sessions" },
+  pipeline: { file: "pipeline_latency.ts", what: "speech → partial / confirmed latency, concurrency curve" },
+  tts_speed: { file: "tts_speed.ts", what: "espeak synthesis speed (audio s per CPU s)" },
+  tts_fairness: {
+    file: "tts_fairness.ts",
+    needsPg: true,
+    what: "short vs long TTS jobs: fair vs FIFO claim order",
+  },
+  history: {
+    file: "history.ts",
+    needsPg: true,
+    what: "1M segments: transcript page and search p99, ingest rate",
+  },
+  eval_asr: { file: "eval_asr.ts", what: "bundled recognizer CER/WER (clean, 10 dB) and real-time factor" },
+};
+
+const names = Deno.args.length ? Deno.args : Object.keys(BENCHES);
+const pg = Deno.env.get("DATABASE_URL") ?? Deno.env.get("PARLEY_TEST_DATABASE_URL");
+let failed = 0;
+for (const name of names) {
+  const b = BENCHES[name];
+  if (!b) {
+    console.error(`unknown benchmark '${name}'; known: ${Object.keys(BENCHES).join(", ")}`);
+    Deno.exit(2);
+  }
+  try {
+    Deno.statSync(new URL(b.file, import.meta.url));
+  } catch {
+    console.log(`\n=== ${name}: not present (${b.file})`);
+    continue;
+  }
+  if (b.needsPg && !pg) {
+    console.log(
+      `\n=== ${name}: skipped, needs DATABASE_URL or PARLEY_TEST_DATABASE_URL (bash .ci/pg.sh start)`,
+    );
+    continue;
+  }
+  console.log(`\n=== ${name}: ${b.what}\n$ deno run -A --unstable-worker-options bench/${b.file}`);
+  const st = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--unstable-worker-options",
+      new URL(b.file, import.meta.url).pathname,
+      ...(b.args ?? []),
+    ],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn().status;
+  if (!st.success) {
+    failed++;
+    console.log(`=== ${name} exited with ${st.code}`);
+  }
+}
+Deno.exit(failed ? 1 : 0);
