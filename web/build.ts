@@ -12,18 +12,36 @@ const HEADER =
 
 /** Bundle to `outFile` (formatted with deno fmt so the repository's fmt check passes); returns the text. */
 export async function buildWebBundle(outFile: string = DIST): Promise<string> {
-  const run = async (args: string[]) => {
-    const out = await new Deno.Command(Deno.execPath(), { args, cwd: ROOT, stdout: "piped", stderr: "piped" })
-      .output();
+  const run = async (args: string[], stdin?: string) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args,
+      cwd: ROOT,
+      stdin: stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    if (stdin !== undefined) {
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode(stdin));
+      await w.close();
+    }
+    const out = await child.output();
     if (!out.success) {
       throw new Error(`deno ${args[0]} failed: ${new TextDecoder().decode(out.stderr).slice(-2000)}`);
     }
+    return new TextDecoder().decode(out.stdout);
   };
   await run(["bundle", "--quiet", "--platform", "browser", "--format", "esm", "-o", outFile, ENTRY]);
-  const js = await Deno.readTextFile(outFile);
-  await Deno.writeTextFile(outFile, HEADER + js);
-  await run(["fmt", "--quiet", outFile]);
-  return await Deno.readTextFile(outFile);
+  // Formatted through stdin from the repository root, so deno.json's fmt options apply wherever outFile is.
+  // (Twice at most: deno fmt is not always idempotent in one pass on generated code.)
+  let js = HEADER + await Deno.readTextFile(outFile);
+  for (let i = 0; i < 3; i++) {
+    const next = await run(["fmt", "--quiet", "--ext=js", "-"], js);
+    if (next === js) break;
+    js = next;
+  }
+  await Deno.writeTextFile(outFile, js);
+  return js;
 }
 
 if (import.meta.main) {
