@@ -60,10 +60,10 @@ class LogMel(nn.Module):
         x = F.pad(x.unsqueeze(1), (N_FFT // 2, N_FFT // 2))
         spec = F.conv1d(x, self.dft, stride=HOP)  # [B, 2*bins, T]
         re, im = spec[:, :self.n_bins], spec[:, self.n_bins:]
-        power = re * re + im * im
-        mel = torch.matmul(self.mel, power)  # [B, mels, T]
+        power = (re * re + im * im).transpose(1, 2).contiguous()  # [B, T, bins]
+        mel = F.linear(power, self.mel)  # [B, T, mels] (a 2-D matmul: batched matmul is very slow on this torch)
         logmel = torch.log(mel + 1e-6)
-        return ((logmel - self.mean) / self.std).transpose(1, 2)
+        return (logmel - self.mean) / self.std
 
 
 class SepConv(nn.Module):
@@ -76,17 +76,21 @@ class SepConv(nn.Module):
 
     def forward(self, x):  # [B,T,d]
         y = self.norm(x)
-        y = self.dw(y.transpose(1, 2)).transpose(1, 2)
+        y = self.dw(y.transpose(1, 2)).transpose(1, 2).contiguous()
         y = self.pw(F.gelu(y))
         return x + self.drop(y)
 
 
 class Block(nn.Module):
-    def __init__(self, d, heads, ff, dropout=0.1):
+    def __init__(self, d, heads, ff, dropout=0.1, mix="att", k=15):
         super().__init__()
         self.h = heads
+        self.mix = mix
         self.n1 = nn.LayerNorm(d)
-        self.qkv = nn.Linear(d, 3 * d)
+        if mix == "att":
+            self.qkv = nn.Linear(d, 3 * d)
+        else:  # depthwise conv token mixer (conv-only variant)
+            self.dw = nn.Conv1d(d, d, k, padding=k // 2, groups=d)
         self.o = nn.Linear(d, d)
         self.n2 = nn.LayerNorm(d)
         self.f1 = nn.Linear(d, ff)
@@ -94,6 +98,10 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, bias=None):  # bias: [B,1,1,T] additive key mask or None
+        if self.mix != "att":
+            y = self.dw(self.n1(x).transpose(1, 2)).transpose(1, 2).contiguous()
+            x = x + self.drop(self.o(F.gelu(y)))
+            return x + self.drop(self.f2(self.drop(F.gelu(self.f1(self.n2(x))))))
         B, T, D = x.shape
         q, k, v = self.qkv(self.n1(x)).chunk(3, dim=-1)
         hd = D // self.h
@@ -111,13 +119,14 @@ class Block(nn.Module):
 
 
 class CtcModel(nn.Module):
-    def __init__(self, d=256, layers=5, heads=4, ff=1024, n_conv=2, vocab=len(VOCAB), dropout=0.1):
+    def __init__(self, d=256, layers=5, heads=4, ff=1024, n_conv=2, vocab=len(VOCAB), dropout=0.1, conv_layers=0):
         super().__init__()
         self.front = LogMel()
         self.sub = nn.Conv1d(N_MELS, d, 7, stride=STRIDE, padding=3)
         self.sub_norm = nn.LayerNorm(d)
         self.convs = nn.ModuleList([SepConv(d, dropout=dropout) for _ in range(n_conv)])
-        self.blocks = nn.ModuleList([Block(d, heads, ff, dropout) for _ in range(layers)])
+        self.blocks = nn.ModuleList([Block(d, heads, ff, dropout, mix="conv") for _ in range(conv_layers)] +
+                                    [Block(d, heads, ff, dropout) for _ in range(layers)])
         self.out_norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, vocab)
         self.spec_aug = False
@@ -131,7 +140,7 @@ class CtcModel(nn.Module):
         f = self.front(input_values)  # [B,T,mels]
         if self.training and self.spec_aug:
             f = spec_augment(f)
-        x = F.gelu(self.sub(f.transpose(1, 2))).transpose(1, 2)
+        x = F.gelu(self.sub(f.transpose(1, 2))).transpose(1, 2).contiguous()
         x = self.sub_norm(x)
         bias = None
         if lengths is not None:

@@ -120,6 +120,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--n-train", type=int, default=40000)
+    ap.add_argument("--limit", type=int, default=0, help="synthesize only the first N of the n-train jobs")
     ap.add_argument("--n-dev", type=int, default=300)
     ap.add_argument("--n-eval", type=int, default=120)
     ap.add_argument("--procs", type=int, default=2)
@@ -146,6 +147,8 @@ def main():
     dev_jobs = [held_job(rng, t) for t in dev_texts]
     eval_jobs = [held_job(rng, t) for t in eval_texts]
 
+    if a.limit:
+        train_jobs = train_jobs[:a.limit]
     data = os.path.join(a.work, "data")
     os.makedirs(data, exist_ok=True)
     os.makedirs(a.eval_dir, exist_ok=True)

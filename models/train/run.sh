@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Reproduce the bundled recognizer models/parley-asr-en end to end (Debian 12, 2 CPU cores, no network
+# except apt). Deterministic given SEED. See models/README.md for the measured duration.
+#
+#   bash models/train/run.sh
+#
+# Needs: apt-get install -y espeak-ng sox opus-tools fortune-mod fortunes wordnet-base python3-torch python3-onnx
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+WORK="$HERE/work"
+SEED="${SEED:-1234}"
+STEPS="${STEPS:-2600}"
+PY=/usr/bin/python3
+mkdir -p "$WORK"
+cd "$HERE"
+
+# OpenBLAS (pthread) for Debian's torch, which links the slow reference BLAS: unpack locally, no system change.
+OB="$WORK/openblas/usr/lib/x86_64-linux-gnu/openblas-pthread"
+if [ ! -e "$OB/libblas.so.3" ]; then
+  (cd "$WORK" && apt-get download libopenblas0-pthread && dpkg -x libopenblas0-pthread_*.deb openblas)
+fi
+export LD_LIBRARY_PATH="$OB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export OMP_NUM_THREADS=2
+
+start=$(date +%s)
+echo "== corpus"
+$PY build_corpus.py --seed "$SEED"
+echo "== synth (espeak-ng + sox + opus round trips)"
+rm -rf "$WORK/data"
+$PY synth.py --seed "$SEED" --n-train 36000 --limit 24000 --procs 3
+echo "== train"
+$PY train.py --seed "$SEED" --steps "$STEPS" 2>&1 | tee "$WORK/train.log"
+echo "== export"
+$PY export.py
+$PY build_lm.py --min-count 1
+echo "total $(( ($(date +%s) - start) / 60 )) min"

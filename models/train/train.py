@@ -1,0 +1,275 @@
+#!/usr/bin/python3
+"""Train the Parley CTC recognizer on the espeak-ng data made by synth.py. Deterministic given --seed
+(fixed thread count, no data-loader workers, all randomness from seeded generators).
+
+On-the-fly augmentation: additive noise (white / pink / brown / babble from other training utterances) at
+0-30 dB SNR, random leading/trailing silence, light SpecAugment; then the same per-utterance zero-mean /
+unit-variance normalization that Transformers.js' Wav2Vec2FeatureExtractor applies (do_normalize=true).
+"""
+import argparse
+import math
+import os
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from model import VOCAB, CtcModel
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHAR2ID = {c: i for i, c in enumerate(VOCAB)}
+
+
+def encode(text):
+    return [CHAR2ID["|" if c == " " else c] for c in text]
+
+
+def load_set(work, name):
+    rows = [ln.rstrip("\n").split("\t") for ln in open(os.path.join(work, "data", f"{name}.tsv"))]
+    audio = np.memmap(os.path.join(work, "data", f"{name}.bin"), dtype=np.int16, mode="r")
+    items = [(int(o), int(n), t) for o, n, t, _v in rows]
+    return audio, items
+
+
+def normalize(x):
+    m = x.mean()
+    v = x.var()
+    return (x - m) / np.sqrt(v + 1e-7)
+
+
+class NoiseBank:
+    def __init__(self, rng: np.random.Generator, seconds=30):
+        n = 16000 * seconds
+        white = rng.standard_normal(n).astype(np.float32)
+        spec = np.fft.rfft(rng.standard_normal(n))
+        f = np.arange(len(spec)) + 1.0
+        pink = np.fft.irfft(spec / np.sqrt(f), n).astype(np.float32)
+        brown = np.fft.irfft(spec / f, n).astype(np.float32)
+        self.kinds = [white / white.std(), pink / pink.std(), brown / brown.std()]
+
+
+def augment(x, rng: np.random.Generator, bank: NoiseBank, audio, items):
+    if rng.random() < 0.3:
+        a, b = rng.integers(0, 6400, size=2)
+        x = np.concatenate([np.zeros(a, np.float32), x, np.zeros(b, np.float32)])
+    if rng.random() < 0.65:
+        n = len(x)
+        r = rng.random()
+        if r < 0.3:
+            o, ln, _ = items[rng.integers(len(items))]
+            src = audio[o:o + ln].astype(np.float32)
+            noise = np.zeros(n, np.float32)
+            if ln:
+                reps = int(math.ceil(n / ln))
+                noise = np.tile(src, reps)[:n]
+            snr = rng.uniform(5, 25)
+        else:
+            kind = bank.kinds[0 if r < 0.55 else 1 if r < 0.85 else 2]
+            s = rng.integers(0, len(kind) - n) if len(kind) > n else 0
+            noise = kind[s:s + n]
+            if len(noise) < n:
+                noise = np.resize(noise, n)
+            snr = rng.uniform(0, 30)
+        ps = float(np.mean(x * x)) + 1e-9
+        pn = float(np.mean(noise * noise)) + 1e-9
+        x = x + noise * math.sqrt(ps / (pn * 10 ** (snr / 10)))
+    return x
+
+
+def make_batches(items, rng: random.Random, max_samples, max_utts):
+    order = sorted(range(len(items)), key=lambda i: items[i][1] + rng.uniform(0, 8000))
+    batches, cur, cur_max = [], [], 0
+    for i in order:
+        n = items[i][1] + 6400
+        if cur and (max(cur_max, n) * (len(cur) + 1) > max_samples or len(cur) >= max_utts):
+            batches.append(cur)
+            cur, cur_max = [], 0
+        cur.append(i)
+        cur_max = max(cur_max, n)
+    if cur:
+        batches.append(cur)
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(idx, audio, items, rng=None, bank=None):
+    xs, ys = [], []
+    for i in idx:
+        o, n, t = items[i]
+        x = audio[o:o + n].astype(np.float32) / 32768.0
+        if rng is not None:
+            x = augment(x, rng, bank, audio, items)
+        xs.append(normalize(x).astype(np.float32))
+        ys.append(encode(t))
+    lens = torch.tensor([len(x) for x in xs], dtype=torch.long)
+    X = torch.zeros(len(xs), int(lens.max()))
+    for j, x in enumerate(xs):
+        X[j, :len(x)] = torch.from_numpy(x)
+    y_lens = torch.tensor([len(y) for y in ys], dtype=torch.long)
+    Y = torch.tensor([c for y in ys for c in y], dtype=torch.long)
+    return X, lens, Y, y_lens
+
+
+def greedy(logits, frames):
+    out = []
+    ids = logits.argmax(-1)
+    for b in range(ids.shape[0]):
+        prev, s = -1, []
+        for t in ids[b, :frames[b]].tolist():
+            if t != prev and t != 0:
+                s.append(VOCAB[t])
+            prev = t
+        out.append("".join(s).replace("|", " ").strip())
+    return out
+
+
+def edit_distance(a, b):
+    d = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(b) + 1):
+            cur = d[j]
+            d[j] = min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
+            prev = cur
+    return d[len(b)]
+
+
+def evaluate(model, audio, items, bs=32):
+    model.eval()
+    ce = cn = we = wn = 0
+    order = sorted(range(len(items)), key=lambda i: items[i][1])
+    with torch.no_grad():
+        for s in range(0, len(order), bs):
+            idx = order[s:s + bs]
+            X, lens, _, _ = collate(idx, audio, items)
+            logits = model(X, lens)
+            hyps = greedy(logits, model.frames_for(lens).tolist())
+            for i, h in zip(idx, hyps):
+                ref = items[i][2]
+                ce += edit_distance(ref, h)
+                cn += len(ref)
+                we += edit_distance(ref.split(), h.split())
+                wn += len(ref.split())
+    model.train()
+    return ce / cn, we / wn
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--batch-seconds", type=float, default=32.0)
+    ap.add_argument("--max-utts", type=int, default=64)
+    ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument("--heads", type=int, default=2)
+    ap.add_argument("--n-dev", type=int, default=150)
+    ap.add_argument("--dropout", type=float, default=0.0)
+    ap.add_argument("--ema", type=float, default=0.998)
+    ap.add_argument("--threads", type=int, default=1, help="1 is far more efficient when the CPU is oversubscribed")
+    ap.add_argument("--layers", type=int, default=0, help="transformer layers (bmm is very slow on this torch)")
+    ap.add_argument("--conv-layers", type=int, default=6, help="depthwise-conv + FFN blocks")
+    ap.add_argument("--d", type=int, default=160)
+    ap.add_argument("--ff", type=int, default=640)
+    ap.add_argument("--work", default=os.path.join(HERE, "work"))
+    ap.add_argument("--bench", type=int, default=0, help="only time this many steps")
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    rng_np = np.random.default_rng(a.seed)
+    rng_py = random.Random(a.seed)
+    audio, items = load_set(a.work, "train")
+    dev_audio, dev_items = load_set(a.work, "dev")
+    dev_items = dev_items[:a.n_dev]
+    bank = NoiseBank(np.random.default_rng(a.seed + 1))
+    model = CtcModel(d=a.d, layers=a.layers, ff=a.ff, heads=a.heads, dropout=a.dropout, conv_layers=a.conv_layers)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"params {n_params} ({n_params / 1e6:.2f}M), train utts {len(items)}, dev {len(dev_items)}", flush=True)
+
+    # fixed log-mel normalization constants from 200 training utterances
+    with torch.no_grad():
+        X, lens, _, _ = collate(list(range(0, len(items), max(1, len(items) // 200)))[:200], audio, items)
+        f = model.front(X)
+        fl = model.frames_for(lens)  # only used roughly; front frames = lens//160+1
+        tf = lens // 160 + 1
+        vals = torch.cat([f[b, :tf[b]].reshape(-1) for b in range(f.shape[0])])
+        model.front.mean.fill_(float(vals.mean()))
+        model.front.std.fill_(float(vals.std()))
+        del fl
+    print(f"logmel mean {float(model.front.mean):.3f} std {float(model.front.std):.3f}", flush=True)
+    model.spec_aug = True
+
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.98), weight_decay=0.01)
+
+    def lr_at(step):
+        # warmup then inverse-sqrt decay: independent of the total step count, so the checkpoint at step N is
+        # the same whatever --steps is; an EMA of the weights (exported) stands in for a final annealing.
+        if step < a.warmup:
+            return a.lr * (step + 1) / a.warmup
+        return a.lr * math.sqrt(a.warmup / (step + 1))
+
+    ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    ema_model = CtcModel(d=a.d, layers=a.layers, ff=a.ff, heads=a.heads, dropout=a.dropout, conv_layers=a.conv_layers)
+
+    ckdir = os.path.join(a.work, "ckpt")
+    os.makedirs(ckdir, exist_ok=True)
+    max_samples = int(a.batch_seconds * 16000)
+    step, epoch, t0 = 0, 0, time.time()
+    seen, loss_acc, n_acc = 0, 0.0, 0
+    total = a.bench if a.bench else a.steps
+    model.train()
+    while step < total:
+        batches = make_batches(items, rng_py, max_samples, a.max_utts)
+        for idx in batches:
+            if step >= total:
+                break
+            X, lens, Y, y_lens = collate(idx, audio, items, rng_np, bank)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            logits = model(X, lens)
+            logp = F.log_softmax(logits, dim=-1).transpose(0, 1)
+            loss = F.ctc_loss(logp, Y, model.frames_for(lens), y_lens, blank=0, reduction="mean",
+                              zero_infinity=True)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            with torch.no_grad():
+                dec = min(a.ema, (1 + step) / (10 + step))
+                for k, v in model.state_dict().items():
+                    if v.dtype.is_floating_point:
+                        ema[k].mul_(dec).add_(v.detach(), alpha=1 - dec)
+                    else:
+                        ema[k].copy_(v)
+            seen += len(idx)
+            loss_acc += float(loss)
+            n_acc += 1
+            if step % 25 == 0 or a.bench:
+                el = time.time() - t0
+                print(f"step {step} ep {epoch} loss {loss_acc / n_acc:.3f} lr {lr_at(step):.2e} "
+                      f"utt/s {seen / el:.1f} elapsed {el / 60:.1f}m", flush=True)
+                loss_acc, n_acc = 0.0, 0
+            if a.bench:
+                continue
+            if step % a.save_every == 0 or step == total:
+                ck = {"model": ema, "raw": model.state_dict(), "step": step, "args": vars(a)}
+                torch.save(ck, os.path.join(ckdir, f"step{step:05d}.pt"))
+                torch.save(ck, os.path.join(ckdir, "last.pt.tmp"))
+                os.replace(os.path.join(ckdir, "last.pt.tmp"), os.path.join(ckdir, "last.pt"))
+            if step % a.eval_every == 0 or step == total:
+                ema_model.load_state_dict(ema)
+                cer, wer = evaluate(ema_model, dev_audio, dev_items)
+                print(f"EVAL step {step} dev(held-out sentences+voices) greedy CER {cer:.4f} WER {wer:.4f} "
+                      f"elapsed {(time.time() - t0) / 60:.1f}m", flush=True)
+        epoch += 1
+    print(f"done in {(time.time() - t0) / 60:.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    main()
