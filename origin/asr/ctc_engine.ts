@@ -2,7 +2,7 @@
  * The bundled CTC recognizer (models/parley-asr-en) behind the AsrEngine interface. Decoding (beam search,
  * alternatives) lives in ./ctc_decoder.ts (`loadCtcRecognizer`); this adapter only normalises the result.
  */
-import type { AsrConfig, AsrEngine, AsrResult } from "./engine.ts";
+import type { AsrConfig, AsrEngine, AsrResult, AsrTranscribeOptions } from "./engine.ts";
 import { resolveModelDir } from "./engine.ts";
 
 /** The shape of `loadCtcRecognizer(modelDir)` from ./ctc_decoder.ts. */
@@ -47,7 +47,7 @@ export class CtcEngine implements AsrEngine {
     return new CtcEngine(config.model, rec);
   }
 
-  async transcribe(pcm16k: Float32Array, opts: { final?: boolean } = {}): Promise<AsrResult> {
+  async transcribe(pcm16k: Float32Array, opts: AsrTranscribeOptions = {}): Promise<AsrResult> {
     if (!this.rec) throw new Error("ctc engine disposed");
     const t0 = performance.now();
     // partials: narrow beam, 1-best (the LM still applies); confirmed: the decoder's defaults

@@ -40,6 +40,13 @@ export interface AsrResult {
   inferenceMs: number;
 }
 
+export interface AsrTranscribeOptions {
+  /** false for partial (interim) decodes. */
+  final?: boolean;
+  /** Session language (e.g. "en", "de"); used by multilingual engines, ignored by the others. */
+  language?: string;
+}
+
 export interface AsrEngine {
   readonly name: AsrEngineName;
   readonly model: string;
@@ -47,7 +54,7 @@ export interface AsrEngine {
    * `final: false` marks a partial (interim) decode: engines may use a cheaper search (CTC: narrow beam, 1-best),
    * since the confirmed decode at segment end uses the full one.
    */
-  transcribe(pcm16k: Float32Array, opts?: { final?: boolean }): Promise<AsrResult>;
+  transcribe(pcm16k: Float32Array, opts?: AsrTranscribeOptions): Promise<AsrResult>;
   dispose(): Promise<void>;
 }
 

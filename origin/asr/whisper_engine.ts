@@ -1,5 +1,5 @@
 /** Whisper through Transformers.js `automatic-speech-recognition` (local folder or Hub id). */
-import type { AsrConfig, AsrEngine, AsrResult } from "./engine.ts";
+import type { AsrConfig, AsrEngine, AsrResult, AsrTranscribeOptions } from "./engine.ts";
 import { loadTransformers } from "./transformers_env.ts";
 
 export class WhisperEngine implements AsrEngine {
@@ -24,17 +24,17 @@ export class WhisperEngine implements AsrEngine {
     return new WhisperEngine(config.model, pipe, config);
   }
 
-  async transcribe(pcm16k: Float32Array, _opts: { final?: boolean } = {}): Promise<AsrResult> {
+  async transcribe(pcm16k: Float32Array, opts: AsrTranscribeOptions = {}): Promise<AsrResult> {
     if (!this.pipe) throw new Error("whisper engine disposed");
     const t0 = performance.now();
     // deno-lint-ignore no-explicit-any
-    const opts: Record<string, any> = { max_new_tokens: this.config.maxNewTokens ?? 96 };
+    const genOpts: Record<string, any> = { max_new_tokens: this.config.maxNewTokens ?? 96 };
     const multilingual = !/\.en$/.test(this.model) && this.pipe.model?.generation_config?.lang_to_id;
     if (multilingual) {
-      opts.language = this.config.language ?? "en";
-      opts.task = "transcribe";
+      genOpts.language = opts.language ?? this.config.language ?? "en";
+      genOpts.task = "transcribe";
     }
-    const out = await this.pipe(pcm16k, opts);
+    const out = await this.pipe(pcm16k, genOpts);
     const text = String((Array.isArray(out) ? out[0]?.text : out?.text) ?? "").trim();
     return { alternatives: [{ text, score: 0 }], confidence: null, inferenceMs: performance.now() - t0 };
   }

@@ -74,7 +74,10 @@ async function run(job: Job): Promise<{ value: unknown; transfer: Transferable[]
   switch (job.kind) {
     case "asr": {
       if (!asr) throw new Error("this worker has no ASR engine");
-      return { value: await asr.transcribe(job.pcm16k, { final: job.final }), transfer: [] };
+      return {
+        value: await asr.transcribe(job.pcm16k, { final: job.final, language: job.language }),
+        transfer: [],
+      };
     }
     case "tts": {
       const engine = await getTts(job.engine ?? ttsConfig!.engine);

@@ -17,7 +17,7 @@ export interface WorkerInit {
 }
 
 export type Job =
-  | { kind: "asr"; pcm16k: Float32Array; final?: boolean }
+  | { kind: "asr"; pcm16k: Float32Array; final?: boolean; language?: string }
   | { kind: "tts"; text: string; voice?: string; engine?: TtsEngineName; outRate?: number }
   | { kind: "voices"; engine?: TtsEngineName }
   | { kind: "vad"; items: VadBatchItem[] }

@@ -224,7 +224,7 @@ export class EngineHub {
     return {
       vad: this.vad,
       recognize: (pcm16k, opts) =>
-        pool.submit({ kind: "asr", pcm16k, final: opts.kind !== "partial" }, {
+        pool.submit({ kind: "asr", pcm16k, final: opts.kind !== "partial", language: opts.language }, {
           // speculative final decodes rank with partials: shed first, the confirmed path falls back
           priority: opts.kind === "confirmed" ? "high" : "low",
           owner: opts.owner,

@@ -53,7 +53,12 @@ export interface PipelineEngines {
   vad: VadBackend;
   recognize(
     pcm16k: Float32Array,
-    opts: { kind: "partial" | "speculative" | "confirmed"; owner: string; coalesceKey?: string },
+    opts: {
+      kind: "partial" | "speculative" | "confirmed";
+      owner: string;
+      coalesceKey?: string;
+      language?: string;
+    },
   ): Promise<AsrResult>;
   synthesize(text: string, voice: string | undefined, owner: string): Promise<TtsJobResult>;
   cancel(owner: string): void;
@@ -338,6 +343,7 @@ export class StreamingPipeline implements SpeechPipeline {
     const result = this.engines.recognize(pending.audio, {
       kind: "speculative",
       owner: this.owner,
+      language: this.options.language,
       coalesceKey: `${this.owner}:speculative`,
     });
     result.catch(() => {}); // a failed speculation falls back to a normal decode
@@ -398,6 +404,7 @@ export class StreamingPipeline implements SpeechPipeline {
     this.engines.recognize(cur.audio, {
       kind: "partial",
       owner: this.owner,
+      language: this.options.language,
       coalesceKey: `${this.owner}:partial`,
     })
       .then((r) => {
@@ -453,7 +460,12 @@ export class StreamingPipeline implements SpeechPipeline {
     const audioEnd = ev.audioStart + ev.audio.length;
     const receivedAt = this.receivedAtOf(audioEnd);
     const t0 = performance.now();
-    const decode = () => this.engines.recognize(ev.audio, { kind: "confirmed", owner: this.owner });
+    const decode = () =>
+      this.engines.recognize(ev.audio, {
+        kind: "confirmed",
+        owner: this.owner,
+        language: this.options.language,
+      });
     // The speculative decode saw exactly this audio; if it was shed or failed, decode now (never dropped).
     const result = speculative
       ? speculative.then((r) => {

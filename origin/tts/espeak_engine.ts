@@ -77,12 +77,20 @@ export class EspeakEngine implements SynthesisEngine {
     const vs = this.w.list_voices() as Array<
       { name: string; identifier: string; languages: Array<{ name: string }> }
     >;
-    return Promise.resolve(vs.map((v) => ({
-      id: v.languages[0]?.name ?? v.identifier,
-      name: v.name,
-      languages: v.languages.map((l) => l.name),
-      engine: "espeak" as const,
-    })));
+    const seen = new Set<string>();
+    return Promise.resolve(
+      vs.filter((v) => {
+        const id = v.languages[0]?.name ?? v.identifier;
+        if (seen.has(id)) return false;
+        seen.add(id);
+        return true;
+      }).map((v) => ({
+        id: v.languages[0]?.name ?? v.identifier,
+        name: v.name,
+        languages: v.languages.map((l) => l.name),
+        engine: "espeak" as const,
+      })),
+    );
   }
 
   close(): Promise<void> {
