@@ -340,7 +340,25 @@ Deno.test({
           undefined,
           { timeout: 20_000 },
         );
-        if (DOCS) await page.screenshot({ path: `${ROOT}docs/jobs.png` });
+        if (DOCS) {
+          // A longer job in the list too, photographed while its progress bar is moving.
+          await page.getByLabel("Text").fill(
+            Array.from({ length: 24 }, (_, i) => `This is sentence number ${i + 1} of a longer narration.`)
+              .join(" "),
+          );
+          await page.getByLabel("Priority").selectOption("batch");
+          await page.getByRole("button", { name: "Create job" }).click();
+          await page.waitForFunction(
+            () => {
+              const li = document.querySelector("#job-list li");
+              const p = Number((li as HTMLElement | null)?.dataset.progress ?? 0);
+              return p >= 20 && p < 90;
+            },
+            undefined,
+            { timeout: 30_000, polling: 100 },
+          ).catch(() => {});
+          await page.screenshot({ path: `${ROOT}docs/jobs.png` });
+        }
       });
 
       await step("accessible labels, narrow screen", async () => {

@@ -239,11 +239,18 @@ function saveBlob(blob, filename) {
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 1e4);
 }
+var announceTimer;
 function announce(text, kind = "info") {
   const el = document.getElementById("status-line");
   if (!el) return;
   el.textContent = text;
   el.dataset.kind = kind;
+  clearTimeout(announceTimer);
+  if (kind === "info") {
+    announceTimer = setTimeout(() => {
+      if (el.textContent === text) el.textContent = "";
+    }, 5e3);
+  }
 }
 
 // web/src/connection.ts
@@ -1025,6 +1032,10 @@ function snippet(html) {
   }, false);
   return el;
 }
+function stateLabel(r) {
+  if (r.state !== "closed") return r.state ?? "";
+  return !r.reason || r.reason === "client_hangup" ? "ended" : r.reason.replaceAll("_", " ");
+}
 var EXT = {
   text: "txt",
   vtt: "vtt",
@@ -1083,7 +1094,7 @@ var HistoryView = class {
           " ",
           h("span", {
             class: "badge state",
-          }, r.state === "closed" ? r.reason ?? "closed" : r.state ?? ""),
+          }, stateLabel(r)),
           r.preview
             ? h("span", {
               class: "preview",

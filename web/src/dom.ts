@@ -59,9 +59,18 @@ export function saveBlob(blob: Blob, filename: string): void {
 }
 
 /** Announce a message to screen readers and show it in the status line. */
+let announceTimer: ReturnType<typeof setTimeout> | undefined;
+
 export function announce(text: string, kind: "info" | "error" = "info"): void {
   const el = document.getElementById("status-line");
   if (!el) return;
   el.textContent = text;
   el.dataset.kind = kind;
+  // Informational notes fade after a few seconds; errors stay until the next message.
+  clearTimeout(announceTimer);
+  if (kind === "info") {
+    announceTimer = setTimeout(() => {
+      if (el.textContent === text) el.textContent = "";
+    }, 5000);
+  }
 }

@@ -64,6 +64,12 @@ export function snippet(html: string): HTMLElement {
   return el;
 }
 
+/** "ended" for a normal hang-up, the close reason otherwise, or the live state. */
+function stateLabel(r: SessionRow): string {
+  if (r.state !== "closed") return r.state ?? "";
+  return !r.reason || r.reason === "client_hangup" ? "ended" : r.reason.replaceAll("_", " ");
+}
+
 const EXT: Record<string, string> = { text: "txt", vtt: "vtt", srt: "srt" };
 
 export class HistoryView {
@@ -114,7 +120,7 @@ export class HistoryView {
           h(
             "span",
             { class: "badge state" },
-            r.state === "closed" ? (r.reason ?? "closed") : (r.state ?? ""),
+            stateLabel(r),
           ),
           r.preview ? h("span", { class: "preview" }, r.preview) : null,
         );
