@@ -118,7 +118,12 @@ export const transcriptSegments = pgTable("transcript_segments", {
 }, (t) => [
   uniqueIndex("transcript_segments_session_seq_uq").on(t.sessionId, t.seq),
   index("transcript_segments_tenant_created_idx").on(t.tenantId, t.createdAt),
-  index("transcript_segments_tsv_idx").using("gin", t.tsv),
+  // Search is always within a tenant: the tenant is one more lexeme in the indexed vector (db/history.ts
+  // searchSegments), so GIN intersects "words AND tenant" itself instead of AND-ing a btree bitmap.
+  index("transcript_segments_tenant_tsv_idx").using(
+    "gin",
+    sql`(${t.tsv} || array_to_tsvector(array['t' || replace(${t.tenantId}::text, '-', '')]))`,
+  ),
 ]);
 
 export const ttsJobs = pgTable("tts_jobs", {

@@ -1,0 +1,2 @@
+DROP INDEX "transcript_segments_tsv_idx";--> statement-breakpoint
+CREATE INDEX "transcript_segments_tenant_tsv_idx" ON "transcript_segments" USING gin (("tsv" || array_to_tsvector(array['t' || replace("tenant_id"::text, '-', '')])));
