@@ -131,13 +131,25 @@ export async function transcriptPage(
   afterSeq: number,
   limit: number,
 ): Promise<SegmentRow[]> {
+  // Bounded work whatever plan is chosen: the seq of the limit-th row comes from an index-only scan of
+  // (session_id, seq), and the page is the range (afterSeq, that seq]. Without the bound, when the planner
+  // misjudges how many rows of one long session follow afterSeq (per-column statistics), it picks a bitmap
+  // scan + sort of ALL of them (7.5k rows of a 10k-segment session: tens of ms). Timestamps are formatted
+  // after the limit.
   const rows = await database.query<SegmentRow>(sql`
     select seq, segment_id, 'confirmed' as status, text, alternatives, start_ms, end_ms, latency_ms,
       ${iso(sql`created_at`)} as created_at
-    from transcript_segments
-    where session_id = ${sessionId}::uuid and seq > ${afterSeq}
-    order by seq
-    limit ${limit}`);
+    from (
+      select seq, segment_id, text, alternatives, start_ms, end_ms, latency_ms, created_at
+      from transcript_segments
+      where session_id = ${sessionId}::uuid and seq > ${afterSeq}
+        and seq <= coalesce((select seq from transcript_segments
+          where session_id = ${sessionId}::uuid and seq > ${afterSeq}
+          order by seq offset ${limit - 1} limit 1), 2147483647)
+      order by seq
+      limit ${limit}
+    ) page
+    order by seq`);
   return rows.map(numericSegment);
 }
 
@@ -186,7 +198,7 @@ export interface EventRow {
   payload: Record<string, unknown>;
 }
 
-/** Persisted events with seq > afterSeq in seq order (primary key (session_id, seq)). */
+/** Persisted events with seq > afterSeq in seq order (primary key (session_id, seq); bounded like transcriptPage). */
 export async function eventsPage(
   database: Database,
   sessionId: string,
@@ -195,10 +207,16 @@ export async function eventsPage(
 ): Promise<EventRow[]> {
   const rows = await database.query<EventRow>(sql`
     select seq, type, ${iso(sql`created_at`)} as created_at, payload
-    from session_events
-    where session_id = ${sessionId}::uuid and seq > ${afterSeq}
-    order by seq
-    limit ${limit}`);
+    from (
+      select seq, type, created_at, payload from session_events
+      where session_id = ${sessionId}::uuid and seq > ${afterSeq}
+        and seq <= coalesce((select seq from session_events
+          where session_id = ${sessionId}::uuid and seq > ${afterSeq}
+          order by seq offset ${limit - 1} limit 1), 2147483647)
+      order by seq
+      limit ${limit}
+    ) page
+    order by seq`);
   return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
 }
 
@@ -236,12 +254,20 @@ const HEADLINE_OPTIONS = `StartSel=${HIT_START}, StopSel=${HIT_END}, MaxWords=35
  * index), ranked by ts_rank, newest first among equal ranks. Headlines are computed for the returned rows only.
  */
 export async function searchSegments(database: Database, input: SearchInput): Promise<SearchHit[]> {
-  const where: SQL[] = [sql`s.tenant_id = ${input.tenantId}::uuid`, sql`s.tsv @@ q.query`];
+  const where: SQL[] = [
+    // the indexed expression of transcript_segments_tenant_tsv_idx: GIN intersects words AND tenant
+    sql`(s.tsv || array_to_tsvector(array['t' || replace(s.tenant_id::text, '-', '')])) @@ (q.query && q.tenant)`,
+    // and the plain check (as text: not a second index to AND with)
+    sql`s.tenant_id::text = ${input.tenantId}`,
+    // a query of stop words only is empty; (empty && tenant) would be just the tenant: match nothing instead
+    sql`numnode(q.query) > 0`,
+  ];
   if (input.from) where.push(sql`s.created_at >= ${input.from}::timestamptz`);
   if (input.to) where.push(sql`s.created_at < ${input.to}::timestamptz`);
   if (input.onlySessionId) where.push(sql`s.session_id = ${input.onlySessionId}::uuid`);
   const rows = await database.query<SearchHit>(sql`
-    with q as (select websearch_to_tsquery('english', ${input.q}) as query)
+    with q as (select websearch_to_tsquery('english', ${input.q}) as query,
+      ('t' || replace(${input.tenantId}::uuid::text, '-', ''))::tsquery as tenant)
     select r.session_id, r.seq, r.segment_id, r.start_ms, r.end_ms, ${iso(sql`r.created_at`)} as created_at,
       r.rank,
       ts_headline('english', translate(r.text, ${HIT_START + HIT_END}, ''), q.query, ${HEADLINE_OPTIONS})

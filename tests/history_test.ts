@@ -753,6 +753,10 @@ Deno.test("history: search — ranking, snippets, links, time range, isolation, 
         assert.equal(r.status, 200, `${JSON.stringify(q.slice(0, 40))}: ${r.status} ${r.text.slice(0, 200)}`);
         SearchResult.parse(r.body);
       }
+      // stop words only: an empty query matches nothing (not every segment of the tenant)
+      for (const q of ["the", "or", "&|!():*", "and the of"]) {
+        assert.equal(SearchResult.parse((await search(q)).body).results.length, 0, q);
+      }
       // the injection attempt did nothing
       const [{ n }] = await s.database.query<{ n: number }>(
         sql`select count(*)::int as n from transcript_segments`,
