@@ -92,6 +92,15 @@ const inboundAudio = (page: Page) =>
     return out;
   });
 
+/** Poll `cond` (a wait, not an assertion) until it holds or `ms` pass. */
+async function until(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!(await cond())) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 Deno.test({
   name: "web client in Chromium: live captions, echo voice + telop, say, mute, resume, history, TTS jobs",
   ignore: !chromiumAvailable(),
@@ -159,6 +168,23 @@ Deno.test({
         assert.ok(stored.includes("parley.token"), "the browser token is kept for the tab");
         assert.ok(!stored.includes(adminKey), "the API key is never stored");
         assert.equal(await page.getByLabel("API key").inputValue(), "", "the key field is cleared");
+        // A browser token handed over in the URL signs a fresh tab in, and leaves the address bar.
+        const minted = await fetch(`${url}/v1/tokens`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
+          body: JSON.stringify({ scopes: ["transcripts:read"], ttl_s: 300 }),
+        }).then((r) => r.json()) as { token: string };
+        const other = await browser.context.newPage();
+        try {
+          await other.goto(`${url}/#token=${encodeURIComponent(minted.token)}`);
+          await other.locator("#view-live").waitFor({ state: "visible" });
+          assert.equal(await other.evaluate(() => location.hash), "#live");
+          assert.ok(
+            !(await other.evaluate(() => location.href)).includes(minted.token),
+          );
+        } finally {
+          await other.close();
+        }
       });
 
       await step("live: captions, echo voice, telop", async () => {
@@ -197,19 +223,10 @@ Deno.test({
           /^\d\d:\d\d:\d\d$/,
         );
         // Echo: the returned voice arrives as real audio (not just silence packets).
-        await page.waitForFunction(
-          async () => {
-            const pc = (globalThis as unknown as {
-              parley: { live: { conn: { pc: RTCPeerConnection | null } | null } };
-            }).parley.live.conn?.pc;
-            let e = 0;
-            (await pc?.getStats())?.forEach((r) => {
-              if (r.type === "inbound-rtp" && r.kind === "audio") e = r.totalAudioEnergy ?? 0;
-            });
-            return e > 1e-3;
-          },
-          undefined,
-          { timeout: 30_000, polling: 500 },
+        await until(
+          async () => (await inboundAudio(page)).totalAudioEnergy > 1e-3,
+          30_000,
+          "echo audio energy",
         );
         const a = await inboundAudio(page);
         assert.ok(a.packetsReceived > 50, `inbound audio packets (${a.packetsReceived})`);
