@@ -40,7 +40,10 @@ export interface EngineHubConfig {
   partialQueueLimit?: number;
   initTimeoutMs: number;
   jobTimeoutMs: number;
-  /** Nice increment of inference worker threads over the media loop thread. Default 10 (VAD worker: half). */
+  /**
+   * Nice increment of inference worker threads over the media loop thread (VAD worker: half). Default 5: the
+   * media loop wins under contention, yet inference is not starved by other nice-0 processes on the host.
+   */
   workerNice: number;
   pipeline: Partial<PipelineConfig>;
 }
@@ -52,7 +55,7 @@ export const DEFAULT_ENGINE_HUB_CONFIG: EngineHubConfig = {
   queueLimit: 1000,
   initTimeoutMs: 120_000,
   jobTimeoutMs: 30_000,
-  workerNice: 10,
+  workerNice: 5,
   pipeline: {},
 };
 
