@@ -45,20 +45,19 @@ export interface ClaimSessionInput {
  * no longer `connecting`, or belongs to another tenant, is a conflict.
  */
 export async function claimSession(database: Database, input: ClaimSessionInput): Promise<SessionRow> {
-  await database.db.insert(sessions).values({
+  // One statement (one commit on the setup path): insert, or adopt the edge's `connecting` row of this tenant.
+  const rows = await database.db.insert(sessions).values({
     id: input.id,
     tenantId: input.tenantId,
     apiKeyId: input.apiKeyId ?? null,
     nodeId: input.nodeId,
     mode: input.mode,
     options: input.options,
-  }).onConflictDoNothing({ target: sessions.id });
-  const rows = await database.db.update(sessions)
-    .set({ nodeId: input.nodeId, updatedAt: sql`now()` })
-    .where(
-      and(eq(sessions.id, input.id), eq(sessions.tenantId, input.tenantId), eq(sessions.state, "connecting")),
-    )
-    .returning();
+  }).onConflictDoUpdate({
+    target: sessions.id,
+    set: { nodeId: input.nodeId, updatedAt: sql`now()` },
+    setWhere: and(eq(sessions.tenantId, input.tenantId), eq(sessions.state, "connecting")),
+  }).returning();
   if (rows.length === 0) {
     const existing = await getSessionRow(database, input.id);
     if (!existing || existing.tenantId !== input.tenantId) {

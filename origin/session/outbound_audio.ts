@@ -30,6 +30,11 @@ const clockSkips = registry.counter(
   "Frames the outbound clock dropped after an event-loop stall longer than the catch-up window",
 );
 
+/** Frames dropped by the clock after stalls, process-wide (benchmarks). */
+export function outboundClockSkips(): number {
+  return clockSkips.get();
+}
+
 type Tick = () => void;
 
 /** The process-wide 10 ms clock. Runs only while it has subscribers (so idle processes and tests hold no timer). */

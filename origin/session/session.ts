@@ -142,6 +142,10 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
+/** Control messages per second per session (sustained) and burst. */
+const CONTROL_RATE_PER_S = 50;
+const CONTROL_BURST = 100;
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class Session implements PipelineHost {
@@ -193,6 +197,7 @@ export class Session implements PipelineHost {
   #pending: ServerEvent[] = [];
   #live = false;
   #closing: Promise<void> | undefined;
+  readonly #closedSignal = Promise.withResolvers<void>();
   /** Highest seq handed to the events channel (tests, resume bookkeeping). */
   lastSentSeq = 0;
 
@@ -238,12 +243,9 @@ export class Session implements PipelineHost {
   get detached(): boolean {
     return this.#detached;
   }
-  /** Resolves when the session is closed. */
+  /** Resolves when the session is closed (or detached). Never rejects. */
   get closed(): Promise<void> {
-    return this.#closing ?? new Promise<void>((resolve) => {
-      const check = () => this.#closing ? this.#closing.then(resolve) : setTimeout(check, 20);
-      check();
-    });
+    return this.#closedSignal.promise;
   }
 
   now(): number {
@@ -443,8 +445,29 @@ export class Session implements PipelineHost {
     }
   }
 
+  /** Token bucket for control messages: every message may cost a database write (its reply event). */
+  #controlTokens = CONTROL_BURST;
+  #controlRefillAt = performance.now();
+  #controlLimitedAt = 0;
+
   #onControl(data: unknown): void {
     if (this.#isOver()) return; // keep-alives and late messages never resurrect a closing/closed session
+    const t = performance.now();
+    this.#controlTokens = Math.min(
+      CONTROL_BURST,
+      this.#controlTokens + (t - this.#controlRefillAt) * CONTROL_RATE_PER_S / 1000,
+    );
+    this.#controlRefillAt = t;
+    if (this.#controlTokens < 1) {
+      controlTotal.inc({ type: "rate_limited" });
+      if (t - this.#controlLimitedAt > 1000) {
+        this.#controlLimitedAt = t;
+        this.emit({ type: "error", code: "rate_limited", message: "too many control messages; dropped" })
+          .catch(() => {});
+      }
+      return;
+    }
+    this.#controlTokens--;
     const parsed = parseControlMessage(data);
     if (!parsed.ok) {
       controlTotal.inc({ type: "invalid" });
@@ -640,6 +663,7 @@ export class Session implements PipelineHost {
     } catch (err) {
       this.#log.warn("onClosed callback failed", { err });
     }
+    this.#closedSignal.resolve();
   }
 
   async #flushEvents(): Promise<void> {

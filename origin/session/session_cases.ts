@@ -170,6 +170,21 @@ test("bye on control → client_hangup; ping after close does not resurrect", as
   client.close();
 });
 
+test("control flood: rate-limited with one error event, session stays up", async () => {
+  const { db, m } = await manager();
+  const tid = await tenant(db);
+  const { client, id } = await connect(m, tid);
+  for (let i = 0; i < 300; i++) client.send({ type: "ping", id: i });
+  const limited = await client.waitForEvent("error", (e) => e.code === "rate_limited");
+  assert.ok(limited.seq > 1);
+  await new Promise((r) => setTimeout(r, 300));
+  const pongs = client.received.filter((e) => e.type === "pong").length;
+  assert.ok(pongs >= 100 && pongs < 300, `${pongs} pongs`);
+  assert.equal(m.session(id)?.state, "active");
+  await m.end(id, "admin");
+  client.close();
+});
+
 test("client closes its peer abruptly → client_hangup (its data channels go away)", async () => {
   const { db, m } = await manager();
   const tid = await tenant(db);
