@@ -1048,6 +1048,7 @@ var HistoryView = class {
   meta = $("transcript-meta");
   downloads = $("downloads");
   #selected = null;
+  #cursor = null;
   constructor() {
     $("search-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
@@ -1064,12 +1065,16 @@ var HistoryView = class {
       if (f) void this.download(f);
     });
   }
-  async refresh() {
+  /** First page (newest sessions); `more` appends the next page (keyset cursor from the API). */
+  async refresh(more = false) {
     try {
-      const body = await getJson("/v1/sessions?limit=50");
+      const cursor = more && this.#cursor ? `&cursor=${encodeURIComponent(this.#cursor)}` : "";
+      const body = await getJson(`/v1/sessions?limit=50${cursor}`);
       const rows = listOf(body, "sessions");
-      clear(this.list);
-      if (!rows.length) {
+      this.#cursor = body?.next_cursor ?? null;
+      if (!more) clear(this.list);
+      this.list.querySelector(".more")?.remove();
+      if (!rows.length && !more) {
         this.list.append(h("li", {
           class: "hint",
         }, "No sessions yet."));
@@ -1095,14 +1100,19 @@ var HistoryView = class {
           h("span", {
             class: "badge state",
           }, stateLabel(r)),
-          r.preview
-            ? h("span", {
-              class: "preview",
-            }, r.preview)
-            : null,
         );
         btn.addEventListener("click", () => void this.open(r.id));
         this.list.append(h("li", {}, btn));
+      }
+      if (this.#cursor) {
+        const b = h("button", {
+          type: "button",
+          class: "link",
+        }, "Load more");
+        b.addEventListener("click", () => void this.refresh(true));
+        this.list.append(h("li", {
+          class: "more",
+        }, b));
       }
     } catch (e) {
       announce(`Could not load sessions: ${describeError(e)}`, "error");

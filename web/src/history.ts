@@ -79,6 +79,7 @@ export class HistoryView {
   readonly meta = $("transcript-meta");
   readonly downloads = $("downloads");
   #selected: string | null = null;
+  #cursor: string | null = null;
 
   constructor() {
     $<HTMLFormElement>("search-form").addEventListener("submit", (ev) => {
@@ -97,12 +98,16 @@ export class HistoryView {
     });
   }
 
-  async refresh(): Promise<void> {
+  /** First page (newest sessions); `more` appends the next page (keyset cursor from the API). */
+  async refresh(more = false): Promise<void> {
     try {
-      const body = await getJson<unknown>("/v1/sessions?limit=50");
+      const cursor = more && this.#cursor ? `&cursor=${encodeURIComponent(this.#cursor)}` : "";
+      const body = await getJson<{ next_cursor?: string | null }>(`/v1/sessions?limit=50${cursor}`);
       const rows = listOf<SessionRow>(body, "sessions");
-      clear(this.list);
-      if (!rows.length) this.list.append(h("li", { class: "hint" }, "No sessions yet."));
+      this.#cursor = body?.next_cursor ?? null;
+      if (!more) clear(this.list);
+      this.list.querySelector(".more")?.remove();
+      if (!rows.length && !more) this.list.append(h("li", { class: "hint" }, "No sessions yet."));
       for (const r of rows) {
         const when = r.created_at ? new Date(r.created_at).toLocaleString() : "";
         const btn = h(
@@ -117,15 +122,15 @@ export class HistoryView {
           " ",
           h("span", { class: "badge" }, r.mode ?? ""),
           " ",
-          h(
-            "span",
-            { class: "badge state" },
-            stateLabel(r),
-          ),
-          r.preview ? h("span", { class: "preview" }, r.preview) : null,
+          h("span", { class: "badge state" }, stateLabel(r)),
         );
         btn.addEventListener("click", () => void this.open(r.id));
         this.list.append(h("li", {}, btn));
+      }
+      if (this.#cursor) {
+        const b = h("button", { type: "button", class: "link" }, "Load more");
+        b.addEventListener("click", () => void this.refresh(true));
+        this.list.append(h("li", { class: "more" }, b));
       }
     } catch (e) {
       announce(`Could not load sessions: ${describeError(e)}`, "error");
