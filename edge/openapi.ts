@@ -15,6 +15,17 @@ import type { EdgeApp, EdgeContext } from "./context.ts";
 import { JsonOffer } from "./routes/sessions.ts";
 import { TokenRequest } from "./routes/tokens.ts";
 import { CreateKey } from "./routes/admin.ts";
+import { CreateTtsBatch, CreateTtsJob, ListTtsJobsQuery } from "./routes/tts.ts";
+import {
+  TTS_FORMATS,
+  TTS_JOB_ENGINES,
+  TTS_JOB_STATUSES,
+  TTS_PRIORITIES,
+  type TtsBatchCreated,
+  type TtsJob,
+  type TtsJobCreated,
+  type TtsJobList,
+} from "../protocol/tts.ts";
 import {
   EventPage,
   EventsQuery,
@@ -125,6 +136,56 @@ const NodeInfo = z.object({
   alive: z.boolean(),
 });
 
+const TtsJobLinks = z.object({ self: z.string(), audio: z.string(), events: z.string() });
+const TtsJobSchema = z.object({
+  id: z.uuid(),
+  batch_id: z.uuid().nullable(),
+  status: z.enum(TTS_JOB_STATUSES),
+  voice: z.string(),
+  engine: z.enum(TTS_JOB_ENGINES),
+  format: z.enum(TTS_FORMATS),
+  priority: z.enum(TTS_PRIORITIES),
+  sample_rate: z.number().int(),
+  progress: z.object({
+    chunks_done: z.number().int(),
+    chunks_total: z.number().int(),
+    chars_done: z.number().int(),
+    chars_total: z.number().int(),
+    audio_seconds: z.number(),
+  }),
+  timings: z.object({
+    queued_at: z.string(),
+    started_at: z.string().nullable(),
+    first_audio_at: z.string().nullable(),
+    finished_at: z.string().nullable(),
+  }),
+  error: z.string().nullable(),
+  links: TtsJobLinks,
+});
+const TtsJobCreatedSchema = z.object({
+  id: z.uuid(),
+  status: z.enum(TTS_JOB_STATUSES),
+  chunks_total: z.number().int(),
+  links: TtsJobLinks,
+  created: z.boolean().describe(
+    "false when an Idempotency-Key matched an earlier submit (same job returned)",
+  ),
+});
+const TtsBatchCreatedSchema = z.object({ batch_id: z.uuid(), jobs: z.array(TtsJobCreatedSchema) });
+const TtsJobListSchema = z.object({
+  jobs: z.array(TtsJobSchema),
+  next_cursor: z.string().nullable().describe("pass as `cursor` for the next page; null on the last page"),
+});
+
+// The documented TTS response schemas must describe exactly the wire types in protocol/tts.ts.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _ttsSchemasMatchProtocol: [
+  Same<z.infer<typeof TtsJobSchema>, TtsJob>,
+  Same<z.infer<typeof TtsJobCreatedSchema>, TtsJobCreated>,
+  Same<z.infer<typeof TtsBatchCreatedSchema>, TtsBatchCreated>,
+  Same<z.infer<typeof TtsJobListSchema>, TtsJobList>,
+] = [true, true, true, true];
+
 /**
  * Named schemas (components.schemas), referenced with $ref wherever the same zod object is a whole body.
  * Request bodies are described as accepted (`input`: defaults optional), responses as sent (`output`).
@@ -145,6 +206,12 @@ const NAMED: Record<string, { schema: z.ZodType; io: "input" | "output" }> = {
   KeyCreated: { schema: KeyCreated, io: "output" },
   KeyInfo: { schema: KeyInfo, io: "output" },
   NodeInfo: { schema: NodeInfo, io: "output" },
+  CreateTtsJob: { schema: CreateTtsJob, io: "input" },
+  CreateTtsBatch: { schema: CreateTtsBatch, io: "input" },
+  TtsJob: { schema: TtsJobSchema, io: "output" },
+  TtsJobCreated: { schema: TtsJobCreatedSchema, io: "output" },
+  TtsBatchCreated: { schema: TtsBatchCreatedSchema, io: "output" },
+  TtsJobList: { schema: TtsJobListSchema, io: "output" },
 };
 
 /** Add named schemas (other route groups' bodies) so they appear once in components. */
@@ -383,6 +450,7 @@ export function coreOperations(): Operation[] {
       },
       errors: [400],
     },
+    ...ttsOperations(),
     {
       method: "get",
       path: "/v1/keys",
@@ -425,6 +493,121 @@ export function coreOperations(): Operation[] {
           content: { "application/json": z.object({ nodes: z.array(NodeInfo) }) },
         },
       },
+    },
+  ];
+}
+
+const idempotencyHeader = {
+  name: "Idempotency-Key",
+  schema: { type: "string", pattern: "^[\\x21-\\x7e]{1,200}$" },
+  description: "a retry with the same key (same tenant) returns the same job(s) instead of new ones",
+};
+
+function ttsOperations(): Operation[] {
+  const jobId = uuidParam("job id");
+  return [
+    {
+      method: "post",
+      path: "/v1/tts/jobs",
+      tag: "tts",
+      summary: "Submit a text-to-speech job",
+      description:
+        "The text is split into sentence-sized chunks that origins synthesize; audio can be streamed " +
+        "while the job runs. Over-long text is 413.",
+      scope: "tts",
+      headerParams: [idempotencyHeader],
+      body: { required: true, content: { "application/json": CreateTtsJob } },
+      responses: {
+        "202": {
+          description: "accepted (queued)",
+          headers: { Location: { description: "/v1/tts/jobs/{id}", schema: { type: "string" } } },
+          content: { "application/json": TtsJobCreatedSchema },
+        },
+      },
+      errors: [400, 409, 413, 415],
+    },
+    {
+      method: "post",
+      path: "/v1/tts/batches",
+      tag: "tts",
+      summary: "Submit several texts as one batch (one job each; batch priority by default)",
+      scope: "tts",
+      headerParams: [idempotencyHeader],
+      body: { required: true, content: { "application/json": CreateTtsBatch } },
+      responses: {
+        "202": { description: "accepted", content: { "application/json": TtsBatchCreatedSchema } },
+      },
+      errors: [400, 409, 413, 415],
+    },
+    {
+      method: "get",
+      path: "/v1/tts/jobs",
+      tag: "tts",
+      summary: "List the tenant's TTS jobs, newest first (keyset pagination)",
+      scope: "tts",
+      query: ListTtsJobsQuery,
+      responses: { "200": { description: "one page", content: { "application/json": TtsJobListSchema } } },
+      errors: [400],
+    },
+    {
+      method: "get",
+      path: "/v1/tts/jobs/{id}",
+      tag: "tts",
+      summary: "A job's status, progress, timings and error",
+      scope: "tts",
+      pathParams: jobId,
+      responses: { "200": { description: "the job", content: { "application/json": TtsJobSchema } } },
+      errors: [404],
+    },
+    {
+      method: "delete",
+      path: "/v1/tts/jobs/{id}",
+      tag: "tts",
+      summary: "Cancel a job (returns the job: canceled, or the terminal status it already had)",
+      scope: "tts",
+      pathParams: jobId,
+      responses: { "200": { description: "the job", content: { "application/json": TtsJobSchema } } },
+      errors: [404],
+    },
+    {
+      method: "get",
+      path: "/v1/tts/jobs/{id}/audio",
+      tag: "tts",
+      summary: "The job's audio: WAV or raw PCM16 LE; streams chunks as they finish while the job runs",
+      description:
+        "For a finished job the response has Content-Length. While the job runs the body grows as " +
+        "chunks are synthesized (the WAV header then has an open length). `X-Parley-Job-Status` gives the " +
+        "status at the start; a stream that ends early means the job failed or was canceled.",
+      scope: "tts",
+      pathParams: jobId,
+      queryParams: [{
+        name: "format",
+        schema: { type: "string", enum: [...TTS_FORMATS] },
+        description: "default: the job's format",
+      }],
+      responses: {
+        "200": {
+          description: "audio",
+          headers: { "X-Parley-Job-Status": { description: "job status when the response started" } },
+          content: {
+            "audio/wav": { type: "string", contentMediaType: "audio/wav" },
+            "audio/pcm": { type: "string", description: "rate=22050;channels=1;encoding=s16le" },
+          },
+        },
+      },
+      errors: [400, 404, 409],
+    },
+    {
+      method: "get",
+      path: "/v1/tts/jobs/{id}/events",
+      tag: "tts",
+      summary: "Server-Sent Events of a job: status, chunk, progress, then succeeded | failed | canceled",
+      scope: "tts",
+      pathParams: jobId,
+      responses: {
+        "200": { description: "event stream", content: { "text/event-stream": { type: "string" } } },
+      },
+      errors: [404],
     },
   ];
 }

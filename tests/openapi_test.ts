@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { createEdgeApp, type RouteGroup } from "../edge/app.ts";
 import { docsRoutes } from "../edge/openapi.ts";
 import { historyRoutes } from "../edge/routes/history.ts";
+import { ttsRoutes } from "../edge/routes/tts.ts";
 import { api, startStack } from "./harness.ts";
 
 type Doc = {
@@ -95,6 +96,10 @@ export async function checkOpenApi(groups: RouteGroup[]): Promise<void> {
       properties: Record<string, { maximum?: number }>;
     };
     assert.equal(tokenBody.properties.ttl_s.maximum, 3600);
+    const ttsBody = doc.components.schemas.CreateTtsBatch as {
+      properties: Record<string, { maxItems?: number }>;
+    };
+    assert.equal(ttsBody.properties.texts.maxItems, 100);
     const offer = doc.paths["/v1/sessions"].post as { requestBody: { content: Record<string, unknown> } };
     assert.deepEqual(Object.keys(offer.requestBody.content).sort(), ["application/json", "application/sdp"]);
 
@@ -119,5 +124,5 @@ export async function checkOpenApi(groups: RouteGroup[]): Promise<void> {
 }
 
 Deno.test("openapi: whole public API documented, sound, and served with a local UI", async () => {
-  await checkOpenApi([historyRoutes, docsRoutes]);
+  await checkOpenApi([historyRoutes, docsRoutes, ttsRoutes]);
 });
