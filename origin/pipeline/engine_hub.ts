@@ -73,6 +73,9 @@ export function engineHubConfigFrom(values: Record<string, string | undefined>):
   const workers = values.INFERENCE_WORKERS
     ? Number(values.INFERENCE_WORKERS)
     : DEFAULT_ENGINE_HUB_CONFIG.workers;
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+    throw new Error("INFERENCE_WORKERS must be an integer between 1 and 64");
+  }
   return { ...DEFAULT_ENGINE_HUB_CONFIG, asr, tts, workers };
 }
 

@@ -238,17 +238,27 @@ export class StreamingPipeline implements SpeechPipeline {
     const generation = this.sayGeneration;
     const sentences = splitSentences(clean);
     const v = voice ?? this.options.voice;
-    // Synthesis of all sentences is submitted now (the pool works through them in order); each is queued for
-    // playout as soon as it and its predecessors are ready, so the first sentence plays while later ones render.
-    const jobs = sentences.map((s) =>
-      this.engines.synthesize(s.text, v, this.ttsOwner).then(
+    // Sentences are synthesized `lookahead` ahead of the one being queued: the first plays while the next
+    // ones render, and a long text never floods the shared pool (other sessions' synthesis interleaves).
+    const lookahead = 2;
+    const jobs: Array<Promise<{ ok: true; r: TtsJobResult } | { ok: false; e: Error }> | undefined> = [];
+    const start = (i: number) => {
+      if (i >= sentences.length || jobs[i] || generation !== this.sayGeneration || this._state === "closed") {
+        return;
+      }
+      jobs[i] = this.engines.synthesize(sentences[i].text, v, this.ttsOwner).then(
         (r) => ({ ok: true as const, r }),
         (e) => ({ ok: false as const, e }),
-      )
-    );
+      );
+    };
+    for (let i = 0; i < lookahead; i++) start(i);
     const run = async () => {
       for (let i = 0; i < sentences.length; i++) {
-        const res = await jobs[i];
+        start(i);
+        const job = jobs[i];
+        if (!job) return; // cancelled (barge-in / close)
+        const res = await job;
+        start(i + lookahead);
         if (this._state === "closed" || generation !== this.sayGeneration) return;
         if (!res.ok) {
           this.log.warn("synthesis failed", { error: res.e });
