@@ -391,6 +391,7 @@ Deno.test({
           await page.locator(`#view-${view}`).waitFor({ state: "visible" });
           const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
           assert.ok(overflow <= 1, `${view}: no horizontal scrolling at 360 px (${overflow}px)`);
+          await artifact(page, `web_e2e-narrow-${view}`);
         }
         // Keyboard: the first controls are reachable with Tab.
         await page.evaluate(() => location.hash = "live");
