@@ -52,7 +52,11 @@ export class CtcEngine implements AsrEngine {
     const t0 = performance.now();
     // partials: narrow beam, 1-best (the LM still applies); confirmed: the decoder's defaults
     const r = await this.rec.transcribe(pcm16k, opts.final === false ? PARTIAL_SEARCH : undefined);
-    const alternatives = r.hypotheses.map((h) => ({ text: h.text.trim(), score: h.score }));
+    // scores must stay JSON numbers (a -Infinity would be sent as null)
+    const alternatives = r.hypotheses.map((h) => ({
+      text: h.text.trim(),
+      score: Number.isFinite(h.score) ? h.score : -1e9,
+    }));
     if (alternatives.length === 0) {
       const g = typeof r.greedy === "string" ? r.greedy : r.greedy?.text ?? "";
       alternatives.push({ text: g.trim(), score: 0 });
