@@ -86,8 +86,10 @@ async function originMain(): Promise<void> {
       }
       if (req.method === "GET" && u.pathname === "/pacing") {
         const gaps: number[] = [];
-        let frames = 0, maxGap = 0;
+        let frames = 0, maxGap = 0, onDataMs = 0, onDataMaxMs = 0;
         for (const s of manager.list()) {
+          onDataMs += s.outbound.onDataMs;
+          onDataMaxMs = Math.max(onDataMaxMs, s.outbound.onDataMaxMs);
           gaps.push(...(s.outbound.gapsMs ?? []));
           frames += s.outbound.frames;
           maxGap = Math.max(maxGap, s.outbound.maxGapMs);
@@ -99,6 +101,8 @@ async function originMain(): Promise<void> {
           over20: gaps.filter((g) => g > 20).length,
           maxGap,
           clockSkips: outboundClockSkips(),
+          onDataAvgMs: onDataMs / Math.max(1, frames),
+          onDataMaxMs,
         });
       }
       return new Response("not found", { status: 404 });
@@ -132,9 +136,15 @@ export interface ChurnDriver {
   terminate(): Promise<Deno.CommandStatus>;
 }
 
-export async function startOriginChild(env: Record<string, string> = {}): Promise<ChurnDriver> {
-  const child = new Deno.Command(Deno.execPath(), {
+export async function startOriginChild(
+  env: Record<string, string> = {},
+  opts: { nice?: number } = {},
+): Promise<ChurnDriver> {
+  // Optional scheduling priority for the origin (a real-time media process on a shared, loaded machine).
+  const niced = opts.nice !== undefined && opts.nice !== 0;
+  const child = new Deno.Command(niced ? "nice" : Deno.execPath(), {
     args: [
+      ...(niced ? ["-n", String(opts.nice), Deno.execPath()] : []),
       "run",
       "-A",
       ...(env.CHURN_GC === "1" ? ["--v8-flags=--expose-gc"] : []),

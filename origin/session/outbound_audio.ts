@@ -133,6 +133,9 @@ export class PacedOutboundAudio implements OutboundAudio {
   #lastFrameAt = 0;
   /** Frames handed to the source so far. */
   frames = 0;
+  /** Time spent inside RTCAudioSource.onData (total and worst call), ms. */
+  onDataMs = 0;
+  onDataMaxMs = 0;
   /** Largest gap seen between consecutive frames, ms. */
   maxGapMs = 0;
   readonly gapsMs: number[] | undefined;
@@ -244,6 +247,9 @@ export class PacedOutboundAudio implements OutboundAudio {
     this.#lastFrameAt = t;
     this.frames++;
     this.#source.onData({ samples: frame, sampleRate: SAMPLE_RATE, bitsPerSample: 16, channelCount: 1 });
+    const spent = performance.now() - t;
+    this.onDataMs += spent;
+    if (spent > this.onDataMaxMs) this.onDataMaxMs = spent;
     // Finished: ended utterances with nothing left in the queue.
     for (const id of this.#ended) {
       if (this.#queue.some((c) => c.utteranceId === id)) continue;

@@ -8,6 +8,14 @@ export interface ProcStats {
   rssKiB: number;
 }
 
+/** CPU seconds (user + system) used so far by a process (all threads). */
+export function cpuSeconds(pid: number | "self" = "self"): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // fields[11], fields[12] = utime, stime (fields 14 and 15 of the full line), in clock ticks (USER_HZ = 100)
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 export function procStats(pid: number | "self" = "self"): ProcStats {
   const base = `/proc/${pid}`;
   let threads = 0;
