@@ -131,6 +131,8 @@ interface RunResult {
   wallS: number;
   partialsSent: number;
   partialsShed: number;
+  maxQueue: number;
+  maxVadLagMs: number;
 }
 
 /** Feed all scripts in real time from one 10 ms clock (like the WebRTC sinks), collect events and loop gaps. */
@@ -151,10 +153,14 @@ async function run(scripts: Script[], tailMs = 4000): Promise<RunResult> {
   const maxFrames = Math.max(...sessions.map((s) => s.frames));
   const gaps: number[] = [];
   let lastTick = performance.now();
+  let maxQueue = 0, maxVadLagMs = 0;
   const gapTimer = setInterval(() => {
     const now = performance.now();
     gaps.push(now - lastTick);
     lastTick = now;
+    maxQueue = Math.max(maxQueue, hub.stats().speechQueue);
+    // VAD lag: audio pushed but not yet through VAD + segmenter
+    for (const s of sessions) maxVadLagMs = Math.max(maxVadLagMs, s.next * 10 - s.p.position16k / 16);
   }, 10);
   const c0 = cpuSeconds();
   const m0 = mainThreadCpuSeconds();
@@ -206,6 +212,8 @@ async function run(scripts: Script[], tailMs = 4000): Promise<RunResult> {
     wallS,
     partialsSent: 0,
     partialsShed: shed1 - shed0,
+    maxQueue,
+    maxVadLagMs,
   };
   for (const s of sessions) {
     r.partialsSent += s.events.filter((x) => x.e.status === "partial").length;
@@ -275,7 +283,7 @@ const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "-");
         f1(Math.max(...r.gaps))
       } ms, late(>20 ms) ${late}/${r.gaps.length}; process CPU ${f1(r.cpuCores * 100)}%, main thread ${
         f1(r.mainCpu * 100)
-      }%`,
+      }%, max ASR queue ${r.maxQueue}, max VAD lag ${f0(r.maxVadLagMs)} ms`,
   );
   console.log(`(end-of-speech silence window: 400 ms of it is in the confirmed latency by design)`);
 }
@@ -309,6 +317,8 @@ const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "-");
       "-",
       "-",
       "-",
+      "-",
+      "-",
       f1(percentile(gaps, 50)),
       f1(percentile(gaps, 99)),
       f1(Math.max(...gaps)),
@@ -316,7 +326,7 @@ const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "-");
     ]);
   }
   let baseline = NaN;
-  const lateLimit = Number(rows[0][14].replace("%", "")) / 100 + 0.02; // idle late ratio + 2 points
+  const lateLimit = Number(rows[0][16].replace("%", "")) / 100 + 0.02; // idle late ratio + 2 points
   let sustained = 0;
   let limitReason = "";
   for (const n of levels) {
@@ -353,6 +363,8 @@ const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "-");
       `${r.partialsSent}/${r.partialsShed}`,
       f1(r.cpuCores * 100) + "%",
       f1(r.mainCpu * 100) + "%",
+      String(r.maxQueue),
+      f0(r.maxVadLagMs),
       f0((r.cpuCores * 1000) / n),
       f0((navigator.hardwareConcurrency * 1000 * 0.8) / ((r.cpuCores * 1000) / n)),
       f1(percentile(r.gaps, 50)),
@@ -373,6 +385,8 @@ const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "-");
     "partials sent/skipped",
     "CPU (of 1 core)",
     "main thread CPU",
+    "max ASR queue",
+    "max VAD lag ms",
     "CPU ms per session·s",
     "projected sessions @80% of cores",
     "tick p50",
