@@ -1,0 +1,237 @@
+/**
+ * Sessions end to end through real processes: a wrtc client peer (this process) → edge → origin (child
+ * processes), real PGlite or PostgreSQL. Run as a plain script by tests/session_e2e_test.ts because a process
+ * that had connected wrtc peers must end with an explicit Deno.exit (see origin/session/wrtc.ts).
+ *
+ *   deno run -A --unstable-worker-options tests/e2e/session_cases.ts
+ */
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import type { ServerEvent } from "../../protocol/session_messages.ts";
+import { TestClient, UdpRelay } from "../../origin/session/test_client.ts";
+import { exitCleanly } from "../../origin/session/wrtc.ts";
+import { call, freePort, ParleyProcess, waitReady } from "./stack_process.ts";
+
+const cases: Array<{ name: string; fn: () => Promise<void> }> = [];
+const test = (name: string, fn: () => Promise<void>) => cases.push({ name, fn });
+const pgUrl = Deno.env.get("PARLEY_TEST_DATABASE_URL") || undefined;
+const clients: TestClient[] = [];
+const procs: ParleyProcess[] = [];
+
+function client(audio: "tone" | "silence" = "tone"): TestClient {
+  const c = new TestClient({ audio });
+  clients.push(c);
+  return c;
+}
+
+async function connect(
+  url: string,
+  key: string,
+  c: TestClient,
+  options: Record<string, unknown>,
+  resume?: unknown,
+) {
+  const sdp = await c.offer();
+  const r = await call(url, "POST", "/v1/sessions", key, { sdp, options, ...(resume ? { resume } : {}) });
+  assert.equal(r.status, 201, r.text);
+  const body = r.body as { id: string; sdp: string; location: string };
+  assert.equal(r.headers.get("location"), `/v1/sessions/${body.id}`);
+  await c.accept(body.sdp);
+  return body.id;
+}
+
+async function active(c: TestClient): Promise<void> {
+  await c.waitForEvent("state", (e) => e.state === "active", 15_000);
+  await c.waitFor(() => c.control.readyState === "open", 10_000, "control channel open");
+}
+
+const seqs = (c: TestClient) => c.received.map((e: ServerEvent) => e.seq);
+
+function assertContiguous(list: number[], from: number): void {
+  list.forEach((s, i) => assert.equal(s, from + i, `seq gap/dup at ${i}: ${list.join(",")}`));
+}
+
+async function allInOne(env: Record<string, string> = {}) {
+  const dataDir = await Deno.makeTempDir({ prefix: "parley-e2e-" });
+  const port = freePort();
+  const p = new ParleyProcess("all", {
+    DATA_DIR: dataDir,
+    PORT: String(port),
+    ORIGIN_PORT: String(freePort()),
+    MEDIA_TIMEOUT_MS: "4000",
+    ...env,
+  });
+  procs.push(p);
+  const key = (await p.waitFor(/First admin API key[^:]*: (pk_\S+)/))[1];
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(url);
+  await p.waitFor(/Parley origin \S+ serving/);
+  // a non-admin key with only `sessions`
+  const k = await call(url, "POST", "/v1/keys", key, { name: "e2e", scopes: ["sessions"] });
+  assert.equal(k.status, 201, k.text);
+  return { p, url, admin: key, key: (k.body as { key: string }).key, dataDir };
+}
+
+test("all-in-one: say → audio + telop back, ping/pong, invalid control, DELETE → bye, bad input, limits", async () => {
+  const s = await allInOne({ MAX_SESSIONS_PER_TENANT: "2" });
+  const c = client();
+  const t0 = performance.now();
+  const id = await connect(s.url, s.key, c, { mode: "say" });
+  await active(c);
+  console.log(`  connected in ${Math.round(performance.now() - t0)} ms`);
+  c.send({ type: "ping", id: "p1" });
+  await c.waitForEvent("pong", (e) => e.id === "p1");
+  c.send("{not json");
+  await c.waitForEvent("error");
+  c.send({ type: "say", text: "Hello from Parley. This is a test." });
+  await c.waitForEvent("telop", () => true, 20_000);
+  await c.waitFor(() => c.loudFrames > 20, 20_000, "synthesized audio at the client");
+  const telop = c.received.find((e) => e.type === "telop")!;
+  assert.ok(telop.type === "telop", JSON.stringify(telop));
+  assert.ok(telop.words.length >= 2 && telop.duration_ms > 300, JSON.stringify(telop).slice(0, 500));
+  for (const w of telop.words) {
+    assert.ok(w.start_ms >= 0 && w.start_ms + w.duration_ms <= telop.duration_ms + 50);
+  }
+  // limits: one more session fits (2 per tenant), the third is refused with 429
+  const c2 = client("silence");
+  await connect(s.url, s.key, c2, { mode: "transcribe" });
+  const c3 = client();
+  const over = await call(s.url, "POST", "/v1/sessions", s.key, { sdp: await c3.offer(), options: {} });
+  assert.equal(over.status, 429, over.text);
+  // unauthenticated / bad SDP / bad options
+  assert.equal((await call(s.url, "POST", "/v1/sessions", undefined, { sdp: "v=0" })).status, 401);
+  assert.equal(
+    (await call(s.url, "POST", "/v1/sessions", s.key, { sdp: "v=0\r\nm=video 9 X 1\r\n" })).status,
+    400,
+  );
+  const badOpt = await call(s.url, "POST", "/v1/sessions", s.key, {
+    sdp: await client().offer(),
+    options: { mode: "x" },
+  });
+  assert.equal(badOpt.status, 400);
+  // DELETE through the edge: bye with the reason first, then closed
+  assert.equal((await call(s.url, "DELETE", `/v1/sessions/${id}`, s.key)).status, 204);
+  const bye = await c.waitForEvent("bye", () => true, 10_000);
+  assert.equal(bye.reason, "client_hangup");
+  const g = await call(s.url, "GET", `/v1/sessions/${id}`, s.key);
+  assert.deepEqual([(g.body as { state: string }).state, (g.body as { reason: string }).reason], [
+    "closed",
+    "client_hangup",
+  ]);
+  assert.equal((await call(s.url, "DELETE", `/v1/sessions/${id}`, s.key)).status, 204); // idempotent
+  assertContiguous(seqs(c), 1);
+  // SIGTERM with a peer connected: bye origin_shutdown, exit 0
+  s.p.kill("SIGTERM");
+  const bye2 = await c2.waitForEvent("bye", () => true, 15_000);
+  assert.equal(bye2.reason, "origin_shutdown");
+  const st = await s.p.status();
+  assert.equal(st.code, 0, `exit ${st.code} signal ${st.signal}\n${s.p.stderr.slice(-2000)}`);
+});
+
+test("resume through the edge: a new peer continues the seq with no gap and no duplicate", async () => {
+  const s = await allInOne({ ICE_DISCONNECTED_GRACE_MS: "20000" });
+  const c = client();
+  const relay = new UdpRelay();
+  await relay.open();
+  const id = await connect(s.url, s.key, c, { mode: "say" }, undefined, relay);
+  await active(c);
+  c.send({ type: "ping", id: 1 });
+  await c.waitForEvent("pong", (e) => e.id === 1);
+  // the client "misses" its last events: it resumes from an earlier seq
+  const all = seqs(c);
+  const lastSeen = all[Math.max(0, all.length - 2)] ?? 0;
+  relay.cut(); // network blip: every packet dropped, nobody closes anything
+  c.send({ type: "ping", id: "lost" }); // sent into the void
+  await new Promise((r) => setTimeout(r, 300));
+  const c2 = client();
+  await connect(s.url, s.key, c2, { mode: "say" }, { session_id: id, last_seq: lastSeen });
+  await c2.waitFor(() => c2.control.readyState === "open", 15_000, "resumed control channel");
+  c2.send({ type: "ping", id: 2 });
+  await c2.waitForEvent("pong", (e) => e.id === 2, 10_000);
+  const got = seqs(c2);
+  assertContiguous(got, lastSeen + 1);
+  assert.ok(got.length >= 2);
+  assert.equal((await call(s.url, "GET", `/v1/sessions/${id}`, s.key)).status, 200);
+  c.close();
+  relay.close();
+  s.p.kill("SIGTERM");
+  assert.equal((await s.p.status()).code, 0);
+});
+
+test("edge killed mid-session: media and events go on; a restarted edge routes DELETE (PostgreSQL)", async () => {
+  if (!pgUrl) {
+    console.log("  (skipped: needs PARLEY_TEST_DATABASE_URL — PGlite allows one process)");
+    return;
+  }
+  const name = `parley_e2e_${Deno.pid}`;
+  const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`drop database if exists ${name} with (force)`);
+  await admin.unsafe(`create database ${name}`);
+  const u = new URL(pgUrl);
+  u.pathname = `/${name}`;
+  const db = u.toString();
+  try {
+    const port = freePort();
+    const edgeEnv = { DATABASE_URL: db, PORT: String(port) };
+    const origin = new ParleyProcess("origin", {
+      DATABASE_URL: db,
+      ORIGIN_PORT: String(freePort()),
+      MEDIA_TIMEOUT_MS: "8000",
+    });
+    procs.push(origin);
+    await origin.waitFor(/Parley origin \S+ serving/, 90_000);
+    let edge = new ParleyProcess("edge", edgeEnv);
+    procs.push(edge);
+    const key = (await edge.waitFor(/First admin API key[^:]*: (pk_\S+)/))[1];
+    const url = `http://127.0.0.1:${port}`;
+    await waitReady(url);
+    const c = client();
+    const id = await connect(url, key, c, { mode: "say" });
+    await active(c);
+    edge.kill("SIGKILL");
+    await edge.status();
+    // events and media continue without the edge
+    c.send({ type: "ping", id: "after-edge" });
+    await c.waitForEvent("pong", (e) => e.id === "after-edge", 5000);
+    c.send({ type: "say", text: "Still here." });
+    const before = c.loudFrames;
+    await c.waitFor(() => c.loudFrames > before + 10, 20_000, "audio after the edge died");
+    edge = new ParleyProcess("edge", edgeEnv);
+    procs.push(edge);
+    await waitReady(url);
+    assert.equal((await call(url, "DELETE", `/v1/sessions/${id}`, key)).status, 204);
+    const bye = await c.waitForEvent("bye", () => true, 10_000);
+    assert.equal(bye.reason, "client_hangup");
+    edge.kill("SIGTERM");
+    origin.kill("SIGTERM");
+    assert.equal((await edge.status()).code, 0);
+    assert.equal((await origin.status()).code, 0);
+  } finally {
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+    await admin.end();
+  }
+});
+
+// ---- tiny runner (explicit exit: see header)
+const only = Deno.args;
+let failed = 0;
+for (const c of cases) {
+  if (only.length && !only.some((o) => c.name.includes(o))) continue;
+  const t0 = performance.now();
+  try {
+    await c.fn();
+    console.log(`ok   ${c.name} (${Math.round(performance.now() - t0)} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${c.name}\n${e instanceof Error ? e.stack : e}`);
+    for (const p of procs) console.log(`--- ${p.role} stderr tail:\n${p.stderr.slice(-1500)}`);
+  } finally {
+    for (const cl of clients.splice(0)) cl.close();
+    for (const p of procs.splice(0)) {
+      p.kill("SIGKILL");
+      await p.status();
+    }
+  }
+}
+console.log(`${failed === 0 ? "all passed" : `${failed} failed`}`);
+await exitCleanly(() => Promise.resolve(), failed ? 1 : 0);
