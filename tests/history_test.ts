@@ -10,7 +10,14 @@ import type { Database } from "../db/client.ts";
 import { sweepRetention } from "../db/history.ts";
 import { appendEvent, markActive, markClosed } from "../db/sessions.ts";
 import { docsRoutes } from "../edge/openapi.ts";
-import { EventPage, historyRoutes, SearchResult, SessionList, Transcript } from "../edge/routes/history.ts";
+import {
+  endAllFollowStreams,
+  EventPage,
+  historyRoutes,
+  SearchResult,
+  SessionList,
+  Transcript,
+} from "../edge/routes/history.ts";
 import type { ServerEventBody } from "../protocol/session_messages.ts";
 import { api, sleep, type Stack, startStack } from "./harness.ts";
 
@@ -640,6 +647,25 @@ Deno.test("history: event timeline pages and live follow hand-over without gap o
         const end = await sse.next(3000);
         assert.equal(end!.event, "end");
         assert.equal(await sse.next(3000), undefined, "stream closes after end");
+      } finally {
+        await sse.close();
+      }
+    });
+
+    await t.step("shutdown ends open follow streams (clients reconnect with Last-Event-ID)", async () => {
+      const id = await sessionWithTranscript(s.database, a.tenantId, ["x"], { keepOpen: true });
+      const sse = await openSse(s, `/v1/sessions/${id}/events?follow=1`, a.key);
+      try {
+        for (let i = 0; i < 3; i++) await sse.next();
+        endAllFollowStreams();
+        assert.equal(await sse.next(3000), undefined, "stream closed");
+        // resuming where it stopped gets only what is new
+        await appendEvent(s.database, id, confirmed(5, "after restart", 9000, 9500));
+        await markClosed(s.database, id, "admin");
+        const again = await openSse(s, `/v1/sessions/${id}/events?follow=1`, a.key, { "last-event-id": "3" });
+        const got = await collectUntilEnd(again);
+        await again.close();
+        assert.deepEqual(got.map((e) => e.id ?? e.event), ["4", "end"]);
       } finally {
         await sse.close();
       }

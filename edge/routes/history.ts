@@ -325,6 +325,10 @@ export function snippetHtml(headline: string): string {
 /** Open follow streams of this process; SIGTERM/SIGINT ends them so the edge can drain (clients reconnect). */
 const openStreams = new Set<() => void>();
 const SHUTDOWN_SIGNALS: Deno.Signal[] = ["SIGTERM", "SIGINT"];
+/** End every open follow stream of this process (SIGTERM/SIGINT do this; exported for tests and drains). */
+export function endAllFollowStreams(): void {
+  endAllStreams();
+}
 function endAllStreams(): void {
   for (const stop of [...openStreams]) stop();
 }
