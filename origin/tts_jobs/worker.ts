@@ -114,6 +114,7 @@ export class TtsJobWorker implements OriginComponent {
   }
 
   #sleep(): Promise<void> {
+    if (this.#state !== "running") return Promise.resolve(); // close() already woke everyone
     return new Promise((resolve) => this.#wakers.push(resolve));
   }
 
@@ -130,6 +131,10 @@ export class TtsJobWorker implements OriginComponent {
         if (!c) {
           await this.#sleep();
           continue;
+        }
+        if (this.#state !== "running") {
+          await releaseChunk(this.database, c); // claimed while closing: give it back at once
+          break;
         }
         mClaims.inc({ order: this.opts.order });
         await this.#process(c);

@@ -1,0 +1,385 @@
+/**
+ * TTS scheduler benchmark on real PostgreSQL (DATABASE_URL or PARLEY_TEST_DATABASE_URL; a fresh database is
+ * created and dropped). Real espeak synthesis in a 2-isolate pool, one in-process job worker with 2 slots.
+ *
+ *   deno run -A --unstable-worker-options bench/tts_fairness.ts
+ *
+ * Scenarios, side by side in one run (jobs submitted with db/tts_jobs.ts submitJobs, i.e. what the edge does
+ * after validation; the edge's HTTP is not measured here):
+ *   1. short jobs alone: a stream of short jobs (≤ 200 chars) → completion time (finished_at − queued_at);
+ *   2. fair: 8 long jobs (≥ 20k chars each) submitted first, then the same stream of short jobs;
+ *   3. fifo: the same with TTS_CLAIM_ORDER=fifo (same code, a flag). FIFO short jobs queue behind 160k chars, so
+ *      their times are censored at the measurement window (reported as "> window");
+ *   4. time to first audio of a 20k-char job vs a 50-char job (idle system, median of 3);
+ *   5. throughput: audio seconds produced per CPU second of this process (all threads: synthesis isolates,
+ *      worker, DB client; the Postgres server's CPU is not included) during scenario 2;
+ *   6. claims/s: two claimers (own connections) claiming + writing a tiny result, 4000 chunks, fair and fifo;
+ *   7. live priority: latency of "live" synthesis (another pool, like a session's) alone, with batch jobs
+ *      running without the priority gate, and with it.
+ */
+import postgres from "postgres";
+import { sql } from "drizzle-orm";
+import { type Database, openDatabase } from "../db/client.ts";
+import { createTenant } from "../db/api_keys.ts";
+import { claimChunk, type ClaimOrder, endJob, submitJobs, writeResult } from "../db/tts_jobs.ts";
+import { chunkText } from "../protocol/tts_text.ts";
+import { type ChunkSynthesizer, PoolSynthesizer } from "../origin/tts_jobs/synth.ts";
+import { TtsJobWorker } from "../origin/tts_jobs/worker.ts";
+import { PriorityGate } from "../origin/tts_jobs/priority_gate.ts";
+import { configureLogging } from "../lib/log.ts";
+
+configureLogging({ level: "error" });
+const BASE = Deno.env.get("DATABASE_URL") || Deno.env.get("PARLEY_TEST_DATABASE_URL");
+if (!BASE) {
+  console.error("set DATABASE_URL or PARLEY_TEST_DATABASE_URL to a PostgreSQL server");
+  Deno.exit(2);
+}
+const SHORT_JOBS = Number(Deno.env.get("BENCH_SHORT_JOBS") ?? 16);
+const SHORT_EVERY_MS = Number(Deno.env.get("BENCH_SHORT_EVERY_MS") ?? 700);
+const FIFO_WINDOW_MS = 15_000;
+const CLAIM_WINDOW_MS = 12_000;
+const loadavg = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+const loadBefore = loadavg();
+
+// ------------------------------------------------------------------------------------------------ helpers
+
+let seed = 42;
+const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+const WORDS = ("the quick brown fox jumps over lazy dog while seven bright engineers measure queue latency " +
+  "under heavy load and every short request should still finish quickly because fairness matters more than " +
+  "raw throughput when people wait for speech to begin playing in their browser")
+  .split(" ");
+function sentenceText(): string {
+  const n = 8 + Math.floor(rnd() * 12);
+  const w = Array.from({ length: n }, () => WORDS[Math.floor(rnd() * WORDS.length)]);
+  w[0] = w[0][0].toUpperCase() + w[0].slice(1);
+  return w.join(" ") + ".";
+}
+function textOf(minChars: number, maxChars = Infinity): string {
+  let t = "";
+  while (t.length < minChars) {
+    const s = sentenceText();
+    if ((t + " " + s).trim().length > maxChars) break;
+    t = (t + " " + s).trim();
+  }
+  return t;
+}
+function shortText(): string {
+  const t = textOf(120, 200);
+  return t.length ? t : sentenceText().slice(0, 200);
+}
+
+const q = (xs: number[], p: number) => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
+};
+const sec = (ms: number) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : "n/a");
+
+function cpuSeconds(): number {
+  const f = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, clock ticks (100 Hz), all threads
+}
+
+function job(tenantId: string, text: string, priority: "interactive" | "batch" = "interactive") {
+  return {
+    tenantId,
+    text,
+    voice: "en-us",
+    engine: "espeak",
+    format: "wav",
+    priority,
+    sampleRate: 22050,
+    chunks: chunkText(text),
+  };
+}
+
+/** A synthesizer that is not closed with the worker (shared by all scenarios). */
+const keep = (s: ChunkSynthesizer): ChunkSynthesizer => ({
+  synthesize: (...a) => s.synthesize(...a),
+  ready: () => s.ready(),
+  close: () => Promise.resolve(),
+});
+
+async function cancelAll(db: Database): Promise<void> {
+  const rows = await db.query<{ id: string }>(
+    sql`select id from tts_jobs where status in ('queued', 'running')`,
+  );
+  for (const r of rows) await endJob(db, r.id, "canceled", null);
+}
+
+async function timesOf(db: Database, ids: string[]): Promise<Map<string, number | null>> {
+  const rows = await db.query<{ id: string; ms: number | null }>(sql`
+    select id::text as id, case when status = 'succeeded'
+      then extract(epoch from (finished_at - queued_at)) * 1000 end::float8 as ms
+    from tts_jobs where id in ${sql.raw(`('${ids.join("','")}')`)}`);
+  return new Map(rows.map((r) => [r.id, r.ms === null ? null : Number(r.ms)]));
+}
+
+// ------------------------------------------------------------------------------------------------ setup
+
+const dbName = `parley_bench_${Deno.pid}`;
+const admin = postgres(BASE, { max: 1, onnotice: () => {} });
+await admin.unsafe(`create database ${dbName}`);
+const u = new URL(BASE);
+u.pathname = `/${dbName}`;
+const url = u.toString();
+const db = await openDatabase({ url, poolSize: 6 });
+const tenant = (await createTenant(db, "bench")).id;
+console.error("loading 2 espeak synthesis isolates…");
+const pool = await PoolSynthesizer.create({ workers: 2 });
+await Promise.all([
+  pool.synthesize("Warm up.", "en-us", "espeak", 22050),
+  pool.synthesize("Warm.", "en-us", "espeak", 22050),
+]);
+
+async function withWorker<T>(
+  order: ClaimOrder,
+  fn: (w: TtsJobWorker) => Promise<T>,
+  gate?: PriorityGate,
+): Promise<T> {
+  const w = await TtsJobWorker.start(db, {
+    nodeId: `bench-${order}`,
+    concurrency: 2,
+    leaseMs: 10_000,
+    pollMs: 200,
+    order,
+    maxAttempts: 3,
+    synth: keep(pool),
+    gate,
+  });
+  try {
+    return await fn(w);
+  } finally {
+    await w.close();
+    await cancelAll(db);
+  }
+}
+
+/** Submit the short-job stream; wait for completion (or the window); return per-job ms (null = not done). */
+async function shortStream(windowMs: number): Promise<Array<number | null>> {
+  seed = 7; // the same stream in every scenario
+  const ids: string[] = [];
+  for (let i = 0; i < SHORT_JOBS; i++) {
+    const [r] = await submitJobs(db, [job(tenant, shortText())]);
+    ids.push(r.job.id);
+    await new Promise((r) => setTimeout(r, SHORT_EVERY_MS));
+  }
+  const deadline = Date.now() + windowMs;
+  while (Date.now() < deadline) {
+    const t = await timesOf(db, ids);
+    if ([...t.values()].every((v) => v !== null)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const t = await timesOf(db, ids);
+  return ids.map((id) => t.get(id) ?? null);
+}
+
+async function submitLong(): Promise<number> {
+  seed = 99;
+  let chars = 0;
+  for (let i = 0; i < 8; i++) {
+    const text = textOf(20_000);
+    chars += text.length;
+    await submitJobs(db, [job(tenant, text)]);
+  }
+  return chars;
+}
+
+const results: Array<[string, string]> = [];
+const row = (k: string, v: string) => {
+  results.push([k, v]);
+  console.error(`${k}: ${v}`);
+};
+
+try {
+  // 1. short jobs alone
+  const alone = await withWorker("fair", () => shortStream(60_000));
+  const aloneMs = alone.filter((x): x is number => x !== null);
+  row(
+    "short jobs alone: p50 / p99",
+    `${sec(q(aloneMs, 0.5))} / ${sec(q(aloneMs, 0.99))} (n=${aloneMs.length})`,
+  );
+
+  // 2. fair, loaded
+  let throughput = "";
+  const fair = await withWorker("fair", async () => {
+    const longChars = await submitLong();
+    await new Promise((r) => setTimeout(r, 1500)); // workers busy with long chunks
+    const cpu0 = cpuSeconds();
+    const t0 = performance.now();
+    const a0 = await db.query<{ ms: number }>(
+      sql`select coalesce(sum(audio_ms), 0)::float8 as ms from tts_chunks
+      where status = 'done'`,
+    );
+    const r = await shortStream(60_000);
+    const a1 = await db.query<{ ms: number }>(
+      sql`select coalesce(sum(audio_ms), 0)::float8 as ms from tts_chunks
+      where status = 'done'`,
+    );
+    const cpu = cpuSeconds() - cpu0;
+    const audio = (Number(a1[0].ms) - Number(a0[0].ms)) / 1000;
+    const wall = (performance.now() - t0) / 1000;
+    throughput = `${(audio / cpu).toFixed(1)} audio s per CPU s (${audio.toFixed(0)} s audio in ${
+      wall.toFixed(1)
+    } s wall, ${cpu.toFixed(1)} CPU s; ${(audio / wall).toFixed(1)}× real time)`;
+    console.error(`  (8 long jobs, ${longChars} chars in total)`);
+    return r;
+  });
+  const fairMs = fair.filter((x): x is number => x !== null);
+  row(
+    "short jobs behind 8×20k-char jobs, fair: p50 / p99",
+    `${sec(q(fairMs, 0.5))} / ${
+      sec(q(fairMs, 0.99))
+    } (n=${fairMs.length}/${fair.length}); p99 ratio to alone ${
+      (q(fairMs, 0.99) / q(aloneMs, 0.99)).toFixed(2)
+    } (goal ≤ 2)`,
+  );
+
+  // 3. fifo, loaded
+  const fifo = await withWorker("fifo", async () => {
+    await submitLong();
+    await new Promise((r) => setTimeout(r, 1500));
+    return await shortStream(FIFO_WINDOW_MS);
+  });
+  const fifoDone = fifo.filter((x): x is number => x !== null);
+  row(
+    "short jobs behind 8×20k-char jobs, fifo: p50 / p99",
+    fifoDone.length === fifo.length
+      ? `${sec(q(fifoDone, 0.5))} / ${sec(q(fifoDone, 0.99))}`
+      : `> ${FIFO_WINDOW_MS / 1000} s: ${fifoDone.length}/${fifo.length} finished within the window` +
+        ` (the queue ahead of them is ~160k chars, hours of synthesis)`,
+  );
+
+  // 4. time to first audio
+  const ttfa = async (text: string) => {
+    const [r] = await submitJobs(db, [job(tenant, text)]);
+    while (true) {
+      const rows = await db.query<{ ms: number | null }>(sql`select extract(epoch from
+        (first_audio_at - queued_at)) * 1000 as ms from tts_jobs where id = ${r.job.id}`);
+      if (rows[0].ms !== null) {
+        await endJob(db, r.job.id, "canceled", null);
+        return Number(rows[0].ms);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  const { big, small } = await withWorker("fair", async () => {
+    const big: number[] = [], small: number[] = [];
+    seed = 5;
+    for (let i = 0; i < 3; i++) {
+      big.push(await ttfa(textOf(20_000)));
+      await new Promise((r) => setTimeout(r, 1500)); // let in-flight chunks of the canceled job drain
+      small.push(await ttfa(textOf(40, 50) || "Hello there, this is a short job."));
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    return { big, small };
+  });
+  row(
+    "time to first audio, 20k-char vs 50-char job (median of 3)",
+    `${sec(q(big, 0.5))} vs ${sec(q(small, 0.5))}: ratio ${
+      (q(big, 0.5) / q(small, 0.5)).toFixed(2)
+    } (goal ≤ 1.5)`,
+  );
+  row("throughput (fair run, 2 synthesis isolates)", throughput);
+
+  // 6. claims/s with 2 claimers (own connections), claim + result write; "baseline" = a plain SKIP LOCKED
+  //    queue claim without fairness (same result write), to separate the scheduler's cost from the machine's.
+  const baselineClaim = async (c: Database, nodeId: string) => {
+    const rows = await c.query<{ job_id: string; idx: number; attempts: number }>(sql`
+      update tts_chunks set status = 'running', attempts = attempts + 1, claimed_by = ${nodeId},
+        lease_until = now() + interval '30 seconds'
+      where (job_id, idx) = (select job_id, idx from tts_chunks where status = 'queued'
+        order by job_id, idx limit 1 for update skip locked)
+      returning job_id, idx, attempts`);
+    const r = rows[0];
+    return r ? { jobId: String(r.job_id), idx: Number(r.idx), attempt: Number(r.attempts) } : null;
+  };
+  for (const order of ["fair", "fifo", "baseline"] as const) {
+    await cancelAll(db);
+    const jobs = Array.from(
+      { length: 30 },
+      (_, k) => ({ ...job(tenant, "x"), chunks: Array.from({ length: 100 }, (_, i) => `c${k}.${i}`) }),
+    );
+    await submitJobs(db, jobs);
+    const claimers = await Promise.all([0, 1].map(() => openDatabase({ url, migrate: false, poolSize: 1 })));
+    const pcm = new Uint8Array(64);
+    const t0 = performance.now();
+    const counts = await Promise.all(claimers.map(async (c, w) => {
+      let n = 0;
+      while (performance.now() - t0 < CLAIM_WINDOW_MS) {
+        const ch = order === "baseline"
+          ? await baselineClaim(c, `claimer-${w}`)
+          : await claimChunk(c, { nodeId: `claimer-${w}`, leaseMs: 30_000, order });
+        if (!ch) break;
+        await writeResult(c, ch, { pcm, audioMs: 1, sampleRate: 22050 });
+        n++;
+      }
+      return n;
+    }));
+    const s = (performance.now() - t0) / 1000;
+    const total = counts.reduce((a, b) => a + b, 0);
+    const dup = await db.query<{ n: number }>(sql`select count(*)::int as n from tts_chunks
+      where job_id in (select id from tts_jobs where chunks_total = 100) and attempts > 1`);
+    row(
+      `claims/s, 2 claimers, claim + result write (${order})`,
+      `${(total / s).toFixed(0)} /s (${total} chunks in ${s.toFixed(1)} s; double claims: ${dup[0].n})`,
+    );
+    await Promise.all(claimers.map((c) => c.close()));
+    await cancelAll(db);
+    await db.query(sql`delete from tts_jobs where chunks_total = 100`);
+  }
+  const sel = performance.now();
+  for (let i = 0; i < 100; i++) await db.query(sql`select 1`);
+  row("reference: one `select 1` round trip", `${((performance.now() - sel) / 100).toFixed(2)} ms`);
+
+  // 7. live priority
+  const livePool = await PoolSynthesizer.create({ workers: 1, name: "live" });
+  const liveText = "Sure, I can help with that. What would you like to hear next?";
+  const liveRun = async (gate: PriorityGate | null, batch: boolean) => {
+    const lat: number[] = [];
+    const run = async () => {
+      for (let i = 0; i < 12; i++) {
+        const t0 = performance.now();
+        const synth = () => livePool.synthesize(liveText, "en-us", "espeak", 48000);
+        await (gate ? gate.runLive(synth) : synth());
+        lat.push(performance.now() - t0);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    };
+    if (!batch) {
+      await run();
+      return lat;
+    }
+    await withWorker("fair", async () => {
+      await submitLong();
+      await new Promise((r) => setTimeout(r, 1500));
+      await run();
+    }, gate ?? undefined);
+    return lat;
+  };
+  const l0 = await liveRun(null, false);
+  const l1 = await liveRun(null, true);
+  const l2 = await liveRun(new PriorityGate(), true);
+  await livePool.close();
+  const fmt = (l: number[]) => `p50 ${sec(q(l, 0.5))} / p99 ${sec(q(l, 0.99))}`;
+  row("live synthesis latency alone", fmt(l0));
+  row("live synthesis latency + batch jobs, no gate", fmt(l1));
+  row("live synthesis latency + batch jobs, priority gate", fmt(l2));
+} finally {
+  await pool.close();
+  await db.close();
+  await admin.unsafe(`drop database if exists ${dbName} with (force)`);
+  await admin.end();
+}
+
+const w = Math.max(...results.map(([k]) => k.length));
+const when = new Date().toISOString();
+console.log(
+  `\nTTS scheduler benchmark (${when}, ${navigator.hardwareConcurrency} cores, PostgreSQL 15; ` +
+    `load average ${loadBefore} at start, ${loadavg()} at end)`,
+);
+console.log(`${"measure".padEnd(w)} | result`);
+console.log(`${"-".repeat(w)} | ${"-".repeat(40)}`);
+for (const [k, v] of results) console.log(`${k.padEnd(w)} | ${v}`);
+Deno.exit(0);

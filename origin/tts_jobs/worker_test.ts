@@ -1,0 +1,112 @@
+/**
+ * Job worker mechanics on a real database: lease renewal while a slow chunk synthesizes, release on close,
+ * prompt close with idle slots, NOTIFY wake-up, and the live-priority gate. The synthesizer here is a timed
+ * stand-in (mechanics only; tests/tts_api_test.ts and tests/tts_multiprocess_test.ts use the real engine).
+ */
+import assert from "node:assert/strict";
+import { sql } from "drizzle-orm";
+import { createTenant } from "../../db/api_keys.ts";
+import { openTestDatabase } from "../../db/testing.ts";
+import { reclaimExpired, submitJobs } from "../../db/tts_jobs.ts";
+import { PriorityGate } from "./priority_gate.ts";
+import type { ChunkSynthesizer } from "./synth.ts";
+import { TtsJobWorker } from "./worker.ts";
+
+class SlowSynth implements ChunkSynthesizer {
+  started = 0;
+  constructor(private readonly ms: number) {}
+  async synthesize() {
+    this.started++;
+    await new Promise((r) => setTimeout(r, this.ms));
+    return { pcm: new Uint8Array(200), sampleRate: 22050, audioMs: 100 / 22.05 };
+  }
+  ready() {
+    return true;
+  }
+  close() {
+    return Promise.resolve();
+  }
+}
+
+const newJob = (tenantId: string, chunks: string[]) => ({
+  tenantId,
+  text: chunks.join(" "),
+  voice: "en-us",
+  engine: "espeak",
+  format: "wav",
+  priority: "interactive" as const,
+  sampleRate: 22050,
+  chunks,
+});
+
+async function until(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - t0 > ms) throw new Error("condition not reached");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+Deno.test({
+  name: "tts worker: lease renewed during slow synthesis, NOTIFY wake-up, release on close, gate",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const db = await openTestDatabase();
+    const tenant = (await createTenant(db, "w")).id;
+    const synth = new SlowSynth(1500);
+    const gate = new PriorityGate();
+    const worker = await TtsJobWorker.start(db, {
+      nodeId: "w1",
+      concurrency: 1,
+      leaseMs: 600, // the synthesis takes 2.5 leases: only renewal keeps the chunk
+      pollMs: 60_000, // no poll: work must arrive by NOTIFY
+      order: "fair",
+      maxAttempts: 3,
+      synth,
+      gate,
+    });
+    try {
+      const t0 = Date.now();
+      const [{ job }] = await submitJobs(db, [newJob(tenant, ["a.", "b."])]);
+      await until(() => Promise.resolve(synth.started === 1));
+      assert.ok(Date.now() - t0 < 1000, "woken by NOTIFY, not the (60 s) poll");
+      await new Promise((r) => setTimeout(r, 1000));
+      const r = await reclaimExpired(db, 3);
+      assert.equal(r.requeued, 0, "the renewed lease did not expire");
+      await until(async () => {
+        const rows = await db.query<{ n: number }>(
+          sql`select chunks_done as n from tts_jobs where id = ${job.id}`,
+        );
+        return Number(rows[0].n) === 1;
+      });
+      // live work pending → the worker does not start the next chunk
+      const endLive = gate.live();
+      const startedBefore = synth.started;
+      await new Promise((r) => setTimeout(r, 2000));
+      assert.ok(synth.started <= startedBefore + 1, "at most the chunk already past the gate");
+      const paused = synth.started;
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(synth.started, paused, "no new chunk while live work is pending");
+      endLive();
+      await submitJobs(db, [newJob(tenant, ["c.", "d.", "e."])]);
+      await until(() => Promise.resolve(synth.started > paused));
+      // close while holding a chunk: it goes back to the queue at once (attempt not counted), promptly
+      const t1 = Date.now();
+      await worker.close();
+      assert.ok(Date.now() - t1 < 3000, `close took ${Date.now() - t1} ms`);
+      const running = await db.query(sql`select 1 from tts_chunks where status = 'running'`);
+      assert.equal(running.length, 0, "nothing left leased by the closed worker");
+      const queued = await db.query<{ attempts: number }>(sql`select attempts from tts_chunks
+        where status = 'queued' order by job_id, idx`);
+      assert.ok(queued.length >= 1);
+      const jobsQueued = await db.query<{ n: number }>(
+        sql`select sum(chunks_queued)::int as n from tts_jobs`,
+      );
+      assert.equal(Number(jobsQueued[0].n), queued.length, "chunks_queued counters match the rows");
+    } finally {
+      await worker.close();
+      await db.close();
+    }
+  },
+});
