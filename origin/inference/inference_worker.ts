@@ -96,8 +96,7 @@ async function run(job: Job): Promise<{ value: unknown; transfer: Transferable[]
     }
     case "vad": {
       if (!vad) throw new Error("this worker has no VAD");
-      const r = await vad.runBatch(job.items);
-      return { value: r, transfer: [r.probs.buffer as ArrayBuffer, r.states.buffer as ArrayBuffer] };
+      return { value: await vad.runSequences(job.items), transfer: [] };
     }
     case "crash":
       setTimeout(() => {

@@ -89,11 +89,12 @@ Deno.test("pool: close() is idempotent, rejects queued/in-flight/later jobs and 
   assert.equal(pool.liveWorkers, 2);
   // real model job works
   const s = newVadState();
-  const r = await pool.submit({ kind: "vad", items: [{ chunk: new Float32Array(512), ...s }] }, {
+  const r = await pool.submit({ kind: "vad", items: [{ chunks: new Float32Array(1024), ...s }] }, {
     priority: "high",
   });
   assert.equal(r.probs.length, 1);
-  assert.ok(r.probs[0] < 0.5);
+  assert.equal(r.probs[0].length, 2);
+  assert.ok(r.probs[0][1] < 0.5);
   const inflight = [1, 2, 3].map(() => pool.submit({ kind: "sleep", ms: 300 }));
   await new Promise((r) => setTimeout(r, 20));
   const c1 = pool.close();

@@ -1,7 +1,7 @@
 /** Typed IPC between the inference pool (main isolate) and its workers. */
 import type { AsrConfig, AsrResult } from "../asr/engine.ts";
 import type { SynthesisResult, TtsConfig, TtsEngineName, Voice } from "../tts/engine.ts";
-import type { VadBatchItem, VadBatchResult } from "../pipeline/vad.ts";
+import type { VadSeqItem, VadSeqResult } from "../pipeline/vad.ts";
 
 /** What a worker loads at start. Any subset. */
 export interface WorkerInit {
@@ -20,7 +20,7 @@ export type Job =
   | { kind: "asr"; pcm16k: Float32Array; final?: boolean; language?: string }
   | { kind: "tts"; text: string; voice?: string; engine?: TtsEngineName; outRate?: number }
   | { kind: "voices"; engine?: TtsEngineName }
-  | { kind: "vad"; items: VadBatchItem[] }
+  | { kind: "vad"; items: VadSeqItem[] }
   /** Test hooks: prove supervision (crash → restart) and timeouts. */
   | { kind: "crash" }
   | { kind: "sleep"; ms: number };
@@ -32,7 +32,7 @@ export interface TtsJobResult extends Omit<SynthesisResult, "pcm"> {
 export type JobResult<J extends Job> = J extends { kind: "asr" } ? AsrResult
   : J extends { kind: "tts" } ? TtsJobResult
   : J extends { kind: "voices" } ? Voice[]
-  : J extends { kind: "vad" } ? VadBatchResult
+  : J extends { kind: "vad" } ? VadSeqResult
   : J extends { kind: "sleep" } ? { slept: number }
   : never;
 

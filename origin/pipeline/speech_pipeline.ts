@@ -141,7 +141,8 @@ export class StreamingPipeline implements SpeechPipeline {
   private pending16k = new Float32Array(VAD_CHUNK_SAMPLES * 4);
   private pendingLen = 0;
   private readonly vadState = newVadState();
-  private vadChain: Promise<void> = Promise.resolve();
+  private vadPending: Float32Array[] = [];
+  private vadInFlight: Promise<void> | null = null;
   private readonly segmenter: Segmenter;
   /**
    * Stream sample (16 kHz) → session time anchors. A new anchor is added when frame timestamps jump (mute,
@@ -215,18 +216,34 @@ export class StreamingPipeline implements SpeechPipeline {
       this.pendingLen -= VAD_CHUNK_SAMPLES;
       const index = this.chunksSeen++;
       this.chunkReceivedAt[index % this.chunkReceivedAt.length] = frame.receivedAt;
-      this.vadChain = this.vadChain
-        .then(() => this._state === "running" ? this.engines.vad.evaluate(this.vadState, chunk) : null)
-        .then((p) => {
-          if (p !== null && this._state === "running") this.onChunk(chunk, p);
-        })
-        .catch((err) => this.log.warn("vad failed for a chunk", { error: err }));
+      this.vadPending.push(chunk);
     }
+    this.pumpVad();
+  }
+
+  /**
+   * One VAD request in flight per session; chunks that arrive meanwhile go together in the next request, so a
+   * session that fell behind (slow worker, CPU contention) catches up in one round trip instead of one per chunk.
+   */
+  private pumpVad(): void {
+    if (this.vadInFlight || !this.vadPending.length || this._state !== "running") return;
+    const chunks = this.vadPending.splice(0, 256);
+    this.vadInFlight = this.engines.vad.evaluateMany(this.vadState, chunks).then(
+      (probs) => {
+        for (let i = 0; i < chunks.length && this._state === "running"; i++) {
+          this.onChunk(chunks[i], probs[i]);
+        }
+      },
+      (err) => this.log.warn("vad failed", { error: err, chunks: chunks.length }),
+    ).finally(() => {
+      this.vadInFlight = null;
+      this.pumpVad();
+    });
   }
 
   /** Resolves when every pushed chunk has been through the VAD and segmenter (tests, benchmarks). */
   async drain(): Promise<void> {
-    await this.vadChain;
+    while (this.vadInFlight && this._state === "running") await this.vadInFlight;
     await this.emitChain;
   }
 

@@ -41,6 +41,21 @@ export interface VadBatchResult {
   states: Float32Array;
 }
 
+/** One stream's consecutive chunks (n × 512 samples, concatenated) with its state before the first. */
+export interface VadSeqItem {
+  chunks: Float32Array;
+  state: Float32Array; // 256
+  context: Float32Array; // 64
+}
+
+export interface VadSeqResult {
+  /** Per item, one probability per chunk. */
+  probs: Float32Array[];
+  /** Per item, the state and context after its last chunk. */
+  states: Float32Array[];
+  contexts: Float32Array[];
+}
+
 export class SileroVad {
   private constructor(private session: ort.InferenceSession | null) {}
 
@@ -87,6 +102,33 @@ export class SileroVad {
     return { probs, states };
   }
 
+  /**
+   * Several consecutive chunks per stream (a stream that fell behind catches up in one call): step t evaluates
+   * the t-th chunk of every stream that has one, batched. States/contexts are chained inside.
+   */
+  async runSequences(items: VadSeqItem[]): Promise<VadSeqResult> {
+    const n = items.map((it) => Math.floor(it.chunks.length / VAD_CHUNK_SAMPLES));
+    const T = Math.max(0, ...n);
+    const states = items.map((it) => it.state.slice());
+    const contexts = items.map((it) => it.context.slice());
+    const probs = items.map((_, b) => new Float32Array(n[b]));
+    for (let t = 0; t < T; t++) {
+      const active = items.map((_, b) => b).filter((b) => n[b] > t);
+      const chunks = active.map((b) =>
+        items[b].chunks.subarray(t * VAD_CHUNK_SAMPLES, (t + 1) * VAD_CHUNK_SAMPLES)
+      );
+      const r = await this.runBatch(
+        active.map((b, k) => ({ chunk: chunks[k], state: states[b], context: contexts[b] })),
+      );
+      active.forEach((b, k) => {
+        probs[b][t] = r.probs[k];
+        states[b] = r.states.slice(k * 256, (k + 1) * 256);
+        contexts[b] = chunks[k].slice(VAD_CHUNK_SAMPLES - VAD_CONTEXT_SAMPLES);
+      });
+    }
+    return { probs, states, contexts };
+  }
+
   async close(): Promise<void> {
     const s = this.session;
     this.session = null;
@@ -96,37 +138,44 @@ export class SileroVad {
 
 /** Where a pipeline sends its VAD chunks: inline (tests) or batched through a worker (production). */
 export interface VadBackend {
-  /** Evaluate one chunk of one stream; the stream's state is updated in place. */
-  evaluate(stream: VadStreamState, chunk: Float32Array): Promise<number>;
+  /** Evaluate consecutive chunks of one stream; the stream's state is updated in place. */
+  evaluateMany(stream: VadStreamState, chunks: Float32Array[]): Promise<Float32Array>;
+}
+
+interface Pending {
+  stream: VadStreamState;
+  chunks: Float32Array[];
+  resolve: (p: Float32Array) => void;
+  reject: (e: unknown) => void;
 }
 
 /**
- * Batches `evaluate` calls from many streams that arrive in the same turn of the event loop into one model run.
- * `run` is the batched model call (a SileroVad in-process, or a worker job).
+ * Batches the requests of many streams that arrive while the previous run is in flight into one model call
+ * (`run`: a SileroVad in-process, or a worker job). A stream that fell behind sends all its pending chunks at
+ * once and catches up in a single round trip.
  */
 export class BatchingVad implements VadBackend {
-  private pending: Array<
-    {
-      stream: VadStreamState;
-      chunk: Float32Array;
-      resolve: (p: number) => void;
-      reject: (e: unknown) => void;
-    }
-  > = [];
+  private pending: Pending[] = [];
   private scheduled = false;
   private running = false;
   constructor(
-    private readonly run: (items: VadBatchItem[]) => Promise<VadBatchResult>,
-    private readonly maxBatch = 64,
+    private readonly run: (items: VadSeqItem[]) => Promise<VadSeqResult>,
+    private readonly maxBatch = 128,
   ) {}
 
   evaluate(stream: VadStreamState, chunk: Float32Array): Promise<number> {
+    return this.evaluateMany(stream, [chunk]).then((p) => p[0]);
+  }
+
+  evaluateMany(stream: VadStreamState, chunks: Float32Array[]): Promise<Float32Array> {
+    if (!chunks.length) return Promise.resolve(new Float32Array(0));
     return new Promise((resolve, reject) => {
-      this.pending.push({ stream, chunk, resolve, reject });
+      this.pending.push({ stream, chunks, resolve, reject });
       this.schedule();
     });
   }
 
+  /** Requests waiting for the model. */
   get queued(): number {
     return this.pending.length;
   }
@@ -145,10 +194,10 @@ export class BatchingVad implements VadBackend {
     this.running = true;
     try {
       while (this.pending.length) {
-        // At most one chunk per stream per batch (their states chain).
+        // One request per stream per batch (their states chain).
         const seen = new Set<VadStreamState>();
-        const batch: typeof this.pending = [];
-        const rest: typeof this.pending = [];
+        const batch: Pending[] = [];
+        const rest: Pending[] = [];
         for (const p of this.pending) {
           if (batch.length < this.maxBatch && !seen.has(p.stream)) {
             seen.add(p.stream);
@@ -157,12 +206,15 @@ export class BatchingVad implements VadBackend {
         }
         this.pending = rest;
         try {
-          const r = await this.run(
-            batch.map((b) => ({ chunk: b.chunk, state: b.stream.state, context: b.stream.context })),
-          );
+          const items = batch.map((b) => {
+            const all = new Float32Array(b.chunks.length * VAD_CHUNK_SAMPLES);
+            b.chunks.forEach((c, i) => all.set(c, i * VAD_CHUNK_SAMPLES));
+            return { chunks: all, state: b.stream.state, context: b.stream.context };
+          });
+          const r = await this.run(items);
           batch.forEach((b, i) => {
-            b.stream.state.set(r.states.subarray(i * 256, (i + 1) * 256));
-            b.stream.context.set(b.chunk.subarray(VAD_CHUNK_SAMPLES - VAD_CONTEXT_SAMPLES));
+            b.stream.state.set(r.states[i]);
+            b.stream.context.set(r.contexts[i]);
             b.resolve(r.probs[i]);
           });
         } catch (e) {

@@ -8,7 +8,7 @@ const fixture = (name: string) => new URL(`../../tests/fixtures/speech/${name}`,
 
 async function probs(vad: SileroVad, x: Float32Array): Promise<number[]> {
   const st = newVadState();
-  const b = new BatchingVad((items) => vad.runBatch(items));
+  const b = new BatchingVad((items) => vad.runSequences(items));
   const out: number[] = [];
   for (let i = 0; i + VAD_CHUNK_SAMPLES <= x.length; i += VAD_CHUNK_SAMPLES) {
     out.push(await b.evaluate(st, x.slice(i, i + VAD_CHUNK_SAMPLES)));
@@ -79,7 +79,7 @@ Deno.test("48 kHz fixture resampled to 16 kHz is detected as one segment; batche
     const p = await probs(vad, x);
     assert.equal(segmentAll(x, p).filter((e) => e.type === "end").length, 1);
     // two streams batched together give the same probabilities as one alone
-    const b = new BatchingVad((items) => vad.runBatch(items));
+    const b = new BatchingVad((items) => vad.runSequences(items));
     const s1 = newVadState(), s2 = newVadState();
     const both: Array<[number, number]> = [];
     for (let i = 0; i + 512 <= x.length; i += 512) {
@@ -87,6 +87,14 @@ Deno.test("48 kHz fixture resampled to 16 kHz is detected as one segment; batche
       both.push(await Promise.all([b.evaluate(s1, c), b.evaluate(s2, new Float32Array(512))]));
     }
     both.forEach(([a], i) => assert.ok(Math.abs(a - p[i]) < 1e-4, `chunk ${i}: ${a} vs ${p[i]}`));
+    // a stream that fell behind sends all its chunks at once: same probabilities, same final state
+    const s3 = newVadState();
+    const chunks = [];
+    for (let i = 0; i + 512 <= x.length; i += 512) chunks.push(x.slice(i, i + 512));
+    const many = await b.evaluateMany(s3, chunks);
+    assert.equal(many.length, p.length);
+    many.forEach((a, i) => assert.ok(Math.abs(a - p[i]) < 1e-4, `seq chunk ${i}: ${a} vs ${p[i]}`));
+    s1.state.forEach((v, i) => assert.ok(Math.abs(v - s3.state[i]) < 1e-4));
     assert.ok(Math.max(...both.map(([, z]) => z)) < 0.5);
   } finally {
     await vad.close();
