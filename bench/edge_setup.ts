@@ -1,0 +1,119 @@
+/**
+ * Session churn THROUGH THE EDGE: the real `main.ts all` process (edge + origin, PGlite in a temp dir) or, with
+ * DATABASE_URL, separate `main.ts origin` and `main.ts edge` processes on PostgreSQL. Each session: offer →
+ * POST /v1/sessions (edge → signed internal call → origin → answer after ICE gathering) → connected → 1 s of
+ * audio → DELETE. Prints setup latency (POST → answer) p50/p99 and the origin's threads/fds/RSS at checkpoints.
+ *
+ *   deno run -A --unstable-worker-options bench/edge_setup.ts [--sessions 300] [--concurrency 10] [--audio-ms 1000]
+ */
+import { type ChurnDriver, runChurn } from "./churn.ts";
+import { exitCleanly } from "../origin/session/wrtc.ts";
+import { call, freePort, ParleyProcess, waitReady } from "../tests/e2e/stack_process.ts";
+
+function arg(name: string, dflt: number): number {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 ? Number(Deno.args[i + 1]) : dflt;
+}
+
+async function main(): Promise<void> {
+  const sessions = arg("sessions", 300);
+  const concurrency = arg("concurrency", 10);
+  const audioMs = arg("audio-ms", 1000);
+  const pg = Deno.env.get("DATABASE_URL");
+  const port = freePort();
+  const common = {
+    RATE_LIMIT_RPS: "10000",
+    RATE_LIMIT_BURST: "10000",
+    LOG_LEVEL: "error",
+    NODE_CAPACITY: "200",
+  };
+  const procs: ParleyProcess[] = [];
+  let origin: ParleyProcess;
+  let edge: ParleyProcess;
+  if (pg) {
+    origin = new ParleyProcess("origin", { ...common, DATABASE_URL: pg, ORIGIN_PORT: String(freePort()) });
+    procs.push(origin);
+    await origin.waitFor(/Parley origin \S+ serving/, 180_000);
+    edge = new ParleyProcess("edge", { ...common, DATABASE_URL: pg, PORT: String(port) });
+    procs.push(edge);
+  } else {
+    origin = edge = new ParleyProcess("all", {
+      ...common,
+      DATA_DIR: await Deno.makeTempDir({ prefix: "parley-bench-" }),
+      PORT: String(port),
+      ORIGIN_PORT: String(freePort()),
+    });
+    procs.push(origin);
+  }
+  const key = pg && Deno.env.get("PARLEY_ADMIN_KEY")
+    ? Deno.env.get("PARLEY_ADMIN_KEY")!
+    : (await edge.waitFor(/First admin API key[^:]*: (pk_\S+)/, 180_000))[1];
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(url, 180_000);
+  await origin.waitFor(/Parley origin \S+ serving/, 180_000);
+  const ids: string[] = [];
+  const driver: ChurnDriver = {
+    originPid: origin.pid,
+    async createSession(sdp) {
+      const r = await call(url, "POST", "/v1/sessions", key, { sdp, options: { mode: "transcribe" } });
+      if (r.status !== 201) throw new Error(`POST /v1/sessions → ${r.status} ${r.text}`);
+      const b = r.body as { id: string; sdp: string };
+      ids.push(b.id);
+      return b;
+    },
+    async deleteSession(id) {
+      const r = await call(url, "DELETE", `/v1/sessions/${id}`, key);
+      if (r.status !== 204) throw new Error(`DELETE → ${r.status}`);
+    },
+    async summary() {
+      const rows: Record<string, number> = {};
+      let live = 0;
+      for (const id of ids) {
+        const r = await call(url, "GET", `/v1/sessions/${id}`, key);
+        const b = r.body as { state: string; reason: string | null };
+        const k = `${b.state}/${b.reason}`;
+        rows[k] = (rows[k] ?? 0) + 1;
+        if (b.state !== "closed") live++;
+      }
+      return { live, rows };
+    },
+    get: () => Promise.reject(new Error("no /mem through the edge")),
+    async terminate() {
+      for (const p of procs) p.kill("SIGTERM");
+      const st = await origin.status();
+      for (const p of procs) await p.status();
+      return st;
+    },
+  };
+  console.log(
+    `edge-routed churn: ${sessions} sessions, concurrency ${concurrency}, ${audioMs} ms audio, ${
+      pg ? "PostgreSQL, separate edge/origin processes" : "PGlite, all-in-one process"
+    }`,
+  );
+  const checkpoints = [...new Set([100, 500, 1000, sessions].filter((c) => c <= sessions))].sort((a, b) =>
+    a - b
+  );
+  const r = await runChurn(driver, { sessions, warmup: concurrency * 2, concurrency, audioMs, checkpoints });
+  console.log("\n| sessions | threads | fds | RSS MiB |");
+  console.log("|---|---|---|---|");
+  for (const s of r.stats) {
+    console.log(`| ${s.at} | ${s.threads} | ${s.fds} | ${(s.rssKiB / 1024).toFixed(1)} |`);
+  }
+  const base = r.stats[0], last = r.stats.at(-1)!;
+  console.log(
+    `\nΔ threads ${last.threads - base.threads}, Δ fds ${last.fds - base.fds}, Δ RSS ${
+      ((last.rssKiB - base.rssKiB) / 1024).toFixed(1)
+    } MiB`,
+  );
+  console.log(
+    `setup latency through the edge (POST → answer), ms: p50 ${r.setup.p50.toFixed(1)}, p90 ${
+      r.setup.p90.toFixed(1)
+    }, p99 ${r.setup.p99.toFixed(1)}, max ${r.setup.max.toFixed(1)} (n=${r.setup.n})`,
+  );
+  console.log(`failures ${r.failures}, bye missing ${r.byeMissing}, rows ${JSON.stringify(r.summary.rows)}`);
+  const st = await driver.terminate();
+  console.log(`origin SIGTERM exit code ${st.code}${st.signal ? ` signal ${st.signal}` : ""}`);
+  await exitCleanly(() => Promise.resolve(), 0);
+}
+
+if (import.meta.main) await main();
