@@ -41,7 +41,8 @@ export interface EngineHubConfig {
   initTimeoutMs: number;
   jobTimeoutMs: number;
   /**
-   * Nice increment of inference worker threads over the media loop thread (VAD worker: half). Default 5: the
+   * Nice increment of ASR/TTS worker threads over the media loop thread (the VAD worker stays at +0: every
+   * session's segmentation waits on it, and it is cheap). Default 5: the
    * media loop wins under contention, yet inference is not starved by other nice-0 processes on the host.
    */
   workerNice: number;
@@ -122,7 +123,7 @@ export class EngineHub {
       InferencePool.create({
         name: "vad",
         size: 1,
-        init: { vad: { intraOpNumThreads: 1 }, nice: Math.floor(cfg.workerNice / 2) },
+        init: { vad: { intraOpNumThreads: 1 } },
         ...common,
       }),
       InferencePool.create({
