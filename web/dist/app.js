@@ -572,29 +572,38 @@ var SessionClock = class {
     this.#zero = Infinity;
   }
 };
+var SNAP_WINDOW_MS = 1200;
+var ONSET_WAIT_MS = 1e3;
 var TelopView = class {
   textEl;
   mouthEl;
   clock;
+  voice;
   #current;
   #queue;
   #raf;
   /** For tests and the debug panel: how many telops were shown and how many words were highlighted. */
   shown;
   highlighted;
-  constructor(textEl, mouthEl, clock2) {
+  /** Local time at which each telop started showing (its first word due), for sync checks. */
+  starts;
+  #usedOnset;
+  constructor(textEl, mouthEl, clock2, voice) {
     this.textEl = textEl;
     this.mouthEl = mouthEl;
     this.clock = clock2;
+    this.voice = voice;
     this.#current = null;
     this.#queue = [];
     this.#raf = 0;
     this.shown = 0;
     this.highlighted = 0;
+    this.starts = [];
+    this.#usedOnset = -Infinity;
     this.#tick = () => {
       cancelAnimationFrame(this.#raf);
       const now = performance.now();
-      while (this.#queue.length && this.#queue[0].startAt <= now) {
+      while (this.#queue.length && this.#due(this.#queue[0], now)) {
         this.#current = this.#queue.shift();
         this.#render(this.#current);
       }
@@ -631,9 +640,12 @@ var TelopView = class {
     const startAt = this.clock.local(e.playout_start_ms);
     if (startAt + e.duration_ms < performance.now()) return;
     const wordEls = [];
+    const receivedAt = performance.now();
     const s = {
       event: e,
       startAt,
+      receivedAt,
+      busy: this.voice?.loud() ?? true,
       wordEls,
     };
     this.#queue.push(s);
@@ -668,13 +680,40 @@ var TelopView = class {
     if (!e.words.length) this.textEl.append(e.text);
     this.textEl.dataset.utterance = e.utterance_id;
     this.shown++;
+    this.starts.push(s.startAt);
     this.textEl.dataset.shown = String(this.shown);
   }
   #tick;
+  /**
+   * Is this telop's audio playing yet? The session clock gives an estimate; what we actually hear decides
+   * when it can: the first onset of the returned voice near the estimate (not used by an earlier telop)
+   * becomes the start. Without one (the voice was already playing, or too quiet to detect), the estimate
+   * holds, a little later when silence was expected.
+   */
+  #due(s, now) {
+    if (this.voice) {
+      const onset = this.voice.onsets.findLast((o) =>
+        o > this.#usedOnset && o >= s.receivedAt - 300 && Math.abs(o - s.startAt) <= SNAP_WINDOW_MS
+      );
+      if (onset !== void 0) {
+        this.#usedOnset = onset;
+        s.startAt = onset;
+        return true;
+      }
+      if (!s.busy) {
+        if (now < s.startAt + ONSET_WAIT_MS) return false;
+        s.startAt = now;
+        return true;
+      }
+    }
+    return now >= s.startAt;
+  }
   reset() {
     cancelAnimationFrame(this.#raf);
+    this.#usedOnset = -Infinity;
     this.#queue = [];
     this.#current = null;
+    this.starts.length = 0;
     clear(this.textEl);
     this.mouthEl.dataset.viseme = "rest";
   }
@@ -710,6 +749,8 @@ var LiveView = class {
     /** performance.now() of the first partial / confirmed caption of the current session. */
     firstPartialAt: 0,
     firstConfirmedAt: 0,
+    /** Confirmed lines whose segment had shown a partial first. */
+    partialThenConfirmed: 0,
     /** Loudest mic level the meter showed (0..1). */
     maxLevel: 0,
   };
@@ -732,7 +773,10 @@ var LiveView = class {
   sayText = $("say-text");
   saySend = $("say-send");
   constructor() {
-    this.telop = new TelopView($("telop"), $("mouth"), this.clock);
+    this.telop = new TelopView($("telop"), $("mouth"), this.clock, {
+      onsets: this.voiceOnsets,
+      loud: () => this.#voiceLoud,
+    });
     this.form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       void this.start();
@@ -767,6 +811,7 @@ var LiveView = class {
     this.#clearPartial();
     this.clock.reset();
     this.telop.reset();
+    this.voiceOnsets.length = 0;
     this.counts.partial =
       this.counts.confirmed =
       this.counts.telop =
@@ -775,10 +820,11 @@ var LiveView = class {
     try {
       const echoCancellation = this.aec.checked;
       this.mic = await navigator.mediaDevices.getUserMedia({
+        // Without echo cancellation (headphones): the raw microphone, no noise suppression or gain control.
         audio: {
           echoCancellation,
           noiseSuppression: echoCancellation,
-          autoGainControl: true,
+          autoGainControl: echoCancellation,
           channelCount: 1,
         },
         video: false,
@@ -795,6 +841,7 @@ var LiveView = class {
         state: (s, detail) => this.#onConnState(s, detail),
         remoteStream: (stream) => {
           this.audio.srcObject = stream;
+          this.#watchVoice(stream);
           this.audio.play().catch(() => {
             this.#showMessage("Click anywhere to hear the voice (the browser blocked autoplay).");
             document.addEventListener("click", () => void this.audio.play(), {
@@ -855,6 +902,7 @@ var LiveView = class {
   #cleanup() {
     clearInterval(this.#meterTimer);
     clearInterval(this.#statsTimer);
+    clearInterval(this.#voiceTimer);
     this.meter.value = 0;
     for (const t of this.mic?.getTracks() ?? []) t.stop();
     this.mic = null;
@@ -905,6 +953,12 @@ var LiveView = class {
       case "telop":
         this.clock.observe(e.playout_start_ms, now);
         this.counts.telop++;
+        this.telopLog.push({
+          receivedAt: now,
+          playoutStartMs: e.playout_start_ms,
+          startAt: this.clock.local(e.playout_start_ms),
+        });
+        if (this.telopLog.length > 50) this.telopLog.shift();
         this.telop.add(e);
         break;
       case "utterance":
@@ -940,6 +994,7 @@ var LiveView = class {
     }
     this.counts.confirmed++;
     this.counts.firstConfirmedAt ||= performance.now();
+    if (this.#partialSegment === e.segment_id) this.counts.partialThenConfirmed++;
     if (this.#partialSegment === e.segment_id || this.#partialSegment === null) this.#clearPartial();
     if (!text.trim()) return;
     const li = h(
@@ -959,6 +1014,43 @@ var LiveView = class {
     li.scrollIntoView({
       block: "nearest",
     });
+  }
+  /**
+   * Onsets of the returned voice (local time at which its level rises after at least 300 ms of quiet), kept
+   * to check that telops line up with what is heard (the e2e test compares them with `telop.starts`).
+   */
+  voiceOnsets = [];
+  /** When each telop arrived and when it was scheduled (local ms), for the same check. */
+  telopLog = [];
+  #voiceTimer;
+  #voiceLoud = false;
+  #watchVoice(stream) {
+    clearInterval(this.#voiceTimer);
+    if (!this.#audioCtx) return;
+    try {
+      const an = this.#audioCtx.createAnalyser();
+      an.fftSize = 512;
+      this.#audioCtx.createMediaStreamSource(stream).connect(an);
+      const buf = new Float32Array(an.fftSize);
+      let quietSince = performance.now();
+      let loud = false;
+      this.#voiceTimer = setInterval(() => {
+        an.getFloatTimeDomainData(buf);
+        let sum = 0;
+        for (const v of buf) sum += v * v;
+        const rms = Math.sqrt(sum / buf.length);
+        const now = performance.now();
+        if (rms > 0.01) {
+          if (!loud && now - quietSince >= 300) this.voiceOnsets.push(now - buf.length / 48e3 * 500);
+          loud = true;
+        } else {
+          if (loud) quietSince = now;
+          loud = false;
+        }
+        this.#voiceLoud = loud;
+      }, 10);
+    } catch {
+    }
   }
   #startMeter(stream) {
     try {

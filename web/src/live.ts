@@ -35,6 +35,8 @@ export class LiveView {
     /** performance.now() of the first partial / confirmed caption of the current session. */
     firstPartialAt: 0,
     firstConfirmedAt: 0,
+    /** Confirmed lines whose segment had shown a partial first. */
+    partialThenConfirmed: 0,
     /** Loudest mic level the meter showed (0..1). */
     maxLevel: 0,
   };
@@ -59,7 +61,10 @@ export class LiveView {
   readonly saySend = $<HTMLButtonElement>("say-send");
 
   constructor() {
-    this.telop = new TelopView($("telop"), $("mouth"), this.clock);
+    this.telop = new TelopView($("telop"), $("mouth"), this.clock, {
+      onsets: this.voiceOnsets,
+      loud: () => this.#voiceLoud,
+    });
     this.form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       void this.start();
@@ -97,6 +102,7 @@ export class LiveView {
     this.#clearPartial();
     this.clock.reset();
     this.telop.reset();
+    this.voiceOnsets.length = 0;
     this.counts.partial =
       this.counts.confirmed =
       this.counts.telop =
@@ -105,10 +111,11 @@ export class LiveView {
     try {
       const echoCancellation = this.aec.checked;
       this.mic = await navigator.mediaDevices.getUserMedia({
+        // Without echo cancellation (headphones): the raw microphone, no noise suppression or gain control.
         audio: {
           echoCancellation,
           noiseSuppression: echoCancellation,
-          autoGainControl: true,
+          autoGainControl: echoCancellation,
           channelCount: 1,
         },
         video: false,
@@ -121,6 +128,7 @@ export class LiveView {
         state: (s, detail) => this.#onConnState(s, detail),
         remoteStream: (stream) => {
           this.audio.srcObject = stream;
+          this.#watchVoice(stream);
           this.audio.play().catch(() => {
             this.#showMessage("Click anywhere to hear the voice (the browser blocked autoplay).");
             document.addEventListener("click", () => void this.audio.play(), { once: true });
@@ -170,6 +178,7 @@ export class LiveView {
   #cleanup(): void {
     clearInterval(this.#meterTimer);
     clearInterval(this.#statsTimer);
+    clearInterval(this.#voiceTimer);
     this.meter.value = 0;
     for (const t of this.mic?.getTracks() ?? []) t.stop();
     this.mic = null;
@@ -224,6 +233,12 @@ export class LiveView {
       case "telop":
         this.clock.observe(e.playout_start_ms, now);
         this.counts.telop++;
+        this.telopLog.push({
+          receivedAt: now,
+          playoutStartMs: e.playout_start_ms,
+          startAt: this.clock.local(e.playout_start_ms),
+        });
+        if (this.telopLog.length > 50) this.telopLog.shift();
         this.telop.add(e);
         break;
       case "utterance":
@@ -261,6 +276,7 @@ export class LiveView {
     }
     this.counts.confirmed++;
     this.counts.firstConfirmedAt ||= performance.now();
+    if (this.#partialSegment === e.segment_id) this.counts.partialThenConfirmed++;
     if (this.#partialSegment === e.segment_id || this.#partialSegment === null) this.#clearPartial();
     if (!text.trim()) return;
     const li = h(
@@ -272,6 +288,45 @@ export class LiveView {
     );
     this.confirmed.append(li);
     li.scrollIntoView({ block: "nearest" });
+  }
+
+  /**
+   * Onsets of the returned voice (local time at which its level rises after at least 300 ms of quiet), kept
+   * to check that telops line up with what is heard (the e2e test compares them with `telop.starts`).
+   */
+  readonly voiceOnsets: number[] = [];
+  /** When each telop arrived and when it was scheduled (local ms), for the same check. */
+  readonly telopLog: Array<{ receivedAt: number; playoutStartMs: number; startAt: number }> = [];
+  #voiceTimer: ReturnType<typeof setInterval> | undefined;
+  #voiceLoud = false;
+
+  #watchVoice(stream: MediaStream): void {
+    clearInterval(this.#voiceTimer);
+    if (!this.#audioCtx) return;
+    try {
+      const an = this.#audioCtx.createAnalyser();
+      an.fftSize = 512;
+      this.#audioCtx.createMediaStreamSource(stream).connect(an);
+      const buf = new Float32Array(an.fftSize);
+      let quietSince = performance.now();
+      let loud = false;
+      this.#voiceTimer = setInterval(() => {
+        an.getFloatTimeDomainData(buf);
+        let sum = 0;
+        for (const v of buf) sum += v * v;
+        const rms = Math.sqrt(sum / buf.length);
+        const now = performance.now();
+        if (rms > 0.01) {
+          // The analyser window is ~10 ms long: the onset happened within it.
+          if (!loud && now - quietSince >= 300) this.voiceOnsets.push(now - (buf.length / 48000) * 500);
+          loud = true;
+        } else {
+          if (loud) quietSince = now;
+          loud = false;
+        }
+        this.#voiceLoud = loud;
+      }, 10);
+    } catch { /* no Web Audio on this stream */ }
   }
 
   #startMeter(stream: MediaStream): void {

@@ -34,9 +34,23 @@ export class SessionClock {
 interface Scheduled {
   event: TelopEvent;
   startAt: number;
+  receivedAt: number;
+  /** The voice was already audible when this telop arrived (no onset to wait for). */
+  busy: boolean;
   wordEls: HTMLElement[];
   cut?: number;
 }
+
+/** What the page hears of the returned voice (see LiveView): onsets after quiet, and whether it is loud now. */
+export interface VoiceMonitor {
+  onsets: number[];
+  loud(): boolean;
+}
+
+/** How far an audible onset may be from the clock's estimate and still be taken as this telop's start. */
+const SNAP_WINDOW_MS = 1200;
+/** Without an onset, wait this long past the estimate before showing (the estimate may run early). */
+const ONSET_WAIT_MS = 1000;
 
 export class TelopView {
   #current: Scheduled | null = null;
@@ -45,11 +59,16 @@ export class TelopView {
   /** For tests and the debug panel: how many telops were shown and how many words were highlighted. */
   shown = 0;
   highlighted = 0;
+  /** Local time at which each telop started showing (its first word due), for sync checks. */
+  readonly starts: number[] = [];
+
+  #usedOnset = -Infinity;
 
   constructor(
     private readonly textEl: HTMLElement,
     private readonly mouthEl: HTMLElement,
     private readonly clock: SessionClock,
+    private readonly voice?: VoiceMonitor,
   ) {}
 
   add(e: TelopEvent): void {
@@ -57,7 +76,8 @@ export class TelopView {
     // A replayed telop that has already finished playing is not shown again.
     if (startAt + e.duration_ms < performance.now()) return;
     const wordEls: HTMLElement[] = [];
-    const s: Scheduled = { event: e, startAt, wordEls };
+    const receivedAt = performance.now();
+    const s: Scheduled = { event: e, startAt, receivedAt, busy: this.voice?.loud() ?? true, wordEls };
     this.#queue.push(s);
     this.#queue.sort((a, b) => a.startAt - b.startAt);
     this.#tick();
@@ -90,13 +110,14 @@ export class TelopView {
     if (!e.words.length) this.textEl.append(e.text);
     this.textEl.dataset.utterance = e.utterance_id;
     this.shown++;
+    this.starts.push(s.startAt);
     this.textEl.dataset.shown = String(this.shown);
   }
 
   #tick = (): void => {
     cancelAnimationFrame(this.#raf);
     const now = performance.now();
-    while (this.#queue.length && this.#queue[0].startAt <= now) {
+    while (this.#queue.length && this.#due(this.#queue[0], now)) {
       this.#current = this.#queue.shift()!;
       this.#render(this.#current);
     }
@@ -130,10 +151,37 @@ export class TelopView {
     if (this.#current || this.#queue.length) this.#raf = requestAnimationFrame(this.#tick);
   };
 
+  /**
+   * Is this telop's audio playing yet? The session clock gives an estimate; what we actually hear decides
+   * when it can: the first onset of the returned voice near the estimate (not used by an earlier telop)
+   * becomes the start. Without one (the voice was already playing, or too quiet to detect), the estimate
+   * holds, a little later when silence was expected.
+   */
+  #due(s: Scheduled, now: number): boolean {
+    if (this.voice) {
+      const onset = this.voice.onsets.findLast((o) =>
+        o > this.#usedOnset && o >= s.receivedAt - 300 && Math.abs(o - s.startAt) <= SNAP_WINDOW_MS
+      );
+      if (onset !== undefined) {
+        this.#usedOnset = onset;
+        s.startAt = onset;
+        return true;
+      }
+      if (!s.busy) {
+        if (now < s.startAt + ONSET_WAIT_MS) return false;
+        s.startAt = now; // nothing heard yet: take "now" as the start rather than skip the first words
+        return true;
+      }
+    }
+    return now >= s.startAt;
+  }
+
   reset(): void {
     cancelAnimationFrame(this.#raf);
+    this.#usedOnset = -Infinity;
     this.#queue = [];
     this.#current = null;
+    this.starts.length = 0;
     clear(this.textEl);
     this.mouthEl.dataset.viseme = "rest";
   }
