@@ -5,10 +5,13 @@
  * (POST → answer) p50/p99, and the final state/reason of every session row. Ends by SIGTERMing the origin with
  * a few peers connected: it must send `bye origin_shutdown` to each and exit 0 (no segfault, no hang).
  *
- *   deno run -A bench/churn.ts [--sessions 1000] [--concurrency 10] [--audio-ms 1000] [--warmup 20] [--gc] [--memory-db]
+ *   deno run -A bench/churn.ts [--sessions 1000] [--concurrency 10] [--audio-ms 1000] [--warmup 20] [--gc] [--disk-db] [--max-seconds 270]
  *
- * Database: DATABASE_URL if set, else PGlite in a temp data dir; --memory-db: PGlite memory:// (faster commits,
- * but every row and WAL file then sits in the origin's RSS).
+ * Database: DATABASE_URL if set, else PGlite memory:// (fast commits, but every row and WAL page then sits in
+ * the origin's RSS: ~40 MB per 1000 sessions measured); --disk-db: PGlite in a temp data dir (RSS without the
+ * database's files, but commits are much slower on a loaded machine).
+ * --max-seconds S (default 270): stop starting sessions after S seconds so the run stays under 5 minutes; the
+ * last checkpoint then reports how many sessions were done.
  * --gc: the origin runs with --expose-gc and collects garbage before each measurement (to tell memory that a
  * GC would free from real leaks).
  *
@@ -46,7 +49,7 @@ async function originMain(): Promise<void> {
   // PGlite on a temp data dir, not memory:// (an in-memory PGlite keeps every table and WAL file in this
   // process's RSS, which would be counted as session growth; production uses Postgres or a PGlite data dir).
   // CHURN_DB=memory trades that for faster commits (closer to a real Postgres server's setup latency).
-  const inMemory = Deno.env.get("CHURN_DB") === "memory";
+  const inMemory = Deno.env.get("CHURN_DB") !== "disk";
   const tmp = url || inMemory ? undefined : await Deno.makeTempDir({ prefix: "parley-churn-" });
   const database = await openDatabase(url ? { url } : { dataDir: tmp ? `${tmp}/pglite` : "memory://" });
   const [t] = await database.db.insert(tenants).values({ name: "churn" }).returning();
@@ -238,6 +241,8 @@ export interface ChurnOptions {
   concurrency: number;
   audioMs: number;
   checkpoints: number[];
+  /** Stop starting sessions after this many seconds (the current checkpoint is still measured). */
+  maxSeconds?: number;
   log?: (line: string) => void;
 }
 
@@ -294,21 +299,25 @@ export async function runChurn(driver: ChurnDriver, o: ChurnOptions): Promise<Ch
   for (const cp of o.checkpoints.filter((c) => c > 0 && c <= o.sessions)) {
     // run until `cp` sessions are done, with `concurrency` in flight, then measure with none in flight
     const target = cp;
+    const deadline = t0 + (o.maxSeconds ?? Infinity) * 1000;
     const workers = Array.from({ length: o.concurrency }, async () => {
-      while (done < target) {
+      while (done < target && performance.now() < deadline) {
         done++;
         await one();
       }
     });
     await Promise.all(workers);
     await settle();
-    const s = await measure(cp);
+    const limited = done < cp;
+    if (limited) log(`time limit reached after ${done} sessions`);
+    const s = await measure(done);
     stats.push(s);
     log(
-      `${String(cp).padStart(4)} sessions: ${JSON.stringify(s)} (${
+      `${String(done).padStart(4)} sessions: ${JSON.stringify(s)} (${
         ((performance.now() - t0) / 1000).toFixed(0)
       } s)`,
     );
+    if (limited) break;
   }
   return { stats, setup: summarize(setup), failures, byeMissing, summary: await driver.summary() };
 }
@@ -330,13 +339,20 @@ async function main(): Promise<void> {
   const driver = await startOriginChild({
     CHURN_CAPACITY: String(Math.max(50, concurrency * 2)),
     CHURN_GC: Deno.args.includes("--gc") ? "1" : "0",
-    CHURN_DB: Deno.args.includes("--memory-db") ? "memory" : "disk",
+    CHURN_DB: Deno.args.includes("--disk-db") ? "disk" : "memory",
   });
   console.log(
     `churn: ${sessions} sessions (+${warmup} warm-up before the baseline), concurrency ${concurrency}, ` +
       `${audioMs} ms audio each, origin pid ${driver.originPid}`,
   );
-  const r = await runChurn(driver, { sessions, warmup, concurrency, audioMs, checkpoints });
+  const r = await runChurn(driver, {
+    sessions,
+    warmup,
+    concurrency,
+    audioMs,
+    checkpoints,
+    maxSeconds: arg("max-seconds", 270),
+  });
   const base = r.stats[0];
   console.log(
     "\n| sessions done | threads | fds | RSS MiB | Δthreads | Δfds | ΔRSS MiB | JS heap MiB | external MiB |",
