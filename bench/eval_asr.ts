@@ -106,7 +106,7 @@ const results: Record<string, { greedy: Acc; beam: Acc }> = {
   clean: { greedy: newAcc(), beam: newAcc() },
   [`${snrDb} dB SNR`]: { greedy: newAcc(), beam: newAcc() },
 };
-let audioSec = 0, wallMs = 0;
+let audioSec = 0, wallMs = 0, modelMs = 0, decodeMs = 0;
 const examples: string[] = [];
 // warm-up (first run allocates the session's buffers)
 await rec.transcribe(readWav16(`${EVAL_DIR}/${manifest[0].file}`));
@@ -121,6 +121,8 @@ for (const [i, m] of manifest.entries()) {
     if (cond === "clean") {
       audioSec += pcm.length / 16000;
       wallMs += ms;
+      modelMs += r.timing.modelMs;
+      decodeMs += r.timing.decodeMs;
       if (examples.length < 8) {
         examples.push(`| ${m.voice} | ${m.text} | ${r.greedy} | ${r.hypotheses[0].text} |`);
       }
@@ -160,6 +162,15 @@ lines.push(
   } ms per utterance, ${(wallMs / audioSec * 5).toFixed(1)} ms per 5 s of audio); model load ${
     loadMs.toFixed(0)
   } ms.`,
+);
+lines.push(
+  `Per 5 s of audio: model (feature extraction + ONNX) ${
+    (modelMs / audioSec * 5).toFixed(1)
+  } ms, beam + greedy decode ${
+    (decodeMs / audioSec * 5).toFixed(1)
+  } ms. Machine: ${navigator.hardwareConcurrency} cores, load average ${
+    Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
+  } at the end of the run (shared with other jobs).`,
 );
 lines.push("");
 lines.push("| voice | reference | greedy | beam |");

@@ -3,7 +3,7 @@
  * (held-out sentences + voices, disjoint from the committed eval set) and writes
  * models/parley-asr-en/decoder_config.json. Logits come from the exported ONNX model via Transformers.js.
  *
- *   deno run -A models/train/tune_decoder.ts [--n 150]
+ *   deno run -A models/train/tune_decoder.ts [--n 80]
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -13,7 +13,7 @@ import { CtcDecoder } from "../../origin/asr/ctc_decoder.ts";
 const HERE = fileURLToPath(new URL(".", import.meta.url));
 const MODEL_DIR = fileURLToPath(new URL("../parley-asr-en", import.meta.url));
 const nIdx = Deno.args.indexOf("--n");
-const N = nIdx >= 0 ? Number(Deno.args[nIdx + 1]) : 150;
+const N = nIdx >= 0 ? Number(Deno.args[nIdx + 1]) : 80;
 
 env.allowRemoteModels = false;
 env.allowLocalModels = true;
@@ -59,9 +59,9 @@ for (const it of items) {
 }
 console.log(`dev ${items.length} utts, greedy WER ${(100 * gw / wn).toFixed(2)}%`);
 let best = { wer: Infinity, alpha: 0, beta: 0, unkScore: -Infinity as number };
-for (const alpha of [0.4, 0.7, 1.0]) {
-  for (const beta of [0.5, 1.5, 3]) {
-    for (const unkScore of [-Infinity, -12, -8]) {
+for (const alpha of [0.5, 0.8, 1.2]) {
+  for (const beta of [1, 2.5, 4]) {
+    for (const unkScore of [-Infinity, -10]) {
       let we = 0;
       for (const it of items) {
         const h = dec.decode(it.logits, it.frames, it.V, { alpha, beta, unkScore, beamWidth: 16 })[0].text;
