@@ -43,7 +43,8 @@ export const CONFIG_SCHEMA = {
   ASR_WORKERS: int(1, 64).default(2),
   TTS_ENGINE: z.enum(["espeak", "vits"]).default("espeak"),
   TTS_VOICE: z.string().min(1).default("en-us"),
-  TTS_WORKERS: int(0, 64).default(1),
+  /** TTS job synthesis slots; default cores − 1 (at least 1), leaving a core to live sessions. */
+  TTS_WORKERS: int(0, 64).default(Math.max(1, (navigator.hardwareConcurrency ?? 2) - 1)),
   TTS_MAX_TEXT_CHARS: int(1, 10_000_000).default(200_000),
   /** Lease on a claimed TTS chunk; renewed every third of it while synthesizing, reclaimed after expiry. */
   TTS_LEASE_MS: int(500, 600_000).default(10_000),
