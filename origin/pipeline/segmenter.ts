@@ -117,10 +117,21 @@ export class Segmenter {
    * speculatively during the end-of-speech window. null otherwise.
    */
   pendingEnd(): { audio: Float32Array; speechEnd: number } | null {
-    if (!this.inSpeech || this.silenceRun < this.ms(this.config.tailMs)) return null;
-    if (this.speechSamples < this.ms(this.config.minSpeechMs)) return null;
+    if (this.pendingEndAt() === null) return null;
     const end = Math.min(this.bufStart + this.bufLen, this.lastSpeechEnd + this.ms(this.config.tailMs));
     return { audio: this.buf.slice(0, end - this.bufStart), speechEnd: this.lastSpeechEnd };
+  }
+
+  /** The speech end `pendingEnd()` would be keyed by, without copying audio; null when not in that window. */
+  pendingEndAt(): number | null {
+    if (!this.inSpeech || this.silenceRun < this.ms(this.config.tailMs)) return null;
+    if (this.speechSamples < this.ms(this.config.minSpeechMs)) return null;
+    return this.lastSpeechEnd;
+  }
+
+  /** Stream index just after the current segment's audio (no copy); 0 when idle. */
+  get audioEnd(): number {
+    return this.inSpeech ? this.bufStart + this.bufLen : 0;
   }
 
   /** The current segment's audio so far (a copy) and its stream start index; null when idle. */

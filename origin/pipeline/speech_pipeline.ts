@@ -357,7 +357,7 @@ export class StreamingPipeline implements SpeechPipeline {
     if (!seg || seg.ended) return;
     if (this.config.speculativeFinal) this.maybeSpeculate(seg);
     // in the end-of-speech window the hypothesis cannot change: no partials there
-    if (this.options.partials && !this.segmenter.pendingEnd()) this.maybePartial(seg);
+    if (this.options.partials && this.segmenter.pendingEndAt() === null) this.maybePartial(seg);
   }
 
   /**
@@ -365,8 +365,9 @@ export class StreamingPipeline implements SpeechPipeline {
    * end-of-speech window closes. Low priority (shed under overload); if speech resumes it is simply unused.
    */
   private maybeSpeculate(seg: SegmentState): void {
-    const pending = this.segmenter.pendingEnd();
-    if (!pending || seg.speculative?.speechEnd === pending.speechEnd) return;
+    const at = this.segmenter.pendingEndAt(); // cheap check first: the copy happens once per speech end
+    if (at === null || seg.speculative?.speechEnd === at) return;
+    const pending = this.segmenter.pendingEnd()!;
     const result = this.engines.recognize(pending.audio, {
       kind: "speculative",
       owner: this.owner,
@@ -411,10 +412,10 @@ export class StreamingPipeline implements SpeechPipeline {
   }
 
   private maybePartial(seg: SegmentState): void {
-    const cur = this.segmenter.currentAudio();
-    if (!cur) return;
+    // timing checks first; the segment audio is copied only when a decode is actually requested
+    const end = this.segmenter.audioEnd;
+    if (!end) return;
     const speechMs = this.segmenter.speechMs;
-    const end = cur.audioStart + cur.audio.length;
     if (speechMs < Math.max(this.config.firstPartialMs, this.config.segmenter.minSpeechMs)) return;
     if (seg.lastPartialAt && (end - seg.lastPartialAt) / 16 < this.config.partialIntervalMs) return;
     if (seg.partialInFlight) {
@@ -424,6 +425,8 @@ export class StreamingPipeline implements SpeechPipeline {
       return;
     }
     seg.skippedSlot = false;
+    const cur = this.segmenter.currentAudio();
+    if (!cur) return;
     seg.lastPartialAt = end;
     seg.partialInFlight = true;
     const receivedAt = this.receivedAtOf(end);
