@@ -452,6 +452,19 @@ Deno.test({
         await page.keyboard.press("Tab");
         assert.equal(await page.evaluate(() => document.activeElement?.id), "voice");
       });
+      await step("server shutdown: the live page says why it ended", async () => {
+        await page.setViewportSize({ width: 1200, height: 860 });
+        await page.getByLabel("Mode").selectOption("transcribe");
+        await page.getByRole("button", { name: "Start" }).click();
+        await page.locator('#conn-state[data-state="connected"]').waitFor({ timeout: 30_000 });
+        // SIGTERM: the origin drains and says `bye` (origin_shutdown) to every session before it exits.
+        const exit = stack!.close();
+        await page.locator("#live-message", { hasText: "The speech server is restarting" }).waitFor({
+          timeout: 20_000,
+        });
+        assert.equal(await page.locator("#conn-state").getAttribute("data-state"), "closed");
+        assert.equal(await exit, 0, "parley exits 0 on SIGTERM");
+      });
       assert.deepEqual(pageErrors, [], "no uncaught errors in the page");
       assert.ok(!failed, "every step passed");
     } finally {

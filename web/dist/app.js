@@ -285,6 +285,7 @@ var LiveConnection = class {
   #ended;
   #blipTimer;
   #reconnecting;
+  #byeWaiters;
   /** Bumped per peer connection so callbacks of a replaced one are ignored. */
   #generation;
   constructor(mic, options, cb) {
@@ -300,6 +301,7 @@ var LiveConnection = class {
     this.#state = "idle";
     this.#ended = false;
     this.#reconnecting = null;
+    this.#byeWaiters = [];
     this.#generation = 0;
   }
   get state() {
@@ -372,7 +374,10 @@ var LiveConnection = class {
     events.onopen = ready;
     control.onopen = ready;
     events.onclose = () => {
-      if (gen === this.#generation && !this.#ended) this.#scheduleResume(0);
+      if (gen !== this.#generation) return;
+      if (this.#ended) {
+        for (const wake of this.#byeWaiters.splice(0)) wake();
+      } else this.#scheduleResume(0);
     };
     pc.onconnectionstatechange = () => {
       if (gen !== this.#generation || this.#ended) return;
@@ -479,6 +484,7 @@ var LiveConnection = class {
   }
   #onBye(_e) {
     this.#ended = true;
+    for (const wake of this.#byeWaiters.splice(0)) wake();
     clearTimeout(this.#blipTimer);
     setTimeout(() => this.#teardown(), 500);
     this.#set("closed");
@@ -489,18 +495,37 @@ var LiveConnection = class {
     return true;
   }
   /** End the session: `bye` on the control channel, DELETE as a backstop, close the peer. */
+  /**
+   * End the session: `bye` on the control channel and wait (briefly) for the server's `bye`. Only when that
+   * cannot be confirmed, DELETE it, and only while it is still open: a DELETE on an ended session means
+   * "erase its transcript" (right to erasure), which Stop must never do.
+   */
   async stop() {
-    if (this.#ended && this.#state === "closed") return;
+    if (this.#state === "closed" || this.#state === "failed") return;
     this.#ended = true;
     clearTimeout(this.#blipTimer);
-    this.send({
-      type: "bye",
-    });
-    if (this.sessionId) {
-      await request(`/v1/sessions/${this.sessionId}`, {
-        method: "DELETE",
-      }).catch(() => {
+    let confirmed = false;
+    if (
+      this.send({
+        type: "bye",
+      })
+    ) {
+      confirmed = await new Promise((resolve) => {
+        const t = setTimeout(() => resolve(false), 3e3);
+        this.#byeWaiters.push(() => {
+          clearTimeout(t);
+          resolve(true);
+        });
       });
+    }
+    if (!confirmed && this.sessionId) {
+      const row = await getJson(`/v1/sessions/${this.sessionId}`).catch(() => null);
+      if (row && row.state !== "closed") {
+        await request(`/v1/sessions/${this.sessionId}`, {
+          method: "DELETE",
+        }).catch(() => {
+        });
+      }
     }
     this.#teardown();
     this.#set("closed");

@@ -6,7 +6,7 @@
  * peer connection POSTed with `resume: {session_id, last_seq}`; the server replays what we missed.
  */
 import type { ByeEvent, ControlMessage, ServerEvent, SessionMode } from "../../protocol/session_messages.ts";
-import { ApiError, request } from "./api.ts";
+import { ApiError, getJson, request } from "./api.ts";
 
 export type ConnState = "idle" | "connecting" | "connected" | "reconnecting" | "closed" | "failed";
 
@@ -59,6 +59,7 @@ export class LiveConnection {
   #ended = false;
   #blipTimer: ReturnType<typeof setTimeout> | undefined;
   #reconnecting: Promise<void> | null = null;
+  #byeWaiters: Array<() => void> = [];
   /** Bumped per peer connection so callbacks of a replaced one are ignored. */
   #generation = 0;
 
@@ -133,7 +134,9 @@ export class LiveConnection {
     control.onopen = ready;
     events.onclose = () => {
       // The channel closing without a bye is a lost path (or the server went away): try to resume.
-      if (gen === this.#generation && !this.#ended) this.#scheduleResume(0);
+      if (gen !== this.#generation) return;
+      if (this.#ended) { for (const wake of this.#byeWaiters.splice(0)) wake(); }
+      else this.#scheduleResume(0);
     };
     pc.onconnectionstatechange = () => {
       if (gen !== this.#generation || this.#ended) return;
@@ -223,6 +226,7 @@ export class LiveConnection {
 
   #onBye(_e: ByeEvent): void {
     this.#ended = true;
+    for (const wake of this.#byeWaiters.splice(0)) wake();
     clearTimeout(this.#blipTimer);
     // Let the server close the transport; drop ours shortly after.
     setTimeout(() => this.#teardown(), 500);
@@ -236,13 +240,30 @@ export class LiveConnection {
   }
 
   /** End the session: `bye` on the control channel, DELETE as a backstop, close the peer. */
+  /**
+   * End the session: `bye` on the control channel and wait (briefly) for the server's `bye`. Only when that
+   * cannot be confirmed, DELETE it, and only while it is still open: a DELETE on an ended session means
+   * "erase its transcript" (right to erasure), which Stop must never do.
+   */
   async stop(): Promise<void> {
-    if (this.#ended && this.#state === "closed") return;
+    if (this.#state === "closed" || this.#state === "failed") return;
     this.#ended = true;
     clearTimeout(this.#blipTimer);
-    this.send({ type: "bye" });
-    if (this.sessionId) {
-      await request(`/v1/sessions/${this.sessionId}`, { method: "DELETE" }).catch(() => {});
+    let confirmed = false;
+    if (this.send({ type: "bye" })) {
+      confirmed = await new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(false), 3000);
+        this.#byeWaiters.push(() => {
+          clearTimeout(t);
+          resolve(true);
+        });
+      });
+    }
+    if (!confirmed && this.sessionId) {
+      const row = await getJson<{ state: string }>(`/v1/sessions/${this.sessionId}`).catch(() => null);
+      if (row && row.state !== "closed") {
+        await request(`/v1/sessions/${this.sessionId}`, { method: "DELETE" }).catch(() => {});
+      }
     }
     this.#teardown();
     this.#set("closed");
