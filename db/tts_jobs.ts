@@ -12,7 +12,6 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import type { Database } from "./client.ts";
-import { ttsChunks, ttsJobs } from "./schema.ts";
 
 export const WORK_CHANNEL = "parley_tts_work";
 export const JOB_CHANNEL = "parley_tts_job";
@@ -109,62 +108,58 @@ export async function submitJobs(
   database: Database,
   jobs: NewJob[],
 ): Promise<Array<{ job: JobRow; created: boolean }>> {
+  // One statement per job (job row + all its chunks + NOTIFY), so a single submit is one round trip; a batch
+  // runs its statements in one transaction.
+  if (jobs.length === 1) return [await submitOne(database.query.bind(database), jobs[0])];
   return await database.db.transaction(async (tx) => {
+    const q = async <T>(stmt: SQL) => rowsOf<T>(await tx.execute(stmt));
     const out: Array<{ job: JobRow; created: boolean }> = [];
-    for (const j of jobs) {
-      const charsTotal = j.chunks.reduce((s, c) => s + chars(c), 0);
-      const inserted = await tx.insert(ttsJobs).values({
-        tenantId: j.tenantId,
-        apiKeyId: j.apiKeyId ?? null,
-        batchId: j.batchId ?? null,
-        idempotencyKey: j.idempotencyKey ?? null,
-        text: j.text,
-        voice: j.voice,
-        engine: j.engine,
-        format: j.format,
-        priority: j.priority,
-        chunksTotal: j.chunks.length,
-        chunksQueued: j.chunks.length,
-        charsTotal,
-        sampleRate: j.sampleRate,
-      }).onConflictDoNothing().returning({ id: ttsJobs.id });
-      if (!inserted[0]) {
-        const rows = await tx.execute(sql`select ${JOB_COLUMNS}, j.text from tts_jobs j
-          where j.tenant_id = ${j.tenantId} and j.idempotency_key = ${j.idempotencyKey ?? null}`);
-        const row = (Array.isArray(rows) ? rows : (rows as { rows: unknown[] }).rows)[0] as
-          | Record<string, unknown>
-          | undefined;
-        if (!row) throw new Error("idempotent submit: conflicting row not found");
-        if (row.text !== j.text) {
-          throw new IdempotencyConflictError("Idempotency-Key was already used with a different text");
-        }
-        delete row.text;
-        out.push({ job: normJob(row), created: false });
-        continue;
-      }
-      const jobId = inserted[0].id;
-      const priorityClass = j.priority === "interactive" ? 0 : 1;
-      for (let i = 0; i < j.chunks.length; i += 500) {
-        await tx.insert(ttsChunks).values(
-          j.chunks.slice(i, i + 500).map((text, k) => ({
-            jobId,
-            idx: i + k,
-            tenantId: j.tenantId,
-            text,
-            priorityClass,
-          })),
-        );
-      }
-      const rows = await tx.execute(sql`select ${JOB_COLUMNS} from tts_jobs j where j.id = ${jobId}`);
-      const row = (Array.isArray(rows) ? rows : (rows as { rows: unknown[] }).rows)[0] as Record<
-        string,
-        unknown
-      >;
-      out.push({ job: normJob(row), created: true });
-    }
-    if (out.some((o) => o.created)) await tx.execute(sql`select pg_notify(${WORK_CHANNEL}, '')`);
+    for (const j of jobs) out.push(await submitOne(q, j));
     return out;
   });
+}
+
+function rowsOf<T>(r: unknown): T[] {
+  return (Array.isArray(r) ? r : (r as { rows: T[] }).rows) as T[];
+}
+
+async function submitOne(
+  query: <T>(q: SQL) => Promise<T[]>,
+  j: NewJob,
+): Promise<{ job: JobRow; created: boolean }> {
+  const charsTotal = j.chunks.reduce((s, c) => s + chars(c), 0);
+  const priorityClass = j.priority === "interactive" ? 0 : 1;
+  const inserted = await query<Record<string, unknown>>(sql`
+    with ins as (
+      insert into tts_jobs as j (tenant_id, api_key_id, batch_id, idempotency_key, text, voice, engine, format,
+        priority, chunks_total, chunks_queued, chars_total, sample_rate)
+      values (${j.tenantId}, ${j.apiKeyId ?? null}, ${j.batchId ?? null}, ${
+    j.idempotencyKey ?? null
+  }, ${j.text},
+        ${j.voice}, ${j.engine}, ${j.format}, ${j.priority}, ${j.chunks.length}, ${j.chunks.length}, ${charsTotal},
+        ${j.sampleRate})
+      on conflict do nothing
+      returning ${JOB_COLUMNS}
+    ), chunks as (
+      insert into tts_chunks (job_id, idx, tenant_id, text, priority_class)
+      select ins.id, (c.ord - 1)::int, ins.tenant_id, c.value, ${priorityClass}
+      from ins, json_array_elements_text(${JSON.stringify(j.chunks)}::json) with ordinality as c(value, ord)
+      returning 1
+    )
+    select ins.*, pg_notify(${WORK_CHANNEL}, '') from ins`);
+  if (inserted[0]) {
+    delete inserted[0].pg_notify;
+    return { job: normJob(inserted[0]), created: true };
+  }
+  const rows = await query<Record<string, unknown>>(sql`select ${JOB_COLUMNS}, j.text from tts_jobs j
+    where j.tenant_id = ${j.tenantId} and j.idempotency_key = ${j.idempotencyKey ?? null}`);
+  const row = rows[0];
+  if (!row) throw new Error("idempotent submit: conflicting row not found");
+  if (row.text !== j.text) {
+    throw new IdempotencyConflictError("Idempotency-Key was already used with a different text");
+  }
+  delete row.text;
+  return { job: normJob(row), created: false };
 }
 
 /**
