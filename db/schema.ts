@@ -188,4 +188,6 @@ export const ttsChunks = pgTable("tts_chunks", {
   primaryKey({ columns: [t.jobId, t.idx] }),
   index("tts_chunks_claim_idx").on(t.status, t.priorityClass, t.idx),
   index("tts_chunks_lease_idx").on(t.leaseUntil).where(sql`status = 'running'`),
+  /** The claim's per-job lookup of the next queued chunk, without visiting done ones. */
+  index("tts_chunks_queued_idx").on(t.jobId, t.idx).where(sql`status = 'queued'`),
 ]);

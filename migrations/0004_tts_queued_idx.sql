@@ -1,0 +1,1 @@
+CREATE INDEX "tts_chunks_queued_idx" ON "tts_chunks" USING btree ("job_id","idx") WHERE status = 'queued';
