@@ -409,14 +409,16 @@ Deno.test({
           undefined,
           { timeout: 20_000 },
         );
+        // A long job: its progress bar moves (photographed for the docs), then Cancel stops it.
+        await page.getByLabel("Text").fill(
+          Array.from({ length: 40 }, (_, i) => `This is sentence number ${i + 1} of a longer narration.`)
+            .join(" "),
+        );
+        await page.getByLabel("Priority").selectOption("batch");
+        await page.getByRole("button", { name: "Create job" }).click();
+        const long = page.locator("#job-list li", { hasText: "sentence number 1 of" });
+        await long.waitFor();
         if (DOCS) {
-          // A longer job in the list too, photographed while its progress bar is moving.
-          await page.getByLabel("Text").fill(
-            Array.from({ length: 24 }, (_, i) => `This is sentence number ${i + 1} of a longer narration.`)
-              .join(" "),
-          );
-          await page.getByLabel("Priority").selectOption("batch");
-          await page.getByRole("button", { name: "Create job" }).click();
           await page.waitForFunction(
             () => {
               const li = document.querySelector("#job-list li");
@@ -428,6 +430,8 @@ Deno.test({
           ).catch(() => {});
           await page.screenshot({ path: `${ROOT}docs/jobs.png` });
         }
+        await long.getByRole("button", { name: "Cancel" }).click();
+        await page.locator('#job-list li[data-status="canceled"]').waitFor({ timeout: 20_000 });
       });
 
       await step("accessible labels, narrow screen", async () => {

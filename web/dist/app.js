@@ -1511,7 +1511,19 @@ var JobsView = class {
             onclick: () => void this.download(job.id),
           }, "Download WAV"),
         )
-        : null,
+        : FINAL.has(job.status)
+        ? null
+        : h(
+          "div",
+          {
+            class: "buttons",
+          },
+          h("button", {
+            type: "button",
+            class: "cancel",
+            onclick: () => void this.cancel(job.id),
+          }, "Cancel"),
+        ),
       job.error
         ? h("p", {
           class: "error",
@@ -1519,6 +1531,21 @@ var JobsView = class {
         : null,
     ];
     for (const part of parts) if (part) li.append(part);
+  }
+  async cancel(id) {
+    try {
+      const job = await (await request(`/v1/tts/jobs/${id}`, {
+        method: "DELETE",
+      })).json();
+      this.#upsert({
+        ...this.#jobs.get(id),
+        ...job,
+      });
+      this.#streams.get(id)?.abort();
+      announce(job.status === "canceled" ? "Job canceled" : `The job had already ${job.status}`);
+    } catch (e) {
+      announce(`Could not cancel: ${describeError(e)}`, "error");
+    }
   }
   async #audioBlob(id) {
     return await (await request(`/v1/tts/jobs/${id}/audio`)).blob();
@@ -1595,12 +1622,15 @@ function boot() {
       err.textContent = describeError(e);
     }
   });
-  $("sign-out").addEventListener("click", () => {
-    void live.stop();
+  $("sign-out").addEventListener("click", async () => {
+    await live.stop();
     signOut();
   });
   onAuthChange((ok) => {
-    if (!ok) announce("Signed out");
+    if (!ok) {
+      void live.stop();
+      announce("Signed out. Sign in again to continue (browser tokens last at most an hour).");
+    }
     show();
   });
   addEventListener("hashchange", () => {

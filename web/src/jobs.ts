@@ -170,10 +170,27 @@ export class JobsView {
             onclick: () => void this.download(job.id),
           }, "Download WAV"),
         )
-        : null,
+        : FINAL.has(job.status)
+        ? null
+        : h(
+          "div",
+          { class: "buttons" },
+          h("button", { type: "button", class: "cancel", onclick: () => void this.cancel(job.id) }, "Cancel"),
+        ),
       job.error ? h("p", { class: "error" }, job.error) : null,
     ];
     for (const part of parts) if (part) li.append(part);
+  }
+
+  async cancel(id: string): Promise<void> {
+    try {
+      const job = await (await request(`/v1/tts/jobs/${id}`, { method: "DELETE" })).json() as TtsJob;
+      this.#upsert({ ...this.#jobs.get(id), ...job });
+      this.#streams.get(id)?.abort();
+      announce(job.status === "canceled" ? "Job canceled" : `The job had already ${job.status}`);
+    } catch (e) {
+      announce(`Could not cancel: ${describeError(e)}`, "error");
+    }
   }
 
   async #audioBlob(id: string): Promise<Blob> {

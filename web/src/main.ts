@@ -58,12 +58,15 @@ function boot(): void {
       err.textContent = describeError(e);
     }
   });
-  $("sign-out").addEventListener("click", () => {
-    void live.stop();
+  $("sign-out").addEventListener("click", async () => {
+    await live.stop(); // while the token still works
     signOut();
   });
   onAuthChange((ok) => {
-    if (!ok) announce("Signed out");
+    if (!ok) {
+      void live.stop();
+      announce("Signed out. Sign in again to continue (browser tokens last at most an hour).");
+    }
     show();
   });
   addEventListener("hashchange", () => {
