@@ -12,10 +12,17 @@ import { loadConfigOrExit } from "../lib/config.ts";
 import { configureLogging } from "../lib/log.ts";
 
 export async function runRetentionCli(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { days: { type: "string" }, "dry-run": { type: "boolean", default: false } },
-  });
+  let values: { days?: string; "dry-run"?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { days: { type: "string" }, "dry-run": { type: "boolean", default: false } },
+    }));
+  } catch (e) {
+    console.error(`retention: ${e instanceof Error ? e.message.split("\n")[0] : e}`);
+    console.error("usage: deno task retention [--days N] [--dry-run]");
+    return 2;
+  }
   const config = loadConfigOrExit();
   configureLogging({ level: "warn" });
   const days = values.days !== undefined ? Number(values.days) : config.RETENTION_DAYS;
