@@ -427,8 +427,14 @@ var LiveConnection = class {
       if (gen === this.#generation) this.#generation++;
       throw e;
     }
-    if (this.#ended && !resume) {
+    if (this.#ended) {
       pc.close();
+      if (!resume) {
+        await request(`/v1/sessions/${res.id}`, {
+          method: "DELETE",
+        }).catch(() => {
+        });
+      }
       return;
     }
     this.sessionId = res.id;
@@ -876,8 +882,10 @@ var LiveView = class {
         },
       });
       this.setMuted(false);
-      await this.conn.start();
-      this.sessionEl.textContent = this.conn.sessionId ?? "";
+      const conn = this.conn;
+      await conn.start();
+      if (this.conn !== conn) return;
+      this.sessionEl.textContent = conn.sessionId ?? "";
       this.#statsTimer = setInterval(() => void this.#pollStats(), 1e3);
     } catch (e) {
       this.#showMessage(describeError(e), "error");

@@ -174,9 +174,11 @@ export class LiveConnection {
       if (gen === this.#generation) this.#generation++;
       throw e;
     }
-    if (this.#ended && !resume) {
-      // Stopped while connecting.
+    if (this.#ended) {
+      // Stopped while (re)connecting: drop the peer; a session created just now has no transcript yet, so
+      // DELETE ends it without erasing anything (a resumed one ends when its channels close).
       pc.close();
+      if (!resume) await request(`/v1/sessions/${res.id}`, { method: "DELETE" }).catch(() => {});
       return;
     }
     this.sessionId = res.id;

@@ -136,8 +136,10 @@ export class LiveView {
         },
       });
       this.setMuted(false);
-      await this.conn.start();
-      this.sessionEl.textContent = this.conn.sessionId ?? "";
+      const conn = this.conn;
+      await conn.start();
+      if (this.conn !== conn) return; // stopped while connecting
+      this.sessionEl.textContent = conn.sessionId ?? "";
       this.#statsTimer = setInterval(() => void this.#pollStats(), 1000);
     } catch (e) {
       this.#showMessage(describeError(e), "error");
