@@ -74,7 +74,12 @@ async function main(): Promise<void> {
     // registers, new sessions get 503 + Retry-After, which is the truth.
     if (role === "all" || role === "edge") {
       const created = await bootstrapAdminKey(database);
-      edge = await EdgeServer.start(config, database, plog, [webRoutes, historyRoutes, docsRoutes, ttsRoutes]);
+      edge = await EdgeServer.start(config, database, plog, [
+        webRoutes,
+        historyRoutes,
+        docsRoutes,
+        ttsRoutes,
+      ]);
       retention = startRetentionSweeper(database, config.RETENTION_DAYS, plog);
       console.log(`Parley ${role === "all" ? "(edge + origin)" : "edge"} ready at ${edge.url}`);
       if (created) {
