@@ -362,13 +362,15 @@ export function coreOperations(): Operation[] {
       method: "delete",
       path: "/v1/sessions/{id}",
       tag: "sessions",
-      summary: "End a session; on an ended session, erase its transcript and events",
+      summary: "End a session; with erase=true also erase its transcript and events",
       description:
-        "Idempotent. On a live session it ends it (`client_hangup`). On a session that has already " +
-        "ended it deletes the session's transcript segments and event log (right to erasure); the session row " +
-        "(id, state, timestamps) remains.",
+        "Idempotent. On a live session it ends it (`client_hangup`); on an ended one it does nothing, unless " +
+        "`erase=true`: then the session's transcript segments and event log are deleted (right to erasure; a " +
+        "live session is ended first). The session row (id, state, timestamps) remains. Erasure is explicit so " +
+        "that a retried DELETE can never destroy a transcript.",
       scope: "sessions",
       pathParams: uuidParam("session id"),
+      queryParams: [{ name: "erase", schema: { type: "string", enum: ["true", "false"] } }],
       responses: { "204": { description: "ended (or erased)" } },
       errors: [404, 502],
     },

@@ -828,7 +828,7 @@ Deno.test("history: erasure on DELETE of an ended session; retention sweep", asy
     };
 
     await t.step(
-      "DELETE on a live session ends it and keeps its data; a second DELETE erases it",
+      "DELETE on a live session ends it and keeps its data; a retried DELETE keeps it; ?erase=true erases it",
       async () => {
         const keep = await sessionWithTranscript(s.database, a.tenantId, ["keep me"]);
         const live = await sessionWithTranscript(s.database, a.tenantId, ["secret words"], {
@@ -838,8 +838,15 @@ Deno.test("history: erasure on DELETE of an ended session; retention sweep", asy
         // no origin is alive for it: the edge marks it closed (origin_lost) and keeps the data
         assert.equal((await api(s, "DELETE", `/v1/sessions/${live}`, { key: a.key })).status, 204);
         assert.deepEqual(await counts(live), [3, 1]);
-        // ended now: DELETE erases transcript and events
+        // a retried plain DELETE never erases
         assert.equal((await api(s, "DELETE", `/v1/sessions/${live}`, { key: a.key })).status, 204);
+        assert.deepEqual(await counts(live), [3, 1]);
+        assert.equal(
+          (await api(s, "DELETE", `/v1/sessions/${live}?erase=maybe`, { key: a.key })).status,
+          400,
+        );
+        // explicit erasure: transcript and events go
+        assert.equal((await api(s, "DELETE", `/v1/sessions/${live}?erase=true`, { key: a.key })).status, 204);
         assert.deepEqual(await counts(live), [0, 0]);
         assert.deepEqual(await counts(keep), [4, 1]);
         const tr = Transcript.parse(
@@ -864,7 +871,10 @@ Deno.test("history: erasure on DELETE of an ended session; retention sweep", asy
     await t.step("another tenant cannot erase", async () => {
       const victim = await sessionWithTranscript(s.database, a.tenantId, ["mine"]);
       const other = await s.key(["sessions"]);
-      assert.equal((await api(s, "DELETE", `/v1/sessions/${victim}`, { key: other.key })).status, 404);
+      assert.equal(
+        (await api(s, "DELETE", `/v1/sessions/${victim}?erase=true`, { key: other.key })).status,
+        404,
+      );
       assert.deepEqual(await counts(victim), [4, 1]);
     });
 

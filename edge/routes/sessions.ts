@@ -3,7 +3,8 @@
  *   POST   /v1/sessions        application/sdp offer → 201 application/sdp answer + Location
  *                              application/json {sdp, options, resume?} → 201 {id, sdp, node_id, location}
  *   GET    /v1/sessions/:id    state, node, timestamps, reason
- *   DELETE /v1/sessions/:id    end it (idempotent: 204 also when already closed)
+ *   DELETE /v1/sessions/:id    end it (idempotent: 204 also when already closed); `?erase=true` also deletes
+ *                              its transcript and event log (right to erasure; ends it first if needed)
  *   PATCH  /v1/sessions/:id    405: Parley is non-trickle (the answer carries all host candidates) and does not
  *                              do ICE restarts; a client that lost its path resumes with a new POST instead.
  * The session row (tenant → node) lives in Postgres, so any edge process can route later requests.
@@ -85,6 +86,34 @@ async function nodeUrl(ctx: EdgeContext, nodeId: string | null): Promise<string 
     select url, (heartbeat_at > now() - make_interval(secs => ${ctx.config.NODE_TIMEOUT_MS / 1000})
       and stopped_at is null) as alive from nodes where id = ${nodeId}`);
   return rows[0]?.alive ? rows[0].url : null;
+}
+
+/** End a live session on its origin (or mark it origin_lost when the origin is gone). */
+async function endSession(
+  ctx: EdgeContext,
+  row: typeof sessions.$inferSelect,
+  requestId: string,
+): Promise<void> {
+  const url = await nodeUrl(ctx, row.nodeId);
+  if (!url) {
+    await markClosed(ctx, row.id, "origin_lost");
+    return;
+  }
+  try {
+    const res = await ctx.origins.call(
+      url,
+      "DELETE",
+      `${INTERNAL_SESSIONS_PATH}/${row.id}?reason=client_hangup`,
+      {
+        requestId,
+      },
+    );
+    if (res.status === 404) await markClosed(ctx, row.id, "origin_lost");
+    else if (res.status >= 300) throw new ApiError(502, "origin_error", `origin answered ${res.status}`);
+  } catch (e) {
+    if (!(e instanceof OriginUnreachableError)) throw e;
+    await markClosed(ctx, row.id, "origin_lost");
+  }
 }
 
 /** Mark closed from the edge side (origin gone); never overwrites an earlier reason. */
@@ -267,30 +296,16 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
 
   app.delete("/v1/sessions/:id", auth, async (c) => {
     const row = await loadSession(ctx, c.get("principal"), c.req.param("id") ?? "");
-    if (row.state === "closed") {
-      // Right to erasure: DELETE on an ended session deletes its transcript and event log.
+    // Erasure is explicit (`?erase=true`): a plain DELETE only ends the session, so a WHIP client that retries
+    // its DELETE, or sends `bye` and then DELETE, can never destroy the transcript by accident.
+    const erase = c.req.query("erase");
+    if (erase !== undefined && erase !== "true" && erase !== "false") {
+      throw new ApiError(400, "validation_failed", "erase must be true or false");
+    }
+    if (row.state !== "closed") await endSession(ctx, row, c.get("requestId"));
+    if (erase === "true") {
+      // Right to erasure: the transcript and event log go; the session row stays as metadata.
       await eraseSessionData(ctx.database, row.id);
-      return c.body(null, 204);
-    }
-    const url = await nodeUrl(ctx, row.nodeId);
-    if (!url) {
-      await markClosed(ctx, row.id, "origin_lost");
-      return c.body(null, 204);
-    }
-    try {
-      const res = await ctx.origins.call(
-        url,
-        "DELETE",
-        `${INTERNAL_SESSIONS_PATH}/${row.id}?reason=client_hangup`,
-        {
-          requestId: c.get("requestId"),
-        },
-      );
-      if (res.status === 404) await markClosed(ctx, row.id, "origin_lost");
-      else if (res.status >= 300) throw new ApiError(502, "origin_error", `origin answered ${res.status}`);
-    } catch (e) {
-      if (!(e instanceof OriginUnreachableError)) throw e;
-      await markClosed(ctx, row.id, "origin_lost");
     }
     return c.body(null, 204);
   });

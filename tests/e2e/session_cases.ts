@@ -213,7 +213,9 @@ test("edge killed mid-session: media and events go on; a restarted edge routes D
 });
 
 // ---- tiny runner (explicit exit: see header)
-const only = Deno.args;
+// With PARLEY_TEST_DATABASE_URL (CI's PostgreSQL pass) only the cases that need PostgreSQL run: the others use
+// their own PGlite process and already ran in the first pass.
+const only = Deno.args.length ? Deno.args : pgUrl ? ["(PostgreSQL)"] : [];
 let failed = 0;
 for (const c of cases) {
   if (only.length && !only.some((o) => c.name.includes(o))) continue;
