@@ -109,6 +109,8 @@ export interface SessionInit {
   log?: Logger;
   /** Resume: replay persisted events with seq > this before live ones. */
   resumeAfterSeq?: number;
+  /** Resume: when the session first became active, so session time (ms) goes on instead of restarting at 0. */
+  activeSince?: Date;
   /** Called once when the session reached `closed` (or was detached). */
   onClosed?: (session: Session) => void;
   clock?: FrameClock;
@@ -167,6 +169,7 @@ export class Session implements PipelineHost {
   readonly #pipelineFactory: PipelineFactory | undefined;
   readonly #onClosed: ((s: Session) => void) | undefined;
   readonly #resumeAfterSeq: number | undefined;
+  readonly #activeSince: Date | undefined;
   #options: SessionOptions;
   #state: SessionState = "connecting";
   #reason: CloseReason | null = null;
@@ -212,6 +215,7 @@ export class Session implements PipelineHost {
     this.#pipelineFactory = init.pipelineFactory;
     this.#onClosed = init.onClosed;
     this.#resumeAfterSeq = init.resumeAfterSeq;
+    this.#activeSince = init.activeSince;
     this.#source = new AudioSource();
     this.outbound = new PacedOutboundAudio({
       source: this.#source,
@@ -411,11 +415,15 @@ export class Session implements PipelineHost {
     this.#state = "active";
     clearTimeout(this.#connectTimer);
     this.#connectTimer = undefined;
-    this.#activePerf = performance.now();
-    this.activeAt = new Date();
-    this.connectMs = this.#answeredPerf ? this.#activePerf - this.#answeredPerf : undefined;
+    // Session time is ms since the session FIRST became active; a resumed peer continues that clock.
+    const nowPerf = performance.now();
+    this.#activePerf = this.#activeSince
+      ? nowPerf - Math.max(0, Date.now() - this.#activeSince.getTime())
+      : nowPerf;
+    this.activeAt = this.#activeSince ?? new Date();
+    this.connectMs = this.#answeredPerf ? nowPerf - this.#answeredPerf : undefined;
     if (this.connectMs !== undefined) connectSeconds.observe(this.connectMs / 1000);
-    this.#mediaRefAt = this.#activePerf;
+    this.#mediaRefAt = nowPerf;
     this.outbound.start();
     const interval = Math.max(20, Math.min(1000, this.config.mediaTimeoutMs / 5));
     this.#mediaTimer = setInterval(() => this.#checkMedia(), interval);

@@ -149,6 +149,7 @@ export class SessionManager implements SessionService {
     this.#creating.add(sessionId);
     try {
       let resumeAfterSeq: number | undefined;
+      let activeSince: Date | undefined;
       if (resume) {
         const old = this.#sessions.get(sessionId);
         if (old && old.tenantId !== tenantId) {
@@ -169,6 +170,7 @@ export class SessionManager implements SessionService {
           );
         }
         resumeAfterSeq = resume.last_seq;
+        if (row.activeAt) activeSince = new Date(row.activeAt);
       } else {
         if (this.#sessions.has(sessionId)) throw new ApiError(409, "conflict", "session already exists");
         try {
@@ -194,6 +196,7 @@ export class SessionManager implements SessionService {
         pipelineFactory: this.#opts.pipelineFactory,
         log: this.#opts.log,
         resumeAfterSeq,
+        activeSince,
         clock: this.#opts.clock,
         recordOutboundGaps: this.#opts.recordOutboundGaps,
         onClosed: (s) => this.#onSessionClosed(s),

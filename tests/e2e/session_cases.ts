@@ -135,6 +135,8 @@ test("resume through the edge: a new peer continues the seq with no gap and no d
   await relay.open();
   const id = await connect(s.url, s.key, c, { mode: "say" }, undefined, relay);
   await active(c);
+  const activeAt = performance.now();
+  await new Promise((r) => setTimeout(r, 3000)); // session time before the blip
   c.send({ type: "ping", id: 1 });
   await c.waitForEvent("pong", (e) => e.id === 1);
   // the client "misses" its last events: it resumes from an earlier seq
@@ -151,6 +153,14 @@ test("resume through the edge: a new peer continues the seq with no gap and no d
   const got = seqs(c2);
   assertContiguous(got, lastSeen + 1);
   assert.ok(got.length >= 2);
+  // session time goes on across the resume (it does not restart at 0 with the new peer)
+  c2.send({ type: "say", text: "Welcome back." });
+  const telop = await c2.waitForEvent("telop", () => true, 20_000);
+  const elapsed = performance.now() - activeAt;
+  assert.ok(
+    telop.playout_start_ms > elapsed - 1500,
+    `playout_start_ms ${telop.playout_start_ms} vs ${elapsed}`,
+  );
   assert.equal((await call(s.url, "GET", `/v1/sessions/${id}`, s.key)).status, 200);
   c.close();
   relay.close();
