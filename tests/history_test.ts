@@ -671,6 +671,28 @@ Deno.test("history: event timeline pages and live follow hand-over without gap o
       }
     });
 
+    await t.step(
+      "a long replay (several reads, client slower than the reads) arrives whole and in order",
+      async () => {
+        const id = await sessionWithTranscript(s.database, a.tenantId, [], { keepOpen: true });
+        await s.database.query(sql`insert into session_events (session_id, seq, type, payload)
+        select ${id}::uuid, g, 'pong', jsonb_build_object('type', 'pong', 'seq', g, 'id', g, 'server_time_ms', 0)
+        from generate_series(2, 1301) g`);
+        await s.database.query(sql`update sessions set last_seq = 1301 where id = ${id}::uuid`);
+        await markClosed(s.database, id, "client_hangup");
+        const sse = await openSse(s, `/v1/sessions/${id}/events?follow=1`, a.key);
+        try {
+          await sleep(300); // let the server run ahead until backpressure stops it
+          const got = await collectUntilEnd(sse);
+          const seqs = got.filter((e) => e.event !== "end").map((e) => Number(e.id));
+          assert.deepEqual(seqs, Array.from({ length: 1301 }, (_, i) => i + 1));
+          assert.equal(got.at(-1)!.event, "end");
+        } finally {
+          await sse.close();
+        }
+      },
+    );
+
     await t.step("bad Last-Event-ID → 400", async () => {
       const id = await sessionWithTranscript(s.database, a.tenantId, []);
       const r = await api(s, "GET", `/v1/sessions/${id}/events?follow=1`, {

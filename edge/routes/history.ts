@@ -382,6 +382,17 @@ export function followResponse(
   let unsubscribe: (() => void) | undefined;
   let untrack: (() => void) | undefined;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
+  // Backpressure: a slow client replaying a long session must not make the edge buffer the whole backlog.
+  let roomWaiter: (() => void) | undefined;
+  const room = () => {
+    roomWaiter?.();
+    roomWaiter = undefined;
+  };
+  const waitForRoom = async () => {
+    while (!done && controller.desiredSize !== null && controller.desiredSize <= 0) {
+      await new Promise<void>((resolve) => roomWaiter = resolve);
+    }
+  };
 
   const send = (s: string) => {
     if (done) return;
@@ -394,6 +405,7 @@ export function followResponse(
   const stop = () => {
     if (done) return;
     done = true;
+    room();
     clearInterval(timer);
     unsubscribe?.();
     untrack?.();
@@ -423,6 +435,7 @@ export function followResponse(
             last = r.seq;
           }
           if (rows.length < batch) break;
+          await waitForRoom();
         }
         if (endCheck && (!progress || progress.state === "closed")) {
           send(
@@ -473,10 +486,13 @@ export function followResponse(
       }, opts.keepAliveMs ?? 15_000);
       void pump();
     },
+    pull() {
+      room();
+    },
     cancel() {
       stop();
     },
-  });
+  }, new CountQueuingStrategy({ highWaterMark: 256 }));
   return new Response(body, {
     status: 200,
     headers: {
