@@ -30,13 +30,15 @@ async function connect(
   c: TestClient,
   options: Record<string, unknown>,
   resume?: unknown,
+  relay?: UdpRelay,
 ) {
-  const sdp = await c.offer();
+  let sdp = await c.offer();
+  if (relay) sdp = relay.offer(sdp); // the client is reachable only through the relay
   const r = await call(url, "POST", "/v1/sessions", key, { sdp, options, ...(resume ? { resume } : {}) });
   assert.equal(r.status, 201, r.text);
   const body = r.body as { id: string; sdp: string; location: string };
   assert.equal(r.headers.get("location"), `/v1/sessions/${body.id}`);
-  await c.accept(body.sdp);
+  await c.accept(relay ? relay.answer(body.sdp) : body.sdp);
   return body.id;
 }
 
