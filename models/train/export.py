@@ -20,13 +20,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default=os.path.join(HERE, "work", "ckpt", "last.pt"))
     ap.add_argument("--out", default=os.path.join(HERE, "..", "parley-asr-en"))
+    ap.add_argument("--weights", choices=["ema", "raw"], default="ema", help="EMA (default) or raw weights")
     a = ap.parse_args()
     torch.set_num_threads(2)
     ck = torch.load(a.ckpt, map_location="cpu")
     args = ck["args"]
     model = CtcModel(d=args["d"], layers=args["layers"], ff=args["ff"], heads=args.get("heads", 4), dropout=0.0,
                      conv_layers=args.get("conv_layers", 0))
-    model.load_state_dict(ck["model"])
+    model.load_state_dict(ck["model"] if a.weights == "ema" else ck["raw"])
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())
     os.makedirs(os.path.join(a.out, "onnx"), exist_ok=True)
@@ -55,6 +56,7 @@ def main():
             "description": "Parley bundled English CTC recognizer trained on espeak-ng speech",
             "parameters": n_params,
             "train_step": ck["step"],
+            "weights": a.weights,
             "frame_seconds": HOP * STRIDE / 16000,
             "train_args": args,
         },

@@ -78,7 +78,7 @@ def augment(x, rng: np.random.Generator, bank: NoiseBank, audio, items):
     return x
 
 
-def make_batches(items, rng: random.Random, max_samples, max_utts):
+def make_batches(items, rng: random.Random, max_samples, max_utts, shuffle=True):
     order = sorted(range(len(items)), key=lambda i: items[i][1] + rng.uniform(0, 8000))
     batches, cur, cur_max = [], [], 0
     for i in order:
@@ -90,7 +90,8 @@ def make_batches(items, rng: random.Random, max_samples, max_utts):
         cur_max = max(cur_max, n)
     if cur:
         batches.append(cur)
-    rng.shuffle(batches)
+    if shuffle:
+        rng.shuffle(batches)
     return batches
 
 
@@ -160,13 +161,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--batch-seconds", type=float, default=32.0)
     ap.add_argument("--max-utts", type=int, default=64)
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument("--heads", type=int, default=2)
+    ap.add_argument("--sortagrad", type=int, default=1)
     ap.add_argument("--n-dev", type=int, default=150)
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--ema", type=float, default=0.998)
@@ -224,7 +226,8 @@ def main():
     total = a.bench if a.bench else a.steps
     model.train()
     while step < total:
-        batches = make_batches(items, rng_py, max_samples, a.max_utts)
+        # SortaGrad: the first epoch goes from short to long utterances (gets CTC off its blank plateau fast)
+        batches = make_batches(items, rng_py, max_samples, a.max_utts, shuffle=epoch > 0 or not a.sortagrad)
         for idx in batches:
             if step >= total:
                 break
