@@ -13,6 +13,7 @@
  *
  * `Idempotency-Key` on POST: a retry with the same key (same tenant) returns the same job(s), never duplicates.
  */
+import { wavHeader } from "../../protocol/wav.ts";
 import { sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "../../db/client.ts";
@@ -155,28 +156,6 @@ function created(r: JobRow, isNew: boolean): TtsJobCreated {
 }
 
 const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
-
-/** A 44-byte PCM16 mono WAV header; `dataBytes` null = open-ended (streaming: sizes set to the maximum). */
-export function wavHeader(sampleRate: number, dataBytes: number | null): Uint8Array {
-  const h = new Uint8Array(44);
-  const dv = new DataView(h.buffer);
-  const tag = (o: number, s: string) => [...s].forEach((ch, i) => (h[o + i] = ch.charCodeAt(0)));
-  const data = dataBytes ?? 0xffffffff - 36;
-  tag(0, "RIFF");
-  dv.setUint32(4, dataBytes === null ? 0xffffffff : 36 + data, true);
-  tag(8, "WAVE");
-  tag(12, "fmt ");
-  dv.setUint32(16, 16, true);
-  dv.setUint16(20, 1, true);
-  dv.setUint16(22, 1, true);
-  dv.setUint32(24, sampleRate, true);
-  dv.setUint32(28, sampleRate * 2, true);
-  dv.setUint16(32, 2, true);
-  dv.setUint16(34, 16, true);
-  tag(36, "data");
-  dv.setUint32(40, data, true);
-  return h;
-}
 
 /** A pull-driven byte stream from an async generator; cancel (client gone) stops the generator. */
 function streamOf(gen: AsyncGenerator<Uint8Array>, abort: AbortController): ReadableStream<Uint8Array> {

@@ -1,4 +1,6 @@
 /** Minimal PCM16 WAV reader/writer (mono or interleaved; tests, fixtures, benchmarks). */
+import { wavHeader } from "../../protocol/wav.ts";
+
 export interface Wav {
   sampleRate: number;
   channels: number;
@@ -36,21 +38,8 @@ export function readWav(path: string | URL): Wav {
 
 export function encodeWav(samples: Int16Array, sampleRate: number): Uint8Array {
   const out = new Uint8Array(44 + samples.length * 2);
+  out.set(wavHeader(sampleRate, samples.length * 2));
   const dv = new DataView(out.buffer);
-  const w = (o: number, s: string) => [...s].forEach((c, i) => (out[o + i] = c.charCodeAt(0)));
-  w(0, "RIFF");
-  dv.setUint32(4, 36 + samples.length * 2, true);
-  w(8, "WAVE");
-  w(12, "fmt ");
-  dv.setUint32(16, 16, true);
-  dv.setUint16(20, 1, true);
-  dv.setUint16(22, 1, true);
-  dv.setUint32(24, sampleRate, true);
-  dv.setUint32(28, sampleRate * 2, true);
-  dv.setUint16(32, 2, true);
-  dv.setUint16(34, 16, true);
-  w(36, "data");
-  dv.setUint32(40, samples.length * 2, true);
   for (let i = 0; i < samples.length; i++) dv.setInt16(44 + i * 2, samples[i], true);
   return out;
 }
