@@ -59,8 +59,8 @@ for (const it of items) {
 }
 console.log(`dev ${items.length} utts, greedy WER ${(100 * gw / wn).toFixed(2)}%`);
 let best = { wer: Infinity, alpha: 0, beta: 0, unkScore: -Infinity as number };
-for (const alpha of [0.5, 0.8, 1.2]) {
-  for (const beta of [1, 2.5, 4]) {
+for (const alpha of [0.2, 0.35, 0.5, 0.8]) {
+  for (const beta of [0, 0.5, 1, 2]) {
     for (const unkScore of [-Infinity, -10]) {
       let we = 0;
       for (const it of items) {
