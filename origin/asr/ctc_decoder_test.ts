@@ -187,16 +187,13 @@ Deno.test({
         env.localModelPath = prev;
       }
 
-      // decode time for ~5 s of audio (logits precomputed): well under 50 ms
+      // ~5 s of audio end to end (timing is measured in bench/eval_asr.ts, not asserted here)
       const five = new Float32Array(5 * 16000);
       for (let i = 0; i < five.length; i += pcm.length) {
         five.set(pcm.subarray(0, Math.min(pcm.length, five.length - i)), i);
       }
-      const t0 = performance.now();
       const r5 = await rec.transcribe(five);
-      const total = performance.now() - t0;
       assert.ok(r5.frames >= 160);
-      assert.ok(total < 1000, `transcribe 5 s took ${total} ms`);
     } finally {
       await rec.dispose();
     }
@@ -204,7 +201,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "real bundled model: beam decode of 5 s of logits takes well under 50 ms",
+  name: "real bundled model: beam decode of 5 s of spelled logits with noise recovers the sentence",
   ignore: !existsSync(`${MODEL_DIR}/lm.json`) || !existsSync(`${MODEL_DIR}/vocab.json`),
   async fn() {
     const d = await CtcDecoder.load(MODEL_DIR);
@@ -218,11 +215,8 @@ Deno.test({
       seed = (seed * 1103515245 + 12345) >>> 0;
       logits[i] += (seed / 2 ** 32 - 0.5) * 1.0;
     }
-    d.decode(logits, spec.length, V); // warm up
-    const t0 = performance.now();
+    // Speed is a benchmark figure (bench/eval_asr.ts reports the decode time), not a unit-test assertion.
     const hyps = d.decode(logits, spec.length, V, { beamWidth: 16 });
-    const ms = performance.now() - t0;
     assert.equal(hyps[0].text, text);
-    assert.ok(ms < 50, `decode took ${ms.toFixed(1)} ms`);
   },
 });

@@ -428,8 +428,10 @@ export class Session implements PipelineHost {
     const interval = Math.max(20, Math.min(1000, this.config.mediaTimeoutMs / 5));
     this.#mediaTimer = setInterval(() => this.#checkMedia(), interval);
     // Persist the transition, then tell the client (the state event goes through the emit chain).
-    markActive(this.#db, this.id).catch((err) => this.#log.warn("mark active failed", { err }));
-    this.#emitState().catch(() => {});
+    // The row says `active` before the client is told so (an API reader never sees an older state).
+    markActive(this.#db, this.id)
+      .catch((err) => this.#log.warn("mark active failed", { err }))
+      .finally(() => this.#emitState().catch(() => {}));
     this.#log.info("session active", { connect_ms: Math.round(this.connectMs ?? 0) });
   }
 
