@@ -25,7 +25,7 @@ import {
 } from "./wrtc.ts";
 import { peakOf } from "./inbound_audio.ts";
 
-export type ClientAudio = "tone" | "silence" | "off";
+export type ClientAudio = "tone" | "silence" | "off" | "pcm";
 
 export class TestClient {
   readonly pc: RTCPeerConnection;
@@ -46,7 +46,14 @@ export class TestClient {
   eventsOpen = false;
   eventsClosed = false;
 
-  constructor(opts: { audio?: ClientAudio } = {}) {
+  /** For audio "pcm": 48 kHz mono samples played once from the first frame, then silence. */
+  #pcm: Int16Array | undefined;
+  #pcmPos = 0;
+  /** performance.now() at which the first pcm frame was handed to the source. */
+  pcmStartedAt: number | undefined;
+
+  constructor(opts: { audio?: ClientAudio; pcm48k?: Int16Array } = {}) {
+    this.#pcm = opts.pcm48k;
     ensureKeepalive();
     this.audio = opts.audio ?? "tone";
     this.pc = new PeerConnection(PEER_CONFIG);
@@ -134,7 +141,14 @@ export class TestClient {
     const frame = new Int16Array(480);
     this.#timer = setInterval(() => {
       if (this.audio === "off") return;
-      if (this.audio === "tone") {
+      if (this.audio === "pcm") {
+        this.pcmStartedAt ??= performance.now();
+        frame.fill(0);
+        const pcm = this.#pcm ?? new Int16Array();
+        const n = Math.max(0, Math.min(480, pcm.length - this.#pcmPos));
+        frame.set(pcm.subarray(this.#pcmPos, this.#pcmPos + n));
+        this.#pcmPos += n;
+      } else if (this.audio === "tone") {
         for (let i = 0; i < 480; i++) {
           frame[i] = Math.round(8000 * Math.sin(this.#phase));
           this.#phase += 2 * Math.PI * 440 / 48000;

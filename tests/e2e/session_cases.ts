@@ -11,6 +11,8 @@ import type { ServerEvent } from "../../protocol/session_messages.ts";
 import { TestClient, UdpRelay } from "../../origin/session/test_client.ts";
 import { exitCleanly } from "../../origin/session/wrtc.ts";
 import { call, freePort, ParleyProcess, waitReady } from "./stack_process.ts";
+import { readWav } from "../../origin/pipeline/wav.ts";
+import type { TelopEvent, TranscriptEvent, UtteranceEvent } from "../../protocol/session_messages.ts";
 
 const cases: Array<{ name: string; fn: () => Promise<void> }> = [];
 const test = (name: string, fn: () => Promise<void>) => cases.push({ name, fn });
@@ -128,6 +130,65 @@ test("all-in-one: say → audio + telop back, ping/pong, invalid control, DELETE
   assert.equal(bye2.reason, "origin_shutdown");
   const st = await s.p.status();
   assert.equal(st.code, 0, `exit ${st.code} signal ${st.signal}\n${s.p.stderr.slice(-2000)}`);
+});
+
+test("speech over WebRTC: a WAV of two sentences → partials then confirmed in seq order, persisted; echo voice + telop inside the played audio", async () => {
+  const s = await allInOne();
+  const wav = readWav(new URL("../fixtures/web/speech_48k.wav", import.meta.url));
+  assert.equal(wav.sampleRate, 48000);
+  const c = new TestClient({ audio: "silence", pcm48k: wav.samples });
+  clients.push(c);
+  const id = await connect(s.url, s.admin, c, { mode: "echo" });
+  await active(c);
+  c.audio = "pcm"; // play the recording once, from now
+  const confirmed = () =>
+    c.received.filter((e): e is TranscriptEvent => e.type === "transcript" && e.status === "confirmed");
+  await c.waitFor(() => confirmed().length >= 2, 60_000, "two confirmed results");
+  const transcripts = c.received.filter((e): e is TranscriptEvent => e.type === "transcript");
+  // seq strictly +1 over everything received; per segment, partials (if any) come before its confirmed
+  assertContiguous(seqs(c), 1);
+  const segs = [...new Set(transcripts.map((t) => t.segment_id))];
+  let segmentsWithPartials = 0;
+  for (const seg of segs) {
+    const evs = transcripts.filter((t) => t.segment_id === seg);
+    const ci = evs.findIndex((t) => t.status === "confirmed");
+    if (ci > 0) segmentsWithPartials++;
+    assert.ok(evs.slice(ci + 1).every((t) => t.status !== "partial"), "no partial after its confirmed");
+  }
+  assert.ok(segmentsWithPartials >= 1, "at least one segment showed partials before it was confirmed");
+  const heard = confirmed().map((t) => t.alternatives[0].text).join(" ");
+  const words = new Set(heard.split(/\s+/));
+  const known = ["this", "is", "the", "open", "and", "on"].filter((w) => words.has(w));
+  assert.ok(known.length >= 3, `recognized words: "${heard}"`);
+  for (const t of confirmed()) {
+    assert.ok(t.end_ms > t.start_ms && t.end_ms - t.start_ms < 6000, JSON.stringify(t));
+    assert.ok(t.latency_ms >= 0);
+  }
+  // persisted before being sent: the transcript API has the same confirmed texts
+  const tr = await call(s.url, "GET", `/v1/sessions/${id}/transcript`, s.admin);
+  assert.equal(tr.status, 200, tr.text);
+  const stored = (tr.body as { segments: { text: string }[] }).segments.map((x) => x.text);
+  assert.deepEqual(stored.slice(0, 2), confirmed().slice(0, 2).map((t) => t.alternatives[0].text));
+  // echo mode: each confirmed line is spoken back; telop word timings fall inside the played audio
+  const finished = () =>
+    c.received.filter((e): e is UtteranceEvent => e.type === "utterance" && e.phase === "finished");
+  await c.waitFor(() => finished().length >= 1, 30_000, "an echoed utterance played to the end");
+  const u = finished()[0];
+  const telop = c.received.find((e): e is TelopEvent =>
+    e.type === "telop" && e.utterance_id === u.utterance_id
+  );
+  assert.ok(telop, "telop sent for the echoed utterance");
+  assert.ok(telop.words.length >= 1 && telop.phonemes.length >= 1);
+  assert.ok(
+    Math.abs(u.played_ms - telop.duration_ms) <= 60,
+    `played ${u.played_ms} vs telop ${telop.duration_ms}`,
+  );
+  for (const w of telop.words) {
+    assert.ok(w.start_ms >= 0 && w.start_ms + w.duration_ms <= u.played_ms + 20, JSON.stringify(w));
+  }
+  assert.ok(c.loudFrames > 20, "echoed voice reached the client");
+  s.p.kill("SIGTERM");
+  assert.equal((await s.p.status()).code, 0);
 });
 
 test("resume through the edge: a new peer continues the seq with no gap and no duplicate", async () => {
