@@ -10,6 +10,10 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { loadCtcRecognizer } from "../origin/asr/ctc_decoder.ts";
+import { editDistance } from "../origin/asr/error_rate.ts";
+import { pcm16ToFloat, readWav } from "../origin/pipeline/wav.ts";
+
+const readWav16 = (path: string) => pcm16ToFloat(readWav(path).samples);
 
 const args = Deno.args;
 const flag = (name: string) => args.includes(name);
@@ -22,36 +26,6 @@ const EVAL_DIR = fileURLToPath(new URL("../models/eval", import.meta.url));
 const beamWidth = opt("--beam", 16);
 const limit = opt("--limit", Infinity);
 const snrDb = opt("--snr", 10);
-
-function readWav16(path: string): Float32Array {
-  const b = readFileSync(path);
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  let off = 12;
-  while (off + 8 <= b.length) {
-    const id = String.fromCharCode(b[off], b[off + 1], b[off + 2], b[off + 3]);
-    const size = dv.getUint32(off + 4, true);
-    if (id === "data") {
-      const n = Math.floor(size / 2);
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getInt16(off + 8 + 2 * i, true) / 32768;
-      return out;
-    }
-    off += 8 + size + (size & 1);
-  }
-  throw new Error(`no data chunk in ${path}`);
-}
-
-function editDistance<T>(a: T[], b: T[]): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length];
-}
 
 /** Deterministic white Gaussian noise at `snr` dB relative to the signal's mean power. */
 function addNoise(x: Float32Array, snr: number, seed: number): Float32Array {

@@ -6,48 +6,21 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { loadCtcRecognizer } from "../origin/asr/ctc_decoder.ts";
+import { wordErrorRate as wer } from "../origin/asr/error_rate.ts";
+import { pcm16ToFloat, readWav } from "../origin/pipeline/wav.ts";
+
+/** A held-out eval WAV: must be mono 16-bit 16 kHz (the model's input). */
+function readWav16(path: string): Float32Array {
+  const w = readWav(path);
+  assert.equal(w.channels, 1, "mono");
+  assert.equal(w.sampleRate, 16000, "16 kHz");
+  return pcm16ToFloat(w.samples);
+}
 
 const MODEL_DIR = fileURLToPath(new URL("../models/parley-asr-en", import.meta.url));
 const EVAL_DIR = fileURLToPath(new URL("../models/eval", import.meta.url));
 /** The first five utterances of the held-out manifest (not hand-picked). */
 const N = 5;
-
-function readWav16(path: string): Float32Array {
-  const b = readFileSync(path);
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  assert.equal(String.fromCharCode(...b.subarray(0, 4)), "RIFF");
-  let off = 12;
-  while (off + 8 <= b.length) {
-    const id = String.fromCharCode(...b.subarray(off, off + 4));
-    const size = dv.getUint32(off + 4, true);
-    if (id === "fmt ") {
-      assert.equal(dv.getUint16(off + 10, true), 1, "mono");
-      assert.equal(dv.getUint32(off + 12, true), 16000, "16 kHz");
-      assert.equal(dv.getUint16(off + 22, true), 16, "16-bit");
-    }
-    if (id === "data") {
-      const n = Math.floor(size / 2);
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getInt16(off + 8 + 2 * i, true) / 32768;
-      return out;
-    }
-    off += 8 + size + (size & 1);
-  }
-  throw new Error(`no data chunk in ${path}`);
-}
-
-function wer(ref: string, hyp: string): number {
-  const r = ref.split(" ").filter(Boolean), h = hyp.split(" ").filter(Boolean);
-  let prev = Array.from({ length: h.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= r.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= h.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r[i - 1] === h[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[h.length] / Math.max(1, r.length);
-}
 
 /**
  * The issue's acceptance bar (WER <= 25% on each held-out sentence). The committed model does NOT meet it yet

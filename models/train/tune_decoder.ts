@@ -9,6 +9,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { AutoModelForCTC, AutoProcessor, env } from "@huggingface/transformers";
 import { CtcDecoder } from "../../origin/asr/ctc_decoder.ts";
+import { editDistance as ed } from "../../origin/asr/error_rate.ts";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
 const MODEL_DIR = fileURLToPath(new URL("../parley-asr-en", import.meta.url));
@@ -24,18 +25,6 @@ const model = await AutoModelForCTC.from_pretrained("parley-asr-en", { session_o
 const rows = readFileSync(`${HERE}work/data/dev.tsv`, "utf8").trim().split("\n").map((l) => l.split("\t")).slice(0, N);
 const bin = readFileSync(`${HERE}work/data/dev.bin`);
 const i16 = new Int16Array(bin.buffer, bin.byteOffset, bin.byteLength / 2);
-
-function ed<T>(a: T[], b: T[]): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length];
-}
 
 const items: Array<{ ref: string; logits: Float32Array; frames: number; V: number }> = [];
 for (const [off, n, text] of rows) {

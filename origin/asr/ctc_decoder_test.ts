@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { CtcDecoder, loadCtcRecognizer } from "./ctc_decoder.ts";
+import { pcm16ToFloat, readWav } from "../pipeline/wav.ts";
 
 const VOCAB = ["<pad>", "|", "'", ..."abcdefghijklmnopqrstuvwxyz", "<unk>"];
 const VOCAB_MAP = Object.fromEntries(VOCAB.map((t, i) => [t, i]));
@@ -133,24 +134,7 @@ Deno.test("empty / all-blank input decodes to empty text", () => {
 // ---------------------------------------------------------------------------------------------- real model
 const MODEL_DIR = fileURLToPath(new URL("../../models/parley-asr-en", import.meta.url));
 const EVAL_DIR = fileURLToPath(new URL("../../models/eval", import.meta.url));
-
-function readWav16(path: string): Float32Array {
-  const b = readFileSync(path);
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  let off = 12;
-  while (off + 8 <= b.length) {
-    const id = String.fromCharCode(b[off], b[off + 1], b[off + 2], b[off + 3]);
-    const size = dv.getUint32(off + 4, true);
-    if (id === "data") {
-      const n = Math.floor(size / 2);
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getInt16(off + 8 + 2 * i, true) / 32768;
-      return out;
-    }
-    off += 8 + size + (size & 1);
-  }
-  throw new Error(`no data chunk in ${path}`);
-}
+const readWav16 = (path: string) => pcm16ToFloat(readWav(path).samples);
 
 Deno.test({
   name:
