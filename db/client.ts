@@ -243,3 +243,16 @@ async function openPglite(opts: DatabaseOptions, log: Logger): Promise<Database>
 
 /** Rows of a drizzle `execute` on either driver. */
 export { rowsOf };
+
+/** Readiness checks every role reports: the database answers and every migration is applied. */
+export async function databaseChecks(
+  database: Database,
+): Promise<{ database: boolean; migrations: boolean }> {
+  const checks = { database: false, migrations: false };
+  try {
+    await database.query(sql`select 1`);
+    checks.database = true;
+    checks.migrations = await database.migrationsApplied();
+  } catch { /* reported as false */ }
+  return checks;
+}

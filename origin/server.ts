@@ -5,8 +5,7 @@
  * components, deregister, stop the HTTP server.
  */
 import { Hono } from "hono";
-import { sql } from "drizzle-orm";
-import type { Database } from "../db/client.ts";
+import { type Database, databaseChecks } from "../db/client.ts";
 import { heartbeatNode, registerNode, stopNode } from "../db/nodes.ts";
 import { sharedSecret } from "../db/settings.ts";
 import type { Config } from "../lib/config.ts";
@@ -107,12 +106,7 @@ export class OriginServer {
     installErrorHandling(app, this.log);
     app.get("/healthz", (c) => c.json({ ok: true, role: "origin", node_id: this.nodeId }));
     app.get("/readyz", async (c) => {
-      const checks: Record<string, boolean> = { database: false, migrations: false };
-      try {
-        await this.database.query(sql`select 1`);
-        checks.database = true;
-        checks.migrations = await this.database.migrationsApplied();
-      } catch { /* false */ }
+      const checks: Record<string, boolean> = await databaseChecks(this.database);
       for (const comp of this.parts.components ?? []) {
         try {
           checks[comp.name] = await comp.ready();

@@ -1,17 +1,12 @@
 /** Liveness, readiness and Prometheus metrics for the edge. */
 import type { EdgeApp, EdgeContext } from "../context.ts";
 import { registry } from "../../lib/metrics.ts";
-import { sql } from "drizzle-orm";
+import { databaseChecks } from "../../db/client.ts";
 
 export function opsRoutes(app: EdgeApp, ctx: EdgeContext): void {
   app.get("/healthz", (c) => c.json({ ok: true, role: "edge" }));
   app.get("/readyz", async (c) => {
-    const checks: Record<string, boolean> = { database: false, migrations: false };
-    try {
-      await ctx.database.query(sql`select 1`);
-      checks.database = true;
-      checks.migrations = await ctx.database.migrationsApplied();
-    } catch { /* reported as false */ }
+    const checks = await databaseChecks(ctx.database);
     const ok = Object.values(checks).every(Boolean);
     return c.json({ ok, role: "edge", checks }, ok ? 200 : 503);
   });
