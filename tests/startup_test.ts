@@ -6,15 +6,9 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { testDatabaseUrl } from "../db/testing.ts";
+import { freePort } from "./e2e/stack_process.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
 
 interface Proc {
   child: Deno.ChildProcess;

@@ -5,12 +5,7 @@
  */
 const ROOT = new URL("../..", import.meta.url).pathname;
 
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const p = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return p;
-}
+import { freePort } from "../e2e/stack_process.ts";
 
 export interface ProcessStack {
   url: string;
