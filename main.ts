@@ -45,6 +45,10 @@ async function main(): Promise<void> {
   let edge: EdgeServer | undefined;
   let retention: { stop(): void } | undefined;
   let stopping = false;
+  // A signal during start-up waits for it to finish: exiting while engine workers are still loading their
+  // native libraries (or with half-built parts nobody closes) crashed the process (exit 139).
+  let markStarted = () => {};
+  const started = new Promise<void>((resolve) => markStarted = resolve);
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -54,6 +58,7 @@ async function main(): Promise<void> {
       Deno.exit(1);
     }, config.SHUTDOWN_GRACE_MS + 5000);
     try {
+      await started;
       // Origin first: it drains (edge stops routing to it), says bye to its sessions and deregisters.
       retention?.stop();
       await origin?.close();
@@ -94,6 +99,7 @@ async function main(): Promise<void> {
       origin = await OriginServer.start(config, database, plog, parts);
       console.log(`Parley origin ${origin.nodeId} serving at ${origin.url}`);
     }
+    markStarted();
   } catch (err) {
     plog.error("start failed", { err });
     await origin?.close().catch(() => {});
