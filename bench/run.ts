@@ -20,6 +20,11 @@ const BENCHES: Record<string, { file: string; args?: string[]; needsPg?: boolean
     needsPg: true,
     what: "short vs long TTS jobs: fair vs FIFO claim order",
   },
+  tts_claims: {
+    file: "tts_claims.ts",
+    needsPg: true,
+    what: "TTS chunk claims/s with 2 claimers: fair / FIFO / plain queue, async vs durable commit",
+  },
   history: {
     file: "history.ts",
     needsPg: true,

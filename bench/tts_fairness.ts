@@ -13,7 +13,7 @@
  *   4. time to first audio of a 20k-char job vs a 50-char job (idle system, median of 3);
  *   5. throughput: audio seconds produced per CPU second of this process (all threads: synthesis isolates,
  *      worker, DB client; the Postgres server's CPU is not included) during scenario 2;
- *   6. claims/s: two claimers (own connections) claiming + writing a tiny result, 4000 chunks, fair and fifo;
+ *   6. claims/s: moved to bench/tts_claims.ts (`deno task bench tts_claims`);
  *   7. live priority: latency of "live" synthesis (another pool, like a session's) alone, with batch jobs
  *      running without the priority gate, and with it.
  */
@@ -21,7 +21,7 @@ import postgres from "postgres";
 import { sql } from "drizzle-orm";
 import { type Database, openDatabase } from "../db/client.ts";
 import { createTenant } from "../db/api_keys.ts";
-import { claimChunk, type ClaimOrder, endJob, submitJobs, writeResult } from "../db/tts_jobs.ts";
+import { type ClaimOrder, endJob, submitJobs } from "../db/tts_jobs.ts";
 import { chunkText } from "../protocol/tts_text.ts";
 import { type ChunkSynthesizer, PoolSynthesizer } from "../origin/tts_jobs/synth.ts";
 import { TtsJobWorker } from "../origin/tts_jobs/worker.ts";
@@ -38,7 +38,6 @@ const SHORT_JOBS = Number(Deno.env.get("BENCH_SHORT_JOBS") ?? 16);
 /** Arrival interval of the short-job stream; default: calibrated to ~1.5× one short job's service time. */
 let shortEveryMs = Number(Deno.env.get("BENCH_SHORT_EVERY_MS") ?? 0);
 const FIFO_WINDOW_MS = 15_000;
-const CLAIM_WINDOW_MS = 12_000;
 const loadavg = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 const loadBefore = loadavg();
 
@@ -315,52 +314,7 @@ try {
   );
   row("throughput (fair run, 2 synthesis isolates)", throughput);
 
-  // 6. claims/s with 2 claimers (own connections), claim + result write; "baseline" = a plain SKIP LOCKED
-  //    queue claim without fairness (same result write), to separate the scheduler's cost from the machine's.
-  const baselineClaim = async (c: Database, nodeId: string) => {
-    const rows = await c.query<{ job_id: string; idx: number; attempts: number }>(sql`
-      update tts_chunks set status = 'running', attempts = attempts + 1, claimed_by = ${nodeId},
-        lease_until = now() + interval '30 seconds'
-      where (job_id, idx) = (select job_id, idx from tts_chunks where status = 'queued'
-        order by job_id, idx limit 1 for update skip locked)
-      returning job_id, idx, attempts`);
-    const r = rows[0];
-    return r ? { jobId: String(r.job_id), idx: Number(r.idx), attempt: Number(r.attempts) } : null;
-  };
-  for (const order of ["fair", "fifo", "baseline"] as const) {
-    await cancelAll(db);
-    const jobs = Array.from(
-      { length: 30 },
-      (_, k) => ({ ...job(tenant, "x"), chunks: Array.from({ length: 100 }, (_, i) => `c${k}.${i}`) }),
-    );
-    await submitJobs(db, jobs);
-    const claimers = await Promise.all([0, 1].map(() => openDatabase({ url, migrate: false, poolSize: 1 })));
-    const pcm = new Uint8Array(64);
-    const t0 = performance.now();
-    const counts = await Promise.all(claimers.map(async (c, w) => {
-      let n = 0;
-      while (performance.now() - t0 < CLAIM_WINDOW_MS) {
-        const ch = order === "baseline"
-          ? await baselineClaim(c, `claimer-${w}`)
-          : await claimChunk(c, { nodeId: `claimer-${w}`, leaseMs: 30_000, order });
-        if (!ch) break;
-        await writeResult(c, ch, { pcm, audioMs: 1, sampleRate: 22050 });
-        n++;
-      }
-      return n;
-    }));
-    const s = (performance.now() - t0) / 1000;
-    const total = counts.reduce((a, b) => a + b, 0);
-    const dup = await db.query<{ n: number }>(sql`select count(*)::int as n from tts_chunks
-      where job_id in (select id from tts_jobs where chunks_total = 100) and attempts > 1`);
-    row(
-      `claims/s, 2 claimers, claim + result write (${order})`,
-      `${(total / s).toFixed(0)} /s (${total} chunks in ${s.toFixed(1)} s; double claims: ${dup[0].n})`,
-    );
-    await Promise.all(claimers.map((c) => c.close()));
-    await cancelAll(db);
-    await db.query(sql`delete from tts_jobs where chunks_total = 100`);
-  }
+  // 6. claims/s: bench/tts_claims.ts (deno task bench tts_claims)
   const sel = performance.now();
   for (let i = 0; i < 100; i++) await db.query(sql`select 1`);
   row("reference: one `select 1` round trip", `${((performance.now() - sel) / 100).toFixed(2)} ms`);

@@ -264,3 +264,20 @@ Deno.test("tts db: concurrent claimers never double-claim", async () => {
     assert.equal(Number(jobs[0].n), 5);
   });
 });
+
+Deno.test("tts db: the asynchronous claim commit stays local to the claim's own transaction", async () => {
+  await withDb(async (db, tenant) => {
+    await submitJobs(db, [job(tenant, ["one.", "two."])]);
+    // set_config(..., is_local = true) inside the claim statement: after it, every connection still commits
+    // durably (on PostgreSQL the pool's other connections are checked too, as the loop below cycles through it)
+    const c = await claimChunk(db, { nodeId: "n1", leaseMs: 30_000 });
+    assert.ok(c);
+    const durable = await claimChunk(db, { nodeId: "n1", leaseMs: 30_000, durable: true });
+    assert.ok(durable);
+    for (let i = 0; i < 10; i++) {
+      const [r] = await db.query<{ v: string }>(sql`select current_setting('synchronous_commit') as v`);
+      assert.equal(r.v, "on", "the result write after a claim must keep the durable commit");
+    }
+    assert.ok((await writeResult(db, c, { pcm: pcm(4), audioMs: 100, sampleRate: 22050 })).accepted);
+  });
+});
