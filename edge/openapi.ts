@@ -443,8 +443,9 @@ export function coreOperations(): Operation[] {
       tag: "history",
       summary: "Full-text search over the tenant's confirmed transcript segments",
       description:
-        "Ranked (ts_rank) with highlighted snippets and links to the session and seq. `q` uses web " +
-        "search syntax (websearch_to_tsquery, English): any text is accepted.",
+        "Ranked (ts_rank) among the newest 1,000 matches (every match when there are fewer), with " +
+        "highlighted snippets and links to the session and seq. `q` uses web search syntax " +
+        "(websearch_to_tsquery, English): any text is accepted.",
       scope: "transcripts:read",
       query: SearchQuery,
       responses: {

@@ -22,6 +22,7 @@ import {
   sessionProgress,
   transcriptEventsPage,
   transcriptPage,
+  transcriptPageJson,
 } from "../../db/history.ts";
 import { ApiError } from "../../lib/errors.ts";
 import { validationError } from "../../lib/http.ts";
@@ -540,10 +541,18 @@ export function historyRoutes(app: EdgeApp, ctx: EdgeContext): void {
       if (limit > MAX_JSON_PAGE) {
         throw new ApiError(400, "validation_failed", `limit: at most ${MAX_JSON_PAGE} for JSON pages`);
       }
+      if (!partials) {
+        // the database renders the segments array; the envelope is built around it (same shape as below)
+        const page = await transcriptPageJson(ctx.database, session.id, q.after_seq, limit);
+        const head = JSON.stringify({ session_id: session.id, state: session.state }).slice(0, -1);
+        return c.body(
+          `${head},"segments":${page.json},"next_after_seq":${page.more ? page.lastSeq : null}}`,
+          200,
+          { "content-type": "application/json" },
+        );
+      }
       // one extra row tells whether there is a next page
-      const rows = partials
-        ? await transcriptEventsPage(ctx.database, session.id, q.after_seq, limit + 1)
-        : await transcriptPage(ctx.database, session.id, q.after_seq, limit + 1);
+      const rows = await transcriptEventsPage(ctx.database, session.id, q.after_seq, limit + 1);
       const segments = rows.slice(0, limit);
       return c.json({
         session_id: session.id,
