@@ -106,9 +106,17 @@ async function openPostgres(url: string, opts: DatabaseOptions, log: Logger): Pr
   const db = drizzlePostgres(client, { schema }) as unknown as Db;
   let listener: postgres.Sql | undefined;
   let state: "open" | "closed" = "open";
+  // Named prepared statements (postgres.js caches them per connection by text): drizzle's execute() sends
+  // unnamed ones, so every hot statement (chunk claim, result write, transcript page, search) was parsed and
+  // planned again on each call. Our statement texts are fixed (values are always parameters), so the cache
+  // stays small. drizzle's dialect renders the SQL exactly as execute() would.
+  // deno-lint-ignore no-explicit-any
+  const dialect = (db as any).dialect as { sqlToQuery(q: SQL): { sql: string; params: unknown[] } };
   const query = async <T>(q: SQL): Promise<T[]> => {
     if (state === "closed") throw new DatabaseClosedError();
-    return rowsOf<T>(await db.execute(q));
+    const { sql: text, params } = dialect.sqlToQuery(q);
+    // deno-lint-ignore no-explicit-any
+    return rowsOf<T>(await client.unsafe(text, params as any[], { prepare: true }));
   };
   const database: Database = {
     kind: "postgres",
