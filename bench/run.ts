@@ -3,7 +3,10 @@
  * process (wrtc and worker pools stay isolated), and prints their output. Benchmarks that need PostgreSQL read
  * DATABASE_URL or PARLEY_TEST_DATABASE_URL (start one with `bash .ci/pg.sh start`).
  */
-const BENCHES: Record<string, { file: string; args?: string[]; needsPg?: boolean; what: string }> = {
+const BENCHES: Record<
+  string,
+  { file: string; args?: string[]; denoFlags?: string[]; needsPg?: boolean; what: string }
+> = {
   churn: {
     file: "churn.ts",
     what: "1000 WebRTC sessions connect → 1 s audio → close: threads, fds, RSS, setup latency",
@@ -27,6 +30,7 @@ const BENCHES: Record<string, { file: string; args?: string[]; needsPg?: boolean
   },
   history: {
     file: "history.ts",
+    denoFlags: ["--v8-flags=--expose-gc"],
     needsPg: true,
     what: "1M segments: transcript page and search p99, ingest rate",
   },
@@ -54,12 +58,12 @@ for (const name of names) {
     );
     continue;
   }
-  console.log(`\n=== ${name}: ${b.what}\n$ deno run -A --unstable-worker-options bench/${b.file}`);
+  const flags = ["-A", "--unstable-worker-options", ...(b.denoFlags ?? [])];
+  console.log(`\n=== ${name}: ${b.what}\n$ deno run ${flags.join(" ")} bench/${b.file}`);
   const st = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "-A",
-      "--unstable-worker-options",
+      ...flags,
       new URL(b.file, import.meta.url).pathname,
       ...(b.args ?? []),
     ],
