@@ -161,7 +161,10 @@ export const ttsJobs = pgTable("tts_jobs", {
   uniqueIndex("tts_jobs_idem_uq").on(t.tenantId, t.idempotencyKey),
   index("tts_jobs_tenant_queued_idx").on(t.tenantId, t.queuedAt, t.id),
   index("tts_jobs_status_idx").on(t.status),
-  index("tts_jobs_runnable_idx").on(t.priority, t.tenantId).where(sql`chunks_queued > 0`),
+  // Live jobs for the claim's fair order. The predicate is on status (changes twice in a job's life), not on
+  // chunks_queued (changes on every claim): an index predicate column that changes makes every claim's job-row
+  // update a non-HOT update with inserts into all five indexes.
+  index("tts_jobs_live_idx").on(t.priority, t.tenantId).where(sql`status in ('queued', 'running')`),
 ]);
 
 /** A job's unit of work: one sentence-sized chunk. Exactly one result per chunk. */
@@ -186,7 +189,6 @@ export const ttsChunks = pgTable("tts_chunks", {
   doneAt: ts("done_at"),
 }, (t) => [
   primaryKey({ columns: [t.jobId, t.idx] }),
-  index("tts_chunks_claim_idx").on(t.status, t.priorityClass, t.idx),
   index("tts_chunks_lease_idx").on(t.leaseUntil).where(sql`status = 'running'`),
   /** The claim's per-job lookup of the next queued chunk, without visiting done ones. */
   index("tts_chunks_queued_idx").on(t.jobId, t.idx).where(sql`status = 'queued'`),
