@@ -15,6 +15,20 @@ function iso(column: SQL): SQL {
   return sql`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 }
 
+/**
+ * The range condition of a page of `n` rows after `afterSeq` in one session, for tables keyed by
+ * (session_id, seq). The seq of the n-th row comes from an index-only scan, and the page is the range
+ * (afterSeq, that seq]: bounded work whatever plan is chosen. Without the bound, when the planner misjudges how
+ * many rows of one long session follow afterSeq (per-column statistics), it picks a bitmap scan + sort of ALL of
+ * them (7.5k rows of a 10k-segment session: tens of ms).
+ */
+function pageRange(table: SQL, sessionId: string, afterSeq: number, n: number): SQL {
+  return sql`session_id = ${sessionId}::uuid and seq > ${afterSeq}
+    and seq <= coalesce((select seq from ${table}
+      where session_id = ${sessionId}::uuid and seq > ${afterSeq}
+      order by seq offset ${n - 1} limit 1), 2147483647)`;
+}
+
 // ---------------------------------------------------------------- sessions
 
 export interface SessionListRow {
@@ -131,21 +145,14 @@ export async function transcriptPage(
   afterSeq: number,
   limit: number,
 ): Promise<SegmentRow[]> {
-  // Bounded work whatever plan is chosen: the seq of the limit-th row comes from an index-only scan of
-  // (session_id, seq), and the page is the range (afterSeq, that seq]. Without the bound, when the planner
-  // misjudges how many rows of one long session follow afterSeq (per-column statistics), it picks a bitmap
-  // scan + sort of ALL of them (7.5k rows of a 10k-segment session: tens of ms). Timestamps are formatted
-  // after the limit.
+  // Bounded by pageRange; timestamps are formatted after the limit.
   const rows = await database.query<SegmentRow>(sql`
     select seq, segment_id, 'confirmed' as status, text, alternatives, start_ms, end_ms, latency_ms,
       ${iso(sql`created_at`)} as created_at
     from (
       select seq, segment_id, text, alternatives, start_ms, end_ms, latency_ms, created_at
       from transcript_segments
-      where session_id = ${sessionId}::uuid and seq > ${afterSeq}
-        and seq <= coalesce((select seq from transcript_segments
-          where session_id = ${sessionId}::uuid and seq > ${afterSeq}
-          order by seq offset ${limit - 1} limit 1), 2147483647)
+      where ${pageRange(sql`transcript_segments`, sessionId, afterSeq, limit)}
       order by seq
       limit ${limit}
     ) page
@@ -191,10 +198,7 @@ export async function transcriptPageJson(
       select seq, segment_id, text, alternatives, start_ms, end_ms, latency_ms, created_at,
         row_number() over (order by seq) as rn
       from transcript_segments
-      where session_id = ${sessionId}::uuid and seq > ${afterSeq}
-        and seq <= coalesce((select seq from transcript_segments
-          where session_id = ${sessionId}::uuid and seq > ${afterSeq}
-          order by seq offset ${limit} limit 1), 2147483647)
+      where ${pageRange(sql`transcript_segments`, sessionId, afterSeq, limit + 1)}
       order by seq
       limit ${limit + 1}
     ) page`,
@@ -264,10 +268,7 @@ export async function eventsPage(
     select seq, type, ${iso(sql`created_at`)} as created_at, payload
     from (
       select seq, type, created_at, payload from session_events
-      where session_id = ${sessionId}::uuid and seq > ${afterSeq}
-        and seq <= coalesce((select seq from session_events
-          where session_id = ${sessionId}::uuid and seq > ${afterSeq}
-          order by seq offset ${limit - 1} limit 1), 2147483647)
+      where ${pageRange(sql`session_events`, sessionId, afterSeq, limit)}
       order by seq
       limit ${limit}
     ) page

@@ -3,15 +3,16 @@
  * (one statement, FOR UPDATE SKIP LOCKED), leases (extend, reclaim after expiry), the idempotent result write,
  * failure, cancel, status, keyset listing and audio reads. Portable SQL: PostgreSQL 15 and PGlite (18).
  *
- * Lock order is always chunk rows before job rows (claim, result, reclaim, cancel, fail), so concurrent
- * statements never deadlock. Counters on the job row (`chunks_queued`, `chars_claimed`, `chunks_done`…) change in
+ * Lock order is chunk rows before job rows (result, reclaim, cancel, fail), so concurrent statements never
+ * deadlock. The claim is the exception (job row, then chunk), safe because it never waits: both its locks are
+ * taken with SKIP LOCKED. Counters on the job row (`chunks_queued`, `chars_claimed`, `chunks_done`…) change in
  * the same statement or transaction as the chunk rows they count.
  *
  * Channels: `parley_tts_work` (payload '') wakes origins' job workers when chunks become claimable;
  * `parley_tts_job` (payload = job id) wakes edges streaming that job's audio or events.
  */
 import { type SQL, sql } from "drizzle-orm";
-import type { Database } from "./client.ts";
+import { type Database, rowsOf } from "./client.ts";
 
 export const WORK_CHANNEL = "parley_tts_work";
 export const JOB_CHANNEL = "parley_tts_job";
@@ -117,10 +118,6 @@ export async function submitJobs(
     for (const j of jobs) out.push(await submitOne(q, j));
     return out;
   });
-}
-
-function rowsOf<T>(r: unknown): T[] {
-  return (Array.isArray(r) ? r : (r as { rows: T[] }).rows) as T[];
 }
 
 async function submitOne(
