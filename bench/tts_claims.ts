@@ -12,7 +12,7 @@
  *
  *   DATABASE_URL=postgres://… deno task bench tts_claims
  */
-import postgres from "postgres";
+import { createBenchDatabase } from "./bench_db.ts";
 import { sql } from "drizzle-orm";
 import { type Database, openDatabase } from "../db/client.ts";
 import { createTenant } from "../db/api_keys.ts";
@@ -20,23 +20,14 @@ import { claimChunk, type ClaimOrder, endJob, submitJobs, writeResult } from "..
 import { configureLogging } from "../lib/log.ts";
 
 configureLogging({ level: "error" });
-const BASE = Deno.env.get("DATABASE_URL") || Deno.env.get("PARLEY_TEST_DATABASE_URL");
-if (!BASE) {
-  console.error("set DATABASE_URL or PARLEY_TEST_DATABASE_URL to a PostgreSQL server");
-  Deno.exit(2);
-}
 const JOBS = 30;
 const CHUNKS = 200;
 const WINDOW_MS = 8_000;
 const loadavg = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 const loadBefore = loadavg();
 
-const dbName = `parley_bench_claims_${Deno.pid}`;
-const admin = postgres(BASE, { max: 1, onnotice: () => {} });
-await admin.unsafe(`create database ${dbName}`);
-const u = new URL(BASE);
-u.pathname = `/${dbName}`;
-const url = u.toString();
+const benchDb = await createBenchDatabase("parley_bench_claims");
+const url = benchDb.url;
 const db = await openDatabase({ url, poolSize: 2 });
 const tenant = (await createTenant(db, "bench")).id;
 const results: Array<[string, string]> = [];
@@ -134,8 +125,7 @@ try {
   row("server fsync setting", fsync[0].s);
 } finally {
   await db.close();
-  await admin.unsafe(`drop database if exists ${dbName} with (force)`);
-  await admin.end();
+  await benchDb.drop();
 }
 
 const w = Math.max(...results.map(([k]) => k.length));

@@ -17,7 +17,7 @@
  *   7. live priority: latency of "live" synthesis (another pool, like a session's) alone, with batch jobs
  *      running without the priority gate, and with it.
  */
-import postgres from "postgres";
+import { createBenchDatabase } from "./bench_db.ts";
 import { sql } from "drizzle-orm";
 import { type Database, openDatabase } from "../db/client.ts";
 import { createTenant } from "../db/api_keys.ts";
@@ -29,11 +29,6 @@ import { PriorityGate } from "../origin/tts_jobs/priority_gate.ts";
 import { configureLogging } from "../lib/log.ts";
 
 configureLogging({ level: "error" });
-const BASE = Deno.env.get("DATABASE_URL") || Deno.env.get("PARLEY_TEST_DATABASE_URL");
-if (!BASE) {
-  console.error("set DATABASE_URL or PARLEY_TEST_DATABASE_URL to a PostgreSQL server");
-  Deno.exit(2);
-}
 // 40, not 16: with 16 samples the "p99" is the maximum, and one unlucky arrival decided the ratio
 const SHORT_JOBS = Number(Deno.env.get("BENCH_SHORT_JOBS") ?? 40);
 const TTFA_ROUNDS = 7;
@@ -120,12 +115,8 @@ async function timesOf(db: Database, ids: string[]): Promise<Map<string, number 
 
 // ------------------------------------------------------------------------------------------------ setup
 
-const dbName = `parley_bench_${Deno.pid}`;
-const admin = postgres(BASE, { max: 1, onnotice: () => {} });
-await admin.unsafe(`create database ${dbName}`);
-const u = new URL(BASE);
-u.pathname = `/${dbName}`;
-const url = u.toString();
+const benchDb = await createBenchDatabase("parley_bench");
+const url = benchDb.url;
 const db = await openDatabase({ url, poolSize: 6 });
 const tenant = (await createTenant(db, "bench")).id;
 console.error("loading 2 espeak synthesis isolates…");
@@ -358,8 +349,7 @@ try {
 } finally {
   await pool.close();
   await db.close();
-  await admin.unsafe(`drop database if exists ${dbName} with (force)`);
-  await admin.end();
+  await benchDb.drop();
 }
 
 const w = Math.max(...results.map(([k]) => k.length));
