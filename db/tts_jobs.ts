@@ -101,31 +101,57 @@ export class IdempotencyConflictError extends Error {
 }
 
 /**
- * Insert jobs with their chunks in one transaction and wake the workers (NOTIFY is delivered at commit). A job
- * whose (tenant, idempotency key) already exists is returned as it is (`created: false`) and nothing is
- * inserted for it; if its text differs, IdempotencyConflictError.
+ * A single job with at least this many chunks is submitted in two statements (see `submitJobs`). Below it the
+ * chunk rows cost less than the second round trip would.
+ */
+export const SPLIT_SUBMIT_MIN_CHUNKS = 16;
+
+/**
+ * Insert jobs with their chunks and wake the workers (NOTIFY is delivered at commit). A job whose (tenant,
+ * idempotency key) already exists is returned as it is (`created: false`) and nothing is inserted for it; if
+ * its text differs, IdempotencyConflictError.
+ *
+ * A single job is one statement (job row + chunks + NOTIFY, one round trip), except a long one
+ * (≥ SPLIT_SUBMIT_MIN_CHUNKS chunks): its first statement commits the job row with only its first chunk, so a
+ * worker can claim that chunk at once, and a second statement adds the rest. Inserting a book's 160 chunk rows
+ * took ~4 ms more than a greeting's one row, all of it before the job was visible; that was most of the gap
+ * between the two jobs' first audio. If the second statement never runs (the edge died in between), the job
+ * stays visibly incomplete and `completeInterruptedSubmits` (run by the origins' sweep) finishes it. A batch
+ * keeps all its jobs in one transaction.
  */
 export async function submitJobs(
   database: Database,
   jobs: NewJob[],
 ): Promise<Array<{ job: JobRow; created: boolean }>> {
-  // One statement per job (job row + all its chunks + NOTIFY), so a single submit is one round trip; a batch
-  // runs its statements in one transaction.
-  if (jobs.length === 1) return [await submitOne(database.query.bind(database), jobs[0])];
+  if (jobs.length === 1) {
+    const j = jobs[0];
+    const split = j.chunks.length >= SPLIT_SUBMIT_MIN_CHUNKS;
+    const query = database.query.bind(database);
+    const r = await submitOne(query, j, split ? 1 : j.chunks.length);
+    if (split && r.created) {
+      const added = await insertChunks(query, r.job.id, j.chunks, 1);
+      r.job.chunks_queued += added;
+    }
+    return [r];
+  }
   return await database.db.transaction(async (tx) => {
     const q = async <T>(stmt: SQL) => rowsOf<T>(await tx.execute(stmt));
     const out: Array<{ job: JobRow; created: boolean }> = [];
-    for (const j of jobs) out.push(await submitOne(q, j));
+    for (const j of jobs) out.push(await submitOne(q, j, j.chunks.length));
     return out;
   });
 }
 
+type Query = <T>(q: SQL) => Promise<T[]>;
+
+/** Job row + its first `withChunks` chunks + NOTIFY, one statement; or the existing job of the same key. */
 async function submitOne(
-  query: <T>(q: SQL) => Promise<T[]>,
+  query: Query,
   j: NewJob,
+  withChunks: number,
 ): Promise<{ job: JobRow; created: boolean }> {
   const charsTotal = j.chunks.reduce((s, c) => s + chars(c), 0);
-  const priorityClass = j.priority === "interactive" ? 0 : 1;
+  const head = j.chunks.slice(0, withChunks);
   const inserted = await query<Record<string, unknown>>(sql`
     with ins as (
       insert into tts_jobs as j (tenant_id, api_key_id, batch_id, idempotency_key, text, voice, engine, format,
@@ -133,14 +159,14 @@ async function submitOne(
       values (${j.tenantId}, ${j.apiKeyId ?? null}, ${j.batchId ?? null}, ${
     j.idempotencyKey ?? null
   }, ${j.text},
-        ${j.voice}, ${j.engine}, ${j.format}, ${j.priority}, ${j.chunks.length}, ${j.chunks.length}, ${charsTotal},
+        ${j.voice}, ${j.engine}, ${j.format}, ${j.priority}, ${j.chunks.length}, ${head.length}, ${charsTotal},
         ${j.sampleRate})
       on conflict do nothing
       returning ${JOB_COLUMNS}
     ), chunks as (
       insert into tts_chunks (job_id, idx, tenant_id, text, priority_class)
-      select ins.id, (c.ord - 1)::int, ins.tenant_id, c.value, ${priorityClass}
-      from ins, json_array_elements_text(${JSON.stringify(j.chunks)}::json) with ordinality as c(value, ord)
+      select ins.id, (c.ord - 1)::int, ins.tenant_id, c.value, case when ins.priority = 'interactive' then 0 else 1 end
+      from ins, json_array_elements_text(${JSON.stringify(head)}::json) with ordinality as c(value, ord)
       returning 1
     )
     select ins.*, pg_notify(${WORK_CHANNEL}, '') from ins`);
@@ -157,6 +183,77 @@ async function submitOne(
   }
   delete row.text;
   return { job: normJob(row), created: false };
+}
+
+/**
+ * Add chunks `from`… of a live job (one statement) and make them claimable; returns how many were added.
+ * Idempotent: rows that exist are skipped and only the added ones are counted, so a late second submit
+ * statement and the repair sweep can race. A job canceled meanwhile gets no counter change (the status is
+ * rechecked under the row lock), so its work is never scheduled.
+ */
+async function insertChunks(query: Query, jobId: string, chunks: string[], from: number): Promise<number> {
+  const rows = await query<{ n: number }>(sql`
+    with live as (
+      select id, tenant_id, priority from tts_jobs where id = ${jobId} and status in ('queued', 'running')
+    ), ins as (
+      insert into tts_chunks (job_id, idx, tenant_id, text, priority_class)
+      select live.id, (c.ord - 1 + ${from})::int, live.tenant_id, c.value,
+        case when live.priority = 'interactive' then 0 else 1 end
+      from live, json_array_elements_text(${
+    JSON.stringify(chunks.slice(from))
+  }::json) with ordinality as c(value, ord)
+      on conflict do nothing
+      returning 1
+    ), added as (select count(*)::int as n from ins), job as (
+      update tts_jobs j set chunks_queued = j.chunks_queued + added.n
+      from added where j.id = ${jobId} and added.n > 0 and j.status in ('queued', 'running')
+      returning j.id
+    )
+    select added.n, (select count(*) from job) as job, pg_notify(${WORK_CHANNEL}, '') from added`);
+  return Number(rows[0]?.n ?? 0);
+}
+
+/**
+ * Finish long submits whose second statement never ran: live jobs older than `olderThanMs` whose last chunk row
+ * is missing. `split` must be the chunker the edge used (the job's stored text is split again); if it no longer
+ * gives `chunks_total` chunks starting with the stored first one, the job fails rather than speak wrong text.
+ * Returns the ids of the jobs it completed and of those it failed.
+ */
+export async function completeInterruptedSubmits(
+  database: Database,
+  split: (text: string) => string[],
+  olderThanMs = 10_000,
+  limit = 20,
+): Promise<{ completed: string[]; failed: string[] }> {
+  const rows = await database.query<{ id: string; text: string; chunks_total: number; first: string | null }>(
+    sql`
+    select j.id, j.text, j.chunks_total,
+      (select k.text from tts_chunks k where k.job_id = j.id and k.idx = 0) as first
+    from tts_jobs j
+    where j.status in ('queued', 'running') and j.queued_at < now() - make_interval(secs => ${
+      olderThanMs / 1000
+    })
+      and not exists (select 1 from tts_chunks k where k.job_id = j.id and k.idx = j.chunks_total - 1)
+    limit ${limit}`,
+  );
+  const out = { completed: [] as string[], failed: [] as string[] };
+  for (const r of rows) {
+    const id = String(r.id);
+    const chunks = split(r.text);
+    if (chunks.length !== Number(r.chunks_total) || (r.first !== null && chunks[0] !== r.first)) {
+      await endJob(
+        database,
+        id,
+        "failed",
+        "the submit was interrupted and the text no longer splits the same way",
+      );
+      out.failed.push(id);
+      continue;
+    }
+    await insertChunks(database.query.bind(database), id, chunks, 0);
+    out.completed.push(id);
+  }
+  return out;
 }
 
 /**

@@ -9,6 +9,7 @@ import { openTestDatabase } from "./testing.ts";
 import {
   claimChunk,
   type ClaimOrder,
+  completeInterruptedSubmits,
   endJob,
   extendLease,
   failChunk,
@@ -17,6 +18,7 @@ import {
   type NewJob,
   reclaimExpired,
   releaseChunk,
+  SPLIT_SUBMIT_MIN_CHUNKS,
   submitJobs,
   writeResult,
 } from "./tts_jobs.ts";
@@ -144,6 +146,82 @@ Deno.test("tts db: result write is exactly-once; progress, timings and status", 
     assert.equal(await claimChunk(db, { nodeId: "n1", leaseMs: 30_000 }), null);
     const bytes = await db.query<{ pcm: Uint8Array }>(sql`select pcm from tts_chunks where idx = 0`);
     assert.deepEqual(new Uint8Array(bytes[0].pcm), r.pcm, "bytea round trip");
+  });
+});
+
+/** The job's chunk rows, as `idx:status`, in order. */
+async function chunkRows(db: Database, jobId: string): Promise<string[]> {
+  const rows = await db.query<{ idx: number; status: string }>(
+    sql`select idx, status from tts_chunks where job_id = ${jobId} order by idx`,
+  );
+  return rows.map((r) => `${r.idx}:${r.status}`);
+}
+
+Deno.test("tts db: a long job is submitted in two statements and ends up whole and claimable in order", async () => {
+  await withDb(async (db, tenant) => {
+    const n = SPLIT_SUBMIT_MIN_CHUNKS + 4;
+    const chunks = Array.from({ length: n }, (_, i) => `sentence number ${i}.`);
+    const [{ job: j, created }] = await submitJobs(db, [job(tenant, chunks)]);
+    assert.equal(created, true);
+    assert.equal(j.chunks_total, n);
+    assert.equal(j.chunks_queued, n, "the returned row counts the second statement's chunks");
+    const s = (await getJob(db, tenant, j.id))!;
+    assert.equal(s.chunks_queued, n);
+    assert.equal((await chunkRows(db, j.id)).length, n);
+    const got = await drainOrder(db, "fair", n + 1);
+    assert.deepEqual(got, chunks, "every chunk once, in order");
+    assert.equal((await getJob(db, tenant, j.id))!.status, "succeeded");
+    // a short job (below the threshold) is still one statement with all its rows
+    const [{ job: k }] = await submitJobs(db, [job(tenant, ["one.", "two."])]);
+    assert.deepEqual(await chunkRows(db, k.id), ["0:queued", "1:queued"]);
+  });
+});
+
+Deno.test("tts db: an interrupted long submit is finished by the sweep, once, and never for canceled jobs", async () => {
+  await withDb(async (db, tenant) => {
+    const n = SPLIT_SUBMIT_MIN_CHUNKS + 2;
+    const chunks = Array.from({ length: n }, (_, i) => `part ${i} of the text.`);
+    const split = (text: string) => text.split(/(?<=\.) /);
+    // What the first statement alone leaves behind: the job row and its first chunk.
+    const interrupted = async (over: Partial<NewJob> = {}) => {
+      const [{ job: j }] = await submitJobs(db, [job(tenant, chunks, over)]);
+      await db.query(sql`delete from tts_chunks where job_id = ${j.id} and idx > 0`);
+      await db.query(sql`update tts_jobs set chunks_queued = 1 where id = ${j.id}`);
+      return j.id;
+    };
+    const a = await interrupted();
+    const c0 = (await claimChunk(db, { nodeId: "n1", leaseMs: 30_000 }))!;
+    assert.equal(c0.jobId, a);
+    assert.equal((await writeResult(db, c0, { pcm: pcm(4), audioMs: 10, sampleRate: 22050 })).accepted, true);
+    assert.equal((await getJob(db, tenant, a))!.status, "running", "not done with 1 of n chunks");
+    assert.deepEqual(
+      await completeInterruptedSubmits(db, split, 60_000),
+      { completed: [], failed: [] },
+      "too young",
+    );
+    assert.deepEqual(await completeInterruptedSubmits(db, split, 0), { completed: [a], failed: [] });
+    assert.deepEqual(await completeInterruptedSubmits(db, split, 0), { completed: [], failed: [] }, "once");
+    const rows = await chunkRows(db, a);
+    assert.equal(rows.length, n);
+    assert.equal(rows[0], "0:done", "the finished first chunk is kept");
+    assert.equal((await getJob(db, tenant, a))!.chunks_queued, n - 1);
+    const got = await drainOrder(db, "fair", n);
+    assert.deepEqual(got, chunks.slice(1));
+    assert.equal((await getJob(db, tenant, a))!.status, "succeeded");
+
+    // canceled in between: left alone
+    const b = await interrupted({ idempotencyKey: "b" });
+    await endJob(db, b, "canceled", null);
+    assert.deepEqual(await completeInterruptedSubmits(db, split, 0), { completed: [], failed: [] });
+    assert.deepEqual(await chunkRows(db, b), ["0:canceled"]);
+
+    // the splitter no longer agrees with the stored first chunk: the job fails instead of speaking wrong text
+    const c = await interrupted({ idempotencyKey: "c" });
+    assert.deepEqual(await completeInterruptedSubmits(db, (t) => split(t).reverse(), 0), {
+      completed: [],
+      failed: [c],
+    });
+    assert.equal((await getJob(db, tenant, c))!.status, "failed");
   });
 });
 

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { testDatabaseUrl } from "../db/testing.ts";
 import { openDatabase } from "../db/client.ts";
+import { SPLIT_SUBMIT_MIN_CHUNKS } from "../db/tts_jobs.ts";
 import { createApiKey, createTenant } from "../db/api_keys.ts";
 import { parseWav } from "../origin/pipeline/wav.ts";
 import type { TtsJob, TtsJobCreated } from "../protocol/tts.ts";
@@ -127,7 +128,8 @@ Deno.test({
       };
       const ids: string[] = [];
       for (let j = 0; j < 6; j++) {
-        const text = Array.from({ length: 5 }, (_, i) => sentence(j, i)).join(" ");
+        // the last job is long enough (≥ SPLIT_SUBMIT_MIN_CHUNKS) to take the two-statement submit path
+        const text = Array.from({ length: j === 5 ? 18 : 5 }, (_, i) => sentence(j, i)).join(" ");
         const r = await call("POST", "/v1/tts/jobs", { text });
         assert.equal(r.status, 202);
         ids.push((r.body as TtsJobCreated).id);
@@ -184,6 +186,7 @@ Deno.test({
       >(sql`select job_id, idx, status, coalesce(octet_length(pcm), 0)::int as bytes, attempts, claimed_by
         from tts_chunks order by job_id, idx`);
       assert.equal(chunks.length, jobs.reduce((s, j) => s + j.progress.chunks_total, 0));
+      assert.ok(jobs[5].progress.chunks_total >= SPLIT_SUBMIT_MIN_CHUNKS, "one job took the split submit");
       for (const c of chunks) {
         assert.equal(c.status, "done");
         assert.ok(c.bytes > 0);

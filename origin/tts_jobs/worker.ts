@@ -3,7 +3,8 @@
  * priority gate, claim one chunk (the fair single-statement claim in db/tts_jobs.ts), synthesize it in the
  * worker pool while renewing the lease every leaseMs/3, write the result (exactly once), repeat. Idle slots
  * sleep until a NOTIFY on `parley_tts_work` (submit, requeue) or the fallback poll. Every origin also reclaims
- * expired leases (chunks of crashed origins) every leaseMs/2, with SKIP LOCKED so origins don't collide.
+ * expired leases (chunks of crashed origins) every leaseMs/2, with SKIP LOCKED so origins don't collide, and
+ * finishes long submits whose second statement never ran (an edge that died mid-submit).
  *
  * close(): stop claiming, give held chunks back at once (another origin takes them without waiting for lease
  * expiry), close the synthesis pool.
@@ -13,6 +14,7 @@ import {
   claimChunk,
   type ClaimedChunk,
   type ClaimOrder,
+  completeInterruptedSubmits,
   extendLease,
   failChunk,
   queueDepth,
@@ -22,6 +24,7 @@ import {
   writeResult,
 } from "../../db/tts_jobs.ts";
 import { log as rootLog, type Logger } from "../../lib/log.ts";
+import { chunkText } from "../../protocol/tts_text.ts";
 import { registry } from "../../lib/metrics.ts";
 import type { OriginComponent } from "../services.ts";
 import type { PriorityGate } from "./priority_gate.ts";
@@ -53,6 +56,10 @@ const mFirstAudio = registry.histogram(
   "parley_tts_first_audio_seconds",
   "Job submitted → its first chunk's audio stored",
   [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+);
+const mRepaired = registry.counter(
+  "parley_tts_interrupted_submits_total",
+  "Long submits whose remaining chunks this origin inserted, by outcome (completed, failed)",
 );
 const mExpired = registry.counter(
   "parley_tts_lease_expiries_total",
@@ -207,6 +214,12 @@ export class TtsJobWorker implements OriginComponent {
           count: r.requeued,
           failed_jobs: r.failedJobs,
         });
+      }
+      const fixed = await completeInterruptedSubmits(this.database, (t) => chunkText(t));
+      if (fixed.completed.length || fixed.failed.length) {
+        mRepaired.inc({ outcome: "completed" }, fixed.completed.length);
+        mRepaired.inc({ outcome: "failed" }, fixed.failed.length);
+        this.#log.warn("finished interrupted submits", { completed: fixed.completed, failed: fixed.failed });
       }
       this.#depth = await queueDepth(this.database);
     } catch (err) {
