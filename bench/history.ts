@@ -380,8 +380,7 @@ try {
   const tenant0 = big.tenant_id;
   const maxSeq = 2 * BIG;
 
-  // transcript page of 500 from the big session (what the JSON route does: ownership check + the page rendered
-  // as JSON by the database)
+  // transcript page of 500 from the big session (what the JSON route does: ownership check + transcriptPageJson)
   const pageTimes = await timeIt(ITER, async (i) => {
     const after = (i * 997 * 2) % (maxSeq - 1000);
     const s = await sessionOfTenant(database, tenant0, big.id);
