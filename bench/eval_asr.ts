@@ -23,7 +23,10 @@ const opt = (name: string, def: number) => {
 };
 const MODEL_DIR = fileURLToPath(new URL("../models/parley-asr-en", import.meta.url));
 const EVAL_DIR = fileURLToPath(new URL("../models/eval", import.meta.url));
-const beamWidth = opt("--beam", 16);
+/** Default: the decoder's own (decoder_config.json `beam_width`, else 16). */
+const beamArg = opt("--beam", NaN);
+const decoderConfig = JSON.parse(readFileSync(`${MODEL_DIR}/decoder_config.json`, "utf8"));
+const beamWidth: number = Number.isNaN(beamArg) ? (decoderConfig.beam_width ?? 16) : beamArg;
 const limit = opt("--limit", Infinity);
 const snrDb = opt("--snr", 10);
 

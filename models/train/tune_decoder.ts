@@ -3,7 +3,7 @@
  * (held-out sentences + voices, disjoint from the committed eval set) and writes
  * models/parley-asr-en/decoder_config.json. Logits come from the exported ONNX model via Transformers.js.
  *
- *   deno run -A models/train/tune_decoder.ts [--n 80]
+ *   deno run -A models/train/tune_decoder.ts [--n 80] [--beam 16] [--lm other_lm.json --no-write]
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -15,6 +15,13 @@ const HERE = fileURLToPath(new URL(".", import.meta.url));
 const MODEL_DIR = fileURLToPath(new URL("../parley-asr-en", import.meta.url));
 const nIdx = Deno.args.indexOf("--n");
 const N = nIdx >= 0 ? Number(Deno.args[nIdx + 1]) : 80;
+const arg = (name: string) => {
+  const i = Deno.args.indexOf(name);
+  return i >= 0 ? Deno.args[i + 1] : undefined;
+};
+const BEAM = Number(arg("--beam") ?? 16);
+const LM_FILE = arg("--lm") ?? `${MODEL_DIR}/lm.json`;
+const WRITE = !Deno.args.includes("--no-write");
 
 env.allowRemoteModels = false;
 env.allowLocalModels = true;
@@ -39,7 +46,7 @@ await model.dispose();
 
 const base = await CtcDecoder.load(MODEL_DIR);
 const vocabMap = JSON.parse(readFileSync(`${MODEL_DIR}/vocab.json`, "utf8"));
-const lm = JSON.parse(readFileSync(`${MODEL_DIR}/lm.json`, "utf8"));
+const lm = JSON.parse(readFileSync(LM_FILE, "utf8"));
 const dec = CtcDecoder.fromData(vocabMap, lm);
 let gw = 0, wn = 0;
 for (const it of items) {
@@ -53,7 +60,7 @@ for (const alpha of [0.2, 0.35, 0.5, 0.8]) {
     for (const unkScore of [-Infinity, -10]) {
       let we = 0;
       for (const it of items) {
-        const h = dec.decode(it.logits, it.frames, it.V, { alpha, beta, unkScore, beamWidth: 16 })[0].text;
+        const h = dec.decode(it.logits, it.frames, it.V, { alpha, beta, unkScore, beamWidth: BEAM })[0].text;
         we += ed(it.ref.split(" "), h.split(" ").filter(Boolean));
       }
       const wer = we / wn;
@@ -62,19 +69,22 @@ for (const alpha of [0.2, 0.35, 0.5, 0.8]) {
     }
   }
 }
-console.log("best", best);
-writeFileSync(
-  `${MODEL_DIR}/decoder_config.json`,
-  JSON.stringify(
-    {
-      alpha: best.alpha,
-      beta: best.beta,
-      unkScore: Number.isFinite(best.unkScore) ? best.unkScore : null,
-      tuned_on: `dev split (${items.length} held-out sentences x held-out voices, not the eval set)`,
-      dev_wer_beam: Number(best.wer.toFixed(4)),
-      dev_wer_greedy: Number((gw / wn).toFixed(4)),
-    },
-    null,
-    2,
-  ) + "\n",
-);
+console.log("best", best, `(${lm.type}, beam ${BEAM})`);
+if (WRITE) {
+  writeFileSync(
+    `${MODEL_DIR}/decoder_config.json`,
+    JSON.stringify(
+      {
+        alpha: best.alpha,
+        beta: best.beta,
+        unkScore: Number.isFinite(best.unkScore) ? best.unkScore : null,
+        tuned_on: `dev split (${items.length} held-out sentences x held-out voices, not the eval set)`,
+        beam_width: BEAM,
+        dev_wer_beam: Number(best.wer.toFixed(4)),
+        dev_wer_greedy: Number((gw / wn).toFixed(4)),
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+}

@@ -1,13 +1,13 @@
 /**
  * CTC decoding for the bundled recognizer (models/parley-asr-en): greedy best path and a lexicon-constrained
- * prefix beam search with a word bigram LM (lm.json in the model folder, built from the training text only by
- * models/train/build_lm.py).
+ * prefix beam search with a word trigram (or bigram) LM (lm.json in the model folder, built from the training
+ * text only by models/train/build_lm.py).
  *
  * Vocabulary (vocab.json): `<pad>` is the CTC blank, `|` the word delimiter, then `'` and a-z (and `<unk>`).
  *
  * Beam search: every beam is a character prefix. Letters must follow a path in the lexicon trie; a word
  * delimiter (or the end of the utterance) is only allowed where the trie marks a complete word, and then adds
- * `alpha * log P(word | previous word) + beta`. While a word is incomplete, the beam carries
+ * `alpha * log P(word | two previous words) + beta`. While a word is incomplete, the beam carries
  * `alpha * max log P_unigram` over the words that can still complete it (LM look-ahead), so partial words
  * compete fairly with finished ones. Scores are natural-log.
  */
@@ -21,7 +21,7 @@ export interface CtcHypothesis {
 }
 
 export interface CtcDecodeOptions {
-  /** Beams kept per frame (default 16). */
+  /** Beams kept per frame (default: decoder_config.json `beam_width`, else 16). */
   beamWidth?: number;
   /** Hypotheses returned (default 5). */
   nBest?: number;
@@ -47,12 +47,22 @@ interface LmData {
   bigram_ctx: number[];
   bigram_word: number[];
   bigram_logp: number[];
+  /** Optional trigram part: stored triples (u, v, word) and the backoff weights of their (u, v) contexts. */
+  trigram_u?: number[];
+  trigram_v?: number[];
+  trigram_word?: number[];
+  trigram_logp?: number[];
+  trigram_backoff_u?: number[];
+  trigram_backoff_v?: number[];
+  trigram_backoff?: number[];
 }
 
 /** Decoding defaults tuned on the dev split (held-out sentences + voices, not the eval set). */
 export const DEFAULT_ALPHA = 0.6;
 export const DEFAULT_BETA = 1.5;
 export const DEFAULT_UNK_SCORE = -10;
+/** Beams kept per frame for final results unless decoder_config.json says otherwise. */
+export const DEFAULT_BEAM_WIDTH = 16;
 const NEG_INF = -Infinity;
 
 function logAddExp(a: number, b: number): number {
@@ -61,13 +71,15 @@ function logAddExp(a: number, b: number): number {
   return a > b ? a + Math.log1p(Math.exp(b - a)) : b + Math.log1p(Math.exp(a - b));
 }
 
-/** Word bigram LM over a lexicon trie. */
+/** Word trigram (or bigram) LM over a lexicon trie. */
 class LexiconLm {
   readonly nWords: number;
   readonly startCtx: number;
   private unigram: Float32Array;
   private backoff: Float32Array;
   private bigram = new Map<number, number>();
+  private trigram = new Map<number, number>();
+  private trigramBackoff = new Map<number, number>();
   /** trie: child index per (node, letter slot), -1 if none */
   children: Int32Array;
   /** word id ending at node, -1 if none */
@@ -87,6 +99,11 @@ class LexiconLm {
     for (let i = 0; i < lm.bigram_ctx.length; i++) {
       this.bigram.set(lm.bigram_ctx[i] * stride + lm.bigram_word[i], lm.bigram_logp[i]);
     }
+    // keys (u * stride + v) * stride + w stay below 2^53 for lexicons up to ~200k words
+    const tu = lm.trigram_u ?? [], tv = lm.trigram_v ?? [], tw = lm.trigram_word ?? [], tl = lm.trigram_logp ?? [];
+    for (let i = 0; i < tl.length; i++) this.trigram.set((tu[i] * stride + tv[i]) * stride + tw[i], tl[i]);
+    const bu = lm.trigram_backoff_u ?? [], bv = lm.trigram_backoff_v ?? [], bw = lm.trigram_backoff ?? [];
+    for (let i = 0; i < bw.length; i++) this.trigramBackoff.set(bu[i] * stride + bv[i], bw[i]);
     // letter slots: every single-character vocab entry except the delimiter
     this.slotOf = new Int32Array(vocab.length).fill(-1);
     const slotByChar = new Map<string, number>();
@@ -142,8 +159,22 @@ class LexiconLm {
     this.lookahead = la;
   }
 
-  /** log P(word | ctx); ctx = previous word id or startCtx */
-  logp(ctx: number, word: number): number {
+  /**
+   * log P(word | ctx2, ctx); ctx = previous word id or startCtx, ctx2 = the word before it (startCtx after the
+   * first word, -1 when there is none).
+   */
+  logp(ctx2: number, ctx: number, word: number): number {
+    const stride = this.nWords + 1;
+    if (ctx2 >= 0 && this.trigram.size) {
+      const t = this.trigram.get((ctx2 * stride + ctx) * stride + word);
+      if (t !== undefined) return t;
+      const bo = this.trigramBackoff.get(ctx2 * stride + ctx) ?? 0;
+      return bo + this.logp2(ctx, word);
+    }
+    return this.logp2(ctx, word);
+  }
+
+  private logp2(ctx: number, word: number): number {
     const b = this.bigram.get(ctx * (this.nWords + 1) + word);
     if (b !== undefined) return b;
     return this.backoff[ctx] + this.unigram[word];
@@ -157,6 +188,7 @@ interface Beam {
   pnb: number; // log P(prefix, ending in non-blank)
   node: number; // trie node of the current partial word (0 = between words, -1 = outside the lexicon)
   ctx: number; // previous complete word (LM context)
+  ctx2: number; // the complete word before ctx (-1: none)
   lm: number; // alpha * LM + beta * words over complete words
   look: number; // alpha * look-ahead of the partial word
 }
@@ -175,6 +207,7 @@ export class CtcDecoder {
     readonly alpha: number,
     readonly beta: number,
     readonly unkScore: number,
+    readonly beamWidth: number,
   ) {
     this.blank = vocab.indexOf("<pad>");
     this.delim = vocab.indexOf("|");
@@ -190,22 +223,23 @@ export class CtcDecoder {
     } catch (e) {
       if ((e as { code?: string }).code !== "ENOENT") throw e;
     }
-    let alpha = DEFAULT_ALPHA, beta = DEFAULT_BETA, unkScore = DEFAULT_UNK_SCORE;
+    let alpha = DEFAULT_ALPHA, beta = DEFAULT_BETA, unkScore = DEFAULT_UNK_SCORE, beamWidth = DEFAULT_BEAM_WIDTH;
     try {
       const dc = JSON.parse(await readFile(`${modelDir}/decoder_config.json`, "utf8"));
       if (typeof dc.alpha === "number") alpha = dc.alpha;
       if (typeof dc.beta === "number") beta = dc.beta;
       if (typeof dc.unkScore === "number") unkScore = dc.unkScore;
       if (dc.unkScore === null) unkScore = -Infinity;
+      if (typeof dc.beam_width === "number") beamWidth = dc.beam_width;
     } catch { /* defaults */ }
-    return CtcDecoder.fromData(vocabMap, lmData, { alpha, beta, unkScore });
+    return CtcDecoder.fromData(vocabMap, lmData, { alpha, beta, unkScore, beamWidth });
   }
 
   /** Builds a decoder from in-memory data (tests). */
   static fromData(
     vocabMap: Record<string, number>,
     lmData: LmData | null,
-    opts: { alpha?: number; beta?: number; unkScore?: number } = {},
+    opts: { alpha?: number; beta?: number; unkScore?: number; beamWidth?: number } = {},
   ): CtcDecoder {
     const vocab: string[] = [];
     for (const [t, id] of Object.entries(vocabMap)) vocab[id] = t;
@@ -216,6 +250,7 @@ export class CtcDecoder {
       opts.alpha ?? DEFAULT_ALPHA,
       opts.beta ?? DEFAULT_BETA,
       opts.unkScore ?? DEFAULT_UNK_SCORE,
+      opts.beamWidth ?? DEFAULT_BEAM_WIDTH,
     );
   }
 
@@ -247,7 +282,7 @@ export class CtcDecoder {
     vocabSize: number,
     opts: CtcDecodeOptions = {},
   ): CtcHypothesis[] {
-    const beamWidth = opts.beamWidth ?? 16;
+    const beamWidth = opts.beamWidth ?? this.beamWidth;
     const nBest = opts.nBest ?? 5;
     const alpha = opts.alpha ?? this.alpha;
     const beta = opts.beta ?? this.beta;
@@ -265,6 +300,7 @@ export class CtcDecoder {
       pnb: NEG_INF,
       node: 0,
       ctx: lm ? lm.startCtx : 0,
+      ctx2: -1,
       lm: 0,
       look: 0,
     }];
@@ -314,14 +350,16 @@ export class CtcDecoder {
                 continue;
               }
             }
-            let lmAdd = 0, ctx = b.ctx;
+            let lmAdd = 0, ctx = b.ctx, ctx2 = b.ctx2;
             if (lm && b.node < 0) {
               lmAdd = unk + beta; // out-of-lexicon word (its penalty is already in `look`)
               ctx = lm.startCtx;
+              ctx2 = -1;
             } else if (lm) {
               const w = lm.wordAt[b.node];
               if (w < 0) continue; // not a complete word
-              lmAdd = alpha * lm.logp(b.ctx, w) + beta;
+              lmAdd = alpha * lm.logp(b.ctx2, b.ctx, w) + beta;
+              ctx2 = b.ctx;
               ctx = w;
             } else {
               lmAdd = beta;
@@ -334,6 +372,7 @@ export class CtcDecoder {
               pnb: NEG_INF,
               node: 0,
               ctx,
+              ctx2,
               lm: b.lm + lmAdd,
               look: 0,
             }));
@@ -359,6 +398,7 @@ export class CtcDecoder {
               pnb: NEG_INF,
               node,
               ctx: b.ctx,
+              ctx2: b.ctx2,
               lm: b.lm,
               look,
             }));
@@ -383,7 +423,7 @@ export class CtcDecoder {
       } else if (lm && b.node !== 0) {
         const w = lm.wordAt[b.node];
         if (w < 0) continue;
-        score += alpha * lm.logp(b.ctx, w) + beta;
+        score += alpha * lm.logp(b.ctx2, b.ctx, w) + beta;
       } else if (!lm && b.text !== "" && !b.text.endsWith(" ")) {
         score += beta;
       }

@@ -112,6 +112,35 @@ Deno.test("bigram LM picks the likelier word when acoustics are ambiguous, n-bes
   for (let i = 1; i < hyps.length; i++) assert.ok(hyps[i - 1].score >= hyps[i].score);
 });
 
+Deno.test("trigram LM: two words of context decide what one word of context cannot", () => {
+  // "the cat sat" vs "the cat set": the bigram favours "set" after "cat"; the trigram "the cat sat" overrides it.
+  const words = ["the", "a", "cat", "sat", "set"];
+  const id = (w: string) => words.indexOf(w);
+  const base = tinyLm(words, [["cat", "set", Math.log(0.6)], ["cat", "sat", Math.log(0.05)]]);
+  const spec = spell("the cat s");
+  spec.push({ e: 0.48, a: 0.47 });
+  spec.push(...spell("t"));
+  const logits = frames(spec);
+  const bigramOnly = CtcDecoder.fromData(VOCAB_MAP, base, { alpha: 1, beta: 0 });
+  assert.equal(bigramOnly.decode(logits, spec.length, V)[0].text, "the cat set");
+  const withTrigram = CtcDecoder.fromData(VOCAB_MAP, {
+    ...base,
+    trigram_u: [id("the")],
+    trigram_v: [id("cat")],
+    trigram_word: [id("sat")],
+    trigram_logp: [Math.log(0.9)],
+    trigram_backoff_u: [id("the")],
+    trigram_backoff_v: [id("cat")],
+    trigram_backoff: [Math.log(0.1)],
+  }, { alpha: 1, beta: 0 });
+  assert.equal(withTrigram.decode(logits, spec.length, V)[0].text, "the cat sat");
+  // another first word: no stored trigram, so the (unchanged) bigram decides again
+  const spec2 = spell("a cat s");
+  spec2.push({ e: 0.48, a: 0.47 });
+  spec2.push(...spell("t"));
+  assert.equal(withTrigram.decode(frames(spec2), spec2.length, V)[0].text, "a cat set");
+});
+
 Deno.test("out-of-lexicon words: spelled with the unk penalty, or the greedy fallback when forbidden", () => {
   const lm = tinyLm(["alpha", "beta"]);
   const spec = spell("alpha zq beta");
