@@ -100,7 +100,10 @@ class LexiconLm {
       this.bigram.set(lm.bigram_ctx[i] * stride + lm.bigram_word[i], lm.bigram_logp[i]);
     }
     // keys (u * stride + v) * stride + w stay below 2^53 for lexicons up to ~200k words
-    const tu = lm.trigram_u ?? [], tv = lm.trigram_v ?? [], tw = lm.trigram_word ?? [], tl = lm.trigram_logp ?? [];
+    const tu = lm.trigram_u ?? [],
+      tv = lm.trigram_v ?? [],
+      tw = lm.trigram_word ?? [],
+      tl = lm.trigram_logp ?? [];
     for (let i = 0; i < tl.length; i++) this.trigram.set((tu[i] * stride + tv[i]) * stride + tw[i], tl[i]);
     const bu = lm.trigram_backoff_u ?? [], bv = lm.trigram_backoff_v ?? [], bw = lm.trigram_backoff ?? [];
     for (let i = 0; i < bw.length; i++) this.trigramBackoff.set(bu[i] * stride + bv[i], bw[i]);
@@ -223,7 +226,10 @@ export class CtcDecoder {
     } catch (e) {
       if ((e as { code?: string }).code !== "ENOENT") throw e;
     }
-    let alpha = DEFAULT_ALPHA, beta = DEFAULT_BETA, unkScore = DEFAULT_UNK_SCORE, beamWidth = DEFAULT_BEAM_WIDTH;
+    let alpha = DEFAULT_ALPHA,
+      beta = DEFAULT_BETA,
+      unkScore = DEFAULT_UNK_SCORE,
+      beamWidth = DEFAULT_BEAM_WIDTH;
     try {
       const dc = JSON.parse(await readFile(`${modelDir}/decoder_config.json`, "utf8"));
       if (typeof dc.alpha === "number") alpha = dc.alpha;
