@@ -153,6 +153,10 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 }
 const ms = (x: number) => `${x.toFixed(1)} ms`;
+/** The three slowest samples with their positions, e.g. "31.2@57 24.0@12 19.8@140" (where the tail comes from). */
+const worst = (xs: number[]) =>
+  xs.map((x, i) => [x, i]).sort((a, b) => b[0] - a[0]).slice(0, 3).map(([x, i]) => `${x.toFixed(1)}@${i}`)
+    .join(" ");
 
 async function timeIt(n: number, fn: (i: number) => Promise<unknown>): Promise<number[]> {
   for (let i = 0; i < Math.min(10, n); i++) await fn(i); // warm-up
@@ -389,7 +393,7 @@ try {
   });
   table.push([
     "transcript page of 500 (10k-segment session), in process (ownership + page)",
-    `p50 ${ms(pct(pageTimes, 50))}, p99 ${ms(pct(pageTimes, 99))}`,
+    `p50 ${ms(pct(pageTimes, 50))}, p99 ${ms(pct(pageTimes, 99))} (slowest ${worst(pageTimes)})`,
     "≤ 20 ms",
   ]);
   // the same page as row objects (what the caption exports read, 2,000 rows at a time)
@@ -444,7 +448,7 @@ try {
     });
     table.push([
       "transcript page of 500 over HTTP (edge, JSON ~130 KB; body read, every 20th parsed)",
-      `p50 ${ms(pct(httpTimes, 50))}, p99 ${ms(pct(httpTimes, 99))}`,
+      `p50 ${ms(pct(httpTimes, 50))}, p99 ${ms(pct(httpTimes, 99))} (slowest ${worst(httpTimes)})`,
       "≤ 20 ms",
     ]);
     const vttTimes = await timeIt(Math.min(ITER, 30), async () => {
