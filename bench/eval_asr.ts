@@ -1,7 +1,7 @@
 /**
  * Evaluates the bundled recognizer (models/parley-asr-en) through the real Transformers.js path in Deno on the
  * committed held-out set (models/eval: sentences and voices never used in training). Prints CER / WER for greedy
- * and beam (lexicon + word bigram LM) decoding, clean and with white noise at 10 dB SNR, plus real-time factor.
+ * and beam (lexicon + word n-gram LM) decoding, clean and with white noise at 10 dB SNR, plus real-time factor.
  *
  *   deno task eval:asr                      # prints a markdown report
  *   deno task eval:asr --write              # also writes models/parley-asr-en/EVAL.md
@@ -27,6 +27,9 @@ const EVAL_DIR = fileURLToPath(new URL("../models/eval", import.meta.url));
 const beamArg = opt("--beam", NaN);
 const decoderConfig = JSON.parse(readFileSync(`${MODEL_DIR}/decoder_config.json`, "utf8"));
 const beamWidth: number = Number.isNaN(beamArg) ? (decoderConfig.beam_width ?? 16) : beamArg;
+const lmOrder = (JSON.parse(readFileSync(`${MODEL_DIR}/lm.json`, "utf8")).trigram_logp ?? []).length
+  ? "trigram"
+  : "bigram";
 const limit = opt("--limit", Infinity);
 const snrDb = opt("--snr", 10);
 
@@ -119,9 +122,9 @@ lines.push(
   } s) in models/eval — sentences and espeak-ng voices (dialects en-us-nyc, en-gb-x-rp; held-out variants) never used in training.`,
 );
 lines.push(
-  `Model: ${cfg.parley?.parameters ?? "?"} parameters, training step ${
-    cfg.parley?.train_step ?? "?"
-  }. Run through Transformers.js (onnxruntime-node, 1 intra-op thread) in Deno ${Deno.version.deno}; beam width ${beamWidth}; noise: white Gaussian at ${snrDb} dB SNR (seeded).`,
+  `Model: ${cfg.parley?.parameters ?? "?"} parameters, training step ${cfg.parley?.train_step ?? "?"}${
+    cfg.parley?.init_step ? ` of stage 2 (after ${cfg.parley.init_step} steps of stage 1)` : ""
+  }; ${lmOrder} LM. Run through Transformers.js (onnxruntime-node, 1 intra-op thread) in Deno ${Deno.version.deno}; beam width ${beamWidth}; noise: white Gaussian at ${snrDb} dB SNR (seeded).`,
 );
 lines.push("");
 lines.push("| condition | decoder | CER | WER |");
@@ -129,7 +132,9 @@ lines.push("|---|---|---|---|");
 for (const [cond, r] of Object.entries(results)) {
   lines.push(`| ${cond} | greedy | ${pct(r.greedy.ce, r.greedy.cn)} | ${pct(r.greedy.we, r.greedy.wn)} |`);
   lines.push(
-    `| ${cond} | beam + lexicon + bigram LM | ${pct(r.beam.ce, r.beam.cn)} | ${pct(r.beam.we, r.beam.wn)} |`,
+    `| ${cond} | beam + lexicon + ${lmOrder} LM | ${pct(r.beam.ce, r.beam.cn)} | ${
+      pct(r.beam.we, r.beam.wn)
+    } |`,
   );
 }
 lines.push("");

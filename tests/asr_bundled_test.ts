@@ -24,7 +24,8 @@ const N = 5;
 
 /**
  * The issue's acceptance bar (WER <= 25% on each held-out sentence). The committed model does NOT meet it yet
- * (see models/parley-asr-en/EVAL.md), so it only runs with PARLEY_ASR_QUALITY_GATE=1 instead of breaking CI.
+ * (see models/parley-asr-en/EVAL.md: 4 of these 5 sentences pass, "the hem fell shortly below her knees" ends
+ * in "whines"), so it only runs with PARLEY_ASR_QUALITY_GATE=1 instead of breaking CI.
  */
 const QUALITY_GATE = Deno.env.get("PARLEY_ASR_QUALITY_GATE") === "1";
 
@@ -49,7 +50,7 @@ async function transcribeFirst(n: number) {
 
 Deno.test({
   name:
-    "bundled CTC model runs offline on held-out espeak sentences (regression bound: aggregate WER <= 70%)",
+    "bundled CTC model runs offline on held-out espeak sentences (regression bound: aggregate WER <= 35%)",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -61,8 +62,9 @@ Deno.test({
       errs += wer(r.text, r.best) * n;
       words += n;
     }
-    // measured for the committed model (training step 3400): 20 errors / 37 words = 0.54
-    assert.ok(errs / words <= 0.7, `aggregate WER ${(errs / words).toFixed(2)}`);
+    // measured: 5 errors / 37 words = 0.14 for the committed model (stage 2, step 4500; beam 48, trigram);
+    // the stage-1 model (step 3400, bigram, beam 16) made 20 / 37 = 0.54
+    assert.ok(errs / words <= 0.35, `aggregate WER ${(errs / words).toFixed(2)}`);
   },
 });
 

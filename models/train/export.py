@@ -56,6 +56,9 @@ def main():
             "description": "Parley bundled English CTC recognizer trained on espeak-ng speech",
             "parameters": n_params,
             "train_step": ck["step"],
+            # stage 2 starts from a stage-1 checkpoint (train.py --init): its step count adds to this one
+            "init_step": (torch.load(args["init"], map_location="cpu")["step"]
+                          if args.get("init") and os.path.exists(args["init"]) else 0),
             "weights": a.weights,
             "frame_seconds": HOP * STRIDE / 16000,
             "train_args": args,

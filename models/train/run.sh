@@ -9,7 +9,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 WORK="$HERE/work"
 SEED="${SEED:-1234}"
-STEPS="${STEPS:-3400}"  # the committed model's step is in models/parley-asr-en/config.json (parley.train_step)
+STEPS="${STEPS:-3400}"    # stage 1 (inverse-sqrt LR, heavy noise); its step-3400 checkpoint is the stage-2 start
+STEPS2="${STEPS2:-4500}"  # stage 2 (cosine-annealed LR, milder noise); see models/parley-asr-en/config.json
 PY=/usr/bin/python3
 mkdir -p "$WORK"
 cd "$HERE"
@@ -29,10 +30,14 @@ $PY build_corpus.py --seed "$SEED"
 echo "== synth (espeak-ng + sox + opus round trips)"
 rm -rf "$WORK/data"
 $PY synth.py --seed "$SEED" --n-train 36000 --limit 24000 --procs 3
-echo "== train"
+echo "== train, stage 1"
 $PY train.py --seed "$SEED" --steps "$STEPS" 2>&1 | tee "$WORK/train.log"
+echo "== train, stage 2"
+$PY train.py --seed "$((SEED + 2))" --init "$WORK/ckpt/step$(printf %05d "$STEPS").pt" --sortagrad 0 \
+  --schedule cosine --lr 1e-3 --warmup 200 --steps "$STEPS2" --noise-p 0.3 --snr-lo 10 --ckpt-dir ckpt2 \
+  2>&1 | tee "$WORK/train2.log"
 echo "== export"
-$PY export.py
+$PY export.py --ckpt "$WORK/ckpt2/last.pt"
 $PY build_lm.py --min-count 1
 cd "$HERE/../.."
 deno run -A models/train/tune_decoder.ts

@@ -50,11 +50,11 @@ class NoiseBank:
         self.kinds = [white / white.std(), pink / pink.std(), brown / brown.std()]
 
 
-def augment(x, rng: np.random.Generator, bank: NoiseBank, audio, items):
+def augment(x, rng: np.random.Generator, bank: NoiseBank, audio, items, noise_p=0.65, snr_lo=0.0):
     if rng.random() < 0.3:
         a, b = rng.integers(0, 6400, size=2)
         x = np.concatenate([np.zeros(a, np.float32), x, np.zeros(b, np.float32)])
-    if rng.random() < 0.65:
+    if rng.random() < noise_p:
         n = len(x)
         r = rng.random()
         if r < 0.3:
@@ -64,14 +64,14 @@ def augment(x, rng: np.random.Generator, bank: NoiseBank, audio, items):
             if ln:
                 reps = int(math.ceil(n / ln))
                 noise = np.tile(src, reps)[:n]
-            snr = rng.uniform(5, 25)
+            snr = rng.uniform(max(5.0, snr_lo), 25)
         else:
             kind = bank.kinds[0 if r < 0.55 else 1 if r < 0.85 else 2]
             s = rng.integers(0, len(kind) - n) if len(kind) > n else 0
             noise = kind[s:s + n]
             if len(noise) < n:
                 noise = np.resize(noise, n)
-            snr = rng.uniform(0, 30)
+            snr = rng.uniform(snr_lo, 30)
         ps = float(np.mean(x * x)) + 1e-9
         pn = float(np.mean(noise * noise)) + 1e-9
         x = x + noise * math.sqrt(ps / (pn * 10 ** (snr / 10)))
@@ -95,13 +95,13 @@ def make_batches(items, rng: random.Random, max_samples, max_utts, shuffle=True)
     return batches
 
 
-def collate(idx, audio, items, rng=None, bank=None):
+def collate(idx, audio, items, rng=None, bank=None, noise_p=0.65, snr_lo=0.0):
     xs, ys = [], []
     for i in idx:
         o, n, t = items[i]
         x = audio[o:o + n].astype(np.float32) / 32768.0
         if rng is not None:
-            x = augment(x, rng, bank, audio, items)
+            x = augment(x, rng, bank, audio, items, noise_p, snr_lo)
         xs.append(normalize(x).astype(np.float32))
         ys.append(encode(t))
     lens = torch.tensor([len(x) for x in xs], dtype=torch.long)
@@ -179,6 +179,14 @@ def main():
     ap.add_argument("--ff", type=int, default=640)
     ap.add_argument("--work", default=os.path.join(HERE, "work"))
     ap.add_argument("--bench", type=int, default=0, help="only time this many steps")
+    ap.add_argument("--init", default="", help="stage 2: start from this checkpoint's raw weights (and its "
+                    "log-mel constants) instead of a random init")
+    ap.add_argument("--schedule", default="invsqrt", choices=["invsqrt", "cosine"],
+                    help="cosine: warmup then cosine decay to --min-lr at --steps (an annealed final model)")
+    ap.add_argument("--min-lr", type=float, default=1e-5)
+    ap.add_argument("--noise-p", type=float, default=0.65, help="share of utterances with additive noise")
+    ap.add_argument("--snr-lo", type=float, default=0.0, help="lowest SNR (dB) of the additive noise")
+    ap.add_argument("--ckpt-dir", default="ckpt")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -193,16 +201,20 @@ def main():
     n_params = sum(p.numel() for p in model.parameters())
     print(f"params {n_params} ({n_params / 1e6:.2f}M), train utts {len(items)}, dev {len(dev_items)}", flush=True)
 
-    # fixed log-mel normalization constants from 200 training utterances
-    with torch.no_grad():
-        X, lens, _, _ = collate(list(range(0, len(items), max(1, len(items) // 200)))[:200], audio, items)
-        f = model.front(X)
-        fl = model.frames_for(lens)  # only used roughly; front frames = lens//160+1
-        tf = lens // 160 + 1
-        vals = torch.cat([f[b, :tf[b]].reshape(-1) for b in range(f.shape[0])])
-        model.front.mean.fill_(float(vals.mean()))
-        model.front.std.fill_(float(vals.std()))
-        del fl
+    # fixed log-mel normalization constants from 200 training utterances (stage 2 keeps stage 1's)
+    if a.init:
+        model.load_state_dict(torch.load(a.init)["raw"])
+        print(f"init from {a.init}", flush=True)
+    else:
+        with torch.no_grad():
+            X, lens, _, _ = collate(list(range(0, len(items), max(1, len(items) // 200)))[:200], audio, items)
+            f = model.front(X)
+            fl = model.frames_for(lens)  # only used roughly; front frames = lens//160+1
+            tf = lens // 160 + 1
+            vals = torch.cat([f[b, :tf[b]].reshape(-1) for b in range(f.shape[0])])
+            model.front.mean.fill_(float(vals.mean()))
+            model.front.std.fill_(float(vals.std()))
+            del fl
     print(f"logmel mean {float(model.front.mean):.3f} std {float(model.front.std):.3f}", flush=True)
     model.spec_aug = True
 
@@ -213,16 +225,20 @@ def main():
         # the same whatever --steps is; an EMA of the weights (exported) stands in for a final annealing.
         if step < a.warmup:
             return a.lr * (step + 1) / a.warmup
+        if a.schedule == "cosine":
+            t = min(1.0, (step - a.warmup) / max(1, a.steps - a.warmup))
+            return a.min_lr + (a.lr - a.min_lr) * 0.5 * (1 + math.cos(math.pi * t))
         return a.lr * math.sqrt(a.warmup / (step + 1))
 
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
     ema_model = CtcModel(d=a.d, layers=a.layers, ff=a.ff, heads=a.heads, dropout=a.dropout, conv_layers=a.conv_layers)
 
-    ckdir = os.path.join(a.work, "ckpt")
+    ckdir = os.path.join(a.work, a.ckpt_dir)
     os.makedirs(ckdir, exist_ok=True)
     max_samples = int(a.batch_seconds * 16000)
     step, epoch, t0 = 0, 0, time.time()
-    seen, loss_acc, n_acc = 0, 0.0, 0
+    seen, loss_acc, n_acc, skipped = 0, 0.0, 0, 0
+    last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
     total = a.bench if a.bench else a.steps
     model.train()
     while step < total:
@@ -231,7 +247,7 @@ def main():
         for idx in batches:
             if step >= total:
                 break
-            X, lens, Y, y_lens = collate(idx, audio, items, rng_np, bank)
+            X, lens, Y, y_lens = collate(idx, audio, items, rng_np, bank, a.noise_p, a.snr_lo)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
             logits = model(X, lens)
@@ -240,9 +256,28 @@ def main():
                               zero_infinity=True)
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             step += 1
+            # A non-finite loss or gradient skips the update (it would poison AdamW's moments for good);
+            # weights that still go non-finite roll back to the last finite snapshot.
+            if math.isfinite(float(loss)) and math.isfinite(float(gnorm)):
+                opt.step()
+                if step % 50 == 0:
+                    if all(bool(torch.isfinite(v).all()) for v in model.state_dict().values()
+                           if v.dtype.is_floating_point):
+                        last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    else:
+                        model.load_state_dict(last_good)
+                        opt.state.clear()
+                        print(f"step {step}: non-finite weights, rolled back", flush=True)
+            else:
+                skipped += 1
+                if os.environ.get("PARLEY_DEBUG_NAN"):
+                    print(f"skip step {step}: loss {float(loss)} gnorm {float(gnorm)} logits finite "
+                          f"{bool(torch.isfinite(logits).all())} X finite {bool(torch.isfinite(X).all())} "
+                          f"lens {lens.tolist()} ylens {y_lens.tolist()} frames {model.frames_for(lens).tolist()}",
+                          flush=True)
+                loss = torch.tensor(0.0)
             with torch.no_grad():
                 dec = min(a.ema, (1 + step) / (10 + step))
                 for k, v in model.state_dict().items():
@@ -256,7 +291,7 @@ def main():
             if step % 25 == 0 or a.bench:
                 el = time.time() - t0
                 print(f"step {step} ep {epoch} loss {loss_acc / n_acc:.3f} lr {lr_at(step):.2e} "
-                      f"utt/s {seen / el:.1f} elapsed {el / 60:.1f}m", flush=True)
+                      f"utt/s {seen / el:.1f} skipped {skipped} elapsed {el / 60:.1f}m", flush=True)
                 loss_acc, n_acc = 0.0, 0
             if a.bench:
                 continue
