@@ -35,6 +35,11 @@ const BENCHES: Record<
     what: "1M segments: transcript page and search p99, ingest rate",
   },
   eval_asr: { file: "eval_asr.ts", what: "bundled recognizer CER/WER (clean, 10 dB) and real-time factor" },
+  wrtc_finalization: {
+    file: "wrtc_finalization.ts",
+    denoFlags: ["--v8-flags=--expose-gc"],
+    what: "are wrtc's native objects finalized after close (Deno 2.9.6: no; the churn RSS growth)",
+  },
 };
 
 const names = Deno.args.length ? Deno.args : Object.keys(BENCHES);
