@@ -127,7 +127,7 @@ export async function submitJobs(
     const j = jobs[0];
     const split = j.chunks.length >= SPLIT_SUBMIT_MIN_CHUNKS;
     const query = database.query.bind(database);
-    const r = await submitOne(query, j, split ? 1 : j.chunks.length);
+    const r = await submitOne(query, j, split ? 1 : j.chunks.length, split);
     if (split && r.created) {
       const added = await insertChunks(query, r.job.id, j.chunks, 1);
       r.job.chunks_queued += added;
@@ -137,18 +137,25 @@ export async function submitJobs(
   return await database.db.transaction(async (tx) => {
     const q = async <T>(stmt: SQL) => rowsOf<T>(await tx.execute(stmt));
     const out: Array<{ job: JobRow; created: boolean }> = [];
-    for (const j of jobs) out.push(await submitOne(q, j, j.chunks.length));
+    for (const j of jobs) out.push(await submitOne(q, j, j.chunks.length, false));
     return out;
   });
 }
 
 type Query = <T>(q: SQL) => Promise<T[]>;
 
-/** Job row + its first `withChunks` chunks + NOTIFY, one statement; or the existing job of the same key. */
+/**
+ * Job row + its first `withChunks` chunks + NOTIFY, one statement; or the existing job of the same key.
+ * `asyncCommit` (the first statement of a split submit): don't wait for the WAL flush, so the first chunk is
+ * claimable sooner. Durability is unchanged for what the client is told: the second statement commits
+ * synchronously before the submit returns, and that flush covers this statement's WAL too. If the server
+ * crashes in between, the client got no 202 and retries (same Idempotency-Key, same job if it survived).
+ */
 async function submitOne(
   query: Query,
   j: NewJob,
   withChunks: number,
+  asyncCommit: boolean,
 ): Promise<{ job: JobRow; created: boolean }> {
   const charsTotal = j.chunks.reduce((s, c) => s + chars(c), 0);
   const head = j.chunks.slice(0, withChunks);
@@ -169,9 +176,12 @@ async function submitOne(
       from ins, json_array_elements_text(${JSON.stringify(head)}::json) with ordinality as c(value, ord)
       returning 1
     )
-    select ins.*, pg_notify(${WORK_CHANNEL}, '') from ins`);
+    select ins.*, pg_notify(${WORK_CHANNEL}, '')${
+    asyncCommit ? sql`, set_config('synchronous_commit', 'off', true) as async_commit` : sql``
+  } from ins`);
   if (inserted[0]) {
     delete inserted[0].pg_notify;
+    delete inserted[0].async_commit;
     return { job: normJob(inserted[0]), created: true };
   }
   const rows = await query<Record<string, unknown>>(sql`select ${JOB_COLUMNS}, j.text from tts_jobs j

@@ -343,9 +343,13 @@ Deno.test("tts db: concurrent claimers never double-claim", async () => {
   });
 });
 
-Deno.test("tts db: the asynchronous claim commit stays local to the claim's own transaction", async () => {
+Deno.test("tts db: the asynchronous claim (and split-submit) commit stays local to its own transaction", async () => {
   await withDb(async (db, tenant) => {
     await submitJobs(db, [job(tenant, ["one.", "two."])]);
+    // a long job's first submit statement also commits asynchronously (its second one is durable)
+    const long = Array.from({ length: SPLIT_SUBMIT_MIN_CHUNKS }, (_, i) => `part ${i}.`);
+    const [{ job: lj }] = await submitJobs(db, [job(tenant, long, { idempotencyKey: "long" })]);
+    assert.equal(lj.chunks_queued, long.length);
     // set_config(..., is_local = true) inside the claim statement: after it, every connection still commits
     // durably (on PostgreSQL the pool's other connections are checked too, as the loop below cycles through it)
     const c = await claimChunk(db, { nodeId: "n1", leaseMs: 30_000 });
