@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
-import { openTestDatabase } from "./testing.ts";
+import { withTestDatabase } from "./testing.ts";
 import { sessions, tenants, transcriptSegments } from "./schema.ts";
 import { searchSegments, transcriptPage, transcriptPageJson } from "./history.ts";
 
 Deno.test("transcriptPageJson renders exactly the rows of transcriptPage, with next-page facts", async () => {
-  const db = await openTestDatabase();
-  try {
+  await withTestDatabase(async (db) => {
     const [t] = await db.db.insert(tenants).values({ name: "t" }).returning();
     const id = crypto.randomUUID();
     await db.db.insert(sessions).values({ id, tenantId: t.id, nodeId: "n" });
@@ -34,14 +33,11 @@ Deno.test("transcriptPageJson renders exactly the rows of transcriptPage, with n
     // another session's rows never leak in
     const empty = await transcriptPageJson(db, crypto.randomUUID(), 0, 10);
     assert.deepEqual(empty, { json: "[]", count: 0, lastSeq: null, more: false });
-  } finally {
-    await db.close();
-  }
+  });
 });
 
 Deno.test("searchSegments: a common word ranks the newest candidates (walk), a rare one falls back to the index", async () => {
-  const db = await openTestDatabase();
-  try {
+  await withTestDatabase(async (db) => {
     const [t] = await db.db.insert(tenants).values({ name: "t" }).returning();
     const [other] = await db.db.insert(tenants).values({ name: "o" }).returning();
     const id = crypto.randomUUID();
@@ -116,7 +112,5 @@ Deno.test("searchSegments: a common word ranks the newest candidates (walk), a r
       (await searchSegments(db, { tenantId: t.id, q: "alpha", limit: 30, onlySessionId: otherId })).length,
       0,
     );
-  } finally {
-    await db.close();
-  }
+  });
 });

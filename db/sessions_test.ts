@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { eq } from "drizzle-orm";
-import { openTestDatabase } from "./testing.ts";
+import { withTestDatabase } from "./testing.ts";
 import { sessions, tenants, transcriptSegments } from "./schema.ts";
 import {
   appendEvent,
@@ -16,8 +16,7 @@ import {
 } from "./sessions.ts";
 
 Deno.test("session rows: transitions only move forward, first close reason wins, events get gap-free seq", async () => {
-  const db = await openTestDatabase();
-  try {
+  await withTestDatabase(async (db) => {
     const [t] = await db.db.insert(tenants).values({ name: "t" }).returning();
     const [other] = await db.db.insert(tenants).values({ name: "o" }).returning();
     const id = crypto.randomUUID();
@@ -108,7 +107,5 @@ Deno.test("session rows: transitions only move forward, first close reason wins,
       () => appendEvent(db, crypto.randomUUID(), { type: "pong", id: 1, server_time_ms: 0 }),
       (e) => e instanceof SessionStoreError && e.code === "not_found",
     );
-  } finally {
-    await db.close();
-  }
+  });
 });

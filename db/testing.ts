@@ -39,6 +39,16 @@ async function ensurePgTemplate(url: string): Promise<string> {
   return name;
 }
 
+/** Runs `fn` on a fresh test database and closes the database afterwards, whether `fn` succeeds or throws. */
+export async function withTestDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T> {
+  const db = await openTestDatabase();
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
 export async function openTestDatabase(): Promise<Database> {
   const url = testDatabaseUrl();
   if (url) {

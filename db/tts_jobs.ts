@@ -144,6 +144,9 @@ export async function submitJobs(
 
 type Query = <T>(q: SQL) => Promise<T[]>;
 
+/** tts_chunks.priority_class of a job's priority: interactive chunks (0) rank before batch ones (1). */
+const priorityClassOf = (priority: SQL) => sql`case when ${priority} = 'interactive' then 0 else 1 end`;
+
 /**
  * Job row + its first `withChunks` chunks + NOTIFY, one statement; or the existing job of the same key.
  * `asyncCommit` (the first statement of a split submit): don't wait for the WAL flush, so the first chunk is
@@ -172,7 +175,7 @@ async function submitOne(
       returning ${JOB_COLUMNS}
     ), chunks as (
       insert into tts_chunks (job_id, idx, tenant_id, text, priority_class)
-      select ins.id, (c.ord - 1)::int, ins.tenant_id, c.value, case when ins.priority = 'interactive' then 0 else 1 end
+      select ins.id, (c.ord - 1)::int, ins.tenant_id, c.value, ${priorityClassOf(sql`ins.priority`)}
       from ins, json_array_elements_text(${JSON.stringify(head)}::json) with ordinality as c(value, ord)
       returning 1
     )
@@ -207,19 +210,20 @@ async function insertChunks(query: Query, jobId: string, chunks: string[], from:
       select id, tenant_id, priority from tts_jobs where id = ${jobId} and status in ('queued', 'running')
     ), ins as (
       insert into tts_chunks (job_id, idx, tenant_id, text, priority_class)
-      select live.id, (c.ord - 1 + ${from})::int, live.tenant_id, c.value,
-        case when live.priority = 'interactive' then 0 else 1 end
+      select live.id, (c.ord - 1 + ${from})::int, live.tenant_id, c.value, ${
+    priorityClassOf(sql`live.priority`)
+  }
       from live, json_array_elements_text(${
     JSON.stringify(chunks.slice(from))
   }::json) with ordinality as c(value, ord)
       on conflict do nothing
       returning 1
     ), added as (select count(*)::int as n from ins), job as (
+      -- runs although nothing selects from it: PostgreSQL executes every data-modifying WITH exactly once
       update tts_jobs j set chunks_queued = j.chunks_queued + added.n
       from added where j.id = ${jobId} and added.n > 0 and j.status in ('queued', 'running')
-      returning j.id
     )
-    select added.n, (select count(*) from job) as job, pg_notify(${WORK_CHANNEL}, '') from added`);
+    select added.n, pg_notify(${WORK_CHANNEL}, '') from added`);
   return Number(rows[0]?.n ?? 0);
 }
 

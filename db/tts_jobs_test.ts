@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
 import { createTenant } from "./api_keys.ts";
 import type { Database } from "./client.ts";
-import { openTestDatabase } from "./testing.ts";
+import { withTestDatabase } from "./testing.ts";
 import {
   claimChunk,
   type ClaimOrder,
@@ -40,13 +40,10 @@ function job(tenantId: string, chunks: string[], over: Partial<NewJob> = {}): Ne
 const pcm = (n: number) => new Uint8Array(n).map((_, i) => i & 0xff);
 
 async function withDb(fn: (db: Database, tenant: string) => Promise<void>): Promise<void> {
-  const db = await openTestDatabase();
-  try {
+  await withTestDatabase(async (db) => {
     const t = await createTenant(db, "t");
     await fn(db, t.id);
-  } finally {
-    await db.close();
-  }
+  });
 }
 
 async function drainOrder(db: Database, order: ClaimOrder, n: number): Promise<string[]> {

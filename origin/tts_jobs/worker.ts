@@ -215,7 +215,7 @@ export class TtsJobWorker implements OriginComponent {
           failed_jobs: r.failedJobs,
         });
       }
-      const fixed = await completeInterruptedSubmits(this.database, (t) => chunkText(t));
+      const fixed = await completeInterruptedSubmits(this.database, chunkText);
       if (fixed.completed.length || fixed.failed.length) {
         mRepaired.inc({ outcome: "completed" }, fixed.completed.length);
         mRepaired.inc({ outcome: "failed" }, fixed.failed.length);
