@@ -16,6 +16,8 @@ import { ttsRoutes } from "./edge/routes/tts.ts";
 import { historyRoutes } from "./edge/routes/history.ts";
 import { docsRoutes } from "./edge/openapi.ts";
 import { startRetentionSweeper } from "./db/history.ts";
+import { OriginSupervisor, SUCCESSOR_SERVING } from "./origin/supervisor.ts";
+import { originNodeId } from "./origin/node_id.ts";
 
 type Role = "all" | "edge" | "origin";
 
@@ -28,6 +30,10 @@ async function main(): Promise<void> {
   const config = loadConfigOrExit();
   configureLogging({ level: config.LOG_LEVEL });
   const plog = log.child({ pid: Deno.pid });
+  const supervisedChild = Deno.env.get("PARLEY_ORIGIN_CHILD") === "1";
+  if (role === "origin" && config.ORIGIN_RECYCLE_SESSIONS > 0 && !supervisedChild) {
+    return await superviseOrigins(config, plog);
+  }
 
   let database: Database;
   try {
@@ -96,8 +102,20 @@ async function main(): Promise<void> {
     }
     if (role === "all" || role === "origin") {
       const parts = await assembleOrigin(config, database, plog);
+      // Only a supervised child recycles (`all` has one process and an embedded database: nobody to take over).
+      if (supervisedChild) {
+        parts.recycleAfterSessions = config.ORIGIN_RECYCLE_SESSIONS;
+        parts.recycleDrainMaxMs = config.RECYCLE_DRAIN_MAX_MS;
+      }
       origin = await OriginServer.start(config, database, plog, parts);
       console.log(`Parley origin ${origin.nodeId} serving at ${origin.url}`);
+      void origin.recycled.then(() => stop("recycled"));
+      if (supervisedChild) {
+        const o = origin;
+        void watchSupervisor((line) => {
+          if (line === SUCCESSOR_SERVING) o.successorServing();
+        }, () => stop("supervisor gone"));
+      }
     }
     markStarted();
   } catch (err) {
@@ -107,6 +125,55 @@ async function main(): Promise<void> {
     await database.close().catch(() => {});
     Deno.exit(1);
   }
+}
+
+/**
+ * A supervised child's stdin is a pipe from the supervisor: lines are messages (SUCCESSOR_SERVING), EOF means
+ * the supervisor is gone (even after SIGKILL), and the child shuts down rather than live on as an orphan.
+ */
+async function watchSupervisor(onLine: (line: string) => void, onGone: () => void): Promise<void> {
+  let buf = "";
+  const dec = new TextDecoder();
+  try {
+    for await (const chunk of Deno.stdin.readable) {
+      buf += dec.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        onLine(buf.slice(0, nl).trim());
+        buf = buf.slice(nl + 1);
+      }
+    }
+  } catch { /* closed */ }
+  onGone();
+}
+
+/** `main.ts origin` with ORIGIN_RECYCLE_SESSIONS > 0: run the origin as recycled child processes. */
+async function superviseOrigins(
+  config: ReturnType<typeof loadConfigOrExit>,
+  plog: typeof log,
+): Promise<void> {
+  const supervisor = new OriginSupervisor({
+    command: Deno.execPath(),
+    args: ["run", "-A", "--unstable-worker-options", new URL(import.meta.url).pathname, "origin"],
+    baseNodeId: originNodeId(config),
+    basePort: config.ORIGIN_PORT,
+    originUrl: config.ORIGIN_URL,
+    log: plog.child({ role: "origin_supervisor" }),
+    stopGraceMs: config.SHUTDOWN_GRACE_MS + 10_000,
+  });
+  const stop = async (signal: string) => {
+    plog.info("supervisor shutting down", { signal });
+    await supervisor.close();
+    plog.info("bye");
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGTERM", () => void stop("SIGTERM"));
+  Deno.addSignalListener("SIGINT", () => void stop("SIGINT"));
+  console.log(
+    `Parley origin supervisor (pid ${Deno.pid}): a new origin process every ${config.ORIGIN_RECYCLE_SESSIONS} sessions`,
+  );
+  supervisor.start();
+  await new Promise(() => {}); // runs until a signal
 }
 
 if (import.meta.main) await main();

@@ -23,6 +23,13 @@ export const CONFIG_SCHEMA = {
   DATA_DIR: z.string().min(1).default("./data"),
   NODE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, . _ - (max 64)").optional(),
   NODE_CAPACITY: int(1, 10000).default(60),
+  /**
+   * `main.ts origin` runs the origin as a supervised child and replaces it after this many sessions (wrtc peers
+   * are never freed in Deno 2.9: ~76 KiB each; see origin/supervisor.ts). 0 = one unsupervised process.
+   */
+  ORIGIN_RECYCLE_SESSIONS: int(0, 1_000_000).default(250),
+  /** A recycling origin ends the sessions still live after this long (they get `bye origin_shutdown`). */
+  RECYCLE_DRAIN_MAX_MS: int(1000, 86_400_000).default(3_600_000),
   HEARTBEAT_MS: int(100, 60000).default(2000),
   NODE_TIMEOUT_MS: int(500, 600000).default(6000),
   INTERNAL_SECRET: z.string().min(32, "at least 32 characters").optional(),

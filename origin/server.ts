@@ -20,6 +20,10 @@ import { OriginBusyError, type OriginComponent, type SessionService } from "./se
 import { originNodeId } from "./node_id.ts";
 
 const heartbeats = registry.counter("parley_origin_heartbeats_total", "Registry heartbeats by outcome");
+const recycleState = registry.gauge(
+  "parley_origin_recycle_sessions_left",
+  "Sessions this origin process accepts before it recycles (-1: recycling off)",
+);
 const VERSION = "0.1.0";
 
 type OriginVariables = AppVariables & { body: Uint8Array };
@@ -27,6 +31,10 @@ type OriginVariables = AppVariables & { body: Uint8Array };
 export interface OriginParts {
   sessions?: SessionService;
   components?: OriginComponent[];
+  /** Recycle this process after accepting this many sessions (0/undefined: never). */
+  recycleAfterSessions?: number;
+  /** After recycling starts, end the sessions still live after this long (default 1 h). */
+  recycleDrainMaxMs?: number;
 }
 
 export class OriginServer {
@@ -34,6 +42,17 @@ export class OriginServer {
   #server?: Deno.HttpServer;
   #heartbeat?: ReturnType<typeof setInterval>;
   #closing?: Promise<void>;
+  #accepted = 0;
+  #successorServing = false;
+  #recycleWatch?: ReturnType<typeof setInterval>;
+  #recycleDeadline?: ReturnType<typeof setTimeout>;
+  #markRecycled: () => void = () => {};
+  /**
+   * Resolves when this process has recycled: it accepted ORIGIN_RECYCLE_SESSIONS sessions, stopped accepting,
+   * and its last session ended (or RECYCLE_DRAIN_MAX_MS passed). main.ts then closes it and exits 0; the
+   * supervisor (origin/supervisor.ts) has already started the next generation.
+   */
+  readonly recycled: Promise<void>;
   readonly app: Hono<{ Variables: OriginVariables }>;
   readonly nodeId: string;
   url = "";
@@ -48,6 +67,8 @@ export class OriginServer {
     this.nodeId = originNodeId(config);
     this.log = log.child({ role: "origin", node_id: this.nodeId });
     this.app = this.buildApp();
+    this.recycled = new Promise((resolve) => this.#markRecycled = resolve);
+    recycleState.collect(() => this.recycleAfter > 0 ? Math.max(0, this.recycleAfter - this.#accepted) : -1);
     registry.gauge("parley_origin_sessions", "Live sessions on this origin").collect(() =>
       parts.sessions?.load ?? 0
     );
@@ -83,6 +104,55 @@ export class OriginServer {
 
   get state(): "running" | "draining" | "closed" {
     return this.#state;
+  }
+
+  /** Sessions accepted before recycling; 0 = never (only a supervised child recycles: main.ts decides). */
+  get recycleAfter(): number {
+    return this.parts.recycleAfterSessions ?? 0;
+  }
+
+  private countTowardsRecycle(): void {
+    const n = ++this.#accepted;
+    const soon = this.recycleAfter - Math.ceil(this.recycleAfter / 10);
+    // The supervisor starts the successor on this line, so it is loaded before this process stops accepting.
+    if (n === Math.max(1, soon)) console.log(`Parley origin ${this.nodeId} recycling soon`);
+    if (n < this.recycleAfter) return;
+    if (this.#successorServing) this.startRecycle();
+    else if (n === this.recycleAfter) {
+      // Never leave the node without an accepting process: serve on until the successor is up.
+      this.log.warn("recycle due, but the successor is not serving yet; still accepting", { accepted: n });
+    }
+  }
+
+  /** The supervisor says the next generation accepts sessions (main.ts relays it from stdin). */
+  successorServing(): void {
+    this.#successorServing = true;
+    if (this.recycleAfter > 0 && this.#accepted >= this.recycleAfter) this.startRecycle();
+  }
+
+  /** Stop accepting, tell the edge and the supervisor, and resolve `recycled` once the sessions are gone. */
+  private startRecycle(): void {
+    if (this.#state !== "running") return;
+    this.#state = "draining";
+    this.parts.sessions?.drain();
+    void this.beat();
+    this.log.info("origin recycling", { accepted: this.#accepted, live: this.parts.sessions?.load ?? 0 });
+    // The supervisor watches stdout for this line (like for "serving at") and starts the next generation.
+    console.log(`Parley origin ${this.nodeId} recycling after ${this.#accepted} sessions`);
+    const done = () => {
+      clearInterval(this.#recycleWatch);
+      clearTimeout(this.#recycleDeadline);
+      this.#markRecycled();
+    };
+    this.#recycleWatch = setInterval(() => {
+      if ((this.parts.sessions?.load ?? 0) === 0) done();
+    }, 250);
+    this.#recycleDeadline = setTimeout(() => {
+      this.log.warn("recycle drain time exceeded; ending the remaining sessions", {
+        live: this.parts.sessions?.load ?? 0,
+      });
+      done();
+    }, this.parts.recycleDrainMaxMs ?? 3_600_000);
   }
 
   private async beat(): Promise<void> {
@@ -149,6 +219,7 @@ export class OriginServer {
       }
       try {
         const { sdp } = await sessions.create(req);
+        if (this.recycleAfter > 0) this.countTowardsRecycle();
         return c.json({ session_id: req.session_id, node_id: this.nodeId, sdp }, 201);
       } catch (e) {
         if (e instanceof OriginBusyError) throw new ApiError(503, "unavailable", e.message);
@@ -181,6 +252,8 @@ export class OriginServer {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#state = "draining";
+      clearInterval(this.#recycleWatch);
+      clearTimeout(this.#recycleDeadline);
       this.parts.sessions?.drain();
       await this.beat(); // tell the edge we're draining before anything else
       try {

@@ -78,6 +78,8 @@ Deno.test({
           TTS_POLL_MS: "500",
           TTS_WORKERS: "1",
           ASR_WORKERS: "1",
+          // one process per origin: the SIGKILL below must hit the process that holds the chunks
+          ORIGIN_RECYCLE_SESSIONS: "0",
           // the tiny test recognizer: always present, loads fast (this test is about TTS jobs)
           ASR_ENGINE: "whisper",
           ASR_MODEL: "tiny-whisper",

@@ -236,7 +236,23 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
     };
     const body = JSON.stringify(req);
     let lastProblem = "no origin accepted the session";
-    for (const node of candidates.slice(0, 3)) {
+    const tried: string[] = [];
+    let queue = candidates.slice(0, 3);
+    let refreshed = false;
+    while (tried.length < 3) {
+      const node = queue.shift();
+      if (!node) {
+        // Everyone on the list refused or was unreachable. The list may predate a node that registered since
+        // (a recycling origin's successor takes over exactly like that): read it once more.
+        if (resume || refreshed) break;
+        refreshed = true;
+        queue = (await pickNodes(ctx.database, ctx.config.NODE_TIMEOUT_MS, tried))
+          .slice(0, 3 - tried.length)
+          .map((n) => ({ id: n.id, url: n.url }));
+        if (queue.length === 0) break;
+        continue;
+      }
+      tried.push(node.id);
       if (!resume) {
         await ctx.database.query(sql`update sessions set node_id = ${node.id}, updated_at = now()
           where id = ${sessionId}`);

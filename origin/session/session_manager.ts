@@ -185,7 +185,9 @@ export class SessionManager implements SessionService {
           throw storeError(err);
         }
       }
-      if (this.#draining) throw new OriginBusyError("origin is draining");
+      // A create already past the first check finishes even if draining began meanwhile (a recycling origin
+      // must not refuse what the edge sent it before it saw `draining`); only a shutdown refuses it here.
+      if (this.#closeAll) throw new OriginBusyError("origin is shutting down");
       const session = new Session({
         id: sessionId,
         tenantId,
