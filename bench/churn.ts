@@ -133,6 +133,8 @@ export interface ChurnDriver {
   deleteSession(id: string): Promise<void>;
   /** pid of the origin process whose /proc is measured. */
   readonly originPid: number;
+  /** Override for what is measured (default procStats(originPid)); e.g. a supervised origin's process tree. */
+  stats?(): ProcStats & { processes?: number };
   summary(): Promise<{ live: number; rows: Record<string, number> }>;
   get<T>(path: string): Promise<T>;
   /** SIGTERM the origin; resolves with its exit status. */
@@ -243,11 +245,14 @@ export interface ChurnOptions {
   checkpoints: number[];
   /** Stop starting sessions after this many seconds (the current checkpoint is still measured). */
   maxSeconds?: number;
+  /** Quiet time before each measurement (default 500 ms). Idle runtime threads (tokio's blocking pool keeps
+   * them 10 s) need ~12 s to go; a supervised origin's young generation still has its start-up threads. */
+  settleMs?: number;
   log?: (line: string) => void;
 }
 
 export interface ChurnResult {
-  stats: Array<{ at: number; heapMiB: number; externalMiB: number } & ProcStats>;
+  stats: Array<{ at: number; heapMiB: number; externalMiB: number; processes?: number } & ProcStats>;
   setup: Record<string, number>;
   failures: number;
   byeMissing: number;
@@ -259,7 +264,7 @@ export async function runChurn(driver: ChurnDriver, o: ChurnOptions): Promise<Ch
   const setup: number[] = [];
   const stats: ChurnResult["stats"] = [];
   let failures = 0, byeMissing = 0, done = 0;
-  const settle = () => new Promise((r) => setTimeout(r, 500));
+  const settle = () => new Promise((r) => setTimeout(r, o.settleMs ?? 500));
   await Promise.all(Array.from({ length: o.concurrency }, async (_, w) => {
     for (let i = w; i < o.warmup; i += o.concurrency) {
       const c = await connectClient(driver);
@@ -273,7 +278,7 @@ export async function runChurn(driver: ChurnDriver, o: ChurnOptions): Promise<Ch
       .catch(() => undefined);
     return {
       at,
-      ...procStats(driver.originPid),
+      ...(driver.stats?.() ?? procStats(driver.originPid)),
       heapMiB: +((mem?.heapUsed ?? 0) / 2 ** 20).toFixed(1),
       externalMiB: +((mem?.external ?? 0) / 2 ** 20).toFixed(1),
     };

@@ -5,9 +5,16 @@
  * audio → DELETE. Prints setup latency (POST → answer) p50/p99 and the origin's threads/fds/RSS at checkpoints.
  *
  *   deno run -A --unstable-worker-options bench/edge_setup.ts [--sessions 300] [--concurrency 10] [--audio-ms 1000]
+ *     [--recycle N] [--settle-ms 12000] [--mode transcribe|echo|say] [--checkpoints 100,500,1000]
+ *
+ * With DATABASE_URL, `main.ts origin` is the supervisor (origin/supervisor.ts) and the figures are for its
+ * whole process tree (supervisor + one or two origin generations); --recycle N sets ORIGIN_RECYCLE_SESSIONS
+ * (0: one plain origin process). Each measurement waits --settle-ms with no session in flight, so idle runtime
+ * threads have exited.
  */
 import { type ChurnDriver, runChurn } from "./churn.ts";
 import { exitCleanly } from "../origin/session/wrtc.ts";
+import { procTreeStats } from "../origin/session/proc_stats.ts";
 import { call, freePort, ParleyProcess, waitReady } from "../tests/e2e/stack_process.ts";
 
 function arg(name: string, dflt: number): number {
@@ -20,6 +27,8 @@ async function main(): Promise<void> {
   const concurrency = arg("concurrency", 10);
   const audioMs = arg("audio-ms", 1000);
   const pg = Deno.env.get("DATABASE_URL");
+  const modeArg = Deno.args.indexOf("--mode");
+  const mode = modeArg >= 0 ? Deno.args[modeArg + 1] : "transcribe";
   const port = freePort();
   const common = {
     RATE_LIMIT_RPS: "10000",
@@ -27,11 +36,21 @@ async function main(): Promise<void> {
     LOG_LEVEL: "error",
     NODE_CAPACITY: "200",
   };
+  // PostgreSQL: `main.ts origin` supervises origin children and replaces one every --recycle sessions (default:
+  // the ORIGIN_RECYCLE_SESSIONS default, 250); --recycle 0 runs one unsupervised origin process.
+  const recycle: Record<string, string> = Deno.args.includes("--recycle")
+    ? { ORIGIN_RECYCLE_SESSIONS: String(arg("recycle", 0)) }
+    : {};
   const procs: ParleyProcess[] = [];
   let origin: ParleyProcess;
   let edge: ParleyProcess;
   if (pg) {
-    origin = new ParleyProcess("origin", { ...common, DATABASE_URL: pg, ORIGIN_PORT: String(freePort()) });
+    origin = new ParleyProcess("origin", {
+      ...common,
+      ...recycle,
+      DATABASE_URL: pg,
+      ORIGIN_PORT: String(freePort()),
+    });
     procs.push(origin);
     await origin.waitFor(/Parley origin \S+ serving/, 180_000);
     edge = new ParleyProcess("edge", { ...common, DATABASE_URL: pg, PORT: String(port) });
@@ -54,8 +73,10 @@ async function main(): Promise<void> {
   const ids: string[] = [];
   const driver: ChurnDriver = {
     originPid: origin.pid,
+    // the whole tree: a supervised origin is the supervisor plus one or two generations of children
+    stats: () => procTreeStats(origin.pid),
     async createSession(sdp) {
-      const r = await call(url, "POST", "/v1/sessions", key, { sdp, options: { mode: "transcribe" } });
+      const r = await call(url, "POST", "/v1/sessions", key, { sdp, options: { mode } });
       if (r.status !== 201) throw new Error(`POST /v1/sessions → ${r.status} ${r.text}`);
       const b = r.body as { id: string; sdp: string };
       ids.push(b.id);
@@ -86,18 +107,28 @@ async function main(): Promise<void> {
     },
   };
   console.log(
-    `edge-routed churn: ${sessions} sessions, concurrency ${concurrency}, ${audioMs} ms audio, ${
+    `edge-routed churn: ${sessions} sessions (${mode}), concurrency ${concurrency}, ${audioMs} ms audio, ${
       pg ? "PostgreSQL, separate edge/origin processes" : "PGlite, all-in-one process"
     }`,
   );
-  const checkpoints = [...new Set([100, 500, 1000, sessions].filter((c) => c <= sessions))].sort((a, b) =>
-    a - b
-  );
-  const r = await runChurn(driver, { sessions, warmup: concurrency * 2, concurrency, audioMs, checkpoints });
-  console.log("\n| sessions | threads | fds | RSS MiB |");
-  console.log("|---|---|---|---|");
+  const cpArg = Deno.args.indexOf("--checkpoints");
+  const wanted = cpArg >= 0 ? Deno.args[cpArg + 1].split(",").map(Number) : [100, 500, 1000];
+  const checkpoints = [...new Set([...wanted, sessions].filter((c) => c <= sessions))].sort((a, b) => a - b);
+  const settleMs = arg("settle-ms", 12_000);
+  const r = await runChurn(driver, {
+    sessions,
+    warmup: concurrency * 2,
+    concurrency,
+    audioMs,
+    checkpoints,
+    settleMs,
+  });
+  console.log("\n| sessions | processes | threads | fds | RSS MiB |");
+  console.log("|---|---|---|---|---|");
   for (const s of r.stats) {
-    console.log(`| ${s.at} | ${s.threads} | ${s.fds} | ${(s.rssKiB / 1024).toFixed(1)} |`);
+    console.log(
+      `| ${s.at} | ${s.processes ?? 1} | ${s.threads} | ${s.fds} | ${(s.rssKiB / 1024).toFixed(1)} |`,
+    );
   }
   const base = r.stats[0], last = r.stats.at(-1)!;
   console.log(

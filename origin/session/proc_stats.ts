@@ -26,3 +26,32 @@ export function procStats(pid: number | "self" = "self"): ProcStats {
   const m = status.match(/^VmRSS:\s+(\d+)\s+kB/m);
   return { threads, fds, rssKiB: m ? Number(m[1]) : 0 };
 }
+
+/** Child pids of a process (Linux 3.5+: /proc/<pid>/task/<tid>/children, summed over its threads). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+      const list = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/children`).trim();
+      if (list) out.push(...list.split(/\s+/).map(Number));
+    }
+  } catch { /* the process is gone */ }
+  return out;
+}
+
+/** procStats summed over a process and all its descendants (a supervised origin), with the process count. */
+export function procTreeStats(pid: number): ProcStats & { processes: number } {
+  const total = { threads: 0, fds: 0, rssKiB: 0, processes: 0 };
+  const visit = (p: number) => {
+    try {
+      const s = procStats(p);
+      total.threads += s.threads;
+      total.fds += s.fds;
+      total.rssKiB += s.rssKiB;
+      total.processes++;
+    } catch { /* exited meanwhile */ }
+    for (const c of childPids(p)) visit(c);
+  };
+  visit(pid);
+  return total;
+}
