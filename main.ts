@@ -113,7 +113,7 @@ async function main(): Promise<void> {
       if (supervisedChild) {
         const o = origin;
         void watchSupervisor((line) => {
-          if (line === SUCCESSOR_SERVING) o.successorServing();
+          if (line === SUCCESSOR_SERVING) void o.successorServing();
         }, () => stop("supervisor gone"));
       }
     }

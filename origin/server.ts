@@ -117,25 +117,28 @@ export class OriginServer {
     // The supervisor starts the successor on this line, so it is loaded before this process stops accepting.
     if (n === Math.max(1, soon)) console.log(`Parley origin ${this.nodeId} recycling soon`);
     if (n < this.recycleAfter) return;
-    if (this.#successorServing) this.startRecycle();
+    if (this.#successorServing) void this.startRecycle();
     else if (n === this.recycleAfter) {
       // Never leave the node without an accepting process: serve on until the successor is up.
       this.log.warn("recycle due, but the successor is not serving yet; still accepting", { accepted: n });
     }
   }
 
-  /** The supervisor says the next generation accepts sessions (main.ts relays it from stdin). */
-  successorServing(): void {
+  /**
+   * The supervisor says the next generation accepts sessions (main.ts relays it from stdin). Resolves once the
+   * registry says `draining` if that started recycling.
+   */
+  async successorServing(): Promise<void> {
     this.#successorServing = true;
-    if (this.recycleAfter > 0 && this.#accepted >= this.recycleAfter) this.startRecycle();
+    if (this.recycleAfter > 0 && this.#accepted >= this.recycleAfter) await this.startRecycle();
   }
 
   /** Stop accepting, tell the edge and the supervisor, and resolve `recycled` once the sessions are gone. */
-  private startRecycle(): void {
-    if (this.#state !== "running") return;
+  private startRecycle(): Promise<void> {
+    if (this.#state !== "running") return Promise.resolve();
     this.#state = "draining";
     this.parts.sessions?.drain();
-    void this.beat();
+    const told = this.beat();
     this.log.info("origin recycling", { accepted: this.#accepted, live: this.parts.sessions?.load ?? 0 });
     // The supervisor watches stdout for this line (like for "serving at") and starts the next generation.
     console.log(`Parley origin ${this.nodeId} recycling after ${this.#accepted} sessions`);
@@ -153,6 +156,7 @@ export class OriginServer {
       });
       done();
     }, this.parts.recycleDrainMaxMs ?? 3_600_000);
+    return told;
   }
 
   private async beat(): Promise<void> {

@@ -86,7 +86,7 @@ Deno.test("recycling origin: 'soon' at 90%, keeps accepting past its count until
     });
     assert.deepEqual(lines, [`Parley origin ${o.nodeId} recycling soon`]);
     assert.equal(o.state, "running", "no successor serving: still accepting past the count");
-    const { lines: after } = await captureStdout(() => Promise.resolve(o.successorServing()));
+    const { lines: after } = await captureStdout(() => o.successorServing());
     assert.deepEqual(after, [`Parley origin ${o.nodeId} recycling after 4 sessions`]);
     assert.equal(o.state, "draining");
     assert.ok(svc.drained);
@@ -112,7 +112,7 @@ Deno.test("recycling origin: sessions still live after RECYCLE_DRAIN_MAX_MS do n
     const svc = service();
     const o = await s.startOrigin({ sessions: svc, recycleAfterSessions: 1, recycleDrainMaxMs: 300 });
     await captureStdout(async () => {
-      o.successorServing();
+      await o.successorServing();
       const r = await api(s, "POST", "/v1/sessions", {
         key: k.key,
         body: OFFER,
