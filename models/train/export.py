@@ -25,8 +25,9 @@ def main():
     torch.set_num_threads(2)
     ck = torch.load(a.ckpt, map_location="cpu")
     args = ck["args"]
+    stride = args.get("stride", STRIDE)
     model = CtcModel(d=args["d"], layers=args["layers"], ff=args["ff"], heads=args.get("heads", 4), dropout=0.0,
-                     conv_layers=args.get("conv_layers", 0))
+                     conv_layers=args.get("conv_layers", 0), stride=stride)
     model.load_state_dict(ck["model"] if a.weights == "ema" else ck["raw"])
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())
@@ -51,7 +52,7 @@ def main():
         "bos_token_id": None,
         "eos_token_id": None,
         "ctc_loss_reduction": "mean",
-        "inputs_to_logits_ratio": HOP * STRIDE,
+        "inputs_to_logits_ratio": HOP * stride,
         "parley": {
             "description": "Parley bundled English CTC recognizer trained on espeak-ng speech",
             "parameters": n_params,
@@ -60,7 +61,7 @@ def main():
             "init_step": (torch.load(args["init"], map_location="cpu")["step"]
                           if args.get("init") and os.path.exists(args["init"]) else 0),
             "weights": a.weights,
-            "frame_seconds": HOP * STRIDE / 16000,
+            "frame_seconds": HOP * stride / 16000,
             "train_args": args,
         },
     }

@@ -119,10 +119,12 @@ class Block(nn.Module):
 
 
 class CtcModel(nn.Module):
-    def __init__(self, d=256, layers=5, heads=4, ff=1024, n_conv=2, vocab=len(VOCAB), dropout=0.1, conv_layers=0):
+    def __init__(self, d=256, layers=5, heads=4, ff=1024, n_conv=2, vocab=len(VOCAB), dropout=0.1, conv_layers=0,
+                 stride=STRIDE):
         super().__init__()
+        self.stride = stride
         self.front = LogMel()
-        self.sub = nn.Conv1d(N_MELS, d, 7, stride=STRIDE, padding=3)
+        self.sub = nn.Conv1d(N_MELS, d, 7, stride=stride, padding=3)
         self.sub_norm = nn.LayerNorm(d)
         self.convs = nn.ModuleList([SepConv(d, dropout=dropout) for _ in range(n_conv)])
         self.blocks = nn.ModuleList([Block(d, heads, ff, dropout, mix="conv") for _ in range(conv_layers)] +
@@ -131,10 +133,9 @@ class CtcModel(nn.Module):
         self.head = nn.Linear(d, vocab)
         self.spec_aug = False
 
-    @staticmethod
-    def frames_for(samples):  # samples: LongTensor -> output frames
+    def frames_for(self, samples):  # samples: LongTensor -> output frames
         t = samples // HOP + 1
-        return (t - 1) // STRIDE + 1
+        return (t - 1) // self.stride + 1
 
     def forward(self, input_values, lengths=None):
         f = self.front(input_values)  # [B,T,mels]

@@ -187,17 +187,34 @@ def main():
     ap.add_argument("--noise-p", type=float, default=0.65, help="share of utterances with additive noise")
     ap.add_argument("--snr-lo", type=float, default=0.0, help="lowest SNR (dB) of the additive noise")
     ap.add_argument("--ckpt-dir", default="ckpt")
+    ap.add_argument("--stride", type=int, default=3, help="frame subsampling after the 10 ms STFT (3 → 30 ms)")
+    ap.add_argument("--ddp", type=int, default=1, help="data-parallel processes (one thread each); experimental, "
+                    "see models/README.md (non-finite steps under load)")
+    ap.add_argument("--ddp-port", type=int, default=29533)
     a = ap.parse_args()
+    if a.ddp > 1:
+        # Data parallel over processes (one thread each): gloo all-reduces the gradients, every rank takes every
+        # ddp-th batch of the same shuffled list, rank 0 evaluates, logs and saves.
+        torch.multiprocessing.spawn(run, args=(a,), nprocs=a.ddp, join=True)
+    else:
+        run(0, a)
 
+
+def run(rank, a):
+    world = a.ddp
+    if world > 1:
+        import torch.distributed as dist
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{a.ddp_port}", rank=rank, world_size=world)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    rng_np = np.random.default_rng(a.seed)
-    rng_py = random.Random(a.seed)
+    rng_np = np.random.default_rng(a.seed + 1000 * rank)
+    rng_py = random.Random(a.seed)  # same on every rank: the same batch list, split by rank
     audio, items = load_set(a.work, "train")
     dev_audio, dev_items = load_set(a.work, "dev")
     dev_items = dev_items[:a.n_dev]
     bank = NoiseBank(np.random.default_rng(a.seed + 1))
-    model = CtcModel(d=a.d, layers=a.layers, ff=a.ff, heads=a.heads, dropout=a.dropout, conv_layers=a.conv_layers)
+    model = CtcModel(d=a.d, layers=a.layers, ff=a.ff, heads=a.heads, dropout=a.dropout, conv_layers=a.conv_layers,
+                     stride=a.stride)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"params {n_params} ({n_params / 1e6:.2f}M), train utts {len(items)}, dev {len(dev_items)}", flush=True)
 
@@ -231,7 +248,12 @@ def main():
         return a.lr * math.sqrt(a.warmup / (step + 1))
 
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    ema_model = CtcModel(d=a.d, layers=a.layers, ff=a.ff, heads=a.heads, dropout=a.dropout, conv_layers=a.conv_layers)
+    ema_model = CtcModel(d=a.d, layers=a.layers, ff=a.ff, heads=a.heads, dropout=a.dropout, conv_layers=a.conv_layers,
+                         stride=a.stride)
+    torch.manual_seed(a.seed + 1000 * rank)  # SpecAugment masks differ per rank (initial weights did not)
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model)  # broadcasts rank 0's weights
 
     ckdir = os.path.join(a.work, a.ckpt_dir)
     os.makedirs(ckdir, exist_ok=True)
@@ -244,13 +266,14 @@ def main():
     while step < total:
         # SortaGrad: the first epoch goes from short to long utterances (gets CTC off its blank plateau fast)
         batches = make_batches(items, rng_py, max_samples, a.max_utts, shuffle=epoch > 0 or not a.sortagrad)
+        batches = batches[:len(batches) - len(batches) % world][rank::world]
         for idx in batches:
             if step >= total:
                 break
             X, lens, Y, y_lens = collate(idx, audio, items, rng_np, bank, a.noise_p, a.snr_lo)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-            logits = model(X, lens)
+            logits = net(X, lens)
             logp = F.log_softmax(logits, dim=-1).transpose(0, 1)
             loss = F.ctc_loss(logp, Y, model.frames_for(lens), y_lens, blank=0, reduction="mean",
                               zero_infinity=True)
@@ -260,7 +283,8 @@ def main():
             step += 1
             # A non-finite loss or gradient skips the update (it would poison AdamW's moments for good);
             # weights that still go non-finite roll back to the last finite snapshot.
-            if math.isfinite(float(loss)) and math.isfinite(float(gnorm)):
+            # (the gradient norm is taken after the all-reduce, so every rank makes the same decision)
+            if math.isfinite(float(gnorm)) and (world > 1 or math.isfinite(float(loss))):
                 opt.step()
                 if step % 50 == 0:
                     if all(bool(torch.isfinite(v).all()) for v in model.state_dict().values()
@@ -285,9 +309,11 @@ def main():
                         ema[k].mul_(dec).add_(v.detach(), alpha=1 - dec)
                     else:
                         ema[k].copy_(v)
-            seen += len(idx)
-            loss_acc += float(loss)
+            seen += len(idx) * world
+            loss_acc += float(loss) if math.isfinite(float(loss)) else 0.0
             n_acc += 1
+            if rank != 0:
+                continue
             if step % 25 == 0 or a.bench:
                 el = time.time() - t0
                 print(f"step {step} ep {epoch} loss {loss_acc / n_acc:.3f} lr {lr_at(step):.2e} "
@@ -306,6 +332,8 @@ def main():
                 print(f"EVAL step {step} dev(held-out sentences+voices) greedy CER {cer:.4f} WER {wer:.4f} "
                       f"elapsed {(time.time() - t0) / 60:.1f}m", flush=True)
         epoch += 1
+    if rank != 0:
+        return
     print(f"done in {(time.time() - t0) / 60:.1f} min", flush=True)
 
 
