@@ -49,5 +49,11 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
   // Realtime first: while live work waits for a speech worker, batch TTS job workers pause between chunks.
   livePriority.addSource(() => hub.stats().speechQueue);
   const ttsJobs = await createTtsJobWorker(config, database, log, { nodeId: originNodeId(config) });
-  return { sessions, components: [engines, ttsJobs] };
+  const jobs: OriginComponent = {
+    name: ttsJobs.name,
+    ready: () => ttsJobs.ready(),
+    close: () => ttsJobs.close(),
+    closeOnRecycle: true,
+  };
+  return { sessions, components: [engines, jobs] };
 }

@@ -140,6 +140,10 @@ export class OriginServer {
     this.parts.sessions?.drain();
     const told = this.beat();
     this.log.info("origin recycling", { accepted: this.#accepted, live: this.parts.sessions?.load ?? 0 });
+    for (const comp of this.parts.components ?? []) {
+      if (!comp.closeOnRecycle) continue;
+      comp.close().catch((err) => this.log.error("component close failed", { component: comp.name, err }));
+    }
     // The supervisor watches stdout for this line (like for "serving at") and starts the next generation.
     console.log(`Parley origin ${this.nodeId} recycling after ${this.#accepted} sessions`);
     const done = () => {

@@ -32,5 +32,11 @@ export interface SessionService {
 export interface OriginComponent {
   readonly name: string;
   ready(): boolean | Promise<boolean>;
+  /** Idempotent. */
   close(): Promise<void>;
+  /**
+   * Work that live sessions don't need (TTS job workers): a recycling origin closes it as soon as it stops
+   * accepting, so the successor alone takes it on while the old process finishes its calls.
+   */
+  readonly closeOnRecycle?: boolean;
 }

@@ -72,7 +72,19 @@ Deno.test("recycling origin: 'soon' at 90%, keeps accepting past its count until
   try {
     const k = await s.key(["sessions"]);
     const svc = service();
-    const o = await s.startOrigin({ sessions: svc, recycleAfterSessions: 3, recycleDrainMaxMs: 60_000 });
+    const closed: string[] = [];
+    const component = (name: string, closeOnRecycle: boolean) => ({
+      name,
+      ready: () => true,
+      close: () => Promise.resolve(void closed.push(name)),
+      closeOnRecycle,
+    });
+    const o = await s.startOrigin({
+      sessions: svc,
+      components: [component("engines", false), component("jobs", true)],
+      recycleAfterSessions: 3,
+      recycleDrainMaxMs: 60_000,
+    });
     let recycled = false;
     void o.recycled.then(() => recycled = true);
     const post = () =>
@@ -90,6 +102,7 @@ Deno.test("recycling origin: 'soon' at 90%, keeps accepting past its count until
     assert.deepEqual(after, [`Parley origin ${o.nodeId} recycling after 4 sessions`]);
     assert.equal(o.state, "draining");
     assert.ok(svc.drained);
+    assert.deepEqual(closed, ["jobs"], "job workers stop at once; the engines serve the live sessions on");
     const [node] = await s.database.query<{ draining: boolean }>(
       sql`select draining from nodes where id = ${o.nodeId}`,
     );
