@@ -178,8 +178,10 @@ export class OriginSupervisor {
   }
 
   #onLine(line: string, child: SupervisedChild): void {
-    if (this.#o.onLine) this.#o.onLine(line, child);
-    else Deno.stdout.writeSync(this.#enc.encode(line + "\n"));
+    try {
+      if (this.#o.onLine) this.#o.onLine(line, child);
+      else Deno.stdout.writeSync(this.#enc.encode(line + "\n"));
+    } catch { /* our stdout is gone: keep reading, the protocol lines below still matter */ }
     if (SERVING.test(line) && child.role === "starting") {
       child.role = "serving";
       // Predecessors that reached their count keep accepting until now: tell them they may stop.
