@@ -21,7 +21,8 @@ export const CONFIG_SCHEMA = {
   PUBLIC_URL: z.url().optional(),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(),
   DATA_DIR: z.string().min(1).default("./data"),
-  NODE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, . _ - (max 64)").optional(),
+  // up to 100: a supervised origin child is `<NODE_ID or origin-<hostname>-<port>>.<generation>`
+  NODE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, "letters, digits, . _ - (max 100)").optional(),
   NODE_CAPACITY: int(1, 10000).default(60),
   /**
    * `main.ts origin` runs the origin as a supervised child and replaces it after this many sessions (wrtc peers
