@@ -35,6 +35,8 @@ export interface SupervisedChild {
   readonly port: number;
   readonly nodeId: string;
   role: ChildRole;
+  /** It said "recycling soon" (or "recycling after"): a younger generation must exist. */
+  wantsSuccessor?: boolean;
   readonly exited: Promise<Deno.CommandStatus>;
 }
 
@@ -206,6 +208,7 @@ export class OriginSupervisor {
   }
 
   #ensureSuccessor(child: SupervisedChild): void {
+    child.wantsSuccessor = true;
     if (this.#state !== "running") return;
     if ([...this.#children].some((c) => c.generation > child.generation)) return;
     this.#spawn();
@@ -220,10 +223,14 @@ export class OriginSupervisor {
       this.#o.log.info("origin child exited", fields);
       return;
     }
-    // The serving generation died on its own: a crash. Start another unless a newer one is already up.
+    // A serving (or starting) generation died on its own: a crash. Start another if nobody serves, or if it was
+    // the successor an older generation is waiting for (that one would otherwise serve past its count forever).
     this.crashes++;
     this.#o.log.error("origin child exited unexpectedly", fields);
-    if ([...this.#children].some((c) => c.role === "serving" || c.role === "starting")) return;
+    const live = [...this.#children];
+    const serving = live.some((c) => c.role === "serving" || c.role === "starting");
+    const orphaned = live.some((c) => c.wantsSuccessor && !live.some((d) => d.generation > c.generation));
+    if (serving && !orphaned) return;
     if (performance.now() - child.startedAt > 60_000) this.#backoff = this.#o.restartBackoffMs?.min ?? 1000;
     this.#scheduleRestart();
   }

@@ -65,6 +65,16 @@ Deno.test("supervisor: a crashed serving child is restarted with a backoff", asy
   assert.equal(s.children().length, 0);
 });
 
+Deno.test("supervisor: a successor that dies while loading is replaced, so the old generation can still recycle", async () => {
+  const { s, lines } = supervisor("recycle,crash-early,serve");
+  s.start();
+  await until(() => lines.some((l) => l.includes("t.2 serving")), "generation 2 serving");
+  await until(() => s.children().length === 1, "generation 0 recycled after generation 2 served");
+  assert.equal(s.children()[0].generation, 2);
+  assert.equal(s.crashes, 1);
+  await s.close();
+});
+
 Deno.test("supervisor: close() SIGKILLs a child that ignores SIGTERM after the grace", async () => {
   const { s } = supervisor("stubborn", { stopGraceMs: 500 });
   s.start();
