@@ -4,11 +4,12 @@
 #   bash .ci/pg.sh stop  [DIR]
 set -euo pipefail
 cmd=${1:?start|stop}
-dir=${2:-/tmp/parley-pg}
+dir=$(realpath -m "${2:-/tmp/parley-pg}")
 port=${3:-55432}
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -n "$bindir" ] || { echo "PostgreSQL server binaries not found (apt-get install postgresql)" >&2; exit 1; }
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# As root, run the server tools as postgres from / (the caller's cwd may be a directory postgres can't enter).
+as_pg() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 case "$cmd" in
   start)
     if [ ! -f "$dir/data/PG_VERSION" ]; then
