@@ -310,13 +310,14 @@ def run(rank, a):
                     else:
                         ema[k].copy_(v)
             seen += len(idx) * world
-            loss_acc += float(loss) if math.isfinite(float(loss)) else 0.0
-            n_acc += 1
+            if math.isfinite(float(gnorm)) and math.isfinite(float(loss)):  # skipped steps don't count as 0
+                loss_acc += float(loss)
+                n_acc += 1
             if rank != 0:
                 continue
             if step % 25 == 0 or a.bench:
                 el = time.time() - t0
-                print(f"step {step} ep {epoch} loss {loss_acc / n_acc:.3f} lr {lr_at(step):.2e} "
+                print(f"step {step} ep {epoch} loss {loss_acc / max(1, n_acc):.3f} lr {lr_at(step):.2e} "
                       f"utt/s {seen / el:.1f} skipped {skipped} elapsed {el / 60:.1f}m", flush=True)
                 loss_acc, n_acc = 0.0, 0
             if a.bench:
