@@ -6,8 +6,8 @@
  */
 import { bootstrapAdminKey } from "./db/api_keys.ts";
 import { type Database, openDatabase } from "./db/client.ts";
-import { loadConfigOrExit } from "./lib/config.ts";
-import { configureLogging, log } from "./lib/log.ts";
+import { type Config, loadConfigOrExit } from "./lib/config.ts";
+import { configureLogging, log, type Logger } from "./lib/log.ts";
 import { EdgeServer } from "./edge/server.ts";
 import { OriginServer } from "./origin/server.ts";
 import { assembleOrigin } from "./origin/assemble.ts";
@@ -149,8 +149,8 @@ async function watchSupervisor(onLine: (line: string) => void, onGone: () => voi
 
 /** `main.ts origin` with ORIGIN_RECYCLE_SESSIONS > 0: run the origin as recycled child processes. */
 async function superviseOrigins(
-  config: ReturnType<typeof loadConfigOrExit>,
-  plog: typeof log,
+  config: Config,
+  plog: Logger,
 ): Promise<void> {
   const supervisor = new OriginSupervisor({
     command: Deno.execPath(),

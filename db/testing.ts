@@ -39,6 +39,26 @@ async function ensurePgTemplate(url: string): Promise<string> {
   return name;
 }
 
+/**
+ * An empty PostgreSQL database `name` on the server at `baseUrl`, for tests that start Parley processes (they
+ * migrate it themselves). `fn` gets its URL; the database is dropped afterwards (with force), even on failure.
+ */
+export async function withScratchPostgres<T>(
+  baseUrl: string,
+  name: string,
+  fn: (url: string) => Promise<T>,
+): Promise<T> {
+  const admin = postgres(baseUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+    await admin.unsafe(`create database ${name}`);
+    return await fn(withDbName(baseUrl, name));
+  } finally {
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+    await admin.end();
+  }
+}
+
 /** Runs `fn` on a fresh test database and closes the database afterwards, whether `fn` succeeds or throws. */
 export async function withTestDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T> {
   const db = await openTestDatabase();

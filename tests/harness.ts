@@ -112,6 +112,20 @@ export async function api(
   return { status: res.status, headers: res.headers, body: parsed, text };
 }
 
+/** A minimal SDP offer with one audio m-line: enough for the edge's checks and for session-service doubles. */
+export const AUDIO_OFFER = [
+  "v=0",
+  "o=- 1 2 IN IP4 127.0.0.1",
+  "s=-",
+  "t=0 0",
+  "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+  "c=IN IP4 0.0.0.0",
+  "a=ice-ufrag:abcd",
+  "a=ice-pwd:abcdefghijklmnopqrstuvwx",
+  "a=rtpmap:111 opus/48000/2",
+  "",
+].join("\r\n");
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -6,20 +6,7 @@
 import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
 import { OriginBusyError, type SessionService } from "../origin/services.ts";
-import { api, startStack } from "./harness.ts";
-
-const OFFER = [
-  "v=0",
-  "o=- 1 2 IN IP4 127.0.0.1",
-  "s=-",
-  "t=0 0",
-  "m=audio 9 UDP/TLS/RTP/SAVPF 111",
-  "c=IN IP4 0.0.0.0",
-  "a=ice-ufrag:abcd",
-  "a=ice-pwd:abcdefghijklmnopqrstuvwx",
-  "a=rtpmap:111 opus/48000/2",
-  "",
-].join("\r\n");
+import { api, AUDIO_OFFER as OFFER, startStack } from "./harness.ts";
 
 /** Unit-level double: accepts every offer unless told to refuse; tracks its live load. */
 function service(
@@ -56,6 +43,15 @@ function service(
   return svc as never;
 }
 
+/** POST the SDP offer to the edge (the WHIP-style variant). */
+function postOffer(stack: { url: string }, key: string) {
+  return api(stack, "POST", "/v1/sessions", {
+    key,
+    body: OFFER,
+    headers: { "content-type": "application/sdp" },
+  });
+}
+
 async function captureStdout<T>(fn: () => Promise<T>): Promise<{ value: T; lines: string[] }> {
   const lines: string[] = [];
   const orig = console.log;
@@ -87,12 +83,7 @@ Deno.test("recycling origin: 'soon' at 90%, keeps accepting past its count until
     });
     let recycled = false;
     void o.recycled.then(() => recycled = true);
-    const post = () =>
-      api(s, "POST", "/v1/sessions", {
-        key: k.key,
-        body: OFFER,
-        headers: { "content-type": "application/sdp" },
-      });
+    const post = () => postOffer(s, k.key);
     const { lines } = await captureStdout(async () => {
       for (let i = 0; i < 4; i++) assert.equal((await post()).status, 201); // the 4th: no successor yet
     });
@@ -126,12 +117,7 @@ Deno.test("recycling origin: sessions still live after RECYCLE_DRAIN_MAX_MS do n
     const o = await s.startOrigin({ sessions: svc, recycleAfterSessions: 1, recycleDrainMaxMs: 300 });
     await captureStdout(async () => {
       await o.successorServing();
-      const r = await api(s, "POST", "/v1/sessions", {
-        key: k.key,
-        body: OFFER,
-        headers: { "content-type": "application/sdp" },
-      });
-      assert.equal(r.status, 201);
+      assert.equal((await postOffer(s, k.key)).status, 201);
     });
     assert.equal(o.state, "draining");
     const t0 = performance.now();

@@ -6,20 +6,7 @@ import { openTestDatabase } from "../db/testing.ts";
 import { signRequest } from "../protocol/internal_auth.ts";
 import { ApiError } from "../lib/errors.ts";
 import type { SessionService } from "../origin/services.ts";
-import { api, sleep, startStack } from "./harness.ts";
-
-const OFFER = [
-  "v=0",
-  "o=- 1 2 IN IP4 127.0.0.1",
-  "s=-",
-  "t=0 0",
-  "m=audio 9 UDP/TLS/RTP/SAVPF 111",
-  "c=IN IP4 0.0.0.0",
-  "a=ice-ufrag:abcd",
-  "a=ice-pwd:abcdefghijklmnopqrstuvwx",
-  "a=rtpmap:111 opus/48000/2",
-  "",
-].join("\r\n");
+import { api, AUDIO_OFFER as OFFER, sleep, startStack } from "./harness.ts";
 
 Deno.test("registry: least-loaded live node wins; stale and draining nodes are never picked", async () => {
   const d = await openTestDatabase();

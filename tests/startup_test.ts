@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { testDatabaseUrl } from "../db/testing.ts";
+import { testDatabaseUrl, withScratchPostgres } from "../db/testing.ts";
 import { freePort } from "./e2e/stack_process.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -89,32 +89,25 @@ Deno.test({
   name: "postgres: empty database, two processes racing to migrate both start",
   ignore: !testDatabaseUrl(),
   fn: async () => {
-    const base = testDatabaseUrl()!;
-    const name = `parley_race_${Deno.pid}`;
-    const admin = postgres(base, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`drop database if exists ${name} with (force)`);
-    await admin.unsafe(`create database ${name}`);
-    const u = new URL(base);
-    u.pathname = `/${name}`;
-    const ports = [freePort(), freePort()];
-    const procs = ports.map((p) =>
-      spawn(["run", "-A", "main.ts", "edge"], { DATABASE_URL: u.toString(), PORT: String(p) })
-    );
-    try {
-      await Promise.all(ports.map((p) => waitHealthy(`http://127.0.0.1:${p}`, 30_000)));
-      for (const p of ports) {
-        const r = await fetch(`http://127.0.0.1:${p}/readyz`);
-        assert.equal(r.status, 200, await r.text());
+    await withScratchPostgres(testDatabaseUrl()!, `parley_race_${Deno.pid}`, async (url) => {
+      const ports = [freePort(), freePort()];
+      const procs = ports.map((p) =>
+        spawn(["run", "-A", "main.ts", "edge"], { DATABASE_URL: url, PORT: String(p) })
+      );
+      try {
+        await Promise.all(ports.map((p) => waitHealthy(`http://127.0.0.1:${p}`, 30_000)));
+        for (const p of ports) {
+          const r = await fetch(`http://127.0.0.1:${p}/readyz`);
+          assert.equal(r.status, 200, await r.text());
+        }
+        // exactly one bootstrap key although two processes started together
+        const keys = await postgres(url, { max: 1 })`select count(*)::int as n from api_keys`;
+        assert.equal(keys[0].n, 1);
+        assert.equal(procs.filter((p) => p.stdout().includes("pk_")).length, 1);
+      } finally {
+        for (const p of procs) p.child.kill("SIGTERM");
+        for (const p of procs) assert.equal((await p.child.status).code, 0);
       }
-      // exactly one bootstrap key although two processes started together
-      const keys = await postgres(u.toString(), { max: 1 })`select count(*)::int as n from api_keys`;
-      assert.equal(keys[0].n, 1);
-      assert.equal(procs.filter((p) => p.stdout().includes("pk_")).length, 1);
-    } finally {
-      for (const p of procs) p.child.kill("SIGTERM");
-      for (const p of procs) assert.equal((await p.child.status).code, 0);
-      await admin.unsafe(`drop database if exists ${name} with (force)`);
-      await admin.end();
-    }
+    });
   },
 });

@@ -12,6 +12,7 @@ import type { ServerEvent } from "../../protocol/session_messages.ts";
 import { TestClient, UdpRelay } from "../../origin/session/test_client.ts";
 import { exitCleanly } from "../../origin/session/wrtc.ts";
 import { call, freePort, ParleyProcess, waitReady } from "./stack_process.ts";
+import { withScratchPostgres } from "../../db/testing.ts";
 import { readWav } from "../../origin/pipeline/wav.ts";
 import type { TelopEvent, TranscriptEvent, UtteranceEvent } from "../../protocol/session_messages.ts";
 
@@ -232,19 +233,22 @@ test("resume through the edge: a new peer continues the seq with no gap and no d
   assert.equal((await s.p.status()).code, 0);
 });
 
+/** An edge process on PostgreSQL, ready, with the first admin key it printed (a fresh database has none). */
+async function edgeOn(dbUrl: string, port: number) {
+  const edge = new ParleyProcess("edge", { DATABASE_URL: dbUrl, PORT: String(port) });
+  procs.push(edge);
+  const key = (await edge.waitFor(/First admin API key[^:]*: (pk_\S+)/))[1];
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(url);
+  return { edge, key, url };
+}
+
 test("edge killed mid-session: media and events go on; a restarted edge routes DELETE (PostgreSQL)", async () => {
   if (!pgUrl) {
     console.log("  (skipped: needs PARLEY_TEST_DATABASE_URL — PGlite allows one process)");
     return;
   }
-  const name = `parley_e2e_${Deno.pid}`;
-  const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`drop database if exists ${name} with (force)`);
-  await admin.unsafe(`create database ${name}`);
-  const u = new URL(pgUrl);
-  u.pathname = `/${name}`;
-  const db = u.toString();
-  try {
+  await withScratchPostgres(pgUrl, `parley_e2e_${Deno.pid}`, async (db) => {
     const port = freePort();
     const edgeEnv = { DATABASE_URL: db, PORT: String(port) };
     const origin = new ParleyProcess("origin", {
@@ -254,11 +258,7 @@ test("edge killed mid-session: media and events go on; a restarted edge routes D
     });
     procs.push(origin);
     await origin.waitFor(/Parley origin \S+ serving/, 90_000);
-    let edge = new ParleyProcess("edge", edgeEnv);
-    procs.push(edge);
-    const key = (await edge.waitFor(/First admin API key[^:]*: (pk_\S+)/))[1];
-    const url = `http://127.0.0.1:${port}`;
-    await waitReady(url);
+    let { edge, key, url } = await edgeOn(db, port);
     const c = client();
     const id = await connect(url, key, c, { mode: "say" });
     await active(c);
@@ -280,10 +280,7 @@ test("edge killed mid-session: media and events go on; a restarted edge routes D
     origin.kill("SIGTERM");
     assert.equal((await edge.status()).code, 0);
     assert.equal((await origin.status()).code, 0);
-  } finally {
-    await admin.unsafe(`drop database if exists ${name} with (force)`);
-    await admin.end();
-  }
+  });
 });
 
 test("origin recycling: successors take over, live sessions finish on the old process, SIGTERM exits 0 (PostgreSQL)", async () => {
@@ -291,89 +288,84 @@ test("origin recycling: successors take over, live sessions finish on the old pr
     console.log("  (skipped: needs PARLEY_TEST_DATABASE_URL — PGlite allows one process)");
     return;
   }
-  const name = `parley_recycle_${Deno.pid}`;
-  const admin = postgres(pgUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`drop database if exists ${name} with (force)`);
-  await admin.unsafe(`create database ${name}`);
-  const u = new URL(pgUrl);
-  u.pathname = `/${name}`;
-  const db = postgres(u.toString(), { max: 1, onnotice: () => {} });
-  try {
-    const port = freePort();
-    const originPort = freePort();
-    // Recycle every 3 sessions: "recycling soon" after the 2nd (the successor starts loading), stop accepting
-    // after the 3rd once the successor serves. This loop goes faster than a model load, so a generation may
-    // serve past its count; a refused POST (503) would fail connect().
-    const supervisor = new ParleyProcess("origin", {
-      DATABASE_URL: u.toString(),
-      ORIGIN_PORT: String(originPort),
-      NODE_ID: "rc",
-      ORIGIN_RECYCLE_SESSIONS: "3",
-      MEDIA_TIMEOUT_MS: "60000",
-    });
-    procs.push(supervisor);
-    await supervisor.waitFor(/Parley origin rc\.0 serving/, 90_000);
-    const edge = new ParleyProcess("edge", { DATABASE_URL: u.toString(), PORT: String(port) });
-    procs.push(edge);
-    const key = (await edge.waitFor(/First admin API key[^:]*: (pk_\S+)/))[1];
-    const url = `http://127.0.0.1:${port}`;
-    await waitReady(url);
-    // The first session stays connected across two recycles.
-    const first = client();
-    const firstId = await connect(url, key, first, { mode: "say" });
-    await active(first);
-    const nodeOf = async (id: string) => (await db`select node_id from sessions where id = ${id}`)[0].node_id;
-    const served: string[] = [await nodeOf(firstId)];
-    // Short sessions, one after another, until later generations have taken three.
-    const loopStart = performance.now();
-    for (let i = 0; served.filter((n) => n !== "rc.0").length < 3; i++) {
-      assert.ok(performance.now() - loopStart < 120_000, `no takeover within 2 min: ${served}`);
-      const c = client();
-      // connect() asserts 201: a refusal (503 while no generation accepts) fails the test.
-      const id = await connect(url, key, c, { mode: "say" });
-      await active(c);
-      c.send({ type: "ping", id: `p${i}` });
-      await c.waitForEvent("pong", (e) => e.id === `p${i}`);
-      served.push(await nodeOf(id));
-      assert.equal((await call(url, "DELETE", `/v1/sessions/${id}`, key)).status, 204);
-      await c.waitForEvent("bye", () => true, 10_000);
-      c.close();
-      await new Promise((r) => setTimeout(r, 300));
+  await withScratchPostgres(pgUrl, `parley_recycle_${Deno.pid}`, async (dbUrl) => {
+    const db = postgres(dbUrl, { max: 1, onnotice: () => {} });
+    try {
+      const port = freePort();
+      const originPort = freePort();
+      // Recycle every 3 sessions: "recycling soon" after the 2nd (the successor starts loading), stop accepting
+      // after the 3rd once the successor serves. This loop goes faster than a model load, so a generation may
+      // serve past its count; a refused POST (503) would fail connect().
+      const supervisor = new ParleyProcess("origin", {
+        DATABASE_URL: dbUrl,
+        ORIGIN_PORT: String(originPort),
+        NODE_ID: "rc",
+        ORIGIN_RECYCLE_SESSIONS: "3",
+        MEDIA_TIMEOUT_MS: "60000",
+      });
+      procs.push(supervisor);
+      await supervisor.waitFor(/Parley origin rc\.0 serving/, 90_000);
+      const { edge, key, url } = await edgeOn(dbUrl, port);
+      // The first session stays connected across two recycles.
+      const first = client();
+      const firstId = await connect(url, key, first, { mode: "say" });
+      await active(first);
+      const nodeOf = async (id: string) =>
+        (await db`select node_id from sessions where id = ${id}`)[0].node_id;
+      const served: string[] = [await nodeOf(firstId)];
+      // Short sessions, one after another, until later generations have taken three.
+      const loopStart = performance.now();
+      for (let i = 0; served.filter((n) => n !== "rc.0").length < 3; i++) {
+        assert.ok(performance.now() - loopStart < 120_000, `no takeover within 2 min: ${served}`);
+        const c = client();
+        // connect() asserts 201: a refusal (503 while no generation accepts) fails the test.
+        const id = await connect(url, key, c, { mode: "say" });
+        await active(c);
+        c.send({ type: "ping", id: `p${i}` });
+        await c.waitForEvent("pong", (e) => e.id === `p${i}`);
+        served.push(await nodeOf(id));
+        assert.equal((await call(url, "DELETE", `/v1/sessions/${id}`, key)).status, 204);
+        await c.waitForEvent("bye", () => true, 10_000);
+        c.close();
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      console.log(`  sessions served by: ${served.join(" ")}`);
+      assert.equal(served[0], "rc.0");
+      assert.ok(new Set(served).size >= 2, `a later generation took sessions: ${served}`);
+      assert.match(supervisor.stdout, /Parley origin rc\.0 recycling after \d+ sessions/);
+      // The first session lives on its draining process: media and events still flow.
+      first.send({ type: "ping", id: "still-here" });
+      await first.waitForEvent("pong", (e) => e.id === "still-here", 5000);
+      const [rc0] = await db`select draining, stopped_at from nodes where id = 'rc.0'`;
+      assert.equal(rc0.draining, true);
+      assert.equal(rc0.stopped_at, null, "rc.0 keeps running while it has a session");
+      // Its end lets the old process exit (node row stopped, by the process itself).
+      assert.equal((await call(url, "DELETE", `/v1/sessions/${firstId}`, key)).status, 204);
+      assert.equal((await first.waitForEvent("bye", () => true, 10_000)).reason, "client_hangup");
+      const t0 = performance.now();
+      while ((await db`select stopped_at from nodes where id = 'rc.0'`)[0].stopped_at === null) {
+        assert.ok(performance.now() - t0 < 20_000, "rc.0 did not exit after its last session");
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const rows = await db`select state, reason, count(*)::int as n from sessions group by 1, 2`;
+      assert.deepEqual(rows.map((r) => [r.state, r.reason, r.n]), [[
+        "closed",
+        "client_hangup",
+        served.length,
+      ]]);
+      // SIGTERM on the supervisor: every child drains and exits, then the supervisor exits 0.
+      const kids = Deno.readTextFileSync(`/proc/${supervisor.pid}/task/${supervisor.pid}/children`).trim()
+        .split(/\s+/).filter(Boolean).map(Number);
+      assert.ok(kids.length >= 1, "the supervisor has a live child");
+      supervisor.kill("SIGTERM");
+      assert.equal((await supervisor.status()).code, 0);
+      for (const pid of kids) assert.ok(!existsSync(`/proc/${pid}`), `child ${pid} is gone`);
+      edge.kill("SIGTERM");
+      assert.equal((await edge.status()).code, 0);
+    } finally {
+      await db.end();
     }
-    console.log(`  sessions served by: ${served.join(" ")}`);
-    assert.equal(served[0], "rc.0");
-    assert.ok(new Set(served).size >= 2, `a later generation took sessions: ${served}`);
-    assert.match(supervisor.stdout, /Parley origin rc\.0 recycling after \d+ sessions/);
-    // The first session lives on its draining process: media and events still flow.
-    first.send({ type: "ping", id: "still-here" });
-    await first.waitForEvent("pong", (e) => e.id === "still-here", 5000);
-    const [rc0] = await db`select draining, stopped_at from nodes where id = 'rc.0'`;
-    assert.equal(rc0.draining, true);
-    assert.equal(rc0.stopped_at, null, "rc.0 keeps running while it has a session");
-    // Its end lets the old process exit (node row stopped, by the process itself).
-    assert.equal((await call(url, "DELETE", `/v1/sessions/${firstId}`, key)).status, 204);
-    assert.equal((await first.waitForEvent("bye", () => true, 10_000)).reason, "client_hangup");
-    const t0 = performance.now();
-    while ((await db`select stopped_at from nodes where id = 'rc.0'`)[0].stopped_at === null) {
-      assert.ok(performance.now() - t0 < 20_000, "rc.0 did not exit after its last session");
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    const rows = await db`select state, reason, count(*)::int as n from sessions group by 1, 2`;
-    assert.deepEqual(rows.map((r) => [r.state, r.reason, r.n]), [["closed", "client_hangup", served.length]]);
-    // SIGTERM on the supervisor: every child drains and exits, then the supervisor exits 0.
-    const kids = Deno.readTextFileSync(`/proc/${supervisor.pid}/task/${supervisor.pid}/children`).trim()
-      .split(/\s+/).filter(Boolean).map(Number);
-    assert.ok(kids.length >= 1, "the supervisor has a live child");
-    supervisor.kill("SIGTERM");
-    assert.equal((await supervisor.status()).code, 0);
-    for (const pid of kids) assert.ok(!existsSync(`/proc/${pid}`), `child ${pid} is gone`);
-    edge.kill("SIGTERM");
-    assert.equal((await edge.status()).code, 0);
-  } finally {
-    await db.end();
-    await admin.unsafe(`drop database if exists ${name} with (force)`);
-    await admin.end();
-  }
+  });
 });
 
 test("origin recycling: a child whose supervisor was SIGKILLed shuts down instead of living on (PostgreSQL)", async () => {
