@@ -25,10 +25,12 @@ def main():
     torch.set_num_threads(2)
     ck = torch.load(a.ckpt, map_location="cpu")
     args = ck["args"]
-    stride = args.get("stride", STRIDE)
-    model = CtcModel(d=args["d"], layers=args["layers"], ff=args["ff"], heads=args.get("heads", 4), dropout=0.0,
-                     conv_layers=args.get("conv_layers", 0), stride=stride)
-    model.load_state_dict(ck["model"] if a.weights == "ema" else ck["raw"])
+    stride = STRIDE
+    # the training-only phoneme head is left out: the shipped graph has the character head only
+    model = CtcModel(d=args["d"], ff=args["ff"], heads=args["heads"], pre=args["pre"], mid=args["mid"],
+                     post=args["post"], k=args["kernel"], dropout=0.0)
+    weights = ck["model"] if a.weights == "ema" else ck["raw"]
+    model.load_state_dict({k: v for k, v in weights.items() if not k.startswith("phone_")})
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())
     os.makedirs(os.path.join(a.out, "onnx"), exist_ok=True)

@@ -1,9 +1,19 @@
-"""Parley CTC acoustic model: raw 16 kHz waveform -> character logits.
+"""Parley CTC acoustic model: raw 16 kHz waveform -> character logits (20 ms frames).
 
 Front-end inside the graph: 25 ms / 10 ms STFT as a fixed (non-trainable) DFT convolution with a Hann window,
-power spectrum, 80-bin mel filterbank, log, fixed global mean/std. Encoder: stride-3 conv subsampling
-(30 ms output frames), 2 depthwise-separable conv blocks, N pre-norm transformer layers (LayerNorm only, no
-BatchNorm), linear CTC head. Only ops that export to ONNX opset 14.
+power spectrum, 80-bin mel filterbank, log, fixed global mean/std.
+
+Encoder (a U-shaped "time reduction" stack, as in Squeezeformer / Efficient Conformer, to spend the compute
+where it pays on two CPU cores):
+  stride-2 conv -> 20 ms frames -> `pre` conv blocks
+  -> stride-2 depthwise conv -> 40 ms frames -> `mid` blocks (self-attention + depthwise conv + FFN)
+  -> 2x upsample + skip connection from the 20 ms stream -> `post` conv blocks -> character CTC head.
+A second CTC head predicts espeak-ng IPA phonemes from the middle of the 40 ms stack (upsampled the same
+way) during training only: an intermediate, easier target that makes the lower layers phonetic and leaves the
+spelling to the upper ones. The export drops it: the shipped graph has only the character head.
+
+LayerNorm only (no BatchNorm: it diverged in CTC training here). Only ops that export to ONNX opset 14, and no
+batched matmul outside attention (slow in Debian's torch 1.13).
 """
 import math
 
@@ -17,7 +27,7 @@ SR = 16000
 N_FFT = 400
 HOP = 160
 N_MELS = 80
-STRIDE = 3
+STRIDE = 2  # output frame = HOP * STRIDE samples (20 ms)
 
 
 def mel_filterbank(n_mels=N_MELS, n_fft=N_FFT, sr=SR, fmin=20.0, fmax=7600.0):
@@ -56,108 +66,167 @@ class LogMel(nn.Module):
         self.register_buffer("std", torch.ones(1))
         self.n_bins = n_bins
 
-    def forward(self, x):  # x [B,S] -> [B,T,mels]
+    def forward(self, x):  # x [B,S] -> [B,T,mels], T = S // HOP + 1
         x = F.pad(x.unsqueeze(1), (N_FFT // 2, N_FFT // 2))
         spec = F.conv1d(x, self.dft, stride=HOP)  # [B, 2*bins, T]
         re, im = spec[:, :self.n_bins], spec[:, self.n_bins:]
         power = (re * re + im * im).transpose(1, 2).contiguous()  # [B, T, bins]
-        mel = F.linear(power, self.mel)  # [B, T, mels] (a 2-D matmul: batched matmul is very slow on this torch)
+        mel = F.linear(power, self.mel)  # [B, T, mels]
         logmel = torch.log(mel + 1e-6)
         return (logmel - self.mean) / self.std
 
 
-class SepConv(nn.Module):
-    def __init__(self, d, k=15, dropout=0.1):
+class FeedForward(nn.Module):
+    def __init__(self, d, ff, dropout):
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.f1 = nn.Linear(d, ff)
+        self.f2 = nn.Linear(ff, d)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.drop(self.f2(self.drop(F.gelu(self.f1(self.norm(x))))))
+
+
+class ConvMix(nn.Module):
+    """Depthwise conv token mixer: LN -> depthwise conv (k) -> GELU -> pointwise linear."""
+
+    def __init__(self, d, k, dropout):
         super().__init__()
         self.norm = nn.LayerNorm(d)
         self.dw = nn.Conv1d(d, d, k, padding=k // 2, groups=d)
         self.pw = nn.Linear(d, d)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x):  # [B,T,d]
+    def forward(self, x, mask=None):
         y = self.norm(x)
+        if mask is not None:  # padded frames must not leak into real ones through the convolution
+            y = y * mask
         y = self.dw(y.transpose(1, 2)).transpose(1, 2).contiguous()
-        y = self.pw(F.gelu(y))
-        return x + self.drop(y)
+        return self.drop(self.pw(F.gelu(y)))
 
 
-class Block(nn.Module):
-    def __init__(self, d, heads, ff, dropout=0.1, mix="att", k=15):
+class SelfAttention(nn.Module):
+    def __init__(self, d, heads, dropout):
         super().__init__()
         self.h = heads
-        self.mix = mix
-        self.n1 = nn.LayerNorm(d)
-        if mix == "att":
-            self.qkv = nn.Linear(d, 3 * d)
-        else:  # depthwise conv token mixer (conv-only variant)
-            self.dw = nn.Conv1d(d, d, k, padding=k // 2, groups=d)
+        self.norm = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
         self.o = nn.Linear(d, d)
-        self.n2 = nn.LayerNorm(d)
-        self.f1 = nn.Linear(d, ff)
-        self.f2 = nn.Linear(ff, d)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, bias=None):  # bias: [B,1,1,T] additive key mask or None
-        if self.mix != "att":
-            y = self.dw(self.n1(x).transpose(1, 2)).transpose(1, 2).contiguous()
-            x = x + self.drop(self.o(F.gelu(y)))
-            return x + self.drop(self.f2(self.drop(F.gelu(self.f1(self.n2(x))))))
         B, T, D = x.shape
-        q, k, v = self.qkv(self.n1(x)).chunk(3, dim=-1)
         hd = D // self.h
+        q, k, v = self.qkv(self.norm(x)).chunk(3, dim=-1)
         q = q.reshape(B, T, self.h, hd).transpose(1, 2)
         k = k.reshape(B, T, self.h, hd).transpose(1, 2)
         v = v.reshape(B, T, self.h, hd).transpose(1, 2)
         att = torch.matmul(q, k.transpose(2, 3)) * (1.0 / math.sqrt(hd))
         if bias is not None:
             att = att + bias
-        att = self.drop(torch.softmax(att, dim=-1))
+        att = torch.softmax(att, dim=-1)
         y = torch.matmul(att, v).transpose(1, 2).reshape(B, T, D)
-        x = x + self.drop(self.o(y))
-        x = x + self.drop(self.f2(self.drop(F.gelu(self.f1(self.n2(x))))))
-        return x
+        return self.drop(self.o(y))
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, d, ff, k, dropout):
+        super().__init__()
+        self.mix = ConvMix(d, k, dropout)
+        self.ff = FeedForward(d, ff, dropout)
+
+    def forward(self, x, mask=None, bias=None):
+        x = x + self.mix(x, mask)
+        return x + self.ff(x)
+
+
+class AttBlock(nn.Module):
+    def __init__(self, d, ff, k, heads, dropout):
+        super().__init__()
+        self.att = SelfAttention(d, heads, dropout)
+        self.mix = ConvMix(d, k, dropout)
+        self.ff = FeedForward(d, ff, dropout)
+
+    def forward(self, x, mask=None, bias=None):
+        x = x + self.att(x, bias)
+        x = x + self.mix(x, mask)
+        return x + self.ff(x)
+
+
+def upsample2(x, n):
+    """[B,T,D] -> [B,n,D] by repeating every frame twice (n <= 2T)."""
+    B, T, D = x.shape
+    return x.unsqueeze(2).expand(B, T, 2, D).reshape(B, 2 * T, D)[:, :n]
 
 
 class CtcModel(nn.Module):
-    def __init__(self, d=256, layers=5, heads=4, ff=1024, n_conv=2, vocab=len(VOCAB), dropout=0.1, conv_layers=0,
-                 stride=STRIDE):
+    def __init__(self, d=224, ff=672, heads=4, pre=2, mid=6, post=1, k=15, vocab=len(VOCAB), n_phones=0,
+                 dropout=0.0):
         super().__init__()
-        self.stride = stride
         self.front = LogMel()
-        self.sub = nn.Conv1d(N_MELS, d, 7, stride=stride, padding=3)
+        self.sub = nn.Conv1d(N_MELS, d, 5, stride=2, padding=2)
         self.sub_norm = nn.LayerNorm(d)
-        self.convs = nn.ModuleList([SepConv(d, dropout=dropout) for _ in range(n_conv)])
-        self.blocks = nn.ModuleList([Block(d, heads, ff, dropout, mix="conv") for _ in range(conv_layers)] +
-                                    [Block(d, heads, ff, dropout) for _ in range(layers)])
+        self.pre = nn.ModuleList([ConvBlock(d, ff, k, dropout) for _ in range(pre)])
+        self.down = nn.Conv1d(d, d, 3, stride=2, padding=1, groups=d)
+        self.down_pw = nn.Linear(d, d)
+        self.mid = nn.ModuleList([AttBlock(d, ff, k, heads, dropout) for _ in range(mid)])
+        self.up = nn.Linear(d, d)
+        self.post = nn.ModuleList([ConvBlock(d, ff, k, dropout) for _ in range(post)])
         self.out_norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, vocab)
+        self.phone_at = mid // 2
+        if n_phones:
+            self.phone_up = nn.Linear(d, d)
+            self.phone_norm = nn.LayerNorm(d)
+            self.phone_head = nn.Linear(d, n_phones)
+        self.n_phones = n_phones
         self.spec_aug = False
 
-    def frames_for(self, samples):  # samples: LongTensor -> output frames
+    @staticmethod
+    def frames_for(samples):  # samples: LongTensor -> 20 ms output frames
         t = samples // HOP + 1
-        return (t - 1) // self.stride + 1
+        return (t - 1) // 2 + 1
 
-    def forward(self, input_values, lengths=None):
+    def forward(self, input_values, lengths=None, phones=False):
         f = self.front(input_values)  # [B,T,mels]
         if self.training and self.spec_aug:
             f = spec_augment(f)
         x = F.gelu(self.sub(f.transpose(1, 2))).transpose(1, 2).contiguous()
         x = self.sub_norm(x)
-        bias = None
+        T1 = x.shape[1]
+        mask1 = mask2 = bias = None
         if lengths is not None:
-            T = x.shape[1]
-            out_len = self.frames_for(lengths)
-            mask = torch.arange(T, device=x.device)[None, :] < out_len[:, None]
-            x = x * mask.unsqueeze(-1).to(x.dtype)
-            bias = torch.zeros(mask.shape, dtype=x.dtype).masked_fill(~mask, -1e4)[:, None, None, :]
-        for c in self.convs:
-            x = c(x)
-        for b in self.blocks:
-            x = b(x, bias)
-        return self.head(self.out_norm(x))
+            n1 = self.frames_for(lengths)
+            n2 = (n1 - 1) // 2 + 1
+            T2 = (T1 - 1) // 2 + 1
+            mask1 = (torch.arange(T1)[None, :] < n1[:, None]).unsqueeze(-1).to(x.dtype)
+            m2 = torch.arange(T2)[None, :] < n2[:, None]
+            mask2 = m2.unsqueeze(-1).to(x.dtype)
+            bias = torch.zeros(m2.shape, dtype=x.dtype).masked_fill(~m2, -1e4)[:, None, None, :]
+            x = x * mask1
+        for b in self.pre:
+            x = b(x, mask1)
+        skip = x
+        y = x if mask1 is None else x * mask1
+        y = self.down(y.transpose(1, 2)).transpose(1, 2).contiguous()
+        y = self.down_pw(F.gelu(y))
+        phone_logits = None
+        for i, b in enumerate(self.mid):
+            if phones and self.n_phones and i == self.phone_at:
+                p = skip + self.phone_up(upsample2(y, T1))
+                phone_logits = self.phone_head(self.phone_norm(p))
+            y = b(y, mask2, bias)
+        x = skip + self.up(upsample2(y, T1))
+        for b in self.post:
+            x = b(x, mask1)
+        logits = self.head(self.out_norm(x))
+        if phones:
+            return logits, phone_logits
+        return logits
 
 
-def spec_augment(f, n_time=2, max_t=12, n_freq=2, max_f=10):
+def spec_augment(f, n_time=2, max_t=10, n_freq=2, max_f=10):
     B, T, M = f.shape
     f = f.clone()
     for b in range(B):

@@ -1,10 +1,15 @@
 #!/usr/bin/python3
 """Train the Parley CTC recognizer on the espeak-ng data made by synth.py. Deterministic given --seed
-(fixed thread count, no data-loader workers, all randomness from seeded generators).
+(fixed process and thread counts, no data-loader workers, all randomness from seeded generators).
+
+Losses: character CTC on the output, plus an intermediate CTC on espeak-ng's IPA phonemes (model.py) whose
+weight falls linearly from --phone-weight to --phone-weight-end. One warmup + cosine schedule, AdamW, EMA of
+the weights (exported). Data parallel over --ddp one-thread processes (gloo).
 
 On-the-fly augmentation: additive noise (white / pink / brown / babble from other training utterances) at
-0-30 dB SNR, random leading/trailing silence, light SpecAugment; then the same per-utterance zero-mean /
-unit-variance normalization that Transformers.js' Wav2Vec2FeatureExtractor applies (do_normalize=true).
+--snr-lo..30 dB SNR on --noise-p of the utterances, random leading/trailing silence, light SpecAugment; then
+the same per-utterance zero-mean / unit-variance normalization that Transformers.js' Wav2Vec2FeatureExtractor
+applies (do_normalize=true).
 """
 import argparse
 import math
@@ -18,6 +23,13 @@ import torch.nn.functional as F
 
 from model import VOCAB, CtcModel
 
+# oneDNN (mkldnn) convolutions off: in Debian's torch 1.13 (oneDNN 2.6.3) on this machine's AVX-512 EPYC, the
+# backward of the first, stride-2 convolution (whose input needs no gradient) returns wrong weight and bias
+# gradients that change from run to run and are now and then 1e5-1e14 times too large. That was the source of
+# the "non-finite gradient norm" steps in earlier runs, and every earlier model trained its first layer on
+# garbage gradients. check_grads.py shows it; the native kernels cost ~8% more time per step.
+torch.backends.mkldnn.enabled = False
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHAR2ID = {c: i for i, c in enumerate(VOCAB)}
 
@@ -27,10 +39,21 @@ def encode(text):
 
 
 def load_set(work, name):
+    """-> (int16 memmap, [(offset, samples, text, phonemes)]); phonemes is "" in data from an older synth.py."""
     rows = [ln.rstrip("\n").split("\t") for ln in open(os.path.join(work, "data", f"{name}.tsv"))]
     audio = np.memmap(os.path.join(work, "data", f"{name}.bin"), dtype=np.int16, mode="r")
-    items = [(int(o), int(n), t) for o, n, t, _v in rows]
+    items = [(int(r[0]), int(r[1]), r[2], r[4] if len(r) > 4 else "") for r in rows]
     return audio, items
+
+
+def phone_vocab(items, min_count=20):
+    """IPA code points seen at least min_count times in the training phonemes; index 0 is the CTC blank, the
+    last index stands for the rare rest."""
+    counts = {}
+    for it in items:
+        for ch in it[3]:
+            counts[ch] = counts.get(ch, 0) + 1
+    return ["<blank>"] + sorted(c for c, n in counts.items() if n >= min_count) + ["<other>"]
 
 
 def normalize(x):
@@ -58,7 +81,7 @@ def augment(x, rng: np.random.Generator, bank: NoiseBank, audio, items, noise_p=
         n = len(x)
         r = rng.random()
         if r < 0.3:
-            o, ln, _ = items[rng.integers(len(items))]
+            o, ln = items[rng.integers(len(items))][:2]
             src = audio[o:o + ln].astype(np.float32)
             noise = np.zeros(n, np.float32)
             if ln:
@@ -95,10 +118,13 @@ def make_batches(items, rng: random.Random, max_samples, max_utts, shuffle=True)
     return batches
 
 
-def collate(idx, audio, items, rng=None, bank=None, noise_p=0.65, snr_lo=0.0):
-    xs, ys = [], []
+def collate(idx, audio, items, rng=None, bank=None, noise_p=0.65, snr_lo=0.0, phone_ids=None):
+    xs, ys, ps = [], [], []
     for i in idx:
-        o, n, t = items[i]
+        o, n, t, ph = items[i]
+        if phone_ids is not None:
+            other = len(phone_ids) + 1
+            ps.append([phone_ids.get(c, other) for c in ph])
         x = audio[o:o + n].astype(np.float32) / 32768.0
         if rng is not None:
             x = augment(x, rng, bank, audio, items, noise_p, snr_lo)
@@ -110,6 +136,9 @@ def collate(idx, audio, items, rng=None, bank=None, noise_p=0.65, snr_lo=0.0):
         X[j, :len(x)] = torch.from_numpy(x)
     y_lens = torch.tensor([len(y) for y in ys], dtype=torch.long)
     Y = torch.tensor([c for y in ys for c in y], dtype=torch.long)
+    if phone_ids is not None:
+        p_lens = torch.tensor([len(p) for p in ps], dtype=torch.long)
+        return X, lens, Y, y_lens, torch.tensor([c for p in ps for c in p], dtype=torch.long), p_lens
     return X, lens, Y, y_lens
 
 
@@ -160,36 +189,41 @@ def evaluate(model, audio, items, bs=32):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=7000)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup", type=int, default=200)
-    ap.add_argument("--batch-seconds", type=float, default=32.0)
+    ap.add_argument("--warmup", type=int, default=800)
+    ap.add_argument("--batch-seconds", type=float, default=48.0, help="audio per batch and process")
     ap.add_argument("--max-utts", type=int, default=64)
-    ap.add_argument("--eval-every", type=int, default=200)
-    ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--save-every", type=int, default=500)
     ap.add_argument("--heads", type=int, default=2)
     ap.add_argument("--sortagrad", type=int, default=1)
     ap.add_argument("--n-dev", type=int, default=150)
-    ap.add_argument("--dropout", type=float, default=0.0)
+    ap.add_argument("--dropout", type=float, default=0.05)
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--threads", type=int, default=1, help="1 is far more efficient when the CPU is oversubscribed")
-    ap.add_argument("--layers", type=int, default=0, help="transformer layers (bmm is very slow on this torch)")
-    ap.add_argument("--conv-layers", type=int, default=6, help="depthwise-conv + FFN blocks")
-    ap.add_argument("--d", type=int, default=160)
-    ap.add_argument("--ff", type=int, default=640)
+    ap.add_argument("--pre", type=int, default=2, help="conv blocks at 20 ms before the time reduction")
+    ap.add_argument("--mid", type=int, default=6, help="attention + conv blocks at 40 ms")
+    ap.add_argument("--post", type=int, default=1, help="conv blocks at 20 ms after the upsampling")
+    ap.add_argument("--kernel", type=int, default=15, help="depthwise conv kernel (frames)")
+    ap.add_argument("--d", type=int, default=224)
+    ap.add_argument("--ff", type=int, default=672)
+    ap.add_argument("--phone-weight", type=float, default=0.4,
+                    help="weight of the intermediate phoneme CTC loss (0: character CTC only)")
+    ap.add_argument("--phone-weight-end", type=float, default=0.1,
+                    help="phoneme CTC weight reached linearly at the last step (-1: constant)")
     ap.add_argument("--work", default=os.path.join(HERE, "work"))
     ap.add_argument("--bench", type=int, default=0, help="only time this many steps")
     ap.add_argument("--init", default="", help="stage 2: start from this checkpoint's raw weights (and its "
                     "log-mel constants) instead of a random init")
-    ap.add_argument("--schedule", default="invsqrt", choices=["invsqrt", "cosine"],
+    ap.add_argument("--schedule", default="cosine", choices=["invsqrt", "cosine"],
                     help="cosine: warmup then cosine decay to --min-lr at --steps (an annealed final model)")
     ap.add_argument("--min-lr", type=float, default=1e-5)
-    ap.add_argument("--noise-p", type=float, default=0.65, help="share of utterances with additive noise")
-    ap.add_argument("--snr-lo", type=float, default=0.0, help="lowest SNR (dB) of the additive noise")
+    ap.add_argument("--noise-p", type=float, default=0.5, help="share of utterances with additive noise")
+    ap.add_argument("--snr-lo", type=float, default=5.0, help="lowest SNR (dB) of the additive noise")
     ap.add_argument("--ckpt-dir", default="ckpt")
-    ap.add_argument("--stride", type=int, default=3, help="frame subsampling after the 10 ms STFT (3 → 30 ms)")
-    ap.add_argument("--ddp", type=int, default=1, help="data-parallel processes (one thread each); experimental, "
-                    "see models/README.md (non-finite steps under load)")
+    ap.add_argument("--ddp", type=int, default=2, help="data-parallel processes, one thread each (on 2 cores: "
+                    "2 processes x 1 thread ran ~3x the utterances/s of 1 process x 2 threads)")
     ap.add_argument("--ddp-port", type=int, default=29533)
     a = ap.parse_args()
     if a.ddp > 1:
@@ -213,10 +247,18 @@ def run(rank, a):
     dev_audio, dev_items = load_set(a.work, "dev")
     dev_items = dev_items[:a.n_dev]
     bank = NoiseBank(np.random.default_rng(a.seed + 1))
-    model = CtcModel(d=a.d, layers=a.layers, ff=a.ff, heads=a.heads, dropout=a.dropout, conv_layers=a.conv_layers,
-                     stride=a.stride)
-    n_params = sum(p.numel() for p in model.parameters())
-    print(f"params {n_params} ({n_params / 1e6:.2f}M), train utts {len(items)}, dev {len(dev_items)}", flush=True)
+    phones = phone_vocab(items) if a.phone_weight > 0 and items[0][3] else []
+    a.phones = phones  # saved with the checkpoint's args
+    phone_ids = {c: i for i, c in enumerate(phones[1:-1], 1)} if phones else None
+
+    def build():
+        return CtcModel(d=a.d, ff=a.ff, heads=a.heads, pre=a.pre, mid=a.mid, post=a.post, k=a.kernel,
+                        n_phones=len(phones), dropout=a.dropout)
+
+    model = build()
+    n_params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("phone_"))
+    print(f"params {n_params} ({n_params / 1e6:.2f}M, exported), phonemes {len(phones)}, train utts {len(items)}, "
+          f"dev {len(dev_items)}", flush=True)
 
     # fixed log-mel normalization constants from 200 training utterances (stage 2 keeps stage 1's)
     if a.init:
@@ -226,12 +268,10 @@ def run(rank, a):
         with torch.no_grad():
             X, lens, _, _ = collate(list(range(0, len(items), max(1, len(items) // 200)))[:200], audio, items)
             f = model.front(X)
-            fl = model.frames_for(lens)  # only used roughly; front frames = lens//160+1
             tf = lens // 160 + 1
             vals = torch.cat([f[b, :tf[b]].reshape(-1) for b in range(f.shape[0])])
             model.front.mean.fill_(float(vals.mean()))
             model.front.std.fill_(float(vals.std()))
-            del fl
     print(f"logmel mean {float(model.front.mean):.3f} std {float(model.front.std):.3f}", flush=True)
     model.spec_aug = True
 
@@ -248,8 +288,7 @@ def run(rank, a):
         return a.lr * math.sqrt(a.warmup / (step + 1))
 
     ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    ema_model = CtcModel(d=a.d, layers=a.layers, ff=a.ff, heads=a.heads, dropout=a.dropout, conv_layers=a.conv_layers,
-                         stride=a.stride)
+    ema_model = build()
     torch.manual_seed(a.seed + 1000 * rank)  # SpecAugment masks differ per rank (initial weights did not)
     net = model
     if world > 1:
@@ -259,7 +298,7 @@ def run(rank, a):
     os.makedirs(ckdir, exist_ok=True)
     max_samples = int(a.batch_seconds * 16000)
     step, epoch, t0 = 0, 0, time.time()
-    seen, loss_acc, n_acc, skipped = 0, 0.0, 0, 0
+    seen, loss_acc, n_acc, skipped, phone_acc = 0, 0.0, 0, 0, 0.0
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
     total = a.bench if a.bench else a.steps
     model.train()
@@ -270,13 +309,23 @@ def run(rank, a):
         for idx in batches:
             if step >= total:
                 break
-            X, lens, Y, y_lens = collate(idx, audio, items, rng_np, bank, a.noise_p, a.snr_lo)
+            X, lens, Y, y_lens, *P = collate(idx, audio, items, rng_np, bank, a.noise_p, a.snr_lo, phone_ids)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-            logits = net(X, lens)
-            logp = F.log_softmax(logits, dim=-1).transpose(0, 1)
-            loss = F.ctc_loss(logp, Y, model.frames_for(lens), y_lens, blank=0, reduction="mean",
-                              zero_infinity=True)
+            logits, phone_logits = net(X, lens, phones=True)
+            frames = model.frames_for(lens)
+            # CTC in float64: its alpha/beta recursions are the likeliest source of the non-finite gradients
+            # seen in float32 runs (finite loss, infinite gradient norm); it costs little next to the model.
+            logp = F.log_softmax(logits.double(), dim=-1).transpose(0, 1)
+            loss = F.ctc_loss(logp, Y, frames, y_lens, blank=0, reduction="mean", zero_infinity=True)
+            char_loss = float(loss)
+            if phone_logits is not None:
+                w = a.phone_weight if a.phone_weight_end < 0 else \
+                    a.phone_weight + (a.phone_weight_end - a.phone_weight) * step / max(1, total)
+                plogp = F.log_softmax(phone_logits.double(), dim=-1).transpose(0, 1)
+                ploss = F.ctc_loss(plogp, P[0], frames, P[1], blank=0, reduction="mean", zero_infinity=True)
+                phone_acc += float(ploss)
+                loss = loss + w * ploss
             opt.zero_grad()
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -311,15 +360,16 @@ def run(rank, a):
                         ema[k].copy_(v)
             seen += len(idx) * world
             if math.isfinite(float(gnorm)) and math.isfinite(float(loss)):  # skipped steps don't count as 0
-                loss_acc += float(loss)
+                loss_acc += char_loss
                 n_acc += 1
             if rank != 0:
                 continue
             if step % 25 == 0 or a.bench:
                 el = time.time() - t0
-                print(f"step {step} ep {epoch} loss {loss_acc / max(1, n_acc):.3f} lr {lr_at(step):.2e} "
+                print(f"step {step} ep {epoch} loss {loss_acc / max(1, n_acc):.3f} phone "
+                      f"{phone_acc / max(1, n_acc):.3f} lr {lr_at(step):.2e} "
                       f"utt/s {seen / el:.1f} skipped {skipped} elapsed {el / 60:.1f}m", flush=True)
-                loss_acc, n_acc = 0.0, 0
+                loss_acc, n_acc, phone_acc = 0.0, 0, 0.0
             if a.bench:
                 continue
             if step % a.save_every == 0 or step == total:
