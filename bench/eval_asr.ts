@@ -6,9 +6,11 @@
  *   deno task eval:asr                      # prints a markdown report
  *   deno task eval:asr --write              # also writes models/parley-asr-en/EVAL.md
  *   deno task eval:asr --beam 32 --limit 20
+ *   deno task eval:asr --model /tmp/other/parley-asr-en   # another export of the model folder
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
 import { loadCtcRecognizer } from "../origin/asr/ctc_decoder.ts";
 import { editDistance } from "../origin/asr/error_rate.ts";
 import { pcm16ToFloat, readWav } from "../origin/pipeline/wav.ts";
@@ -21,15 +23,18 @@ const opt = (name: string, def: number) => {
   const i = args.indexOf(name);
   return i >= 0 ? Number(args[i + 1]) : def;
 };
-const MODEL_DIR = fileURLToPath(new URL("../models/parley-asr-en", import.meta.url));
+const modelArg = args.indexOf("--model");
+const MODEL_DIR = modelArg >= 0
+  ? resolve(args[modelArg + 1])
+  : fileURLToPath(new URL("../models/parley-asr-en", import.meta.url));
 const EVAL_DIR = fileURLToPath(new URL("../models/eval", import.meta.url));
 /** Default: the decoder's own (decoder_config.json `beam_width`, else 16). */
 const beamArg = opt("--beam", NaN);
 const decoderConfig = JSON.parse(readFileSync(`${MODEL_DIR}/decoder_config.json`, "utf8"));
 const beamWidth: number = Number.isNaN(beamArg) ? (decoderConfig.beam_width ?? 16) : beamArg;
-const lmOrder = (JSON.parse(readFileSync(`${MODEL_DIR}/lm.json`, "utf8")).trigram_logp ?? []).length
-  ? "trigram"
-  : "bigram";
+const lmData = JSON.parse(readFileSync(`${MODEL_DIR}/lm.json`, "utf8"));
+const lmOrder = (lmData.trigram_logp ?? []).length ? "trigram" : "bigram";
+const lmDescription = `${lmData.type ?? lmOrder} LM, lexicon of ${lmData.words.length} words`;
 const limit = opt("--limit", Infinity);
 const snrDb = opt("--snr", 10);
 
@@ -86,7 +91,8 @@ const results: Record<string, { greedy: Acc; beam: Acc }> = {
   clean: { greedy: newAcc(), beam: newAcc() },
   [`${snrDb} dB SNR`]: { greedy: newAcc(), beam: newAcc() },
 };
-let audioSec = 0, wallMs = 0, modelMs = 0, decodeMs = 0;
+let audioSec = 0, wallMs = 0, modelMs = 0, decodeMs = 0, within25 = 0;
+const byDialect: Record<string, Acc> = {};
 const examples: string[] = [];
 // warm-up (first run allocates the session's buffers)
 await rec.transcribe(readWav16(`${EVAL_DIR}/${manifest[0].file}`));
@@ -109,6 +115,12 @@ for (const [i, m] of manifest.entries()) {
     }
     score(results[cond].greedy, m.text, r.greedy);
     score(results[cond].beam, m.text, r.hypotheses[0].text);
+    if (cond === "clean") {
+      const one = newAcc();
+      score(one, m.text, r.hypotheses[0].text);
+      if (one.we / one.wn <= 0.25) within25++;
+      score(byDialect[m.voice.split("+")[0]] ??= newAcc(), m.text, r.hypotheses[0].text);
+    }
   }
 }
 await rec.dispose();
@@ -123,8 +135,15 @@ lines.push(
 );
 lines.push(
   `Model: ${cfg.parley?.parameters ?? "?"} parameters, training step ${cfg.parley?.train_step ?? "?"}${
-    cfg.parley?.init_step ? ` of stage 2 (after ${cfg.parley.init_step} steps of stage 1)` : ""
-  }; ${lmOrder} LM. Run through Transformers.js (onnxruntime-node, 1 intra-op thread) in Deno ${Deno.version.deno}; beam width ${beamWidth}; noise: white Gaussian at ${snrDb} dB SNR (seeded).`,
+    cfg.parley?.init_step ? ` (after ${cfg.parley.init_step} steps of an earlier stage)` : ""
+  }; ${lmDescription}; decoder ${
+    JSON.stringify({
+      alpha: decoderConfig.alpha,
+      beta: decoderConfig.beta,
+      unkScore: decoderConfig.unkScore,
+      implicitSpaceScore: decoderConfig.implicitSpaceScore ?? null,
+    })
+  }. Run through Transformers.js (onnxruntime-node, 1 intra-op thread) in Deno ${Deno.version.deno}; beam width ${beamWidth}; noise: white Gaussian at ${snrDb} dB SNR (seeded).`,
 );
 lines.push("");
 lines.push("| condition | decoder | CER | WER |");
@@ -137,6 +156,14 @@ for (const [cond, r] of Object.entries(results)) {
     } |`,
   );
 }
+lines.push("");
+lines.push(
+  `Clean, beam: ${within25} of ${manifest.length} sentences have WER <= 25%. By held-out dialect: ${
+    Object.entries(byDialect).map(([d, a]) => `${d} CER ${pct(a.ce, a.cn)} / WER ${pct(a.we, a.wn)}`).join(
+      ", ",
+    )
+  }.`,
+);
 lines.push("");
 lines.push(
   `Real-time factor (model + beam decode, clean, 1 thread): ${(wallMs / 1000 / audioSec).toFixed(4)} (${

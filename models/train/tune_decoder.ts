@@ -3,16 +3,23 @@
  * (held-out sentences + voices, disjoint from the committed eval set) and writes
  * models/parley-asr-en/decoder_config.json. Logits come from the exported ONNX model via Transformers.js.
  *
- *   deno run -A models/train/tune_decoder.ts [--n 80] [--beam 16] [--lm other_lm.json --no-write]
+ *   deno run -A models/train/tune_decoder.ts [--n 80] [--beam 16] [--model <dir>] [--lm a.json --lm b.json --no-write]
+ *
+ * Several --lm files are each tuned (to compare LMs on the same logits); only the model folder's own lm.json
+ * result is written.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { basename, dirname, resolve } from "node:path";
 import { AutoModelForCTC, AutoProcessor, env } from "@huggingface/transformers";
 import { CtcDecoder } from "../../origin/asr/ctc_decoder.ts";
 import { editDistance as ed } from "../../origin/asr/error_rate.ts";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
-const MODEL_DIR = fileURLToPath(new URL("../parley-asr-en", import.meta.url));
+const argIdx = Deno.args.indexOf("--model");
+const MODEL_DIR = argIdx >= 0
+  ? resolve(Deno.args[argIdx + 1])
+  : fileURLToPath(new URL("../parley-asr-en", import.meta.url));
 const nIdx = Deno.args.indexOf("--n");
 const N = nIdx >= 0 ? Number(Deno.args[nIdx + 1]) : 80;
 const arg = (name: string) => {
@@ -20,14 +27,17 @@ const arg = (name: string) => {
   return i >= 0 ? Deno.args[i + 1] : undefined;
 };
 const BEAM = Number(arg("--beam") ?? 16);
-const LM_FILE = arg("--lm") ?? `${MODEL_DIR}/lm.json`;
+const LM_FILES = Deno.args.flatMap((a, i) => a === "--lm" ? [Deno.args[i + 1]] : []);
+if (!LM_FILES.length) LM_FILES.push(`${MODEL_DIR}/lm.json`);
 const WRITE = !Deno.args.includes("--no-write");
 
 env.allowRemoteModels = false;
 env.allowLocalModels = true;
-env.localModelPath = fileURLToPath(new URL("../", import.meta.url));
-const processor = await AutoProcessor.from_pretrained("parley-asr-en");
-const model = await AutoModelForCTC.from_pretrained("parley-asr-en", { session_options: { intraOpNumThreads: 1 } });
+env.localModelPath = dirname(MODEL_DIR) + "/";
+const processor = await AutoProcessor.from_pretrained(basename(MODEL_DIR));
+const model = await AutoModelForCTC.from_pretrained(basename(MODEL_DIR), {
+  session_options: { intraOpNumThreads: 1 },
+});
 
 const rows = readFileSync(`${HERE}work/data/dev.tsv`, "utf8").trim().split("\n").map((l) => l.split("\t")).slice(0, N);
 const bin = readFileSync(`${HERE}work/data/dev.bin`);
@@ -46,31 +56,53 @@ await model.dispose();
 
 const base = await CtcDecoder.load(MODEL_DIR);
 const vocabMap = JSON.parse(readFileSync(`${MODEL_DIR}/vocab.json`, "utf8"));
-const lm = JSON.parse(readFileSync(LM_FILE, "utf8"));
-const dec = CtcDecoder.fromData(vocabMap, lm);
 let gw = 0, wn = 0;
 for (const it of items) {
   gw += ed(it.ref.split(" "), base.greedy(it.logits, it.frames, it.V).split(" ").filter(Boolean));
   wn += it.ref.split(" ").length;
 }
 console.log(`dev ${items.length} utts, greedy WER ${(100 * gw / wn).toFixed(2)}%`);
-let best = { wer: Infinity, alpha: 0, beta: 0, unkScore: -Infinity as number };
-for (const alpha of [0.2, 0.35, 0.5, 0.8]) {
-  for (const beta of [0, 0.5, 1, 2]) {
-    for (const unkScore of [-Infinity, -10]) {
-      let we = 0;
-      for (const it of items) {
-        const h = dec.decode(it.logits, it.frames, it.V, { alpha, beta, unkScore, beamWidth: BEAM })[0].text;
-        we += ed(it.ref.split(" "), h.split(" ").filter(Boolean));
+const ALPHAS = (arg("--alphas") ?? "0.3,0.5,0.7,0.9,1.2").split(",").map(Number);
+const BETAS = (arg("--betas") ?? "0,1,2,3").split(",").map(Number);
+const UNKS = (arg("--unks") ?? "-Infinity,-12,-9").split(",").map(Number);
+const SPACES = (arg("--spaces") ?? "-Infinity,-6,-3").split(",").map(Number);
+type Setting = { wer: number; alpha: number; beta: number; unkScore: number; implicitSpaceScore: number };
+let best: Setting = { wer: Infinity, alpha: 0, beta: 0, unkScore: -Infinity, implicitSpaceScore: -Infinity };
+for (const lmFile of LM_FILES) {
+  const lm = JSON.parse(readFileSync(lmFile, "utf8"));
+  const dec = CtcDecoder.fromData(vocabMap, lm);
+  let lmBest: Setting = { wer: Infinity, alpha: 0, beta: 0, unkScore: -Infinity, implicitSpaceScore: -Infinity };
+  const t0 = performance.now();
+  for (const alpha of ALPHAS) {
+    for (const beta of BETAS) {
+      for (const unkScore of UNKS) {
+        for (const implicitSpaceScore of SPACES) {
+          let we = 0;
+          for (const it of items) {
+            const opts = { alpha, beta, unkScore, implicitSpaceScore, beamWidth: BEAM };
+            const h = dec.decode(it.logits, it.frames, it.V, opts)[0].text;
+            we += ed(it.ref.split(" "), h.split(" ").filter(Boolean));
+          }
+          const wer = we / wn;
+          if (wer < lmBest.wer) lmBest = { wer, alpha, beta, unkScore, implicitSpaceScore };
+          if (Deno.args.includes("--verbose")) {
+            console.log(
+              `alpha ${alpha} beta ${beta} unk ${unkScore} space ${implicitSpaceScore}: WER ${(100 * wer).toFixed(2)}%`,
+            );
+          }
+        }
       }
-      const wer = we / wn;
-      if (wer < best.wer) best = { wer, alpha, beta, unkScore };
-      console.log(`alpha ${alpha} beta ${beta} unk ${unkScore}: WER ${(100 * wer).toFixed(2)}%`);
     }
   }
+  const ms = (performance.now() - t0) / (ALPHAS.length * BETAS.length * UNKS.length * SPACES.length);
+  console.log(
+    `${lmFile} (${lm.type}, ${lm.words.length} words): best dev WER ${(100 * lmBest.wer).toFixed(2)}% at`,
+    `alpha ${lmBest.alpha} beta ${lmBest.beta} unk ${lmBest.unkScore} space ${lmBest.implicitSpaceScore}`,
+    `(beam ${BEAM}, ${ms.toFixed(0)} ms per pass)`,
+  );
+  if (lmFile === `${MODEL_DIR}/lm.json`) best = lmBest;
 }
-console.log("best", best, `(${lm.type}, beam ${BEAM})`);
-if (WRITE) {
+if (WRITE && Number.isFinite(best.wer)) {
   writeFileSync(
     `${MODEL_DIR}/decoder_config.json`,
     JSON.stringify(
@@ -78,6 +110,7 @@ if (WRITE) {
         alpha: best.alpha,
         beta: best.beta,
         unkScore: Number.isFinite(best.unkScore) ? best.unkScore : null,
+        implicitSpaceScore: Number.isFinite(best.implicitSpaceScore) ? best.implicitSpaceScore : null,
         tuned_on: `dev split (${items.length} held-out sentences x held-out voices, not the eval set)`,
         beam_width: BEAM,
         dev_wer_beam: Number(best.wer.toFixed(4)),

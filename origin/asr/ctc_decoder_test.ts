@@ -153,6 +153,27 @@ Deno.test("out-of-lexicon words: spelled with the unk penalty, or the greedy fal
   assert.equal(hyps[0].text, "zq"); // nothing in the lexicon fits: greedy fallback, not an empty result
 });
 
+Deno.test("implicit word boundary: run-together words split at a lexicon word end only when enabled", () => {
+  const lm = tinyLm(["you", "can", "stick", "it"]);
+  // "you can" spoken with no `|` frame between the words; confident frames leave `|` no path elsewhere either
+  const spec = spell("youcan stick it", 0.99999);
+  const logits = frames(spec);
+  const strict = CtcDecoder.fromData(VOCAB_MAP, lm, { unkScore: -Infinity });
+  // without implicit boundaries "youcan" fits no lexicon path: the search can only swallow "can" as blanks
+  assert.equal(strict.decode(logits, spec.length, V)[0].text, "you stick it");
+  const implicit = CtcDecoder.fromData(VOCAB_MAP, lm, { unkScore: -Infinity, implicitSpaceScore: -2 });
+  const hyps = implicit.decode(logits, spec.length, V);
+  assert.equal(hyps[0].text, "you can stick it");
+  // the penalty is paid once per boundary the model did not emit: an emitted `|` scores higher
+  const clear = spell("you can stick it", 0.99999);
+  const emitted = implicit.decode(frames(clear), clear.length, V);
+  assert.equal(emitted[0].text, "you can stick it");
+  assert.ok(emitted[0].score > hyps[0].score);
+  // a boundary is only implied after a complete lexicon word: "yo" is not one, so there is no "yo can"
+  const partial = spell("yocan", 0.99999);
+  assert.equal(implicit.decode(frames(partial), partial.length, V)[0].text, "can");
+});
+
 Deno.test("empty / all-blank input decodes to empty text", () => {
   const d = CtcDecoder.fromData(VOCAB_MAP, tinyLm(["alpha"]));
   const spec: Array<Record<string, number>> = [{ "<pad>": 0.99 }, { "<pad>": 0.99 }];
@@ -218,7 +239,7 @@ Deno.test({
   ignore: !existsSync(`${MODEL_DIR}/lm.json`) || !existsSync(`${MODEL_DIR}/vocab.json`),
   async fn() {
     const d = await CtcDecoder.load(MODEL_DIR);
-    // realistic-looking logits: a spelled sentence with noise, 5 s at 30 ms frames = 167 frames
+    // realistic-looking logits: a spelled sentence with noise, padded to 167 frames
     const text = "we went down to the river and sat on the bank all afternoon";
     const spec = spell(text, 0.8);
     while (spec.length < 167) spec.push({ "<pad>": 0.95 });
