@@ -141,7 +141,6 @@ lines.push(
       alpha: decoderConfig.alpha,
       beta: decoderConfig.beta,
       unkScore: decoderConfig.unkScore,
-      implicitSpaceScore: decoderConfig.implicitSpaceScore ?? null,
     })
   }. Run through Transformers.js (onnxruntime-node, 1 intra-op thread) in Deno ${Deno.version.deno}; beam width ${beamWidth}; noise: white Gaussian at ${snrDb} dB SNR (seeded).`,
 );

@@ -8,6 +8,12 @@ import { fileURLToPath } from "node:url";
 import { loadCtcRecognizer } from "../origin/asr/ctc_decoder.ts";
 import { wordErrorRate as wer } from "../origin/asr/error_rate.ts";
 import { pcm16ToFloat, readWav } from "../origin/pipeline/wav.ts";
+import { EngineHub } from "../origin/pipeline/engine_hub.ts";
+import { FakeHost } from "../origin/pipeline/host_double.ts";
+import { floatToInt16, resampleAll } from "../origin/pipeline/resampler.ts";
+import { DEFAULT_ASR_CONFIG } from "../origin/asr/engine.ts";
+import { SessionOptions, type TranscriptEvent } from "../protocol/session_messages.ts";
+import { configureLogging } from "../lib/log.ts";
 
 /** A held-out eval WAV: must be mono 16-bit 16 kHz (the model's input). */
 function readWav16(path: string): Float32Array {
@@ -23,9 +29,10 @@ const EVAL_DIR = fileURLToPath(new URL("../models/eval", import.meta.url));
 const N = 5;
 
 /**
- * The issue's acceptance bar (WER <= 25% on each held-out sentence). The committed model does NOT meet it yet
- * (see models/parley-asr-en/EVAL.md: 4 of these 5 sentences pass, "the hem fell shortly below her knees" ends
- * in "whines"), so it only runs with PARLEY_ASR_QUALITY_GATE=1 instead of breaking CI.
+ * The issue's acceptance bar (WER <= 25% on each held-out sentence). The committed model (EVAL.md: clean beam WER
+ * 12.2% over all 120 held-out sentences, 101 of them within 25%) meets it on 4 of these 5: "the hem fell
+ * shortly below her knees" (en-us-nyc, which says "her" without an r) ends in "hones", 2 errors in 7 words. The
+ * per-sentence assertions therefore run only with PARLEY_ASR_QUALITY_GATE=1; the aggregate bound always runs.
  */
 const QUALITY_GATE = Deno.env.get("PARLEY_ASR_QUALITY_GATE") === "1";
 
@@ -50,7 +57,7 @@ async function transcribeFirst(n: number) {
 
 Deno.test({
   name:
-    "bundled CTC model runs offline on held-out espeak sentences (regression bound: aggregate WER <= 35%)",
+    "bundled CTC model runs offline on held-out espeak sentences (regression bound: aggregate WER <= 15%)",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -62,9 +69,9 @@ Deno.test({
       errs += wer(r.text, r.best) * n;
       words += n;
     }
-    // measured: 5 errors / 37 words = 0.14 for the committed model (stage 2, step 4500; beam 48, trigram);
-    // the stage-1 model (step 3400, bigram, beam 16) made 20 / 37 = 0.54
-    assert.ok(errs / words <= 0.35, `aggregate WER ${(errs / words).toFixed(2)}`);
+    // measured: 2 errors / 37 words = 0.05 for the committed model; the previous one (1.56M parameters, 30 ms
+    // frames) made 5 / 37 = 0.14 and its first stage 20 / 37 = 0.54
+    assert.ok(errs / words <= 0.15, `aggregate WER ${(errs / words).toFixed(2)}`);
   },
 });
 
@@ -80,6 +87,66 @@ Deno.test({
         w <= 0.25,
         `${r.file} (${r.voice}): "${r.text}" -> "${r.best}" (greedy "${r.greedy}") WER ${w.toFixed(2)}`,
       );
+    }
+  },
+});
+
+/**
+ * The same held-out sentences through the whole speech pipeline, as a session hears them: 48 kHz frames of 10 ms
+ * (the WebRTC sink's format), real Silero VAD segmentation, the bundled CTC engine in the inference worker, then
+ * one confirmed transcript per sentence: aggregate WER <= 15%, and with PARLEY_ASR_QUALITY_GATE=1 the issue's bar
+ * of WER <= 25% on each sentence.
+ */
+Deno.test({
+  name:
+    "bundled CTC model through the speech pipeline: one confirmed transcript per held-out sentence, aggregate WER <= 15%",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    configureLogging({ level: "error", sink: () => {} });
+    const rows = readFileSync(`${EVAL_DIR}/manifest.tsv`, "utf8").trim().split("\n").slice(1, 1 + N)
+      .map((l) => l.split("\t"));
+    const gap = new Int16Array(48 * 900); // 0.9 s of silence after each sentence (the VAD ends a segment at 0.4 s)
+    const parts: Int16Array[] = [gap];
+    for (const [file] of rows) {
+      parts.push(floatToInt16(resampleAll(readWav(`${EVAL_DIR}/${file}`).samples, 16000, 48000)), gap);
+    }
+    const pcm = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+    parts.reduce((o, p) => (pcm.set(p, o), o + p.length), 0);
+
+    const hub = await EngineHub.create({ asr: DEFAULT_ASR_CONFIG, workers: 1 });
+    const host = new FakeHost("s-bundled");
+    const p = hub.createPipeline(host, SessionOptions.parse({ mode: "transcribe" }));
+    try {
+      for (let i = 0, k = 0; i < pcm.length; i += 480, k++) {
+        const frame = new Int16Array(480);
+        frame.set(pcm.subarray(i, Math.min(pcm.length, i + 480)));
+        p.push({ samples: frame, sampleRate: 48000, timestampMs: k * 10, receivedAt: performance.now() });
+        if (k % 50 === 0) await new Promise((r) => setTimeout(r, 0));
+      }
+      await p.drain();
+      const confirmed = () =>
+        host.events.filter((e): e is TranscriptEvent => e.type === "transcript" && e.status === "confirmed");
+      const t0 = performance.now();
+      while (confirmed().length < rows.length && performance.now() - t0 < 30_000) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const got = confirmed().map((e) => e.alternatives[0].text);
+      assert.equal(got.length, rows.length, `one confirmed transcript per sentence: ${JSON.stringify(got)}`);
+      let errs = 0, words = 0;
+      rows.forEach(([file, voice, text], i) => {
+        const w = wer(text, got[i]);
+        errs += w * text.split(" ").length;
+        words += text.split(" ").length;
+        if (QUALITY_GATE) {
+          assert.ok(w <= 0.25, `${file} (${voice}): "${text}" -> "${got[i]}" WER ${w.toFixed(2)}`);
+        }
+      });
+      assert.ok(errs / words <= 0.15, `aggregate WER ${(errs / words).toFixed(2)}: ${JSON.stringify(got)}`);
+    } finally {
+      await p.close();
+      host.close();
+      await hub.close();
     }
   },
 });

@@ -57,7 +57,7 @@ def main():
     ap.add_argument("--extra-words", nargs="*", default=[],
                     help="word lists (e.g. /usr/share/dict/american-english) whose words, if missing from the "
                     "training text, join the lexicon with --extra-count as their unigram count and no n-grams")
-    ap.add_argument("--extra-count", type=float, default=0.5)
+    ap.add_argument("--extra-count", type=float, default=1.0)
     a = ap.parse_args()
     sents = [ln.rstrip("\n").split("\t")[1].split() for ln in open(os.path.join(a.corpus, "train.txt"))]
     uni = Counter(w for s in sents for w in s)

@@ -4,7 +4,8 @@
 #
 #   bash models/train/run.sh
 #
-# Needs: apt-get install -y espeak-ng sox opus-tools fortune-mod fortunes wordnet-base python3-torch python3-onnx
+# Needs: apt-get install -y espeak-ng sox opus-tools fortune-mod fortunes wordnet-base wamerican wbritish python3-torch
+#   python3-onnx
 # and Deno (for the decoder tuning and the evaluation through Transformers.js).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -36,10 +37,10 @@ rm -rf "$WORK/ckpt"
 $PY train.py --seed "$SEED" --steps "$STEPS" 2>&1 | tee "$WORK/train.log"
 t export
 $PY export.py --ckpt "$WORK/ckpt/last.pt"
-$PY build_lm.py --min-count 1
+$PY build_lm.py --min-count 1 --extra-words /usr/share/dict/american-english /usr/share/dict/british-english
 cd "$HERE/../.."
 t "decoder tuning (dev split)"
-deno run -A models/train/tune_decoder.ts --beam 48
+deno run -A models/train/tune_decoder.ts --beam 64
 t "evaluation (held-out set)"
 deno run -A bench/eval_asr.ts --write
 t done

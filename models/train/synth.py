@@ -55,7 +55,8 @@ PHONE_DROP = re.compile(r"[\sˈˌ‿͡_]")
 
 def espeak(job) -> tuple:
     """-> (wav bytes, IPA phoneme string). One espeak-ng call: the WAV on stdout, its phonemes on stderr."""
-    p = subprocess.run(["espeak-ng", "-v", job["voice"], "-s", str(job["speed"]), "-p", str(job["pitch"]), "-g",
+    path = [f"--path={job['path']}"] if job.get("path") else []
+    p = subprocess.run(["espeak-ng", *path, "-v", job["voice"], "-s", str(job["speed"]), "-p", str(job["pitch"]), "-g",
                         str(job["gap"]), "--ipa", "--phonout=/dev/stderr", "--stdout", job["text"]],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
     return p.stdout, PHONE_DROP.sub("", p.stderr.decode("utf-8", "replace"))
@@ -109,6 +110,50 @@ def train_job(rng: random.Random, text: str, variants):
     return job
 
 
+def random_variant(rng: random.Random) -> str:
+    """An espeak-ng voice variant file with random pitch, formant frequencies / heights / widths and voice quality,
+    in the ranges of the bundled variants. Many more vocal tracts than the ~90 bundled ones, for voices never
+    heard in training (the held-out variants are not copied or consulted)."""
+    female = rng.random() < 0.45
+    base = rng.randint(130, 175) if female else rng.randint(65, 105)
+    lines = ["language variant", f"name parley-random", f"gender {'female' if female else 'male'}",
+             f"pitch {base} {base + rng.randint(25, 110 if female else 60)}"]
+    scale = rng.uniform(1.03, 1.3) if female else rng.uniform(0.9, 1.08)
+    for k in range(9):
+        freq = round(100 * scale * rng.uniform(0.95, 1.05))
+        lines.append(f"formant {k} {freq} {rng.randint(60, 150)} {rng.randint(70, 160)}")
+    if rng.random() < 0.3:
+        lines.append(f"flutter {rng.randint(0, 10)}")
+    if rng.random() < 0.3:
+        lines.append(f"roughness {rng.randint(0, 5)}")
+    if rng.random() < 0.3:
+        lines.append(f"breath {' '.join(str(rng.randint(0, 4)) for _ in range(8))}")
+    if rng.random() < 0.3:
+        lines.append(f"voicing {rng.randint(70, 140)}")
+    if rng.random() < 0.4:
+        lines.append(f"consonants {rng.randint(70, 125)} {rng.randint(70, 125)}")
+    if rng.random() < 0.15:
+        lines.append(f"klatt {rng.randint(1, 4)}")
+    if rng.random() < 0.15:
+        lines.append(f"echo {rng.randint(80, 160)} {rng.randint(5, 20)}")
+    return "\n".join(lines) + "\n"
+
+
+def random_voice_dir(work: str, n: int, seed: int) -> str:
+    """A copy of the espeak-ng data folder with n random variants (parley_r000 ...); returns the --path value."""
+    src = next(d for d in ("/usr/lib/x86_64-linux-gnu/espeak-ng-data", "/usr/share/espeak-ng-data")
+               if os.path.isdir(d))
+    root = os.path.join(work, "espeak")
+    dst = os.path.join(root, "espeak-ng-data")
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(src, dst)
+    rng = random.Random(seed)
+    for i in range(n):
+        with open(os.path.join(dst, "voices", "!v", f"parley_r{i:03d}"), "w") as f:
+            f.write(random_variant(rng))
+    return root
+
+
 def degrade(job, arng: random.Random):
     """Channel degradation v2 (replaces train_job's): milder and rarer. The v1 mix (Opus at 12 kb/s, 8 kHz
     round trips for 20%, reverb) cost a capacity-bound model accuracy on clean speech. Drawn from its own
@@ -158,6 +203,10 @@ def main():
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--degrade", type=int, default=2, choices=[1, 2], help="channel degradation mix (see degrade)")
     ap.add_argument("--skip-eval", action="store_true", help="do not rewrite the committed eval WAVs")
+    ap.add_argument("--random-voices", type=int, default=0, help="random espeak-ng variants to generate")
+    ap.add_argument("--random-voice-p", type=float, default=0.5, help="share of training jobs that use one")
+    ap.add_argument("--n-extra", type=int, default=0, help="training utterances beyond --n-train, from the "
+                    "sentences it left unused (own generator: the dev/eval draws stay as they are)")
     ap.add_argument("--work", default=os.path.join(HERE, "work"))
     ap.add_argument("--eval-dir", default=os.path.join(HERE, "..", "eval"))
     a = ap.parse_args()
@@ -177,6 +226,11 @@ def main():
     if a.degrade == 2:
         arng = random.Random(a.seed + 77)
         train_jobs = [degrade(j, arng) for j in train_jobs]
+    # extra jobs and random voices come from their own generator, after the rng draws above and below are fixed
+    xrng = random.Random(a.seed + 99)
+    spare = natural[n_nat:] + gloss[a.n_train - n_nat:]
+    xrng.shuffle(spare)
+    extra_jobs = [degrade(train_job(xrng, t, variants), xrng) for t in spare[:a.n_extra]]
 
     rng.shuffle(test)
     eval_texts = [s for s in test if 4 <= len(s.split()) <= 11][:a.n_eval]
@@ -184,6 +238,13 @@ def main():
     dev_jobs = [held_job(rng, t) for t in dev_texts]
     eval_jobs = [held_job(rng, t) for t in eval_texts]
 
+    train_jobs += extra_jobs
+    if a.random_voices:
+        path = random_voice_dir(a.work, a.random_voices, a.seed + 5)
+        for j in train_jobs:
+            if xrng.random() < a.random_voice_p:
+                j["voice"] = j["voice"].split("+")[0] + f"+parley_r{xrng.randrange(a.random_voices):03d}"
+                j["path"] = path
     if a.limit:
         train_jobs = train_jobs[:a.limit]
     data = os.path.join(a.work, "data")

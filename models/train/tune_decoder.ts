@@ -3,7 +3,7 @@
  * (held-out sentences + voices, disjoint from the committed eval set) and writes
  * models/parley-asr-en/decoder_config.json. Logits come from the exported ONNX model via Transformers.js.
  *
- *   deno run -A models/train/tune_decoder.ts [--n 80] [--beam 16] [--model <dir>] [--lm a.json --lm b.json --no-write]
+ *   deno run -A models/train/tune_decoder.ts [--n 300] [--beam 64] [--model <dir>] [--lm a.json --lm b.json --no-write]
  *
  * Several --lm files are each tuned (to compare LMs on the same logits); only the model folder's own lm.json
  * result is written.
@@ -21,12 +21,12 @@ const MODEL_DIR = argIdx >= 0
   ? resolve(Deno.args[argIdx + 1])
   : fileURLToPath(new URL("../parley-asr-en", import.meta.url));
 const nIdx = Deno.args.indexOf("--n");
-const N = nIdx >= 0 ? Number(Deno.args[nIdx + 1]) : 80;
+const N = nIdx >= 0 ? Number(Deno.args[nIdx + 1]) : 300;
 const arg = (name: string) => {
   const i = Deno.args.indexOf(name);
   return i >= 0 ? Deno.args[i + 1] : undefined;
 };
-const BEAM = Number(arg("--beam") ?? 16);
+const BEAM = Number(arg("--beam") ?? 64);
 const LM_FILES = Deno.args.flatMap((a, i) => a === "--lm" ? [Deno.args[i + 1]] : []);
 if (!LM_FILES.length) LM_FILES.push(`${MODEL_DIR}/lm.json`);
 const WRITE = !Deno.args.includes("--no-write");
@@ -62,43 +62,36 @@ for (const it of items) {
   wn += it.ref.split(" ").length;
 }
 console.log(`dev ${items.length} utts, greedy WER ${(100 * gw / wn).toFixed(2)}%`);
-const ALPHAS = (arg("--alphas") ?? "0.3,0.5,0.7,0.9,1.2").split(",").map(Number);
-const BETAS = (arg("--betas") ?? "0,1,2,3").split(",").map(Number);
-const UNKS = (arg("--unks") ?? "-Infinity,-12,-9").split(",").map(Number);
-const SPACES = (arg("--spaces") ?? "-Infinity,-6,-3").split(",").map(Number);
-type Setting = { wer: number; alpha: number; beta: number; unkScore: number; implicitSpaceScore: number };
-let best: Setting = { wer: Infinity, alpha: 0, beta: 0, unkScore: -Infinity, implicitSpaceScore: -Infinity };
+const ALPHAS = (arg("--alphas") ?? "0.8,0.9,1,1.1,1.2").split(",").map(Number);
+const BETAS = (arg("--betas") ?? "-0.5,0,0.5,1").split(",").map(Number);
+const UNKS = (arg("--unks") ?? "-Infinity,-14").split(",").map(Number);
+type Setting = { wer: number; alpha: number; beta: number; unkScore: number };
+let best: Setting = { wer: Infinity, alpha: 0, beta: 0, unkScore: -Infinity };
 for (const lmFile of LM_FILES) {
   const lm = JSON.parse(readFileSync(lmFile, "utf8"));
   const dec = CtcDecoder.fromData(vocabMap, lm);
-  let lmBest: Setting = { wer: Infinity, alpha: 0, beta: 0, unkScore: -Infinity, implicitSpaceScore: -Infinity };
+  let lmBest: Setting = { wer: Infinity, alpha: 0, beta: 0, unkScore: -Infinity };
   const t0 = performance.now();
   for (const alpha of ALPHAS) {
     for (const beta of BETAS) {
       for (const unkScore of UNKS) {
-        for (const implicitSpaceScore of SPACES) {
-          let we = 0;
-          for (const it of items) {
-            const opts = { alpha, beta, unkScore, implicitSpaceScore, beamWidth: BEAM };
-            const h = dec.decode(it.logits, it.frames, it.V, opts)[0].text;
-            we += ed(it.ref.split(" "), h.split(" ").filter(Boolean));
-          }
-          const wer = we / wn;
-          if (wer < lmBest.wer) lmBest = { wer, alpha, beta, unkScore, implicitSpaceScore };
-          if (Deno.args.includes("--verbose")) {
-            console.log(
-              `alpha ${alpha} beta ${beta} unk ${unkScore} space ${implicitSpaceScore}: WER ${(100 * wer).toFixed(2)}%`,
-            );
-          }
+        let we = 0;
+        for (const it of items) {
+          const h = dec.decode(it.logits, it.frames, it.V, { alpha, beta, unkScore, beamWidth: BEAM })[0].text;
+          we += ed(it.ref.split(" "), h.split(" ").filter(Boolean));
+        }
+        const wer = we / wn;
+        if (wer < lmBest.wer) lmBest = { wer, alpha, beta, unkScore };
+        if (Deno.args.includes("--verbose")) {
+          console.log(`alpha ${alpha} beta ${beta} unk ${unkScore}: WER ${(100 * wer).toFixed(2)}%`);
         }
       }
     }
   }
-  const ms = (performance.now() - t0) / (ALPHAS.length * BETAS.length * UNKS.length * SPACES.length);
+  const ms = (performance.now() - t0) / (ALPHAS.length * BETAS.length * UNKS.length);
   console.log(
     `${lmFile} (${lm.type}, ${lm.words.length} words): best dev WER ${(100 * lmBest.wer).toFixed(2)}% at`,
-    `alpha ${lmBest.alpha} beta ${lmBest.beta} unk ${lmBest.unkScore} space ${lmBest.implicitSpaceScore}`,
-    `(beam ${BEAM}, ${ms.toFixed(0)} ms per pass)`,
+    `alpha ${lmBest.alpha} beta ${lmBest.beta} unk ${lmBest.unkScore} (beam ${BEAM}, ${ms.toFixed(0)} ms per pass)`,
   );
   if (lmFile === `${MODEL_DIR}/lm.json`) best = lmBest;
 }
@@ -110,7 +103,6 @@ if (WRITE && Number.isFinite(best.wer)) {
         alpha: best.alpha,
         beta: best.beta,
         unkScore: Number.isFinite(best.unkScore) ? best.unkScore : null,
-        implicitSpaceScore: Number.isFinite(best.implicitSpaceScore) ? best.implicitSpaceScore : null,
         tuned_on: `dev split (${items.length} held-out sentences x held-out voices, not the eval set)`,
         beam_width: BEAM,
         dev_wer_beam: Number(best.wer.toFixed(4)),

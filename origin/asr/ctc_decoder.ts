@@ -38,12 +38,6 @@ export interface CtcDecodeOptions {
    * out-of-lexicon words. Default from the model folder's decoder config.
    */
   unkScore?: number;
-  /**
-   * Log-score of a word boundary the model did not emit: a complete lexicon word may be followed directly by the
-   * first letter of the next word, paying this instead of a `|` frame. Connected espeak speech often runs words
-   * together; -Infinity requires the delimiter. Default from the model folder's decoder config.
-   */
-  implicitSpaceScore?: number;
 }
 
 interface LmData {
@@ -67,7 +61,6 @@ interface LmData {
 export const DEFAULT_ALPHA = 0.6;
 export const DEFAULT_BETA = 1.5;
 export const DEFAULT_UNK_SCORE = -10;
-export const DEFAULT_IMPLICIT_SPACE_SCORE = -Infinity;
 /** Beams kept per frame for final results unless decoder_config.json says otherwise. */
 export const DEFAULT_BEAM_WIDTH = 16;
 const NEG_INF = -Infinity;
@@ -218,7 +211,6 @@ export class CtcDecoder {
     readonly beta: number,
     readonly unkScore: number,
     readonly beamWidth: number,
-    readonly implicitSpaceScore: number,
   ) {
     this.blank = vocab.indexOf("<pad>");
     this.delim = vocab.indexOf("|");
@@ -237,8 +229,7 @@ export class CtcDecoder {
     let alpha = DEFAULT_ALPHA,
       beta = DEFAULT_BETA,
       unkScore = DEFAULT_UNK_SCORE,
-      beamWidth = DEFAULT_BEAM_WIDTH,
-      implicitSpaceScore = DEFAULT_IMPLICIT_SPACE_SCORE;
+      beamWidth = DEFAULT_BEAM_WIDTH;
     try {
       const dc = JSON.parse(await readFile(`${modelDir}/decoder_config.json`, "utf8"));
       if (typeof dc.alpha === "number") alpha = dc.alpha;
@@ -246,22 +237,15 @@ export class CtcDecoder {
       if (typeof dc.unkScore === "number") unkScore = dc.unkScore;
       if (dc.unkScore === null) unkScore = -Infinity;
       if (typeof dc.beam_width === "number") beamWidth = dc.beam_width;
-      if (typeof dc.implicitSpaceScore === "number") implicitSpaceScore = dc.implicitSpaceScore;
     } catch { /* defaults */ }
-    return CtcDecoder.fromData(vocabMap, lmData, { alpha, beta, unkScore, beamWidth, implicitSpaceScore });
+    return CtcDecoder.fromData(vocabMap, lmData, { alpha, beta, unkScore, beamWidth });
   }
 
   /** Builds a decoder from in-memory data (tests). */
   static fromData(
     vocabMap: Record<string, number>,
     lmData: LmData | null,
-    opts: {
-      alpha?: number;
-      beta?: number;
-      unkScore?: number;
-      beamWidth?: number;
-      implicitSpaceScore?: number;
-    } = {},
+    opts: { alpha?: number; beta?: number; unkScore?: number; beamWidth?: number } = {},
   ): CtcDecoder {
     const vocab: string[] = [];
     for (const [t, id] of Object.entries(vocabMap)) vocab[id] = t;
@@ -273,7 +257,6 @@ export class CtcDecoder {
       opts.beta ?? DEFAULT_BETA,
       opts.unkScore ?? DEFAULT_UNK_SCORE,
       opts.beamWidth ?? DEFAULT_BEAM_WIDTH,
-      opts.implicitSpaceScore ?? DEFAULT_IMPLICIT_SPACE_SCORE,
     );
   }
 
@@ -311,7 +294,6 @@ export class CtcDecoder {
     const beta = opts.beta ?? this.beta;
     const thr = opts.tokenThreshold ?? -12;
     const unk = opts.unkScore ?? this.unkScore;
-    const implicitSpace = opts.implicitSpaceScore ?? this.implicitSpaceScore;
     const maxCand = opts.maxCandidates ?? 8;
     const lm = this.lm;
     const blank = this.blank, delim = this.delim;
@@ -406,25 +388,6 @@ export class CtcDecoder {
             if (lm) {
               const s = lm.slotOf[c];
               if (s < 0) continue;
-              // implicit word boundary: the prefix ends a lexicon word and `c` starts the next one. The penalty
-              // goes into the path score (not `lm`), so a prefix reached with or without a `|` frame has one LM
-              // state.
-              if (implicitSpace > NEG_INF && b.node > 0 && lm.wordAt[b.node] >= 0 && lm.children[s] >= 0) {
-                const w = lm.wordAt[b.node], first = lm.children[s];
-                const text = b.text + " " + this.vocab[c];
-                const nb = get(text, () => ({
-                  text,
-                  last: c,
-                  pb: NEG_INF,
-                  pnb: NEG_INF,
-                  node: first,
-                  ctx: w,
-                  ctx2: b.ctx,
-                  lm: b.lm + alpha * lm.logp(b.ctx2, b.ctx, w) + beta,
-                  look: alpha * lm.lookahead[first],
-                }));
-                nb.pnb = logAddExp(nb.pnb, p + implicitSpace);
-              }
               node = b.node < 0 ? -1 : lm.children[b.node * lm.nSlots + s];
               if (node < 0) {
                 if (unk === NEG_INF) continue; // not in the lexicon

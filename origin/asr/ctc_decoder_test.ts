@@ -153,27 +153,6 @@ Deno.test("out-of-lexicon words: spelled with the unk penalty, or the greedy fal
   assert.equal(hyps[0].text, "zq"); // nothing in the lexicon fits: greedy fallback, not an empty result
 });
 
-Deno.test("implicit word boundary: run-together words split at a lexicon word end only when enabled", () => {
-  const lm = tinyLm(["you", "can", "stick", "it"]);
-  // "you can" spoken with no `|` frame between the words; confident frames leave `|` no path elsewhere either
-  const spec = spell("youcan stick it", 0.99999);
-  const logits = frames(spec);
-  const strict = CtcDecoder.fromData(VOCAB_MAP, lm, { unkScore: -Infinity });
-  // without implicit boundaries "youcan" fits no lexicon path: the search can only swallow "can" as blanks
-  assert.equal(strict.decode(logits, spec.length, V)[0].text, "you stick it");
-  const implicit = CtcDecoder.fromData(VOCAB_MAP, lm, { unkScore: -Infinity, implicitSpaceScore: -2 });
-  const hyps = implicit.decode(logits, spec.length, V);
-  assert.equal(hyps[0].text, "you can stick it");
-  // the penalty is paid once per boundary the model did not emit: an emitted `|` scores higher
-  const clear = spell("you can stick it", 0.99999);
-  const emitted = implicit.decode(frames(clear), clear.length, V);
-  assert.equal(emitted[0].text, "you can stick it");
-  assert.ok(emitted[0].score > hyps[0].score);
-  // a boundary is only implied after a complete lexicon word: "yo" is not one, so there is no "yo can"
-  const partial = spell("yocan", 0.99999);
-  assert.equal(implicit.decode(frames(partial), partial.length, V)[0].text, "can");
-});
-
 Deno.test("empty / all-blank input decodes to empty text", () => {
   const d = CtcDecoder.fromData(VOCAB_MAP, tinyLm(["alpha"]));
   const spec: Array<Record<string, number>> = [{ "<pad>": 0.99 }, { "<pad>": 0.99 }];
