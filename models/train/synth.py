@@ -93,21 +93,47 @@ def synth(job):
     return a.tobytes(), phones
 
 
+# Channel mixes: (share, low, high) of the sox speed change; (share, bitrates) of the Opus round trip; (cumulative
+# share, rates) of a sample-rate round trip instead; (share, reverberance range, room-scale range) of reverb.
+CHANNEL_V1 = dict(speed=(0.5, 0.9, 1.1), opus=(0.15, [12, 16, 24, 32]), rate=(0.35, [8000, 11025, 12000, 22050]),
+                  reverb=(0.1, (10, 50), (10, 60)))
+CHANNEL_V2 = dict(speed=(0.4, 0.92, 1.08), opus=(0.10, [16, 24, 32, 48]),
+                  rate=(0.22, [8000, 11025, 11025, 12000, 22050, 22050]), reverb=(0.05, (10, 40), (10, 50)))
+
+
+def channel(job, rng: random.Random, mix):
+    share, lo, hi = mix["speed"]
+    if rng.random() < share:
+        job["sp"] = rng.uniform(lo, hi)
+    r = rng.random()
+    if r < mix["opus"][0]:
+        job["opus"] = rng.choice(mix["opus"][1])
+    elif r < mix["rate"][0]:
+        job["rt"] = rng.choice(mix["rate"][1])
+    share, reverb, room = mix["reverb"]
+    if rng.random() < share:
+        job["reverb"] = rng.randint(*reverb)
+        job["room"] = rng.randint(*room)
+    return job
+
+
 def train_job(rng: random.Random, text: str, variants):
     dialect = rng.choices(TRAIN_DIALECTS, DIALECT_WEIGHTS)[0]
     v = dialect if rng.random() < 0.15 else dialect + "+" + rng.choice(variants)
     job = dict(text=text, voice=v, speed=rng.randint(125, 235), pitch=rng.randint(15, 85), gap=rng.choice([0, 0, 0, 1, 2, 4]))
-    if rng.random() < 0.5:
-        job["sp"] = rng.uniform(0.9, 1.1)
-    r = rng.random()
-    if r < 0.15:
-        job["opus"] = rng.choice([12, 16, 24, 32])
-    elif r < 0.35:
-        job["rt"] = rng.choice([8000, 11025, 12000, 22050])
-    if rng.random() < 0.1:
-        job["reverb"] = rng.randint(10, 50)
-        job["room"] = rng.randint(10, 60)
-    return job
+    return channel(job, rng, CHANNEL_V1)
+
+
+# Optional voice-quality lines of a random variant: (share of variants that get it, the line).
+VOICE_QUALITY = [
+    (0.3, lambda r: f"flutter {r.randint(0, 10)}"),
+    (0.3, lambda r: f"roughness {r.randint(0, 5)}"),
+    (0.3, lambda r: "breath " + " ".join(str(r.randint(0, 4)) for _ in range(8))),
+    (0.3, lambda r: f"voicing {r.randint(70, 140)}"),
+    (0.4, lambda r: f"consonants {r.randint(70, 125)} {r.randint(70, 125)}"),
+    (0.15, lambda r: f"klatt {r.randint(1, 4)}"),
+    (0.15, lambda r: f"echo {r.randint(80, 160)} {r.randint(5, 20)}"),
+]
 
 
 def random_variant(rng: random.Random) -> str:
@@ -122,20 +148,9 @@ def random_variant(rng: random.Random) -> str:
     for k in range(9):
         freq = round(100 * scale * rng.uniform(0.95, 1.05))
         lines.append(f"formant {k} {freq} {rng.randint(60, 150)} {rng.randint(70, 160)}")
-    if rng.random() < 0.3:
-        lines.append(f"flutter {rng.randint(0, 10)}")
-    if rng.random() < 0.3:
-        lines.append(f"roughness {rng.randint(0, 5)}")
-    if rng.random() < 0.3:
-        lines.append(f"breath {' '.join(str(rng.randint(0, 4)) for _ in range(8))}")
-    if rng.random() < 0.3:
-        lines.append(f"voicing {rng.randint(70, 140)}")
-    if rng.random() < 0.4:
-        lines.append(f"consonants {rng.randint(70, 125)} {rng.randint(70, 125)}")
-    if rng.random() < 0.15:
-        lines.append(f"klatt {rng.randint(1, 4)}")
-    if rng.random() < 0.15:
-        lines.append(f"echo {rng.randint(80, 160)} {rng.randint(5, 20)}")
+    for share, line in VOICE_QUALITY:
+        if rng.random() < share:
+            lines.append(line(rng))
     return "\n".join(lines) + "\n"
 
 
@@ -160,17 +175,7 @@ def degrade(job, arng: random.Random):
     generator, so `rng` (and with it the dev/eval jobs drawn after the training jobs) stays as it was."""
     for k in ("sp", "opus", "rt", "reverb", "room"):
         job.pop(k, None)
-    if arng.random() < 0.4:
-        job["sp"] = arng.uniform(0.92, 1.08)
-    r = arng.random()
-    if r < 0.10:
-        job["opus"] = arng.choice([16, 24, 32, 48])
-    elif r < 0.22:
-        job["rt"] = arng.choice([8000, 11025, 11025, 12000, 22050, 22050])
-    if arng.random() < 0.05:
-        job["reverb"] = arng.randint(10, 40)
-        job["room"] = arng.randint(10, 50)
-    return job
+    return channel(job, arng, CHANNEL_V2)
 
 
 def held_job(rng: random.Random, text: str):
