@@ -457,7 +457,15 @@ export class CtcDecoder {
 export interface CtcRecognizerOptions {
   /** onnxruntime intra-op threads (default 1). */
   intraOpNumThreads?: number;
+  /**
+   * Silence (ms) appended before the model runs (default DEFAULT_TAIL_PAD_MS). The model needs a little right
+   * context after the last phoneme; audio that stops right at the end of a word loses that word otherwise.
+   */
+  tailPadMs?: number;
 }
+
+/** See CtcRecognizerOptions.tailPadMs (measured on the dev split and on Parley's own espeak voice). */
+export const DEFAULT_TAIL_PAD_MS = 300;
 
 export interface CtcTranscribeOptions extends CtcDecodeOptions {}
 
@@ -525,11 +533,13 @@ export async function loadCtcRecognizer(
     env.localModelPath = prevRoot;
   }
   const decoder = await CtcDecoder.load(dir);
+  const tailPad = Math.round(16 * (opts.tailPadMs ?? DEFAULT_TAIL_PAD_MS));
   return {
     async transcribe(pcm16k: Float32Array, o: CtcTranscribeOptions = {}) {
-      // very short inputs: pad to 0.1 s (the model needs at least a few frames)
-      const audio = pcm16k.length >= 1600 ? pcm16k : (() => {
-        const a = new Float32Array(1600);
+      // trailing silence, and very short inputs padded to 0.1 s (the model needs at least a few frames)
+      const n = Math.max(1600, pcm16k.length + tailPad);
+      const audio = n === pcm16k.length ? pcm16k : (() => {
+        const a = new Float32Array(n);
         a.set(pcm16k);
         return a;
       })();

@@ -233,3 +233,31 @@ Deno.test({
     assert.equal(hyps[0].text, text);
   },
 });
+
+Deno.test({
+  name: "real bundled model: the appended silence keeps the last word of audio that stops right after it",
+  ignore: !existsSync(`${MODEL_DIR}/onnx/model.onnx`),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // Parley's own voice (WASM espeak-ng, en-us) ends its audio at the last phoneme; a held-out sentence
+    const { EspeakEngine } = await import("../tts/espeak_engine.ts");
+    const { resampleAll } = await import("../pipeline/resampler.ts");
+    const tts = await EspeakEngine.load("en-us");
+    const s = await tts.synthesize("in england they call a trillion a billion");
+    await tts.close();
+    const pcm = resampleAll(s.pcm, s.sampleRate, 16000);
+    const bare = await loadCtcRecognizer(MODEL_DIR, { tailPadMs: 0 });
+    const padded = await loadCtcRecognizer(MODEL_DIR);
+    try {
+      // measured: "… a trillion a bill" without the padding
+      const lastWord = async (rec: typeof bare) =>
+        (await rec.transcribe(pcm)).hypotheses[0].text.split(" ").at(-1);
+      assert.notEqual(await lastWord(bare), "billion");
+      assert.equal(await lastWord(padded), "billion");
+    } finally {
+      await bare.dispose();
+      await padded.dispose();
+    }
+  },
+});
