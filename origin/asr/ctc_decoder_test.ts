@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { CtcDecoder, loadCtcRecognizer } from "./ctc_decoder.ts";
 import { pcm16ToFloat, readWav } from "../pipeline/wav.ts";
@@ -168,7 +168,6 @@ const readWav16 = (path: string) => pcm16ToFloat(readWav(path).samples);
 Deno.test({
   name:
     "real bundled model: decoder runs on Transformers.js logits, fast, and agrees with the pipeline's greedy",
-  ignore: !existsSync(`${MODEL_DIR}/onnx/model.onnx`),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -215,7 +214,6 @@ Deno.test({
 
 Deno.test({
   name: "real bundled model: beam decode of 5 s of spelled logits with noise recovers the sentence",
-  ignore: !existsSync(`${MODEL_DIR}/lm.json`) || !existsSync(`${MODEL_DIR}/vocab.json`),
   async fn() {
     const d = await CtcDecoder.load(MODEL_DIR);
     // realistic-looking logits: a spelled sentence with noise, padded to 167 frames
@@ -236,7 +234,6 @@ Deno.test({
 
 Deno.test({
   name: "real bundled model: the appended silence keeps the last word of audio that stops right after it",
-  ignore: !existsSync(`${MODEL_DIR}/onnx/model.onnx`),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

@@ -4,18 +4,8 @@ import { CtcEngine } from "./ctc_engine.ts";
 import { readWav } from "../pipeline/wav.ts";
 import { int16ToFloat } from "../pipeline/resampler.ts";
 
-const modelDir = new URL("../../models/parley-asr-en/", import.meta.url);
-const available = (() => {
-  try {
-    return Deno.statSync(new URL("onnx/model.onnx", modelDir)).isFile;
-  } catch {
-    return false;
-  }
-})();
-
 Deno.test({
   name: "ctc engine (bundled models/parley-asr-en): alternatives for espeak speech, empty-ish for silence",
-  ignore: !available, // the model is trained by models/train and lands progressively
   fn: async () => {
     const e = await loadAsrEngine({ ...DEFAULT_ASR_CONFIG, engine: "ctc", model: "parley-asr-en" });
     assert.ok(e instanceof CtcEngine);
