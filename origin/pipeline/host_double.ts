@@ -1,10 +1,12 @@
 /**
  * A PipelineHost double for tests and benchmarks: records emitted events (assigning seq like the real Session),
  * and an OutboundAudio that plays queued 48 kHz PCM in real time on a 10 ms clock (like the RTCAudioSource
- * feeder), firing onPlayout notifications.
+ * feeder), firing onPlayout notifications; and `feed` to push 48 kHz PCM into a pipeline as the WebRTC sink
+ * does (10 ms frames).
  */
 import type { ServerEvent, ServerEventBody } from "../../protocol/session_messages.ts";
 import type { OutboundAudio, PipelineHost } from "./types.ts";
+import type { StreamingPipeline } from "./speech_pipeline.ts";
 
 type PlayoutListener = Parameters<OutboundAudio["onPlayout"]>[0];
 
@@ -131,4 +133,44 @@ export class FakeHost implements PipelineHost {
     this.closed = true;
     this.outbound.stop();
   }
+}
+
+/** Push 10 ms frames; `realtime` paces them on the wall clock like the WebRTC sink does. */
+export async function feed(
+  p: StreamingPipeline,
+  host: FakeHost,
+  pcm: Int16Array,
+  realtime: boolean,
+  onFrame?: (ms: number) => void,
+  startMs?: number,
+): Promise<number> {
+  const t0 = performance.now();
+  const base = startMs ?? host.now();
+  for (let i = 0, k = 0; i < pcm.length; i += 480, k++) {
+    if (realtime) {
+      const due = t0 + k * 10;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    const samples = new Int16Array(480);
+    samples.set(pcm.subarray(i, Math.min(pcm.length, i + 480)));
+    p.push({ samples, sampleRate: 48000, timestampMs: base + k * 10, receivedAt: performance.now() });
+    onFrame?.(k * 10);
+    if (!realtime && k % 50 === 0) await new Promise((r) => setTimeout(r, 0));
+  }
+  return base;
+}
+
+export function silence(ms: number): Int16Array {
+  return new Int16Array(48 * ms);
+}
+
+export function concat(...parts: Int16Array[]): Int16Array {
+  const out = new Int16Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }

@@ -5,11 +5,10 @@
 import assert from "node:assert/strict";
 import { EngineHub } from "./engine_hub.ts";
 import { InferencePool } from "../inference/pool.ts";
-import { FakeHost } from "./host_double.ts";
+import { concat, FakeHost, feed, silence } from "./host_double.ts";
 import { readWav } from "./wav.ts";
 import { floatToInt16, resampleAll } from "./resampler.ts";
 import { DEFAULT_ASR_CONFIG } from "../asr/engine.ts";
-import type { StreamingPipeline } from "./speech_pipeline.ts";
 import type {
   ServerEvent,
   TelopEvent,
@@ -41,46 +40,6 @@ function load48k(name: string): Int16Array {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Push 10 ms frames; `realtime` paces them on the wall clock like the WebRTC sink does. */
-async function feed(
-  p: StreamingPipeline,
-  host: FakeHost,
-  pcm: Int16Array,
-  realtime: boolean,
-  onFrame?: (ms: number) => void,
-  startMs?: number,
-): Promise<number> {
-  const t0 = performance.now();
-  const base = startMs ?? host.now();
-  for (let i = 0, k = 0; i < pcm.length; i += 480, k++) {
-    if (realtime) {
-      const due = t0 + k * 10;
-      const wait = due - performance.now();
-      if (wait > 0) await sleep(wait);
-    }
-    const samples = new Int16Array(480);
-    samples.set(pcm.subarray(i, Math.min(pcm.length, i + 480)));
-    p.push({ samples, sampleRate: 48000, timestampMs: base + k * 10, receivedAt: performance.now() });
-    onFrame?.(k * 10);
-    if (!realtime && k % 50 === 0) await sleep(0);
-  }
-  return base;
-}
-
-function silence(ms: number): Int16Array {
-  return new Int16Array(48 * ms);
-}
-
-function concat(...parts: Int16Array[]): Int16Array {
-  const out = new Int16Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
   const t0 = performance.now();
