@@ -16,7 +16,12 @@ import { ttsRoutes } from "./edge/routes/tts.ts";
 import { historyRoutes } from "./edge/routes/history.ts";
 import { docsRoutes } from "./edge/openapi.ts";
 import { startRetentionSweeper } from "./db/history.ts";
-import { OriginSupervisor, SUCCESSOR_SERVING } from "./origin/supervisor.ts";
+import { OriginSupervisor } from "./origin/supervisor.ts";
+import {
+  type ChildMessage,
+  decodeSupervisorMessage,
+  encodeSupervisorMessage,
+} from "./origin/supervisor_protocol.ts";
 import { originNodeId } from "./origin/node_id.ts";
 
 type Role = "all" | "edge" | "origin";
@@ -103,17 +108,20 @@ async function main(): Promise<void> {
     if (role === "all" || role === "origin") {
       const parts = await assembleOrigin(config, database, plog);
       // Only a supervised child recycles (`all` has one process and an embedded database: nobody to take over).
+      const toSupervisor = (message: ChildMessage) => console.log(encodeSupervisorMessage(message));
       if (supervisedChild) {
         parts.recycleAfterSessions = config.ORIGIN_RECYCLE_SESSIONS;
         parts.recycleDrainMaxMs = config.RECYCLE_DRAIN_MAX_MS;
+        parts.toSupervisor = toSupervisor;
       }
       origin = await OriginServer.start(config, database, plog, parts);
       console.log(`Parley origin ${origin.nodeId} serving at ${origin.url}`);
       void origin.recycled.then(() => stop("recycled"));
       if (supervisedChild) {
         const o = origin;
+        toSupervisor({ type: "serving", nodeId: o.nodeId, url: o.url });
         void watchSupervisor((line) => {
-          if (line === SUCCESSOR_SERVING) void o.successorServing();
+          if (decodeSupervisorMessage(line)?.type === "successor_serving") void o.successorServing();
         }, () => stop("supervisor gone"));
       }
     }
@@ -128,7 +136,7 @@ async function main(): Promise<void> {
 }
 
 /**
- * A supervised child's stdin is a pipe from the supervisor: lines are messages (SUCCESSOR_SERVING), EOF means
+ * A supervised child's stdin is a pipe from the supervisor: lines are its messages, EOF means
  * the supervisor is gone (even after SIGKILL), and the child shuts down rather than live on as an orphan.
  */
 async function watchSupervisor(onLine: (line: string) => void, onGone: () => void): Promise<void> {

@@ -18,6 +18,7 @@ import { type CreateSessionRequest, INTERNAL_SESSIONS_PATH } from "../protocol/i
 import { CLOSE_REASONS, type CloseReason } from "../protocol/session_messages.ts";
 import { OriginBusyError, type OriginComponent, type SessionService } from "./services.ts";
 import { originNodeId } from "./node_id.ts";
+import type { ChildMessage } from "./supervisor_protocol.ts";
 
 const heartbeats = registry.counter("parley_origin_heartbeats_total", "Registry heartbeats by outcome");
 const recycleState = registry.gauge(
@@ -35,6 +36,8 @@ export interface OriginParts {
   recycleAfterSessions?: number;
   /** After recycling starts, end the sessions still live after this long (default 1 h). */
   recycleDrainMaxMs?: number;
+  /** A supervised child's channel to its supervisor (main.ts writes the messages to stdout). */
+  toSupervisor?: (message: ChildMessage) => void;
 }
 
 export class OriginServer {
@@ -114,8 +117,11 @@ export class OriginServer {
   private countTowardsRecycle(): void {
     const n = ++this.#accepted;
     const soon = this.recycleAfter - Math.ceil(this.recycleAfter / 10);
-    // The supervisor starts the successor on this line, so it is loaded before this process stops accepting.
-    if (n === Math.max(1, soon)) console.log(`Parley origin ${this.nodeId} recycling soon`);
+    // The supervisor starts the successor on this message, so it is loaded before this process stops accepting.
+    if (n === Math.max(1, soon)) {
+      console.log(`Parley origin ${this.nodeId} recycling soon`);
+      this.parts.toSupervisor?.({ type: "recycling_soon", nodeId: this.nodeId });
+    }
     if (n < this.recycleAfter) return;
     if (this.#successorServing) void this.startRecycle();
     else if (n === this.recycleAfter) {
@@ -125,7 +131,7 @@ export class OriginServer {
   }
 
   /**
-   * The supervisor says the next generation accepts sessions (main.ts relays it from stdin). Resolves once the
+   * The supervisor says the next generation accepts sessions (main.ts relays its `successor_serving` message). Resolves once the
    * registry says `draining` if that started recycling.
    */
   async successorServing(): Promise<void> {
@@ -144,8 +150,9 @@ export class OriginServer {
       if (!comp.closeOnRecycle) continue;
       comp.close().catch((err) => this.log.error("component close failed", { component: comp.name, err }));
     }
-    // The supervisor watches stdout for this line (like for "serving at") and starts the next generation.
+    // The supervisor marks this generation draining (and starts the next one if "soon" did not already).
     console.log(`Parley origin ${this.nodeId} recycling after ${this.#accepted} sessions`);
+    this.parts.toSupervisor?.({ type: "recycling", nodeId: this.nodeId, accepted: this.#accepted });
     const done = () => {
       clearInterval(this.#recycleWatch);
       clearTimeout(this.#recycleDeadline);

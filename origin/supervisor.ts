@@ -8,15 +8,16 @@
  * until then a long-lived origin process must be replaced now and then, the way php-fpm/gunicorn recycle
  * workers after N requests.
  *
- * Protocol with the child (`main.ts origin` with PARLEY_ORIGIN_CHILD=1):
- * - it prints `Parley origin <id> serving at <url>` when it accepts sessions, `Parley origin <id> recycling
- *   soon` a tenth of its sessions before the end (the supervisor starts the next generation then, so it has
- *   loaded its models by the time the old one stops accepting; meanwhile both serve), and `Parley origin <id>
- *   recycling after <n> sessions` when it stops accepting (its heartbeat says draining, so the edge routes new
- *   sessions to the successor). It stops accepting only once the supervisor has written `successor-serving`
- *   to its stdin (sent when the successor prints its serving line): a slow or crashing successor makes the old
- *   process serve past its count rather than leave the node refusing sessions. The old one exits 0 when its
- *   last session has ended.
+ * Protocol with the child (`main.ts origin` with PARLEY_ORIGIN_CHILD=1): JSON-line messages of one union,
+ * `SupervisorMessage` (origin/supervisor_protocol.ts); the child's human lines ("Parley origin <id> serving at
+ * <url>", …) are relayed as they are and never parsed.
+ * - it sends `serving` when it accepts sessions, `recycling_soon` a tenth of its sessions before the end (the
+ *   supervisor starts the next generation then, so it has loaded its models by the time the old one stops
+ *   accepting; meanwhile both serve), and `recycling` when it stops accepting (its heartbeat says draining, so
+ *   the edge routes new sessions to the successor). It stops accepting only once the supervisor has written
+ *   `successor_serving` to its stdin (sent when the successor sends `serving`): a slow or crashing successor
+ *   makes the old process serve past its count rather than leave the node refusing sessions. The old one exits
+ *   0 when its last session has ended.
  * - its stdin is a pipe nobody writes to: EOF means the supervisor is gone, and the child shuts down (bye to its
  *   sessions) instead of living on as an orphan.
  * - each generation has its own node id (`<base>.<generation>`) and a port from ORIGIN_PORT..ORIGIN_PORT+3 that
@@ -26,6 +27,11 @@
  * the grace), then the state is `closed`.
  */
 import type { Logger } from "../lib/log.ts";
+import {
+  decodeSupervisorMessage,
+  encodeSupervisorMessage,
+  type SupervisorMessage,
+} from "./supervisor_protocol.ts";
 
 export type ChildRole = "starting" | "serving" | "draining" | "exited";
 
@@ -35,7 +41,7 @@ export interface SupervisedChild {
   readonly port: number;
   readonly nodeId: string;
   role: ChildRole;
-  /** It said "recycling soon" (or "recycling after"): a younger generation must exist. */
+  /** It sent `recycling_soon` (or `recycling`): a younger generation must exist. */
   wantsSuccessor?: boolean;
   readonly exited: Promise<Deno.CommandStatus>;
 }
@@ -55,15 +61,10 @@ export interface SupervisorOptions {
   /** SIGTERM → SIGKILL grace per child on close(). */
   stopGraceMs?: number;
   restartBackoffMs?: { min: number; max: number };
-  /** Lines from the children's stdout (default: written to this process's stdout). */
+  /** Human lines from the children's stdout (default: written to this process's stdout); messages are not. */
   onLine?: (line: string, child: SupervisedChild) => void;
 }
 
-const SERVING = /^Parley origin \S+ serving at /;
-/** Supervisor → child (stdin line): your successor accepts sessions; you may stop accepting now. */
-export const SUCCESSOR_SERVING = "successor-serving";
-const RECYCLING_SOON = /^Parley origin \S+ recycling soon/;
-const RECYCLING = /^Parley origin \S+ recycling after/;
 const PORT_SPAN = 4;
 
 export class OriginSupervisor {
@@ -163,7 +164,9 @@ export class OriginSupervisor {
     void proc.status.then((status) => this.#onExit(child, status));
   }
 
-  async #readLines(child: SupervisedChild & { proc: Deno.ChildProcess }): Promise<void> {
+  async #readLines(
+    child: SupervisedChild & { proc: Deno.ChildProcess; stdin: WritableStreamDefaultWriter<Uint8Array> },
+  ): Promise<void> {
     const dec = new TextDecoder();
     let buf = "";
     try {
@@ -179,32 +182,51 @@ export class OriginSupervisor {
     if (buf) this.#onLine(buf, child);
   }
 
-  #onLine(line: string, child: SupervisedChild): void {
+  #onLine(line: string, child: SupervisedChild & { stdin: WritableStreamDefaultWriter<Uint8Array> }): void {
+    const message = decodeSupervisorMessage(line);
+    if (message) return this.#onMessage(message, child);
     try {
       if (this.#o.onLine) this.#o.onLine(line, child);
       else Deno.stdout.writeSync(this.#enc.encode(line + "\n"));
-    } catch { /* our stdout is gone: keep reading, the protocol lines below still matter */ }
-    if (SERVING.test(line) && child.role === "starting") {
-      child.role = "serving";
-      // Predecessors that reached their count keep accepting until now: tell them they may stop.
-      for (const older of this.#children) {
-        if (older.generation < child.generation && older.role === "serving") {
-          this.#tell(older, SUCCESSOR_SERVING);
+    } catch { /* our stdout is gone: keep reading, the messages still matter */ }
+  }
+
+  #onMessage(message: SupervisorMessage, child: SupervisedChild): void {
+    switch (message.type) {
+      case "serving":
+        if (child.role !== "starting") return;
+        child.role = "serving";
+        // Predecessors that reached their count keep accepting until now: tell them they may stop.
+        for (const older of this.#children) {
+          if (older.generation < child.generation && older.role === "serving") {
+            this.#tell(older, { type: "successor_serving" });
+          }
         }
-      }
-    } else if (RECYCLING_SOON.test(line)) {
-      // Start the successor while this one still serves: both accept until this one reaches its count, so
-      // there is no window in which the node refuses sessions while a new process loads its models.
-      this.#ensureSuccessor(child);
-    } else if (RECYCLING.test(line) && child.role !== "draining") {
-      child.role = "draining";
-      this.#o.log.info("origin child recycling", { generation: child.generation, pid: child.pid });
-      this.#ensureSuccessor(child);
+        return;
+      case "recycling_soon":
+        // Start the successor while this one still serves: both accept until this one reaches its count, so
+        // there is no window in which the node refuses sessions while a new process loads its models.
+        this.#ensureSuccessor(child);
+        return;
+      case "recycling":
+        if (child.role === "draining") return;
+        child.role = "draining";
+        this.#o.log.info("origin child recycling", { generation: child.generation, pid: child.pid });
+        this.#ensureSuccessor(child);
+        return;
+      case "successor_serving":
+        this.#o.log.warn("origin child sent a supervisor-only message", { generation: child.generation });
+        return;
     }
   }
 
-  #tell(child: SupervisedChild & { stdin: WritableStreamDefaultWriter<Uint8Array> }, message: string): void {
-    child.stdin.write(this.#enc.encode(message + "\n")).catch(() => {/* it exited */});
+  #tell(
+    child: SupervisedChild & { stdin: WritableStreamDefaultWriter<Uint8Array> },
+    message: SupervisorMessage,
+  ): void {
+    child.stdin.write(this.#enc.encode(encodeSupervisorMessage(message) + "\n")).catch(
+      () => {/* it exited */},
+    );
   }
 
   #ensureSuccessor(child: SupervisedChild): void {

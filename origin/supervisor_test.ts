@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { log } from "../lib/log.ts";
 import { OriginSupervisor, type SupervisorOptions } from "./supervisor.ts";
+import {
+  decodeSupervisorMessage,
+  encodeSupervisorMessage,
+  type SupervisorMessage,
+} from "./supervisor_protocol.ts";
 
 const FAKE = new URL("../tests/fixtures/fake_origin.ts", import.meta.url).pathname;
 
@@ -85,4 +90,23 @@ Deno.test("supervisor: close() SIGKILLs a child that ignores SIGTERM after the g
   assert.equal((await c.exited).signal, "SIGKILL");
   assert.ok(performance.now() - t0 >= 450);
   assert.equal(s.state, "closed");
+});
+
+Deno.test("supervisor protocol: messages survive a line round trip; human lines and look-alikes are not messages", () => {
+  const messages: SupervisorMessage[] = [
+    { type: "serving", nodeId: "n.0", url: "http://127.0.0.1:9" },
+    { type: "recycling_soon", nodeId: "n.0" },
+    { type: "recycling", nodeId: "n.0", accepted: 12 },
+    { type: "successor_serving" },
+  ];
+  for (const m of messages) {
+    const line = encodeSupervisorMessage(m);
+    assert.ok(!line.includes("\n"));
+    assert.deepEqual(decodeSupervisorMessage(line), m);
+  }
+  assert.equal(decodeSupervisorMessage("Parley origin n.0 serving at http://127.0.0.1:9"), null);
+  assert.equal(decodeSupervisorMessage('{"level":"info","msg":"serving"}'), null);
+  assert.equal(decodeSupervisorMessage('{"parley_supervisor":{"type":"reboot"}}'), null);
+  assert.equal(decodeSupervisorMessage('{"parley_supervisor":{"type":"recycling","nodeId":"n.0"}}'), null);
+  assert.equal(decodeSupervisorMessage('{"parley_supervisor":'), null);
 });
