@@ -97,7 +97,11 @@ async function main(): Promise<void> {
         ttsRoutes,
       ]);
       retention = startRetentionSweeper(database, config.RETENTION_DAYS, plog);
-      console.log(`Parley ${role === "all" ? "(edge + origin)" : "edge"} ready at ${edge.url}`);
+      if (role === "all") {
+        // Not ready until its own origin serves sessions: /readyz says 503 and the ready line waits.
+        edge.addReadyCheck("origin", () => origin?.state === "running");
+        console.log(`Parley (edge + origin) loading the speech engines; the edge listens at ${edge.url}`);
+      } else console.log(`Parley edge ready at ${edge.url}`);
       if (created) {
         console.log(`First admin API key (shown once, store it now): ${created.key}`);
         console.log(
@@ -116,6 +120,7 @@ async function main(): Promise<void> {
       }
       origin = await OriginServer.start(config, database, plog, parts);
       console.log(`Parley origin ${origin.nodeId} serving at ${origin.url}`);
+      if (edge) console.log(`Parley (edge + origin) ready at ${edge.url}`);
       void origin.recycled.then(() => stop("recycled"));
       if (supervisedChild) {
         const o = origin;

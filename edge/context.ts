@@ -15,6 +15,11 @@ export interface EdgeContext {
   limiter: RateLimiter;
   origins: OriginClient;
   log: Logger;
+  /**
+   * Checks /readyz adds to the database's, by name (EdgeServer.addReadyCheck): an all-in-one process is not
+   * ready until its own origin serves sessions.
+   */
+  readyChecks: Map<string, () => boolean>;
 }
 
 export type EdgeApp = Hono<{ Variables: EdgeVariables }>;

@@ -266,7 +266,7 @@ export function coreOperations(): Operation[] {
       method: "get",
       path: "/readyz",
       tag: "ops",
-      summary: "Readiness (database reachable, migrations applied)",
+      summary: "Readiness (database reachable, migrations applied; all-in-one: its origin serves sessions)",
       scope: null,
       responses: {
         "200": { description: "ready", content: { "application/json": { type: "object" } } },

@@ -64,6 +64,7 @@ export class EdgeServer {
       limiter: new RateLimiter(config.RATE_LIMIT_RPS, config.RATE_LIMIT_BURST),
       origins: new OriginClient(internal),
       log: log.child({ role: "edge" }),
+      readyChecks: new Map(),
     };
     const edge = new EdgeServer(ctx, extra);
     ctx.log.info("edge listening", { url: edge.url });
@@ -72,6 +73,11 @@ export class EdgeServer {
 
   get state(): "running" | "closing" | "closed" {
     return this.#state;
+  }
+
+  /** /readyz answers 503 while `check` returns false (reported as `checks[name]`). */
+  addReadyCheck(name: string, check: () => boolean): void {
+    this.ctx.readyChecks.set(name, check);
   }
 
   /** Idempotent: stop accepting, drain in-flight requests, stop timers. */

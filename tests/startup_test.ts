@@ -1,7 +1,8 @@
 /**
  * Whole-process start-up: `deno task start` on an empty PGlite data dir answers /healthz within 15 s, prints
  * the URL and a first admin key, restarts idempotently, refuses a second process on the same data dir, and
- * exits 0 on SIGTERM. With PARLEY_TEST_DATABASE_URL: two processes racing to migrate an empty Postgres both start.
+ * exits 0 on SIGTERM. While its origin loads the engines /readyz is 503 and the lines say it is loading; "ready"
+ * comes only once the origin serves sessions. With PARLEY_TEST_DATABASE_URL: two processes racing to migrate an empty Postgres both start.
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
@@ -56,7 +57,10 @@ Deno.test("deno task start: fresh data dir healthy within 15 s, admin key once, 
   try {
     const ms = await waitHealthy(`http://127.0.0.1:${port}`, 15_000);
     console.log(`healthy after ${Math.round(ms)} ms`);
-    for (let i = 0; i < 50 && !a.stdout().includes("pk_"); i++) await new Promise((r) => setTimeout(r, 100));
+    // The ready line follows once the origin has loaded its engines.
+    for (let i = 0; i < 600 && !(a.stdout().includes("pk_") && a.stdout().includes("ready at")); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
     assert.match(a.stdout(), new RegExp(`ready at http://localhost:${port}`));
     assert.match(a.stdout(), /First admin API key .*: pk_[A-Za-z0-9_-]{43}/);
     // A second process on the same data dir is refused clearly.
@@ -82,6 +86,52 @@ Deno.test("deno task start: fresh data dir healthy within 15 s, admin key once, 
     c.child.kill("SIGTERM");
   }
   assert.equal((await c.child.status).code, 0);
+  await Deno.remove(dataDir, { recursive: true });
+});
+
+Deno.test("deno task start: /readyz is 503 and the output says loading until the origin serves; then ready", async () => {
+  const dataDir = await Deno.makeTempDir();
+  const port = freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const p = spawn(["run", "-A", "--unstable-worker-options", "main.ts", "all"], {
+    DATA_DIR: dataDir,
+    PORT: String(port),
+    ORIGIN_PORT: String(freePort()),
+  });
+  try {
+    await waitHealthy(url, 30_000);
+    let notReady: Record<string, unknown> | null = null;
+    const t0 = performance.now();
+    while (true) {
+      assert.ok(performance.now() - t0 < 120_000, `never ready:\n${p.stdout()}\n${p.stderr().slice(-2000)}`);
+      const r = await fetch(url + "/readyz");
+      const body = await r.json();
+      if (r.status === 200) break;
+      assert.equal(r.status, 503);
+      // Read after the answer: a 503 means the origin did not serve when it was asked, so no ready line yet.
+      assert.ok(!p.stdout().includes("ready at"), `503 after the ready line:\n${p.stdout()}`);
+      notReady ??= body;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(notReady, "/readyz answered 503 at least once while the engines loaded");
+    assert.deepEqual(notReady.checks, { database: true, migrations: true, origin: false });
+    // A 200 means the origin was serving: its lines are written before the flag can be seen.
+    for (let i = 0; i < 50 && !p.stdout().includes("ready at"); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const out = p.stdout();
+    const at = (re: RegExp) => out.search(re);
+    const loading = at(/Parley \(edge \+ origin\) loading the speech engines; the edge listens at http:/);
+    const key = at(/First admin API key/);
+    const serving = at(/Parley origin \S+ serving at http:/);
+    const ready = at(new RegExp(`Parley \\(edge \\+ origin\\) ready at http://localhost:${port}`));
+    assert.ok(loading >= 0 && key >= 0 && serving >= 0 && ready >= 0, out);
+    assert.ok(loading < key && key < serving && serving < ready, `lines out of order:\n${out}`);
+    assert.equal(out.match(/ready at/g)?.length, 1, "one ready line");
+  } finally {
+    p.child.kill("SIGTERM");
+  }
+  assert.equal((await p.child.status).code, 0, p.stderr().slice(-2000));
   await Deno.remove(dataDir, { recursive: true });
 });
 

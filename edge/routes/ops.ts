@@ -6,7 +6,8 @@ import { databaseChecks } from "../../db/client.ts";
 export function opsRoutes(app: EdgeApp, ctx: EdgeContext): void {
   app.get("/healthz", (c) => c.json({ ok: true, role: "edge" }));
   app.get("/readyz", async (c) => {
-    const checks = await databaseChecks(ctx.database);
+    const checks: Record<string, boolean> = await databaseChecks(ctx.database);
+    for (const [name, check] of ctx.readyChecks) checks[name] = check();
     const ok = Object.values(checks).every(Boolean);
     return c.json({ ok, role: "edge", checks }, ok ? 200 : 503);
   });
