@@ -16,7 +16,14 @@ import { createBenchDatabase } from "./bench_db.ts";
 import { sql } from "drizzle-orm";
 import { type Database, openDatabase } from "../db/client.ts";
 import { createTenant } from "../db/api_keys.ts";
-import { claimChunk, type ClaimOrder, endJob, submitJobs, writeResult } from "../db/tts_jobs.ts";
+import {
+  type ChunkLease,
+  claimChunk,
+  type ClaimOrder,
+  endJob,
+  submitJobs,
+  writeResult,
+} from "../db/tts_jobs.ts";
 import { configureLogging } from "../lib/log.ts";
 
 configureLogging({ level: "error" });
@@ -36,7 +43,7 @@ const row = (k: string, v: string) => {
   console.error(`${k}: ${v}`);
 };
 
-type Claimed = { jobId: string; idx: number; attempt: number };
+type Claimed = ChunkLease;
 /** A plain queue claim: no fairness, no job row update. */
 async function baselineClaim(c: Database, nodeId: string): Promise<Claimed | null> {
   const rows = await c.query<{ job_id: string; idx: number; attempts: number }>(sql`

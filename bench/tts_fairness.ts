@@ -21,7 +21,7 @@ import { createBenchDatabase } from "./bench_db.ts";
 import { sql } from "drizzle-orm";
 import { type Database, openDatabase } from "../db/client.ts";
 import { createTenant } from "../db/api_keys.ts";
-import { type ClaimOrder, endJob, submitJobs } from "../db/tts_jobs.ts";
+import { type ClaimOrder, endJob, type NewJob, submitJobs } from "../db/tts_jobs.ts";
 import { chunkText } from "../protocol/tts_text.ts";
 import { type ChunkSynthesizer, PoolSynthesizer } from "../origin/tts_jobs/synth.ts";
 import { TtsJobWorker } from "../origin/tts_jobs/worker.ts";
@@ -93,7 +93,7 @@ function cpuSeconds(): number {
   return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, clock ticks (100 Hz), all threads
 }
 
-function job(tenantId: string, text: string, priority: "interactive" | "batch" = "interactive") {
+function job(tenantId: string, text: string, priority: "interactive" | "batch" = "interactive"): NewJob {
   return {
     tenantId,
     text,

@@ -9,6 +9,8 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import type { Database } from "./client.ts";
+import type { SessionSummary } from "../protocol/history.ts";
+import type { SessionState } from "../protocol/session_messages.ts";
 
 /** `created_at` → '2026-11-22T21:11:23.123456Z' (exact, driver-independent). */
 function iso(column: SQL): SQL {
@@ -31,18 +33,8 @@ function pageRange(table: SQL, sessionId: string, afterSeq: number, n: number): 
 
 // ---------------------------------------------------------------- sessions
 
-export interface SessionListRow {
-  id: string;
-  state: string;
-  reason: string | null;
-  mode: string;
-  options: unknown;
-  node_id: string | null;
-  last_seq: number;
-  created_at: string;
-  active_at: string | null;
-  closed_at: string | null;
-}
+/** A sessions row as the history API returns it. */
+export type SessionListRow = SessionSummary;
 
 /** Position in the newest-first order: the (created_at, id) of the last row of the previous page. */
 export interface SessionCursor {
@@ -117,8 +109,8 @@ export async function sessionOfTenant(
 export async function sessionProgress(
   database: Database,
   id: string,
-): Promise<{ state: string; last_seq: number } | undefined> {
-  const rows = await database.query<{ state: string; last_seq: number }>(
+): Promise<{ state: SessionState; last_seq: number } | undefined> {
+  const rows = await database.query<{ state: SessionState; last_seq: number }>(
     sql`select state, last_seq from sessions where id = ${id}::uuid`,
   );
   return rows[0] ? { state: rows[0].state, last_seq: Number(rows[0].last_seq) } : undefined;

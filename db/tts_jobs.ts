@@ -13,6 +13,7 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import { type Database, rowsOf } from "./client.ts";
+import type { TtsFormat, TtsJobEngine, TtsJobStatus, TtsPriority } from "../protocol/tts.ts";
 
 export const WORK_CHANNEL = "parley_tts_work";
 export const JOB_CHANNEL = "parley_tts_job";
@@ -20,7 +21,7 @@ export const JOB_CHANNEL = "parley_tts_job";
 /** Claim order: `fair` (the scheduler) or `fifo` (job submit order; the benchmark's contrast). */
 export type ClaimOrder = "fair" | "fifo";
 
-export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "canceled";
+export type JobStatus = TtsJobStatus;
 
 export interface JobRow {
   id: string;
@@ -28,9 +29,9 @@ export interface JobRow {
   batch_id: string | null;
   idempotency_key: string | null;
   voice: string;
-  engine: string;
-  format: string;
-  priority: string;
+  engine: TtsJobEngine;
+  format: TtsFormat;
+  priority: TtsPriority;
   status: JobStatus;
   chunks_total: number;
   chunks_done: number;
@@ -53,21 +54,25 @@ export interface NewJob {
   idempotencyKey?: string | null;
   text: string;
   voice: string;
-  engine: string;
-  format: string;
-  priority: "interactive" | "batch";
+  engine: TtsJobEngine;
+  format: TtsFormat;
+  priority: TtsPriority;
   sampleRate: number;
   chunks: string[];
 }
 
-export interface ClaimedChunk {
+/** A held chunk: only the holder of the current attempt may extend, write, fail or release it. */
+export interface ChunkLease {
   jobId: string;
   idx: number;
-  text: string;
   /** Lease token: a result or lease extension must present it. */
   attempt: number;
+}
+
+export interface ClaimedChunk extends ChunkLease {
+  text: string;
   voice: string;
-  engine: string;
+  engine: TtsJobEngine;
   sampleRate: number;
   tenantId: string;
   chunksTotal: number;
@@ -355,7 +360,7 @@ export async function claimChunk(
     text: String(r.text),
     attempt: Number(r.attempts),
     voice: String(r.voice),
-    engine: String(r.engine),
+    engine: r.engine as TtsJobEngine,
     sampleRate: Number(r.sample_rate),
     tenantId: String(r.tenant_id),
     chunksTotal: Number(r.chunks_total),
@@ -365,7 +370,7 @@ export async function claimChunk(
 /** Extend a held lease. false = the lease is gone (job canceled or failed, or the chunk was reclaimed). */
 export async function extendLease(
   database: Database,
-  c: { jobId: string; idx: number; attempt: number },
+  c: ChunkLease,
   leaseMs: number,
 ): Promise<boolean> {
   const rows = await database.query(sql`update tts_chunks
@@ -389,7 +394,7 @@ export interface ChunkResult {
  */
 export async function writeResult(
   database: Database,
-  c: { jobId: string; idx: number; attempt: number },
+  c: ChunkLease,
   result: ChunkResult,
 ): Promise<{ accepted: boolean; jobStatus?: JobStatus; firstAudioSeconds?: number }> {
   const pcm = database.kind === "postgres" ? toBuffer(result.pcm) : result.pcm;
@@ -434,23 +439,11 @@ function toBuffer(u: Uint8Array): Uint8Array {
  */
 export async function failChunk(
   database: Database,
-  c: { jobId: string; idx: number; attempt: number },
+  c: ChunkLease,
   error: string,
   maxAttempts: number,
 ): Promise<"requeued" | "job_failed" | "refused"> {
-  if (c.attempt < maxAttempts) {
-    const rows = await database.query(sql`
-      with c as (
-        update tts_chunks set status = 'queued', lease_until = null, claimed_by = null
-        where job_id = ${c.jobId} and idx = ${c.idx} and status = 'running' and attempts = ${c.attempt}
-        returning job_id, char_length(text) as chars
-      ), j as (
-        update tts_jobs j set chunks_queued = j.chunks_queued + 1, chars_claimed = j.chars_claimed - c.chars
-        from c where j.id = c.job_id returning j.id
-      )
-      select j.id, pg_notify(${WORK_CHANNEL}, '') from j`);
-    return rows.length ? "requeued" : "refused";
-  }
+  if (c.attempt < maxAttempts) return await requeueHeld(database, c, false) ? "requeued" : "refused";
   const held = await database.query(sql`select 1 from tts_chunks
     where job_id = ${c.jobId} and idx = ${c.idx} and status = 'running' and attempts = ${c.attempt}`);
   if (!held.length) return "refused";
@@ -532,11 +525,21 @@ export async function reclaimExpired(
 /** Give back a held chunk without a result (graceful shutdown): queued again at once, attempt not counted. */
 export async function releaseChunk(
   database: Database,
-  c: { jobId: string; idx: number; attempt: number },
+  c: ChunkLease,
 ): Promise<boolean> {
+  return await requeueHeld(database, c, true);
+}
+
+/**
+ * A held chunk back to the queue (the holder failed it or gives it back), the job's counters with it, the
+ * workers woken. `refund`: the attempt does not count. False when `c` no longer holds the chunk.
+ */
+async function requeueHeld(database: Database, c: ChunkLease, refund: boolean): Promise<boolean> {
   const rows = await database.query(sql`
     with c as (
-      update tts_chunks set status = 'queued', lease_until = null, claimed_by = null, attempts = attempts - 1
+      update tts_chunks set status = 'queued', lease_until = null, claimed_by = null${
+    refund ? sql`, attempts = attempts - 1` : sql``
+  }
       where job_id = ${c.jobId} and idx = ${c.idx} and status = 'running' and attempts = ${c.attempt}
       returning job_id, char_length(text) as chars
     ), j as (
@@ -591,6 +594,15 @@ export async function doneChunks(
     where job_id = ${jobId} and idx >= ${from} and status = 'done'
     order by idx limit ${opts.limit}`);
   return rows.map((r) => ({ ...r, idx: Number(r.idx), audio_ms: Number(r.audio_ms) }));
+}
+
+/** Bytes of audio in a job's done chunks (a finished job's Content-Length). */
+export async function doneAudioBytes(database: Database, jobId: string): Promise<number> {
+  const rows = await database.query<{ n: number | string }>(
+    sql`select coalesce(sum(octet_length(pcm)), 0)::bigint::text as n
+      from tts_chunks where job_id = ${jobId} and status = 'done'`,
+  );
+  return Number(rows[0].n);
 }
 
 /** Claimable work by priority class (the queue-depth gauge). */

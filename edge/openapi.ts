@@ -26,17 +26,8 @@ import {
   type TtsJobCreated,
   type TtsJobList,
 } from "../protocol/tts.ts";
-import {
-  EventPage,
-  EventsQuery,
-  ListSessionsQuery,
-  SearchQuery,
-  SearchResult,
-  SessionList,
-  SessionSummary,
-  Transcript,
-  TranscriptQuery,
-} from "./routes/history.ts";
+import { EventPage, SearchResult, SessionList, SessionSummary, Transcript } from "../protocol/history.ts";
+import { EventsQuery, ListSessionsQuery, SearchQuery, TranscriptQuery } from "./routes/history.ts";
 
 type JsonSchema = Record<string, unknown>;
 type Schemaish = z.ZodType | JsonSchema;

@@ -10,14 +10,8 @@ import type { Database } from "../db/client.ts";
 import { sweepRetention } from "../db/history.ts";
 import { appendEvent, markActive, markClosed } from "../db/sessions.ts";
 import { docsRoutes } from "../edge/openapi.ts";
-import {
-  endAllFollowStreams,
-  EventPage,
-  historyRoutes,
-  SearchResult,
-  SessionList,
-  Transcript,
-} from "../edge/routes/history.ts";
+import { endAllFollowStreams, historyRoutes } from "../edge/routes/history.ts";
+import { EventPage, SearchResult, SessionList, Transcript } from "../protocol/history.ts";
 import type { ServerEventBody } from "../protocol/session_messages.ts";
 import { api, sleep, type Stack, startStack } from "./harness.ts";
 

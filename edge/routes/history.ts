@@ -5,7 +5,8 @@
  *   GET /v1/sessions/:id/transcript      confirmed segments in seq order; JSON, plain text, WebVTT or SRT
  *   GET /v1/sessions/:id/events          the persisted event timeline (replay); `follow=1` → live SSE
  *   GET /v1/transcripts/search           full-text search over confirmed segments, ranked, with snippets
- * The zod schemas below validate the requests and are also what edge/openapi.ts documents.
+ * The zod schemas below validate the requests and are also what edge/openapi.ts documents; the responses are
+ * the types of protocol/history.ts.
  */
 import { z } from "zod";
 import {
@@ -28,6 +29,7 @@ import { ApiError } from "../../lib/errors.ts";
 import { validationError } from "../../lib/http.ts";
 import { registry } from "../../lib/metrics.ts";
 import { SESSION_STATES } from "../../protocol/session_messages.ts";
+import type { EventPage, SearchResult, SessionList, Transcript } from "../../protocol/history.ts";
 import type { Database } from "../../db/client.ts";
 import type { Logger } from "../../lib/log.ts";
 import { assertSessionAllowed, type Principal } from "../auth.ts";
@@ -93,77 +95,6 @@ export const SearchQuery = z.object({
   from: IsoTime.optional().describe("only segments confirmed at or after this time"),
   to: IsoTime.optional().describe("only segments confirmed before this time"),
   limit: z.coerce.number().int().min(1).max(100).default(20).describe("number of results (1–100)"),
-});
-
-// Responses (documented in the OpenAPI document; tests parse real responses with them).
-
-export const SessionSummary = z.object({
-  id: z.uuid(),
-  state: z.enum(SESSION_STATES),
-  reason: z.string().nullable().describe("close reason once closing/closed"),
-  mode: z.string(),
-  options: z.record(z.string(), z.unknown()),
-  node_id: z.string().nullable(),
-  last_seq: z.number().int().describe("highest event seq persisted"),
-  created_at: z.string(),
-  active_at: z.string().nullable(),
-  closed_at: z.string().nullable(),
-});
-
-export const SessionList = z.object({
-  sessions: z.array(SessionSummary),
-  next_cursor: z.string().nullable().describe("pass as `cursor` for the next page; null on the last page"),
-});
-
-export const TranscriptSegment = z.object({
-  seq: z.number().int(),
-  segment_id: z.number().int(),
-  status: z.enum(["confirmed", "partial"]),
-  text: z.string(),
-  alternatives: z.array(z.object({ text: z.string(), score: z.number() })),
-  start_ms: z.number().int().describe("session time (ms since active) of the segment start"),
-  end_ms: z.number().int(),
-  latency_ms: z.number().int().nullable(),
-  created_at: z.string(),
-});
-
-export const Transcript = z.object({
-  session_id: z.uuid(),
-  state: z.enum(SESSION_STATES),
-  segments: z.array(TranscriptSegment),
-  next_after_seq: z.number().int().nullable().describe(
-    "pass as `after_seq` for the next page; null when done",
-  ),
-});
-
-export const HistoryEvent = z.object({
-  seq: z.number().int(),
-  type: z.string(),
-  created_at: z.string().describe("when the event was persisted (just before it was sent)"),
-  event: z.record(z.string(), z.unknown()).describe("the event exactly as sent on the `events` data channel"),
-});
-
-export const EventPage = z.object({
-  session_id: z.uuid(),
-  state: z.enum(SESSION_STATES),
-  last_seq: z.number().int(),
-  events: z.array(HistoryEvent),
-  next_after_seq: z.number().int().nullable(),
-});
-
-export const SearchResult = z.object({
-  query: z.string(),
-  results: z.array(z.object({
-    session_id: z.uuid(),
-    seq: z.number().int(),
-    segment_id: z.number().int(),
-    start_ms: z.number().int(),
-    end_ms: z.number().int(),
-    created_at: z.string(),
-    rank: z.number(),
-    snippet: z.string().describe("HTML-escaped text with matches in <mark>…</mark>"),
-    links: z.object({ session: z.string(), transcript: z.string(), events: z.string() }),
-  })),
 });
 
 // ------------------------------------------------------------------------------------------------ helpers
@@ -526,7 +457,9 @@ export function historyRoutes(app: EdgeApp, ctx: EdgeContext): void {
       limit: q.limit,
       cursor: q.cursor ? decodeCursor(q.cursor) : undefined,
     });
-    return c.json({ sessions: page.rows, next_cursor: page.next ? encodeCursor(page.next) : null });
+    return c.json(
+      { sessions: page.rows, next_cursor: page.next ? encodeCursor(page.next) : null } satisfies SessionList,
+    );
   });
 
   app.get("/v1/sessions/:id/transcript", read, async (c) => {
@@ -554,12 +487,14 @@ export function historyRoutes(app: EdgeApp, ctx: EdgeContext): void {
       // one extra row tells whether there is a next page
       const rows = await transcriptEventsPage(ctx.database, session.id, q.after_seq, limit + 1);
       const segments = rows.slice(0, limit);
-      return c.json({
-        session_id: session.id,
-        state: session.state,
-        segments,
-        next_after_seq: rows.length > limit ? segments[segments.length - 1].seq : null,
-      });
+      return c.json(
+        {
+          session_id: session.id,
+          state: session.state,
+          segments,
+          next_after_seq: rows.length > limit ? segments[segments.length - 1].seq : null,
+        } satisfies Transcript,
+      );
     }
     if (partials) {
       throw new ApiError(
@@ -610,18 +545,20 @@ export function historyRoutes(app: EdgeApp, ctx: EdgeContext): void {
     }
     const rows = await eventsPage(ctx.database, session.id, after, q.limit + 1);
     const page = rows.slice(0, q.limit);
-    return c.json({
-      session_id: session.id,
-      state: session.state,
-      last_seq: session.last_seq,
-      events: page.map((r) => ({
-        seq: r.seq,
-        type: r.type,
-        created_at: r.created_at,
-        event: { ...r.payload, seq: r.seq },
-      })),
-      next_after_seq: rows.length > q.limit ? page[page.length - 1].seq : null,
-    });
+    return c.json(
+      {
+        session_id: session.id,
+        state: session.state,
+        last_seq: session.last_seq,
+        events: page.map((r) => ({
+          seq: r.seq,
+          type: r.type,
+          created_at: r.created_at,
+          event: { ...r.payload, seq: r.seq },
+        })),
+        next_after_seq: rows.length > q.limit ? page[page.length - 1].seq : null,
+      } satisfies EventPage,
+    );
   });
 
   app.get("/v1/transcripts/search", read, async (c) => {
@@ -638,23 +575,25 @@ export function historyRoutes(app: EdgeApp, ctx: EdgeContext): void {
       onlySessionId: p.sessionId,
       limit: q.limit,
     });
-    return c.json({
-      query: q.q,
-      results: hits.map((h) => ({
-        session_id: h.session_id,
-        seq: h.seq,
-        segment_id: h.segment_id,
-        start_ms: h.start_ms,
-        end_ms: h.end_ms,
-        created_at: h.created_at,
-        rank: h.rank,
-        snippet: snippetHtml(h.headline),
-        links: {
-          session: `/v1/sessions/${h.session_id}`,
-          transcript: `/v1/sessions/${h.session_id}/transcript?after_seq=${h.seq - 1}&limit=1`,
-          events: `/v1/sessions/${h.session_id}/events?after_seq=${h.seq - 1}`,
-        },
-      })),
-    });
+    return c.json(
+      {
+        query: q.q,
+        results: hits.map((h) => ({
+          session_id: h.session_id,
+          seq: h.seq,
+          segment_id: h.segment_id,
+          start_ms: h.start_ms,
+          end_ms: h.end_ms,
+          created_at: h.created_at,
+          rank: h.rank,
+          snippet: snippetHtml(h.headline),
+          links: {
+            session: `/v1/sessions/${h.session_id}`,
+            transcript: `/v1/sessions/${h.session_id}/transcript?after_seq=${h.seq - 1}&limit=1`,
+            events: `/v1/sessions/${h.session_id}/events?after_seq=${h.seq - 1}`,
+          },
+        })),
+      } satisfies SearchResult,
+    );
   });
 }

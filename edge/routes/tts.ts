@@ -14,15 +14,13 @@
  * `Idempotency-Key` on POST: a retry with the same key (same tenant) returns the same job(s), never duplicates.
  */
 import { wavHeader } from "../../protocol/wav.ts";
-import { sql } from "drizzle-orm";
 import { z } from "zod";
-import type { Database } from "../../db/client.ts";
 import {
+  doneAudioBytes,
   doneChunks,
   endJob,
   getJob,
   IdempotencyConflictError,
-  JOB_CHANNEL,
   type JobRow,
   listJobs,
   type NewJob,
@@ -42,12 +40,18 @@ import {
   type TtsBatchCreated,
   type TtsJob,
   type TtsJobCreated,
+  type TtsJobEngine,
   ttsJobLinks,
+  type TtsJobList,
+  type TtsJobStatus,
+  type TtsPriority,
 } from "../../protocol/tts.ts";
 import { chunkText, cleanText, countChars } from "../../protocol/tts_text.ts";
 import type { Principal } from "../auth.ts";
 import type { EdgeApp, EdgeContext } from "../context.ts";
 import { guard } from "../context.ts";
+import { jobWatchOf } from "../listen_hub.ts";
+import { SSE_HEADERS, sseComment, sseFrame, streamOf } from "../sse.ts";
 
 const mSubmitted = registry.counter("parley_tts_jobs_submitted_total", "TTS jobs submitted, by priority");
 const mStreams = registry.gauge("parley_tts_streams_open", "Open TTS audio and event streams on this edge");
@@ -58,6 +62,7 @@ const JobOptions = {
   format: z.enum(TTS_FORMATS).optional(),
   priority: z.enum(TTS_PRIORITIES).optional(),
 };
+const JobOptionsSchema = z.object(JobOptions);
 export const CreateTtsJob = z.object({ text: z.string(), ...JobOptions }).strict();
 export const CreateTtsBatch = z.object({
   texts: z.array(z.string()).min(1).max(TTS_MAX_BATCH),
@@ -71,61 +76,15 @@ export const ListTtsJobsQuery = z.object({
 const JOB_ID = z.uuid();
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 
-/** Waiting for a job's next change: NOTIFY on `parley_tts_job` (payload = job id), or a timeout (poll). */
-class JobWatch {
-  readonly #waiters = new Map<string, Set<() => void>>();
-  #subscribed?: Promise<unknown>;
-  constructor(private readonly database: Database) {}
-
-  #fire(jobId: string): void {
-    const set = this.#waiters.get(jobId);
-    if (!set) return;
-    this.#waiters.delete(jobId);
-    for (const f of set) f();
-  }
-
-  #fireAll(): void {
-    for (const id of [...this.#waiters.keys()]) this.#fire(id);
-  }
-
-  /** Resolves at the job's next NOTIFY, after `ms`, or when `signal` aborts. */
-  async wait(jobId: string, ms: number, signal: AbortSignal): Promise<void> {
-    this.#subscribed ??= this.database.listen(JOB_CHANNEL, (id) => this.#fire(id), () => this.#fireAll())
-      .catch(() => undefined); // no LISTEN → the timeout poll still works
-    await this.#subscribed;
-    if (signal.aborted) return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        this.#waiters.get(jobId)?.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener("abort", done, { once: true });
-      let set = this.#waiters.get(jobId);
-      if (!set) this.#waiters.set(jobId, set = new Set());
-      set.add(done);
-    });
-  }
-}
-
-const watches = new WeakMap<Database, JobWatch>();
-function watchOf(database: Database): JobWatch {
-  let w = watches.get(database);
-  if (!w) watches.set(database, w = new JobWatch(database));
-  return w;
-}
-
 export function jobJson(r: JobRow): TtsJob {
   return {
     id: r.id,
     batch_id: r.batch_id,
     status: r.status,
     voice: r.voice,
-    engine: r.engine as TtsJob["engine"],
-    format: r.format as TtsJob["format"],
-    priority: r.priority as TtsJob["priority"],
+    engine: r.engine,
+    format: r.format,
+    priority: r.priority,
     sample_rate: r.sample_rate,
     progress: {
       chunks_done: r.chunks_done,
@@ -155,38 +114,7 @@ function created(r: JobRow, isNew: boolean): TtsJobCreated {
   };
 }
 
-const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
-
-/** A pull-driven byte stream from an async generator; cancel (client gone) stops the generator. */
-function streamOf(gen: AsyncGenerator<Uint8Array>, abort: AbortController): ReadableStream<Uint8Array> {
-  mStreams.inc();
-  let open = true;
-  const finish = () => {
-    if (open) {
-      open = false;
-      mStreams.dec();
-    }
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const next = await gen.next();
-        if (next.done) {
-          finish();
-          controller.close();
-        } else controller.enqueue(next.value);
-      } catch (err) {
-        finish();
-        controller.error(err);
-      }
-    },
-    async cancel() {
-      abort.abort();
-      finish();
-      await gen.return(undefined).catch(() => {});
-    },
-  });
-}
+const TERMINAL = new Set<TtsJobStatus>(["succeeded", "failed", "canceled"]);
 
 export function ttsRoutes(app: EdgeApp, ctx: EdgeContext): void {
   const auth = guard(ctx, "tts");
@@ -199,9 +127,9 @@ export function ttsRoutes(app: EdgeApp, ctx: EdgeContext): void {
   function prepare(
     p: Principal,
     text: string,
-    o: { voice?: string; engine?: string; format?: string; priority?: string },
+    o: z.infer<typeof JobOptionsSchema>,
     where: string,
-    defaults: { priority: "interactive" | "batch" },
+    defaults: { priority: TtsPriority },
   ): NewJob {
     const n = countChars(text);
     if (n > maxChars) {
@@ -215,9 +143,9 @@ export function ttsRoutes(app: EdgeApp, ctx: EdgeContext): void {
     if (!chunks.length) {
       throw new ApiError(400, "validation_failed", `${where}text is empty (nothing to speak)`);
     }
-    const engine = (o.engine ?? ctx.config.TTS_ENGINE) as NewJob["engine"];
+    const engine: TtsJobEngine = o.engine ?? ctx.config.TTS_ENGINE;
     const voice = o.voice ?? (engine === "vits" ? "default" : ctx.config.TTS_VOICE);
-    if (!isKnownVoice(engine as "espeak" | "vits", voice)) {
+    if (!isKnownVoice(engine, voice)) {
       throw new ApiError(400, "validation_failed", `${where}unknown voice "${voice}" for engine ${engine}`);
     }
     return {
@@ -228,7 +156,7 @@ export function ttsRoutes(app: EdgeApp, ctx: EdgeContext): void {
       voice,
       engine,
       format: o.format ?? "wav",
-      priority: (o.priority as "interactive" | "batch" | undefined) ?? defaults.priority,
+      priority: o.priority ?? defaults.priority,
       sampleRate: TTS_SAMPLE_RATE,
       chunks,
     };
@@ -309,7 +237,7 @@ export function ttsRoutes(app: EdgeApp, ctx: EdgeContext): void {
       ? { micros: q.data.cursor.split("_")[0], id: q.data.cursor.split("_")[1] }
       : undefined;
     const r = await listJobs(database, p.tenantId, { status: q.data.status, limit: q.data.limit, cursor });
-    return c.json({ jobs: r.jobs.map(jobJson), next_cursor: r.nextCursor });
+    return c.json({ jobs: r.jobs.map(jobJson), next_cursor: r.nextCursor } satisfies TtsJobList);
   });
 
   app.get("/v1/tts/jobs/:id", auth, async (c) => {
@@ -342,15 +270,11 @@ export function ttsRoutes(app: EdgeApp, ctx: EdgeContext): void {
       "x-parley-job-status": job.status,
     };
     const abort = new AbortController();
-    const watch = watchOf(database);
+    const watch = jobWatchOf(database);
     const complete = job.status === "succeeded";
     let total: number | null = null;
     if (complete) {
-      const rows = await database.query<{ n: number | string }>(
-        sql`select coalesce(sum(octet_length(pcm)), 0)::bigint::text as n
-          from tts_chunks where job_id = ${job.id} and status = 'done'`,
-      );
-      total = Number(rows[0].n);
+      total = await doneAudioBytes(database, job.id);
       headers["content-length"] = String(total + (fmt === "wav" ? 44 : 0));
     }
     async function* produce(): AsyncGenerator<Uint8Array> {
@@ -373,17 +297,15 @@ export function ttsRoutes(app: EdgeApp, ctx: EdgeContext): void {
         await watch.wait(job.id, 1000, abort.signal);
       }
     }
-    return c.body(streamOf(produce(), abort), 200, headers);
+    return c.body(streamOf(produce(), abort, mStreams), 200, headers);
   });
 
   app.get("/v1/tts/jobs/:id/events", auth, async (c) => {
     const p = c.get("principal");
     const first = await loadJob(p, c.req.param("id"));
     const abort = new AbortController();
-    const watch = watchOf(database);
-    const enc = new TextEncoder();
-    const sse = (event: string, data: unknown) =>
-      enc.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    const watch = jobWatchOf(database);
+    const sse = sseFrame;
     async function* produce(): AsyncGenerator<Uint8Array> {
       yield sse("status", jobJson(first));
       const sent = new Set<number>();
@@ -414,15 +336,11 @@ export function ttsRoutes(app: EdgeApp, ctx: EdgeContext): void {
         }
         if (performance.now() - lastPing > 15_000) {
           lastPing = performance.now();
-          yield enc.encode(": ping\n\n");
+          yield sseComment("ping");
         }
         await watch.wait(job.id, 1000, abort.signal);
       }
     }
-    return c.body(streamOf(produce(), abort), 200, {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache",
-      "x-accel-buffering": "no",
-    });
+    return c.body(streamOf(produce(), abort, mStreams), 200, SSE_HEADERS);
   });
 }

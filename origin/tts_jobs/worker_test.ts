@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
 import { createTenant } from "../../db/api_keys.ts";
 import { openTestDatabase } from "../../db/testing.ts";
-import { reclaimExpired, submitJobs } from "../../db/tts_jobs.ts";
+import { type NewJob, reclaimExpired, submitJobs } from "../../db/tts_jobs.ts";
 import { PriorityGate } from "./priority_gate.ts";
 import type { ChunkSynthesizer } from "./synth.ts";
 import { TtsJobWorker } from "./worker.ts";
@@ -28,13 +28,13 @@ class SlowSynth implements ChunkSynthesizer {
   }
 }
 
-const newJob = (tenantId: string, chunks: string[]) => ({
+const newJob = (tenantId: string, chunks: string[]): NewJob => ({
   tenantId,
   text: chunks.join(" "),
   voice: "en-us",
   engine: "espeak",
   format: "wav",
-  priority: "interactive" as const,
+  priority: "interactive",
   sampleRate: 22050,
   chunks,
 });
