@@ -9,7 +9,6 @@ import { byeMessage, describeError } from "../web/src/connection.ts";
 import { ApiError } from "../web/src/api.ts";
 import { SessionClock } from "../web/src/telop.ts";
 import { progressOf } from "../web/src/jobs.ts";
-import { listOf } from "../web/src/history.ts";
 
 Deno.test("web: every bye reason has its own clear message", () => {
   const seen = new Set<string>();
@@ -58,11 +57,4 @@ Deno.test("web: TTS progress from characters, chunks or status", () => {
   assert.equal(progressOf({ ...base, progress: { ...progress, chars_total: 0 } }), 0.25);
   assert.equal(progressOf({ ...base, status: "succeeded" }), 1);
   assert.equal(progressOf({ ...base, status: "queued" }), 0);
-});
-
-Deno.test("web: lists are found under their key or as bare arrays", () => {
-  assert.deepEqual(listOf({ sessions: [1, 2], next_cursor: null }, "sessions"), [1, 2]);
-  assert.deepEqual(listOf({ query: "x", results: [3] }, "hits"), [3]);
-  assert.deepEqual(listOf([4]), [4]);
-  assert.deepEqual(listOf(null), []);
 });

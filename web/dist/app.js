@@ -1120,23 +1120,6 @@ var LiveView = class {
 };
 
 // web/src/history.ts
-function listOf(body, ...keys) {
-  if (Array.isArray(body)) return body;
-  if (body && typeof body === "object") {
-    for (
-      const k of [
-        ...keys,
-        "items",
-        "data",
-        "results",
-      ]
-    ) {
-      const v = body[k];
-      if (Array.isArray(v)) return v;
-    }
-  }
-  return [];
-}
 var ENTITIES = {
   "&lt;": "<",
   "&gt;": ">",
@@ -1158,7 +1141,7 @@ function snippet(html) {
   return el;
 }
 function stateLabel(r) {
-  if (r.state !== "closed") return r.state ?? "";
+  if (r.state !== "closed") return r.state;
   return !r.reason || r.reason === "client_hangup" ? "ended" : r.reason.replaceAll("_", " ");
 }
 var EXT = {
@@ -1195,8 +1178,8 @@ var HistoryView = class {
     try {
       const cursor = more && this.#cursor ? `&cursor=${encodeURIComponent(this.#cursor)}` : "";
       const body = await getJson(`/v1/sessions?limit=50${cursor}`);
-      const rows = listOf(body, "sessions");
-      this.#cursor = body?.next_cursor ?? null;
+      const rows = body.sessions;
+      this.#cursor = body.next_cursor;
       if (!more) clear(this.list);
       this.list.querySelector(".more")?.remove();
       if (!rows.length && !more) {
@@ -1205,7 +1188,7 @@ var HistoryView = class {
         }, "No sessions yet."));
       }
       for (const r of rows) {
-        const when = r.created_at ? new Date(r.created_at).toLocaleString() : "";
+        const when = new Date(r.created_at).toLocaleString();
         const btn = h(
           "button",
           {
@@ -1220,7 +1203,7 @@ var HistoryView = class {
           " ",
           h("span", {
             class: "badge",
-          }, r.mode ?? ""),
+          }, r.mode),
           " ",
           h("span", {
             class: "badge state",
@@ -1253,7 +1236,7 @@ var HistoryView = class {
     this.meta.textContent = "Loading\u2026";
     try {
       const body = await getJson(`/v1/sessions/${id}/transcript?format=json`);
-      const segs = listOf(body, "segments");
+      const segs = body.segments;
       this.meta.textContent = `Session ${id} \xB7 ${segs.length} segment${segs.length === 1 ? "" : "s"}`;
       this.meta.dataset.session = id;
       for (const s of segs) {
@@ -1286,7 +1269,7 @@ var HistoryView = class {
     if (!q) return;
     try {
       const body = await getJson(`/v1/transcripts/search?q=${encodeURIComponent(q)}`);
-      const hits = listOf(body, "hits", "results");
+      const hits = body.results;
       clear(this.results);
       this.results.hidden = false;
       this.list.hidden = true;
@@ -1301,13 +1284,11 @@ var HistoryView = class {
             class: "row-button",
             "data-session": hit.session_id,
           },
-          hit.created_at
-            ? h("span", {
-              class: "when",
-            }, new Date(hit.created_at).toLocaleString())
-            : null,
+          h("span", {
+            class: "when",
+          }, new Date(hit.created_at).toLocaleString()),
           " ",
-          snippet(hit.snippet ?? hit.text ?? ""),
+          snippet(hit.snippet),
         );
         btn.addEventListener("click", () => void this.open(hit.session_id));
         this.results.append(h("li", {}, btn));
@@ -1382,7 +1363,7 @@ var JobsView = class {
   }
   async refresh() {
     try {
-      const jobs = listOf(await getJson("/v1/tts/jobs?limit=50"), "jobs");
+      const { jobs } = await getJson("/v1/tts/jobs?limit=50");
       for (const j of jobs.reverse()) {
         this.#upsert(j);
         if (!FINAL.has(j.status)) this.#follow(j.id);
@@ -1407,9 +1388,12 @@ var JobsView = class {
       for (let attempt = 0; attempt < 20 && !ctl.signal.aborted; attempt++) {
         try {
           await sse(`/v1/tts/jobs/${id}/events`, (event, data) => {
-            let body;
+            let e;
             try {
-              body = JSON.parse(data);
+              e = {
+                event,
+                data: JSON.parse(data),
+              };
             } catch {
               return;
             }
@@ -1417,17 +1401,17 @@ var JobsView = class {
               id,
               status: "queued",
             };
-            if (event === "progress") {
-              const { status, ...progress } = body;
+            if (e.event === "progress") {
+              const { status, ...progress } = e.data;
               this.#upsert({
                 ...prev,
                 status,
                 progress,
               });
-            } else if (event === "status" || FINAL.has(event)) {
+            } else if (e.event === "status" || FINAL.has(e.event)) {
               this.#upsert({
                 ...prev,
-                ...body,
+                ...e.data,
               });
             }
           }, ctl.signal);

@@ -3,45 +3,7 @@
 import { getJson, request } from "./api.ts";
 import { $, announce, clear, h, mmss, saveBlob } from "./dom.ts";
 import { describeError } from "./connection.ts";
-
-export interface SessionRow {
-  id: string;
-  state?: string;
-  reason?: string | null;
-  mode?: string;
-  created_at?: string;
-  closed_at?: string | null;
-  segments?: number;
-  duration_ms?: number;
-  preview?: string;
-}
-
-export interface Segment {
-  segment_id?: number;
-  text: string;
-  start_ms: number;
-  end_ms: number;
-}
-
-export interface SearchHit {
-  session_id: string;
-  text?: string;
-  snippet?: string;
-  start_ms?: number;
-  created_at?: string;
-}
-
-/** Lists come back as {items}, {sessions}, {results}, {data} or a bare array: take whichever is there. */
-export function listOf<T>(body: unknown, ...keys: string[]): T[] {
-  if (Array.isArray(body)) return body as T[];
-  if (body && typeof body === "object") {
-    for (const k of [...keys, "items", "data", "results"]) {
-      const v = (body as Record<string, unknown>)[k];
-      if (Array.isArray(v)) return v as T[];
-    }
-  }
-  return [];
-}
+import type { SearchResult, SessionList, SessionSummary, Transcript } from "../../protocol/history.ts";
 
 const ENTITIES: Record<string, string> = {
   "&lt;": "<",
@@ -65,8 +27,8 @@ export function snippet(html: string): HTMLElement {
 }
 
 /** "ended" for a normal hang-up, the close reason otherwise, or the live state. */
-function stateLabel(r: SessionRow): string {
-  if (r.state !== "closed") return r.state ?? "";
+function stateLabel(r: SessionSummary): string {
+  if (r.state !== "closed") return r.state;
   return !r.reason || r.reason === "client_hangup" ? "ended" : r.reason.replaceAll("_", " ");
 }
 
@@ -102,14 +64,14 @@ export class HistoryView {
   async refresh(more = false): Promise<void> {
     try {
       const cursor = more && this.#cursor ? `&cursor=${encodeURIComponent(this.#cursor)}` : "";
-      const body = await getJson<{ next_cursor?: string | null }>(`/v1/sessions?limit=50${cursor}`);
-      const rows = listOf<SessionRow>(body, "sessions");
-      this.#cursor = body?.next_cursor ?? null;
+      const body = await getJson<SessionList>(`/v1/sessions?limit=50${cursor}`);
+      const rows = body.sessions;
+      this.#cursor = body.next_cursor;
       if (!more) clear(this.list);
       this.list.querySelector(".more")?.remove();
       if (!rows.length && !more) this.list.append(h("li", { class: "hint" }, "No sessions yet."));
       for (const r of rows) {
-        const when = r.created_at ? new Date(r.created_at).toLocaleString() : "";
+        const when = new Date(r.created_at).toLocaleString();
         const btn = h(
           "button",
           {
@@ -120,7 +82,7 @@ export class HistoryView {
           },
           h("span", { class: "when" }, when),
           " ",
-          h("span", { class: "badge" }, r.mode ?? ""),
+          h("span", { class: "badge" }, r.mode),
           " ",
           h("span", { class: "badge state" }, stateLabel(r)),
         );
@@ -146,8 +108,8 @@ export class HistoryView {
     clear(this.transcript);
     this.meta.textContent = "Loading…";
     try {
-      const body = await getJson<unknown>(`/v1/sessions/${id}/transcript?format=json`);
-      const segs = listOf<Segment>(body, "segments");
+      const body = await getJson<Transcript>(`/v1/sessions/${id}/transcript?format=json`);
+      const segs = body.segments;
       this.meta.textContent = `Session ${id} · ${segs.length} segment${segs.length === 1 ? "" : "s"}`;
       this.meta.dataset.session = id;
       for (const s of segs) {
@@ -175,8 +137,8 @@ export class HistoryView {
   async search(q: string): Promise<void> {
     if (!q) return;
     try {
-      const body = await getJson<unknown>(`/v1/transcripts/search?q=${encodeURIComponent(q)}`);
-      const hits = listOf<SearchHit>(body, "hits", "results");
+      const body = await getJson<SearchResult>(`/v1/transcripts/search?q=${encodeURIComponent(q)}`);
+      const hits = body.results;
       clear(this.results);
       this.results.hidden = false;
       this.list.hidden = true;
@@ -185,9 +147,9 @@ export class HistoryView {
         const btn = h(
           "button",
           { type: "button", class: "row-button", "data-session": hit.session_id },
-          hit.created_at ? h("span", { class: "when" }, new Date(hit.created_at).toLocaleString()) : null,
+          h("span", { class: "when" }, new Date(hit.created_at).toLocaleString()),
           " ",
-          snippet(hit.snippet ?? hit.text ?? ""),
+          snippet(hit.snippet),
         );
         btn.addEventListener("click", () => void this.open(hit.session_id));
         this.results.append(h("li", {}, btn));

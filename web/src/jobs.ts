@@ -3,12 +3,12 @@
 import { getJson, request, sendJson, sse } from "./api.ts";
 import { $, announce, clear, h, saveBlob } from "./dom.ts";
 import { describeError } from "./connection.ts";
-import { listOf } from "./history.ts";
 import type {
   CreateTtsJobRequest,
   TtsJob,
+  TtsEvent,
   TtsJobCreated,
-  TtsJobProgress,
+  TtsJobList,
   TtsJobStatus,
   TtsPriority,
 } from "../../protocol/tts.ts";
@@ -76,7 +76,7 @@ export class JobsView {
 
   async refresh(): Promise<void> {
     try {
-      const jobs = listOf<TtsJob>(await getJson<unknown>("/v1/tts/jobs?limit=50"), "jobs");
+      const { jobs } = await getJson<TtsJobList>("/v1/tts/jobs?limit=50");
       for (const j of jobs.reverse()) {
         this.#upsert(j);
         if (!FINAL.has(j.status)) this.#follow(j.id);
@@ -99,23 +99,23 @@ export class JobsView {
       for (let attempt = 0; attempt < 20 && !ctl.signal.aborted; attempt++) {
         try {
           await sse(`/v1/tts/jobs/${id}/events`, (event, data) => {
-            let body: unknown;
+            let e: TtsEvent;
             try {
-              body = JSON.parse(data);
+              e = { event, data: JSON.parse(data) } as TtsEvent;
             } catch {
               return;
             }
             const prev = this.#jobs.get(id) ?? { id, status: "queued" as const };
-            if (event === "progress") {
-              const { status, ...progress } = body as TtsJobProgress & { status: TtsJobStatus };
+            if (e.event === "progress") {
+              const { status, ...progress } = e.data;
               this.#upsert({ ...prev, status, progress });
-            } else if (event === "status" || FINAL.has(event)) {
-              this.#upsert({ ...prev, ...(body as TtsJob) });
+            } else if (e.event === "status" || FINAL.has(e.event)) {
+              this.#upsert({ ...prev, ...e.data });
             }
           }, ctl.signal);
         } catch { /* stream failed: fall through to a poll */ }
         try {
-          const j = await getJson<Job>(`/v1/tts/jobs/${id}`);
+          const j = await getJson<TtsJob>(`/v1/tts/jobs/${id}`);
           this.#upsert({ ...this.#jobs.get(id), ...j });
         } catch { /* keep trying */ }
         if (FINAL.has(this.#jobs.get(id)?.status ?? "")) break;
