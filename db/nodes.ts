@@ -76,3 +76,11 @@ export async function pickNodes(
     .filter((r) => !exclude.includes(r.id) && r.load < r.capacity)
     .sort((a, b) => a.load / a.capacity - b.load / b.capacity || a.load - b.load || a.id.localeCompare(b.id));
 }
+
+/** The URL of a live node (heartbeat within `timeoutMs`, not stopped), or null. */
+export async function liveNodeUrl(database: Database, id: string, timeoutMs: number): Promise<string | null> {
+  const rows = await database.query<{ url: string; alive: boolean }>(sql`
+    select url, (heartbeat_at > now() - make_interval(secs => ${timeoutMs / 1000})
+      and stopped_at is null) as alive from nodes where id = ${id}`);
+  return rows[0]?.alive ? rows[0].url : null;
+}

@@ -205,3 +205,61 @@ export async function sessionStatus(database: Database, id: string): Promise<Ses
     lastSeq: Number(row.lastSeq),
   };
 }
+
+/** The session if it belongs to the tenant. */
+export async function sessionRowOfTenant(
+  database: Database,
+  tenantId: string,
+  id: string,
+): Promise<SessionRow | undefined> {
+  const rows = await database.db.select().from(sessions)
+    .where(and(eq(sessions.id, id), eq(sessions.tenantId, tenantId)));
+  return rows[0];
+}
+
+/** A new session row (state connecting) routed to `nodeId`; returns its id. */
+export async function createSessionRow(
+  database: Database,
+  row: { tenantId: string; apiKeyId: string | null; mode: string; options: SessionOptions; nodeId: string },
+): Promise<string> {
+  const [created] = await database.db.insert(sessions).values(row).returning({ id: sessions.id });
+  return created.id;
+}
+
+/** Remove a session row no origin ever accepted. */
+export async function deleteSessionRow(database: Database, id: string): Promise<void> {
+  await database.db.delete(sessions).where(eq(sessions.id, id));
+}
+
+/** Route the session to another node (before asking that node to take it). */
+export async function routeSession(database: Database, id: string, nodeId: string): Promise<void> {
+  await database.query(sql`update sessions set node_id = ${nodeId}, updated_at = now() where id = ${id}`);
+}
+
+/** Sessions not yet closed, of a tenant or of one API key. */
+export async function countLiveSessions(
+  database: Database,
+  of: { tenantId: string } | { apiKeyId: string },
+): Promise<number> {
+  const owner = "tenantId" in of ? sql`tenant_id = ${of.tenantId}` : sql`api_key_id = ${of.apiKeyId}`;
+  const [{ n }] = await database.query<{ n: number }>(
+    sql`select count(*)::int as n from sessions where ${owner} and state <> 'closed'`,
+  );
+  return Number(n);
+}
+
+/**
+ * Close (`origin_lost`) the sessions of nodes that stopped heartbeating or deregistered, once the session itself
+ * has not changed for as long. Idempotent, so several edges sweeping is harmless. Returns the closed ids.
+ */
+export async function closeSessionsOfLostNodes(database: Database, timeoutMs: number): Promise<string[]> {
+  const rows = await database.query<{ id: string }>(sql`
+    update sessions s set state = 'closed', reason = coalesce(s.reason, 'origin_lost'),
+      closed_at = coalesce(s.closed_at, now()), updated_at = now()
+    from nodes n
+    where s.node_id = n.id and s.state <> 'closed'
+      and (n.heartbeat_at < now() - make_interval(secs => ${timeoutMs / 1000}) or n.stopped_at is not null)
+      and s.updated_at < now() - make_interval(secs => ${timeoutMs / 1000})
+    returning s.id`);
+  return rows.map((r) => r.id);
+}

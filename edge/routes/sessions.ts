@@ -9,10 +9,18 @@
  *                              do ICE restarts; a client that lost its path resumes with a new POST instead.
  * The session row (tenant → node) lives in Postgres, so any edge process can route later requests.
  */
-import { and, eq, ne, sql } from "drizzle-orm";
 import { z } from "zod";
-import { sessions } from "../../db/schema.ts";
-import { pickNodes } from "../../db/nodes.ts";
+import { liveNodeUrl, pickNodes } from "../../db/nodes.ts";
+import {
+  closeSessionsOfLostNodes,
+  countLiveSessions,
+  createSessionRow,
+  deleteSessionRow,
+  markClosed as markClosedRow,
+  routeSession,
+  type SessionRow,
+  sessionRowOfTenant,
+} from "../../db/sessions.ts";
 import { eraseSessionData } from "../../db/history.ts";
 import { ApiError } from "../../lib/errors.ts";
 import { readBodyLimited, validationError } from "../../lib/http.ts";
@@ -58,14 +66,13 @@ function optionsFromQuery(q: Record<string, string>): Record<string, unknown> {
 async function loadSession(ctx: EdgeContext, p: Principal, id: string) {
   if (!SESSION_ID.safeParse(id).success) throw new ApiError(404, "not_found", "no such session");
   assertSessionAllowed(p, id);
-  const rows = await ctx.database.db.select().from(sessions)
-    .where(and(eq(sessions.id, id), eq(sessions.tenantId, p.tenantId)));
+  const row = await sessionRowOfTenant(ctx.database, p.tenantId, id);
   // Another tenant's session is indistinguishable from a missing one.
-  if (!rows[0]) throw new ApiError(404, "not_found", "no such session");
-  return rows[0];
+  if (!row) throw new ApiError(404, "not_found", "no such session");
+  return row;
 }
 
-function summary(row: typeof sessions.$inferSelect) {
+function summary(row: SessionRow) {
   return {
     id: row.id,
     state: row.state,
@@ -80,18 +87,14 @@ function summary(row: typeof sessions.$inferSelect) {
   };
 }
 
-async function nodeUrl(ctx: EdgeContext, nodeId: string | null): Promise<string | null> {
-  if (!nodeId) return null;
-  const rows = await ctx.database.query<{ url: string; alive: boolean }>(sql`
-    select url, (heartbeat_at > now() - make_interval(secs => ${ctx.config.NODE_TIMEOUT_MS / 1000})
-      and stopped_at is null) as alive from nodes where id = ${nodeId}`);
-  return rows[0]?.alive ? rows[0].url : null;
+function nodeUrl(ctx: EdgeContext, nodeId: string | null): Promise<string | null> {
+  return nodeId ? liveNodeUrl(ctx.database, nodeId, ctx.config.NODE_TIMEOUT_MS) : Promise.resolve(null);
 }
 
 /** End a live session on its origin (or mark it origin_lost when the origin is gone). */
 async function endSession(
   ctx: EdgeContext,
-  row: typeof sessions.$inferSelect,
+  row: SessionRow,
   requestId: string,
 ): Promise<void> {
   const url = await nodeUrl(ctx, row.nodeId);
@@ -118,8 +121,7 @@ async function endSession(
 
 /** Mark closed from the edge side (origin gone); never overwrites an earlier reason. */
 export async function markClosed(ctx: EdgeContext, id: string, reason: CloseReason): Promise<void> {
-  await ctx.database.query(sql`update sessions set state = 'closed', reason = coalesce(reason, ${reason}),
-    closed_at = coalesce(closed_at, now()), updated_at = now() where id = ${id} and state <> 'closed'`);
+  await markClosedRow(ctx.database, id, reason);
 }
 
 export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
@@ -187,8 +189,7 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
       candidates = [{ id: row.nodeId!, url }];
     } else {
       if (p.sessionId) throw new ApiError(403, "forbidden", "this token is limited to an existing session");
-      const [{ n }] = await ctx.database.query<{ n: number }>(sql`select count(*)::int as n from sessions
-        where tenant_id = ${p.tenantId} and state <> 'closed'`);
+      const n = await countLiveSessions(ctx.database, { tenantId: p.tenantId });
       if (Number(n) >= ctx.config.MAX_SESSIONS_PER_TENANT) {
         throw new ApiError(
           429,
@@ -197,8 +198,7 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
         );
       }
       if (p.maxSessions) {
-        const [{ k }] = await ctx.database.query<{ k: number }>(sql`select count(*)::int as k from sessions
-          where api_key_id = ${p.keyId} and state <> 'closed'`);
+        const k = await countLiveSessions(ctx.database, { apiKeyId: p.keyId });
         if (Number(k) >= p.maxSessions) {
           throw new ApiError(
             429,
@@ -217,14 +217,13 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
           "Retry-After": "2",
         });
       }
-      const [row] = await ctx.database.db.insert(sessions).values({
+      sessionId = await createSessionRow(ctx.database, {
         tenantId: p.tenantId,
         apiKeyId: p.keyId,
         mode: options.mode,
         options,
         nodeId: candidates[0].id,
-      }).returning({ id: sessions.id });
-      sessionId = row.id;
+      });
     }
 
     const req: CreateSessionRequest = {
@@ -254,8 +253,7 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
       }
       tried.push(node.id);
       if (!resume) {
-        await ctx.database.query(sql`update sessions set node_id = ${node.id}, updated_at = now()
-          where id = ${sessionId}`);
+        await routeSession(ctx.database, sessionId, node.id);
       }
       let res;
       try {
@@ -279,7 +277,7 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
         continue;
       }
       if (res.status !== 201) {
-        if (!resume) await ctx.database.db.delete(sessions).where(eq(sessions.id, sessionId));
+        if (!resume) await deleteSessionRow(ctx.database, sessionId);
         sessionsCreated.inc({ outcome: "rejected" });
         let err = { code: "origin_error", message: `origin answered ${res.status}` };
         try {
@@ -300,7 +298,7 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
       return c.body(answer.sdp, 201);
     }
     // Nobody accepted: leave no partial row behind.
-    if (!resume) await ctx.database.db.delete(sessions).where(eq(sessions.id, sessionId));
+    if (!resume) await deleteSessionRow(ctx.database, sessionId);
     sessionsCreated.inc({ outcome: "no_origin" });
     throw new ApiError(503, "no_origin_available", lastProblem, { "Retry-After": "2" });
   });
@@ -335,7 +333,6 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
       { Allow: "GET, DELETE" },
     );
   });
-  void ne;
 }
 
 /**
@@ -343,15 +340,5 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
  * the update is idempotent, so several edges sweeping is harmless.
  */
 export async function sweepLostSessions(ctx: EdgeContext): Promise<number> {
-  const rows = await ctx.database.query<{ id: string }>(sql`
-    update sessions s set state = 'closed', reason = coalesce(s.reason, 'origin_lost'),
-      closed_at = coalesce(s.closed_at, now()), updated_at = now()
-    from nodes n
-    where s.node_id = n.id and s.state <> 'closed'
-      and (n.heartbeat_at < now() - make_interval(secs => ${
-    ctx.config.NODE_TIMEOUT_MS / 1000
-  }) or n.stopped_at is not null)
-      and s.updated_at < now() - make_interval(secs => ${ctx.config.NODE_TIMEOUT_MS / 1000})
-    returning s.id`);
-  return rows.length;
+  return (await closeSessionsOfLostNodes(ctx.database, ctx.config.NODE_TIMEOUT_MS)).length;
 }
