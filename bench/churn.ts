@@ -8,7 +8,7 @@
  *   deno run -A bench/churn.ts [--sessions 1000] [--concurrency 10] [--audio-ms 1000] [--warmup 20] [--gc] [--disk-db] [--max-seconds 270]
  *
  * Database: DATABASE_URL if set, else PGlite memory:// (fast commits, but every row and WAL page then sits in
- * the origin's RSS: ~40 MB per 1000 sessions measured); --disk-db: PGlite in a temp data dir (RSS without the
+ * the origin's RSS; docs/benchmarks.md has the size); --disk-db: PGlite in a temp data dir (RSS without the
  * database's files, but commits are much slower on a loaded machine).
  * --max-seconds S (default 270): stop starting sessions after S seconds so the run stays under 5 minutes; the
  * last checkpoint then reports how many sessions were done.
@@ -246,7 +246,7 @@ export interface ChurnOptions {
   /** Stop starting sessions after this many seconds (the current checkpoint is still measured). */
   maxSeconds?: number;
   /** Quiet time before each measurement (default 500 ms). Idle runtime threads (tokio's blocking pool keeps
-   * them 10 s) need ~12 s to go; a supervised origin's young generation still has its start-up threads. */
+   * them 10 s) need longer to go; a supervised origin's young generation still has its start-up threads. */
   settleMs?: number;
   log?: (line: string) => void;
 }

@@ -172,7 +172,7 @@ async function timeIt(n: number, fn: (i: number) => Promise<unknown>): Promise<n
 /**
  * The same queries, run by the same db/history.ts functions, but each statement prefixed with EXPLAIN ANALYZE:
  * collects the server's own execution + planning time. On a loaded machine the client-side wall time is mostly
- * CPU scheduling (a `select 1` took 10+ ms); this shows what the database itself spends.
+ * CPU scheduling; this shows what the database itself spends.
  */
 function explaining(database: Database, sink: number[]): Database {
   return {
@@ -367,13 +367,12 @@ try {
   await raw`vacuum analyze sessions`;
   console.error(`  vacuum analyze ${((performance.now() - tAnalyze) / 1000).toFixed(1)} s`);
   // Measure the steady state, not the bulk load's write-back: without a checkpoint here the checkpointer is
-  // still flushing ~500 MB of dirty pages during the first measurements (page p99 22-25 ms against 11-12 ms
-  // on the same data once settled).
+  // still flushing the bulk load's dirty pages during the first measurements (docs/benchmarks.md).
   const tCheckpoint = performance.now();
   await raw`checkpoint`.catch((e) => console.error(`  checkpoint skipped: ${e.message}`));
   console.error(`  checkpoint ${((performance.now() - tCheckpoint) / 1000).toFixed(1)} s`);
   // Likewise for this process: generating 100k rows left a large old space of garbage, and its first
-  // mark-compacts during the page loop were 15-40 ms pauses a service process would not have. With
+  // mark-compacts during the page loop were pauses a service process would not have. With
   // --v8-flags=--expose-gc (as `deno task bench history` runs it) collect it first.
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc) { for (let i = 0; i < 3; i++) gc(); }

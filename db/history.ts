@@ -165,16 +165,10 @@ export interface JsonSegmentPage {
 
 /**
  * The JSON route's page: the same bounded range and the same JSON as transcriptPage's rows, rendered by
- * PostgreSQL as one text value (`json_agg` over the page's rows), which the edge passes through untouched.
- *
- * Three ways were measured on the bench's 10k-segment session (PostgreSQL 15, pages of 500, 1,000 calls with
- * the ownership check, one connection):
- *   - rows to the edge, JSON built in TypeScript: server ~1.7 ms, p50 4.8 ms, but p99 17–24 ms. Parsing 500
- *     rows allocates enough that V8 scavenged every ~25 pages, 7–12 ms each: those pauses were the tail.
- *   - `json_agg(json_build_object(...))`: server 5–8 ms (PG 15 looks up the type of every argument of every
- *     call), p50 7.3 ms, p99 14 ms.
- *   - `json_agg(page)` over a sub-select whose columns are already the wire names: server ~4 ms, p50 5.5 ms,
- *     p99 10 ms, 7 scavenges in 1,000 calls. This one.
+ * PostgreSQL as one text value (`json_agg` over the page's rows), which the edge passes through untouched:
+ * building the JSON in the edge makes V8 scavenge often enough to be the page's tail latency, and
+ * `json_build_object` per row costs the server more (PG 15 looks up the type of every argument of every call).
+ * The three ways and their figures: docs/history.md.
  */
 export async function transcriptPageJson(
   database: Database,
@@ -305,7 +299,7 @@ const HEADLINE_OPTIONS = `StartSel=${HIT_START}, StopSel=${HIT_END}, MaxWords=35
 
 /**
  * How many matching segments are ranked: the newest this many. Ranking reads every candidate row, so without a
- * bound a word in a third of a tenant's segments (36k rows in the benchmark) cost ~110 ms p50 / 150 ms p99.
+ * bound a word in a third of a tenant's segments is far over the search goal (figures in docs/history.md).
  * Queries with fewer matches are ranked exactly.
  */
 export const SEARCH_CANDIDATES = 1000;

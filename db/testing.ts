@@ -1,6 +1,6 @@
 /**
- * Fresh, migrated databases for tests. Default: PGlite restored from a migrated template dump (~160 ms instead
- * of ~1.3 s per fresh DB). With PARLEY_TEST_DATABASE_URL set (CI's second pass), each call creates a new
+ * Fresh, migrated databases for tests. Default: PGlite restored from a migrated template dump (much faster
+ * than migrating each fresh DB; docs/benchmarks.md). With PARLEY_TEST_DATABASE_URL set (CI's second pass), each call creates a new
  * database on that real PostgreSQL server from a migrated template database, and drops it on close.
  */
 import postgres from "postgres";

@@ -118,9 +118,9 @@ export const SPLIT_SUBMIT_MIN_CHUNKS = 16;
  *
  * A single job is one statement (job row + chunks + NOTIFY, one round trip), except a long one
  * (≥ SPLIT_SUBMIT_MIN_CHUNKS chunks): its first statement commits the job row with only its first chunk, so a
- * worker can claim that chunk at once, and a second statement adds the rest. Inserting a book's 160 chunk rows
- * took ~4 ms more than a greeting's one row, all of it before the job was visible; that was most of the gap
- * between the two jobs' first audio. If the second statement never runs (the edge died in between), the job
+ * worker can claim that chunk at once, and a second statement adds the rest. Inserting a book's chunk rows
+ * all before the job was visible made most of the gap between a book's and a greeting's first audio
+ * (docs/tts-jobs.md). If the second statement never runs (the edge died in between), the job
  * stays visibly incomplete and `completeInterruptedSubmits` (run by the origins' sweep) finishes it. A batch
  * keeps all its jobs in one transaction.
  */
@@ -302,8 +302,7 @@ function orderBy(order: ClaimOrder): SQL {
  * already holds).
  *
  * The claim commits asynchronously (`synchronous_commit = off` for its own transaction only, set inside the
- * statement): it does not wait for the WAL flush, which was most of a claim's time (2.5–5 ms of fdatasync
- * against ~0.5 ms of work). That is safe here because a claim is only a lease: if the server crashes and loses
+ * statement): it does not wait for the WAL flush, which was most of a claim's time (docs/tts-jobs.md). That is safe here because a claim is only a lease: if the server crashes and loses
  * the last claims, those chunks are back to `queued` with their previous attempt number, so they are claimed
  * again and the lost holder's result write is refused (status/attempt no longer match) — exactly one result per
  * chunk still holds. Result writes (the audio) keep the server's durable commit. `durable: true` restores it.

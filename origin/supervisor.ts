@@ -4,7 +4,7 @@
  * Why: in Deno 2.9.6 no wrtc peer is ever garbage-collected. `napi_async_init` keeps a strong handle on its
  * resource until `napi_async_destroy`, and node-webrtc's objects pass themselves as that resource and destroy the
  * context only in their destructor, so every closed peer (and its tracks, channels, sink and source) stays in
- * memory: ~76 KiB per session (`deno task bench wrtc_finalization`; Node frees them). The fix belongs in Deno;
+ * memory (`deno task bench wrtc_finalization`; Node frees them; docs/wrtc-in-deno.md). The fix belongs in Deno;
  * until then a long-lived origin process must be replaced now and then, the way php-fpm/gunicorn recycle
  * workers after N requests.
  *

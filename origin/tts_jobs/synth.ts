@@ -1,6 +1,6 @@
 /**
- * Chunk synthesis for the job worker, off the event loop: a dedicated inference pool (helper-2's InferencePool
- * and engines, loaded with the synthesis engine only), `TTS_WORKERS` isolates. Output is PCM16 at the job's
+ * Chunk synthesis for the job worker, off the event loop: a dedicated inference pool (origin/inference's
+ * InferencePool and engines, loaded with the synthesis engine only), `TTS_WORKERS` isolates. Output is PCM16 at the job's
  * sample rate (the worker resamples when the engine's rate differs).
  */
 import { InferencePool } from "../inference/pool.ts";
