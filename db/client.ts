@@ -82,6 +82,18 @@ async function countAppliedMigrations(query: Database["query"]): Promise<number>
   }
 }
 
+/** What both drivers do the same way, in plain SQL through `query`. */
+function sqlMethods(query: Database["query"]): Pick<Database, "notify" | "migrationsApplied"> {
+  return {
+    async notify(channel, payload) {
+      await query(sql`select pg_notify(${channel}, ${payload})`);
+    },
+    async migrationsApplied() {
+      return (await countAppliedMigrations(query)) >= expectedMigrationCount();
+    },
+  };
+}
+
 export async function openDatabase(opts: DatabaseOptions = {}): Promise<Database> {
   const log = (opts.log ?? rootLog).child({ component: "db" });
   return opts.url ? await openPostgres(opts.url, opts, log) : await openPglite(opts, log);
@@ -133,12 +145,7 @@ async function openPostgres(url: string, opts: DatabaseOptions, log: Logger): Pr
         await sub.unlisten().catch(() => {});
       };
     },
-    async notify(channel, payload) {
-      await query(sql`select pg_notify(${channel}, ${payload})`);
-    },
-    async migrationsApplied() {
-      return (await countAppliedMigrations(query)) >= expectedMigrationCount();
-    },
+    ...sqlMethods(query),
     async close() {
       if (state === "closed") return;
       state = "closed";
@@ -231,12 +238,7 @@ async function openPglite(opts: DatabaseOptions, log: Logger): Promise<Database>
         if (state === "open") await unsub().catch(() => {});
       };
     },
-    async notify(channel, payload) {
-      await query(sql`select pg_notify(${channel}, ${payload})`);
-    },
-    async migrationsApplied() {
-      return (await countAppliedMigrations(query)) >= expectedMigrationCount();
-    },
+    ...sqlMethods(query),
     async close() {
       if (state === "closed") return;
       state = "closed";

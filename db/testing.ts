@@ -6,6 +6,7 @@
 import postgres from "postgres";
 import { type Database, openDatabase } from "./client.ts";
 import { configureLogging } from "../lib/log.ts";
+import type { NewJob } from "./tts_jobs.ts";
 
 let pgliteTemplate: Promise<Blob> | undefined;
 let pgTemplate: Promise<string> | undefined;
@@ -106,4 +107,19 @@ export async function openTestDatabase(): Promise<Database> {
     return blob;
   })();
   return await openDatabase({ dataDir: "memory://", loadDataDir: await pgliteTemplate, migrate: false });
+}
+
+/** A TTS job of the given chunks (espeak, en-us, wav, interactive) for the job-system tests. */
+export function testJob(tenantId: string, chunks: string[], over: Partial<NewJob> = {}): NewJob {
+  return {
+    tenantId,
+    text: chunks.join(" "),
+    voice: "en-us",
+    engine: "espeak",
+    format: "wav",
+    priority: "interactive",
+    sampleRate: 22050,
+    chunks,
+    ...over,
+  };
 }

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
 import { createTenant } from "./api_keys.ts";
 import type { Database } from "./client.ts";
-import { withTestDatabase } from "./testing.ts";
+import { testJob, withTestDatabase } from "./testing.ts";
 import {
   claimChunk,
   type ClaimOrder,
@@ -23,19 +23,7 @@ import {
   writeResult,
 } from "./tts_jobs.ts";
 
-function job(tenantId: string, chunks: string[], over: Partial<NewJob> = {}): NewJob {
-  return {
-    tenantId,
-    text: chunks.join(" "),
-    voice: "en-us",
-    engine: "espeak",
-    format: "wav",
-    priority: "interactive",
-    sampleRate: 22050,
-    chunks,
-    ...over,
-  };
-}
+const job = testJob;
 
 const pcm = (n: number) => new Uint8Array(n).map((_, i) => i & 0xff);
 

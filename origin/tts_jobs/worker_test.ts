@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
 import { createTenant } from "../../db/api_keys.ts";
-import { openTestDatabase } from "../../db/testing.ts";
-import { type NewJob, reclaimExpired, submitJobs } from "../../db/tts_jobs.ts";
+import { openTestDatabase, testJob } from "../../db/testing.ts";
+import { reclaimExpired, submitJobs } from "../../db/tts_jobs.ts";
 import { PriorityGate } from "./priority_gate.ts";
 import type { ChunkSynthesizer } from "./synth.ts";
 import { TtsJobWorker } from "./worker.ts";
@@ -28,16 +28,7 @@ class SlowSynth implements ChunkSynthesizer {
   }
 }
 
-const newJob = (tenantId: string, chunks: string[]): NewJob => ({
-  tenantId,
-  text: chunks.join(" "),
-  voice: "en-us",
-  engine: "espeak",
-  format: "wav",
-  priority: "interactive",
-  sampleRate: 22050,
-  chunks,
-});
+const newJob = testJob;
 
 async function until(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
   const t0 = Date.now();
