@@ -5,8 +5,8 @@ import { $, announce, clear, h, saveBlob } from "./dom.ts";
 import { describeError } from "./connection.ts";
 import type {
   CreateTtsJobRequest,
-  TtsJob,
   TtsEvent,
+  TtsJob,
   TtsJobCreated,
   TtsJobList,
   TtsJobStatus,
