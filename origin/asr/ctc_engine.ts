@@ -3,7 +3,7 @@
  * alternatives) lives in ./ctc_decoder.ts (`loadCtcRecognizer`); this adapter only normalises the result.
  */
 import type { AsrConfig, AsrEngine, AsrResult, AsrTranscribeOptions } from "./engine.ts";
-import { resolveModelDir } from "./engine.ts";
+import { modelFolder } from "../model_path.ts";
 
 /** The shape of `loadCtcRecognizer(modelDir)` from ./ctc_decoder.ts. */
 export interface CtcRecognizer {
@@ -41,7 +41,7 @@ export class CtcEngine implements AsrEngine {
     const mod = await import(spec) as {
       loadCtcRecognizer(dir: string, opts?: unknown): Promise<CtcRecognizer>;
     };
-    const rec = await mod.loadCtcRecognizer(resolveModelDir(config), {
+    const rec = await mod.loadCtcRecognizer(modelFolder(config.model, config.modelsDir), {
       intraOpNumThreads: config.intraOpNumThreads,
     });
     return new CtcEngine(config.model, rec);

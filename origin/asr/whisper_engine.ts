@@ -1,6 +1,7 @@
 /** Whisper through Transformers.js `automatic-speech-recognition` (local folder or Hub id). */
 import type { AsrConfig, AsrEngine, AsrResult, AsrTranscribeOptions } from "./engine.ts";
 import { loadTransformers } from "./transformers_env.ts";
+import { locateModel } from "../model_path.ts";
 
 export class WhisperEngine implements AsrEngine {
   readonly name = "whisper" as const;
@@ -8,15 +9,9 @@ export class WhisperEngine implements AsrEngine {
   private constructor(readonly model: string, private pipe: any, private readonly config: AsrConfig) {}
 
   static async load(config: AsrConfig): Promise<WhisperEngine> {
-    let modelsDir = config.modelsDir;
-    let model = config.model;
-    if (model.startsWith("/")) {
-      const i = model.replace(/\/$/, "").lastIndexOf("/");
-      modelsDir = model.slice(0, i + 1);
-      model = model.slice(i + 1).replace(/\/$/, "");
-    }
-    const t = await loadTransformers({ modelsDir, allowRemoteModels: config.allowRemoteModels });
-    const pipe = await t.pipeline("automatic-speech-recognition", model, {
+    const { root, id } = locateModel(config.model, config.modelsDir);
+    const t = await loadTransformers({ modelsDir: root, allowRemoteModels: config.allowRemoteModels });
+    const pipe = await t.pipeline("automatic-speech-recognition", id, {
       dtype: "fp32",
       session_options: { intraOpNumThreads: config.intraOpNumThreads, interOpNumThreads: 1 },
     });

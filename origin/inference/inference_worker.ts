@@ -5,7 +5,8 @@
 /// <reference lib="deno.worker" />
 import type { FromWorker, Job, ToWorker, WorkerInit } from "./protocol.ts";
 import type { AsrEngine } from "../asr/engine.ts";
-import type { SynthesisEngine, TtsConfig, TtsEngineName } from "../tts/engine.ts";
+import type { SynthesisEngine, TtsConfig } from "../tts/engine.ts";
+import type { TtsEngineName } from "../../protocol/engines.ts";
 import type { SileroVad } from "../pipeline/vad.ts";
 import { floatToInt16, resampleAll } from "../pipeline/resampler.ts";
 import os from "node:os";
@@ -24,7 +25,7 @@ function getTts(engine: TtsEngineName): Promise<SynthesisEngine> {
   let p = tts.get(engine);
   if (!p) {
     const cfg = { ...ttsConfig, engine };
-    p = import("../tts/engine.ts").then((m) => m.loadSynthesisEngine(cfg));
+    p = import("../tts/factory.ts").then((m) => m.loadSynthesisEngine(cfg));
     tts.set(engine, p);
   }
   return p;
@@ -58,7 +59,7 @@ async function init(cfg: WorkerInit): Promise<string[]> {
     loaded.push("vad");
   }
   if (cfg.asr) {
-    const { loadAsrEngine } = await import("../asr/engine.ts");
+    const { loadAsrEngine } = await import("../asr/factory.ts");
     asr = await loadAsrEngine(cfg.asr);
     loaded.push(`asr:${cfg.asr.engine}`);
   }

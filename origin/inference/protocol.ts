@@ -1,6 +1,7 @@
 /** Typed IPC between the inference pool (main isolate) and its workers. */
 import type { AsrConfig, AsrResult } from "../asr/engine.ts";
-import type { SynthesisResult, TtsConfig, TtsEngineName, Voice } from "../tts/engine.ts";
+import type { SynthesisResult, TtsConfig, Voice } from "../tts/engine.ts";
+import type { TtsEngineName } from "../../protocol/engines.ts";
 import type { VadSeqItem, VadSeqResult } from "../pipeline/vad.ts";
 
 /** What a worker loads at start. Any subset. */

@@ -15,9 +15,10 @@ import type {
 } from "../../protocol/session_messages.ts";
 import type { InboundFrame, PipelineHost, SpeechPipeline } from "./types.ts";
 import type { AsrResult } from "../asr/engine.ts";
-import { isJunkTranscript } from "../asr/engine.ts";
+import { isJunkTranscript } from "../asr/junk_filter.ts";
 import type { TtsJobResult } from "../inference/protocol.ts";
-import { splitSentences, type SynthPhoneme, type SynthWord } from "../tts/engine.ts";
+import type { SynthPhoneme, SynthWord } from "../tts/engine.ts";
+import { splitSentences } from "../tts/sentences.ts";
 import { StreamingResampler } from "./resampler.ts";
 import { newVadState, VAD_CHUNK_SAMPLES, type VadBackend } from "./vad.ts";
 import { DEFAULT_SEGMENTER_CONFIG, Segmenter, type SegmenterConfig, type SegmentEvent } from "./segmenter.ts";
