@@ -4,6 +4,7 @@
  */
 import type { AsrConfig, AsrEngine, AsrResult, AsrTranscribeOptions } from "./engine.ts";
 import { modelFolder } from "../model_path.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
 
 /** The shape of `loadCtcRecognizer(modelDir)` from ./ctc_decoder.ts. */
 export interface CtcRecognizer {
@@ -48,7 +49,7 @@ export class CtcEngine implements AsrEngine {
   }
 
   async transcribe(pcm16k: Float32Array, opts: AsrTranscribeOptions = {}): Promise<AsrResult> {
-    if (!this.rec) throw new Error("ctc engine disposed");
+    if (!this.rec) throw new ClosedError("ctc engine");
     const t0 = performance.now();
     // partials: narrow beam, 1-best (the LM still applies); confirmed: the decoder's defaults
     const r = await this.rec.transcribe(pcm16k, opts.final === false ? PARTIAL_SEARCH : undefined);

@@ -2,6 +2,7 @@
 import type { AsrConfig, AsrEngine, AsrResult, AsrTranscribeOptions } from "./engine.ts";
 import { loadTransformers } from "./transformers_env.ts";
 import { locateModel } from "../model_path.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
 
 export class WhisperEngine implements AsrEngine {
   readonly name = "whisper" as const;
@@ -20,7 +21,7 @@ export class WhisperEngine implements AsrEngine {
   }
 
   async transcribe(pcm16k: Float32Array, opts: AsrTranscribeOptions = {}): Promise<AsrResult> {
-    if (!this.pipe) throw new Error("whisper engine disposed");
+    if (!this.pipe) throw new ClosedError("whisper engine");
     const t0 = performance.now();
     // deno-lint-ignore no-explicit-any
     const genOpts: Record<string, any> = { max_new_tokens: this.config.maxNewTokens ?? 96 };

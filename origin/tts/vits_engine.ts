@@ -1,6 +1,7 @@
 /** VITS / MMS-TTS through Transformers.js `text-to-audio`. No timing output: timings are estimated. */
 import { loadTransformers } from "../asr/transformers_env.ts";
 import { locateModel } from "../model_path.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
 import type { SynthesisEngine, SynthesisResult, TtsConfig, Voice } from "./engine.ts";
 import { estimateTimings } from "./estimated_timings.ts";
 import { visemeOfLetter } from "./visemes.ts";
@@ -22,7 +23,7 @@ export class VitsEngine implements SynthesisEngine {
   }
 
   async synthesize(text: string, _voice?: string): Promise<SynthesisResult> {
-    if (!this.pipe) throw new Error("vits engine closed");
+    if (!this.pipe) throw new ClosedError("vits engine");
     const out = await this.pipe(text);
     const pcm = out.audio instanceof Float32Array ? out.audio : Float32Array.from(out.audio);
     const sampleRate = out.sampling_rate as number;
