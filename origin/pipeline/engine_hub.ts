@@ -19,6 +19,8 @@ import type { AsrConfig } from "../asr/engine.ts";
 import type { TtsConfig, Voice } from "../tts/engine.ts";
 import { TTS_ENGINES, type TtsEngineName } from "../../protocol/engines.ts";
 import { InferencePool } from "../inference/pool.ts";
+import { OverloadedError } from "../inference/errors.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
 import type { TtsJobResult } from "../inference/protocol.ts";
 import { BatchingVad } from "./vad.ts";
 import {
@@ -171,19 +173,16 @@ export class EngineHub {
     options: SessionOptions,
     config: Partial<PipelineConfig> = {},
   ): StreamingPipeline {
-    if (this.closing) throw new Error("engine hub is closed");
+    if (this.closing) throw new ClosedError("engine hub");
     const merged: Partial<PipelineConfig> = {
       ...DEFAULT_PIPELINE_CONFIG,
       ...this.config.pipeline,
       ...config,
     };
-    const p = new StreamingPipeline(host, this.engines(), options, merged);
+    const p = new StreamingPipeline(host, this.engines(), options, merged, {
+      onClosed: (closed) => this.pipelines.delete(closed),
+    });
     this.pipelines.add(p);
-    const close = p.close.bind(p);
-    p.close = async () => {
-      this.pipelines.delete(p);
-      await close();
-    };
     return p;
   }
 
@@ -192,7 +191,7 @@ export class EngineHub {
     text: string,
     opts: { voice?: string; engine?: TtsEngineName; outRate?: number } = {},
   ): Promise<TtsJobResult> {
-    if (this.closing) return Promise.reject(new Error("engine hub is closed"));
+    if (this.closing) return Promise.reject(new ClosedError("engine hub"));
     return this.speechPool.submit({ kind: "tts", text, ...opts }, { priority: "normal" });
   }
 
@@ -223,7 +222,7 @@ export class EngineHub {
           retry: opts.kind === "confirmed",
           transfer: opts.kind !== "confirmed", // fresh copies made for this job
         }).catch((e) => {
-          if (e?.name === "OverloadedError") mDecodeOverload.inc();
+          if (e instanceof OverloadedError) mDecodeOverload.inc();
           throw e;
         }),
       synthesize: (text, voice, owner) => {
