@@ -4,8 +4,11 @@
  */
 export class ClosedError extends Error {
   override name = "ClosedError";
-  /** `what` names the object, e.g. "pipeline s-1" → "pipeline s-1 is closed". */
-  constructor(readonly what: string) {
-    super(`${what} is closed`);
+  /**
+   * `what` names the object, e.g. "pipeline s-1" → "pipeline s-1 is closed"; objects whose close is called
+   * `dispose` say "disposed".
+   */
+  constructor(readonly what: string, readonly state: "closed" | "disposed" = "closed") {
+    super(`${what} is ${state}`);
   }
 }

@@ -49,7 +49,7 @@ export class CtcEngine implements AsrEngine {
   }
 
   async transcribe(pcm16k: Float32Array, opts: AsrTranscribeOptions = {}): Promise<AsrResult> {
-    if (!this.rec) throw new ClosedError("ctc engine");
+    if (!this.rec) throw new ClosedError("ctc engine", "disposed");
     const t0 = performance.now();
     // partials: narrow beam, 1-best (the LM still applies); confirmed: the decoder's defaults
     const r = await this.rec.transcribe(pcm16k, opts.final === false ? PARTIAL_SEARCH : undefined);

@@ -21,7 +21,7 @@ export class WhisperEngine implements AsrEngine {
   }
 
   async transcribe(pcm16k: Float32Array, opts: AsrTranscribeOptions = {}): Promise<AsrResult> {
-    if (!this.pipe) throw new ClosedError("whisper engine");
+    if (!this.pipe) throw new ClosedError("whisper engine", "disposed");
     const t0 = performance.now();
     // deno-lint-ignore no-explicit-any
     const genOpts: Record<string, any> = { max_new_tokens: this.config.maxNewTokens ?? 96 };

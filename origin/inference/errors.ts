@@ -30,10 +30,14 @@ export class EngineError extends Error {
 export interface WireError {
   name: string;
   message: string;
+  /** ClosedError's fields. */
+  closed?: { what: string; state: "closed" | "disposed" };
 }
 
 export function toWire(err: unknown): WireError {
-  if (err instanceof ClosedError) return { name: err.name, message: err.what };
+  if (err instanceof ClosedError) {
+    return { name: err.name, message: err.message, closed: { what: err.what, state: err.state } };
+  }
   if (err instanceof Error) return { name: err.name, message: err.message };
   return { name: "Error", message: String(err) };
 }
@@ -44,13 +48,13 @@ const CLASSES: Record<string, new (message: string) => Error> = {
   WorkerCrashedError,
   JobCancelledError,
   EngineError,
-  ClosedError,
   RangeError,
   TypeError,
 };
 
 /** The error `toWire` described, as an instance of its class when that class is known here (else Error). */
 export function fromWire(w: WireError): Error {
+  if (w.closed) return new ClosedError(w.closed.what, w.closed.state);
   const Class = CLASSES[w.name];
   if (Class) return new Class(w.message);
   const e = new Error(w.message);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { InferencePool } from "./pool.ts";
-import { EngineError, OverloadedError, SupersededError, WorkerCrashedError } from "./errors.ts";
+import { EngineError, OverloadedError, SupersededError, toWire, WorkerCrashedError } from "./errors.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 import { configureLogging } from "../../lib/log.ts";
 import { newVadState } from "../pipeline/vad.ts";
@@ -61,10 +61,13 @@ Deno.test("pool: a job's error keeps its class across the worker boundary", asyn
   const pool = await InferencePool.create({ name: "t-errors", size: 1, init: {} });
   try {
     // thrown in the worker as a ClosedError, rebuilt here as one (same message)
-    const closed = await pool.submit({ kind: "fail", error: { name: "ClosedError", message: "test engine" } })
+    const closed = await pool.submit({
+      kind: "fail",
+      error: toWire(new ClosedError("test engine", "disposed")),
+    })
       .then(() => null, (e) => e);
     assert.ok(closed instanceof ClosedError, String(closed));
-    assert.equal(closed.message, "test engine is closed");
+    assert.equal(closed.message, "test engine is disposed");
     // a worker without the engine a job needs
     await assert.rejects(pool.submit({ kind: "asr", pcm16k: new Float32Array(160) }), EngineError);
     // classes the pool does not know keep their name
