@@ -28,11 +28,15 @@ export interface SegmentDecoder {
    * (pre-roll), then every VAD chunk while it lasts. Left out by strategies that re-decode (no copies made).
    */
   feed?(audio: Float32Array): void;
-  /** A partial result for the segment so far; `audio()` copies the segment's audio (re-decoding strategies). */
+  /**
+   * A partial result for the segment so far. `audio()` copies the segment's audio (re-decoding strategies); call
+   * it before returning, the segment moves on.
+   */
   partial(audio: () => Float32Array): Promise<AsrResult>;
   /**
    * The end-of-speech window opened after speech that ended at `speechEnd` (called on every chunk of the
-   * window): a strategy may start the final decode now. `audio()` copies what the confirmed result would be.
+   * window): a strategy may start the final decode now. `audio()` copies what the confirmed result would be
+   * (call it before returning).
    */
   speculate?(speechEnd: number, audio: () => Float32Array): void;
   /** The confirmed result of the ended segment. Never shed: it may wait, but it is decoded. */

@@ -292,13 +292,12 @@ export class Recognizer {
       return;
     }
     seg.skippedSlot = false;
-    const cur = this.segmenter.currentAudio();
-    if (!cur) return;
     seg.lastPartialAt = end;
     seg.partialInFlight = true;
     const receivedAt = this.receivedAtOf(end);
     const t0 = performance.now();
-    seg.decoder.partial(() => cur.audio)
+    // copied only if the strategy asks for it (re-decoding does; incremental decoders have the audio already)
+    seg.decoder.partial(() => this.segmenter.currentAudio()?.audio ?? new Float32Array(0))
       .then((r) => {
         mDecode.observe((performance.now() - t0) / 1000, { kind: "partial" });
         seg.partialInFlight = false;
