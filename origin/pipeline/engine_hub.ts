@@ -28,6 +28,7 @@ import {
   type PipelineConfig,
   type PipelineEngines,
   StreamingPipeline,
+  type StreamingPipelineInit,
 } from "./speech_pipeline.ts";
 import { log as rootLog } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
@@ -168,10 +169,12 @@ export class EngineHub {
     };
   }
 
+  /** `init.decoder`: a DecodeStrategy other than re-decoding on the speech pool (e.g. a streaming engine's). */
   createPipeline(
     host: PipelineHost,
     options: SessionOptions,
     config: Partial<PipelineConfig> = {},
+    init: Omit<StreamingPipelineInit, "onClosed"> = {},
   ): StreamingPipeline {
     if (this.closing) throw new ClosedError("engine hub");
     const merged: Partial<PipelineConfig> = {
@@ -180,6 +183,7 @@ export class EngineHub {
       ...config,
     };
     const p = new StreamingPipeline(host, this.engines(), options, merged, {
+      ...init,
       onClosed: (closed) => this.pipelines.delete(closed),
     });
     this.pipelines.add(p);
