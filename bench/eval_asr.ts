@@ -13,9 +13,10 @@ import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
 import { loadCtcRecognizer } from "../origin/asr/ctc_decoder.ts";
 import { editDistance } from "../origin/asr/error_rate.ts";
-import { pcm16ToFloat, readWav } from "../origin/pipeline/wav.ts";
+import { readWav } from "../origin/pipeline/wav.ts";
+import { int16ToFloat } from "../origin/pipeline/resampler.ts";
 
-const readWav16 = (path: string) => pcm16ToFloat(readWav(path).samples);
+const readWav16 = (path: string) => int16ToFloat(readWav(path).samples);
 
 const args = Deno.args;
 const flag = (name: string) => args.includes(name);

@@ -12,10 +12,12 @@
  *     [--engine ctc|whisper] [--model <folder|hub id>] [--workers 2] [--utterances 50] [--sessions 5]
  *     [--levels 1,10,25,50] [--level-seconds 12] [--nice 5]
  */
-import { DEFAULT_ENGINE_HUB_CONFIG, EngineHub } from "../origin/pipeline/engine_hub.ts";
+import { EngineHub, HUB_TUNING } from "../origin/pipeline/engine_hub.ts";
 import { FakeHost } from "../origin/pipeline/host_double.ts";
 import type { StreamingPipeline } from "../origin/pipeline/speech_pipeline.ts";
-import { type AsrEngineName, DEFAULT_ASR_CONFIG } from "../origin/asr/engine.ts";
+import type { AsrEngineName } from "../protocol/engines.ts";
+import { engineHubConfig } from "../origin/engine_config.ts";
+import { parseConfig } from "../lib/config.ts";
 import { SessionOptions, type TranscriptEvent } from "../protocol/session_messages.ts";
 import { configureLogging } from "../lib/log.ts";
 import { registry } from "../lib/metrics.ts";
@@ -45,10 +47,10 @@ const nUtterances = Number(arg("utterances", "50"));
 const nSessionsA = Number(arg("sessions", "5"));
 const levels = arg("levels", "1,10,25,50").split(",").map(Number);
 const levelSeconds = Number(arg("level-seconds", "12"));
-const workerNice = Number(arg("nice", String(DEFAULT_ENGINE_HUB_CONFIG.workerNice)));
+const workerNice = Number(arg("nice", String(HUB_TUNING.workerNice)));
 
 const hub = await EngineHub.create({
-  asr: { ...DEFAULT_ASR_CONFIG, engine, model, modelsDir },
+  ...engineHubConfig(parseConfig({ ASR_ENGINE: engine, ASR_MODEL: model, MODELS_DIR: modelsDir })),
   workers,
   workerNice,
 });

@@ -27,6 +27,8 @@ import { type ChunkSynthesizer, PoolSynthesizer } from "../origin/tts_jobs/synth
 import { TtsJobWorker } from "../origin/tts_jobs/worker.ts";
 import { PriorityGate } from "../origin/tts_jobs/priority_gate.ts";
 import { configureLogging } from "../lib/log.ts";
+import { ttsConfig } from "../origin/engine_config.ts";
+import { parseConfig } from "../lib/config.ts";
 
 configureLogging({ level: "error" });
 // 40, not 16: with 16 samples the "p99" is the maximum, and one unlucky arrival decided the ratio
@@ -135,7 +137,7 @@ const url = benchDb.url;
 const db = await openDatabase({ url, poolSize: 6 });
 const tenant = (await createTenant(db, "bench")).id;
 console.error("loading 2 espeak synthesis isolates…");
-const pool = await PoolSynthesizer.create({ workers: 2 });
+const pool = await PoolSynthesizer.create({ workers: 2, tts: ttsConfig(parseConfig({})) });
 // WASM tier-up: the first few dozen synthesis calls of an isolate are several times slower; warm both.
 for (let i = 0; i < 10; i++) {
   await Promise.all([0, 1].map(() => pool.synthesize(textOf(150, 250), "en-us", "espeak", 22050)));
@@ -332,7 +334,11 @@ try {
   row("reference: one `select 1` round trip", `${((performance.now() - sel) / 100).toFixed(2)} ms`);
 
   // 7. live priority
-  const livePool = await PoolSynthesizer.create({ workers: 1, name: "live" });
+  const livePool = await PoolSynthesizer.create({
+    workers: 1,
+    name: "live",
+    tts: ttsConfig(parseConfig({})),
+  });
   const liveText = "Sure, I can help with that. What would you like to hear next?";
   for (let i = 0; i < 15; i++) await livePool.synthesize(liveText, "en-us", "espeak", 48000); // tier-up
   const liveRun = async (gate: PriorityGate | null, batch: boolean) => {

@@ -4,7 +4,10 @@
  * Measures (a) the engine in this process (pure engine speed; CPU from /proc/self/stat) and (b) through the
  * inference worker pool as the live pipeline uses it (48 kHz output, resampling included).
  */
-import { DEFAULT_TTS_CONFIG, loadSynthesisEngine, type TtsEngineName } from "../origin/tts/engine.ts";
+import { loadSynthesisEngine } from "../origin/tts/factory.ts";
+import type { TtsEngineName } from "../protocol/engines.ts";
+import { ttsConfig } from "../origin/engine_config.ts";
+import { parseConfig } from "../lib/config.ts";
 import { InferencePool } from "../origin/inference/pool.ts";
 import { configureLogging } from "../lib/log.ts";
 import { cpuSeconds, pipelineSentences } from "./pipeline_util.ts";
@@ -21,7 +24,10 @@ const texts = pipelineSentences(n);
 
 const rows: string[][] = [];
 for (const engine of engines) {
-  const cfg = { ...DEFAULT_TTS_CONFIG, engine, vitsModel: arg("vits-model", "tiny-vits") };
+  const cfg = {
+    ...ttsConfig(parseConfig({ TTS_ENGINE: engine })),
+    vitsModel: arg("vits-model", "tiny-vits"),
+  };
   let e;
   try {
     e = await loadSynthesisEngine(cfg);

@@ -4,6 +4,7 @@
  * keep the two in sync (tests/config_test.ts checks that every key here appears in the README).
  */
 import { z } from "zod";
+import { ASR_ENGINES, TTS_ENGINES } from "../protocol/engines.ts";
 
 const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) =>
   ["true", "1", "yes"].includes(v)
@@ -44,12 +45,12 @@ export const CONFIG_SCHEMA = {
   MEDIA_TIMEOUT_MS: int(500, 3600000).default(15000),
   SESSION_CONNECT_TIMEOUT_MS: int(1000, 600000).default(20000),
   SHUTDOWN_GRACE_MS: int(0, 600000).default(10000),
-  ASR_ENGINE: z.enum(["ctc", "whisper"]).default("ctc"),
+  ASR_ENGINE: z.enum(ASR_ENGINES).default("ctc"),
   ASR_MODEL: z.string().min(1).default("parley-asr-en"),
   MODELS_DIR: z.string().min(1).default("./models"),
   ALLOW_REMOTE_MODELS: bool.default(false),
   ASR_WORKERS: int(1, 64).default(2),
-  TTS_ENGINE: z.enum(["espeak", "vits"]).default("espeak"),
+  TTS_ENGINE: z.enum(TTS_ENGINES).default("espeak"),
   TTS_VOICE: z.string().min(1).default("en-us"),
   /** TTS job synthesis slots; default cores − 1 (at least 1), leaving a core to live sessions. */
   TTS_WORKERS: int(0, 64).default(Math.max(1, (navigator.hardwareConcurrency ?? 2) - 1)),

@@ -7,7 +7,9 @@
 import type { Database } from "../db/client.ts";
 import type { Config } from "../lib/config.ts";
 import type { Logger } from "../lib/log.ts";
-import { EngineHub, engineHubConfigFrom } from "./pipeline/engine_hub.ts";
+import { EngineHub } from "./pipeline/engine_hub.ts";
+import { engineHubConfig } from "./engine_config.ts";
+import type { SessionConfig } from "./session/session.ts";
 import { SessionManager } from "./session/session_manager.ts";
 import type { OriginComponent } from "./services.ts";
 import type { OriginParts } from "./server.ts";
@@ -15,21 +17,17 @@ import { originNodeId } from "./node_id.ts";
 import { createTtsJobWorker } from "./tts_jobs/component.ts";
 import { livePriority } from "./tts_jobs/priority_gate.ts";
 
-/** Engine config from the validated Config (env names are the pipeline's own). */
-export function engineValues(config: Config): Record<string, string | undefined> {
+/** What each session of this origin runs with, from Config. */
+export function sessionConfig(config: Config): Partial<SessionConfig> {
   return {
-    ASR_ENGINE: config.ASR_ENGINE,
-    ASR_MODEL: config.ASR_MODEL,
-    MODELS_DIR: config.MODELS_DIR,
-    ALLOW_REMOTE_MODELS: String(config.ALLOW_REMOTE_MODELS),
-    INFERENCE_WORKERS: String(config.ASR_WORKERS),
-    TTS_ENGINE: config.TTS_ENGINE,
-    TTS_VOICE: config.TTS_VOICE,
+    iceDisconnectedGraceMs: config.ICE_DISCONNECTED_GRACE_MS,
+    mediaTimeoutMs: config.MEDIA_TIMEOUT_MS,
+    connectTimeoutMs: config.SESSION_CONNECT_TIMEOUT_MS,
   };
 }
 
 export async function assembleOrigin(config: Config, database: Database, log: Logger): Promise<OriginParts> {
-  const hub = await EngineHub.create(engineHubConfigFrom(engineValues(config)));
+  const hub = await EngineHub.create(engineHubConfig(config));
   const engines: OriginComponent = {
     name: "engines",
     ready: () => hub.ready().ready,
@@ -40,10 +38,7 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     nodeId: originNodeId(config),
     capacity: config.NODE_CAPACITY,
     log,
-    sessionConfig: {
-      iceDisconnectedGraceMs: config.ICE_DISCONNECTED_GRACE_MS,
-      mediaTimeoutMs: config.MEDIA_TIMEOUT_MS,
-    },
+    sessionConfig: sessionConfig(config),
     pipelineFactory: (host, options) => hub.createPipeline(host, options),
   });
   // Realtime first: while live work waits for a speech worker, batch TTS job workers pause between chunks.

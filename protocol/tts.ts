@@ -9,6 +9,7 @@
  *   DELETE /v1/tts/jobs/{id}        → TtsJob (status canceled, or the terminal status it already had)
  *   GET    /v1/tts/jobs?status=&limit=&cursor= → TtsJobList (newest first, keyset pagination)
  */
+import { TTS_ENGINES, type TtsEngineName } from "./engines.ts";
 
 export const TTS_JOB_STATUSES = ["queued", "running", "succeeded", "failed", "canceled"] as const;
 export type TtsJobStatus = typeof TTS_JOB_STATUSES[number];
@@ -16,8 +17,8 @@ export const TTS_PRIORITIES = ["interactive", "batch"] as const;
 export type TtsPriority = typeof TTS_PRIORITIES[number];
 export const TTS_FORMATS = ["wav", "pcm16"] as const;
 export type TtsFormat = typeof TTS_FORMATS[number];
-export const TTS_JOB_ENGINES = ["espeak", "vits"] as const;
-export type TtsJobEngine = typeof TTS_JOB_ENGINES[number];
+export const TTS_JOB_ENGINES = TTS_ENGINES;
+export type TtsJobEngine = TtsEngineName;
 
 /** Most texts a batch may carry. */
 export const TTS_MAX_BATCH = 100;

@@ -7,11 +7,12 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { loadCtcRecognizer } from "../origin/asr/ctc_decoder.ts";
 import { wordErrorRate as wer } from "../origin/asr/error_rate.ts";
-import { pcm16ToFloat, readWav } from "../origin/pipeline/wav.ts";
+import { readWav } from "../origin/pipeline/wav.ts";
 import { EngineHub } from "../origin/pipeline/engine_hub.ts";
 import { concat, FakeHost, feed, silence } from "../origin/pipeline/host_double.ts";
-import { floatToInt16, resampleAll } from "../origin/pipeline/resampler.ts";
-import { DEFAULT_ASR_CONFIG } from "../origin/asr/engine.ts";
+import { floatToInt16, int16ToFloat, resampleAll } from "../origin/pipeline/resampler.ts";
+import { engineHubConfig } from "../origin/engine_config.ts";
+import { parseConfig } from "../lib/config.ts";
 import { SessionOptions, type TranscriptEvent } from "../protocol/session_messages.ts";
 import { configureLogging } from "../lib/log.ts";
 import { EspeakEngine } from "../origin/tts/espeak_engine.ts";
@@ -21,7 +22,7 @@ function readWav16(path: string): Float32Array {
   const w = readWav(path);
   assert.equal(w.channels, 1, "mono");
   assert.equal(w.sampleRate, 16000, "16 kHz");
-  return pcm16ToFloat(w.samples);
+  return int16ToFloat(w.samples);
 }
 
 const MODEL_DIR = fileURLToPath(new URL("../models/parley-asr-en", import.meta.url));
@@ -83,7 +84,7 @@ async function confirmedThroughPipeline(sentences48k: Int16Array[]): Promise<str
   // the VAD ends a segment after 0.4 s of silence
   const pcm = concat(silence(900), ...sentences48k.flatMap((s) => [s, silence(900)]));
 
-  const hub = await EngineHub.create({ asr: DEFAULT_ASR_CONFIG, workers: 1 });
+  const hub = await EngineHub.create({ ...engineHubConfig(parseConfig({})), workers: 1 });
   const host = new FakeHost("s-bundled");
   const p = hub.createPipeline(host, SessionOptions.parse({ mode: "transcribe" }));
   try {

@@ -10,6 +10,8 @@ import { ttsRoutes } from "../edge/routes/tts.ts";
 import { TtsJobWorker } from "../origin/tts_jobs/worker.ts";
 import { type ChunkSynthesizer, PoolSynthesizer } from "../origin/tts_jobs/synth.ts";
 import { parseWav } from "../origin/pipeline/wav.ts";
+import { ttsConfig } from "../origin/engine_config.ts";
+import { parseConfig } from "../lib/config.ts";
 import type { TtsJob, TtsJobCreated } from "../protocol/tts.ts";
 
 /** The real engine, with a test-controlled hold before synthesizing (to observe a job while it runs). */
@@ -81,7 +83,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    const pool = await PoolSynthesizer.create({ workers: 1 });
+    const pool = await PoolSynthesizer.create({ workers: 1, tts: ttsConfig(parseConfig({})) });
     const synth = new HeldSynth(pool);
     const stack = await startStack({ routes: [ttsRoutes], config: { TTS_MAX_TEXT_CHARS: "2000" } });
     const worker = await TtsJobWorker.start(stack.database, {

@@ -11,8 +11,8 @@
  * `alpha * max log P_unigram` over the words that can still complete it (LM look-ahead), so partial words
  * compete fairly with finished ones. Scores are natural-log.
  */
-import { basename, dirname } from "node:path";
 import { readFile } from "node:fs/promises";
+import { splitModelFolder } from "../model_path.ts";
 
 export interface CtcHypothesis {
   text: string;
@@ -520,8 +520,8 @@ export async function loadCtcRecognizer(
   env.allowLocalModels = true;
   // Transformers.js resolves local models as <localModelPath>/<id>; restore the previous root afterwards.
   const prevRoot = env.localModelPath;
-  env.localModelPath = dirname(dir) + "/";
-  const id = basename(dir);
+  const { root, id } = splitModelFolder(dir);
+  env.localModelPath = root;
   let processor, model;
   try {
     processor = await AutoProcessor.from_pretrained(id, { local_files_only: true });

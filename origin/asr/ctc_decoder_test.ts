@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { CtcDecoder, loadCtcRecognizer } from "./ctc_decoder.ts";
-import { pcm16ToFloat, readWav } from "../pipeline/wav.ts";
+import { readWav } from "../pipeline/wav.ts";
+import { int16ToFloat } from "../pipeline/resampler.ts";
 
 const VOCAB = ["<pad>", "|", "'", ..."abcdefghijklmnopqrstuvwxyz", "<unk>"];
 const VOCAB_MAP = Object.fromEntries(VOCAB.map((t, i) => [t, i]));
@@ -163,7 +164,7 @@ Deno.test("empty / all-blank input decodes to empty text", () => {
 // ---------------------------------------------------------------------------------------------- real model
 const MODEL_DIR = fileURLToPath(new URL("../../models/parley-asr-en", import.meta.url));
 const EVAL_DIR = fileURLToPath(new URL("../../models/eval", import.meta.url));
-const readWav16 = (path: string) => pcm16ToFloat(readWav(path).samples);
+const readWav16 = (path: string) => int16ToFloat(readWav(path).samples);
 
 Deno.test({
   name:

@@ -3,7 +3,8 @@
  * alternatives) lives in ./ctc_decoder.ts (`loadCtcRecognizer`); this adapter only normalises the result.
  */
 import type { AsrConfig, AsrEngine, AsrResult, AsrTranscribeOptions } from "./engine.ts";
-import { resolveModelDir } from "./engine.ts";
+import { modelFolder } from "../model_path.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
 
 /** The shape of `loadCtcRecognizer(modelDir)` from ./ctc_decoder.ts. */
 export interface CtcRecognizer {
@@ -41,14 +42,14 @@ export class CtcEngine implements AsrEngine {
     const mod = await import(spec) as {
       loadCtcRecognizer(dir: string, opts?: unknown): Promise<CtcRecognizer>;
     };
-    const rec = await mod.loadCtcRecognizer(resolveModelDir(config), {
+    const rec = await mod.loadCtcRecognizer(modelFolder(config.model, config.modelsDir), {
       intraOpNumThreads: config.intraOpNumThreads,
     });
     return new CtcEngine(config.model, rec);
   }
 
   async transcribe(pcm16k: Float32Array, opts: AsrTranscribeOptions = {}): Promise<AsrResult> {
-    if (!this.rec) throw new Error("ctc engine disposed");
+    if (!this.rec) throw new ClosedError("ctc engine", "disposed");
     const t0 = performance.now();
     // partials: narrow beam, 1-best (the LM still applies); confirmed: the decoder's defaults
     const r = await this.rec.transcribe(pcm16k, opts.final === false ? PARTIAL_SEARCH : undefined);

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { DEFAULT_ASR_CONFIG, loadAsrEngine } from "./engine.ts";
+import { loadAsrEngine } from "./factory.ts";
+import { asrConfig } from "../engine_config.ts";
+import { parseConfig } from "../../lib/config.ts";
 import { CtcEngine } from "./ctc_engine.ts";
 import { readWav } from "../pipeline/wav.ts";
 import { int16ToFloat } from "../pipeline/resampler.ts";
@@ -7,7 +9,7 @@ import { int16ToFloat } from "../pipeline/resampler.ts";
 Deno.test({
   name: "ctc engine (bundled models/parley-asr-en): alternatives for espeak speech, empty-ish for silence",
   fn: async () => {
-    const e = await loadAsrEngine({ ...DEFAULT_ASR_CONFIG, engine: "ctc", model: "parley-asr-en" });
+    const e = await loadAsrEngine(asrConfig(parseConfig({ ASR_ENGINE: "ctc", ASR_MODEL: "parley-asr-en" })));
     assert.ok(e instanceof CtcEngine);
     try {
       const x = int16ToFloat(

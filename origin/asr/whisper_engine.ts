@@ -1,6 +1,8 @@
 /** Whisper through Transformers.js `automatic-speech-recognition` (local folder or Hub id). */
 import type { AsrConfig, AsrEngine, AsrResult, AsrTranscribeOptions } from "./engine.ts";
 import { loadTransformers } from "./transformers_env.ts";
+import { locateModel } from "../model_path.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
 
 export class WhisperEngine implements AsrEngine {
   readonly name = "whisper" as const;
@@ -8,15 +10,9 @@ export class WhisperEngine implements AsrEngine {
   private constructor(readonly model: string, private pipe: any, private readonly config: AsrConfig) {}
 
   static async load(config: AsrConfig): Promise<WhisperEngine> {
-    let modelsDir = config.modelsDir;
-    let model = config.model;
-    if (model.startsWith("/")) {
-      const i = model.replace(/\/$/, "").lastIndexOf("/");
-      modelsDir = model.slice(0, i + 1);
-      model = model.slice(i + 1).replace(/\/$/, "");
-    }
-    const t = await loadTransformers({ modelsDir, allowRemoteModels: config.allowRemoteModels });
-    const pipe = await t.pipeline("automatic-speech-recognition", model, {
+    const { root, id } = locateModel(config.model, config.modelsDir);
+    const t = await loadTransformers({ modelsDir: root, allowRemoteModels: config.allowRemoteModels });
+    const pipe = await t.pipeline("automatic-speech-recognition", id, {
       dtype: "fp32",
       session_options: { intraOpNumThreads: config.intraOpNumThreads, interOpNumThreads: 1 },
     });
@@ -25,7 +21,7 @@ export class WhisperEngine implements AsrEngine {
   }
 
   async transcribe(pcm16k: Float32Array, opts: AsrTranscribeOptions = {}): Promise<AsrResult> {
-    if (!this.pipe) throw new Error("whisper engine disposed");
+    if (!this.pipe) throw new ClosedError("whisper engine", "disposed");
     const t0 = performance.now();
     // deno-lint-ignore no-explicit-any
     const genOpts: Record<string, any> = { max_new_tokens: this.config.maxNewTokens ?? 96 };

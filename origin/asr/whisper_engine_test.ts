@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
-import { DEFAULT_ASR_CONFIG, isJunkTranscript, loadAsrEngine } from "./engine.ts";
+import { loadAsrEngine } from "./factory.ts";
+import { isJunkTranscript } from "./junk_filter.ts";
+import { asrConfig } from "../engine_config.ts";
+import { parseConfig } from "../../lib/config.ts";
 import { WhisperEngine } from "./whisper_engine.ts";
 import { int16ToFloat } from "../pipeline/resampler.ts";
 import { readWav } from "../pipeline/wav.ts";
 
 Deno.test("whisper (tiny model, offline): fast log-mel equals the reference extractor; transcribes; dispose", async () => {
-  const e = await loadAsrEngine({ ...DEFAULT_ASR_CONFIG, engine: "whisper", model: "tiny-whisper" });
+  const e = await loadAsrEngine(asrConfig(parseConfig({ ASR_ENGINE: "whisper", ASR_MODEL: "tiny-whisper" })));
   assert.ok(e instanceof WhisperEngine);
   try {
     // deno-lint-ignore no-explicit-any

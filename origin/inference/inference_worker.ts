@@ -5,10 +5,12 @@
 /// <reference lib="deno.worker" />
 import type { FromWorker, Job, ToWorker, WorkerInit } from "./protocol.ts";
 import type { AsrEngine } from "../asr/engine.ts";
-import type { SynthesisEngine, TtsConfig, TtsEngineName } from "../tts/engine.ts";
-import type { SileroVad } from "../pipeline/vad.ts";
+import type { SynthesisEngine, TtsConfig } from "../tts/engine.ts";
+import type { TtsEngineName } from "../../protocol/engines.ts";
+import type { SileroVad } from "../pipeline/silero_vad.ts";
 import { floatToInt16, resampleAll } from "../pipeline/resampler.ts";
 import os from "node:os";
+import { EngineError, fromWire, toWire } from "./errors.ts";
 
 let asr: AsrEngine | null = null;
 let vad: SileroVad | null = null;
@@ -20,11 +22,11 @@ function post(msg: FromWorker, transfer: Transferable[] = []): void {
 }
 
 function getTts(engine: TtsEngineName): Promise<SynthesisEngine> {
-  if (!ttsConfig) throw new Error("this worker has no synthesis engines");
+  if (!ttsConfig) throw new EngineError("this worker has no synthesis engines");
   let p = tts.get(engine);
   if (!p) {
     const cfg = { ...ttsConfig, engine };
-    p = import("../tts/engine.ts").then((m) => m.loadSynthesisEngine(cfg));
+    p = import("../tts/factory.ts").then((m) => m.loadSynthesisEngine(cfg));
     tts.set(engine, p);
   }
   return p;
@@ -53,12 +55,12 @@ async function init(cfg: WorkerInit): Promise<string[]> {
     if (r) loaded.push(r);
   }
   if (cfg.vad) {
-    const { SileroVad, defaultSileroModelPath } = await import("../pipeline/vad.ts");
+    const { SileroVad, defaultSileroModelPath } = await import("../pipeline/silero_vad.ts");
     vad = await SileroVad.load(cfg.vad.modelPath ?? defaultSileroModelPath(), cfg.vad.intraOpNumThreads);
     loaded.push("vad");
   }
   if (cfg.asr) {
-    const { loadAsrEngine } = await import("../asr/engine.ts");
+    const { loadAsrEngine } = await import("../asr/factory.ts");
     asr = await loadAsrEngine(cfg.asr);
     loaded.push(`asr:${cfg.asr.engine}`);
   }
@@ -73,7 +75,7 @@ async function init(cfg: WorkerInit): Promise<string[]> {
 async function run(job: Job): Promise<{ value: unknown; transfer: Transferable[] }> {
   switch (job.kind) {
     case "asr": {
-      if (!asr) throw new Error("this worker has no ASR engine");
+      if (!asr) throw new EngineError("this worker has no ASR engine");
       return {
         value: await asr.transcribe(job.pcm16k, { final: job.final, language: job.language }),
         transfer: [],
@@ -95,7 +97,7 @@ async function run(job: Job): Promise<{ value: unknown; transfer: Transferable[]
       return { value: await engine.listVoices(), transfer: [] };
     }
     case "vad": {
-      if (!vad) throw new Error("this worker has no VAD");
+      if (!vad) throw new EngineError("this worker has no VAD");
       return { value: await vad.runSequences(job.items), transfer: [] };
     }
     case "crash":
@@ -103,6 +105,8 @@ async function run(job: Job): Promise<{ value: unknown; transfer: Transferable[]
         throw new Error("inference worker crash requested");
       }, 0);
       return await new Promise(() => {});
+    case "fail":
+      throw fromWire(job.error);
     case "sleep": {
       const until = performance.now() + job.ms;
       while (performance.now() < until) { /* busy, like a synchronous inference */ }
@@ -147,7 +151,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
           type: "result",
           id: msg.id,
           ok: false,
-          error: String((err as Error)?.message ?? err),
+          error: toWire(err),
           busyMs: performance.now() - t0,
         });
       }

@@ -8,31 +8,25 @@
  * - Supervision: a worker that crashes (uncaught error), fails to init in `initTimeoutMs`, or runs a job past
  *   `jobTimeoutMs` is terminated and respawned with backoff; its in-flight job is retried once (if `retry`),
  *   otherwise rejected with `WorkerCrashedError`.
- * - `close()` is idempotent and cascades: queued and in-flight jobs reject, every worker gets a polite `close`
- *   (engines released) and is terminated after `closeTimeoutMs` at the latest; later `submit` calls reject.
+ * - `close()` is idempotent and cascades: queued and in-flight jobs reject with ClosedError, every worker gets a
+ *   polite `close` (engines released) and is terminated after `closeTimeoutMs` at the latest; later `submit`
+ *   calls reject with ClosedError.
+ * - A job that fails in the worker rejects with an error of the class the worker threw (./errors.ts).
  */
 import type { FromWorker, Job, JobResult, ToWorker, WorkerInit } from "./protocol.ts";
+import {
+  fromWire,
+  JobCancelledError,
+  OverloadedError,
+  SupersededError,
+  WorkerCrashedError,
+} from "./errors.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
 import { log as rootLog } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
 
 export type Priority = "high" | "normal" | "low";
 const PRIORITY_RANK: Record<Priority, number> = { high: 0, normal: 1, low: 2 };
-
-export class PoolClosedError extends Error {
-  override name = "PoolClosedError";
-}
-export class OverloadedError extends Error {
-  override name = "OverloadedError";
-}
-export class SupersededError extends Error {
-  override name = "SupersededError";
-}
-export class WorkerCrashedError extends Error {
-  override name = "WorkerCrashedError";
-}
-export class JobCancelledError extends Error {
-  override name = "JobCancelledError";
-}
 
 export interface PoolOptions {
   name: string;
@@ -185,7 +179,7 @@ export class InferencePool {
   }
 
   submit<J extends Job>(job: J, opts: SubmitOptions = {}): Promise<JobResult<J>> {
-    if (this._state === "closed") return Promise.reject(new PoolClosedError(`pool ${this.name} is closed`));
+    if (this._state === "closed") return Promise.reject(new ClosedError(`pool ${this.name}`));
     const priority = opts.priority ?? "normal";
     if (opts.coalesceKey) {
       const i = this.queue.findIndex((q) => q.opts.coalesceKey === opts.coalesceKey);
@@ -257,7 +251,7 @@ export class InferencePool {
     if (this.closing) return this.closing;
     this._state = "closed";
     this.closing = (async () => {
-      const err = new PoolClosedError(`pool ${this.name} is closed`);
+      const err = new ClosedError(`pool ${this.name}`);
       for (const q of this.queue.splice(0)) q.reject(err);
       await Promise.all(this.slots.map((s) => this.stopSlot(s, err)));
       pools.delete(this);
@@ -316,7 +310,7 @@ export class InferencePool {
       case "init_error":
         clearTimeout(slot.initTimer);
         this.log.error("worker init failed", { worker: slot.index, error: msg.error });
-        slot.ready?.reject(new Error(`inference worker init failed: ${msg.error}`));
+        slot.ready?.reject(new WorkerCrashedError(`inference worker init failed: ${msg.error}`));
         slot.ready = undefined;
         this.terminate(slot);
         slot.state = "dead";
@@ -331,7 +325,7 @@ export class InferencePool {
           mRun.observe(msg.busyMs / 1000, { pool: this.name, kind: q.job.kind });
           mJobs.inc({ pool: this.name, kind: q.job.kind, outcome: msg.ok ? "ok" : "error" });
           if (msg.ok) q.resolve(msg.value);
-          else q.reject(new Error(msg.error));
+          else q.reject(fromWire(msg.error));
         }
         this.dispatch();
         break;

@@ -1,11 +1,7 @@
 import assert from "node:assert/strict";
-import {
-  InferencePool,
-  OverloadedError,
-  PoolClosedError,
-  SupersededError,
-  WorkerCrashedError,
-} from "./pool.ts";
+import { InferencePool } from "./pool.ts";
+import { EngineError, OverloadedError, SupersededError, toWire, WorkerCrashedError } from "./errors.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
 import { configureLogging } from "../../lib/log.ts";
 import { newVadState } from "../pipeline/vad.ts";
 
@@ -61,6 +57,30 @@ Deno.test("pool: promote() moves a queued low-priority job ahead of normal work"
   }
 });
 
+Deno.test("pool: a job's error keeps its class across the worker boundary", async () => {
+  const pool = await InferencePool.create({ name: "t-errors", size: 1, init: {} });
+  try {
+    // thrown in the worker as a ClosedError, rebuilt here as one (same message)
+    const closed = await pool.submit({
+      kind: "fail",
+      error: toWire(new ClosedError("test engine", "disposed")),
+    })
+      .then(() => null, (e) => e);
+    assert.ok(closed instanceof ClosedError, String(closed));
+    assert.equal(closed.message, "test engine is disposed");
+    // a worker without the engine a job needs
+    await assert.rejects(pool.submit({ kind: "asr", pcm16k: new Float32Array(160) }), EngineError);
+    // classes the pool does not know keep their name
+    const other = await pool.submit({ kind: "fail", error: { name: "SomethingElse", message: "x" } })
+      .then(() => null, (e) => e);
+    assert.ok(other instanceof Error);
+    assert.equal(other.name, "SomethingElse");
+  } finally {
+    await pool.close();
+  }
+  await assert.rejects(pool.submit({ kind: "sleep", ms: 1 }), ClosedError);
+});
+
 Deno.test("pool: a crashed worker is restarted; its job retries once if asked; timeouts restart too", async () => {
   const pool = await InferencePool.create({ name: "t-crash", size: 1, init: {}, jobTimeoutMs: 1500 });
   try {
@@ -100,11 +120,11 @@ Deno.test("pool: close() is idempotent, rejects queued/in-flight/later jobs and 
   const c1 = pool.close();
   const c2 = pool.close();
   assert.equal(c1, c2);
-  for (const p of inflight) await assert.rejects(p, PoolClosedError);
+  for (const p of inflight) await assert.rejects(p, ClosedError);
   await c1;
   assert.equal(pool.state, "closed");
   assert.equal(pool.liveWorkers, 0);
-  await assert.rejects(pool.submit({ kind: "sleep", ms: 1 }), PoolClosedError);
+  await assert.rejects(pool.submit({ kind: "sleep", ms: 1 }), ClosedError);
   await pool.close();
 });
 

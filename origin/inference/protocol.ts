@@ -1,7 +1,9 @@
 /** Typed IPC between the inference pool (main isolate) and its workers. */
 import type { AsrConfig, AsrResult } from "../asr/engine.ts";
-import type { SynthesisResult, TtsConfig, TtsEngineName, Voice } from "../tts/engine.ts";
+import type { SynthesisResult, TtsConfig, Voice } from "../tts/engine.ts";
+import type { TtsEngineName } from "../../protocol/engines.ts";
 import type { VadSeqItem, VadSeqResult } from "../pipeline/vad.ts";
+import type { WireError } from "./errors.ts";
 
 /** What a worker loads at start. Any subset. */
 export interface WorkerInit {
@@ -21,9 +23,10 @@ export type Job =
   | { kind: "tts"; text: string; voice?: string; engine?: TtsEngineName; outRate?: number }
   | { kind: "voices"; engine?: TtsEngineName }
   | { kind: "vad"; items: VadSeqItem[] }
-  /** Test hooks: prove supervision (crash → restart) and timeouts. */
+  /** Test hooks: prove supervision (crash → restart), timeouts, and that a failure keeps its class. */
   | { kind: "crash" }
-  | { kind: "sleep"; ms: number };
+  | { kind: "sleep"; ms: number }
+  | { kind: "fail"; error: WireError };
 
 export interface TtsJobResult extends Omit<SynthesisResult, "pcm"> {
   pcm: Int16Array | Float32Array;
@@ -45,5 +48,5 @@ export type FromWorker =
   | { type: "ready"; loaded: string[]; loadMs: number }
   | { type: "init_error"; error: string }
   | { type: "result"; id: number; ok: true; value: unknown; busyMs: number }
-  | { type: "result"; id: number; ok: false; error: string; busyMs: number }
+  | { type: "result"; id: number; ok: false; error: WireError; busyMs: number }
   | { type: "closed" };

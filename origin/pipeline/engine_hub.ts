@@ -7,7 +7,7 @@
  *    (confirmed decodes > synthesis > partial decodes), partials shed first under overload.
  *
  * Usage (origin):
- *   const hub = await EngineHub.create(engineHubConfigFrom(env));   // at startup, before /readyz is green
+ *   const hub = await EngineHub.create(engineHubConfig(config));   // at startup, before /readyz is green
  *   const pipeline = hub.createPipeline(sessionHost, sessionOptions); // per session
  *   pipeline.push(frame) … pipeline.close();
  *   hub.ready();  // for /readyz
@@ -15,9 +15,12 @@
  */
 import type { SessionOptions } from "../../protocol/session_messages.ts";
 import type { PipelineHost, SpeechPipeline } from "./types.ts";
-import { type AsrConfig, asrConfigFrom, DEFAULT_ASR_CONFIG } from "../asr/engine.ts";
-import { DEFAULT_TTS_CONFIG, type TtsConfig, type TtsEngineName, type Voice } from "../tts/engine.ts";
+import type { AsrConfig } from "../asr/engine.ts";
+import type { TtsConfig, Voice } from "../tts/engine.ts";
+import { TTS_ENGINES, type TtsEngineName } from "../../protocol/engines.ts";
 import { InferencePool } from "../inference/pool.ts";
+import { OverloadedError } from "../inference/errors.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
 import type { TtsJobResult } from "../inference/protocol.ts";
 import { BatchingVad } from "./vad.ts";
 import {
@@ -25,6 +28,7 @@ import {
   type PipelineConfig,
   type PipelineEngines,
   StreamingPipeline,
+  type StreamingPipelineInit,
 } from "./speech_pipeline.ts";
 import { log as rootLog } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
@@ -32,7 +36,7 @@ import { registry } from "../../lib/metrics.ts";
 export interface EngineHubConfig {
   asr: AsrConfig;
   tts: TtsConfig;
-  /** Speech (ASR + TTS) workers. Default: 2 (one per core on the reference machine). */
+  /** Speech (ASR + TTS) workers (ASR_WORKERS). */
   workers: number;
   /** Pool limits. */
   queueLimit: number;
@@ -49,10 +53,8 @@ export interface EngineHubConfig {
   pipeline: Partial<PipelineConfig>;
 }
 
-export const DEFAULT_ENGINE_HUB_CONFIG: EngineHubConfig = {
-  asr: DEFAULT_ASR_CONFIG,
-  tts: DEFAULT_TTS_CONFIG,
-  workers: 2,
+/** Pool tuning (not configuration): what `EngineHub.create` uses where its caller gives nothing. */
+export const HUB_TUNING: Omit<EngineHubConfig, "asr" | "tts" | "workers"> = {
   queueLimit: 1000,
   initTimeoutMs: 120_000,
   jobTimeoutMs: 30_000,
@@ -60,34 +62,19 @@ export const DEFAULT_ENGINE_HUB_CONFIG: EngineHubConfig = {
   pipeline: {},
 };
 
-/** Typed config from env-like values (the lead's config module owns env parsing and validation). */
-export function engineHubConfigFrom(values: Record<string, string | undefined>): EngineHubConfig {
-  const asr = asrConfigFrom(values);
-  const tts: TtsConfig = {
-    ...DEFAULT_TTS_CONFIG,
-    engine: (values.TTS_ENGINE as TtsEngineName) ?? DEFAULT_TTS_CONFIG.engine,
-    voice: values.TTS_VOICE ?? DEFAULT_TTS_CONFIG.voice,
-    vitsModel: values.TTS_MODEL,
-    modelsDir: asr.modelsDir,
-    allowRemoteModels: asr.allowRemoteModels,
-  };
-  const workers = values.INFERENCE_WORKERS
-    ? Number(values.INFERENCE_WORKERS)
-    : DEFAULT_ENGINE_HUB_CONFIG.workers;
-  if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
-    throw new Error("INFERENCE_WORKERS must be an integer between 1 and 64");
-  }
-  return { ...DEFAULT_ENGINE_HUB_CONFIG, asr, tts, workers };
-}
+/** The engines and worker count (origin/engine_config.ts builds them from Config), tuning optional. */
+export type EngineHubOptions = Pick<EngineHubConfig, "asr" | "tts" | "workers"> & Partial<EngineHubConfig>;
 
 /**
  * Session voices: "en-us" (default engine's voice), or "<engine>:<voice>" to pick the engine per session,
  * e.g. "espeak:de", "vits" / "vits:" (the configured VITS model).
  */
 export function parseVoice(voice: string | undefined): { engine?: TtsEngineName; voice?: string } {
-  const m = /^(espeak|vits)(?::(.*))?$/.exec(voice ?? "");
-  if (!m) return { voice: voice || undefined };
-  return { engine: m[1] as TtsEngineName, voice: m[2] || undefined };
+  const v = voice ?? "";
+  const colon = v.indexOf(":");
+  const engine = (colon < 0 ? v : v.slice(0, colon)) as TtsEngineName;
+  if (!TTS_ENGINES.includes(engine)) return { voice: voice || undefined };
+  return { engine, voice: (colon < 0 ? "" : v.slice(colon + 1)) || undefined };
 }
 
 const mDecodeOverload = registry.counter(
@@ -111,8 +98,8 @@ export class EngineHub {
     );
   }
 
-  static async create(config: Partial<EngineHubConfig> = {}): Promise<EngineHub> {
-    const cfg: EngineHubConfig = { ...DEFAULT_ENGINE_HUB_CONFIG, ...config };
+  static async create(config: EngineHubOptions): Promise<EngineHub> {
+    const cfg: EngineHubConfig = { ...HUB_TUNING, ...config };
     const t0 = performance.now();
     const common = {
       initTimeoutMs: cfg.initTimeoutMs,
@@ -182,24 +169,24 @@ export class EngineHub {
     };
   }
 
+  /** `init.decoder`: a DecodeStrategy other than re-decoding on the speech pool (e.g. a streaming engine's). */
   createPipeline(
     host: PipelineHost,
     options: SessionOptions,
     config: Partial<PipelineConfig> = {},
+    init: Omit<StreamingPipelineInit, "onClosed"> = {},
   ): StreamingPipeline {
-    if (this.closing) throw new Error("engine hub is closed");
+    if (this.closing) throw new ClosedError("engine hub");
     const merged: Partial<PipelineConfig> = {
       ...DEFAULT_PIPELINE_CONFIG,
       ...this.config.pipeline,
       ...config,
     };
-    const p = new StreamingPipeline(host, this.engines(), options, merged);
+    const p = new StreamingPipeline(host, this.engines(), options, merged, {
+      ...init,
+      onClosed: (closed) => this.pipelines.delete(closed),
+    });
     this.pipelines.add(p);
-    const close = p.close.bind(p);
-    p.close = async () => {
-      this.pipelines.delete(p);
-      await close();
-    };
     return p;
   }
 
@@ -208,7 +195,7 @@ export class EngineHub {
     text: string,
     opts: { voice?: string; engine?: TtsEngineName; outRate?: number } = {},
   ): Promise<TtsJobResult> {
-    if (this.closing) return Promise.reject(new Error("engine hub is closed"));
+    if (this.closing) return Promise.reject(new ClosedError("engine hub"));
     return this.speechPool.submit({ kind: "tts", text, ...opts }, { priority: "normal" });
   }
 
@@ -239,7 +226,7 @@ export class EngineHub {
           retry: opts.kind === "confirmed",
           transfer: opts.kind !== "confirmed", // fresh copies made for this job
         }).catch((e) => {
-          if (e?.name === "OverloadedError") mDecodeOverload.inc();
+          if (e instanceof OverloadedError) mDecodeOverload.inc();
           throw e;
         }),
       synthesize: (text, voice, owner) => {

@@ -7,6 +7,7 @@
 import type { ServerEvent, ServerEventBody } from "../../protocol/session_messages.ts";
 import type { OutboundAudio, PipelineHost } from "./types.ts";
 import type { StreamingPipeline } from "./speech_pipeline.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
 
 type PlayoutListener = Parameters<OutboundAudio["onPlayout"]>[0];
 
@@ -120,7 +121,7 @@ export class FakeHost implements PipelineHost {
     this.outbound = new FakeOutbound(() => this.now(), autoPlay);
   }
   emit(event: ServerEventBody): Promise<number> {
-    if (this.closed) return Promise.reject(new Error("session closed"));
+    if (this.closed) return Promise.reject(new ClosedError(`session ${this.sessionId}`));
     const e = { ...event, seq: ++this.seq } as ServerEvent;
     this.events.push(e);
     this.onEvent?.(e);

@@ -8,7 +8,8 @@ import { InferencePool } from "../inference/pool.ts";
 import { concat, FakeHost, feed, silence } from "./host_double.ts";
 import { readWav } from "./wav.ts";
 import { floatToInt16, resampleAll } from "./resampler.ts";
-import { DEFAULT_ASR_CONFIG } from "../asr/engine.ts";
+import { engineHubConfig } from "../engine_config.ts";
+import { parseConfig } from "../../lib/config.ts";
 import type {
   ServerEvent,
   TelopEvent,
@@ -27,7 +28,7 @@ const fixture = (name: string) => new URL(`../../tests/fixtures/speech/${name}`,
 let hubP: Promise<EngineHub> | null = null;
 function hub(): Promise<EngineHub> {
   hubP ??= EngineHub.create({
-    asr: { ...DEFAULT_ASR_CONFIG, engine: "whisper", model: "tiny-whisper" },
+    ...engineHubConfig(parseConfig({ ASR_ENGINE: "whisper", ASR_MODEL: "tiny-whisper" })),
     workers: 1,
   });
   return hubP;
@@ -459,7 +460,7 @@ Deno.test({
   fn: async () => {
     await assert.rejects(
       EngineHub.create({
-        asr: { ...DEFAULT_ASR_CONFIG, engine: "whisper", model: "no-such-model", allowRemoteModels: false },
+        ...engineHubConfig(parseConfig({ ASR_ENGINE: "whisper", ASR_MODEL: "no-such-model" })),
         workers: 1,
         initTimeoutMs: 30_000,
       }),

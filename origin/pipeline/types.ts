@@ -6,10 +6,10 @@
  */
 import type { ServerEventBody, SessionOptions } from "../../protocol/session_messages.ts";
 
-/** One inbound audio frame from the peer: 10 ms of mono Int16 PCM (48 kHz normally; the first frames may be 16 kHz). */
+/** One inbound audio frame from the peer: 10 ms of 48 kHz mono Int16 PCM (the session converts other rates). */
 export interface InboundFrame {
   samples: Int16Array;
-  sampleRate: number;
+  sampleRate: 48000;
   /** Session time of the frame's first sample, ms since the session became active (monotonic clock). */
   timestampMs: number;
   /** Wall-clock performance.now() when the frame reached the origin: latency_ms is measured from this. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { BatchingVad, newVadState, SileroVad, VAD_CHUNK_SAMPLES } from "./vad.ts";
+import { BatchingVad, newVadState, VAD_CHUNK_SAMPLES } from "./vad.ts";
+import { SileroVad } from "./silero_vad.ts";
 import { Segmenter, type SegmentEvent } from "./segmenter.ts";
 import { readWav } from "./wav.ts";
 import { int16ToFloat, resampleAll } from "./resampler.ts";

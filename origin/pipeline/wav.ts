@@ -43,10 +43,3 @@ export function encodeWav(samples: Int16Array, sampleRate: number): Uint8Array {
   for (let i = 0; i < samples.length; i++) dv.setInt16(44 + i * 2, samples[i], true);
   return out;
 }
-
-/** Int16 PCM → float in [-1, 1) (the model input scale). */
-export function pcm16ToFloat(samples: Int16Array): Float32Array {
-  const out = new Float32Array(samples.length);
-  for (let i = 0; i < samples.length; i++) out[i] = samples[i] / 32768;
-  return out;
-}

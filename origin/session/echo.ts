@@ -6,6 +6,7 @@
  */
 import type { SessionOptions } from "../../protocol/session_messages.ts";
 import type { InboundFrame, PipelineHost, SpeechPipeline } from "../pipeline/types.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
 
 export interface EchoOptions {
   delayMs?: number;
@@ -68,7 +69,7 @@ export class EchoPipeline implements SpeechPipeline {
   }
 
   say(text: string): Promise<void> {
-    if (this.#state === "closed") return Promise.reject(new Error("pipeline closed"));
+    if (this.#state === "closed") return Promise.reject(new ClosedError("echo pipeline"));
     const id = `say-${++this.#utterances}`;
     const words = text.trim().split(/\s+/).filter(Boolean).length || 1;
     const rate = 48_000;

@@ -26,12 +26,13 @@
  * media_timeout (no inbound audio energy for mediaTimeoutMs while the client has not said it is muted),
  * origin_shutdown, admin, error. close() order: timers → row `closing` → `bye` event (persisted, sent, flushed)
  * → pipeline → outbound clock + source track → inbound sink → data channels → peer connection → row `closed`.
- * After close every public call rejects with SessionClosedError and no event, timer or keep-alive (ping) can
+ * After close every public call rejects with ClosedError and no event, timer or keep-alive (ping) can
  * bring the session back.
  */
 import type { Database } from "../../db/client.ts";
 import { appendEvent, eventsAfter, markActive, markClosed, markClosing } from "../../db/sessions.ts";
 import { ApiError } from "../../lib/errors.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
 import { log as rootLog, type Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
 import type { SessionSummary } from "../../protocol/internal_api.ts";
@@ -116,13 +117,6 @@ export interface SessionInit {
   clock?: FrameClock;
   /** Keep every outbound frame gap in memory (pacing benchmark). */
   recordOutboundGaps?: boolean;
-}
-
-export class SessionClosedError extends Error {
-  constructor(id: string) {
-    super(`session ${id} is closed`);
-    this.name = "SessionClosedError";
-  }
 }
 
 const closedTotal = registry.counter("parley_sessions_closed_total", "Sessions closed, by reason");
@@ -270,7 +264,7 @@ export class Session implements PipelineHost {
    * Rejects with ApiError 400 when the offer is refused by WebRTC; the session is then closed (`error`).
    */
   async start(offerSdp: string): Promise<string> {
-    if (this.#isOver()) throw new SessionClosedError(this.id);
+    if (this.#isOver()) throw new ClosedError(`session ${this.id}`);
     if (this.#started) throw new Error("session already started");
     this.#started = true;
     const t0 = performance.now();
@@ -288,7 +282,7 @@ export class Session implements PipelineHost {
         : new EchoPipeline(this, { delayMs: this.config.echoDelayMs });
       if (this.#isOver()) {
         await pipeline.close();
-        throw new SessionClosedError(this.id);
+        throw new ClosedError(`session ${this.id}`);
       }
       this.#pipeline = pipeline;
 
@@ -297,12 +291,12 @@ export class Session implements PipelineHost {
       } catch (err) {
         throw new ApiError(400, "bad_request", `SDP offer rejected: ${(err as Error).message ?? err}`);
       }
-      if (this.#isOver()) throw new SessionClosedError(this.id);
+      if (this.#isOver()) throw new ClosedError(`session ${this.id}`);
       pc.addTrack(this.#track);
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
       const complete = await waitIceGathering(pc, this.config.iceGatherTimeoutMs);
-      if (this.#isOver()) throw new SessionClosedError(this.id);
+      if (this.#isOver()) throw new ClosedError(`session ${this.id}`);
       if (!complete) this.#log.warn("ICE gathering incomplete at timeout; answering with what we have");
       const sdp = pc.localDescription?.sdp;
       if (!sdp) throw new Error("no local description after gathering");
@@ -321,7 +315,7 @@ export class Session implements PipelineHost {
         this.#log[isClientError ? "info" : "error"]("session setup failed", { err });
       }
       await this.close("error", "setup failed");
-      if (err instanceof ApiError || err instanceof SessionClosedError) throw err;
+      if (err instanceof ApiError || err instanceof ClosedError) throw err;
       throw new ApiError(500, "internal", "session setup failed");
     }
   }
@@ -519,11 +513,11 @@ export class Session implements PipelineHost {
   }
 
   /**
-   * PipelineHost.emit: assign the next seq, persist, then send. Rejects with SessionClosedError once the
+   * PipelineHost.emit: assign the next seq, persist, then send. Rejects with ClosedError once the
    * session is closing (the `bye` is the last event).
    */
   emit(event: ServerEventBody): Promise<number> {
-    if (this.#isOver()) return Promise.reject(new SessionClosedError(this.id));
+    if (this.#isOver()) return Promise.reject(new ClosedError(`session ${this.id}`));
     return this.#persistAndSend(event);
   }
 

@@ -27,7 +27,8 @@ import { type CloseReason, SessionOptions } from "../../protocol/session_message
 import { OriginBusyError, type SessionService } from "../services.ts";
 import type { FrameClock } from "./outbound_audio.ts";
 import { validateOffer } from "./sdp.ts";
-import { type PipelineFactory, Session, SessionClosedError, type SessionConfig } from "./session.ts";
+import { type PipelineFactory, Session, type SessionConfig } from "./session.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
 import { ensureKeepalive } from "./wrtc.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -209,7 +210,7 @@ export class SessionManager implements SessionService {
       try {
         sdp = await session.start(offerSdp);
       } catch (err) {
-        if (err instanceof SessionClosedError) throw new OriginBusyError("session closed during setup");
+        if (err instanceof ClosedError) throw new OriginBusyError("session closed during setup");
         throw err;
       }
       createdTotal.inc({ outcome: resume ? "resumed" : "created" });

@@ -5,6 +5,7 @@
 import EspeakInitializer from "@echogarden/espeak-ng-emscripten";
 import type { SynthesisEngine, SynthesisResult, SynthPhoneme, SynthWord, Voice } from "./engine.ts";
 import { visemeOf } from "./visemes.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
 
 interface EspeakEvent {
   type: string;
@@ -48,7 +49,7 @@ export class EspeakEngine implements SynthesisEngine {
   }
 
   private synthesizeSync(text: string, voice?: string): SynthesisResult {
-    if (!this.w) throw new Error("espeak engine closed");
+    if (!this.w) throw new ClosedError("espeak engine");
     this.setVoice(voice || this.defaultVoice);
     const chunks: Int16Array[] = [];
     const events: EspeakEvent[] = [];
@@ -73,7 +74,7 @@ export class EspeakEngine implements SynthesisEngine {
   }
 
   listVoices(): Promise<Voice[]> {
-    if (!this.w) return Promise.reject(new Error("espeak engine closed"));
+    if (!this.w) return Promise.reject(new ClosedError("espeak engine"));
     const vs = this.w.list_voices() as Array<
       { name: string; identifier: string; languages: Array<{ name: string }> }
     >;

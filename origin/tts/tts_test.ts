@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { DEFAULT_TTS_CONFIG, loadSynthesisEngine, splitSentences } from "./engine.ts";
+import { loadSynthesisEngine } from "./factory.ts";
+import { splitSentences } from "./sentences.ts";
+import { ttsConfig } from "../engine_config.ts";
+import { parseConfig } from "../../lib/config.ts";
 import { visemeOf } from "./visemes.ts";
 
 Deno.test("splitSentences keeps offsets into the original text and splits long sentences", () => {
@@ -28,7 +31,7 @@ Deno.test("visemes: vowels to a/i/u/e/o, bilabials closed, pauses rest", () => {
 });
 
 Deno.test("espeak: PCM at 22050 Hz with word and phoneme timings inside the audio, voices listed", async () => {
-  const e = await loadSynthesisEngine(DEFAULT_TTS_CONFIG);
+  const e = await loadSynthesisEngine(ttsConfig(parseConfig({})));
   try {
     const text = "Hello world. Maybe we should eat apples.";
     const r = await e.synthesize(text);
@@ -79,7 +82,10 @@ Deno.test("espeak: PCM at 22050 Hz with word and phoneme timings inside the audi
 });
 
 Deno.test("vits (tiny model): float PCM with estimated timings", async () => {
-  const e = await loadSynthesisEngine({ ...DEFAULT_TTS_CONFIG, engine: "vits", vitsModel: "tiny-vits" });
+  const e = await loadSynthesisEngine({
+    ...ttsConfig(parseConfig({ TTS_ENGINE: "vits" })),
+    vitsModel: "tiny-vits",
+  });
   try {
     const text = "Hello big world.";
     const r = await e.synthesize(text);

@@ -1,12 +1,9 @@
 /** VITS / MMS-TTS through Transformers.js `text-to-audio`. No timing output: timings are estimated. */
 import { loadTransformers } from "../asr/transformers_env.ts";
-import {
-  estimateTimings,
-  type SynthesisEngine,
-  type SynthesisResult,
-  type TtsConfig,
-  type Voice,
-} from "./engine.ts";
+import { locateModel } from "../model_path.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
+import type { SynthesisEngine, SynthesisResult, TtsConfig, Voice } from "./engine.ts";
+import { estimateTimings } from "./estimated_timings.ts";
 import { visemeOfLetter } from "./visemes.ts";
 
 export class VitsEngine implements SynthesisEngine {
@@ -16,13 +13,8 @@ export class VitsEngine implements SynthesisEngine {
 
   static async load(config: TtsConfig): Promise<VitsEngine> {
     const model = config.vitsModel ?? "tiny-vits";
-    let modelsDir = config.modelsDir, id = model;
-    if (model.startsWith("/")) {
-      const i = model.replace(/\/$/, "").lastIndexOf("/");
-      modelsDir = model.slice(0, i + 1);
-      id = model.slice(i + 1).replace(/\/$/, "");
-    }
-    const t = await loadTransformers({ modelsDir, allowRemoteModels: config.allowRemoteModels });
+    const { root, id } = locateModel(model, config.modelsDir);
+    const t = await loadTransformers({ modelsDir: root, allowRemoteModels: config.allowRemoteModels });
     const pipe = await t.pipeline("text-to-audio", id, {
       dtype: "fp32",
       session_options: { intraOpNumThreads: config.intraOpNumThreads, interOpNumThreads: 1 },
@@ -31,7 +23,7 @@ export class VitsEngine implements SynthesisEngine {
   }
 
   async synthesize(text: string, _voice?: string): Promise<SynthesisResult> {
-    if (!this.pipe) throw new Error("vits engine closed");
+    if (!this.pipe) throw new ClosedError("vits engine");
     const out = await this.pipe(text);
     const pcm = out.audio instanceof Float32Array ? out.audio : Float32Array.from(out.audio);
     const sampleRate = out.sampling_rate as number;

@@ -9,6 +9,7 @@ import type { Logger } from "../../lib/log.ts";
 import { livePriority } from "./priority_gate.ts";
 import { type ChunkSynthesizer, PoolSynthesizer } from "./synth.ts";
 import { TtsJobWorker } from "./worker.ts";
+import { ttsConfig } from "../engine_config.ts";
 
 const noSynth: ChunkSynthesizer = {
   synthesize: () => Promise.reject(new Error("this origin runs no TTS workers")),
@@ -25,12 +26,7 @@ export async function createTtsJobWorker(
   const synth = over.synth ?? (config.TTS_WORKERS > 0
     ? await PoolSynthesizer.create({
       workers: config.TTS_WORKERS,
-      tts: {
-        engine: config.TTS_ENGINE,
-        voice: config.TTS_VOICE,
-        modelsDir: config.MODELS_DIR,
-        allowRemoteModels: config.ALLOW_REMOTE_MODELS,
-      },
+      tts: ttsConfig(config),
     })
     : noSynth);
   return await TtsJobWorker.start(database, {

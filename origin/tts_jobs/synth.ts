@@ -4,7 +4,9 @@
  * sample rate (the worker resamples when the engine's rate differs).
  */
 import { InferencePool } from "../inference/pool.ts";
-import { DEFAULT_TTS_CONFIG, type TtsConfig, type TtsEngineName } from "../tts/engine.ts";
+import type { TtsConfig } from "../tts/engine.ts";
+import type { TtsEngineName } from "../../protocol/engines.ts";
+import { floatToInt16 } from "../pipeline/resampler.ts";
 
 export interface SynthesizedChunk {
   /** PCM16 little-endian mono. */
@@ -19,26 +21,16 @@ export interface ChunkSynthesizer {
   close(): Promise<void>;
 }
 
-function toPcm16(samples: Int16Array | Float32Array): Int16Array {
-  if (samples instanceof Int16Array) return samples;
-  const out = new Int16Array(samples.length);
-  for (let i = 0; i < samples.length; i++) {
-    const v = Math.max(-1, Math.min(1, samples[i]));
-    out[i] = v < 0 ? v * 0x8000 : v * 0x7fff;
-  }
-  return out;
-}
-
 export class PoolSynthesizer implements ChunkSynthesizer {
   private constructor(private readonly pool: InferencePool) {}
 
   static async create(
-    opts: { workers: number; tts?: Partial<TtsConfig>; name?: string },
+    opts: { workers: number; tts: TtsConfig; name?: string },
   ): Promise<PoolSynthesizer> {
     const pool = await InferencePool.create({
       name: opts.name ?? "tts_jobs",
       size: Math.max(1, opts.workers),
-      init: { tts: { ...DEFAULT_TTS_CONFIG, ...opts.tts } },
+      init: { tts: opts.tts },
       initTimeoutMs: 120_000,
       jobTimeoutMs: 60_000,
     });
@@ -58,7 +50,7 @@ export class PoolSynthesizer implements ChunkSynthesizer {
       engine: engine as TtsEngineName,
       outRate: sampleRate,
     }, { priority: "normal", retry: true });
-    const pcm = toPcm16(r.pcm);
+    const pcm = r.pcm instanceof Int16Array ? r.pcm : floatToInt16(r.pcm);
     return {
       pcm: new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength),
       sampleRate: r.sampleRate,

@@ -193,6 +193,26 @@ test("speech over WebRTC: a WAV of two sentences → partials then confirmed in 
   assert.equal((await s.p.status()).code, 0);
 });
 
+test("SESSION_CONNECT_TIMEOUT_MS reaches the session: a peer that never connects ends as ice_failed", async () => {
+  // Far below the 20 s default: with the setting lost on the way, the session would still be open at the deadline.
+  const s = await allInOne({ SESSION_CONNECT_TIMEOUT_MS: "1000" });
+  const c = client();
+  const r = await call(s.url, "POST", "/v1/sessions", s.key, { sdp: await c.offer(), options: {} });
+  assert.equal(r.status, 201, r.text);
+  const id = (r.body as { id: string }).id; // the answer is never applied: ICE cannot connect
+  const t0 = performance.now();
+  let state = "";
+  let reason = "";
+  while (performance.now() - t0 < 8000) {
+    const g = await call(s.url, "GET", `/v1/sessions/${id}`, s.key);
+    ({ state, reason } = g.body as { state: string; reason: string });
+    if (state === "closed") break;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  assert.deepEqual([state, reason], ["closed", "ice_failed"]);
+  console.log(`  closed as ice_failed after ${Math.round(performance.now() - t0)} ms`);
+});
+
 test("resume through the edge: a new peer continues the seq with no gap and no duplicate", async () => {
   const s = await allInOne({ ICE_DISCONNECTED_GRACE_MS: "20000" });
   const c = client();

@@ -1,0 +1,93 @@
+/**
+ * The Recognizer with an incremental DecodeStrategy (the way a streaming engine plugs in): real Silero VAD in
+ * process, a test double for the engine that records what it is fed. Proves the decoder is fed the segment's
+ * audio in order (pre-roll first, then each chunk), partials come from it without a copy of the segment, and
+ * the owner hears speech_started before the confirmed transcript.
+ */
+import assert from "node:assert/strict";
+import { Recognizer, type RecognizerMessage, type TranscriptBody } from "./recognizer.ts";
+import type { DecodeStrategy, SegmentDecoder, SegmentEnd } from "./decode.ts";
+import { BatchingVad } from "./vad.ts";
+import { SileroVad } from "./silero_vad.ts";
+import { readWav } from "./wav.ts";
+import { floatToInt16, resampleAll } from "./resampler.ts";
+import { log } from "../../lib/log.ts";
+
+const result = (text: string) => ({ alternatives: [{ text, score: 0 }], confidence: null, inferenceMs: 0 });
+
+/** A streaming engine double: its hypothesis is the number of samples it was fed. */
+class FedDecoder implements DecodeStrategy {
+  readonly segments: Array<{ id: number; fed: number[]; end?: SegmentEnd }> = [];
+  closed = false;
+  open(segmentId: number): SegmentDecoder {
+    const seg = { id: segmentId, fed: [] as number[], end: undefined as SegmentEnd | undefined };
+    this.segments.push(seg);
+    const total = () => seg.fed.reduce((s, n) => s + n, 0);
+    return {
+      feed: (audio) => void seg.fed.push(audio.length),
+      partial: () => Promise.resolve(result(`heard ${total()}`)),
+      confirm: (end) => {
+        seg.end = end;
+        return Promise.resolve(result(`final ${total()}`));
+      },
+    };
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+Deno.test("Recognizer + incremental decoder: fed in order from the pre-roll, partials from the running hypothesis, confirmed after speech_started", async () => {
+  const vad = await SileroVad.load();
+  const decoder = new FedDecoder();
+  const events: TranscriptBody[] = [];
+  const messages: RecognizerMessage[] = [];
+  const r = new Recognizer({
+    emit: (e) => {
+      events.push(e);
+      return Promise.resolve();
+    },
+    vad: new BatchingVad((items) => vad.runSequences(items)),
+    decoder,
+    partials: () => true,
+    onMessage: (m) => messages.push(m),
+    log,
+  });
+  try {
+    const wav = readWav(new URL("../../tests/fixtures/speech/two_phrases_16k.wav", import.meta.url));
+    const pcm = floatToInt16(resampleAll(wav.samples, wav.sampleRate, 48000));
+    const tail = new Int16Array(48 * 1000); // end-of-speech silence after the second phrase
+    const all = new Int16Array(pcm.length + tail.length);
+    all.set(pcm);
+    for (let i = 0, k = 0; i + 480 <= all.length; i += 480, k++) {
+      r.push({ samples: all.slice(i, i + 480), sampleRate: 48000, timestampMs: k * 10, receivedAt: 0 });
+      if (k % 20 === 0) await r.drain();
+    }
+    await r.drain();
+
+    assert.equal(decoder.segments.length, 2, JSON.stringify(messages));
+    for (const seg of decoder.segments) {
+      assert.ok(seg.end, `segment ${seg.id} confirmed`);
+      assert.ok(seg.fed[0] > 512, `pre-roll first (${seg.fed[0]} samples)`);
+      assert.ok(seg.fed.slice(1).every((n) => n === 512), "then one 32 ms chunk at a time");
+      // the decoder saw at least the audio the confirmed result is made of
+      const fed = seg.fed.reduce((s, n) => s + n, 0);
+      assert.ok(fed >= seg.end!.audio.length - 512, `fed ${fed} vs segment ${seg.end!.audio.length}`);
+    }
+    const confirmed = events.filter((e) => e.status === "confirmed");
+    assert.equal(confirmed.length, 2);
+    assert.ok(events.some((e) => e.status === "partial" && /^heard \d+$/.test(e.alternatives[0].text)));
+    assert.deepEqual(messages.map((m) => m.type), [
+      "speech_started",
+      "confirmed",
+      "speech_started",
+      "confirmed",
+    ]);
+    r.close();
+    r.close();
+    assert.equal(decoder.closed, true);
+  } finally {
+    r.close();
+    await vad.close();
+  }
+});

@@ -1,0 +1,228 @@
+/**
+ * The speaking half of a session's pipeline: text → sentences → synthesis (off-loop, a few sentences ahead) →
+ * 48 kHz outbound audio, one utterance per sentence, with `utterance` (started / finished / interrupted) and
+ * `telop` (word and phoneme timings) events at playout. `interrupt()` stops playback (barge-in is decided by
+ * the owner, ./speech_pipeline.ts).
+ */
+import type { TelopEvent, UtteranceEvent } from "../../protocol/session_messages.ts";
+import type { PipelineHost } from "./types.ts";
+import type { TtsJobResult } from "../inference/protocol.ts";
+import type { SynthPhoneme, SynthWord } from "../tts/engine.ts";
+import { splitSentences } from "../tts/sentences.ts";
+import { floatToInt16 } from "./resampler.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
+import type { Logger } from "../../lib/log.ts";
+import { registry } from "../../lib/metrics.ts";
+
+/** The shared synthesis pool, as the pipeline sees it. */
+export interface SynthesisEngines {
+  /** 48 kHz synthesis of one sentence; `voice` as in session options (e.g. "en-us", "espeak:de", "vits"). */
+  synthesize(text: string, voice: string | undefined, owner: string): Promise<TtsJobResult>;
+  /** Reject the queued jobs of an owner. */
+  cancel(owner: string): void;
+}
+
+export interface SpeakerInit {
+  host: Pick<PipelineHost, "emit" | "outbound">;
+  engines: SynthesisEngines;
+  /** Key of this speaker's synthesis jobs (for cancelling them). */
+  owner: string;
+  /** The session's voice option, read when a `say` starts. */
+  voice: () => string | undefined;
+  /** Longest text accepted by say(). */
+  maxChars: number;
+  /** Names the object in ClosedError. */
+  name: string;
+  log: Logger;
+}
+
+interface Utterance {
+  id: string;
+  text: string;
+  words: SynthWord[];
+  phonemes: SynthPhoneme[];
+  durationMs: number;
+  estimated: boolean;
+  state: "queued" | "playing" | "done";
+}
+
+const mTtsSeconds = registry.counter(
+  "parley_tts_audio_seconds_total",
+  "Synthesized audio queued for playout",
+);
+const mBargeIn = registry.counter("parley_barge_in_total", "Playback stopped because the user spoke");
+
+export class Speaker {
+  private closed = false;
+  private sayCounter = 0;
+  /** Bumped by interrupt/close: sentences of an older `say` still being synthesized are not queued. */
+  private generation = 0;
+  private speakChain: Promise<void> = Promise.resolve();
+  private readonly utterances = new Map<string, Utterance>();
+  private readonly log: Logger;
+
+  constructor(private readonly init: SpeakerInit) {
+    this.log = init.log;
+    init.host.outbound.onPlayout((e) => this.onPlayout(e));
+  }
+
+  /** Something is queued, being synthesized for playout, or playing. */
+  get speaking(): boolean {
+    for (const u of this.utterances.values()) if (u.state !== "done") return true;
+    return this.init.host.outbound.queuedMs() > 0;
+  }
+
+  /** Speak `text` sentence by sentence after what is already queued. Resolves once all of it is queued. */
+  say(text: string, voice?: string): Promise<void> {
+    if (this.closed) return Promise.reject(new ClosedError(this.init.name));
+    const clean = text.trim().slice(0, this.init.maxChars);
+    if (!clean) return Promise.resolve();
+    const sayId = ++this.sayCounter;
+    const generation = this.generation;
+    const sentences = splitSentences(clean);
+    const v = voice ?? this.init.voice();
+    // Sentences are synthesized `lookahead` ahead of the one being queued: the first plays while the next
+    // ones render, and a long text never floods the shared pool (other sessions' synthesis interleaves).
+    const lookahead = 2;
+    const jobs: Array<Promise<{ ok: true; r: TtsJobResult } | { ok: false; e: Error }> | undefined> = [];
+    const start = (i: number) => {
+      if (i >= sentences.length || jobs[i] || generation !== this.generation || this.closed) return;
+      jobs[i] = this.init.engines.synthesize(sentences[i].text, v, this.init.owner).then(
+        (r) => ({ ok: true as const, r }),
+        (e) => ({ ok: false as const, e }),
+      );
+    };
+    for (let i = 0; i < lookahead; i++) start(i);
+    const run = async () => {
+      for (let i = 0; i < sentences.length; i++) {
+        start(i);
+        const job = jobs[i];
+        if (!job) return; // cancelled (interrupt / close)
+        const res = await job;
+        start(i + lookahead);
+        if (this.closed || generation !== this.generation) return;
+        if (!res.ok) {
+          this.log.warn("synthesis failed", { error: res.e });
+          await this.safeEmit({
+            type: "error",
+            code: "synthesis_failed",
+            message: String(res.e?.message ?? res.e),
+          });
+          return;
+        }
+        const r = res.r;
+        const id = `u${sayId}.${i + 1}`;
+        this.utterances.set(id, {
+          id,
+          text: sentences[i].text,
+          words: r.words,
+          phonemes: r.phonemes,
+          durationMs: r.durationMs,
+          estimated: r.estimated,
+          state: "queued",
+        });
+        const pcm = r.pcm instanceof Int16Array ? r.pcm : floatToInt16(r.pcm);
+        this.init.host.outbound.enqueue(id, pcm);
+        this.init.host.outbound.endUtterance(id);
+        mTtsSeconds.inc(undefined, pcm.length / r.sampleRate);
+      }
+    };
+    const p = this.speakChain.then(run);
+    this.speakChain = p.catch(() => {});
+    return p;
+  }
+
+  /**
+   * Stop speaking now: queued audio is dropped, sentences still being synthesized are not queued, and each
+   * utterance cut gets `interrupted` with what had been played. Returns false when nothing was being spoken.
+   */
+  interrupt(): boolean {
+    if (this.closed || !this.speaking) return false;
+    this.generation++;
+    this.init.engines.cancel(this.init.owner);
+    const cut = this.init.host.outbound.clear();
+    mBargeIn.inc();
+    const seen = new Set<string>();
+    for (const c of cut) {
+      seen.add(c.utteranceId);
+      this.interrupted(c.utteranceId, c.playedMs);
+    }
+    for (const u of this.utterances.values()) {
+      if (u.state !== "done" && !seen.has(u.id)) this.interrupted(u.id, 0);
+    }
+    this.log.info("barge-in: playback stopped", { utterances: cut.length });
+    return true;
+  }
+
+  /** Idempotent: queued synthesis is cancelled, no more audio is queued and no more events are sent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.generation++;
+    this.init.engines.cancel(this.init.owner);
+  }
+
+  private interrupted(id: string, playedMs: number): void {
+    const u = this.utterances.get(id);
+    if (!u || u.state === "done") return;
+    u.state = "done";
+    this.utterances.delete(id);
+    const spoken = u.words.filter((w) => w.start_ms < playedMs);
+    const playedText = spoken.length ? u.text.slice(0, spoken[spoken.length - 1].char_end) : "";
+    const event: Omit<UtteranceEvent, "seq"> = {
+      type: "utterance",
+      utterance_id: id,
+      phase: "interrupted",
+      played_ms: Math.round(playedMs),
+      played_text: playedText,
+    };
+    void this.safeEmit(event);
+  }
+
+  private onPlayout(
+    e: { utteranceId: string; phase: "started" | "finished"; sessionTimeMs: number; playedMs: number },
+  ) {
+    if (this.closed) return;
+    const u = this.utterances.get(e.utteranceId);
+    if (!u || u.state === "done") return;
+    if (e.phase === "started") {
+      u.state = "playing";
+      const started: Omit<UtteranceEvent, "seq"> = {
+        type: "utterance",
+        utterance_id: u.id,
+        phase: "started",
+        played_ms: 0,
+      };
+      const telop: Omit<TelopEvent, "seq"> = {
+        type: "telop",
+        utterance_id: u.id,
+        text: u.text,
+        playout_start_ms: Math.round(e.sessionTimeMs),
+        duration_ms: Math.round(u.durationMs),
+        words: u.words,
+        phonemes: u.phonemes,
+        estimated: u.estimated,
+      };
+      void this.safeEmit(started);
+      void this.safeEmit(telop);
+    } else {
+      u.state = "done";
+      this.utterances.delete(u.id);
+      void this.safeEmit({
+        type: "utterance",
+        utterance_id: u.id,
+        phase: "finished",
+        played_ms: Math.round(e.playedMs),
+      });
+    }
+  }
+
+  private async safeEmit(event: Parameters<PipelineHost["emit"]>[0]): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.init.host.emit(event);
+    } catch (err) {
+      if (!this.closed) this.log.warn("emit failed", { error: err });
+    }
+  }
+}
