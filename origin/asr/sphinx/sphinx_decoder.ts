@@ -162,10 +162,15 @@ export class SphinxDecoder {
     return this.ps;
   }
 
-  /** Begins an utterance. Throws if one is already running (finish or reset it first). */
+  /**
+   * Begins an utterance. Throws if one is already running (finish or reset it first). Each utterance is a new
+   * PocketSphinx stream: segment times count from its first sample (PocketSphinx reports stream-wide times), and
+   * the front end's noise estimate does not carry over from whoever used a pooled decoder before.
+   */
   start(): void {
     const ps = this.handle("start");
     if (this.state === "utterance") throw new SphinxDecodeError("sphinx utterance already started");
+    if (this.lib.ps.ps_start_stream(ps) < 0) throw new SphinxDecodeError("ps_start_stream failed");
     if (this.lib.ps.ps_start_utt(ps) < 0) throw new SphinxDecodeError("ps_start_utt failed");
     this.state = "utterance";
     this.samples = 0;

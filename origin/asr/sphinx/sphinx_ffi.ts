@@ -12,6 +12,7 @@ const POCKETSPHINX = {
   ps_args: { parameters: [], result: "pointer" },
   ps_init: { parameters: ["pointer"], result: "pointer" },
   ps_free: { parameters: ["pointer"], result: "i32" },
+  ps_start_stream: { parameters: ["pointer"], result: "i32" },
   ps_start_utt: { parameters: ["pointer"], result: "i32" },
   ps_process_raw: { parameters: ["pointer", "buffer", "usize", "i32", "i32"], result: "i32" },
   ps_end_utt: { parameters: ["pointer"], result: "i32" },
