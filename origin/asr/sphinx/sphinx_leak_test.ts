@@ -1,0 +1,55 @@
+/**
+ * Native memory is freed: decoders built and closed 200 times, and utterances through a pool, in a child
+ * process; threads and fds stay flat and RSS growth after warm-up stays far below one leaked decoder per cycle.
+ * A control run that never closes its decoders must show the growth this test looks for.
+ */
+import assert from "node:assert/strict";
+import type { ChurnSample } from "./sphinx_churn.ts";
+import { requireSphinx } from "./sphinx_testdata.ts";
+
+requireSphinx();
+
+async function churn(mode: string, n: number): Promise<Record<string, ChurnSample>> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./sphinx_churn.ts", import.meta.url).pathname, mode, String(n)],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.ok(out.success, `churn ${mode} failed: ${new TextDecoder().decode(out.stderr)}`);
+  const samples = text.trim().split("\n").map((l) => JSON.parse(l) as ChurnSample);
+  return Object.fromEntries(samples.map((s) => [s.phase, s]));
+}
+
+function report(name: string, s: Record<string, ChurnSample>) {
+  const growth = s.end.rssKb - s.warm.rssKb;
+  console.log(
+    `${name}: RSS ${s.start.rssKb} → ${s.warm.rssKb} (warm, ${s.warm.cycles}) → ${s.end.rssKb} kB (${s.end.cycles}); ` +
+      `growth after warm-up ${growth} kB; threads ${s.warm.threads} → ${s.end.threads}; fds ${s.warm.fds} → ${s.end.fds}`,
+  );
+  return growth;
+}
+
+Deno.test("sphinx leak: the measurement sees a decoder that is never freed (control)", async () => {
+  const s = await churn("leak", 6);
+  const perDecoder = (s.end.rssKb - s.warm.rssKb) / (s.end.cycles - s.warm.cycles);
+  report("leak control", s);
+  assert.ok(perDecoder > 2000, `a leaked decoder costs only ${perDecoder} kB?`);
+});
+
+Deno.test("sphinx leak: 200 decoders opened, used and closed: RSS bounded, threads and fds flat", async () => {
+  const s = await churn("decoders", 200);
+  const growth = report("200 decoders", s);
+  // one leaked decoder is several MB (control above); 180 cycles after warm-up must stay under ~2 of them
+  assert.ok(growth < 12_000, `RSS grew ${growth} kB over ${s.end.cycles - s.warm.cycles} decoders`);
+  assert.ok(s.end.threads <= s.warm.threads, `threads ${s.warm.threads} → ${s.end.threads}`);
+  assert.equal(s.end.fds, s.warm.fds);
+});
+
+Deno.test("sphinx leak: 100 utterances through a pool of 2: RSS bounded, threads and fds flat", async () => {
+  const s = await churn("pool", 100);
+  const growth = report("100 pooled utterances", s);
+  assert.ok(growth < 20_000, `RSS grew ${growth} kB over ${s.end.cycles - s.warm.cycles} utterances`);
+  assert.ok(s.end.threads <= s.warm.threads, `threads ${s.warm.threads} → ${s.end.threads}`);
+  assert.equal(s.end.fds, s.warm.fds);
+});
