@@ -14,7 +14,7 @@
  */
 import { editDistance } from "../origin/asr/error_rate.ts";
 import { SphinxDecoder } from "../origin/asr/sphinx/sphinx_decoder.ts";
-import { detectSphinx, type SphinxConfig, sphinxConfigFromEnv } from "../origin/asr/sphinx/sphinx_detect.ts";
+import { type SphinxConfig, sphinxConfigOrExit } from "../origin/asr/sphinx/sphinx_detect.ts";
 import { readWav16k } from "../origin/asr/sphinx/sphinx_testdata.ts";
 import { durationS, humanCorpus, type HumanRecording, wav16k } from "./human_corpus.ts";
 
@@ -168,12 +168,7 @@ export async function runHumanAsr(systems: AsrSystem[]): Promise<Record<string, 
 }
 
 if (import.meta.main) {
-  const config = sphinxConfigFromEnv();
-  const avail = detectSphinx(config);
-  if (!avail.available) {
-    console.error(avail.message);
-    Deno.exit(2);
-  }
+  const config = sphinxConfigOrExit();
   const systems = [cliSystem(config), ffiFreshSystem(config), ffiPooledSystem(config)];
   const report = await runHumanAsr(systems) as {
     audioS: number;

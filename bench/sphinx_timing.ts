@@ -12,7 +12,7 @@
 import { EspeakEngine } from "../origin/tts/espeak_engine.ts";
 import { SphinxDecoder, type SphinxWord } from "../origin/asr/sphinx/sphinx_decoder.ts";
 import { toInt16 } from "../origin/asr/sphinx/sphinx_engine.ts";
-import { detectSphinx, type SphinxConfig, sphinxConfigFromEnv } from "../origin/asr/sphinx/sphinx_detect.ts";
+import { type SphinxConfig, sphinxConfigOrExit } from "../origin/asr/sphinx/sphinx_detect.ts";
 
 export const TIMING_SENTENCES = [
   "please turn on the kitchen lights and open the window",
@@ -118,12 +118,7 @@ export async function measureTiming(config: SphinxConfig) {
 }
 
 if (import.meta.main) {
-  const config = sphinxConfigFromEnv();
-  const avail = detectSphinx(config);
-  if (!avail.available) {
-    console.error(avail.message);
-    Deno.exit(2);
-  }
+  const config = sphinxConfigOrExit();
   const r = await measureTiming(config);
   if (Deno.args.includes("--json")) console.log(JSON.stringify(r));
   else {

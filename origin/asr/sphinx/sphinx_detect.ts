@@ -132,3 +132,16 @@ export function detectSphinx(config: SphinxConfig = sphinxConfigFromEnv()): Sphi
     message: `PocketSphinx (human English speech) unavailable: ${reason}; ${fix}`,
   };
 }
+
+/**
+ * For command-line entry points (benchmarks, `ASR_ENGINE=sphinx` at start-up): the config, or the one-line
+ * message on stderr and exit code 2 when PocketSphinx is not installed.
+ */
+export function sphinxConfigOrExit(config: SphinxConfig = sphinxConfigFromEnv()): SphinxConfig {
+  const avail = detectSphinx(config);
+  if (!avail.available) {
+    console.error(avail.message);
+    Deno.exit(2);
+  }
+  return config;
+}
