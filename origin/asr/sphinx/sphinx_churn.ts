@@ -6,8 +6,9 @@
  *   deno run -A origin/asr/sphinx/sphinx_churn.ts pool 500       # 500 utterances through a pool of 2
  *   deno run -A origin/asr/sphinx/sphinx_churn.ts leak 10        # control: decoders never closed
  *
- * Prints one JSON line per checkpoint: `{phase, cycles, rssKb, threads, fds}`; `warm` after a tenth of the
- * cycles (allocator and library caches settled), `end` after all. `decoders` and `leak` build decoders with the
+ * Prints one JSON line per checkpoint: `{phase, cycles, rssKb, anonKb, threads, fds}`; `warm` after a tenth of
+ * the cycles (allocator and library caches settled), `end` after all. `anonKb` (RssAnon) is what a leak grows:
+ * the model files are memory-mapped, and their pages come and go from VmRSS with the machine's page cache. `decoders` and `leak` build decoders with the
  * small pocketsphinx-testdata "turtle" LM (same acoustic model) so 200 model loads stay quick; `pool` uses the
  * configured (default en-us) model.
  */
@@ -21,14 +22,23 @@ export interface ChurnSample {
   phase: "start" | "warm" | "end";
   cycles: number;
   rssKb: number;
+  anonKb: number;
   threads: number;
   fds: number;
 }
 
 export function processSample(phase: ChurnSample["phase"], cycles: number): ChurnSample {
-  const rssKb = Number(Deno.readTextFileSync("/proc/self/status").match(/VmRSS:\s+(\d+)/)?.[1] ?? NaN);
+  const status = Deno.readTextFileSync("/proc/self/status");
+  const kb = (field: string) => Number(status.match(new RegExp(`${field}:\\s+(\\d+)`))?.[1] ?? NaN);
   const count = (dir: string) => [...Deno.readDirSync(dir)].length;
-  return { phase, cycles, rssKb, threads: count("/proc/self/task"), fds: count("/proc/self/fd") };
+  return {
+    phase,
+    cycles,
+    rssKb: kb("VmRSS"),
+    anonKb: kb("RssAnon"),
+    threads: count("/proc/self/task"),
+    fds: count("/proc/self/fd"),
+  };
 }
 
 export const SMALL_LM_CONFIG: SphinxConfig = {
