@@ -6,10 +6,11 @@
  *   deno run -A origin/asr/sphinx/sphinx_churn.ts pool 500       # 500 utterances through a pool of 2
  *   deno run -A origin/asr/sphinx/sphinx_churn.ts leak 10        # control: decoders never closed
  *
- * Prints one JSON line per checkpoint: `{phase, cycles, rssKb, anonKb, threads, fds}`; `warm` after a tenth of
- * the cycles (allocator and library caches settled), `end` after all. `anonKb` (RssAnon) is what a leak grows:
- * the model files are memory-mapped, and their pages come and go from VmRSS with the machine's page cache. `decoders` and `leak` build decoders with the
- * small pocketsphinx-testdata "turtle" LM (same acoustic model) so 200 model loads stay quick; `pool` uses the
+ * Prints one JSON line per checkpoint: `{phase, cycles, rssKb, anonKb, threads, fds}`: `warm` after a tenth of
+ * the cycles (half for `pool`, whose decoders give back their model-load scratch memory only after a while),
+ * `end` after all. `anonKb` (RssAnon) is what a leak grows: the model files are memory-mapped, and their pages
+ * come and go from VmRSS with the machine's page cache. `decoders` and `leak` build decoders with the small
+ * pocketsphinx-testdata "turtle" LM (same acoustic model) so 200 model loads stay quick; `pool` uses the
  * configured (default en-us) model.
  */
 import { SphinxDecoder } from "./sphinx_decoder.ts";
@@ -52,7 +53,7 @@ if (import.meta.main) {
   const n = Number(Deno.args[1] ?? 200);
   const speech = readWav16k(librivoxUtterances()[1].path).subarray(3200, 3200 + 8000); // 0.5 s of speech
   const emit = (s: ChurnSample) => console.log(JSON.stringify(s));
-  const warmAt = Math.max(1, Math.floor(n / 10));
+  const warmAt = Math.max(1, Math.floor(mode === "pool" ? n / 2 : n / 10));
   const decodeOn = (d: SphinxDecoder) => {
     d.start();
     for (let i = 0; i < speech.length; i += 1600) d.process(speech.subarray(i, i + 1600));
