@@ -9,6 +9,11 @@ ENV DENO_VERSION=2.9.6 \
     ORIGIN_HOST=0.0.0.0 \
     DATA_DIR=/app/data
 
+# PocketSphinx for human speech (ASR_ENGINE=sphinx/auto): the library and the US English model from Debian.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libpocketsphinx3 pocketsphinx-en-us \
+ && rm -rf /var/lib/apt/lists/*
+
 # Deno from the npm package (no other download); espeak-ng data for the offline voice is bundled via npm.
 RUN npm install -g "deno@${DENO_VERSION}" && deno --version
 

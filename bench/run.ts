@@ -34,6 +34,15 @@ const BENCHES: Record<
     needsPg: true,
     what: "1M segments: transcript page and search p99, ingest rate",
   },
+  human_asr: {
+    file: "human_asr.ts",
+    what:
+      "human recordings (Debian packages): PocketSphinx CLI vs Parley's FFI streaming decoder, WER and RTF",
+  },
+  sphinx_timing: {
+    file: "sphinx_timing.ts",
+    what: "PocketSphinx word start error against espeak's word times (median |start error|)",
+  },
   eval_asr: { file: "eval_asr.ts", what: "bundled recognizer CER/WER (clean, 10 dB) and real-time factor" },
   wrtc_finalization: {
     file: "wrtc_finalization.ts",

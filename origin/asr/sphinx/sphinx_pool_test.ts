@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { SphinxDecoder } from "./sphinx_decoder.ts";
+import { DEFAULT_SPHINX_CONFIG } from "./sphinx_detect.ts";
+import { SphinxClosedError } from "./sphinx_errors.ts";
+import { SphinxPool } from "./sphinx_pool.ts";
+import { assertThrowsKind, requireSphinx } from "./sphinx_testdata.ts";
+
+requireSphinx();
+
+Deno.test("sphinx pool: bounded, reuses decoders, waiters served FIFO, close cascades and is idempotent", async () => {
+  const opened: SphinxDecoder[] = [];
+  const pool = new SphinxPool({
+    config: DEFAULT_SPHINX_CONFIG,
+    maxDecoders: 2,
+    openDecoder: (c) => {
+      const d = SphinxDecoder.open(c);
+      opened.push(d);
+      return d;
+    },
+  });
+  const a = await pool.acquire();
+  const b = await pool.acquire();
+  assert.notEqual(a, b);
+  a.start();
+  a.process(new Int16Array(3200));
+  let third: SphinxDecoder | null = null;
+  const waiting = pool.acquire().then((d) => (third = d));
+  const aborted = new AbortController();
+  const fourth = pool.acquire(aborted.signal);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(third, null, "a third decoder beyond the bound");
+  assert.deepEqual(pool.stats(), { idle: 0, lent: 2, waiting: 2, created: 2 });
+  aborted.abort(new Error("caller gave up"));
+  await assert.rejects(fourth, /caller gave up/);
+  pool.release(a); // mid-utterance: reset, then handed to the first waiter
+  await waiting;
+  assert.equal(third, a);
+  assert.equal(a.inUtterance, false);
+  assert.equal(opened.length, 2);
+  assert.throws(() => pool.release(SphinxDecoder.prototype as SphinxDecoder), /did not lend/);
+
+  const late = pool.acquire(); // waits: both lent
+  pool.close();
+  pool.close();
+  await assert.rejects(late, SphinxClosedError);
+  for (const d of opened) assert.ok(d.closed, "close() frees lent decoders too");
+  pool.release(b); // after close: harmless
+  await assert.rejects(pool.acquire(), SphinxClosedError);
+  assertThrowsKind(() => pool.prewarm(1), SphinxClosedError, "closed");
+});
+
+Deno.test("sphinx pool: prewarm builds up to the bound; a decoder closed by its user is replaced", async () => {
+  const pool = new SphinxPool({ config: DEFAULT_SPHINX_CONFIG, maxDecoders: 1 });
+  try {
+    pool.prewarm(3);
+    assert.deepEqual(pool.stats(), { idle: 1, lent: 0, waiting: 0, created: 1 });
+    const d = await pool.acquire();
+    d.close();
+    pool.release(d); // dropped, not reused
+    const e = await pool.acquire();
+    assert.notEqual(e, d);
+    assert.equal(pool.stats().created, 2);
+    pool.release(e);
+  } finally {
+    pool.close();
+  }
+});
