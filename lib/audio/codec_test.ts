@@ -1,26 +1,8 @@
 import assert from "node:assert/strict";
 import { createEncoder, ENCODE_FORMATS, encodeAudio, type EncodeFormat } from "./encode.ts";
 import { decodeAudio } from "./decode.ts";
-import { parseWavHeader, wavToMonoFloat } from "./wav_parse.ts";
+import { speech } from "./test_audio.ts";
 import { oggCrc32 } from "./ogg_mux.ts";
-
-/** A spoken sentence (espeak-ng) at `rate`, through sox: real speech, made on the spot. */
-export async function speech(rate: number): Promise<Float32Array> {
-  const dir = await Deno.makeTempDir();
-  try {
-    const raw = `${dir}/s.wav`, out = `${dir}/r.wav`;
-    const say = new Deno.Command("espeak-ng", {
-      args: ["-w", raw, "The quick brown fox jumps over the lazy dog."],
-    });
-    assert.equal((await say.output()).code, 0);
-    const sox = new Deno.Command("sox", { args: [raw, "-r", String(rate), "-b", "16", out] });
-    assert.equal((await sox.output()).code, 0);
-    const bytes = await Deno.readFile(out);
-    return wavToMonoFloat(bytes, parseWavHeader(bytes));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 function rms(x: Float32Array): number {
   let s = 0;
