@@ -13,14 +13,28 @@ async function readMono(path: string): Promise<Float32Array> {
 }
 
 /** An espeak-ng sentence with 1 s of silence either side, and sox-made noise of the same length, at 48 kHz. */
-async function speechAndNoise(color: "whitenoise" | "pinknoise"): Promise<{ clean: Float32Array; noise: Float32Array }> {
+async function speechAndNoise(
+  color: "whitenoise" | "pinknoise",
+): Promise<{ clean: Float32Array; noise: Float32Array }> {
   const dir = await Deno.makeTempDir();
   try {
     await run("espeak-ng", ["-w", `${dir}/s.wav`, "Please call Stella and ask her to bring these things."]);
     await run("sox", [`${dir}/s.wav`, "-r", "48000", "-b", "16", `${dir}/c.wav`, "pad", "1", "1"]);
     const clean = await readMono(`${dir}/c.wav`);
     const seconds = (clean.length / RNNOISE_RATE).toFixed(3);
-    await run("sox", ["-n", "-r", "48000", "-b", "16", `${dir}/n.wav`, "synth", seconds, color, "vol", "0.3"]);
+    await run("sox", [
+      "-n",
+      "-r",
+      "48000",
+      "-b",
+      "16",
+      `${dir}/n.wav`,
+      "synth",
+      seconds,
+      color,
+      "vol",
+      "0.3",
+    ]);
     const noise = (await readMono(`${dir}/n.wav`)).subarray(0, clean.length);
     return { clean, noise };
   } finally {
@@ -74,7 +88,10 @@ for (const color of ["whitenoise", "pinknoise"] as const) {
     const peak = Math.max(...frameEnergy);
     const silent = all.filter((f) => frameEnergy[f] < peak * 1e-5);
     const speech = all.filter((f) => frameEnergy[f] > peak * 1e-2);
-    assert.ok(silent.length > 100 && speech.length > 50, `${silent.length} silent / ${speech.length} speech frames`);
+    assert.ok(
+      silent.length > 100 && speech.length > 50,
+      `${silent.length} silent / ${speech.length} speech frames`,
+    );
     // Scale the noise so that speech power / noise power = 5 dB over the whole clip.
     const gain = Math.sqrt(energy(clean, all) / energy(noise, all) / 10 ** (5 / 10));
     const noisy = clean.map((v, i) => v + gain * noise[i]);
@@ -86,7 +103,9 @@ for (const color of ["whitenoise", "pinknoise"] as const) {
     const snrIn = db(energy(clean, speech) / energy(noisy, judged));
     const snrOut = db(energy(out, speech) / energy(out, judged));
     console.log(
-      `${color}: noise outside speech -${noiseDrop.toFixed(1)} dB; speech energy ${speechChange.toFixed(1)} dB; ` +
+      `${color}: noise outside speech -${noiseDrop.toFixed(1)} dB; speech energy ${
+        speechChange.toFixed(1)
+      } dB; ` +
         `speech/non-speech ${snrIn.toFixed(1)} → ${snrOut.toFixed(1)} dB`,
     );
     assert.ok(noiseDrop > 15, `noise dropped only ${noiseDrop.toFixed(1)} dB`);
@@ -101,7 +120,9 @@ Deno.test("rnnoise: CPU per stream-second (reported)", async () => {
   const t0 = performance.now();
   await denoise(x);
   const ms = (performance.now() - t0) / seconds;
-  console.log(`RNNoise: ${ms.toFixed(2)} ms of CPU per stream-second (${(ms / 10).toFixed(1)} % of one core)`);
+  console.log(
+    `RNNoise: ${ms.toFixed(2)} ms of CPU per stream-second (${(ms / 10).toFixed(1)} % of one core)`,
+  );
   assert.ok(ms < 500, `${ms} ms per second of audio is not real time on one core`);
 });
 
