@@ -233,15 +233,7 @@ export async function decodeAudio(
     if (bytes.length > maxBytes) {
       throw new AudioTooLargeError(`file is ${bytes.length} bytes, the limit is ${maxBytes}`);
     }
-    try {
-      format = sniffAudioFormat(bytes);
-    } catch (e) {
-      if (e instanceof UnsupportedAudioError && (hint.filename || hint.contentType)) {
-        const named = [hint.filename, hint.contentType].filter(Boolean).join(", ");
-        throw new UnsupportedAudioError(`${e.message.split("; accepted")[0]} (sent as ${named})`);
-      }
-      throw e;
-    }
+    format = sniffAudioFormat(bytes);
     let result: Omit<DecodedAudio, "format">;
     if (format === "wav") {
       const info = parseWavHeader(bytes);
@@ -270,6 +262,10 @@ export async function decodeAudio(
       ? "too_large"
       : "invalid";
     decodedTotal.inc({ format, outcome });
+    if (e instanceof UnsupportedAudioError && (hint.filename || hint.contentType)) {
+      const named = [hint.filename, hint.contentType].filter(Boolean).join(", ");
+      throw new UnsupportedAudioError(`${e.detail} (sent as ${named})`);
+    }
     if (
       e instanceof UnsupportedAudioError || e instanceof InvalidAudioError || e instanceof AudioTooLargeError
     ) {

@@ -10,7 +10,7 @@ export const ACCEPTED_AUDIO_TYPES =
 
 /** Not an audio format Parley decodes (sniffed from the bytes, not the name): 415. */
 export class UnsupportedAudioError extends ApiError {
-  constructor(detail: string) {
+  constructor(readonly detail: string) {
     super(415, "unsupported_media_type", `${detail}; accepted: ${ACCEPTED_AUDIO_TYPES}`);
     this.name = "UnsupportedAudioError";
   }
