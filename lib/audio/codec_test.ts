@@ -22,6 +22,24 @@ async function soxiSeconds(bytes: Uint8Array, ext: string): Promise<number> {
   }
 }
 
+/** libopus' own tools (Debian opus-tools): opusinfo must find no fault, opusdec gives the playback length. */
+async function opusToolsSeconds(bytes: Uint8Array): Promise<number> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${dir}/a.opus`, bytes);
+    const info = await new Deno.Command("opusinfo", { args: [`${dir}/a.opus`] }).output();
+    const text = new TextDecoder().decode(info.stdout) + new TextDecoder().decode(info.stderr);
+    assert.equal(info.code, 0, text);
+    assert.ok(!/warning|error|corrupt|hole/i.test(text), text);
+    const dec = await new Deno.Command("opusdec", { args: ["--quiet", `${dir}/a.opus`, `${dir}/a.wav`] })
+      .output();
+    assert.equal(dec.code, 0, new TextDecoder().decode(dec.stderr));
+    return soxiSeconds(await Deno.readFile(`${dir}/a.wav`), "wav");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 const DECODABLE = ENCODE_FORMATS.filter((f) => f !== "pcm") as Exclude<EncodeFormat, "pcm">[];
 
 Deno.test("codecs: each format round-trips speech at 24 and 48 kHz (duration, energy, soxi)", async () => {
@@ -41,6 +59,10 @@ Deno.test("codecs: each format round-trips speech at 24 and 48 kHz (duration, en
       if (format === "wav" || format === "flac" || format === "mp3") {
         const s = await soxiSeconds(bytes, format);
         assert.ok(Math.abs(s - seconds) < 0.08, `soxi ${format}@${rate}: ${s} s vs ${seconds}`);
+      }
+      if (format === "opus") {
+        const s = await opusToolsSeconds(bytes);
+        assert.ok(Math.abs(s - seconds) < 0.001, `opusdec ${format}@${rate}: ${s} s vs ${seconds}`);
       }
     }
     const raw = await encodeAudio(pcm, rate, "pcm");

@@ -120,3 +120,41 @@ Deno.test("decode: 450 decodes of corrupt compressed files keep RSS flat (subpro
   console.log(`${r.failed} of 450 corrupt decodes refused; RSS +${growth.toFixed(1)} MB over the last 390`);
   assert.ok(growth < 30, `RSS grew ${growth.toFixed(1)} MB`);
 });
+
+Deno.test("decode: files written by other encoders (sox, opusenc) decode to their true length", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const run = async (cmd: string, args: string[]) => {
+      const out = await new Deno.Command(cmd, { args }).output();
+      assert.equal(out.code, 0, `${cmd}: ${new TextDecoder().decode(out.stderr)}`);
+    };
+    await run("espeak-ng", ["-w", `${dir}/s.wav`, "Files from other encoders."]);
+    await run("sox", [`${dir}/s.wav`, "-r", "44100", "-c", "2", "-b", "24", `${dir}/ref.wav`]);
+    const made: [string, string[]][] = [
+      ["sox", [`${dir}/ref.wav`, `${dir}/a.mp3`]],
+      ["sox", [`${dir}/ref.wav`, `${dir}/a.flac`]],
+      ["sox", [`${dir}/ref.wav`, `${dir}/a.ogg`]],
+      ["sox", [`${dir}/ref.wav`, "-e", "floating-point", "-b", "32", `${dir}/f.wav`]],
+      ["opusenc", ["--quiet", `${dir}/ref.wav`, `${dir}/a.opus`]],
+    ];
+    for (const [cmd, args] of made) await run(cmd, args);
+    const truth = (await decodeAudio(await Deno.readFile(`${dir}/ref.wav`))).durationMs;
+    const expect: Record<string, string> = {
+      "a.mp3": "mp3",
+      "a.flac": "flac",
+      "a.ogg": "vorbis",
+      "f.wav": "wav",
+      "a.opus": "opus",
+    };
+    for (const [file, format] of Object.entries(expect)) {
+      const d = await decodeAudio(await Deno.readFile(`${dir}/${file}`));
+      assert.equal(d.format, format);
+      assert.equal(d.channels, 2, file);
+      // MP3 carries encoder delay/padding without a gapless tag from sox; the others are exact.
+      const tol = format === "mp3" ? 60 : 1;
+      assert.ok(Math.abs(d.durationMs - truth) <= tol, `${file}: ${d.durationMs} vs ${truth} ms`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

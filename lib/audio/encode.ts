@@ -273,7 +273,8 @@ class OggOpusEncoder extends BaseEncoder {
     for (; off + this.frame <= buf.length; off += this.frame) {
       const packet = this.encodeOne(buf.subarray(off, off + this.frame));
       this.framesOut++;
-      const granule = BigInt(OPUS_PRE_SKIP + this.framesOut * this.frame * this.scale);
+      // Granules count decoded samples at 48 kHz, the pre-skip included; only the last page is trimmed.
+      const granule = BigInt(this.framesOut * this.frame * this.scale);
       // One packet is always held back, so the end-of-stream page carries audio and the trimmed granule.
       if (this.held) {
         const page = this.pages.addPacket(this.held.packet, this.held.granule);
