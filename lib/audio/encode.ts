@@ -12,10 +12,10 @@
  */
 import { Mp3Encoder } from "@breezystack/lamejs";
 import OpusScript from "opusscript";
-import { Buffer } from "node:buffer";
 import Flac from "libflacjs/dist/libflac.js";
 import { wavHeader } from "../../protocol/wav.ts";
 import { OggPageWriter } from "./ogg_mux.ts";
+import { EncoderCapacityError } from "./errors.ts";
 import { registry } from "../metrics.ts";
 
 export type EncodeFormat = "wav" | "pcm" | "mp3" | "opus" | "flac";
@@ -200,6 +200,22 @@ class Mp3StreamEncoder extends BaseEncoder {
   protected free(): void {}
 }
 
+/**
+ * opusscript's WASM memory. It grows only while an instance is constructed (encoding allocates nothing), and
+ * growing detaches every older view; the view an instance makes last (`outPCM`) is therefore current until
+ * the next construction.
+ */
+let opusHeap: ArrayBuffer | null = null;
+
+/** The parts of an opusscript instance that encodeOne() uses (see there for why). */
+interface OpusInternals {
+  outPCM: Uint16Array;
+  inPCMPointer: number;
+  inPCMLength: number;
+  outOpusPointer: number;
+  handler: { _encode(pcm: number, bytes: number, out: number, frameSize: number): number };
+}
+
 /** libopus' look-ahead at 48 kHz (Fs/400 + Fs/250), the pre-skip every decoder must drop. */
 const OPUS_PRE_SKIP = 312;
 
@@ -221,9 +237,17 @@ class OggOpusEncoder extends BaseEncoder {
     this.pages = new OggPageWriter(crypto.getRandomValues(new Uint32Array(1))[0]);
     this.opus = new OpusScript(sampleRate as 48000, 1, OpusScript.Application.AUDIO);
     try {
+      // If opusscript's heap cannot grow any more its allocations come back as null pointers: refuse here,
+      // not mid-stream.
+      const o = this.opus as unknown as OpusInternals;
+      opusHeap = o.outPCM.buffer as ArrayBuffer;
+      if (!o.inPCMPointer || !o.outOpusPointer || o.inPCMLength < this.frame * 4) {
+        throw new EncoderCapacityError("opus: too many Opus encoders open in this process; retry shortly");
+      }
       this.opus.setBitrate(bitrate ?? 32000);
     } catch (e) {
       this.opus.delete();
+      openEncoders.dec({ format: "opus" });
       throw e;
     }
   }
@@ -253,13 +277,20 @@ class OggOpusEncoder extends BaseEncoder {
     return out;
   }
 
-  /** opusscript takes the frame as little-endian bytes (a Node Buffer), not as an Int16Array. */
+  /**
+   * opusscript's encode() stages the input through `HEAPU16.subarray(bytePointer)`, i.e. at twice the address
+   * it allocated, where it overwrites other live encoders' buffers and the allocator's chunk headers once a few
+   * encoders are open (heap corruption, then failures after free). The same call is made here with the input
+   * staged at the buffer opusscript really allocated, in the layout its native side reads (one byte of the
+   * little-endian frame per 16-bit slot, length in bytes), through `opusHeap` (see there).
+   */
   private encodeOne(frame: Int16Array): Uint8Array {
-    const packet = this.opus.encode(
-      Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength),
-      frame.length,
-    );
-    return new Uint8Array(packet.buffer, packet.byteOffset, packet.length).slice();
+    const o = this.opus as unknown as OpusInternals;
+    const bytes = new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength);
+    new Uint16Array(opusHeap!, o.inPCMPointer, bytes.length).set(bytes);
+    const len = o.handler._encode(o.inPCMPointer, bytes.length, o.outOpusPointer, frame.length);
+    if (len < 0) throw new Error(`opus_encode failed (${len})`);
+    return new Uint8Array(opusHeap!, o.outOpusPointer, len).slice();
   }
 
   private encodeFrames(samples: Int16Array, out: Uint8Array[]): void {

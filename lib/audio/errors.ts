@@ -31,3 +31,11 @@ export class AudioTooLargeError extends ApiError {
     this.name = "AudioTooLargeError";
   }
 }
+
+/** The process cannot open another encoder of this kind right now (a codec's fixed WASM heap is full): 503. */
+export class EncoderCapacityError extends ApiError {
+  constructor(message: string) {
+    super(503, "unavailable", message, { "retry-after": "1" });
+    this.name = "EncoderCapacityError";
+  }
+}
