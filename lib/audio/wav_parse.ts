@@ -74,11 +74,6 @@ function printable(id: string): string {
   return JSON.stringify(id);
 }
 
-/** True when the bytes start like a RIFF/WAVE file (the sniffing rule `decodeAudio` uses). */
-export function looksLikeWav(bytes: Uint8Array): boolean {
-  return bytes.length >= 12 && fourcc(bytes, 0) === "RIFF" && fourcc(bytes, 8) === "WAVE";
-}
-
 export function parseWavHeader(bytes: Uint8Array, options: WavParseOptions = {}): WavInfo {
   const strict = options.strict ?? false;
   const bad = (msg: string) => new InvalidAudioError(`WAV: ${msg}`);
