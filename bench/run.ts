@@ -18,6 +18,10 @@ const BENCHES: Record<
   pacing: { file: "pacing.ts", what: "outbound 10 ms frame pacing with 20 sessions" },
   pipeline: { file: "pipeline_latency.ts", what: "speech → partial / confirmed latency, concurrency curve" },
   tts_speed: { file: "tts_speed.ts", what: "espeak synthesis speed (audio s per CPU s)" },
+  audio_codecs: {
+    file: "audio_codecs.ts",
+    what: "bytes per audio second and speed of wav/flac/mp3/opus at 24/48 kHz",
+  },
   tts_fairness: {
     file: "tts_fairness.ts",
     needsPg: true,
