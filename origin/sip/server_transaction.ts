@@ -43,7 +43,7 @@ export class ServerTransaction {
 
   /** A retransmission of the request arrived: re-send whatever we last sent. */
   onRetransmission(): void {
-    if (this.#last && this.state !== "confirmed" && this.state !== "terminated") {
+    if (this.#last !== undefined && this.state !== "confirmed" && this.state !== "terminated") {
       this.sender.send(this.#last, this.peer);
     }
   }
@@ -79,7 +79,10 @@ export class ServerTransaction {
   /** The ACK for this INVITE arrived (for a 2xx, the dialog layer matched it). */
   onAck(): void {
     if (this.state === "accepted") {
-      this.#terminate();
+      // RFC 6026 7.1: stay Accepted until timer L, absorbing late INVITE retransmissions without answering.
+      clearTimeout(this.#retransmit);
+      this.#last = undefined;
+      this.onTimeout = undefined;
     } else if (this.state === "completed") {
       this.state = "confirmed";
       clearTimeout(this.#retransmit);

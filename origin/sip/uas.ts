@@ -93,7 +93,9 @@ export class SipUas implements CallHost {
     return this.transport.port;
   }
   get calls(): Call[] {
-    return [...new Set([...this.#dialogs.values(), ...this.#early.values()])];
+    return [...new Set([...this.#dialogs.values(), ...this.#early.values()])].filter((c) =>
+      c.state !== "ended"
+    );
   }
   get transactionCount(): number {
     return this.#serverTx.size + this.#clientTx.size;
