@@ -61,6 +61,8 @@ export class DigestAuthenticator {
     readonly realm: string,
     private readonly lookup: CredentialLookup,
     private readonly nonceTtlMs = 300_000,
+    /** Offered in this order. Some UACs (SIPp 3.6) answer the first challenge only and know MD5 only. */
+    private readonly algorithms: DigestAlgorithm[] = ["SHA-256", "MD5"],
   ) {}
 
   #nonce(now = Date.now()): string {
@@ -88,7 +90,7 @@ export class DigestAuthenticator {
   challenge(stale = false): Array<[string, string]> {
     const nonce = this.#nonce();
     const s = stale ? ", stale=true" : "";
-    return (["SHA-256", "MD5"] as const).map((alg): [string, string] => [
+    return this.algorithms.map((alg): [string, string] => [
       "www-authenticate",
       `Digest realm="${this.realm}", nonce="${nonce}", algorithm=${alg}, qop="auth"${s}`,
     ]);

@@ -11,7 +11,7 @@
 import { log as rootLog, type Logger } from "../../lib/log.ts";
 import { Call, type CallHost } from "./call.ts";
 import { ClientTransaction } from "./client_transaction.ts";
-import { DigestAuthenticator } from "./digest.ts";
+import { type DigestAlgorithm, DigestAuthenticator } from "./digest.ts";
 import {
   headerValue,
   headerValues,
@@ -51,6 +51,8 @@ export interface SipUasOptions {
   /** Digest credentials; callers not in `trunks` are challenged when set, refused (403) otherwise. */
   credentials?: CredentialLookup;
   realm?: string;
+  /** Digest algorithms challenged with, in order (default SHA-256 then MD5, RFC 8760). */
+  digestAlgorithms?: DigestAlgorithm[];
   /** Accept calls from anyone (development and tests only). */
   allowAnyone?: boolean;
   mediaTimeoutMs?: number;
@@ -83,7 +85,9 @@ export class SipUas implements CallHost {
     this.mediaTimeoutMs = o.mediaTimeoutMs ?? 0;
     this.transport = new SipTransport({ host: o.host, port: o.port }, (b, p) => this.#onBytes(b, p));
     this.ports = new PortAllocator(o.host, o.rtpPortMin, o.rtpPortMax);
-    if (o.credentials) this.#auth = new DigestAuthenticator(o.realm ?? "parley", o.credentials);
+    if (o.credentials) {
+      this.#auth = new DigestAuthenticator(o.realm ?? "parley", o.credentials, 300_000, o.digestAlgorithms);
+    }
   }
 
   get localAddress(): string {

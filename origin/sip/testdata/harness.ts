@@ -42,11 +42,24 @@ export interface SippResult {
   stderr: string;
 }
 
+/** Runs one SIPp UAC. Exit 254 (SIPp could not bind a port it picked) is retried with new ports. */
 export async function runSipp(
   scenario: string,
   uasPort: number,
   extra: string[] = [],
   transport: "u1" | "t1" = "u1",
+): Promise<SippResult> {
+  for (let attempt = 0;; attempt++) {
+    const r = await runSippOnce(scenario, uasPort, extra, transport);
+    if (r.code !== 254 || attempt === 2) return r;
+  }
+}
+
+async function runSippOnce(
+  scenario: string,
+  uasPort: number,
+  extra: string[],
+  transport: "u1" | "t1",
 ): Promise<SippResult> {
   const localPort = await freePort();
   const mediaPort = (await freePort()) & ~1;
