@@ -23,6 +23,7 @@ export interface CallHost {
   readonly localAddress: string;
   readonly localPort: number;
   readonly mediaTimeoutMs: number;
+  readonly pacingSamples: number;
   readonly allowHeader: string;
   allocatePorts(): Promise<PortLease>;
   send(bytes: Uint8Array, peer: SipPeer): void;
@@ -224,6 +225,7 @@ export class Call {
       onRtcpBye: () => void this.#closeWith("remote_hangup", 480, true),
       onMediaTimeout: () => void this.close("media_timeout"),
       cname: `parley-${this.id}`,
+      recordPacing: this.host.pacingSamples,
     });
   }
 

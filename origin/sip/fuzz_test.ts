@@ -142,10 +142,10 @@ Deno.test("fuzz: a live UAS over UDP and TCP survives 600 hostile messages and s
   await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
   try {
     const cases = corpus(600);
-    for (const c of cases) {
-      if (c.kind === "max-forwards-0" || c.bytes.length <= 65_000) {
-        sock.send(c.bytes, uas.localPort, "127.0.0.1");
-      }
+    // Paced so that socket buffers on this shared machine do not drop what we want answers to.
+    for (const [i, c] of cases.entries()) {
+      if (c.bytes.length > 0 && c.bytes.length <= 65_000) sock.send(c.bytes, uas.localPort, "127.0.0.1");
+      if (i % 10 === 0) await new Promise((r) => setTimeout(r, 2));
     }
     // The same corpus as one TCP stream (framing must survive garbage; bad framing closes the connection).
     for (let k = 0; k < 6; k++) {
@@ -154,7 +154,10 @@ Deno.test("fuzz: a live UAS over UDP and TCP survives 600 hostile messages and s
       for (const c of cases.slice(k * 100, k * 100 + 100)) s.write(c.bytes);
       s.end();
     }
-    await new Promise((r) => setTimeout(r, 1500));
+    for (let seen = -1; seen !== responses.length;) {
+      seen = responses.length;
+      await new Promise((r) => setTimeout(r, 700));
+    }
     const statuses = responses.map((l) => l.split(" ")[1]);
     assert.ok(statuses.includes("400"), "no 400 seen");
     assert.ok(statuses.includes("483"), "no 483 seen");

@@ -4,13 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { EchoApp } from "./testdata/echo_app.ts";
-import { runSipp, startUas, waitFor } from "./testdata/harness.ts";
-
-function sippOk(r: { code: number; stdout: string; stderr: string }): void {
-  if (r.code !== 0) {
-    throw new Error(`sipp exit ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`);
-  }
-}
+import { runSipp, sippOk, startUas, waitFor } from "./testdata/harness.ts";
 
 Deno.test("sipp: digest challenge (401), then an authenticated call", async () => {
   const app = new EchoApp();

@@ -5,13 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { EchoApp } from "./testdata/echo_app.ts";
-import { runSipp, startUas, waitFor } from "./testdata/harness.ts";
-
-function sippOk(r: { code: number; stdout: string; stderr: string }): void {
-  if (r.code !== 0) {
-    throw new Error(`sipp exit ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`);
-  }
-}
+import { runSipp, sippOk, startUas, waitFor } from "./testdata/harness.ts";
 
 Deno.test("sipp: call with PCMA audio (pcap) and an RFC 4733 digit, caller hangs up", async () => {
   const app = new EchoApp();

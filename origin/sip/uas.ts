@@ -60,6 +60,8 @@ export interface SipUasOptions {
   answerTimeoutMs?: number;
   timers?: Partial<SipTimers>;
   tombstoneMs?: number;
+  /** Keep this many outbound tick gaps per call for pacing statistics (0: none). */
+  pacingSamples?: number;
   log?: Logger;
 }
 
@@ -68,6 +70,7 @@ export class SipUas implements CallHost {
   readonly ports: PortAllocator;
   readonly log: Logger;
   readonly mediaTimeoutMs: number;
+  readonly pacingSamples: number;
   readonly allowHeader = ALLOW;
   readonly #timers: SipTimers;
   readonly #serverTx = new Map<string, ServerTransaction>();
@@ -83,6 +86,7 @@ export class SipUas implements CallHost {
     this.log = (o.log ?? rootLog).child({ component: "sip" });
     this.#timers = { ...DEFAULT_TIMERS, ...o.timers };
     this.mediaTimeoutMs = o.mediaTimeoutMs ?? 0;
+    this.pacingSamples = o.pacingSamples ?? 0;
     this.transport = new SipTransport({ host: o.host, port: o.port }, (b, p) => this.#onBytes(b, p));
     this.ports = new PortAllocator(o.host, o.rtpPortMin, o.rtpPortMax);
     if (o.credentials) {

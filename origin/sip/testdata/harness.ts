@@ -115,3 +115,10 @@ export async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** Fails with SIPp's screen and errors when a scenario did not complete. */
+export function sippOk(r: SippResult): void {
+  if (r.code !== 0) {
+    throw new Error(`sipp exit ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`);
+  }
+}
