@@ -60,6 +60,8 @@ export interface SipUasOptions {
   answerTimeoutMs?: number;
   timers?: Partial<SipTimers>;
   tombstoneMs?: number;
+  /** How long close() waits for BYE responses before closing the transport anyway. */
+  shutdownGraceMs?: number;
   /** Keep this many outbound tick gaps per call for pacing statistics (0: none). */
   pacingSamples?: number;
   log?: Logger;
@@ -388,7 +390,14 @@ export class SipUas implements CallHost {
   async close(): Promise<void> {
     if (this.#closed) return;
     const calls = this.calls;
-    await Promise.all(calls.map((c) => c.close("shutdown", 503)));
+    // Every call is released and sent its BYE at once; a dead peer's BYE transaction (up to 64·T1) must not
+    // hold up a shutdown, so the wait is bounded and closing the transactions settles what is left.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(calls.map((c) => c.close("shutdown", 503))),
+      new Promise((r) => (timer = setTimeout(r, this.o.shutdownGraceMs ?? 2000))),
+    ]);
+    clearTimeout(timer);
     this.#closed = true;
     for (const tx of this.#serverTx.values()) tx.close();
     for (const tx of this.#clientTx.values()) tx.close();
