@@ -8,8 +8,14 @@ import { EchoApp } from "./testdata/echo_app.ts";
 import { startUas, waitFor } from "./testdata/harness.ts";
 import { Baresip, rms, wavSamples } from "./testdata/baresip.ts";
 
+const wavDirs: string[] = [];
+globalThis.addEventListener("unload", () => {
+  for (const d of wavDirs) Deno.removeSync(d, { recursive: true });
+});
+
 async function speechWav(): Promise<string> {
   const dir = Deno.makeTempDirSync({ prefix: "sipwav-" });
+  wavDirs.push(dir);
   const raw = `${dir}/raw.wav`;
   const wav = `${dir}/in.wav`;
   const say = await new Deno.Command("espeak-ng", {

@@ -63,6 +63,8 @@ async function runSippOnce(
 ): Promise<SippResult> {
   const localPort = await freePort();
   const mediaPort = (await freePort()) & ~1;
+  // SIPp writes its error/trace files into the working directory: a temp one, removed afterwards.
+  const cwd = Deno.makeTempDirSync({ prefix: "sipp-" });
   const cmd = new Deno.Command("sipp", {
     args: [
       `127.0.0.1:${uasPort}`,
@@ -90,9 +92,9 @@ async function runSippOnce(
     ],
     stdout: "piped",
     stderr: "piped",
-    cwd: Deno.makeTempDirSync(),
+    cwd,
   });
-  const out = await cmd.output();
+  const out = await cmd.output().finally(() => Deno.removeSync(cwd, { recursive: true }));
   return {
     code: out.code,
     stdout: new TextDecoder().decode(out.stdout),
