@@ -51,8 +51,9 @@ export class ClientTransaction {
 
   #finish(status: number): void {
     if (this.#closed) return;
-    this.close();
+    // Settle with the real status before close(), which settles anything still pending as 408.
     this.#resolve(status);
+    this.close();
     this.onTerminated?.();
   }
 

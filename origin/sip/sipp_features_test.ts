@@ -58,6 +58,18 @@ Deno.test("sipp: Session-Expires honoured (Require: timer), the call ends when t
   }
 });
 
+Deno.test("sipp: when the UAC asks us to refresh, we send UPDATE every half interval and the call lives on", async () => {
+  const app = new EchoApp();
+  const uas = await startUas(app, { minSessionExpires: 2 });
+  try {
+    sippOk(await runSipp("uac_session_refresh_uas.xml", uas.localPort));
+    await waitFor(() => app.records[0]?.endReason !== undefined);
+    assert.equal(app.records[0].endReason, "remote_hangup");
+  } finally {
+    await uas.close();
+  }
+});
+
 Deno.test("sipp: Session-Expires below Min-SE gets 422 with Min-SE", async () => {
   const app = new EchoApp();
   const uas = await startUas(app);
