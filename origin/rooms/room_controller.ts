@@ -251,12 +251,12 @@ export class RoomController {
       const target = this.#resolve(st.selected);
       if (st.playing === null) {
         st.playing = target;
-        made.push(this.#record(st, "join", target, target, frame));
+        made.push(this.#record(st, "join", target, target, frame, t0));
       } else if (target !== st.playing) {
         const from = st.playing;
         st.fade = { from, step: 0 };
         st.playing = target;
-        made.push(this.#record(st, st.pendingReason ?? "request", from, target, frame));
+        made.push(this.#record(st, st.pendingReason ?? "request", from, target, frame, t0));
       }
       st.pendingReason = null;
       if (st.playing === "track" || st.fade?.from === "track") needTrack = true;
@@ -312,9 +312,18 @@ export class RoomController {
     from: ProgramSource,
     to: ProgramSource,
     frame: number,
+    atMs: number,
   ): SwitchRecord {
     if (reason !== "join") switchesTotal.inc({ reason });
-    return { listenerId: st.id, from, to, requestedFrame: st.requestedFrame, appliedFrame: frame, reason };
+    return {
+      listenerId: st.id,
+      from,
+      to,
+      requestedFrame: st.requestedFrame,
+      appliedFrame: frame,
+      atMs,
+      reason,
+    };
   }
 
   /** Unsubscribe from the clock, forget listeners and buffered audio. Idempotent; listeners are the room's. */

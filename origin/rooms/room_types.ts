@@ -100,6 +100,8 @@ export interface SwitchRecord {
   requestedFrame: number;
   /** Frame index whose output starts the crossfade (the frame boundary of the switch). */
   appliedFrame: number;
+  /** performance.now() at the start of the tick that produced appliedFrame. */
+  atMs: number;
   reason: SwitchReason;
 }
 
