@@ -12,7 +12,7 @@
  * disconnected (`slow_consumer`). `source` events are addressed to one listener and carry no seq.
  */
 import { z } from "zod";
-import type { Alternative, TelopPhoneme, TelopWord } from "./session_messages.ts";
+import { type Alternative, parseJsonMessage, type TelopPhoneme, type TelopWord } from "./session_messages.ts";
 
 /** What a listener asks to hear. */
 export const LISTENER_SOURCES = ["speaker", "voice", "room"] as const;
@@ -97,20 +97,5 @@ export const MAX_LISTENER_CONTROL_BYTES = 1024;
 export function parseListenerControl(
   raw: unknown,
 ): { ok: true; message: ListenerControl } | { ok: false; error: string } {
-  if (typeof raw !== "string") return { ok: false, error: "control messages must be JSON text" };
-  if (raw.length > MAX_LISTENER_CONTROL_BYTES) return { ok: false, error: "control message too large" };
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch {
-    return { ok: false, error: "control message is not valid JSON" };
-  }
-  const r = ListenerControl.safeParse(json);
-  if (!r.success) {
-    return {
-      ok: false,
-      error: r.error.issues.map((i) => `${i.path.join(".") || "message"}: ${i.message}`).join("; "),
-    };
-  }
-  return { ok: true, message: r.data };
+  return parseJsonMessage(ListenerControl, raw, MAX_LISTENER_CONTROL_BYTES);
 }

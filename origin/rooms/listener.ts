@@ -23,6 +23,7 @@ import {
 import { FRAME_SAMPLES, SAMPLE_RATE } from "../session/outbound_audio.ts";
 import { validateOffer } from "../session/sdp.ts";
 import {
+  closePeer,
   type MediaStreamTrack,
   PEER_CONFIG,
   type RTCAudioSource,
@@ -97,6 +98,9 @@ export class Listener implements FrameSink {
   /** Frames handed to the source, and the largest gap between two of them (ms). */
   frames = 0;
   maxGapMs = 0;
+  /** Time spent inside RTCAudioSource.onData (total and worst call), ms. */
+  onDataMs = 0;
+  onDataMaxMs = 0;
 
   constructor(init: ListenerInit) {
     this.id = init.id;
@@ -247,6 +251,9 @@ export class Listener implements FrameSink {
       channelCount: 1,
       numberOfFrames: FRAME_SAMPLES,
     });
+    const spent = performance.now() - t;
+    this.onDataMs += spent;
+    if (spent > this.onDataMaxMs) this.onDataMaxMs = spent;
   }
 
   /** Queue an event for the client (backpressure in ListenerEventQueue). */
@@ -269,24 +276,7 @@ export class Listener implements FrameSink {
     try {
       this.#track.stop();
     } catch { /* already stopped */ }
-    const ch = this.#channel;
-    if (ch) {
-      ch.onopen =
-        ch.onclose =
-        ch.onerror =
-        ch.onmessage =
-          null;
-      try {
-        ch.close();
-      } catch { /* already closed */ }
-    }
-    const pc = this.#pc;
-    if (pc) {
-      pc.ondatachannel = pc.onconnectionstatechange = pc.oniceconnectionstatechange = null;
-      try {
-        pc.close();
-      } catch { /* already closed */ }
-    }
+    closePeer(this.#pc, [this.#channel]);
     closedTotal.inc({ reason });
     this.#log.info("listener closed", { room_id: this.roomId, reason, frames: this.frames });
     try {

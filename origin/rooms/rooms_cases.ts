@@ -18,6 +18,7 @@ import { readWav } from "../pipeline/wav.ts";
 import { FRAME_SAMPLES, frameClock } from "../session/outbound_audio.ts";
 import { procStats } from "../session/proc_stats.ts";
 import { ensureKeepalive } from "../session/wrtc.ts";
+import { caseList, runCases } from "../session/wrtc_cases.ts";
 import { BackingTrack } from "./backing_track.ts";
 import { Room } from "./room.ts";
 import { RoomManager } from "./room_manager.ts";
@@ -28,10 +29,7 @@ configureLogging({ level: "warn" });
 ensureKeepalive();
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const cases: Array<{ name: string; fn: () => Promise<void> }> = [];
-function test(name: string, fn: () => Promise<void>): void {
-  cases.push({ name, fn });
-}
+const { cases, test } = caseList();
 
 const SPEECH = readWav(new URL("../../tests/fixtures/speech/one_phrase_48k.wav", import.meta.url));
 if (SPEECH.sampleRate !== 48_000) throw new Error("fixture is not 48 kHz");
@@ -422,28 +420,4 @@ test("churn: 300 listener joins/leaves keep threads and fds flat", async () => {
   manager.close();
 });
 
-async function main(): Promise<never> {
-  const filters = Deno.args;
-  let failures = 0, ran = 0;
-  const t0 = performance.now();
-  for (const c of cases) {
-    if (filters.length && !filters.some((f) => c.name.includes(f))) continue;
-    ran++;
-    const t = performance.now();
-    try {
-      await c.fn();
-      console.log(`${c.name} ... ok (${Math.round(performance.now() - t)} ms)`);
-    } catch (err) {
-      failures++;
-      console.log(`${c.name} ... FAILED (${Math.round(performance.now() - t)} ms)`);
-      console.log(err instanceof Error ? err.stack : err);
-    }
-  }
-  console.log(
-    `rooms cases: ${ran - failures} passed, ${failures} failed (${Math.round(performance.now() - t0)} ms)`,
-  );
-  await sleep(50);
-  Deno.exit(failures ? 1 : 0);
-}
-
-if (import.meta.main) await main();
+if (import.meta.main) await runCases("rooms cases", cases, Deno.args);
