@@ -12,7 +12,7 @@
  * disconnected (`slow_consumer`). `source` events are addressed to one listener and carry no seq.
  */
 import { z } from "zod";
-import { type Alternative, parseJsonMessage, type TelopPhoneme, type TelopWord } from "./session_messages.ts";
+import { type Alternative, parseJsonMessage, type TelopEvent } from "./session_messages.ts";
 
 /** What a listener asks to hear. */
 export const LISTENER_SOURCES = ["speaker", "voice", "room"] as const;
@@ -43,18 +43,8 @@ export interface CaptionEvent {
   end_ms: number;
 }
 
-export interface RoomTelopEvent {
-  type: "telop";
-  seq: number;
-  session_id: string;
-  utterance_id: string;
-  text: string;
-  playout_start_ms: number;
-  duration_ms: number;
-  words: TelopWord[];
-  phonemes: TelopPhoneme[];
-  estimated: boolean;
-}
+/** The publisher session's telop event, with the room's seq and the session it came from. */
+export type RoomTelopEvent = Omit<TelopEvent, "seq"> & { seq: number; session_id: string };
 
 export interface RoomStateEvent {
   type: "room";
