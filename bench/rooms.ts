@@ -15,6 +15,7 @@
  * and prints the largest count meeting both goals.
  *
  *   deno run -A bench/rooms.ts [--steps 50,100,200,300,500] [--seconds 10] [--settle 2] [--origin URL]
+ *     [--max-rss-mib 2000]
  *   deno run -A bench/rooms.ts --serve [--port 0]          (the origin alone, for clients on another machine)
  *
  * The clients decode every listener's Opus stream; on one 2-core machine they compete with the origin, so the
@@ -209,6 +210,16 @@ async function main(): Promise<void> {
     return JSON.parse(text);
   };
   const clients: ListenerClient[] = [];
+  // A starved client process queues its sinks' frames natively and grows fast: stop instead of eating the
+  // machine's memory.
+  const maxRssMiB = Number(arg("max-rss-mib", "2000"));
+  const tooBig = () => {
+    const mib = procStats().rssKiB / 1024;
+    if (mib > maxRssMiB) {
+      console.log(`  stopping: client process RSS ${mib.toFixed(0)} MiB > ${maxRssMiB} MiB`);
+    }
+    return mib > maxRssMiB;
+  };
   const join = async () => {
     const c = new ListenerClient({ keepFrames: false });
     try {
@@ -231,7 +242,7 @@ async function main(): Promise<void> {
   for (const n of steps) {
     const tj = performance.now();
     let failed = 0;
-    while (clients.length < n && failed < 20) {
+    while (clients.length < n && failed < 20 && !tooBig()) {
       const r = await Promise.allSettled(Array.from({ length: Math.min(10, n - clients.length) }, join));
       for (const x of r) {
         if (x.status === "rejected") {
