@@ -210,8 +210,8 @@ async function main(): Promise<void> {
     return JSON.parse(text);
   };
   const clients: ListenerClient[] = [];
-  // A starved client process queues its sinks' frames natively and grows fast: stop instead of eating the
-  // machine's memory.
+  // On a saturated machine the client process was seen to grow by gigabytes while joining (cause not
+  // established; queued sink callbacks are the suspect): stop instead of eating the machine's memory.
   const maxRssMiB = Number(arg("max-rss-mib", "2000"));
   const tooBig = () => {
     const mib = procStats().rssKiB / 1024;
