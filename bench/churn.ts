@@ -141,6 +141,20 @@ export interface ChurnDriver {
   terminate(): Promise<Deno.CommandStatus>;
 }
 
+/** The first stdout line of a child that prints `{"port":…}` (JSON) when ready; the rest of stdout is dropped. */
+export async function readyLine<T>(child: Deno.ChildProcess): Promise<T> {
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  while (!buf.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("origin child exited before it was ready");
+    buf += value;
+  }
+  reader.releaseLock();
+  child.stdout.cancel().catch(() => {});
+  return JSON.parse(buf.split("\n")[0]);
+}
+
 export async function startOriginChild(
   env: Record<string, string> = {},
   opts: { nice?: number } = {},
@@ -160,16 +174,7 @@ export async function startOriginChild(
     stderr: "inherit",
     env,
   }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  while (!buf.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("origin child exited before it was ready");
-    buf += value;
-  }
-  reader.releaseLock();
-  child.stdout.cancel().catch(() => {});
-  const { port, pid } = JSON.parse(buf.split("\n")[0]);
+  const { port, pid } = await readyLine<{ port: number; pid: number }>(child);
   const base = `http://127.0.0.1:${port}`;
   const http = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(base + path, {

@@ -16,6 +16,10 @@ const BENCHES: Record<
     what: "session setup latency through edge + origin processes (POST → answer), churn through the edge",
   },
   pacing: { file: "pacing.ts", what: "outbound 10 ms frame pacing with 20 sessions" },
+  rooms: {
+    file: "rooms.ts",
+    what: "listeners per origin in one room (50…500): CPU, publisher pacing p99, listener receive gap p99",
+  },
   pipeline: { file: "pipeline_latency.ts", what: "speech → partial / confirmed latency, concurrency curve" },
   tts_speed: { file: "tts_speed.ts", what: "espeak synthesis speed (audio s per CPU s)" },
   audio_codecs: {

@@ -174,19 +174,24 @@ export type ControlMessage = z.infer<typeof ControlMessage>;
 /** Largest control message accepted on the data channel, in bytes. */
 export const MAX_CONTROL_MESSAGE_BYTES = 16 * 1024;
 
-/** Parse and validate one inbound control message; never throws. */
-export function parseControlMessage(
+/**
+ * Parse and validate one JSON text message from a data channel against `schema`; never throws. The error
+ * names every invalid field (`path: message`), ready to send back in an `error` event.
+ */
+export function parseJsonMessage<T>(
+  schema: z.ZodType<T>,
   raw: unknown,
-): { ok: true; message: ControlMessage } | { ok: false; error: string } {
+  maxBytes: number,
+): { ok: true; message: T } | { ok: false; error: string } {
   if (typeof raw !== "string") return { ok: false, error: "control messages must be JSON text" };
-  if (raw.length > MAX_CONTROL_MESSAGE_BYTES) return { ok: false, error: "control message too large" };
+  if (raw.length > maxBytes) return { ok: false, error: "control message too large" };
   let json: unknown;
   try {
     json = JSON.parse(raw);
   } catch {
     return { ok: false, error: "control message is not valid JSON" };
   }
-  const r = ControlMessage.safeParse(json);
+  const r = schema.safeParse(json);
   if (!r.success) {
     return {
       ok: false,
@@ -194,4 +199,11 @@ export function parseControlMessage(
     };
   }
   return { ok: true, message: r.data };
+}
+
+/** Parse and validate one inbound control message; never throws. */
+export function parseControlMessage(
+  raw: unknown,
+): { ok: true; message: ControlMessage } | { ok: false; error: string } {
+  return parseJsonMessage(ControlMessage, raw, MAX_CONTROL_MESSAGE_BYTES);
 }

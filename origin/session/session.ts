@@ -50,6 +50,7 @@ import { EchoPipeline } from "./echo.ts";
 import { InboundAudio } from "./inbound_audio.ts";
 import { type FrameClock, PacedOutboundAudio } from "./outbound_audio.ts";
 import {
+  closePeer,
   type MediaStreamTrack,
   PEER_CONFIG,
   type RTCAudioSource,
@@ -627,30 +628,8 @@ export class Session implements PipelineHost {
     try {
       this.#inbound?.stop();
     } catch { /* already stopped */ }
-    // 7. data channels (handlers off first, so their close events are not taken for a hang-up)
-    for (const ch of [this.#events, this.#control]) {
-      if (!ch) continue;
-      ch.onopen =
-        ch.onclose =
-        ch.onerror =
-        ch.onmessage =
-          null;
-      try {
-        ch.close();
-      } catch { /* already closed */ }
-    }
-    // 8. peer connection
-    const pc = this.#pc;
-    if (pc) {
-      pc.ondatachannel =
-        pc.ontrack =
-        pc.onconnectionstatechange =
-        pc.oniceconnectionstatechange =
-          null;
-      try {
-        pc.close();
-      } catch { /* already closed */ }
-    }
+    // 7–8. data channels (handlers off first, so their close events are not taken for a hang-up), then the peer
+    closePeer(this.#pc, [this.#events, this.#control]);
     this.#pending = [];
     // 9. row → closed
     if (o.persist) await step("mark closed", () => markClosed(this.#db, this.id, o.reason!));

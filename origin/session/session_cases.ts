@@ -23,14 +23,12 @@ import { procStats } from "./proc_stats.ts";
 import { SessionManager } from "./session_manager.ts";
 import type { SessionConfig } from "./session.ts";
 import { TestClient, UdpRelay } from "./test_client.ts";
+import { caseList, runCases } from "./wrtc_cases.ts";
 import { eq } from "drizzle-orm";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-const cases: Array<{ name: string; fn: () => Promise<void> }> = [];
-function test(name: string, fn: () => Promise<void>): void {
-  cases.push({ name, fn });
-}
+const { cases, test } = caseList();
 
 let dbPromise: Promise<Database> | undefined;
 const database = () => dbPromise ??= openTestDatabase();
@@ -417,28 +415,9 @@ test("20 sessions connect → audio → close: threads and fds back to baseline"
 });
 
 async function main(): Promise<never> {
-  const filters = Deno.args;
-  let failures = 0, ran = 0;
-  const t0 = performance.now();
-  for (const c of cases) {
-    if (filters.length && !filters.some((f) => c.name.includes(f))) continue;
-    ran++;
-    const t = performance.now();
-    try {
-      await c.fn();
-      console.log(`${c.name} ... ok (${Math.round(performance.now() - t)} ms)`);
-    } catch (err) {
-      failures++;
-      console.log(`${c.name} ... FAILED (${Math.round(performance.now() - t)} ms)`);
-      console.log(err instanceof Error ? err.stack : err);
-    }
-  }
-  if (dbPromise) await (await dbPromise).close();
-  console.log(
-    `session cases: ${ran - failures} passed, ${failures} failed (${Math.round(performance.now() - t0)} ms)`,
-  );
-  await new Promise((r) => setTimeout(r, 50));
-  Deno.exit(failures ? 1 : 0);
+  return await runCases("session cases", cases, Deno.args, async () => {
+    if (dbPromise) await (await dbPromise).close();
+  });
 }
 
 if (import.meta.main) await main();

@@ -4,16 +4,8 @@
  * (see wrtc.ts), which would otherwise turn a green run into exit code 139. The child's per-test lines are
  * inherited into this output; a failing case makes the child exit 1.
  */
-import assert from "node:assert/strict";
+import { runCasesInChild } from "./wrtc_cases.ts";
 
 Deno.test("wrtc session cases (child process, explicit exit)", async () => {
-  const cases = new URL("./session_cases.ts", import.meta.url).pathname;
-  const { code, signal } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", cases],
-    stdout: "inherit",
-    stderr: "inherit",
-    signal: AbortSignal.timeout(240_000),
-  }).output();
-  assert.equal(signal, null, `child killed by ${signal}`);
-  assert.equal(code, 0, `session cases failed (exit ${code})`);
+  await runCasesInChild(new URL("./session_cases.ts", import.meta.url));
 });

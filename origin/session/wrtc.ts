@@ -160,6 +160,36 @@ export function waitIceGathering(pc: RTCPeerConnection, timeoutMs: number): Prom
 }
 
 /**
+ * Release a peer at the end of its owner's close: handlers off first (so the close events that follow are not
+ * taken for the remote side hanging up), then the data channels, then the peer connection. Never throws.
+ */
+export function closePeer(
+  pc: RTCPeerConnection | undefined,
+  channels: Array<RTCDataChannel | undefined>,
+): void {
+  for (const ch of channels) {
+    if (!ch) continue;
+    ch.onopen =
+      ch.onclose =
+      ch.onerror =
+      ch.onmessage =
+        null;
+    try {
+      ch.close();
+    } catch { /* already closed */ }
+  }
+  if (!pc) return;
+  pc.ondatachannel =
+    pc.ontrack =
+    pc.onconnectionstatechange =
+    pc.oniceconnectionstatechange =
+      null;
+  try {
+    pc.close();
+  } catch { /* already closed */ }
+}
+
+/**
  * End a process that used wrtc: run `cleanup` (close every session), give native threads a moment, then
  * `Deno.exit(code)` explicitly (a natural exit after a connected peer segfaults).
  */

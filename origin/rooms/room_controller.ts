@@ -1,0 +1,342 @@
+/**
+ * The room's one controller (the fan-out design): it owns the mapping listener → source and computes, once per
+ * 10 ms tick, the frame each listener gets. Listeners never decide what to send; they receive frames.
+ *
+ * Every change — a listener's `select`, the room default, idle/active, the idle track — is a command queued
+ * with the frame index that was next to be produced when it was requested (`requestedFrame`). The tick applies
+ * all queued commands before it produces that frame, so a switch always happens on a 10 ms frame boundary,
+ * and the frame it is requested for already starts the crossfade: `appliedFrame === requestedFrame`.
+ * The crossfade is equal-power over `crossfadeMs` (whole frames); the frame after the fade is the new source
+ * alone. A second switch during a fade starts a new fade from the source the first one was heading to.
+ *
+ * Per tick: the live sources (`speaker`: the publisher's mic; `voice`: the publisher session's synthesized
+ * outbound audio) are taken from their jitter buffers every tick (so they stay real-time whether or not anyone
+ * hears them); the backing track only on ticks where someone hears it (it pauses otherwise). Listeners hearing
+ * the same thing get the same buffer; a crossfade is mixed once per (from, to, step) and shared, so a room-wide
+ * switch (idle) costs one mix, not one per listener.
+ *
+ * One tick drives all listeners of the room, from the process-wide drift-corrected FrameClock
+ * (origin/session/outbound_audio.ts) unless another clock is given.
+ */
+import { log as rootLog, type Logger } from "../../lib/log.ts";
+import { registry } from "../../lib/metrics.ts";
+import { FRAME_MS, FRAME_SAMPLES, frameClock } from "../session/outbound_audio.ts";
+import type { BackingTrack } from "./backing_track.ts";
+import { crossfadeInto, fadeGains } from "./frame_math.ts";
+import type {
+  FrameSink,
+  IdleSource,
+  ListenerSource,
+  ProgramSource,
+  RoomDefaultSource,
+  SwitchReason,
+  SwitchRecord,
+  TickClock,
+} from "./room_types.ts";
+import { SourceQueue } from "./source_queue.ts";
+
+const switchesTotal = registry.counter("parley_room_switches_total", "Listener source switches, by reason");
+const tickSeconds = registry.histogram(
+  "parley_room_tick_seconds",
+  "Time one room tick takes (sources, crossfades, handing every listener its frame)",
+  [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05],
+);
+const sinkErrors = registry.counter("parley_room_sink_errors_total", "Listener frame deliveries that threw");
+
+interface ListenerState {
+  readonly id: string;
+  readonly sink: FrameSink;
+  selected: ListenerSource;
+  /** What the listener hears (the fade target while fading); null before its first frame. */
+  playing: ProgramSource | null;
+  fade: { from: ProgramSource; step: number } | null;
+  /** Reason of the change that the next switch of this listener will be attributed to. */
+  pendingReason: SwitchReason | null;
+  requestedFrame: number;
+}
+
+type Command =
+  | { kind: "select"; id: string; source: ListenerSource; frame: number }
+  | { kind: "default"; source: RoomDefaultSource; frame: number }
+  | { kind: "idle"; idle: boolean; frame: number }
+  | { kind: "idleSource"; source: IdleSource; frame: number }
+  | { kind: "track"; track: BackingTrack | null; frame: number };
+
+export interface RoomControllerOptions {
+  roomId: string;
+  defaultSource?: RoomDefaultSource;
+  idleSource?: IdleSource;
+  track?: BackingTrack | null;
+  /** Start idle (no publisher yet). Default true. */
+  idle?: boolean;
+  /** 10 or 20 (rounded to whole frames, at least one). Default 10. */
+  crossfadeMs?: number;
+  clock?: TickClock;
+  log?: Logger;
+  /** Called after each tick's frames were handed out, with the switches made on that tick. */
+  onSwitches?: (switches: SwitchRecord[]) => void;
+}
+
+const SILENCE = new Int16Array(FRAME_SAMPLES);
+
+export class RoomController {
+  readonly roomId: string;
+  readonly fadeFrames: number;
+  readonly speaker = new SourceQueue();
+  readonly voice = new SourceQueue();
+  readonly #clock: TickClock;
+  readonly #log: Logger;
+  readonly #onSwitches: ((s: SwitchRecord[]) => void) | undefined;
+  readonly #listeners = new Map<string, ListenerState>();
+  readonly #gains: { out: Float32Array; in: Float32Array };
+  readonly #tick = () => this.tick();
+  #commands: Command[] = [];
+  #default: RoomDefaultSource;
+  #idleSource: IdleSource;
+  #track: BackingTrack | null;
+  #idle: boolean;
+  #frame = 0;
+  #running = false;
+  #closed = false;
+  /** Crossfade buffers, reused tick after tick. */
+  #mixPool: Int16Array[] = [];
+  /** Switches made so far (a listener's first frame is not one). */
+  switches = 0;
+  /** Ticks run, and the slowest one (ms). */
+  ticks = 0;
+  maxTickMs = 0;
+
+  constructor(opts: RoomControllerOptions) {
+    this.roomId = opts.roomId;
+    this.#default = opts.defaultSource ?? "speaker";
+    this.#idleSource = opts.idleSource ?? "silence";
+    this.#track = opts.track ?? null;
+    this.#idle = opts.idle ?? true;
+    this.fadeFrames = Math.max(1, Math.round((opts.crossfadeMs ?? 10) / FRAME_MS));
+    this.#gains = fadeGains(this.fadeFrames * FRAME_SAMPLES);
+    this.#clock = opts.clock ?? frameClock;
+    this.#log = (opts.log ?? rootLog).child({ component: "room_controller", room_id: opts.roomId });
+    this.#onSwitches = opts.onSwitches;
+  }
+
+  /** Index of the next frame to be produced (frame k covers [k·10 ms, (k+1)·10 ms) of room time). */
+  get frameIndex(): number {
+    return this.#frame;
+  }
+  get size(): number {
+    return this.#listeners.size;
+  }
+  get idle(): boolean {
+    return this.#idle;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+  get defaultSource(): RoomDefaultSource {
+    return this.#default;
+  }
+
+  /** What a listener hears now (null: unknown listener or no frame yet). */
+  playing(id: string): ProgramSource | null {
+    return this.#listeners.get(id)?.playing ?? null;
+  }
+  selected(id: string): ListenerSource | null {
+    return this.#listeners.get(id)?.selected ?? null;
+  }
+
+  /** Subscribe to the clock. Idempotent. */
+  start(): void {
+    if (this.#running || this.#closed) return;
+    this.#running = true;
+    this.#clock.add(this.#tick);
+  }
+
+  /** A new listener gets frames from the next tick on (its first frame is its source, no fade). */
+  addListener(id: string, sink: FrameSink, selected: ListenerSource): void {
+    if (this.#closed) throw new Error(`room ${this.roomId} controller is closed`);
+    if (this.#listeners.has(id)) throw new Error(`listener ${id} is already in room ${this.roomId}`);
+    this.#listeners.set(id, {
+      id,
+      sink,
+      selected,
+      playing: null,
+      fade: null,
+      pendingReason: "join",
+      requestedFrame: this.#frame,
+    });
+  }
+
+  /** The listener gets no further frame (takes effect at once: its sink is about to be released). */
+  removeListener(id: string): boolean {
+    return this.#listeners.delete(id);
+  }
+
+  has(id: string): boolean {
+    return this.#listeners.has(id);
+  }
+
+  select(id: string, source: ListenerSource): void {
+    this.#queue({ kind: "select", id, source, frame: this.#frame });
+  }
+  setDefaultSource(source: RoomDefaultSource): void {
+    this.#queue({ kind: "default", source, frame: this.#frame });
+  }
+  setIdle(idle: boolean): void {
+    this.#queue({ kind: "idle", idle, frame: this.#frame });
+  }
+  setIdleSource(source: IdleSource): void {
+    this.#queue({ kind: "idleSource", source, frame: this.#frame });
+  }
+  setTrack(track: BackingTrack | null): void {
+    this.#queue({ kind: "track", track, frame: this.#frame });
+  }
+
+  #queue(c: Command): void {
+    if (!this.#closed) this.#commands.push(c);
+  }
+
+  #resolve(selected: ListenerSource): ProgramSource {
+    if (this.#idle) return this.#idleSource === "track" && this.#track ? "track" : "silence";
+    const s = selected === "room" ? this.#default : selected;
+    return s === "track" && !this.#track ? "silence" : s;
+  }
+
+  #applyCommands(): void {
+    const cmds = this.#commands;
+    if (cmds.length === 0) return;
+    this.#commands = [];
+    const mark = (st: ListenerState, reason: SwitchReason, frame: number) => {
+      st.pendingReason = reason;
+      st.requestedFrame = frame;
+    };
+    for (const c of cmds) {
+      switch (c.kind) {
+        case "select": {
+          const st = this.#listeners.get(c.id);
+          if (!st) break;
+          st.selected = c.source;
+          mark(st, "request", c.frame);
+          break;
+        }
+        case "default":
+          this.#default = c.source;
+          for (const st of this.#listeners.values()) if (st.selected === "room") mark(st, "default", c.frame);
+          break;
+        case "idle":
+          if (c.idle === this.#idle) break;
+          this.#idle = c.idle;
+          for (const st of this.#listeners.values()) mark(st, c.idle ? "idle" : "active", c.frame);
+          break;
+        case "idleSource":
+          this.#idleSource = c.source;
+          for (const st of this.#listeners.values()) mark(st, "idle", c.frame);
+          break;
+        case "track":
+          this.#track = c.track;
+          for (const st of this.#listeners.values()) mark(st, "default", c.frame);
+          break;
+      }
+    }
+  }
+
+  /** Produce frame `frameIndex` for every listener. Called by the clock; public for manual clocks in tests. */
+  tick(): void {
+    if (this.#closed) return;
+    const t0 = performance.now();
+    const frame = this.#frame;
+    this.#applyCommands();
+    const made: SwitchRecord[] = [];
+    let needTrack = false;
+    for (const st of this.#listeners.values()) {
+      const target = this.#resolve(st.selected);
+      if (st.playing === null) {
+        st.playing = target;
+        made.push(this.#record(st, "join", target, target, frame, t0));
+      } else if (target !== st.playing) {
+        const from = st.playing;
+        st.fade = { from, step: 0 };
+        st.playing = target;
+        made.push(this.#record(st, st.pendingReason ?? "request", from, target, frame, t0));
+      }
+      st.pendingReason = null;
+      if (st.playing === "track" || st.fade?.from === "track") needTrack = true;
+    }
+    const speaker = this.speaker.pop() ?? SILENCE;
+    const voice = this.voice.pop() ?? SILENCE;
+    const track = needTrack && this.#track ? this.#track.next() : SILENCE;
+    const pick = (s: ProgramSource) =>
+      s === "speaker" ? speaker : s === "voice" ? voice : s === "track" ? track : SILENCE;
+    let mixes: Map<string, Int16Array> | undefined;
+    let pooled = 0;
+    for (const st of this.#listeners.values()) {
+      let out: Int16Array;
+      const fade = st.fade;
+      if (fade) {
+        const key = `${fade.from}>${st.playing}#${fade.step}`;
+        mixes ??= new Map();
+        let mixed = mixes.get(key);
+        if (!mixed) {
+          const buf = this.#mixPool[pooled] ??= new Int16Array(FRAME_SAMPLES);
+          pooled++;
+          mixed = crossfadeInto(buf, pick(fade.from), pick(st.playing!), this.#gains, fade.step);
+          mixes.set(key, mixed);
+        }
+        out = mixed;
+        if (++fade.step >= this.fadeFrames) st.fade = null;
+      } else out = pick(st.playing!);
+      try {
+        st.sink.pushFrame(out);
+      } catch (err) {
+        sinkErrors.inc();
+        this.#log.warn("listener frame delivery failed", { listener_id: st.id, err });
+      }
+    }
+    this.#frame++;
+    this.ticks++;
+    const spent = performance.now() - t0;
+    if (spent > this.maxTickMs) this.maxTickMs = spent;
+    tickSeconds.observe(spent / 1000);
+    if (made.length) {
+      for (const m of made) if (m.reason !== "join") this.switches++;
+      try {
+        this.#onSwitches?.(made);
+      } catch (err) {
+        this.#log.warn("switch callback failed", { err });
+      }
+    }
+  }
+
+  #record(
+    st: ListenerState,
+    reason: SwitchReason,
+    from: ProgramSource,
+    to: ProgramSource,
+    frame: number,
+    atMs: number,
+  ): SwitchRecord {
+    if (reason !== "join") switchesTotal.inc({ reason });
+    return {
+      listenerId: st.id,
+      from,
+      to,
+      requestedFrame: st.requestedFrame,
+      appliedFrame: frame,
+      atMs,
+      reason,
+    };
+  }
+
+  /** Unsubscribe from the clock, forget listeners and buffered audio. Idempotent; listeners are the room's. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#running) this.#clock.remove(this.#tick);
+    this.#running = false;
+    this.#listeners.clear();
+    this.#commands = [];
+    this.speaker.clear();
+    this.voice.clear();
+    this.#mixPool = [];
+    this.#track = null;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * The origin's rooms: creates, finds and closes Rooms, and exposes their gauges (rooms, listeners per room and
+ * on this origin). The HTTP layer (REST routes, WHEP listener routes) and the database rows sit on top of it.
+ * `close()` closes every room (and so every listener), once.
+ */
+import { ApiError } from "../../lib/errors.ts";
+import { log as rootLog, type Logger } from "../../lib/log.ts";
+import { registry } from "../../lib/metrics.ts";
+import type { BackingTrack } from "./backing_track.ts";
+import type { ListenerConfig } from "./listener.ts";
+import { Room, type RoomSummary } from "./room.ts";
+import { RoomNotFoundError, type RoomOptions, type TickClock } from "./room_types.ts";
+
+const roomsGauge = registry.gauge("parley_rooms", "Open rooms on this origin");
+const listenersGauge = registry.gauge("parley_room_listeners", "Listeners per room");
+const originListeners = registry.gauge("parley_origin_room_listeners", "Room listeners on this origin");
+
+export interface RoomManagerOptions {
+  /** Rooms at most on this origin. Default 100. */
+  maxRooms?: number;
+  clock?: TickClock;
+  listenerConfig?: Partial<ListenerConfig>;
+  idle?: { periodMs?: number; speechRms?: number };
+  log?: Logger;
+  recordGaps?: boolean;
+}
+
+export class RoomManager {
+  readonly maxRooms: number;
+  readonly #opts: RoomManagerOptions;
+  readonly #log: Logger;
+  readonly #rooms = new Map<string, Room>();
+  #closed = false;
+
+  constructor(opts: RoomManagerOptions = {}) {
+    this.#opts = opts;
+    this.maxRooms = opts.maxRooms ?? 100;
+    this.#log = (opts.log ?? rootLog).child({ component: "room_manager" });
+    roomsGauge.collect(() => this.#rooms.size);
+    listenersGauge.collect(() => [...this.#rooms.values()].map((r) => [{ room: r.id }, r.listenerCount]));
+    originListeners.collect(() => this.listenerCount);
+  }
+
+  get size(): number {
+    return this.#rooms.size;
+  }
+
+  get listenerCount(): number {
+    let n = 0;
+    for (const r of this.#rooms.values()) n += r.listenerCount;
+    return n;
+  }
+
+  /** Open a room. 409 when the id is taken, 429 past maxRooms, 503 once the manager is closed. */
+  create(
+    id: string,
+    options: Partial<RoomOptions> = {},
+    extra: { tenantId?: string; track?: BackingTrack | null } = {},
+  ): Room {
+    if (this.#closed) throw new ApiError(503, "unavailable", "origin is shutting down");
+    if (this.#rooms.has(id)) throw new ApiError(409, "conflict", `room ${id} already exists on this origin`);
+    if (this.#rooms.size >= this.maxRooms) {
+      throw new ApiError(429, "limit_exceeded", `this origin hosts ${this.maxRooms} rooms at most`);
+    }
+    const room = new Room({
+      id,
+      tenantId: extra.tenantId,
+      options,
+      track: extra.track,
+      clock: this.#opts.clock,
+      listenerConfig: this.#opts.listenerConfig,
+      idle: this.#opts.idle,
+      log: this.#opts.log,
+      recordGaps: this.#opts.recordGaps,
+      onClosed: (r) => {
+        if (this.#rooms.get(r.id) === r) this.#rooms.delete(r.id);
+      },
+    });
+    this.#rooms.set(id, room);
+    return room;
+  }
+
+  get(id: string): Room | undefined {
+    return this.#rooms.get(id);
+  }
+
+  /** The room, or RoomNotFoundError (404). */
+  require(id: string): Room {
+    const r = this.#rooms.get(id);
+    if (!r) throw new RoomNotFoundError(`room ${id}`);
+    return r;
+  }
+
+  list(): RoomSummary[] {
+    return [...this.#rooms.values()].map((r) => r.summary());
+  }
+
+  /** Close one room and its listeners. Returns false when unknown. */
+  delete(id: string): boolean {
+    const r = this.#rooms.get(id);
+    if (!r) return false;
+    r.close();
+    return true;
+  }
+
+  /** Close every room. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const n = this.#rooms.size;
+    for (const r of [...this.#rooms.values()]) r.close();
+    this.#rooms.clear();
+    this.#log.info("rooms closed", { rooms: n });
+  }
+}

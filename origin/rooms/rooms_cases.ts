@@ -1,0 +1,423 @@
+/**
+ * Rooms with real wrtc peers on loopback: a publisher feed (frames of a spoken WAV or marker tones pushed
+ * through the RoomPublisherFeed, as the Session will) and ListenerClients (recvonly wrtc peers with an `events`
+ * channel) in this process. Each case leaves no listener, room, timer or clock subscription behind.
+ *
+ * Not a `*_test.ts` file: a process that had connected wrtc peers segfaults when it ends on its own (see
+ * origin/session/wrtc.ts), so rooms_wrtc_test.ts runs this as a child script that closes everything and calls
+ * Deno.exit; it exits 1 if a case failed.
+ *
+ *   deno run -A origin/rooms/rooms_cases.ts [name-substring...]
+ */
+import assert from "node:assert/strict";
+import { ApiError } from "../../lib/errors.ts";
+import { configureLogging } from "../../lib/log.ts";
+import type { CaptionEvent, RoomEvent } from "../../protocol/room_messages.ts";
+import type { ServerEvent } from "../../protocol/session_messages.ts";
+import { readWav } from "../pipeline/wav.ts";
+import { FRAME_SAMPLES, frameClock } from "../session/outbound_audio.ts";
+import { procStats } from "../session/proc_stats.ts";
+import { ensureKeepalive } from "../session/wrtc.ts";
+import { caseList, runCases } from "../session/wrtc_cases.ts";
+import { BackingTrack } from "./backing_track.ts";
+import { Room } from "./room.ts";
+import { RoomManager } from "./room_manager.ts";
+import type { ListenerSource, RoomOptions, RoomPublisherFeed } from "./room_types.ts";
+import { ListenerClient, Tone } from "./test_listener.ts";
+
+configureLogging({ level: "warn" });
+ensureKeepalive();
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const { cases, test } = caseList();
+
+const SPEECH = readWav(new URL("../../tests/fixtures/speech/one_phrase_48k.wav", import.meta.url));
+if (SPEECH.sampleRate !== 48_000) throw new Error("fixture is not 48 kHz");
+/** Marker tones: speaker, voice, track. */
+const MARKERS = [500, 1100, 1700];
+
+function pct(xs: number[], p: number): number {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
+}
+
+function toneTrack(freq: number, seconds = 2): BackingTrack {
+  // A whole number of cycles per track so the loop seam is continuous too.
+  const cycles = Math.round(freq * seconds);
+  const n = Math.round(cycles * 48_000 / freq);
+  const pcm = new Int16Array(n).map((_, i) => Math.round(8000 * Math.sin(2 * Math.PI * freq * i / 48_000)));
+  return new BackingTrack(`tone${freq}`, pcm);
+}
+
+/** Pushes publisher frames from the 10 ms clock, as a live Session's media paths would. */
+class PublisherDriver {
+  speaker: (() => Int16Array) | null;
+  voice: (() => Int16Array) | null;
+  lastLoudAt = 0;
+  #t = 0;
+  readonly #tick = () => this.#push();
+  constructor(
+    readonly feed: RoomPublisherFeed,
+    opts: { speaker?: () => Int16Array; voice?: () => Int16Array },
+  ) {
+    this.speaker = opts.speaker ?? null;
+    this.voice = opts.voice ?? null;
+    frameClock.add(this.#tick);
+  }
+  #push(): void {
+    const now = performance.now();
+    if (this.speaker) {
+      const s = this.speaker();
+      if (s.some((x) => Math.abs(x) > 1000)) this.lastLoudAt = now;
+      this.feed.onInboundFrame({ samples: s, sampleRate: 48_000, timestampMs: this.#t, receivedAt: now });
+    }
+    if (this.voice) this.feed.onOutboundFrame(this.voice());
+    this.#t += 10;
+  }
+  stop(): void {
+    frameClock.remove(this.#tick);
+  }
+}
+
+function speechLoop(): () => Int16Array {
+  let pos = 0;
+  const frame = new Int16Array(FRAME_SAMPLES);
+  return () => {
+    for (let i = 0; i < FRAME_SAMPLES; i++) {
+      frame[i] = SPEECH.samples[pos];
+      pos = (pos + 1) % SPEECH.samples.length;
+    }
+    return frame;
+  };
+}
+
+async function join(
+  room: Room,
+  opts: { source?: ListenerSource; markers?: number[]; keepFrames?: boolean } = {},
+): Promise<{ c: ListenerClient; id: string }> {
+  const c = new ListenerClient({ markers: opts.markers ?? MARKERS, keepFrames: opts.keepFrames });
+  const offer = await c.offer();
+  const { listener, answer } = await room.addListener(offer, { source: opts.source });
+  await c.accept(answer);
+  await c.waitFor(() => listener.state === "connected" && c.eventsOpen, 5000, "listener connected");
+  return { c, id: listener.id };
+}
+
+async function joinMany(room: Room, n: number, opts: Parameters<typeof join>[1] = {}) {
+  const out: Array<{ c: ListenerClient; id: string }> = [];
+  for (let i = 0; i < n; i += 5) {
+    out.push(...await Promise.all(Array.from({ length: Math.min(5, n - i) }, () => join(room, opts))));
+  }
+  return out;
+}
+
+function makeRoom(options: Partial<RoomOptions>, track?: BackingTrack) {
+  const manager = new RoomManager({
+    listenerConfig: { connectTimeoutMs: 5000, iceDisconnectedGraceMs: 1000 },
+  });
+  const room = manager.create(crypto.randomUUID(), options, { track });
+  return { manager, room };
+}
+
+function transcript(segment: number, status: "partial" | "confirmed", text: string): ServerEvent {
+  return {
+    type: "transcript",
+    seq: 0,
+    segment_id: segment,
+    status,
+    alternatives: [{ text, score: 0.9 }],
+    stable_text: status === "confirmed" ? text : "",
+    unstable_text: status === "confirmed" ? "" : text,
+    start_ms: segment * 1000,
+    end_ms: segment * 1000 + 900,
+    latency_ms: 100,
+  };
+}
+
+test("20 listeners hear the publisher's voice (energy) and get every confirmed caption in seq order", async () => {
+  const { manager, room } = makeRoom({ idleAfterMs: 5000 });
+  const clockSubs = frameClock.size;
+  const feed = room.attachPublisher({ sessionId: "pub-1" });
+  const driver = new PublisherDriver(feed, { speaker: speechLoop() });
+  const t0 = performance.now();
+  const ls = await joinMany(room, 20, { keepFrames: false });
+  console.log(`  20 listeners connected in ${Math.round(performance.now() - t0)} ms`);
+  assert.equal(room.listenerCount, 20);
+  await Promise.all(ls.map(({ c }) => c.waitFor(() => c.loudFrames > 100, 8000, "speech energy")));
+  for (let seg = 1; seg <= 5; seg++) {
+    for (let p = 1; p <= 3; p++) feed.onEvent(transcript(seg, "partial", `words ${seg}.${p}`));
+    feed.onEvent(transcript(seg, "confirmed", `sentence ${seg}`));
+    await sleep(20);
+  }
+  await Promise.all(ls.map(({ c }) =>
+    c.waitFor(
+      () => c.received.filter((e) => e.type === "caption" && e.status === "confirmed").length === 5,
+      3000,
+      "5 confirmed captions",
+    )
+  ));
+  for (const { c } of ls) {
+    const seqs = c.received.filter((e): e is RoomEvent => "seq" in e && e.type !== "room").map((e) => e.seq);
+    assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), "seq order");
+    assert.equal(new Set(seqs).size, seqs.length, "no duplicate seq");
+    const conf = c.received.filter((e): e is CaptionEvent =>
+      e.type === "caption" && e.status === "confirmed"
+    );
+    assert.deepEqual(conf.map((e) => e.text), [1, 2, 3, 4, 5].map((i) => `sentence ${i}`));
+    assert.ok(c.received.some((e) => e.type === "room"), "room state first");
+  }
+  const gaps = ls.flatMap(({ c }) => c.gapsMs);
+  const loud = ls.map(({ c }) => c.loudFrames);
+  console.log(
+    `  receive gaps over 20 listeners: p50 ${pct(gaps, 0.5).toFixed(1)} p99 ${
+      pct(gaps, 0.99).toFixed(1)
+    } max ${pct(gaps, 1).toFixed(1)} ms; loud frames per listener ${Math.min(...loud)}..${Math.max(...loud)}`,
+  );
+  const sendMax = Math.max(...room.listeners().map((l) => l.maxGapMs));
+  console.log(`  origin send gap max over listeners ${sendMax.toFixed(1)} ms`);
+  driver.stop();
+  feed.detach();
+  manager.close();
+  for (const { c } of ls) c.close();
+  assert.equal(room.closed, true);
+  assert.equal(frameClock.size, clockSubs - 1, "room unsubscribed from the clock");
+});
+
+test("switching speaker ↔ voice ↔ room: on the request's frame at the origin, arrival at the receiver", async () => {
+  const { manager, room } = makeRoom({ defaultSource: "track", idleAfterMs: 5000 }, toneTrack(MARKERS[2]));
+  const feed = room.attachPublisher({ sessionId: "pub-2" });
+  const spk = new Tone(MARKERS[0]), voi = new Tone(MARKERS[1]);
+  const driver = new PublisherDriver(feed, { speaker: () => spk.next(), voice: () => voi.next() });
+  const [a, b] = await joinMany(room, 2, { source: "speaker" });
+  await a.c.waitFor(() => room.controller.idle === false, 3000, "room active");
+  await a.c.waitFor(() => a.c.firstTone(0, 0) !== undefined, 3000, "speaker tone");
+  const arrivals: number[] = [], applyDelays: number[] = [];
+  const order: Array<[ListenerSource, number]> = [["voice", 1], ["room", 2], ["speaker", 0], ["room", 2], [
+    "voice",
+    1,
+  ], ["speaker", 0]];
+  for (const [source, tone] of order) {
+    await sleep(150);
+    const frameBefore = room.controller.frameIndex;
+    const t = performance.now();
+    room.select(a.id, source);
+    await a.c.waitFor(() => a.c.firstTone(tone, t) !== undefined, 2000, `${source} tone`);
+    const sw = room.recentSwitches.filter((s) => s.listenerId === a.id).at(-1)!;
+    assert.equal(sw.appliedFrame, sw.requestedFrame, "switch on the request's frame");
+    assert.ok(sw.requestedFrame >= frameBefore && sw.requestedFrame <= frameBefore + 2);
+    applyDelays.push(sw.atMs - t);
+    arrivals.push(a.c.firstTone(tone, t)!.at - t);
+  }
+  console.log(
+    `  request → tick that switched: max ${
+      Math.max(...applyDelays).toFixed(1)
+    } ms; request → new tone at the ` +
+      `receiver: ${arrivals.map((x) => x.toFixed(0)).join(", ")} ms (includes Opus + jitter buffer latency)`,
+  );
+  assert.ok(Math.max(...applyDelays) <= 20, "the switch is made within 20 ms of the request");
+  assert.ok(Math.max(...arrivals) <= 400, "arrival within 400 ms end to end");
+  // The other listener never changed.
+  assert.ok(b.c.frames.slice(-50).every((f) => f.tone === 0));
+  // The client's own control message switches it too.
+  const t = performance.now();
+  b.c.select("voice");
+  await b.c.waitFor(() => b.c.firstTone(1, t) !== undefined, 2000, "voice after select on the channel");
+  await b.c.waitFor(() => b.c.received.some((e) => e.type === "source" && e.playing === "voice"), 2000);
+  b.c.events.send("{not json");
+  await b.c.waitFor(
+    () => b.c.received.some((e) => e.type === "error"),
+    2000,
+    "error event for a bad message",
+  );
+  driver.stop();
+  manager.close();
+  a.c.close();
+  b.c.close();
+});
+
+test("idle → backing track after idle_after_ms ± 100 ms, back on speech; publisher gone → idle", async () => {
+  const idleAfterMs = 800;
+  const { manager, room } = makeRoom({ idleSource: "track", idleAfterMs }, toneTrack(MARKERS[2]));
+  const feed = room.attachPublisher({ sessionId: "pub-3" });
+  const spk = new Tone(MARKERS[0]);
+  const quiet = new Int16Array(FRAME_SAMPLES);
+  let talking = true;
+  const driver = new PublisherDriver(feed, { speaker: () => talking ? spk.next() : quiet });
+  const [a] = await joinMany(room, 1, { source: "speaker" });
+  await a.c.waitFor(() => a.c.firstTone(0, 0) !== undefined, 3000, "speaker tone");
+  await sleep(300);
+  talking = false;
+  await sleep(50);
+  const lastLoud = driver.lastLoudAt;
+  await a.c.waitFor(() => room.controller.idle, 3000, "idle");
+  const idleSw = room.recentSwitches.filter((s) => s.reason === "idle").at(-1)!;
+  const after = idleSw.atMs - lastLoud;
+  console.log(
+    `  idle switch ${after.toFixed(0)} ms after the last speech frame (idle_after_ms ${idleAfterMs})`,
+  );
+  assert.ok(Math.abs(after - idleAfterMs) <= 100, `idle after ${after.toFixed(0)} ms`);
+  assert.equal(idleSw.to, "track");
+  await a.c.waitFor(() => a.c.firstTone(2, idleSw.atMs) !== undefined, 2000, "backing track at the listener");
+  const resumeAt = performance.now();
+  talking = true;
+  await a.c.waitFor(() => a.c.firstTone(0, resumeAt) !== undefined, 2000, "speaker again");
+  const activeSw = room.recentSwitches.filter((s) => s.reason === "active").at(-1)!;
+  console.log(`  back to the speaker ${(activeSw.atMs - resumeAt).toFixed(0)} ms after speech returned`);
+  assert.ok(activeSw.atMs - resumeAt <= 60);
+  const goneAt = performance.now();
+  feed.detach();
+  await a.c.waitFor(() => a.c.firstTone(2, goneAt) !== undefined, 2000, "track after the publisher left");
+  assert.ok(room.recentSwitches.filter((s) => s.reason === "idle").at(-1)!.atMs - goneAt <= 20);
+  assert.equal(room.publisher, null);
+  assert.ok(a.c.received.some((e) => e.type === "room" && e.publisher === null && e.idle));
+  // A new publisher that does not speak keeps the room idle; its speech ends it.
+  const feed2 = room.attachPublisher({ sessionId: "pub-3b" });
+  driver.stop();
+  const d2 = new PublisherDriver(feed2, { speaker: () => quiet });
+  await sleep(200);
+  assert.equal(room.controller.idle, true);
+  d2.speaker = () => spk.next();
+  await a.c.waitFor(() => !room.controller.idle, 1000, "active on the new publisher's speech");
+  d2.stop();
+  manager.close();
+  a.c.close();
+});
+
+test("a removed listener is gone with its peer, sink and timers; room close cascades", async () => {
+  const { manager, room } = makeRoom({});
+  const feed = room.attachPublisher({ sessionId: "pub-4" });
+  const spk = new Tone(MARKERS[0]);
+  const driver = new PublisherDriver(feed, { speaker: () => spk.next() });
+  const [a, b] = await joinMany(room, 2, { source: "speaker" });
+  const la = room.listener(a.id)!;
+  assert.equal(room.removeListener(a.id), true);
+  assert.equal(room.removeListener(a.id), false, "second remove: unknown");
+  assert.equal(room.listener(a.id), undefined);
+  assert.equal(room.controller.has(a.id), false);
+  assert.equal(la.state, "closed");
+  assert.equal(la.reason, "removed");
+  assert.equal(la.trackState, "ended", "source track stopped");
+  assert.equal(la.peerState, "closed", "peer closed");
+  assert.equal(la.timersPending, false, "no timer left");
+  const framesAtRemove = la.frames;
+  await a.c.waitFor(
+    () => a.c.eventsClosed || a.c.pc.connectionState !== "connected",
+    5000,
+    "client sees the end",
+  );
+  await sleep(100);
+  assert.equal(la.frames, framesAtRemove, "no frame after removal");
+  la.close("error");
+  assert.equal(la.reason, "removed", "close is idempotent");
+  const framesB = b.c.receivedFrames;
+  await sleep(200);
+  assert.ok(b.c.receivedFrames > framesB + 10, "the other listener keeps receiving");
+  const lb = room.listener(b.id)!;
+  const subs = frameClock.size;
+  room.close();
+  room.close();
+  assert.equal(lb.state, "closed");
+  assert.equal(lb.reason, "room_closed");
+  assert.equal(lb.peerState, "closed");
+  assert.equal(room.listenerCount, 0);
+  assert.equal(frameClock.size, subs - 1);
+  assert.equal(room.controller.closed, true);
+  assert.equal(manager.get(room.id), undefined, "the manager forgot the closed room");
+  assert.equal(feed.detached, true, "the publisher's feed is revoked");
+  driver.stop();
+  manager.close();
+  a.c.close();
+  b.c.close();
+});
+
+test("listener cap under a concurrent flood, bad offers, publisher conflict and replace", async () => {
+  const { manager, room } = makeRoom({ maxListeners: 3 });
+  const clients = Array.from({ length: 6 }, () => new ListenerClient());
+  const offers = await Promise.all(clients.map((c) => c.offer()));
+  const results = await Promise.allSettled(offers.map((o) => room.addListener(o)));
+  const ok = results.filter((r) => r.status === "fulfilled");
+  const refused = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+  assert.equal(ok.length, 3);
+  assert.equal(refused.length, 3);
+  for (const r of refused) {
+    assert.ok(
+      r.reason instanceof ApiError && r.reason.status === 429 &&
+        /full \(3 listeners\)/.test(r.reason.message),
+    );
+  }
+  assert.equal(room.listenerCount, 3);
+  // Bad SDP: 400, nothing kept (a slot frees first so the cap is not what refuses it).
+  room.removeListener(room.listeners()[0].id);
+  for (const bad of ["", "v=0\r\nbogus", offers[0].replace(/a=fingerprint:[^\r]*\r\n/, "")]) {
+    await assert.rejects(room.addListener(bad), (e) => e instanceof ApiError && e.status === 400);
+  }
+  assert.equal(room.listenerCount, 2);
+  // Publisher: a second one is a 409 under `reject`.
+  room.attachPublisher({ sessionId: "p1" });
+  assert.throws(
+    () => room.attachPublisher({ sessionId: "p2" }),
+    (e) => e instanceof ApiError && e.status === 409,
+  );
+  manager.close();
+  for (const c of clients) c.close();
+  // `replace`: the old feed is revoked and told.
+  const m2 = new RoomManager();
+  const r2 = m2.create("replace-room", { publisherPolicy: "replace" });
+  let replaced = 0;
+  const f1 = r2.attachPublisher({ sessionId: "p1", onReplaced: () => replaced++ });
+  r2.attachPublisher({ sessionId: "p2" });
+  assert.equal(replaced, 1);
+  assert.equal(f1.detached, true);
+  assert.equal(r2.publisher, "p2");
+  f1.detach(); // a revoked feed's detach does not unseat the new publisher
+  assert.equal(r2.publisher, "p2");
+  assert.throws(() => m2.create("replace-room"), (e) => e instanceof ApiError && e.status === 409);
+  m2.close();
+  assert.throws(
+    () => r2.attachPublisher({ sessionId: "p3" }),
+    (e) => e instanceof ApiError && e.status === 404,
+  );
+});
+
+test("churn: 300 listener joins/leaves keep threads and fds flat", async () => {
+  const { manager, room } = makeRoom({ maxListeners: 50 });
+  const feed = room.attachPublisher({ sessionId: "pub-churn" });
+  const spk = new Tone(MARKERS[0]);
+  const driver = new PublisherDriver(feed, { speaker: () => spk.next() });
+  const cycle = async () => {
+    const { c, id } = await join(room, { keepFrames: false });
+    await c.waitFor(() => c.receivedFrames > 3, 3000, "audio");
+    room.removeListener(id);
+    c.close();
+  };
+  for (let i = 0; i < 10; i++) await cycle(); // warm-up: process-lived JIT, buffers, sockets
+  await sleep(300);
+  const before = procStats();
+  const t0 = performance.now();
+  const total = 300, concurrency = 10;
+  let started = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (started < total) {
+      started++;
+      await cycle();
+    }
+  }));
+  await sleep(500);
+  const after = procStats();
+  console.log(
+    `  ${total} joins/leaves in ${
+      ((performance.now() - t0) / 1000).toFixed(1)
+    } s: threads ${before.threads} → ` +
+      `${after.threads}, fds ${before.fds} → ${after.fds}, RSS ${(before.rssKiB / 1024).toFixed(0)} → ${
+        (after.rssKiB / 1024).toFixed(0)
+      } MiB`,
+  );
+  assert.equal(room.listenerCount, 0);
+  assert.ok(after.threads <= before.threads, `threads ${before.threads} → ${after.threads}`);
+  assert.ok(after.fds <= before.fds, `fds ${before.fds} → ${after.fds}`);
+  driver.stop();
+  manager.close();
+});
+
+if (import.meta.main) await runCases("rooms cases", cases, Deno.args);
