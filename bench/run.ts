@@ -18,6 +18,10 @@ const BENCHES: Record<
   pacing: { file: "pacing.ts", what: "outbound 10 ms frame pacing with 20 sessions" },
   pipeline: { file: "pipeline_latency.ts", what: "speech → partial / confirmed latency, concurrency curve" },
   tts_speed: { file: "tts_speed.ts", what: "espeak synthesis speed (audio s per CPU s)" },
+  flite_speed: {
+    file: "flite_speed.ts",
+    what: "flite synthesis speed per voice (audio s per CPU s), first-sentence latency",
+  },
   tts_fairness: {
     file: "tts_fairness.ts",
     needsPg: true,
@@ -33,6 +37,10 @@ const BENCHES: Record<
     denoFlags: ["--v8-flags=--expose-gc"],
     needsPg: true,
     what: "1M segments: transcript page and search p99, ingest rate",
+  },
+  voice_judge: {
+    file: "voice_judge.ts",
+    what: "intelligibility: held-out sentences per engine/voice → PocketSphinx CLI → WER side by side",
   },
   eval_asr: { file: "eval_asr.ts", what: "bundled recognizer CER/WER (clean, 10 dB) and real-time factor" },
   wrtc_finalization: {

@@ -14,6 +14,7 @@ Deno.test("renderSsml: runs at their rates, breaks as silence, char ranges index
     const plain = await e.synthesize("Hello & welcome.");
     assert.deepEqual(r.words.map((w) => w.text), [
       "Hello",
+      "&",
       "welcome",
       "Now",
       "the",
@@ -24,7 +25,7 @@ Deno.test("renderSsml: runs at their rates, breaks as silence, char ranges index
       "Web",
     ]);
     for (const w of r.words) assert.equal(doc.text.slice(w.char_start, w.char_end), w.text);
-    const gap = r.words[2].start_ms - (r.words[1].start_ms + r.words[1].duration_ms);
+    const gap = r.words[3].start_ms - (r.words[2].start_ms + r.words[2].duration_ms);
     assert.ok(gap >= 800, `gap ${gap}`);
     // the break is silence in the audio
     const pcm = r.pcm as Int16Array;

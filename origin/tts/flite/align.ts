@@ -121,13 +121,18 @@ export function sourceTokens(text: string): SourceToken[] {
     const raw = m[0];
     const lead = raw.match(/^[^\p{L}\p{N}]*/u)![0].length;
     const trail = raw.match(/[^\p{L}\p{N}]*$/u)![0].length;
-    if (lead >= raw.length) continue;
+    if (lead >= raw.length) {
+      // a lone symbol that flite speaks ("&" → "and", "%" → "percent") is a word of its own
+      if (SPOKEN_SYMBOL.test(raw)) out.push({ start: m.index!, end: m.index! + raw.length, key: "" });
+      continue;
+    }
     const core = raw.slice(lead, raw.length - trail);
     out.push({ start: m.index! + lead, end: m.index! + raw.length - trail, key: keyOf(core) });
   }
   return out;
 }
 
+const SPOKEN_SYMBOL = /[&%$@#+=€£¥°]/;
 const keyOf = (s: string) => s.toLowerCase().replace(/[’]/g, "'").replace(/[^\p{L}\p{N}']/gu, "");
 
 /**
@@ -148,6 +153,16 @@ export function mapGroupsToTokens(
       spans.push({ tokenFrom: i, tokenTo: i + 1, groupFrom: j, groupTo: j + 1 });
       i++;
       j++;
+      continue;
+    }
+    // flite said something extra before this token's word: those groups belong to the previous span
+    const ahead = tokens[i].key ? gkey.indexOf(tokens[i].key, j + 1) : -1;
+    if (
+      ahead > j && ahead <= j + 2 && spans.length &&
+      !gkey.slice(j, ahead).some((k) => tokens.some((t) => t.key === k))
+    ) {
+      spans[spans.length - 1].groupTo = ahead;
+      j = ahead;
       continue;
     }
     // the next token (after i) that matches a group within reach

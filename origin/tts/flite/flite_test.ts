@@ -65,24 +65,8 @@ Deno.test("flite: normalised words map back to the source tokens", async () => {
   try {
     const text = "It's 5 pm, Dr. Smith; the U.S.A. team won 3 to 1 at well-known Hall 12.";
     const r = await e.synthesize(text);
-    assert.deepEqual(r.words.map((w) => w.text), [
-      "It's",
-      "5",
-      "pm",
-      "Dr",
-      "Smith",
-      "the",
-      "U.S.A",
-      "team",
-      "won",
-      "3",
-      "to",
-      "1",
-      "at",
-      "well-known",
-      "Hall",
-      "12",
-    ]);
+    const expected = "It's 5 pm Dr Smith the U.S.A team won 3 to 1 at well-known Hall 12".split(" ");
+    assert.deepEqual(r.words.map((w) => w.text), expected);
     for (const w of r.words) {
       assert.equal(text.slice(w.char_start, w.char_end), w.text);
       assert.ok(w.duration_ms > 40, `"${w.text}" ${w.duration_ms} ms`);
