@@ -28,6 +28,7 @@ import type { EdgeApp, EdgeContext } from "../context.ts";
 import { guard } from "../context.ts";
 import { assertSessionAllowed, type Principal } from "../auth.ts";
 import { OriginUnreachableError } from "../origin_client.ts";
+import { nodeLivenessKnown } from "../database_watch.ts";
 
 const setupSeconds = registry.histogram(
   "parley_edge_session_setup_seconds",
@@ -88,32 +89,54 @@ async function nodeUrl(ctx: EdgeContext, nodeId: string | null): Promise<string 
   return rows[0]?.alive ? rows[0].url : null;
 }
 
-/** End a live session on its origin (or mark it origin_lost when the origin is gone). */
+/**
+ * End a live session on its origin. The session is marked `origin_lost` here only when its origin is known to be
+ * gone: it deregistered, or it cannot be reached AND its heartbeat is stale while this edge has been connected to
+ * the database long enough to trust heartbeats (database_watch.ts). An origin whose heartbeat merely looks stale
+ * (the database was down) is still asked; when it cannot be reached and its death is not certain, the DELETE is
+ * answered 503 + Retry-After and nothing is marked: a 204 promises that the session has ended.
+ */
 async function endSession(
   ctx: EdgeContext,
   row: typeof sessions.$inferSelect,
   requestId: string,
 ): Promise<void> {
-  const url = await nodeUrl(ctx, row.nodeId);
-  if (!url) {
+  const node = row.nodeId ? await nodeRow(ctx, row.nodeId) : undefined;
+  if (!node || node.stopped) {
     await markClosed(ctx, row.id, "origin_lost");
     return;
   }
   try {
     const res = await ctx.origins.call(
-      url,
+      node.url,
       "DELETE",
       `${INTERNAL_SESSIONS_PATH}/${row.id}?reason=client_hangup`,
       {
         requestId,
+        ...(node.alive ? {} : { timeoutMs: 5_000 }),
       },
     );
     if (res.status === 404) await markClosed(ctx, row.id, "origin_lost");
     else if (res.status >= 300) throw new ApiError(502, "origin_error", `origin answered ${res.status}`);
   } catch (e) {
     if (!(e instanceof OriginUnreachableError)) throw e;
+    if (node.alive || !nodeLivenessKnown(ctx)) {
+      throw new ApiError(503, "unavailable", "the session's origin cannot be reached now; retry", {
+        "Retry-After": "2",
+      });
+    }
     await markClosed(ctx, row.id, "origin_lost");
   }
+}
+
+async function nodeRow(
+  ctx: EdgeContext,
+  nodeId: string,
+): Promise<{ url: string; alive: boolean; stopped: boolean } | undefined> {
+  const rows = await ctx.database.query<{ url: string; alive: boolean; stopped: boolean }>(sql`
+    select url, heartbeat_at > now() - make_interval(secs => ${ctx.config.NODE_TIMEOUT_MS / 1000}) as alive,
+      stopped_at is not null as stopped from nodes where id = ${nodeId}`);
+  return rows[0];
 }
 
 /** Mark closed from the edge side (origin gone); never overwrites an earlier reason. */
