@@ -43,6 +43,8 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     sessionConfig: {
       iceDisconnectedGraceMs: config.ICE_DISCONNECTED_GRACE_MS,
       mediaTimeoutMs: config.MEDIA_TIMEOUT_MS,
+      eventBacklogMax: config.SESSION_EVENT_BACKLOG_MAX,
+      eventMaxWaitMs: config.SESSION_EVENT_MAX_WAIT_MS,
     },
     pipelineFactory: (host, options) => hub.createPipeline(host, options),
   });
