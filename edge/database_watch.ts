@@ -5,8 +5,8 @@
  * a DELETE without reaching it) only after it has itself been connected for longer than the node timeout plus one
  * heartbeat period: by then every live node has had time to heartbeat again.
  *
- * A probe (`select 1`) runs every `probeMs`; one that fails, or is still unanswered at the next tick (a hung
- * connection), ends the connected stretch.
+ * A probe (`select 1`) runs every `probeMs`; one that fails, or is still unanswered after `hungMs` (a hung
+ * connection; a slow answer on a busy machine is not an outage), ends the connected stretch.
  */
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
@@ -21,7 +21,8 @@ const outages = registry.counter(
 
 export class DatabaseWatch {
   #timer: ReturnType<typeof setInterval> | undefined;
-  #inFlight = false;
+  /** performance.now() when the unanswered probe was sent; undefined when none is in flight. */
+  #inFlightSince: number | undefined;
   /** performance.now() since which every probe succeeded; undefined while disconnected. */
   #connectedSince: number | undefined;
   #closed = false;
@@ -30,6 +31,7 @@ export class DatabaseWatch {
     private readonly database: Database,
     private readonly log: Logger,
     readonly probeMs: number,
+    readonly hungMs = Math.max(2000, 2 * probeMs),
   ) {
     // Start as "just connected": an edge that starts (or restarts) has no history to trust either.
     this.#connectedSince = performance.now();
@@ -44,11 +46,11 @@ export class DatabaseWatch {
   /** One probe now (the timer calls this; tests may too). */
   async probe(): Promise<void> {
     if (this.#closed) return;
-    if (this.#inFlight) {
-      this.#lost("probe unanswered");
+    if (this.#inFlightSince !== undefined) {
+      if (performance.now() - this.#inFlightSince > this.hungMs) this.#lost("probe unanswered");
       return;
     }
-    this.#inFlight = true;
+    this.#inFlightSince = performance.now();
     try {
       await this.database.query(sql`select 1`);
       if (this.#connectedSince === undefined) {
@@ -58,7 +60,7 @@ export class DatabaseWatch {
     } catch (err) {
       this.#lost(String(err));
     } finally {
-      this.#inFlight = false;
+      this.#inFlightSince = undefined;
     }
   }
 

@@ -19,7 +19,7 @@ Deno.test({
       ],
       stdout: "inherit",
       stderr: "inherit",
-      signal: AbortSignal.timeout(240_000),
+      signal: AbortSignal.timeout(420_000),
     }).output();
     assert.equal(signal, null);
     assert.equal(code, 0, "database outage cases failed");

@@ -81,14 +81,6 @@ function summary(row: typeof sessions.$inferSelect) {
   };
 }
 
-async function nodeUrl(ctx: EdgeContext, nodeId: string | null): Promise<string | null> {
-  if (!nodeId) return null;
-  const rows = await ctx.database.query<{ url: string; alive: boolean }>(sql`
-    select url, (heartbeat_at > now() - make_interval(secs => ${ctx.config.NODE_TIMEOUT_MS / 1000})
-      and stopped_at is null) as alive from nodes where id = ${nodeId}`);
-  return rows[0]?.alive ? rows[0].url : null;
-}
-
 /**
  * End a live session on its origin. The session is marked `origin_lost` here only when its origin is known to be
  * gone: it deregistered, or it cannot be reached AND its heartbeat is stale while this edge has been connected to
@@ -204,10 +196,13 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
       if (row.state === "closed") {
         throw new ApiError(409, "conflict", `session already closed (${row.reason})`);
       }
-      const url = await nodeUrl(ctx, row.nodeId);
-      if (!url) throw new ApiError(409, "conflict", "the session's origin is gone; start a new session");
+      const node = row.nodeId ? await nodeRow(ctx, row.nodeId) : undefined;
+      if (!node || node.stopped || (!node.alive && nodeLivenessKnown(ctx))) {
+        throw new ApiError(409, "conflict", "the session's origin is gone; start a new session");
+      }
+      // A stale heartbeat right after a database outage proves nothing yet: try the origin.
       sessionId = row.id;
-      candidates = [{ id: row.nodeId!, url }];
+      candidates = [{ id: row.nodeId!, url: node.url }];
     } else {
       if (p.sessionId) throw new ApiError(403, "forbidden", "this token is limited to an existing session");
       const [{ n }] = await ctx.database.query<{ n: number }>(sql`select count(*)::int as n from sessions

@@ -563,7 +563,7 @@ export class Session implements PipelineHost {
   }
 
   #deliver(ev: ServerEvent): void {
-    if (ev.type === "bye" && this.#byeSent) return; // already sent before it could be stored (#sendBye)
+    if (this.#byeSent) return; // the bye went out before it could be stored (#sendBye): it is the last event
     if (this.#live && this.#events?.readyState === "open") this.#send(ev);
     else this.#pending.push(ev);
   }

@@ -59,7 +59,7 @@ try {
   procs.push(origin);
   const base = `http://127.0.0.1:${port}`;
   await waitReady(base);
-  await origin.waitFor(/Parley origin \S+ serving/, 120_000);
+  await origin.waitFor(/Parley origin \S+ serving/, 240_000);
 
   const sentence = readWav(new URL("../fixtures/speech/one_phrase_48k.wav", import.meta.url)).samples;
   const ids: string[] = [];
