@@ -75,16 +75,45 @@ try {
     await c.accept((r.body as { sdp: string }).sdp);
   }
   for (const c of clients) await c.waitForEvent("state", (e) => e.state === "active", 20_000);
+  // Session time (the transcripts' start_ms/end_ms) runs from `active`; each client's offset is calibrated on
+  // the first sentence below.
+  const activeAt = clients.map(() => performance.now());
+  const sentenceMs = sentence.length / 48;
 
+  /** Per client: the session-time span of every sentence played. */
+  const plays: Array<Array<[number, number]>> = clients.map(() => []);
   let spoken = 0;
   const say = () => {
     spoken++;
-    for (const c of clients) c.play(sentence);
+    clients.forEach((c, i) => {
+      c.play(sentence);
+      const at = performance.now() - activeAt[i];
+      plays[i].push([at, at + sentenceMs]);
+    });
   };
+  /** Sentences (of those played so far) without a confirmed transcript overlapping them. */
+  const unheard = (i: number) =>
+    plays[i].filter(([a, b]) =>
+      !confirmed(clients[i]).some((t) => t.start_ms < b + 1000 && t.end_ms > a - 1000)
+    );
   const allHeard = async (what: string, timeoutMs: number) => {
-    for (const c of clients) await c.waitFor(() => confirmed(c).length >= spoken, timeoutMs, what);
+    for (const [i, c] of clients.entries()) {
+      await c.waitFor(() => unheard(i).length === 0, timeoutMs, `${what} (client ${i})`).catch((e) => {
+        const spans = (l: Array<[number, number]>) => JSON.stringify(l.map((p) => p.map(Math.round)));
+        throw new Error(
+          `${e.message}: sentences at ${spans(unheard(i))} ms have no confirmed transcript; confirmed: ${
+            spans(confirmed(c).map((t) => [t.start_ms, t.end_ms]))
+          }`,
+        );
+      });
+    }
   };
   say();
+  for (const [i, c] of clients.entries()) {
+    await c.waitFor(() => confirmed(c).length >= 1, 30_000, "the first sentence");
+    activeAt[i] -= confirmed(c)[0].start_ms - plays[i][0][0];
+    plays[i][0] = [confirmed(c)[0].start_ms, confirmed(c)[0].start_ms + sentenceMs];
+  }
   await allHeard("the first sentence", 30_000);
 
   const figures: string[] = [];
@@ -136,10 +165,7 @@ try {
       seqs.forEach((s, k) => assert.equal(s, k + 1, `client ${i}: seq gap/dup at ${k}: ${seqs.join(",")}`));
       const stored = await db`select seq from session_events where session_id = ${ids[i]} order by seq`;
       assert.deepEqual(stored.map((r) => Number(r.seq)), seqs, `client ${i}: received = stored log`);
-      assert.ok(
-        confirmed(c).length >= spoken,
-        `client ${i}: ${confirmed(c).length} confirmed of ${spoken} spoken`,
-      );
+      assert.deepEqual(unheard(i), [], `client ${i}: every sentence spoken has its confirmed transcript`);
       const segs = await db`select text from transcript_segments where session_id = ${ids[i]} order by seq`;
       assert.deepEqual(segs.map((r) => r.text), confirmed(c).map((t) => t.alternatives[0].text));
       const [row] = await db`select state, reason from sessions where id = ${ids[i]}`;
