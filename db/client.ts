@@ -154,12 +154,17 @@ async function openPostgres(url: string, opts: DatabaseOptions, log: Logger): Pr
  * the error message. The kernel drops the lock when its holder dies, however it dies, so a restart right after a
  * kill -9 is never refused: judging by the pid instead saw the dead process as alive while it was still being
  * torn down or not yet reaped (a zombie keeps /proc/<pid>), and a recycled pid could look alive forever.
+ * A killed process keeps its files until the kernel has torn down its memory, which takes a moment for a big
+ * one on a busy machine: the lock is retried for `waitMs` before the directory is declared in use.
  */
-function acquireLockFile(path: string): () => void {
+async function acquireLockFile(path: string, waitMs = 3000): Promise<() => void> {
   const f = Deno.openSync(path, { read: true, write: true, create: true });
   let locked = false;
+  const deadline = performance.now() + waitMs;
   try {
-    locked = f.tryLockSync(true);
+    while (!(locked = f.tryLockSync(true)) && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
   } catch (e) {
     f.close();
     throw e;
@@ -195,7 +200,7 @@ async function openPglite(opts: DatabaseOptions, log: Logger): Promise<Database>
   if (!inMemory) {
     const parent = dataDir.replace(/\/+$/, "").split("/").slice(0, -1).join("/") || ".";
     Deno.mkdirSync(parent, { recursive: true });
-    releaseLock = acquireLockFile(`${dataDir.replace(/\/+$/, "")}.lock`);
+    releaseLock = await acquireLockFile(`${dataDir.replace(/\/+$/, "")}.lock`);
   }
   let pg: PGlite;
   try {

@@ -7,7 +7,6 @@
  * that zombie for a live holder.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { freePort, ParleyProcess, waitReady } from "./e2e/stack_process.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -67,8 +66,8 @@ Deno.test("PGlite: kill -9 then restart within 0.3 s starts; a live holder is st
     second = new ParleyProcess("edge", env);
     const restartMs = performance.now() - killedAt;
     assert.ok(restartMs < 300, `restarted ${Math.round(restartMs)} ms after the kill`);
-    assert.ok(existsSync(`/proc/${first.pid}`), "the killed process is still a zombie at the restart");
-    assert.equal(processState(first.pid), "Z");
+    // Still there: dying (its memory being torn down) or a zombie. Either way it holds nothing any more.
+    assert.notEqual(processState(first.pid), "gone");
     await waitReady(`http://127.0.0.1:${port}`, 60_000).catch((e) => {
       throw new Error(`${e.message}\nstderr: ${second!.stderr.slice(-2000)}`);
     });
