@@ -156,38 +156,48 @@ async function openPostgres(url: string, opts: DatabaseOptions, log: Logger): Pr
   return database;
 }
 
-/** Take an exclusive lock file beside the data dir; a stale lock (dead pid) is taken over. */
-function acquireLockFile(path: string): () => void {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const f = Deno.openSync(path, { write: true, createNew: true });
-      f.writeSync(new TextEncoder().encode(String(Deno.pid)));
-      f.close();
-      return () => {
-        try {
-          if (Deno.readTextFileSync(path).trim() === String(Deno.pid)) Deno.removeSync(path);
-        } catch { /* already gone */ }
-      };
-    } catch (e) {
-      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
-      const pid = Number(Deno.readTextFileSync(path).trim());
-      const alive = Number.isInteger(pid) && pid > 0 && pid !== Deno.pid && isAlive(pid);
-      if (alive || pid === Deno.pid) {
-        throw new Error(`data directory is in use by process ${pid} (lock file ${path})`);
-      }
-      Deno.removeSync(path); // stale
-    }
-  }
-  throw new Error(`could not take lock file ${path}`);
-}
-
-function isAlive(pid: number): boolean {
+/**
+ * Take an exclusive lock beside the data dir: an OS advisory lock (flock) on a lock file that holds our pid for
+ * the error message. The kernel drops the lock when its holder dies, however it dies, so a restart right after a
+ * kill -9 is never refused: judging by the pid instead saw the dead process as alive while it was still being
+ * torn down or not yet reaped (a zombie keeps /proc/<pid>), and a recycled pid could look alive forever.
+ * A killed process keeps its files until the kernel has torn down its memory, which takes a moment for a big
+ * one on a busy machine: the lock is retried for `waitMs` before the directory is declared in use.
+ */
+async function acquireLockFile(path: string, waitMs = 3000): Promise<() => void> {
+  const f = Deno.openSync(path, { read: true, write: true, create: true });
+  let locked = false;
+  const deadline = performance.now() + waitMs;
   try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
+    while (!(locked = f.tryLockSync(true)) && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } catch (e) {
+    f.close();
+    throw e;
   }
+  if (!locked) {
+    f.close();
+    let holder = "another process";
+    try {
+      const pid = Number(Deno.readTextFileSync(path).trim());
+      if (Number.isInteger(pid) && pid > 0) holder = `process ${pid}`;
+    } catch { /* unreadable: keep the generic name */ }
+    throw new Error(`data directory is in use by ${holder} (lock file ${path})`);
+  }
+  f.truncateSync(0);
+  f.writeSync(new TextEncoder().encode(String(Deno.pid)));
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    // The file stays: removing it while another process waits to open it would let two holders lock two inodes.
+    try {
+      f.truncateSync(0);
+      f.unlockSync();
+    } catch { /* closing releases it anyway */ }
+    f.close();
+  };
 }
 
 async function openPglite(opts: DatabaseOptions, log: Logger): Promise<Database> {
@@ -197,7 +207,7 @@ async function openPglite(opts: DatabaseOptions, log: Logger): Promise<Database>
   if (!inMemory) {
     const parent = dataDir.replace(/\/+$/, "").split("/").slice(0, -1).join("/") || ".";
     Deno.mkdirSync(parent, { recursive: true });
-    releaseLock = acquireLockFile(`${dataDir.replace(/\/+$/, "")}.lock`);
+    releaseLock = await acquireLockFile(`${dataDir.replace(/\/+$/, "")}.lock`);
   }
   let pg: PGlite;
   try {

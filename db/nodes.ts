@@ -77,10 +77,17 @@ export async function pickNodes(
     .sort((a, b) => a.load / a.capacity - b.load / b.capacity || a.load - b.load || a.id.localeCompare(b.id));
 }
 
-/** The URL of a live node (heartbeat within `timeoutMs`, not stopped), or null. */
-export async function liveNodeUrl(database: Database, id: string, timeoutMs: number): Promise<string | null> {
-  const rows = await database.query<{ url: string; alive: boolean }>(sql`
-    select url, (heartbeat_at > now() - make_interval(secs => ${timeoutMs / 1000})
-      and stopped_at is null) as alive from nodes where id = ${id}`);
-  return rows[0]?.alive ? rows[0].url : null;
+/**
+ * A node's URL, whether its heartbeat is within `timeoutMs` and whether it deregistered; undefined when it never
+ * registered. Callers decide what a stale heartbeat means (after a database outage it proves nothing yet).
+ */
+export async function nodeStatus(
+  database: Database,
+  id: string,
+  timeoutMs: number,
+): Promise<{ url: string; alive: boolean; stopped: boolean } | undefined> {
+  const rows = await database.query<{ url: string; alive: boolean; stopped: boolean }>(sql`
+    select url, heartbeat_at > now() - make_interval(secs => ${timeoutMs / 1000}) as alive,
+      stopped_at is not null as stopped from nodes where id = ${id}`);
+  return rows[0];
 }

@@ -7,6 +7,7 @@ import { adminRoutes } from "./routes/admin.ts";
 import { opsRoutes } from "./routes/ops.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
+import { databaseUnavailableResponse } from "./unavailable.ts";
 
 /** Extra route groups (TTS jobs, history, web client) register through this hook as they land. */
 export type RouteGroup = (app: Hono<{ Variables: EdgeVariables }>, ctx: EdgeContext) => void;
@@ -17,7 +18,7 @@ export function createEdgeApp(
 ): Hono<{ Variables: EdgeVariables }> {
   const app = new Hono<{ Variables: EdgeVariables }>();
   app.use("*", observe("edge", ctx.log));
-  installErrorHandling(app, ctx.log);
+  installErrorHandling(app, ctx.log, databaseUnavailableResponse);
   opsRoutes(app, ctx);
   tokenRoutes(app, ctx);
   adminRoutes(app, ctx);

@@ -88,8 +88,10 @@ export class Authenticator {
     if (!key || key.revokedAt || key.tenantId !== claims.ten) {
       throw new ApiError(401, "unauthorized", "token's API key was revoked");
     }
-    // A token never carries more than its key has now.
-    const scopes = claims.scp.filter((s) => key.scopes.includes(s) || key.scopes.includes("admin"));
+    // A token never carries more than its key has now, and a session-bound one never `tts` (tenant-wide jobs).
+    const scopes = claims.scp.filter((s) =>
+      (key.scopes.includes(s) || key.scopes.includes("admin")) && !(claims.sid && s === "tts")
+    );
     return { kind: "token", tenantId: claims.ten, keyId: key.id, scopes, sessionId: claims.sid };
   }
 }

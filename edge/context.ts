@@ -7,6 +7,7 @@ import type { Scope } from "../protocol/api.ts";
 import { type Authenticator, type EdgeVariables, requireScope } from "./auth.ts";
 import { rateLimit, type RateLimiter } from "./rate_limit.ts";
 import type { OriginClient } from "./origin_client.ts";
+import type { DatabaseWatch } from "./database_watch.ts";
 
 export interface EdgeContext {
   config: Config;
@@ -20,6 +21,8 @@ export interface EdgeContext {
    * ready until its own origin serves sessions.
    */
   readyChecks: Map<string, () => boolean>;
+  /** This edge's uninterrupted database connectivity: node liveness is judged only after enough of it. */
+  dbWatch: DatabaseWatch;
 }
 
 export type EdgeApp = Hono<{ Variables: EdgeVariables }>;

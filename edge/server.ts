@@ -14,6 +14,7 @@ import type { EdgeContext } from "./context.ts";
 import { OriginClient } from "./origin_client.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { sweepLostSessions } from "./routes/sessions.ts";
+import { DatabaseWatch, nodeLivenessKnown } from "./database_watch.ts";
 
 const swept = registry.counter(
   "parley_edge_sessions_swept_total",
@@ -38,6 +39,8 @@ export class EdgeServer {
     const host = addr.hostname === "0.0.0.0" || addr.hostname === "127.0.0.1" ? "localhost" : addr.hostname;
     this.url = ctx.config.PUBLIC_URL ?? `http://${host}:${addr.port}`;
     this.#sweeper = setInterval(() => {
+      // Heartbeats the database could not receive prove nothing: wait until live nodes have had time to beat.
+      if (!nodeLivenessKnown(ctx)) return;
       sweepLostSessions(ctx).then((n) => {
         if (n > 0) {
           swept.inc(undefined, n);
@@ -65,6 +68,7 @@ export class EdgeServer {
       origins: new OriginClient(internal),
       log: log.child({ role: "edge" }),
       readyChecks: new Map(),
+      dbWatch: new DatabaseWatch(database, log.child({ role: "edge" }), Math.min(1000, config.HEARTBEAT_MS)),
     };
     const edge = new EdgeServer(ctx, extra);
     ctx.log.info("edge listening", { url: edge.url });
@@ -85,6 +89,7 @@ export class EdgeServer {
     this.#closing ??= (async () => {
       this.#state = "closing";
       clearInterval(this.#sweeper);
+      this.ctx.dbWatch.close();
       await this.#server.shutdown();
       this.#state = "closed";
       this.ctx.log.info("edge closed");

@@ -45,6 +45,9 @@ export const CONFIG_SCHEMA = {
   MEDIA_TIMEOUT_MS: int(500, 3600000).default(15000),
   SESSION_CONNECT_TIMEOUT_MS: int(1000, 600000).default(20000),
   SHUTDOWN_GRACE_MS: int(0, 600000).default(10000),
+  /** Database outage: events a session keeps in memory for the database, and how long any may wait. */
+  SESSION_EVENT_BACKLOG_MAX: int(10, 1_000_000).default(5000),
+  SESSION_EVENT_MAX_WAIT_MS: int(1000, 3_600_000).default(60_000),
   ASR_ENGINE: z.enum(ASR_ENGINES).default("ctc"),
   ASR_MODEL: z.string().min(1).default("parley-asr-en"),
   MODELS_DIR: z.string().min(1).default("./models"),

@@ -50,10 +50,18 @@ export function observe(app: string, log: Logger): MiddlewareHandler<{ Variables
   };
 }
 
-/** Install the one error shape: ApiError as-is, Hono's HTTPExceptions mapped, anything else → 500 (logged). */
-export function installErrorHandling<V extends AppVariables>(app: Hono<{ Variables: V }>, log: Logger): void {
+/**
+ * Install the one error shape: ApiError as-is, Hono's HTTPExceptions mapped, `mapError`'s ApiError for errors it
+ * recognizes (the apps map "database unavailable" to 503), anything else → 500 (logged).
+ */
+export function installErrorHandling<V extends AppVariables>(
+  app: Hono<{ Variables: V }>,
+  log: Logger,
+  mapError: (err: unknown) => ApiError | undefined = () => undefined,
+): void {
   app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
   app.onError((err, c) => {
+    if (!(err instanceof ApiError)) err = mapError(err) ?? err;
     if (err instanceof ApiError) {
       for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
       return c.json(err.toJSON(), err.status as 400);

@@ -23,6 +23,8 @@ export function sessionConfig(config: Config): Partial<SessionConfig> {
     iceDisconnectedGraceMs: config.ICE_DISCONNECTED_GRACE_MS,
     mediaTimeoutMs: config.MEDIA_TIMEOUT_MS,
     connectTimeoutMs: config.SESSION_CONNECT_TIMEOUT_MS,
+    eventBacklogMax: config.SESSION_EVENT_BACKLOG_MAX,
+    eventMaxWaitMs: config.SESSION_EVENT_MAX_WAIT_MS,
   };
 }
 

@@ -7,7 +7,9 @@
 import { Hono } from "hono";
 import { type Database, databaseChecks } from "../db/client.ts";
 import { heartbeatNode, registerNode, stopNode } from "../db/nodes.ts";
+import { databaseNow, settleOrphanedSessions } from "../db/orphan_sessions.ts";
 import { sharedSecret } from "../db/settings.ts";
+import { isDatabaseUnavailable } from "../db/unavailable.ts";
 import type { Config } from "../lib/config.ts";
 import { ApiError } from "../lib/errors.ts";
 import { type AppVariables, installErrorHandling, observe, readBodyLimited } from "../lib/http.ts";
@@ -44,6 +46,7 @@ export class OriginServer {
   #state: "running" | "draining" | "closed" = "running";
   #server?: Deno.HttpServer;
   #heartbeat?: ReturnType<typeof setInterval>;
+  #orphanPass?: ReturnType<typeof setTimeout>;
   #closing?: Promise<void>;
   #accepted = 0;
   #successorServing = false;
@@ -88,6 +91,7 @@ export class OriginServer {
   ): Promise<OriginServer> {
     const secret = await sharedSecret(database, "internal_secret", config.INTERNAL_SECRET);
     const o = new OriginServer(config, database, log, secret, parts);
+    await o.settleOrphans();
     o.#server = Deno.serve(
       { hostname: config.ORIGIN_HOST, port: config.ORIGIN_PORT, onListen: () => {} },
       o.app.fetch,
@@ -107,6 +111,28 @@ export class OriginServer {
 
   get state(): "running" | "draining" | "closed" {
     return this.#state;
+  }
+
+  /**
+   * Before serving: close what a previous process under this node id left open (db/orphan_sessions.ts); once
+   * more after the connect timeout for rows that were still `connecting` (possibly in flight) the first time.
+   */
+  private async settleOrphans(): Promise<void> {
+    const createdBefore = await databaseNow(this.database);
+    const grace = this.config.SESSION_CONNECT_TIMEOUT_MS + this.config.NODE_TIMEOUT_MS;
+    const pass = async () => {
+      const ids = await settleOrphanedSessions(this.database, this.nodeId, {
+        createdBefore,
+        connectingGraceMs: grace,
+      });
+      if (ids.length) {
+        this.log.warn("closed sessions left by a previous process of this node", { count: ids.length });
+      }
+    };
+    await pass();
+    this.#orphanPass = setTimeout(() => {
+      pass().catch((err) => this.log.warn("orphan session pass failed", { err: String(err) }));
+    }, grace + 1000);
   }
 
   /** Sessions accepted before recycling; 0 = never (only a supervised child recycles: main.ts decides). */
@@ -188,7 +214,11 @@ export class OriginServer {
   private buildApp(): Hono<{ Variables: OriginVariables }> {
     const app = new Hono<{ Variables: OriginVariables }>();
     app.use("*", observe("origin", this.log));
-    installErrorHandling(app, this.log);
+    installErrorHandling(app, this.log, (err) =>
+      // 503: the edge tries another origin (or tells its client to retry) instead of failing the request.
+      isDatabaseUnavailable(err)
+        ? new ApiError(503, "unavailable", "database unavailable", { "Retry-After": "5" })
+        : undefined);
     app.get("/healthz", (c) => c.json({ ok: true, role: "origin", node_id: this.nodeId }));
     app.get("/readyz", async (c) => {
       const checks: Record<string, boolean> = await databaseChecks(this.database);
@@ -280,6 +310,7 @@ export class OriginServer {
         }
       } finally {
         clearInterval(this.#heartbeat);
+        clearTimeout(this.#orphanPass);
         await stopNode(this.database, this.nodeId).catch(() => {});
         await this.#server?.shutdown();
         this.#state = "closed";

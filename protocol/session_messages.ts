@@ -24,6 +24,8 @@ export const CLOSE_REASONS = [
   "origin_lost",
   "admin",
   "error",
+  /** The database stayed unreachable past the session's event backlog bound (docs/reliability.md). */
+  "database_unavailable",
 ] as const;
 export type CloseReason = typeof CLOSE_REASONS[number];
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
 import { sessions } from "../db/schema.ts";
+import { ttsRoutes } from "../edge/routes/tts.ts";
 import { api, startStack } from "./harness.ts";
 
 Deno.test("auth: credentials, scopes, tokens, revocation, tenant isolation", async (t) => {
@@ -123,6 +124,42 @@ Deno.test("rate limit: 429 with Retry-After beyond the burst", async () => {
     assert.deepEqual(statuses.slice(0, 3), [200, 200, 200]);
     assert.equal(statuses[4], 429);
     assert.ok(Number(retryAfter) >= 1);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("auth: a session-bound token cannot carry 'tts' (minting 400; default scopes leave it out)", async () => {
+  const s = await startStack({ routes: [ttsRoutes] });
+  try {
+    const k = await s.key(["sessions", "tts"]);
+    const sid = crypto.randomUUID();
+    const refused = await api(s, "POST", "/v1/tokens", {
+      key: k.key,
+      json: { scopes: ["sessions", "tts"], session_id: sid },
+    });
+    assert.equal(refused.status, 400, refused.text);
+    assert.equal((refused.body as { error: { code: string } }).error.code, "validation_failed");
+    assert.match((refused.body as { error: { message: string } }).error.message, /session.*tts/);
+    // Without explicit scopes a session-bound token gets the key's scopes minus tts.
+    const dflt = await api(s, "POST", "/v1/tokens", { key: k.key, json: { session_id: sid } });
+    assert.equal(dflt.status, 201, dflt.text);
+    assert.deepEqual((dflt.body as { scopes: string[] }).scopes, ["sessions"]);
+    const bt = (dflt.body as { token: string }).token;
+    assert.equal((await api(s, "GET", "/v1/tts/jobs", { key: bt })).status, 403);
+    // A session-bound token that claims tts (minted directly, as an older edge could have) cannot use it.
+    const p = await s.edge.ctx.auth.authenticate(`Bearer ${k.key}`);
+    const legacy = await s.edge.ctx.auth.mintToken(p, {
+      scopes: ["sessions", "tts"],
+      ttlSeconds: 60,
+      sessionId: sid,
+    });
+    assert.equal((await api(s, "GET", "/v1/tts/jobs", { key: legacy.token })).status, 403);
+    // An unbound token keeps tts.
+    const free = await api(s, "POST", "/v1/tokens", { key: k.key, json: { scopes: ["tts"] } });
+    assert.equal(free.status, 201);
+    const ft = (free.body as { token: string }).token;
+    assert.equal((await api(s, "GET", "/v1/tts/jobs", { key: ft })).status, 200);
   } finally {
     await s.close();
   }

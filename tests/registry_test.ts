@@ -173,6 +173,8 @@ Deno.test("sweeper: sessions on an origin that stopped heartbeating end as origi
       sql`update nodes set heartbeat_at = now() - interval '1 minute' where id = 'dying'`,
     );
     await s.database.query(sql`update sessions set updated_at = now() - interval '1 minute'`);
+    // The edge trusts heartbeats once it has been connected for NODE_TIMEOUT_MS + HEARTBEAT_MS.
+    await sleep(1300);
     // DELETE routes through Postgres state, not edge memory: a dead origin → closed as origin_lost, 204.
     assert.equal((await api(s, "DELETE", `/v1/sessions/${row2.id}`, { key: k.key })).status, 204);
     for (let i = 0; i < 40; i++) {

@@ -10,7 +10,7 @@
  * The session row (tenant → node) lives in Postgres, so any edge process can route later requests.
  */
 import { z } from "zod";
-import { liveNodeUrl, pickNodes } from "../../db/nodes.ts";
+import { nodeStatus, pickNodes } from "../../db/nodes.ts";
 import {
   closeSessionsOfLostNodes,
   countLiveSessions,
@@ -36,6 +36,7 @@ import type { EdgeApp, EdgeContext } from "../context.ts";
 import { guard } from "../context.ts";
 import { assertSessionAllowed, type Principal } from "../auth.ts";
 import { OriginUnreachableError } from "../origin_client.ts";
+import { nodeLivenessKnown } from "../database_watch.ts";
 
 const setupSeconds = registry.histogram(
   "parley_edge_session_setup_seconds",
@@ -87,34 +88,44 @@ function summary(row: SessionRow) {
   };
 }
 
-function nodeUrl(ctx: EdgeContext, nodeId: string | null): Promise<string | null> {
-  return nodeId ? liveNodeUrl(ctx.database, nodeId, ctx.config.NODE_TIMEOUT_MS) : Promise.resolve(null);
-}
-
-/** End a live session on its origin (or mark it origin_lost when the origin is gone). */
+/**
+ * End a live session on its origin. The session is marked `origin_lost` here only when its origin is known to be
+ * gone: it deregistered, or it cannot be reached AND its heartbeat is stale while this edge has been connected to
+ * the database long enough to trust heartbeats (database_watch.ts). An origin whose heartbeat merely looks stale
+ * (the database was down) is still asked; when it cannot be reached and its death is not certain, the DELETE is
+ * answered 503 + Retry-After and nothing is marked: a 204 promises that the session has ended.
+ */
 async function endSession(
   ctx: EdgeContext,
   row: SessionRow,
   requestId: string,
 ): Promise<void> {
-  const url = await nodeUrl(ctx, row.nodeId);
-  if (!url) {
+  const node = row.nodeId
+    ? await nodeStatus(ctx.database, row.nodeId, ctx.config.NODE_TIMEOUT_MS)
+    : undefined;
+  if (!node || node.stopped) {
     await markClosed(ctx, row.id, "origin_lost");
     return;
   }
   try {
     const res = await ctx.origins.call(
-      url,
+      node.url,
       "DELETE",
       `${INTERNAL_SESSIONS_PATH}/${row.id}?reason=client_hangup`,
       {
         requestId,
+        ...(node.alive ? {} : { timeoutMs: 5_000 }),
       },
     );
     if (res.status === 404) await markClosed(ctx, row.id, "origin_lost");
     else if (res.status >= 300) throw new ApiError(502, "origin_error", `origin answered ${res.status}`);
   } catch (e) {
     if (!(e instanceof OriginUnreachableError)) throw e;
+    if (node.alive || !nodeLivenessKnown(ctx)) {
+      throw new ApiError(503, "unavailable", "the session's origin cannot be reached now; retry", {
+        "Retry-After": "2",
+      });
+    }
     await markClosed(ctx, row.id, "origin_lost");
   }
 }
@@ -183,10 +194,15 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
       if (row.state === "closed") {
         throw new ApiError(409, "conflict", `session already closed (${row.reason})`);
       }
-      const url = await nodeUrl(ctx, row.nodeId);
-      if (!url) throw new ApiError(409, "conflict", "the session's origin is gone; start a new session");
+      const node = row.nodeId
+        ? await nodeStatus(ctx.database, row.nodeId, ctx.config.NODE_TIMEOUT_MS)
+        : undefined;
+      if (!node || node.stopped || (!node.alive && nodeLivenessKnown(ctx))) {
+        throw new ApiError(409, "conflict", "the session's origin is gone; start a new session");
+      }
+      // A stale heartbeat right after a database outage proves nothing yet: try the origin.
       sessionId = row.id;
-      candidates = [{ id: row.nodeId!, url }];
+      candidates = [{ id: row.nodeId!, url: node.url }];
     } else {
       if (p.sessionId) throw new ApiError(403, "forbidden", "this token is limited to an existing session");
       const n = await countLiveSessions(ctx.database, { tenantId: p.tenantId });

@@ -29,7 +29,8 @@ export function tokenRoutes(app: EdgeApp, ctx: EdgeContext): void {
       const parsed = TokenRequest.safeParse(await readJson(c, 16 * 1024));
       if (!parsed.success) throw validationError(parsed.error.issues);
       const req = parsed.data;
-      const requested = req.scopes ?? p.scopes.filter((s) => s !== "admin");
+      const requested = req.scopes ??
+        p.scopes.filter((s) => s !== "admin" && !(req.session_id && s === "tts"));
       if (requested.includes("admin")) {
         throw new ApiError(
           403,
@@ -40,6 +41,14 @@ export function tokenRoutes(app: EdgeApp, ctx: EdgeContext): void {
       const missing = requested.filter((s) => !p.scopes.includes(s) && !p.scopes.includes("admin"));
       if (missing.length) throw new ApiError(403, "forbidden", `key lacks scopes: ${missing.join(", ")}`);
       if (requested.length === 0) throw new ApiError(400, "validation_failed", "no scopes to grant");
+      if (req.session_id && requested.includes("tts")) {
+        // TTS jobs belong to the tenant, not to a session: a token bound to one session must not see them all.
+        throw new ApiError(
+          400,
+          "validation_failed",
+          "a token bound to a session cannot carry 'tts'; mint a separate token without session_id for TTS",
+        );
+      }
       const ttl = Math.min(req.ttl_s ?? 900, ctx.config.TOKEN_MAX_TTL_S);
       const t = await ctx.auth.mintToken(p, {
         scopes: requested,

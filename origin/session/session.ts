@@ -30,7 +30,8 @@
  * bring the session back.
  */
 import type { Database } from "../../db/client.ts";
-import { appendEvent, eventsAfter, markActive, markClosed, markClosing } from "../../db/sessions.ts";
+import { eventsAfter, markActive, markClosed, markClosing } from "../../db/sessions.ts";
+import { isDatabaseUnavailable } from "../../db/unavailable.ts";
 import { ApiError } from "../../lib/errors.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 import { log as rootLog, type Logger } from "../../lib/log.ts";
@@ -47,6 +48,7 @@ import {
 } from "../../protocol/session_messages.ts";
 import type { PipelineHost, SpeechPipeline } from "../pipeline/types.ts";
 import { EchoPipeline } from "./echo.ts";
+import { DEFAULT_EVENT_LOG_LIMITS, retryWhileUnavailable, SessionEventLog } from "./event_log.ts";
 import { InboundAudio } from "./inbound_audio.ts";
 import { type FrameClock, PacedOutboundAudio } from "./outbound_audio.ts";
 import {
@@ -80,6 +82,11 @@ export interface SessionConfig {
   echoDelayMs: number;
   /** Bound on any single database step during close (a dead DB must not stop a close). */
   closeStepTimeoutMs: number;
+  /** Database outage: max events waiting in memory per session, and max wait of any (event_log.ts). */
+  eventBacklogMax: number;
+  eventMaxWaitMs: number;
+  /** Closing while the database is unreachable: wait this long for the bye to be stored, then send it anyway. */
+  byePersistWaitMs: number;
 }
 
 export const DEFAULT_SESSION_CONFIG: SessionConfig = {
@@ -92,6 +99,9 @@ export const DEFAULT_SESSION_CONFIG: SessionConfig = {
   energyThreshold: 8,
   echoDelayMs: 200,
   closeStepTimeoutMs: 5_000,
+  eventBacklogMax: DEFAULT_EVENT_LOG_LIMITS.maxBacklog,
+  eventMaxWaitMs: DEFAULT_EVENT_LOG_LIMITS.maxWaitMs,
+  byePersistWaitMs: 1_000,
 };
 
 /** Builds the speech pipeline of a session (helper: origin/pipeline). Default: echo. */
@@ -113,6 +123,8 @@ export interface SessionInit {
   resumeAfterSeq?: number;
   /** Resume: when the session first became active, so session time (ms) goes on instead of restarting at 0. */
   activeSince?: Date;
+  /** Resume: the row's last_seq when attached (a new session starts at 0). */
+  lastSeq?: number;
   /** Called once when the session reached `closed` (or was detached). */
   onClosed?: (session: Session) => void;
   clock?: FrameClock;
@@ -191,6 +203,8 @@ export class Session implements PipelineHost {
   #mediaRefAt = 0;
 
   #emitChain: Promise<unknown> = Promise.resolve();
+  readonly #eventLog: SessionEventLog;
+  #byeSent = false;
   /** Persisted but not yet sent (events channel not open / replay not done). */
   #pending: ServerEvent[] = [];
   #live = false;
@@ -211,6 +225,14 @@ export class Session implements PipelineHost {
     this.#onClosed = init.onClosed;
     this.#resumeAfterSeq = init.resumeAfterSeq;
     this.#activeSince = init.activeSince;
+    this.#eventLog = new SessionEventLog(
+      init.database,
+      init.id,
+      { maxBacklog: this.config.eventBacklogMax, maxWaitMs: this.config.eventMaxWaitMs },
+      this.#log,
+      (why) => void this.close("database_unavailable", why).catch(() => {}),
+      init.lastSeq ?? (init.resumeAfterSeq === undefined ? 0 : -1),
+    );
     this.#source = new AudioSource();
     this.outbound = new PacedOutboundAudio({
       source: this.#source,
@@ -424,7 +446,8 @@ export class Session implements PipelineHost {
     this.#mediaTimer = setInterval(() => this.#checkMedia(), interval);
     // Persist the transition, then tell the client (the state event goes through the emit chain).
     // The row says `active` before the client is told so (an API reader never sees an older state).
-    markActive(this.#db, this.id)
+    // During a database outage the mark waits for the database (and the state event with it).
+    retryWhileUnavailable(() => markActive(this.#db, this.id), () => !this.#isOver())
       .catch((err) => this.#log.warn("mark active failed", { err }))
       .finally(() => this.#emitState().catch(() => {}));
     this.#log.info("session active", { connect_ms: Math.round(this.connectMs ?? 0) });
@@ -523,8 +546,10 @@ export class Session implements PipelineHost {
   }
 
   #persistAndSend(event: ServerEventBody): Promise<number> {
+    // Stored in order, retried through a database outage (event_log.ts), and sent only once stored.
+    const ticket = this.#eventLog.enqueue();
     const p = this.#emitChain.then(async () => {
-      const seq = await appendEvent(this.#db, this.id, event);
+      const seq = await this.#eventLog.append(event, ticket);
       this.#deliver({ ...event, seq } as ServerEvent);
       return seq;
     });
@@ -533,6 +558,7 @@ export class Session implements PipelineHost {
   }
 
   #deliver(ev: ServerEvent): void {
+    if (this.#byeSent) return; // the bye went out before it could be stored (#sendBye): it is the last event
     if (this.#live && this.#events?.readyState === "open") this.#send(ev);
     else this.#pending.push(ev);
   }
@@ -604,14 +630,7 @@ export class Session implements PipelineHost {
     if (o.persist) await step("mark closing", () => markClosing(this.#db, this.id, o.reason!));
     // 3. bye (persisted like every event, then sent and flushed) — or just drain the chain on detach
     if (o.bye) {
-      await step("bye", async () => {
-        await this.#persistAndSend({
-          type: "bye",
-          reason: o.reason!,
-          ...(o.message ? { message: o.message } : {}),
-        });
-        await this.#flushEvents();
-      });
+      await step("bye", () => this.#sendBye(o.reason!, o.message));
     } else {
       await step("drain events", () => this.#emitChain);
     }
@@ -631,8 +650,19 @@ export class Session implements PipelineHost {
     // 7–8. data channels (handlers off first, so their close events are not taken for a hang-up), then the peer
     closePeer(this.#pc, [this.#events, this.#control]);
     this.#pending = [];
-    // 9. row → closed
-    if (o.persist) await step("mark closed", () => markClosed(this.#db, this.id, o.reason!));
+    // 9. row → closed. If the database cannot be reached, this finishes in the background once it is back,
+    // after the events still waiting for it (the bye included) are stored.
+    if (o.persist) {
+      await step("mark closed", async () => {
+        try {
+          await markClosed(this.#db, this.id, o.reason!);
+        } catch (err) {
+          if (!isDatabaseUnavailable(err)) throw err;
+          this.#settleLater(o.reason!);
+          throw err;
+        }
+      });
+    }
     this.#state = "closed";
     this.closedAt = new Date();
     if (o.reason) closedTotal.inc({ reason: o.reason });
@@ -647,6 +677,47 @@ export class Session implements PipelineHost {
       this.#log.warn("onClosed callback failed", { err });
     }
     this.#closedSignal.resolve();
+  }
+
+  /**
+   * The bye: stored then sent, like every event. If the database cannot store it within byePersistWaitMs (an
+   * outage, possibly with events still waiting ahead of it), it is sent anyway with the seq it will be stored
+   * under, so the client always learns why the session ended; the log catches up once the database is back.
+   */
+  async #sendBye(reason: CloseReason, message?: string): Promise<void> {
+    const body = { type: "bye", reason, ...(message ? { message } : {}) } as ServerEventBody;
+    const seqIfLate = this.#eventLog.nextSeqAfterBacklog();
+    const stored = this.#persistAndSend(body).then(() => "stored" as const, () => "failed" as const);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((r) =>
+      timer = setTimeout(() => r("late"), this.config.byePersistWaitMs)
+    );
+    const outcome = await Promise.race([stored, late]);
+    clearTimeout(timer);
+    if (outcome !== "stored" && !this.#byeSent && seqIfLate > 0) {
+      const ch = this.#events;
+      if (this.#live && ch?.readyState === "open") {
+        this.#byeSent = true;
+        this.#send({ ...body, seq: seqIfLate } as ServerEvent);
+        this.#log.warn("bye sent before it could be stored (database unavailable)", { seq: seqIfLate });
+      }
+    }
+    await this.#flushEvents();
+  }
+
+  /** Mark the row closed once the database is back and the events waiting for it are stored. */
+  #settleLater(reason: CloseReason): void {
+    const db = this.#db;
+    void retryWhileUnavailable(
+      async () => {
+        await this.#emitChain;
+        return await markClosed(db, this.id, reason);
+      },
+      () => db.state === "open",
+      2000,
+    )
+      .then(() => this.#log.info("session row closed after the database came back", { reason }))
+      .catch((err) => this.#log.warn("could not mark the session closed", { err: String(err) }));
   }
 
   async #flushEvents(): Promise<void> {

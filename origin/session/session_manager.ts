@@ -151,6 +151,7 @@ export class SessionManager implements SessionService {
     try {
       let resumeAfterSeq: number | undefined;
       let activeSince: Date | undefined;
+      let lastSeq: number | undefined;
       if (resume) {
         const old = this.#sessions.get(sessionId);
         if (old && old.tenantId !== tenantId) {
@@ -171,6 +172,7 @@ export class SessionManager implements SessionService {
           );
         }
         resumeAfterSeq = resume.last_seq;
+        lastSeq = Number(row.lastSeq);
         if (row.activeAt) activeSince = new Date(row.activeAt);
       } else {
         if (this.#sessions.has(sessionId)) throw new ApiError(409, "conflict", "session already exists");
@@ -200,6 +202,7 @@ export class SessionManager implements SessionService {
         log: this.#opts.log,
         resumeAfterSeq,
         activeSince,
+        lastSeq,
         clock: this.#opts.clock,
         recordOutboundGaps: this.#opts.recordOutboundGaps,
         onClosed: (s) => this.#onSessionClosed(s),

@@ -129,6 +129,13 @@ export class TestClient {
     return this.pc.localDescription!.sdp;
   }
 
+  /** Play 48 kHz mono samples once from the next frame (then silence), replacing what was playing. */
+  play(pcm48k: Int16Array): void {
+    this.#pcm = pcm48k;
+    this.#pcmPos = 0;
+    this.audio = "pcm";
+  }
+
   async accept(answerSdp: string): Promise<void> {
     await this.pc.setRemoteDescription({ type: "answer", sdp: answerSdp });
   }
