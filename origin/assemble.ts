@@ -16,6 +16,8 @@ import type { OriginParts } from "./server.ts";
 import { originNodeId } from "./node_id.ts";
 import { createTtsJobWorker } from "./tts_jobs/component.ts";
 import { livePriority } from "./tts_jobs/priority_gate.ts";
+import { FileTranscriber } from "./transcribe/file_transcriber.ts";
+import { voiceService } from "./transcribe/voices.ts";
 
 /** What each session of this origin runs with, from Config. */
 export function sessionConfig(config: Config): Partial<SessionConfig> {
@@ -50,5 +52,16 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     close: () => ttsJobs.close(),
     closeOnRecycle: true,
   };
-  return { sessions, components: [engines, jobs] };
+  const transcriber = new FileTranscriber(hub, log.child({ component: "file_transcriber" }));
+  const files: OriginComponent = {
+    name: "transcriber",
+    ready: () => true,
+    close: () => transcriber.close(),
+  };
+  return {
+    sessions,
+    transcriber,
+    voices: voiceService(hub, config.TTS_ENGINE),
+    components: [engines, files, jobs],
+  };
 }
