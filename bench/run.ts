@@ -47,6 +47,11 @@ const BENCHES: Record<
     file: "sphinx_timing.ts",
     what: "PocketSphinx word start error against espeak's word times (median |start error|)",
   },
+  openai_api: {
+    file: "openai_api.ts",
+    what:
+      "OpenAI-compatible API: 60 s transcription wall/RTF, /v1/audio/speech first byte idle and behind 8 long jobs",
+  },
   eval_asr: { file: "eval_asr.ts", what: "bundled recognizer CER/WER (clean, 10 dB) and real-time factor" },
   wrtc_finalization: {
     file: "wrtc_finalization.ts",

@@ -72,7 +72,7 @@ export const OPENAI_VOICES: Record<string, Partial<Record<TtsEngineName | "flite
   alloy:   { espeak: "en-us" },
   ash:     { espeak: "en-us-nyc" },
   ballad:  { espeak: "en-gb-x-rp" },
-  coral:   { espeak: "en-gb" },
+  coral:   { espeak: "en-029" },
   echo:    { espeak: "en-gb-scotland" },
   fable:   { espeak: "en-gb-x-gbclan" },
   onyx:    { espeak: "en-gb-x-gbcwmd" },

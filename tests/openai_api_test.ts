@@ -47,7 +47,10 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const [stack, audio] = await Promise.all([startProcessStack({ ASR_ENGINE: "ctc" }), spoken()]);
+    const [stack, audio] = await Promise.all([
+      startProcessStack({ ASR_ENGINE: "ctc" }, { readyMs: 400_000 }),
+      spoken(),
+    ]);
     try {
       const client = new OpenAI({ apiKey: stack.adminKey, baseURL: `${stack.url}/v1`, maxRetries: 0 });
 
@@ -166,7 +169,7 @@ Deno.test({
           // streamed as it is synthesized, at half speed: longer audio, same voice
           const res = await client.audio.speech.create({
             model: "tts-1-hd",
-            voice: "espeak:en-gb",
+            voice: "espeak:en-gb-x-rp",
             input: INPUT + " " + INPUT,
             response_format: format,
             speed: 0.5,

@@ -6,7 +6,7 @@
 import type { EngineHub } from "../pipeline/engine_hub.ts";
 import type { VoiceService } from "../services.ts";
 import { OPENAI_VOICES, type OpenAiVoice } from "../../protocol/openai.ts";
-import { TTS_SAMPLE_RATE } from "../../protocol/tts.ts";
+import { isKnownVoice, TTS_SAMPLE_RATE } from "../../protocol/tts.ts";
 import type { TtsEngineName } from "../../protocol/engines.ts";
 
 /** What the engines report about their output that `Voice` does not carry. */
@@ -27,6 +27,7 @@ export function voiceService(hub: EngineHub, configured: TtsEngineName): VoiceSe
       for (const v of await hub.listVoices(engine)) {
         // the job API names the one voice of a vits model "default"
         const voice = engine === "vits" ? "default" : v.id;
+        if (!isKnownVoice(engine, voice)) continue; // listed by the engine but refused when set
         out.push({
           id: `${engine}:${voice}`,
           engine,
