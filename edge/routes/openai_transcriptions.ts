@@ -170,13 +170,14 @@ export function openAiTranscriptionRoutes(app: EdgeApp, ctx: EdgeContext): void 
   }
 
   async function* lines(body: ReadableStream<Uint8Array>): AsyncGenerator<TranscribeLine> {
-    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    const reader = body.getReader();
+    const dec = new TextDecoder();
     let buf = "";
     try {
       while (true) {
         const { value, done } = await reader.read();
         if (done) break;
-        buf += value;
+        buf += dec.decode(value, { stream: true });
         let nl;
         while ((nl = buf.indexOf("\n")) >= 0) {
           const line = buf.slice(0, nl);

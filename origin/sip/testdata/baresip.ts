@@ -69,7 +69,8 @@ export class Baresip {
   }
 
   async #drain(s: ReadableStream<Uint8Array>): Promise<void> {
-    for await (const c of s.pipeThrough(new TextDecoderStream())) this.#log = (this.#log + c).slice(-20000);
+    const dec = new TextDecoder();
+    for await (const c of s) this.#log = (this.#log + dec.decode(c, { stream: true })).slice(-20000);
   }
 
   async #readEvents(): Promise<void> {
