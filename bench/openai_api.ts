@@ -52,11 +52,10 @@ async function firstByte(client: OpenAI, input: string): Promise<number> {
   return ms;
 }
 
-const stack = await startProcessStack({
-  ASR_ENGINE: "ctc",
-  RATE_LIMIT_RPS: "1000",
-  RATE_LIMIT_BURST: "1000",
-});
+const stack = await startProcessStack(
+  { ASR_ENGINE: "ctc", RATE_LIMIT_RPS: "1000", RATE_LIMIT_BURST: "1000" },
+  { readyMs: 400_000 },
+);
 try {
   const client = new OpenAI({ apiKey: stack.adminKey, baseURL: `${stack.url}/v1`, maxRetries: 0 });
   const wav = await sixtySeconds();
