@@ -44,7 +44,8 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     pipelineFactory: (host, options) => hub.createPipeline(host, options),
   });
   // Realtime first: while live work waits for a speech worker, batch TTS job workers pause between chunks.
-  livePriority.addSource(() => hub.stats().speechQueue);
+  // Uploaded files' decodes (background) do not count: they wait behind TTS jobs, not the other way round.
+  livePriority.addSource(() => hub.stats().speechLiveQueue);
   const ttsJobs = await createTtsJobWorker(config, database, log, { nodeId: originNodeId(config) });
   const jobs: OriginComponent = {
     name: ttsJobs.name,

@@ -168,6 +168,10 @@ export class InferencePool {
   get queueDepth(): number {
     return this.queue.length;
   }
+  /** Queued jobs other than `background` ones (what live work waits behind). */
+  get liveQueueDepth(): number {
+    return this.liveQueued();
+  }
   get busyCount(): number {
     return this.slots.filter((s) => s.state === "busy").length;
   }

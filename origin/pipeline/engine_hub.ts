@@ -167,9 +167,16 @@ export class EngineHub {
   }
 
   /** Pool stats (benchmarks, ops). */
-  stats(): { speechQueue: number; speechBusy: number; vadQueue: number; vadPending: number } {
+  stats(): {
+    speechQueue: number;
+    speechLiveQueue: number;
+    speechBusy: number;
+    vadQueue: number;
+    vadPending: number;
+  } {
     return {
       speechQueue: this.speechPool.queueDepth,
+      speechLiveQueue: this.speechPool.liveQueueDepth,
       speechBusy: this.speechPool.busyCount,
       vadQueue: this.vadPool.queueDepth,
       vadPending: this.vad.queued,
