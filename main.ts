@@ -13,6 +13,7 @@ import { OriginServer } from "./origin/server.ts";
 import { assembleOrigin } from "./origin/assemble.ts";
 import { webRoutes } from "./edge/web_routes.ts";
 import { ttsRoutes } from "./edge/routes/tts.ts";
+import { openAiRoutes } from "./edge/routes/openai.ts";
 import { historyRoutes } from "./edge/routes/history.ts";
 import { docsRoutes } from "./edge/openapi.ts";
 import { startRetentionSweeper } from "./db/history.ts";
@@ -95,6 +96,7 @@ async function main(): Promise<void> {
         historyRoutes,
         docsRoutes,
         ttsRoutes,
+        openAiRoutes,
       ]);
       retention = startRetentionSweeper(database, config.RETENTION_DAYS, plog);
       if (role === "all") {

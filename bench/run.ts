@@ -59,6 +59,11 @@ const BENCHES: Record<
     file: "voice_judge.ts",
     what: "intelligibility: held-out sentences per engine/voice → PocketSphinx CLI → WER side by side",
   },
+  openai_api: {
+    file: "openai_api.ts",
+    what:
+      "OpenAI-compatible API: 60 s transcription wall/RTF, /v1/audio/speech first byte idle and behind 8 long jobs",
+  },
   eval_asr: { file: "eval_asr.ts", what: "bundled recognizer CER/WER (clean, 10 dB) and real-time factor" },
   wrtc_finalization: {
     file: "wrtc_finalization.ts",

@@ -27,6 +27,7 @@ import {
   type TtsJobList,
 } from "../protocol/tts.ts";
 import { EventPage, SearchResult, SessionList, SessionSummary, Transcript } from "../protocol/history.ts";
+import { openAiOperations } from "./openapi_openai.ts";
 import { EventsQuery, ListSessionsQuery, SearchQuery, TranscriptQuery } from "./routes/history.ts";
 
 type JsonSchema = Record<string, unknown>;
@@ -445,6 +446,7 @@ export function coreOperations(): Operation[] {
       errors: [400],
     },
     ...ttsOperations(),
+    ...openAiOperations(),
     {
       method: "get",
       path: "/v1/keys",
@@ -752,6 +754,7 @@ export function buildOpenApiDocument(
       { name: "sessions", description: "live speech sessions (WebRTC signaling)" },
       { name: "history", description: "session history, transcripts, replay and search" },
       { name: "tts", description: "text-to-speech jobs" },
+      { name: "openai", description: "OpenAI-compatible audio API: transcriptions, speech, models, voices" },
       { name: "tokens", description: "browser tokens" },
       { name: "keys", description: "API keys and nodes (admin)" },
       { name: "ops", description: "health, metrics, documentation" },

@@ -27,6 +27,41 @@ export interface OriginResponse {
 export class OriginClient {
   constructor(private readonly secret: string, private readonly timeoutMs = 15_000) {}
 
+  /**
+   * A signed call whose answer is read as a stream (long-running work such as file transcription): resolves
+   * with the Response once its headers arrive; the timeout covers only that. Cancel its body to stop the work.
+   */
+  async open(
+    nodeUrl: string,
+    method: string,
+    pathAndQuery: string,
+    opts: { body?: Uint8Array; contentType?: string; requestId?: string; timeoutMs?: number } = {},
+  ): Promise<Response> {
+    const body = opts.body ?? new Uint8Array();
+    const headers: Record<string, string> = {
+      [SIGNATURE_HEADER]: await signRequest(this.secret, method, pathAndQuery, body),
+    };
+    if (opts.contentType) headers["content-type"] = opts.contentType;
+    if (opts.requestId) headers[REQUEST_ID_HEADER] = opts.requestId;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), opts.timeoutMs ?? this.timeoutMs);
+    try {
+      const res = await fetch(new URL(pathAndQuery, nodeUrl), {
+        method,
+        headers,
+        body: method === "GET" || method === "HEAD" ? undefined : body as Uint8Array<ArrayBuffer>,
+        signal: abort.signal,
+      });
+      originCalls.inc({ outcome: String(res.status) });
+      return res;
+    } catch (e) {
+      originCalls.inc({ outcome: "unreachable" });
+      throw new OriginUnreachableError(nodeUrl, e);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async call(
     nodeUrl: string,
     method: string,

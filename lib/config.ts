@@ -58,6 +58,8 @@ export const CONFIG_SCHEMA = {
   /** TTS job synthesis slots; default cores − 1 (at least 1), leaving a core to live sessions. */
   TTS_WORKERS: int(0, 64).default(Math.max(1, (navigator.hardwareConcurrency ?? 2) - 1)),
   TTS_MAX_TEXT_CHARS: int(1, 10_000_000).default(200_000),
+  /** Longest upload POST /v1/audio/transcriptions transcribes synchronously (413 above). */
+  TRANSCRIBE_MAX_SECONDS: int(1, 3600).default(600),
   /** Lease on a claimed TTS chunk; renewed every third of it while synthesizing, reclaimed after expiry. */
   TTS_LEASE_MS: int(500, 600_000).default(10_000),
   /** Fallback poll for TTS work when no NOTIFY arrives. */

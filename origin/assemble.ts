@@ -16,6 +16,8 @@ import type { OriginParts } from "./server.ts";
 import { originNodeId } from "./node_id.ts";
 import { createTtsJobWorker } from "./tts_jobs/component.ts";
 import { livePriority } from "./tts_jobs/priority_gate.ts";
+import { FileTranscriber } from "./transcribe/file_transcriber.ts";
+import { voiceService } from "./transcribe/voices.ts";
 
 /** What each session of this origin runs with, from Config. */
 export function sessionConfig(config: Config): Partial<SessionConfig> {
@@ -44,7 +46,8 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     pipelineFactory: (host, options) => hub.createPipeline(host, options),
   });
   // Realtime first: while live work waits for a speech worker, batch TTS job workers pause between chunks.
-  livePriority.addSource(() => hub.stats().speechQueue);
+  // Uploaded files' decodes (background) do not count: they wait behind TTS jobs, not the other way round.
+  livePriority.addSource(() => hub.stats().speechLiveQueue);
   const ttsJobs = await createTtsJobWorker(config, database, log, { nodeId: originNodeId(config) });
   const jobs: OriginComponent = {
     name: ttsJobs.name,
@@ -52,5 +55,16 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     close: () => ttsJobs.close(),
     closeOnRecycle: true,
   };
-  return { sessions, components: [engines, jobs] };
+  const transcriber = new FileTranscriber(hub, log.child({ component: "file_transcriber" }));
+  const files: OriginComponent = {
+    name: "transcriber",
+    ready: () => true,
+    close: () => transcriber.close(),
+  };
+  return {
+    sessions,
+    transcriber,
+    voices: voiceService(hub, config.TTS_ENGINE),
+    components: [engines, files, jobs],
+  };
 }

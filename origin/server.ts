@@ -18,7 +18,15 @@ import { registry } from "../lib/metrics.ts";
 import { SIGNATURE_HEADER, verifyRequest } from "../protocol/internal_auth.ts";
 import { type CreateSessionRequest, INTERNAL_SESSIONS_PATH } from "../protocol/internal_api.ts";
 import { CLOSE_REASONS, type CloseReason } from "../protocol/session_messages.ts";
-import { OriginBusyError, type OriginComponent, type SessionService } from "./services.ts";
+import {
+  OriginBusyError,
+  type OriginComponent,
+  type SessionService,
+  type TranscriptionService,
+  type VoiceService,
+} from "./services.ts";
+import { INTERNAL_TRANSCRIPTIONS_PATH, INTERNAL_VOICES_PATH, TRANSCRIBE_RATE } from "../protocol/openai.ts";
+import { int16ToFloat } from "../lib/audio/resampler.ts";
 import { originNodeId } from "./node_id.ts";
 import type { ChildMessage } from "./supervisor_protocol.ts";
 
@@ -33,6 +41,8 @@ type OriginVariables = AppVariables & { body: Uint8Array };
 
 export interface OriginParts {
   sessions?: SessionService;
+  transcriber?: TranscriptionService;
+  voices?: VoiceService;
   components?: OriginComponent[];
   /** Recycle this process after accepting this many sessions (0/undefined: never). */
   recycleAfterSessions?: number;
@@ -201,7 +211,8 @@ export class OriginServer {
       await heartbeatNode(
         this.database,
         this.nodeId,
-        this.parts.sessions?.load ?? 0,
+        // a file being transcribed weighs like a session in routing
+        (this.parts.sessions?.load ?? 0) + (this.parts.transcriber?.active ?? 0),
         this.#state !== "running",
       );
       heartbeats.inc({ outcome: "ok" });
@@ -240,7 +251,11 @@ export class OriginServer {
 
     // Everything under /internal is signed by the edge.
     app.use("/internal/*", async (c, next) => {
-      const body = await readBodyLimited(c, 256 * 1024);
+      // uploaded audio (16 kHz PCM16) up to TRANSCRIBE_MAX_SECONDS; everything else is small JSON
+      const limit = c.req.path === INTERNAL_TRANSCRIPTIONS_PATH
+        ? this.config.TRANSCRIBE_MAX_SECONDS * TRANSCRIBE_RATE * 2 + 1024
+        : 256 * 1024;
+      const body = await readBodyLimited(c, limit);
       const url = new URL(c.req.url);
       const v = await verifyRequest(
         this.secret,
@@ -270,6 +285,40 @@ export class OriginServer {
         if (e instanceof OriginBusyError) throw new ApiError(503, "unavailable", e.message);
         throw e;
       }
+    });
+    app.post(INTERNAL_TRANSCRIPTIONS_PATH, (c) => {
+      const transcriber = this.parts.transcriber;
+      if (!transcriber) throw new ApiError(503, "unavailable", "this origin runs no transcription service");
+      if (this.#state !== "running") throw new ApiError(503, "unavailable", "origin is draining");
+      const body = c.get("body");
+      if (body.byteLength % 2) throw new ApiError(400, "bad_request", "PCM16 body has an odd length");
+      const pcm = int16ToFloat(
+        new Int16Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength)),
+      );
+      const language = c.req.query("language") || undefined;
+      const abort = new AbortController();
+      const lines = transcriber.transcribe(pcm, {
+        language,
+        signal: abort.signal,
+        requestId: c.get("requestId"),
+      });
+      const enc = new TextEncoder();
+      const stream = new ReadableStream<Uint8Array>({
+        async pull(ctrl) {
+          const r = await lines.next();
+          if (r.done) ctrl.close();
+          else ctrl.enqueue(enc.encode(JSON.stringify(r.value) + "\n"));
+        },
+        async cancel() {
+          abort.abort();
+          await lines.return(undefined);
+        },
+      });
+      return c.body(stream, 200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+    });
+    app.get(INTERNAL_VOICES_PATH, async (c) => {
+      if (!this.parts.voices) throw new ApiError(503, "unavailable", "this origin runs no synthesis engine");
+      return c.json({ voices: await this.parts.voices.list() });
     });
     app.get(`${INTERNAL_SESSIONS_PATH}/:id`, (c) => {
       const s = this.requireSessions().get(c.req.param("id"));

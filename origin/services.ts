@@ -5,6 +5,7 @@
  */
 import type { CreateSessionRequest, SessionSummary } from "../protocol/internal_api.ts";
 import type { CloseReason } from "../protocol/session_messages.ts";
+import type { OpenAiVoice, TranscribeLine } from "../protocol/openai.ts";
 
 /** Thrown by SessionService.create when this origin can't take the session (edge retries elsewhere → 503). */
 export class OriginBusyError extends Error {
@@ -39,4 +40,19 @@ export interface OriginComponent {
    * accepting, so the successor alone takes it on while the old process finishes its calls.
    */
   readonly closeOnRecycle?: boolean;
+}
+
+/** Uploaded-file transcription (origin/transcribe): 16 kHz audio in, confirmed segments out as they come. */
+export interface TranscriptionService {
+  transcribe(
+    pcm16k: Float32Array,
+    opts: { language?: string; signal?: AbortSignal; requestId?: string },
+  ): AsyncGenerator<TranscribeLine>;
+  /** Transcriptions running now (part of the load reported in heartbeats). */
+  readonly active: number;
+}
+
+/** The voices this origin's synthesis engines offer (GET /v1/voices). */
+export interface VoiceService {
+  list(): Promise<OpenAiVoice[]>;
 }

@@ -115,16 +115,17 @@ export function ttsJobLinks(id: string): TtsJobLinks {
 }
 
 /**
- * Voices the espeak engine accepts (eSpeak NG 1.51 language ids, from `list_voices`). The edge validates against
+ * Voices the espeak engine accepts (eSpeak NG 1.51 language ids, from `list_voices`, without the three it lists
+ * but refuses in `set_voice`: en-gb, fr-fr, chr-US-Qaaa-x-west). The edge validates against
  * this list so an unknown voice is a 400 at submit, not a failed job later. `vits` has one voice per model and
  * accepts only "default".
  */
 // deno-fmt-ignore
 export const ESPEAK_VOICES: readonly string[] = [
   "af", "am", "an", "ar", "as", "az", "ba", "be", "bg", "bn", "bpy", "bs", "ca", "ca-ba", "ca-nw", "ca-va",
-  "chr-US-Qaaa-x-west", "cmn", "cmn-latn-pinyin", "cs", "cv", "cy", "da", "de", "el", "en-029", "en-gb",
+  "cmn", "cmn-latn-pinyin", "cs", "cv", "cy", "da", "de", "el", "en-029",
   "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-x-rp", "en-us", "en-us-nyc", "eo", "es", "es-419",
-  "et", "eu", "fa", "fa-latn", "fi", "fo", "fr-be", "fr-ch", "fr-fr", "ga", "gd", "gn", "grc", "gu", "hak", "haw",
+  "et", "eu", "fa", "fa-latn", "fi", "fo", "fr-be", "fr-ch", "ga", "gd", "gn", "grc", "gu", "hak", "haw",
   "he", "hi", "hr", "ht", "hu", "hy", "hyw", "ia", "id", "io", "is", "it", "ja", "jbo", "ka", "kaa", "kk", "kl",
   "kn", "ko", "kok", "ku", "ky", "la", "lb", "lfn", "lt", "ltg", "lv", "mi", "mk", "ml", "mr", "ms", "mt", "mto",
   "my", "nb", "nci", "ne", "nl", "nog", "om", "or", "pa", "pap", "piqd", "pl", "pt", "pt-br", "py", "qdb", "qu",

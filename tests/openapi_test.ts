@@ -8,6 +8,7 @@ import { createEdgeApp, type RouteGroup } from "../edge/app.ts";
 import { docsRoutes } from "../edge/openapi.ts";
 import { historyRoutes } from "../edge/routes/history.ts";
 import { ttsRoutes } from "../edge/routes/tts.ts";
+import { openAiRoutes } from "../edge/routes/openai.ts";
 import { api, startStack } from "./harness.ts";
 
 type Doc = {
@@ -124,5 +125,5 @@ export async function checkOpenApi(groups: RouteGroup[]): Promise<void> {
 }
 
 Deno.test("openapi: whole public API documented, sound, and served with a local UI", async () => {
-  await checkOpenApi([historyRoutes, docsRoutes, ttsRoutes]);
+  await checkOpenApi([historyRoutes, docsRoutes, ttsRoutes, openAiRoutes]);
 });

@@ -52,6 +52,7 @@ import type { EdgeApp, EdgeContext } from "../context.ts";
 import { guard } from "../context.ts";
 import { jobWatchOf } from "../listen_hub.ts";
 import { SSE_HEADERS, sseComment, sseFrame, streamOf } from "../sse.ts";
+import { jobPcm } from "../tts_audio.ts";
 
 const mSubmitted = registry.counter("parley_tts_jobs_submitted_total", "TTS jobs submitted, by priority");
 const mStreams = registry.gauge("parley_tts_streams_open", "Open TTS audio and event streams on this edge");
@@ -270,7 +271,6 @@ export function ttsRoutes(app: EdgeApp, ctx: EdgeContext): void {
       "x-parley-job-status": job.status,
     };
     const abort = new AbortController();
-    const watch = jobWatchOf(database);
     const complete = job.status === "succeeded";
     let total: number | null = null;
     if (complete) {
@@ -279,23 +279,7 @@ export function ttsRoutes(app: EdgeApp, ctx: EdgeContext): void {
     }
     async function* produce(): AsyncGenerator<Uint8Array> {
       if (fmt === "wav") yield wavHeader(job.sample_rate, total);
-      let next = 0;
-      while (next < job.chunks_total && !abort.signal.aborted) {
-        const rows = await doneChunks(database, job.id, next, { withAudio: true, limit: 8 });
-        let progressed = false;
-        for (const r of rows) {
-          if (r.idx !== next) break;
-          next++;
-          progressed = true;
-          if (r.pcm?.byteLength) yield new Uint8Array(r.pcm);
-        }
-        if (next >= job.chunks_total) return;
-        if (progressed && rows.length === 8) continue;
-        const now = await getJob(database, p.tenantId, job.id);
-        if (!now || now.status === "failed" || now.status === "canceled") return; // truncated: see status
-        if (now.status === "succeeded") continue; // everything is there; read it
-        await watch.wait(job.id, 1000, abort.signal);
-      }
+      yield* jobPcm(database, job, p.tenantId, abort.signal);
     }
     return c.body(streamOf(produce(), abort, mStreams), 200, headers);
   });

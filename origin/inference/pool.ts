@@ -1,7 +1,8 @@
 /**
  * A supervised pool of inference workers (Deno Web Workers) shared by all sessions of the process.
  *
- * - Bounded priority queue: `high` (confirmed decodes, VAD) > `normal` (synthesis) > `low` (partial decodes).
+ * - Bounded priority queue: `high` (confirmed decodes, VAD) > `normal` (synthesis) > `low` (partial decodes) >
+ *   `background` (uploaded files: never shed, but every live job overtakes it).
  *   `low` jobs are refused with `OverloadedError` once the queue holds `lowQueueLimit` jobs, and a queued job with
  *   the same `coalesceKey` is superseded by a newer one (only the freshest partial per session waits). Other
  *   priorities are refused only at `queueLimit`.
@@ -25,8 +26,8 @@ import { ClosedError } from "../../lib/closed_error.ts";
 import { log as rootLog } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
 
-export type Priority = "high" | "normal" | "low";
-const PRIORITY_RANK: Record<Priority, number> = { high: 0, normal: 1, low: 2 };
+export type Priority = "high" | "normal" | "low" | "background";
+const PRIORITY_RANK: Record<Priority, number> = { high: 0, normal: 1, low: 2, background: 3 };
 
 export interface PoolOptions {
   name: string;
@@ -167,6 +168,10 @@ export class InferencePool {
   get queueDepth(): number {
     return this.queue.length;
   }
+  /** Queued jobs other than `background` ones (what live work waits behind). */
+  get liveQueueDepth(): number {
+    return this.liveQueued();
+  }
   get busyCount(): number {
     return this.slots.filter((s) => s.state === "busy").length;
   }
@@ -189,7 +194,8 @@ export class InferencePool {
         old.reject(new SupersededError("superseded by a newer job"));
       }
     }
-    if (priority === "low" && this.queue.length >= this.opts.lowQueueLimit) {
+    // background jobs wait behind partials; they must not make live partials look overloaded
+    if (priority === "low" && this.liveQueued() >= this.opts.lowQueueLimit) {
       mJobs.inc({ pool: this.name, kind: job.kind, outcome: "overloaded" });
       return Promise.reject(new OverloadedError(`pool ${this.name}: queue full (${this.queue.length})`));
     }
@@ -216,6 +222,12 @@ export class InferencePool {
       this.queue.splice(at, 0, q);
       this.dispatch();
     });
+  }
+
+  private liveQueued(): number {
+    let n = 0;
+    for (const q of this.queue) if (q.opts.priority !== "background") n++;
+    return n;
   }
 
   /**

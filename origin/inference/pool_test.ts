@@ -37,6 +37,27 @@ Deno.test("pool: priorities, coalescing and overload shedding of low-priority jo
   assert.ok(SupersededError && OverloadedError);
 });
 
+Deno.test("pool: background jobs run after every live priority and never make partials look overloaded", async () => {
+  const pool = await InferencePool.create({ name: "t-bg", size: 1, init: {}, lowQueueLimit: 2 });
+  try {
+    const order: string[] = [];
+    const track = (name: string, p: Promise<unknown>) =>
+      p.then(() => order.push(name), (e) => order.push(`${name}:${e.name}`));
+    const all = [
+      track("busy", pool.submit({ kind: "sleep", ms: 60 })),
+      track("bg1", pool.submit({ kind: "sleep", ms: 1 }, { priority: "background" })),
+      track("bg2", pool.submit({ kind: "sleep", ms: 1 }, { priority: "background" })),
+      track("bg3", pool.submit({ kind: "sleep", ms: 1 }, { priority: "background" })),
+      track("low", pool.submit({ kind: "sleep", ms: 1 }, { priority: "low" })), // 3 queued, all background
+      track("normal", pool.submit({ kind: "sleep", ms: 1 }, { priority: "normal" })),
+    ];
+    await Promise.all(all);
+    assert.deepEqual(order, ["busy", "normal", "low", "bg1", "bg2", "bg3"]);
+  } finally {
+    await pool.close();
+  }
+});
+
 Deno.test("pool: promote() moves a queued low-priority job ahead of normal work", async () => {
   const pool = await InferencePool.create({ name: "t-promote", size: 1, init: {} });
   try {

@@ -23,6 +23,8 @@ import { OverloadedError } from "../inference/errors.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 import type { TtsJobResult } from "../inference/protocol.ts";
 import { BatchingVad } from "./vad.ts";
+import { Recognizer, type TranscriptBody } from "./recognizer.ts";
+import { type RecognitionEngine, RedecodeStrategy } from "./redecode.ts";
 import {
   DEFAULT_PIPELINE_CONFIG,
   type PipelineConfig,
@@ -87,6 +89,8 @@ export class EngineHub {
   private closing: Promise<void> | null = null;
   private readonly log = rootLog.child({ component: "engine_hub" });
   private readonly vad: BatchingVad;
+  /** Uploaded files' VAD: its own batches, queued behind every live session's VAD run. */
+  private readonly fileVad: BatchingVad;
 
   private constructor(
     readonly config: EngineHubConfig,
@@ -95,6 +99,9 @@ export class EngineHub {
   ) {
     this.vad = new BatchingVad((items) =>
       this.vadPool.submit({ kind: "vad", items }, { priority: "high", retry: true })
+    );
+    this.fileVad = new BatchingVad((items) =>
+      this.vadPool.submit({ kind: "vad", items }, { priority: "normal", retry: true })
     );
   }
 
@@ -160,9 +167,16 @@ export class EngineHub {
   }
 
   /** Pool stats (benchmarks, ops). */
-  stats(): { speechQueue: number; speechBusy: number; vadQueue: number; vadPending: number } {
+  stats(): {
+    speechQueue: number;
+    speechLiveQueue: number;
+    speechBusy: number;
+    vadQueue: number;
+    vadPending: number;
+  } {
     return {
       speechQueue: this.speechPool.queueDepth,
+      speechLiveQueue: this.speechPool.liveQueueDepth,
       speechBusy: this.speechPool.busyCount,
       vadQueue: this.vadPool.queueDepth,
       vadPending: this.vad.queued,
@@ -197,6 +211,40 @@ export class EngineHub {
   ): Promise<TtsJobResult> {
     if (this.closing) return Promise.reject(new ClosedError("engine hub"));
     return this.speechPool.submit({ kind: "tts", text, ...opts }, { priority: "normal" });
+  }
+
+  /**
+   * A Recognizer for an uploaded file: the live pipeline's VAD, segmenter and decoding, with no partials; the
+   * VAD runs behind live sessions' and every decode at `background` priority (any live job overtakes it).
+   * The caller pushes 16 kHz audio with `push16k`, then `finish()`, and `close()`s it.
+   */
+  createFileRecognizer(
+    owner: string,
+    language: string | undefined,
+    emit: (event: TranscriptBody) => Promise<unknown>,
+  ): Recognizer {
+    if (this.closing) throw new ClosedError("engine hub");
+    const pool = this.speechPool;
+    const engine: RecognitionEngine = {
+      recognize: (pcm16k, opts) =>
+        pool.submit({ kind: "asr", pcm16k, final: true, language: opts.language }, {
+          priority: "background",
+          owner: opts.owner,
+          retry: true,
+        }),
+      promote: () => {},
+      cancel: (o) => void pool.cancelOwner(o),
+    };
+    const cfg = { ...DEFAULT_PIPELINE_CONFIG, ...this.config.pipeline };
+    return new Recognizer({
+      emit,
+      vad: this.fileVad,
+      decoder: new RedecodeStrategy(engine, owner, () => language, false),
+      partials: () => false,
+      log: this.log.child({ owner }),
+      config: cfg,
+      live: false,
+    });
   }
 
   listVoices(engine?: TtsEngineName): Promise<Voice[]> {

@@ -12,7 +12,7 @@ import type { InboundFrame } from "./types.ts";
 import type { AsrResult } from "../asr/engine.ts";
 import { isJunkTranscript } from "../asr/junk_filter.ts";
 import { OverloadedError } from "../inference/errors.ts";
-import { StreamingResampler } from "./resampler.ts";
+import { StreamingResampler } from "../../lib/audio/resampler.ts";
 import { newVadState, VAD_CHUNK_SAMPLES, type VadBackend } from "./vad.ts";
 import { DEFAULT_SEGMENTER_CONFIG, Segmenter, type SegmenterConfig, type SegmentEvent } from "./segmenter.ts";
 import { LocalAgreement } from "./stability.ts";
@@ -58,6 +58,8 @@ export interface RecognizerInit {
   onMessage?: (message: RecognizerMessage) => void;
   log: Logger;
   config?: Partial<RecognizerConfig>;
+  /** false for uploaded files: their latency is not a live session's and stays out of the latency histogram. */
+  live?: boolean;
 }
 
 /** Every inbound frame is 10 ms of 48 kHz (the session converts other sink rates). */
@@ -149,7 +151,31 @@ export class Recognizer {
       this.anchors.push({ sample: this.samplesIn, ms: frame.timestampMs });
       if (this.anchors.length > 64) this.anchors.shift();
     }
-    const x = this.resampler.process(frame.samples);
+    this.accept16k(this.resampler.process(frame.samples), frame.receivedAt);
+  }
+
+  /**
+   * Audio that is already 16 kHz (an uploaded file, decoded and resampled): any length, pushed as fast as the
+   * caller likes. Times are stream time (sample / 16). Pair with `finish()` at the end of the input.
+   */
+  push16k(x: Float32Array): void {
+    if (this.closed) return;
+    if (!this.anchors.length) this.anchors.push({ sample: 0, ms: 0 });
+    this.accept16k(x, performance.now());
+  }
+
+  /** End of input: the open segment is ended as if silence followed, and every result has been emitted. */
+  async finish(): Promise<void> {
+    if (this.pendingLen) {
+      this.accept16k(new Float32Array(VAD_CHUNK_SAMPLES - this.pendingLen), performance.now());
+    }
+    await this.drain();
+    if (this.closed) return;
+    for (const ev of this.segmenter.flush()) this.onSegmentEvent(ev);
+    await this.drain();
+  }
+
+  private accept16k(x: Float32Array, receivedAt: number): void {
     this.samplesIn += x.length;
     if (this.pendingLen + x.length > this.pending16k.length) {
       const b = new Float32Array((this.pendingLen + x.length) * 2);
@@ -163,7 +189,7 @@ export class Recognizer {
       this.pending16k.copyWithin(0, VAD_CHUNK_SAMPLES, this.pendingLen);
       this.pendingLen -= VAD_CHUNK_SAMPLES;
       const index = this.chunksSeen++;
-      this.chunkReceivedAt[index % this.chunkReceivedAt.length] = frame.receivedAt;
+      this.chunkReceivedAt[index % this.chunkReceivedAt.length] = receivedAt;
       this.vadPending.push(chunk);
     }
     this.pumpVad();
@@ -380,7 +406,7 @@ export class Recognizer {
         return null;
       }
       const latency = Math.round(performance.now() - receivedAt);
-      mLatency.observe(latency / 1000, { status: "confirmed" });
+      if (this.init.live !== false) mLatency.observe(latency / 1000, { status: "confirmed" });
       return {
         type: "transcript",
         segment_id: ev.segmentId,

@@ -10,7 +10,7 @@ import type { DecodeStrategy, SegmentDecoder, SegmentEnd } from "./decode.ts";
 import { BatchingVad } from "./vad.ts";
 import { SileroVad } from "./silero_vad.ts";
 import { readWav } from "./wav.ts";
-import { floatToInt16, resampleAll } from "./resampler.ts";
+import { floatToInt16, resampleAll } from "../../lib/audio/resampler.ts";
 import { log } from "../../lib/log.ts";
 
 const result = (text: string) => ({ alternatives: [{ text, score: 0 }], confidence: null, inferenceMs: 0 });
@@ -90,4 +90,47 @@ Deno.test("Recognizer + incremental decoder: fed in order from the pre-roll, par
     r.close();
     await vad.close();
   }
+});
+
+Deno.test("Recognizer, file input: push16k in large blocks with no trailing silence, finish() confirms every phrase, no partials", async () => {
+  const vad = await SileroVad.load();
+  const decoder = new FedDecoder();
+  const events: TranscriptBody[] = [];
+  const r = new Recognizer({
+    emit: (e) => {
+      events.push(e);
+      return Promise.resolve();
+    },
+    vad: new BatchingVad((items) => vad.runSequences(items)),
+    decoder,
+    partials: () => false,
+    log,
+    live: false,
+  });
+  try {
+    const wav = readWav(new URL("../../tests/fixtures/speech/two_phrases_16k.wav", import.meta.url));
+    const full = resampleAll(wav.samples, wav.sampleRate, 16000);
+    // cut right after the speech: the last phrase is only confirmed because finish() ends the segment
+    let last = full.length - 1;
+    while (last > 0 && Math.abs(full[last]) < 0.02) last--;
+    const pcm = full.subarray(0, last + 16 * 50);
+    const block = 16000 * 3 + 123; // not a multiple of the VAD chunk
+    for (let at = 0; at < pcm.length; at += block) {
+      r.push16k(pcm.subarray(at, at + block));
+      await r.drain();
+    }
+    const before = events.length;
+    await r.finish();
+    assert.equal(events.length, before + 1, "finish() confirmed the phrase still open at the end");
+    assert.ok(events.length >= 2, `confirmed ${events.length}`);
+    assert.ok(events.every((e) => e.status === "confirmed"));
+    for (let i = 1; i < events.length; i++) assert.ok(events[i].start_ms >= events[i - 1].end_ms);
+    const durationMs = (pcm.length / 16000) * 1000;
+    assert.ok(events.at(-1)!.end_ms <= durationMs + 40, `${events.at(-1)!.end_ms} vs ${durationMs}`);
+  } finally {
+    r.close();
+    r.close();
+    await vad.close();
+  }
+  assert.ok(decoder.closed);
 });
