@@ -14,7 +14,7 @@ import { resolve } from "node:path";
 import { loadCtcRecognizer } from "../origin/asr/ctc_decoder.ts";
 import { editDistance } from "../origin/asr/error_rate.ts";
 import { readWav } from "../origin/pipeline/wav.ts";
-import { int16ToFloat } from "../origin/pipeline/resampler.ts";
+import { int16ToFloat } from "../lib/audio/resampler.ts";
 
 const readWav16 = (path: string) => int16ToFloat(readWav(path).samples);
 

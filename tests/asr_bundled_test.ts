@@ -10,7 +10,7 @@ import { wordErrorRate as wer } from "../origin/asr/error_rate.ts";
 import { readWav } from "../origin/pipeline/wav.ts";
 import { EngineHub } from "../origin/pipeline/engine_hub.ts";
 import { concat, FakeHost, feed, silence } from "../origin/pipeline/host_double.ts";
-import { floatToInt16, int16ToFloat, resampleAll } from "../origin/pipeline/resampler.ts";
+import { floatToInt16, int16ToFloat, resampleAll } from "../lib/audio/resampler.ts";
 import { engineHubConfig } from "../origin/engine_config.ts";
 import { parseConfig } from "../lib/config.ts";
 import { SessionOptions, type TranscriptEvent } from "../protocol/session_messages.ts";

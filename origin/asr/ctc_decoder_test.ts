@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { CtcDecoder, loadCtcRecognizer } from "./ctc_decoder.ts";
 import { readWav } from "../pipeline/wav.ts";
-import { int16ToFloat } from "../pipeline/resampler.ts";
+import { int16ToFloat } from "../../lib/audio/resampler.ts";
 
 const VOCAB = ["<pad>", "|", "'", ..."abcdefghijklmnopqrstuvwxyz", "<unk>"];
 const VOCAB_MAP = Object.fromEntries(VOCAB.map((t, i) => [t, i]));
@@ -240,7 +240,7 @@ Deno.test({
   async fn() {
     // Parley's own voice (WASM espeak-ng, en-us) ends its audio at the last phoneme; a held-out sentence
     const { EspeakEngine } = await import("../tts/espeak_engine.ts");
-    const { resampleAll } = await import("../pipeline/resampler.ts");
+    const { resampleAll } = await import("../../lib/audio/resampler.ts");
     const tts = await EspeakEngine.load("en-us");
     const s = await tts.synthesize("in england they call a trillion a billion");
     await tts.close();

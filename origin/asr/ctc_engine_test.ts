@@ -4,7 +4,7 @@ import { asrConfig } from "../engine_config.ts";
 import { parseConfig } from "../../lib/config.ts";
 import { CtcEngine } from "./ctc_engine.ts";
 import { readWav } from "../pipeline/wav.ts";
-import { int16ToFloat } from "../pipeline/resampler.ts";
+import { int16ToFloat } from "../../lib/audio/resampler.ts";
 
 Deno.test({
   name: "ctc engine (bundled models/parley-asr-en): alternatives for espeak speech, empty-ish for silence",

@@ -4,7 +4,7 @@ import { isJunkTranscript } from "./junk_filter.ts";
 import { asrConfig } from "../engine_config.ts";
 import { parseConfig } from "../../lib/config.ts";
 import { WhisperEngine } from "./whisper_engine.ts";
-import { int16ToFloat } from "../pipeline/resampler.ts";
+import { int16ToFloat } from "../../lib/audio/resampler.ts";
 import { readWav } from "../pipeline/wav.ts";
 
 Deno.test("whisper (tiny model, offline): fast log-mel equals the reference extractor; transcribes; dispose", async () => {

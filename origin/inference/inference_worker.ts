@@ -8,7 +8,7 @@ import type { AsrEngine } from "../asr/engine.ts";
 import type { SynthesisEngine, TtsConfig } from "../tts/engine.ts";
 import type { TtsEngineName } from "../../protocol/engines.ts";
 import type { SileroVad } from "../pipeline/silero_vad.ts";
-import { floatToInt16, resampleAll } from "../pipeline/resampler.ts";
+import { floatToInt16, resampleAll } from "../../lib/audio/resampler.ts";
 import os from "node:os";
 import { EngineError, fromWire, toWire } from "./errors.ts";
 

@@ -12,7 +12,7 @@ import type { InboundFrame } from "./types.ts";
 import type { AsrResult } from "../asr/engine.ts";
 import { isJunkTranscript } from "../asr/junk_filter.ts";
 import { OverloadedError } from "../inference/errors.ts";
-import { StreamingResampler } from "./resampler.ts";
+import { StreamingResampler } from "../../lib/audio/resampler.ts";
 import { newVadState, VAD_CHUNK_SAMPLES, type VadBackend } from "./vad.ts";
 import { DEFAULT_SEGMENTER_CONFIG, Segmenter, type SegmenterConfig, type SegmentEvent } from "./segmenter.ts";
 import { LocalAgreement } from "./stability.ts";

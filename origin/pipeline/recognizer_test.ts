@@ -10,7 +10,7 @@ import type { DecodeStrategy, SegmentDecoder, SegmentEnd } from "./decode.ts";
 import { BatchingVad } from "./vad.ts";
 import { SileroVad } from "./silero_vad.ts";
 import { readWav } from "./wav.ts";
-import { floatToInt16, resampleAll } from "./resampler.ts";
+import { floatToInt16, resampleAll } from "../../lib/audio/resampler.ts";
 import { log } from "../../lib/log.ts";
 
 const result = (text: string) => ({ alternatives: [{ text, score: 0 }], confidence: null, inferenceMs: 0 });

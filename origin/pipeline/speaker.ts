@@ -9,7 +9,7 @@ import type { PipelineHost } from "./types.ts";
 import type { TtsJobResult } from "../inference/protocol.ts";
 import type { SynthPhoneme, SynthWord } from "../tts/engine.ts";
 import { splitSentences } from "../tts/sentences.ts";
-import { floatToInt16 } from "./resampler.ts";
+import { floatToInt16 } from "../../lib/audio/resampler.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 import type { Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";

@@ -7,7 +7,7 @@ import { EngineHub } from "./engine_hub.ts";
 import { InferencePool } from "../inference/pool.ts";
 import { concat, FakeHost, feed, silence } from "./host_double.ts";
 import { readWav } from "./wav.ts";
-import { floatToInt16, resampleAll } from "./resampler.ts";
+import { floatToInt16, resampleAll } from "../../lib/audio/resampler.ts";
 import { engineHubConfig } from "../engine_config.ts";
 import { parseConfig } from "../../lib/config.ts";
 import type {

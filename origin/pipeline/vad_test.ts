@@ -3,7 +3,7 @@ import { BatchingVad, newVadState, VAD_CHUNK_SAMPLES } from "./vad.ts";
 import { SileroVad } from "./silero_vad.ts";
 import { Segmenter, type SegmentEvent } from "./segmenter.ts";
 import { readWav } from "./wav.ts";
-import { int16ToFloat, resampleAll } from "./resampler.ts";
+import { int16ToFloat, resampleAll } from "../../lib/audio/resampler.ts";
 
 const fixture = (name: string) => new URL(`../../tests/fixtures/speech/${name}`, import.meta.url);
 

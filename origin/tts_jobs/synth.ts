@@ -6,7 +6,7 @@
 import { InferencePool } from "../inference/pool.ts";
 import type { TtsConfig } from "../tts/engine.ts";
 import type { TtsEngineName } from "../../protocol/engines.ts";
-import { floatToInt16 } from "../pipeline/resampler.ts";
+import { floatToInt16 } from "../../lib/audio/resampler.ts";
 
 export interface SynthesizedChunk {
   /** PCM16 little-endian mono. */
