@@ -16,6 +16,8 @@ import type { OriginParts } from "./server.ts";
 import { originNodeId } from "./node_id.ts";
 import { createTtsJobWorker } from "./tts_jobs/component.ts";
 import { livePriority } from "./tts_jobs/priority_gate.ts";
+import { RoomHost } from "./rooms/room_host.ts";
+import { RoomManager } from "./rooms/room_manager.ts";
 
 /** What each session of this origin runs with, from Config. */
 export function sessionConfig(config: Config): Partial<SessionConfig> {
@@ -33,7 +35,14 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     ready: () => hub.ready().ready,
     close: () => hub.close(),
   };
+  const roomHost = new RoomHost({
+    database,
+    nodeId: originNodeId(config),
+    manager: new RoomManager({ maxRooms: config.ROOMS_PER_ORIGIN, log }),
+    log,
+  });
   const sessions = new SessionManager({
+    rooms: roomHost,
     database,
     nodeId: originNodeId(config),
     capacity: config.NODE_CAPACITY,
@@ -50,5 +59,6 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     close: () => ttsJobs.close(),
     closeOnRecycle: true,
   };
-  return { sessions, components: [engines, jobs] };
+  const rooms: OriginComponent = { name: "rooms", ready: () => true, close: () => roomHost.close() };
+  return { sessions, rooms: roomHost, components: [engines, rooms, jobs] };
 }
