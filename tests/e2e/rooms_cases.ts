@@ -236,13 +236,18 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
         const line: string[] = [];
         for (let b = 0; b * 200 < heard.frames[heard.frames.length - 1].at - t0; b++) {
           const fs = heard.frames.filter((f) => f.at - t0 >= b * 200 && f.at - t0 < (b + 1) * 200);
-          const t = fs.filter((f) => f.tone === 0).length, v = fs.filter((f) => f.rms > 300 && f.tone !== 0).length;
+          const t = fs.filter((f) => f.tone === 0).length,
+            v = fs.filter((f) => f.rms > 300 && f.tone !== 0).length;
           line.push(`${b * 200}:${fs.length}/${t}/${v}`);
         }
         console.log("pub start", (publisher.pcmStartedAt! - t0).toFixed(0), line.join(" "));
         console.log(JSON.stringify(heard.received.filter((e) => e.type !== "caption")));
         const m = await (await fetch(`${url}/metrics`)).text();
-        console.log(m.split("\n").filter((l) => /clock_skipped|room_listener_send_gap|room_event_persist_seconds_(sum|count)/.test(l)).join("\n"));
+        console.log(
+          m.split("\n").filter((l) =>
+            /clock_skipped|room_listener_send_gap|room_event_persist_seconds_(sum|count)/.test(l)
+          ).join("\n"),
+        );
       }
       // captions in seq order on every data channel, the same ones everywhere
       const ref = confirmed(heard.received).map((c) => `${c.seq}:${c.text}`);
@@ -279,7 +284,7 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
       assert.equal(r.status, 404, "deleted once");
       void victim;
 
-      // ---- audio: last, so the checks above are reported even when a starved machine garbles the media
+      // ---- audio last: the checks above are reported even when a starved machine garbles the media
       // every listener heard the voice: loud frames that are not the track's tone
       for (const l of listeners) {
         const voice = l.frames.filter((f) => f.rms > 300 && f.tone !== 0).length;
@@ -312,166 +317,6 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
       } finally {
         await rec.dispose();
       }
-
-    } finally {
-          l.close();
-        }
-      }));
-      assert.deepEqual(flood, [429, 429, 429, 429, 429]);
-      r = await call(url, "GET", `/v1/rooms/${room.id}`, key);
-      assert.equal((r.body as { live: { listeners: number } }).live.listeners, LISTENERS, r.text);
-
-      // ---- the room is idle (no publisher): listeners hear the backing track
-      await heard.waitFor(
-        () => heard.frames.filter((f) => f.tone === 0).length > 50,
-        30_000,
-        "track while idle",
-      );
-
-      // ---- SSE viewer with a room viewer token
-      r = await call(url, "POST", "/v1/tokens", key, {
-        scopes: ["rooms:view"],
-        room_id: room.id,
-        ttl_s: 600,
-      });
-      assert.equal(r.status, 201, r.text);
-      const viewer = r.body as { token: string; link: string };
-      assert.equal(viewer.link, `/rooms/${room.id}#token=${viewer.token}`);
-      r = await call(url, "GET", "/v1/rooms", viewer.token);
-      assert.equal(r.status, 403, "a viewer token cannot list or manage rooms");
-      const sse = await fetch(`${url}/v1/rooms/${room.id}/events`, {
-        headers: { authorization: `Bearer ${viewer.token}` },
-        signal: abort.signal,
-      });
-      assert.equal(sse.status, 200);
-      const sseEvents: Array<{ seq: number; type: string; data: Record<string, unknown> }> = [];
-      const parse = roomEventParser((e) => sseEvents.push(e));
-      (async () => {
-        for await (const chunk of sse.body!) parse(chunk);
-      })().catch(() => {});
-
-      // ---- publisher
-      const speech = publisherSpeech();
-      publisher = new TestClient({ audio: "pcm", pcm48k: speech.pcm });
-      const pres = await fetch(`${url}/v1/sessions?room=${room.id}&mode=transcribe&partials=false`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${key}`, "content-type": "application/sdp" },
-        body: await publisher.offer(),
-      });
-      const ptext = await pres.text();
-      assert.equal(pres.status, 201, ptext);
-      await publisher.accept(ptext);
-
-      // ---- a second publisher → 409, no session row left
-      const before = (await call(url, "GET", "/v1/sessions?limit=200", key)).body as { sessions: unknown[] };
-      second = new TestClient({ audio: "silence" });
-      const sres = await fetch(`${url}/v1/sessions?room=${room.id}`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${key}`, "content-type": "application/sdp" },
-        body: await second.offer(),
-      });
-      const sbody = await sres.json();
-      assert.equal(sres.status, 409, JSON.stringify(sbody));
-      const after = (await call(url, "GET", "/v1/sessions?limit=200", key)).body as { sessions: unknown[] };
-      assert.equal(after.sessions.length, before.sessions.length, "the refused publisher left no row");
-
-      // ---- captions: wait for three confirmed captions everywhere, then the idle switch back to the track
-      const confirmed = (evs: ListenerEvent[]) =>
-        evs.filter((e): e is CaptionEvent => e.type === "caption" && e.status === "confirmed");
-      const speechMs = speech.pcm.length / 48;
-      await heard.waitFor(
-        () => confirmed(heard.received).length >= 3,
-        speechMs + 60_000,
-        "3 confirmed captions",
-      );
-      const speechEndAt = publisher.pcmStartedAt! + speechMs;
-      await heard.waitFor(
-        () => heard.frames.some((f) => f.at > speechEndAt && f.tone === 0),
-        IDLE_AFTER_MS + 30_000,
-        "idle track after speech",
-      );
-      await new Promise((res) => setTimeout(res, 1000));
-
-      if (Deno.env.get("ROOMS_DEBUG")) {
-        const t0 = heard.frames[0].at;
-        const line: string[] = [];
-        for (let b = 0; b * 200 < heard.frames[heard.frames.length - 1].at - t0; b++) {
-          const fs = heard.frames.filter((f) => f.at - t0 >= b * 200 && f.at - t0 < (b + 1) * 200);
-          const t = fs.filter((f) => f.tone === 0).length, v = fs.filter((f) => f.rms > 300 && f.tone !== 0).length;
-          line.push(`${b * 200}:${fs.length}/${t}/${v}`);
-        }
-        console.log("pub start", (publisher.pcmStartedAt! - t0).toFixed(0), line.join(" "));
-        console.log(JSON.stringify(heard.received.filter((e) => e.type !== "caption")));
-        const m = await (await fetch(`${url}/metrics`)).text();
-        console.log(m.split("\n").filter((l) => /clock_skipped|room_listener_send_gap|room_event_persist_seconds_(sum|count)/.test(l)).join("\n"));
-      }
-      // every listener heard the voice: loud frames that are not the track's tone
-      for (const l of listeners) {
-        const voice = l.frames.filter((f) => f.rms > 300 && f.tone !== 0).length;
-        assert.ok(voice > 100, `a listener heard ${voice} voice frames`);
-      }
-      // captions in seq order on every data channel, the same ones everywhere
-      const ref = confirmed(heard.received).map((c) => `${c.seq}:${c.text}`);
-      for (const l of listeners) {
-        const seqs = l.received.filter((e) => "seq" in e && e.type !== "room").map((e) =>
-          (e as CaptionEvent).seq
-        );
-        for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] > seqs[i - 1], `seq order ${seqs}`);
-        assert.deepEqual(confirmed(l.received).map((c) => `${c.seq}:${c.text}`), ref);
-      }
-      // the SSE viewer got the same confirmed captions, in seq order
-      await heard.waitFor(
-        () =>
-          sseEvents.filter((e) => e.type === "caption" && e.data.status === "confirmed").length >= ref.length,
-        10_000,
-        "SSE captions",
-      );
-      for (let i = 1; i < sseEvents.length; i++) assert.ok(sseEvents[i].seq > sseEvents[i - 1].seq);
-      assert.deepEqual(
-        sseEvents.filter((e) => e.type === "caption" && e.data.status === "confirmed").map((e) =>
-          `${e.seq}:${e.data.text}`
-        ),
-        ref,
-      );
-
-      // idle → track after idle_after_ms ± 100 ms, at the listener: last voice frame → first track frame
-      const frames = heard.frames;
-      const firstTrack = frames.findIndex((f) =>
-        f.at > speechEndAt - 500 && f.tone === 0 &&
-        frames.slice(frames.indexOf(f), frames.indexOf(f) + 3).every((g) => g.tone === 0)
-      );
-      let lastVoice = firstTrack - 1;
-      while (lastVoice > 0 && !(frames[lastVoice].rms > 300 && frames[lastVoice].tone !== 0)) lastVoice--;
-      const idleMs = frames[firstTrack].at - frames[lastVoice].at;
-      console.log(`idle switch after ${idleMs.toFixed(0)} ms of quiet (idle_after_ms ${IDLE_AFTER_MS})`);
-      assert.ok(Math.abs(idleMs - IDLE_AFTER_MS) <= 100, `idle after ${idleMs.toFixed(0)} ms`);
-
-      // the recognizer transcribes what one listener heard (the voice part: no track tone)
-      const voiced = heard.samples!.filter((_, i) => heard.frames[i]?.tone !== 0);
-      const pcm = new Int16Array(voiced.length * 480);
-      voiced.forEach((f, i) => pcm.set(f, i * 480));
-      const rec = await loadCtcRecognizer(MODEL_DIR);
-      try {
-        const hyp = (await rec.transcribe(resampleAll(int16ToFloat(pcm), 48_000, 16_000))).hypotheses[0].text;
-        const w = wordErrorRate(speech.text, hyp);
-        console.log(
-          `listener audio transcribed: "${hyp}" WER ${(w * 100).toFixed(1)}% (ref "${speech.text}")`,
-        );
-        assert.ok(w <= 0.25, `WER ${(w * 100).toFixed(1)}%: ${hyp}`);
-      } finally {
-        await rec.dispose();
-      }
-
-      // ---- DELETE a listener → gone from the room, its peer closed
-      const victim = listeners[listeners.length - 1];
-      const loc = locations[locations.length - 1];
-      r = await call(url, "DELETE", loc, key);
-      assert.equal(r.status, 204, r.text);
-      r = await call(url, "GET", `/v1/rooms/${room.id}`, key);
-      assert.equal((r.body as { live: { listeners: number } }).live.listeners, LISTENERS - 1);
-      r = await call(url, "DELETE", loc, key);
-      assert.equal(r.status, 404, "deleted once");
-      void victim;
 
       // ---- DELETE the room: listeners end, later requests 404
       r = await call(url, "DELETE", `/v1/rooms/${room.id}`, key);
