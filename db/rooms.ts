@@ -31,7 +31,11 @@ export async function createRoom(
 }
 
 /** A live (not deleted) room of the tenant, or null (another tenant's room looks missing). */
-export async function roomOfTenant(database: Database, tenantId: string, id: string): Promise<RoomRow | null> {
+export async function roomOfTenant(
+  database: Database,
+  tenantId: string,
+  id: string,
+): Promise<RoomRow | null> {
   const rows = await database.db.select().from(rooms).where(
     and(eq(rooms.id, id), eq(rooms.tenantId, tenantId), isNull(rooms.deletedAt)),
   );
@@ -90,7 +94,11 @@ export async function claimRoomNode(
   return cur[0]?.nodeId ?? null;
 }
 
-export async function setRoomPublisher(database: Database, id: string, sessionId: string | null): Promise<void> {
+export async function setRoomPublisher(
+  database: Database,
+  id: string,
+  sessionId: string | null,
+): Promise<void> {
   await database.db.update(rooms).set({ publisherSessionId: sessionId }).where(eq(rooms.id, id));
 }
 
@@ -171,7 +179,11 @@ const TRACK_META = {
   createdAt: tracks.createdAt,
 };
 
-export async function trackOfTenant(database: Database, tenantId: string, id: string): Promise<TrackMeta | null> {
+export async function trackOfTenant(
+  database: Database,
+  tenantId: string,
+  id: string,
+): Promise<TrackMeta | null> {
   const rows = await database.db.select(TRACK_META).from(tracks).where(
     and(eq(tracks.id, id), eq(tracks.tenantId, tenantId)),
   );

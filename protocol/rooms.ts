@@ -45,7 +45,11 @@ export const CreateRoomRequest = z.object({
 }).strict().superRefine((r, ctx) => {
   const o = r.options;
   if ((o.idle_source === "track" || o.default_source === "track") && !o.track_id) {
-    ctx.addIssue({ code: "custom", path: ["options", "track_id"], message: "a `track` source needs track_id" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["options", "track_id"],
+      message: "a `track` source needs track_id",
+    });
   }
 });
 export type CreateRoomRequest = z.infer<typeof CreateRoomRequest>;

@@ -14,9 +14,9 @@ import {
   createRoom,
   deleteRoom,
   listRooms,
-  type RoomRow,
   roomEventsAfter,
   roomOfTenant,
+  type RoomRow,
   trackOfTenant,
 } from "../../db/rooms.ts";
 import { ApiError } from "../../lib/errors.ts";
@@ -51,7 +51,10 @@ const listenersCreated = registry.counter(
   "Listener offers through this edge, by outcome",
 );
 const viewersOpen = registry.gauge("parley_edge_room_viewers", "Open SSE room viewers on this edge");
-const viewerEvents = registry.counter("parley_edge_room_viewer_events_total", "Room events sent to SSE viewers");
+const viewerEvents = registry.counter(
+  "parley_edge_room_viewer_events_total",
+  "Room events sent to SSE viewers",
+);
 const viewersDropped = registry.counter(
   "parley_edge_room_viewers_dropped_total",
   "SSE room viewers ended because they read too slowly",
@@ -118,7 +121,9 @@ export async function placeRoom(ctx: EdgeContext, row: RoomRow): Promise<{ id: s
   const placed = await claimRoomNode(ctx.database, row.id, nodes[0].id, timeout);
   if (!placed) throw new ApiError(404, "not_found", "no such room");
   const url = placed === nodes[0].id ? nodes[0].url : await liveNodeUrl(ctx.database, placed, timeout);
-  if (!url) throw new ApiError(503, "no_origin_available", "the room's origin is not live", { "Retry-After": "2" });
+  if (!url) {
+    throw new ApiError(503, "no_origin_available", "the room's origin is not live", { "Retry-After": "2" });
+  }
   return { id: placed, url };
 }
 
@@ -164,9 +169,12 @@ function viewGuard(ctx: EdgeContext): MiddlewareHandler<{ Variables: EdgeVariabl
 function originError(status: number, body: { error?: { code?: string; message?: string } }): ApiError {
   const code = (body.error?.code ?? "origin_error") as "origin_error";
   const message = body.error?.message ?? `origin answered ${status}`;
-  return new ApiError(status >= 400 && status < 500 ? status : 502, code, message, status === 429
-    ? { "retry-after": "5" }
-    : {});
+  return new ApiError(
+    status >= 400 && status < 500 ? status : 502,
+    code,
+    message,
+    status === 429 ? { "retry-after": "5" } : {},
+  );
 }
 
 export function roomRoutes(app: EdgeApp, ctx: EdgeContext): void {
@@ -208,7 +216,9 @@ export function roomRoutes(app: EdgeApp, ctx: EdgeContext): void {
       if (url) {
         await ctx.origins.call(url, "DELETE", `${INTERNAL_ROOMS_PATH}/${row.id}`, {
           requestId: c.get("requestId"),
-        }).catch((err) => c.get("log").warn("room close on origin failed", { room_id: row.id, err: String(err) }));
+        }).catch((err) =>
+          c.get("log").warn("room close on origin failed", { room_id: row.id, err: String(err) })
+        );
       }
     }
     c.get("log").info("room deleted", { room_id: row.id });
@@ -223,7 +233,11 @@ export function roomRoutes(app: EdgeApp, ctx: EdgeContext): void {
     const row = await loadRoom(ctx, p, c.req.param("id") ?? "");
     const type = (c.req.header("content-type") ?? "").toLowerCase();
     if (!type.startsWith("application/sdp")) {
-      throw new ApiError(415, "unsupported_media_type", "expected Content-Type: application/sdp (a WHEP offer)");
+      throw new ApiError(
+        415,
+        "unsupported_media_type",
+        "expected Content-Type: application/sdp (a WHEP offer)",
+      );
     }
     const q = ListenerQuery.safeParse(c.req.query());
     if (!q.success) throw validationError(q.error.issues);
@@ -235,7 +249,12 @@ export function roomRoutes(app: EdgeApp, ctx: EdgeContext): void {
     }
     const node = await placeRoom(ctx, row);
     const listenerId = crypto.randomUUID();
-    const req: InternalListenerRequest = { tenant_id: p.tenantId, listener_id: listenerId, sdp, source: q.data.source };
+    const req: InternalListenerRequest = {
+      tenant_id: p.tenantId,
+      listener_id: listenerId,
+      sdp,
+      source: q.data.source,
+    };
     let res;
     try {
       res = await ctx.origins.call(node.url, "POST", `${INTERNAL_ROOMS_PATH}/${row.id}/listeners`, {
@@ -247,7 +266,9 @@ export function roomRoutes(app: EdgeApp, ctx: EdgeContext): void {
     } catch (e) {
       listenersCreated.inc({ outcome: "unreachable" });
       if (e instanceof OriginUnreachableError) {
-        throw new ApiError(503, "no_origin_available", "the room's origin is unreachable", { "Retry-After": "2" });
+        throw new ApiError(503, "no_origin_available", "the room's origin is unreachable", {
+          "Retry-After": "2",
+        });
       }
       throw e;
     }
@@ -262,7 +283,11 @@ export function roomRoutes(app: EdgeApp, ctx: EdgeContext): void {
     const answer = res.json<InternalListenerResponse>();
     listenersCreated.inc({ outcome: "created" });
     listenerSetup.observe((performance.now() - t0) / 1000);
-    c.get("log").info("room listener created", { room_id: row.id, listener_id: listenerId, node_id: node.id });
+    c.get("log").info("room listener created", {
+      room_id: row.id,
+      listener_id: listenerId,
+      node_id: node.id,
+    });
     c.header("Location", `/v1/rooms/${row.id}/listeners/${listenerId}`);
     c.header("Content-Type", "application/sdp");
     return c.body(answer.sdp, 201);
@@ -292,12 +317,16 @@ export function roomRoutes(app: EdgeApp, ctx: EdgeContext): void {
     const lastEventId = c.req.header("last-event-id");
     if (lastEventId !== undefined) {
       const n = Number(lastEventId);
-      if (!Number.isInteger(n) || n < 0) throw new ApiError(400, "validation_failed", "Last-Event-ID: expected a seq");
+      if (!Number.isInteger(n) || n < 0) {
+        throw new ApiError(400, "validation_failed", "Last-Event-ID: expected a seq");
+      }
       after = Math.max(after, n);
     }
     const fanout = roomEventFanout(ctx.database);
     if (fanout.viewers >= ctx.config.ROOM_VIEWERS_PER_EDGE) {
-      throw new ApiError(503, "unavailable", "this edge serves its maximum of room viewers", { "Retry-After": "2" });
+      throw new ApiError(503, "unavailable", "this edge serves its maximum of room viewers", {
+        "Retry-After": "2",
+      });
     }
     const log = c.get("log");
     const enc = new TextEncoder();
@@ -364,7 +393,9 @@ export function roomRoutes(app: EdgeApp, ctx: EdgeContext): void {
         } catch (err) {
           log.error("room viewer failed", { err: String(err), room_id: row.id });
           try {
-            ctrl.enqueue(enc.encode(`event: error\ndata: {"code":"unavailable","message":"cannot follow now"}\n\n`));
+            ctrl.enqueue(
+              enc.encode(`event: error\ndata: {"code":"unavailable","message":"cannot follow now"}\n\n`),
+            );
           } catch { /* closed */ }
           stop();
         }

@@ -91,7 +91,8 @@ export function trackRoutes(app: EdgeApp, ctx: EdgeContext): void {
 
   app.delete("/v1/tracks/:id", auth, async (c) => {
     const id = c.req.param("id") ?? "";
-    const ok = TRACK_ID.safeParse(id).success && await deleteTrack(ctx.database, c.get("principal").tenantId, id);
+    const ok = TRACK_ID.safeParse(id).success &&
+      await deleteTrack(ctx.database, c.get("principal").tenantId, id);
     if (!ok) throw new ApiError(404, "not_found", "no such track");
     return c.body(null, 204);
   });

@@ -54,7 +54,9 @@ export function trackFromWav(bytes: Uint8Array, limits: { maxDurationMs: number 
   if (info.sampleRate > TRACK_RATE) {
     throw new TrackFormatError(`sample rate ${info.sampleRate} Hz is above ${TRACK_RATE} Hz`);
   }
-  if (info.sampleRate < 8000) throw new TrackFormatError(`sample rate ${info.sampleRate} Hz is below 8000 Hz`);
+  if (info.sampleRate < 8000) {
+    throw new TrackFormatError(`sample rate ${info.sampleRate} Hz is below 8000 Hz`);
+  }
   if (info.frames === 0) throw new ApiError(400, "bad_request", "WAV: the data chunk holds no samples");
   if (info.durationMs > limits.maxDurationMs) {
     throw new ApiError(
@@ -72,7 +74,14 @@ export function trackFromWav(bytes: Uint8Array, limits: { maxDurationMs: number 
     for (let i = 0; i < info.frames; i++) samples[i] = dv.getInt16(i * 2, true);
   } else {
     const mono = wavToMonoFloat(bytes, info);
-    samples = floatToInt16(info.sampleRate === TRACK_RATE ? mono : resampleAll(mono, info.sampleRate, TRACK_RATE));
+    samples = floatToInt16(
+      info.sampleRate === TRACK_RATE ? mono : resampleAll(mono, info.sampleRate, TRACK_RATE),
+    );
   }
-  return { samples, durationMs: Math.round((samples.length / TRACK_RATE) * 1000), source, converted: !native };
+  return {
+    samples,
+    durationMs: Math.round((samples.length / TRACK_RATE) * 1000),
+    source,
+    converted: !native,
+  };
 }

@@ -102,7 +102,10 @@ export class RoomHost {
     if (trackId) {
       const pcm = await trackPcm(this.#db, tenantId, trackId);
       if (pcm) track = new BackingTrack(trackId, pcm);
-      else this.#log.warn("room's backing track is gone; idling on silence", { room_id: roomId, track_id: trackId });
+      else {this.#log.warn("room's backing track is gone; idling on silence", {
+          room_id: roomId,
+          track_id: trackId,
+        });}
     }
     const room = this.manager.create(roomId, options, {
       tenantId,
@@ -143,7 +146,11 @@ export class RoomHost {
     }
   }
 
-  async attachPublisher(roomId: string, tenantId: string, publisher: RoomPublisher): Promise<RoomPublisherFeed> {
+  async attachPublisher(
+    roomId: string,
+    tenantId: string,
+    publisher: RoomPublisher,
+  ): Promise<RoomPublisherFeed> {
     const room = await this.ensure(roomId, tenantId);
     const feed = room.attachPublisher(publisher);
     setRoomPublisher(this.#db, roomId, publisher.sessionId).catch(() => {});
