@@ -70,6 +70,9 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
       RATE_LIMIT_RPS: "1000",
       RATE_LIMIT_BURST: "1000",
       MEDIA_TIMEOUT_MS: "120000",
+      // a starved origin (loaded machine) must not look dead to placement
+      HEARTBEAT_MS: "1000",
+      NODE_TIMEOUT_MS: "20000",
     });
     const url = `http://127.0.0.1:${port}`;
     const listeners: ListenerClient[] = [];
