@@ -146,6 +146,16 @@ export async function roomLastSeq(database: Database, roomId: string): Promise<n
 
 // ------------------------------------------------------------------ tracks
 
+const TRACK_META = {
+  id: tracks.id,
+  tenantId: tracks.tenantId,
+  name: tracks.name,
+  durationMs: tracks.durationMs,
+  sizeBytes: tracks.sizeBytes,
+  source: tracks.source,
+  createdAt: tracks.createdAt,
+};
+
 export async function createTrack(
   database: Database,
   t: { tenantId: string; name: string; pcm: Uint8Array; durationMs: number; source: string },
@@ -157,27 +167,9 @@ export async function createTrack(
     durationMs: t.durationMs,
     sizeBytes: t.pcm.byteLength,
     source: t.source,
-  }).returning({
-    id: tracks.id,
-    tenantId: tracks.tenantId,
-    name: tracks.name,
-    durationMs: tracks.durationMs,
-    sizeBytes: tracks.sizeBytes,
-    source: tracks.source,
-    createdAt: tracks.createdAt,
-  });
+  }).returning(TRACK_META);
   return row;
 }
-
-const TRACK_META = {
-  id: tracks.id,
-  tenantId: tracks.tenantId,
-  name: tracks.name,
-  durationMs: tracks.durationMs,
-  sizeBytes: tracks.sizeBytes,
-  source: tracks.source,
-  createdAt: tracks.createdAt,
-};
 
 export async function trackOfTenant(
   database: Database,

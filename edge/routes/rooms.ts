@@ -40,6 +40,7 @@ import { guard } from "../context.ts";
 import { OriginUnreachableError } from "../origin_client.ts";
 import { rateLimit } from "../rate_limit.ts";
 import { roomEventFanout } from "../room_feed.ts";
+import { SSE_HEADERS } from "../sse.ts";
 import type { MiddlewareHandler } from "hono";
 
 const listenerSetup = registry.histogram(
@@ -404,13 +405,6 @@ export function roomRoutes(app: EdgeApp, ctx: EdgeContext): void {
         stop();
       },
     }, new CountQueuingStrategy({ highWaterMark: 16 }));
-    return new Response(body, {
-      status: 200,
-      headers: {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache, no-transform",
-        "x-accel-buffering": "no",
-      },
-    });
+    return new Response(body, { status: 200, headers: SSE_HEADERS });
   });
 }

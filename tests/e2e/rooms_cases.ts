@@ -97,6 +97,37 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
       });
       const body8 = await res8.json();
       assert.ok(res8.status === 400 || res8.status === 415, JSON.stringify(body8));
+      // malformed and unsupported WAVs through the route: each a clear 4xx, none stored
+      const mutate = (f: (b: Uint8Array<ArrayBuffer>, dv: DataView) => Uint8Array<ArrayBuffer> | void) => {
+        const b = toneWav(1, TRACK_HZ);
+        return f(b, new DataView(b.buffer)) ?? b;
+      };
+      const bad: Array<[string, Uint8Array<ArrayBuffer>, number]> = [
+        ["0 channels", mutate((_, dv) => dv.setUint16(22, 0, true)), 400],
+        [
+          "96 kHz",
+          mutate((_, dv) => {
+            dv.setUint32(24, 96_000, true);
+            dv.setUint32(28, 96_000 * 2, true);
+          }),
+          415,
+        ],
+        ["RIFF size", mutate((_, dv) => dv.setUint32(4, 12, true)), 400],
+        ["2 GB data claim", mutate((_, dv) => dv.setUint32(40, 2_000_000_000, true)), 400],
+        ["truncated", mutate((b) => b.slice(0, b.length - 3)), 400],
+      ];
+      for (const [what, bytes, status] of bad) {
+        const res = await fetch(`${url}/v1/tracks`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${key}`, "content-type": "audio/wav" },
+          body: bytes,
+        });
+        const b = await res.json();
+        assert.equal(res.status, status, `${what}: ${JSON.stringify(b)}`);
+        assert.ok(b.error?.message, what);
+      }
+      r = await call(url, "GET", "/v1/tracks", key);
+      assert.equal((r.body as { tracks: unknown[] }).tracks.length, 0, "no refused track was stored");
       const up = await fetch(`${url}/v1/tracks?name=bed`, {
         method: "POST",
         headers: { authorization: `Bearer ${key}`, "content-type": "audio/wav" },
