@@ -28,7 +28,7 @@ import { roomEventParser } from "../room_sse.ts";
 
 const EVAL_DIR = fileURLToPath(new URL("../../models/eval", import.meta.url));
 const MODEL_DIR = fileURLToPath(new URL("../../models/parley-asr-en", import.meta.url));
-const LISTENERS = 20;
+const LISTENERS = Number(Deno.env.get("ROOMS_E2E_LISTENERS") ?? 20);
 const IDLE_AFTER_MS = 1500;
 const TRACK_HZ = 440;
 /** Other marker bands: a frame counts as the track only when 440 Hz holds > 80% of the power of all of them. */
