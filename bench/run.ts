@@ -20,6 +20,11 @@ const BENCHES: Record<
     file: "rooms.ts",
     what: "listeners per origin in one room (50…500): CPU, publisher pacing p99, listener receive gap p99",
   },
+  room_captions: {
+    file: "room_captions.ts",
+    needsPg: true,
+    what: "caption lag, persisted → SSE viewer received, 200 viewers on a second edge process (p99 ≤ 1 s)",
+  },
   pipeline: { file: "pipeline_latency.ts", what: "speech → partial / confirmed latency, concurrency curve" },
   tts_speed: { file: "tts_speed.ts", what: "espeak synthesis speed (audio s per CPU s)" },
   audio_codecs: {

@@ -193,3 +193,45 @@ export const ttsChunks = pgTable("tts_chunks", {
   /** The claim's per-job lookup of the next queued chunk, without visiting done ones. */
   index("tts_chunks_queued_idx").on(t.jobId, t.idx).where(sql`status = 'queued'`),
 ]);
+
+/**
+ * Rooms (one publisher session → many WHEP listeners and SSE caption viewers). `options` is the validated
+ * protocol/rooms.ts RoomOptions. The room lives on at most one origin at a time: `node_id` is set by the edge
+ * when the room's first publisher or listener arrives (and replaced when that node is no longer live).
+ */
+export const rooms = pgTable("rooms", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  tenantId: uuid("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+  name: text("name").notNull().default(""),
+  options: jsonb("options").notNull().default({}),
+  /** Origin the room is materialized on (null until its first publisher or listener). */
+  nodeId: text("node_id"),
+  /** Session currently publishing into the room. */
+  publisherSessionId: uuid("publisher_session_id"),
+  /** Highest room event seq persisted (room_events). */
+  lastSeq: integer("last_seq").notNull().default(0),
+  createdAt: ts("created_at").notNull().defaultNow(),
+  deletedAt: ts("deleted_at"),
+}, (t) => [index("rooms_tenant_created_idx").on(t.tenantId, t.createdAt, t.id)]);
+
+/** Room-wide events (captions, telop, room state) with the room's seq: SSE viewers replay and follow them. */
+export const roomEvents = pgTable("room_events", {
+  roomId: uuid("room_id").notNull().references(() => rooms.id, { onDelete: "cascade" }),
+  seq: integer("seq").notNull(),
+  type: text("type").notNull(),
+  payload: jsonb("payload").notNull(),
+  createdAt: ts("created_at").notNull().defaultNow(),
+}, (t) => [primaryKey({ columns: [t.roomId, t.seq] })]);
+
+/** Backing tracks: 16-bit mono 48 kHz PCM (little-endian), played looped as a room's idle source. */
+export const tracks = pgTable("tracks", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  tenantId: uuid("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+  name: text("name").notNull().default(""),
+  pcm: bytea("pcm").notNull(),
+  durationMs: integer("duration_ms").notNull(),
+  sizeBytes: integer("size_bytes").notNull(),
+  /** What was uploaded (e.g. "44100 Hz, 16-bit, 2 channels") before conversion. */
+  source: text("source").notNull().default(""),
+  createdAt: ts("created_at").notNull().defaultNow(),
+}, (t) => [index("tracks_tenant_created_idx").on(t.tenantId, t.createdAt, t.id)]);

@@ -8,6 +8,8 @@ import { opsRoutes } from "./routes/ops.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
 import { databaseUnavailableResponse } from "./unavailable.ts";
+import { roomRoutes } from "./routes/rooms.ts";
+import { trackRoutes } from "./routes/tracks.ts";
 
 /** Extra route groups (TTS jobs, history, web client) register through this hook as they land. */
 export type RouteGroup = (app: Hono<{ Variables: EdgeVariables }>, ctx: EdgeContext) => void;
@@ -23,6 +25,8 @@ export function createEdgeApp(
   tokenRoutes(app, ctx);
   adminRoutes(app, ctx);
   sessionRoutes(app, ctx);
+  roomRoutes(app, ctx);
+  trackRoutes(app, ctx);
   for (const group of extra) group(app, ctx);
   return app;
 }

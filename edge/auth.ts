@@ -18,6 +18,8 @@ export interface Principal {
   scopes: Scope[];
   /** Browser tokens may be narrowed to one session. */
   sessionId?: string;
+  /** Viewer tokens may be narrowed to one room. */
+  roomId?: string;
   /** Per-key concurrent session cap, when set. */
   maxSessions?: number | null;
 }
@@ -30,6 +32,7 @@ interface TokenClaims {
   ten: string; // tenant id
   scp: Scope[];
   sid?: string;
+  rid?: string;
   iat: number;
   exp: number;
   [k: string]: unknown;
@@ -40,7 +43,7 @@ export class Authenticator {
 
   async mintToken(
     p: Principal,
-    opts: { scopes: Scope[]; ttlSeconds: number; sessionId?: string },
+    opts: { scopes: Scope[]; ttlSeconds: number; sessionId?: string; roomId?: string },
   ): Promise<{ token: string; expiresAt: string }> {
     const now = Math.floor(Date.now() / 1000);
     const claims: TokenClaims = {
@@ -52,6 +55,7 @@ export class Authenticator {
       exp: now + opts.ttlSeconds,
     };
     if (opts.sessionId) claims.sid = opts.sessionId;
+    if (opts.roomId) claims.rid = opts.roomId;
     return {
       token: await sign(claims, this.jwtSecret, "HS256"),
       expiresAt: new Date((now + opts.ttlSeconds) * 1000).toISOString(),
@@ -89,15 +93,27 @@ export class Authenticator {
       throw new ApiError(401, "unauthorized", "token's API key was revoked");
     }
     // A token never carries more than its key has now, and a session-bound one never `tts` (tenant-wide jobs).
-    const scopes = claims.scp.filter((s) =>
-      (key.scopes.includes(s) || key.scopes.includes("admin")) && !(claims.sid && s === "tts")
-    );
-    return { kind: "token", tenantId: claims.ten, keyId: key.id, scopes, sessionId: claims.sid };
+    const scopes = claims.scp.filter((s) => keyGrants(key.scopes, s) && !(claims.sid && s === "tts"));
+    return {
+      kind: "token",
+      tenantId: claims.ten,
+      keyId: key.id,
+      scopes,
+      sessionId: claims.sid,
+      roomId: typeof claims.rid === "string" ? claims.rid : undefined,
+    };
   }
 }
 
+/** What a key's scopes let it hand on: its own, everything for admin, and `rooms:view` with `sessions`. */
+export function keyGrants(keyScopes: readonly Scope[], s: Scope): boolean {
+  return keyScopes.includes(s) || keyScopes.includes("admin") ||
+    (s === "rooms:view" && keyScopes.includes("sessions"));
+}
+
 export function hasScope(p: Principal, scope: Scope): boolean {
-  return p.scopes.includes(scope) || (p.scopes.includes("admin") && p.kind === "key");
+  return p.scopes.includes(scope) || (p.scopes.includes("admin") && p.kind === "key") ||
+    (scope === "rooms:view" && p.scopes.includes("sessions"));
 }
 
 /** Authenticate and require a scope. Browser tokens never get admin. */
@@ -113,6 +129,13 @@ export function requireScope(
     c.set("principal", p);
     await next();
   };
+}
+
+/** A token narrowed to one room may only touch that room. */
+export function assertRoomAllowed(p: Principal, roomId: string): void {
+  if (p.roomId && p.roomId !== roomId) {
+    throw new ApiError(403, "forbidden", "this token is limited to another room");
+  }
 }
 
 /** A token narrowed to one session may only touch that session. */

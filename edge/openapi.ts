@@ -29,6 +29,9 @@ import {
 import { EventPage, SearchResult, SessionList, SessionSummary, Transcript } from "../protocol/history.ts";
 import { openAiOperations } from "./openapi_openai.ts";
 import { EventsQuery, ListSessionsQuery, SearchQuery, TranscriptQuery } from "./routes/history.ts";
+import { ListRoomsQuery, RoomEventsQuery } from "./routes/rooms.ts";
+import { TrackUploadQuery } from "./routes/tracks.ts";
+import { CreateRoomRequest, ListenerQuery, RoomOptionsInput } from "../protocol/rooms.ts";
 
 type JsonSchema = Record<string, unknown>;
 type Schemaish = z.ZodType | JsonSchema;
@@ -89,6 +92,40 @@ const TokenResponse = z.object({
   expires_at: z.string(),
   scopes: z.array(z.enum(SCOPES)),
   session_id: z.uuid().nullable(),
+  room_id: z.uuid().nullable(),
+  link: z.string().optional().describe("room viewer tokens: the shareable page link `/rooms/{id}#token=…`"),
+});
+
+const RoomLiveSchema = z.object({
+  listeners: z.number().int(),
+  publisher: z.uuid().nullable(),
+  idle: z.boolean(),
+  default_source: z.string(),
+  last_seq: z.number().int(),
+  switches: z.number().int(),
+  idle_ms: z.number().int(),
+});
+const RoomSchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  options: RoomOptionsInput,
+  node_id: z.string().nullable().describe("origin holding the room (set by its first publisher or listener)"),
+  publisher_session_id: z.uuid().nullable(),
+  last_seq: z.number().int(),
+  created_at: z.string(),
+  live: RoomLiveSchema.nullable().optional().describe("GET /v1/rooms/{id}: state on its origin, if placed"),
+  links: z.object({ self: z.string(), listeners: z.string(), events: z.string(), page: z.string() }),
+});
+const TrackSchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  duration_ms: z.number().int(),
+  size_bytes: z.number().int(),
+  sample_rate: z.literal(48000),
+  channels: z.literal(1),
+  bits_per_sample: z.literal(16),
+  source: z.string().describe("the uploaded format before conversion"),
+  created_at: z.string(),
 });
 
 const CreatedSession = z.object({
@@ -447,6 +484,7 @@ export function coreOperations(): Operation[] {
     },
     ...ttsOperations(),
     ...openAiOperations(),
+    ...roomOperations(),
     {
       method: "get",
       path: "/v1/keys",
@@ -498,6 +536,150 @@ const idempotencyHeader = {
   schema: { type: "string", pattern: "^[\\x21-\\x7e]{1,200}$" },
   description: "a retry with the same key (same tenant) returns the same job(s) instead of new ones",
 };
+
+function roomOperations(): Operation[] {
+  const roomId = uuidParam("room id");
+  const json = (schema: Schemaish) => ({ "application/json": schema });
+  return [
+    {
+      method: "post",
+      path: "/v1/rooms",
+      tag: "rooms",
+      summary: "Create a room (one publisher session → many WHEP listeners and SSE caption viewers)",
+      scope: "sessions",
+      body: { required: true, content: json(CreateRoomRequest) },
+      responses: { "201": { description: "the room", content: json(RoomSchema) } },
+      errors: [400, 415],
+    },
+    {
+      method: "get",
+      path: "/v1/rooms",
+      tag: "rooms",
+      summary: "The tenant's rooms, newest first",
+      scope: "sessions",
+      query: ListRoomsQuery,
+      responses: { "200": { description: "rooms", content: json(z.object({ rooms: z.array(RoomSchema) })) } },
+    },
+    {
+      method: "get",
+      path: "/v1/rooms/{id}",
+      tag: "rooms",
+      summary: "A room, with its live state (listeners, publisher, idle) from its origin",
+      scope: "rooms:view",
+      pathParams: roomId,
+      responses: { "200": { description: "the room", content: json(RoomSchema) } },
+      errors: [404],
+    },
+    {
+      method: "delete",
+      path: "/v1/rooms/{id}",
+      tag: "rooms",
+      summary: "Delete a room: its listeners end; its events stay for replay",
+      scope: "sessions",
+      pathParams: roomId,
+      responses: { "204": { description: "deleted" } },
+      errors: [404],
+    },
+    {
+      method: "post",
+      path: "/v1/rooms/{id}/listeners",
+      tag: "rooms",
+      summary: "Listen (WHEP): a recvonly audio offer with an `events` data channel → 201 SDP answer",
+      description:
+        "The listener is placed on the room's origin. The `events` channel carries captions, telop " +
+        'and room state with the room\'s seq, and `source` events; send `{"type":"select","source":…}` ' +
+        "on it to switch. 429 (Retry-After) past the room's max_listeners.",
+      scope: "rooms:view",
+      pathParams: roomId,
+      query: ListenerQuery,
+      body: { required: true, content: { "application/sdp": { type: "string" } } },
+      responses: {
+        "201": {
+          description: "SDP answer",
+          headers: { Location: { description: "/v1/rooms/{id}/listeners/{listener_id}" } },
+          content: { "application/sdp": { type: "string" } },
+        },
+      },
+      errors: [400, 404, 415, 429, 503],
+    },
+    {
+      method: "delete",
+      path: "/v1/rooms/{id}/listeners/{lid}",
+      tag: "rooms",
+      summary: "End a listener",
+      scope: "rooms:view",
+      pathParams: {
+        ...roomId,
+        lid: { schema: { type: "string", format: "uuid" }, description: "listener id" },
+      },
+      responses: { "204": { description: "ended" } },
+      errors: [404],
+    },
+    {
+      method: "get",
+      path: "/v1/rooms/{id}/events",
+      tag: "rooms",
+      summary: "Server-Sent Events of the room: caption, telop, room (id = room seq; Last-Event-ID replays)",
+      scope: "rooms:view",
+      pathParams: roomId,
+      query: RoomEventsQuery,
+      headerParams: [{
+        name: "Last-Event-ID",
+        schema: { type: "string" },
+        description: "replay events after this seq",
+      }],
+      responses: {
+        "200": { description: "event stream", content: { "text/event-stream": { type: "string" } } },
+      },
+      errors: [404, 503],
+    },
+    {
+      method: "post",
+      path: "/v1/tracks",
+      tag: "rooms",
+      summary: "Upload a backing track (audio/wav); stored as 16-bit mono 48 kHz PCM",
+      description:
+        "Native: PCM 16-bit mono 48000 Hz. PCM 16/24/32-bit or float, 1–2 channels, 8000–48000 Hz " +
+        "are converted. 8-bit, more than 2 channels, rates above 48 kHz and compressed WAV encodings: 415 " +
+        "with the reason; corrupt or truncated files: 400; over TRACK_MAX_BYTES / TRACK_MAX_DURATION_MS: 413.",
+      scope: "sessions",
+      query: TrackUploadQuery,
+      body: { required: true, content: { "audio/wav": { type: "string", contentMediaType: "audio/wav" } } },
+      responses: { "201": { description: "the track", content: json(TrackSchema) } },
+      errors: [400, 413, 415],
+    },
+    {
+      method: "get",
+      path: "/v1/tracks",
+      tag: "rooms",
+      summary: "The tenant's backing tracks",
+      scope: "sessions",
+      responses: {
+        "200": { description: "tracks", content: json(z.object({ tracks: z.array(TrackSchema) })) },
+      },
+    },
+    {
+      method: "get",
+      path: "/v1/tracks/{id}",
+      tag: "rooms",
+      summary: "A backing track's metadata",
+      scope: "sessions",
+      pathParams: uuidParam("track id"),
+      responses: { "200": { description: "the track", content: json(TrackSchema) } },
+      errors: [404],
+    },
+    {
+      method: "delete",
+      path: "/v1/tracks/{id}",
+      tag: "rooms",
+      summary: "Delete a backing track (rooms already playing it keep their copy until they close)",
+      scope: "sessions",
+      pathParams: uuidParam("track id"),
+      responses: { "204": { description: "deleted" } },
+      errors: [404],
+    },
+  ];
+}
 
 function ttsOperations(): Operation[] {
   const jobId = uuidParam("job id");
@@ -755,6 +937,7 @@ export function buildOpenApiDocument(
       { name: "history", description: "session history, transcripts, replay and search" },
       { name: "tts", description: "text-to-speech jobs" },
       { name: "openai", description: "OpenAI-compatible audio API: transcriptions, speech, models, voices" },
+      { name: "rooms", description: "rooms: WHEP listeners, SSE caption viewers, backing tracks" },
       { name: "tokens", description: "browser tokens" },
       { name: "keys", description: "API keys and nodes (admin)" },
       { name: "ops", description: "health, metrics, documentation" },

@@ -1,6 +1,7 @@
 /**
  * The web client, served by the edge on the same origin as the API (no CORS, no preflights):
  *   GET /                 the page shell (web/index.html)
+ *   GET /rooms/{id}       the same shell; the client shows the room page (captions, Listen)
  *   GET /web/app.js       the bundled client (web/dist/app.js, built by `deno task web:build`; built here at
  *                         start if missing)
  *   GET /web/style.css    the stylesheet
@@ -93,6 +94,7 @@ export function webRoutes(app: EdgeApp, ctx: EdgeContext): void {
   };
 
   app.get("/", (c) => serve(c, "/"));
+  app.get("/rooms/:id", (c) => serve(c, "/"));
   app.get("/index.html", (c) => c.redirect("/", 301));
   app.get("/web/app.js", (c) => serve(c, "/web/app.js"));
   app.get("/web/style.css", (c) => serve(c, "/web/style.css"));

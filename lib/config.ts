@@ -41,6 +41,13 @@ export const CONFIG_SCHEMA = {
   RATE_LIMIT_BURST: int(1, 100000).default(60),
   MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
   MAX_SESSIONS_PER_TENANT: int(1, 100000).default(100),
+  /** Rooms one origin holds at most. */
+  ROOMS_PER_ORIGIN: int(1, 10_000).default(100),
+  /** Backing track uploads: bytes of the WAV, and length once decoded. */
+  TRACK_MAX_BYTES: int(1024, 512 * 1024 * 1024).default(64 * 1024 * 1024),
+  TRACK_MAX_DURATION_MS: int(1000, 24 * 3_600_000).default(10 * 60 * 1000),
+  /** SSE room viewers one edge process serves at most. */
+  ROOM_VIEWERS_PER_EDGE: int(1, 1_000_000).default(10_000),
   ICE_DISCONNECTED_GRACE_MS: int(100, 600000).default(10000),
   MEDIA_TIMEOUT_MS: int(500, 3600000).default(15000),
   SESSION_CONNECT_TIMEOUT_MS: int(1000, 600000).default(20000),

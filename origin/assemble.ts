@@ -18,6 +18,8 @@ import { createTtsJobWorker } from "./tts_jobs/component.ts";
 import { livePriority } from "./tts_jobs/priority_gate.ts";
 import { FileTranscriber } from "./transcribe/file_transcriber.ts";
 import { voiceService } from "./transcribe/voices.ts";
+import { RoomHost } from "./rooms/room_host.ts";
+import { RoomManager } from "./rooms/room_manager.ts";
 
 /** What each session of this origin runs with, from Config. */
 export function sessionConfig(config: Config): Partial<SessionConfig> {
@@ -37,7 +39,14 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     ready: () => hub.ready().ready,
     close: () => hub.close(),
   };
+  const roomHost = new RoomHost({
+    database,
+    nodeId: originNodeId(config),
+    manager: new RoomManager({ maxRooms: config.ROOMS_PER_ORIGIN, log }),
+    log,
+  });
   const sessions = new SessionManager({
+    rooms: roomHost,
     database,
     nodeId: originNodeId(config),
     capacity: config.NODE_CAPACITY,
@@ -61,10 +70,12 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     ready: () => true,
     close: () => transcriber.close(),
   };
+  const rooms: OriginComponent = { name: "rooms", ready: () => true, close: () => roomHost.close() };
   return {
     sessions,
     transcriber,
     voices: voiceService(hub, config.TTS_ENGINE),
-    components: [engines, files, jobs],
+    rooms: roomHost,
+    components: [engines, files, rooms, jobs],
   };
 }

@@ -29,6 +29,13 @@ import { INTERNAL_TRANSCRIPTIONS_PATH, INTERNAL_VOICES_PATH, TRANSCRIBE_RATE } f
 import { int16ToFloat } from "../lib/audio/resampler.ts";
 import { originNodeId } from "./node_id.ts";
 import type { ChildMessage } from "./supervisor_protocol.ts";
+import type { RoomHost } from "./rooms/room_host.ts";
+import {
+  INTERNAL_ROOMS_PATH,
+  type InternalListenerRequest,
+  type InternalListenerResponse,
+  ListenerQuery,
+} from "../protocol/rooms.ts";
 
 const heartbeats = registry.counter("parley_origin_heartbeats_total", "Registry heartbeats by outcome");
 const recycleState = registry.gauge(
@@ -48,6 +55,8 @@ export interface OriginParts {
   recycleAfterSessions?: number;
   /** After recycling starts, end the sessions still live after this long (default 1 h). */
   recycleDrainMaxMs?: number;
+  /** The origin's rooms (WHEP listeners, publisher sessions); absent: the room routes answer 503. */
+  rooms?: RoomHost;
   /** A supervised child's channel to its supervisor (main.ts writes the messages to stdout). */
   toSupervisor?: (message: ChildMessage) => void;
 }
@@ -334,7 +343,50 @@ export class OriginServer {
       if (!s) throw new ApiError(404, "not_found", "no such session on this origin");
       return c.json(s);
     });
+    this.roomRoutes(app);
     return app;
+  }
+
+  private roomRoutes(app: Hono<{ Variables: OriginVariables }>): void {
+    const rooms = () => {
+      if (!this.parts.rooms) throw new ApiError(503, "unavailable", "this origin hosts no rooms");
+      return this.parts.rooms;
+    };
+    app.post(`${INTERNAL_ROOMS_PATH}/:id/listeners`, async (c) => {
+      const host = rooms();
+      if (this.#state !== "running") throw new ApiError(503, "unavailable", "origin is draining");
+      let req: InternalListenerRequest;
+      try {
+        req = JSON.parse(new TextDecoder().decode(c.get("body")));
+      } catch {
+        throw new ApiError(400, "invalid_json", "body is not valid JSON");
+      }
+      const q = ListenerQuery.safeParse({ source: req.source });
+      if (!q.success || typeof req.sdp !== "string" || typeof req.listener_id !== "string") {
+        throw new ApiError(400, "bad_request", "listener request needs sdp, listener_id and a valid source");
+      }
+      const { listener, answer } = await host.addListener(c.req.param("id"), req.tenant_id, req.sdp, {
+        id: req.listener_id,
+        source: q.data.source,
+      });
+      const out: InternalListenerResponse = { listener_id: listener.id, node_id: this.nodeId, sdp: answer };
+      return c.json(out, 201);
+    });
+    app.delete(`${INTERNAL_ROOMS_PATH}/:id/listeners/:lid`, (c) => {
+      if (!rooms().removeListener(c.req.param("id"), c.req.param("lid"))) {
+        throw new ApiError(404, "not_found", "no such listener on this origin");
+      }
+      return c.body(null, 204);
+    });
+    app.get(`${INTERNAL_ROOMS_PATH}/:id`, (c) => {
+      const room = rooms().manager.get(c.req.param("id"));
+      if (!room || room.closed) throw new ApiError(404, "not_found", "room not on this origin");
+      return c.json(room.summary());
+    });
+    app.delete(`${INTERNAL_ROOMS_PATH}/:id`, (c) => {
+      rooms().closeRoom(c.req.param("id"));
+      return c.body(null, 204);
+    });
   }
 
   private requireSessions(): SessionService {

@@ -45,6 +45,8 @@ export const SessionOptions = z.object({
   vad_silence_ms: z.number().int().min(100).max(3000).optional(),
   /** Send partial results. */
   partials: z.boolean().default(true),
+  /** Publish into this room (its listeners hear this session; its captions become the room's). */
+  room: z.uuid().optional(),
 }).strict();
 export type SessionOptions = z.infer<typeof SessionOptions>;
 

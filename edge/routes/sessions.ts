@@ -37,6 +37,7 @@ import { guard } from "../context.ts";
 import { assertSessionAllowed, type Principal } from "../auth.ts";
 import { OriginUnreachableError } from "../origin_client.ts";
 import { nodeLivenessKnown } from "../database_watch.ts";
+import { loadRoom, placeRoom } from "./rooms.ts";
 
 const setupSeconds = registry.histogram(
   "parley_edge_session_setup_seconds",
@@ -223,10 +224,16 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
           );
         }
       }
-      candidates = (await pickNodes(ctx.database, ctx.config.NODE_TIMEOUT_MS)).map((n) => ({
-        id: n.id,
-        url: n.url,
-      }));
+      if (options.room) {
+        // A publisher goes where its room lives (placing the room if it has no live origin yet).
+        const room = await loadRoom(ctx, p, options.room);
+        candidates = [await placeRoom(ctx, room)];
+      } else {
+        candidates = (await pickNodes(ctx.database, ctx.config.NODE_TIMEOUT_MS)).map((n) => ({
+          id: n.id,
+          url: n.url,
+        }));
+      }
       if (candidates.length === 0) {
         sessionsCreated.inc({ outcome: "no_origin" });
         throw new ApiError(503, "no_origin_available", "no origin node can take a session now", {
@@ -259,7 +266,7 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
       if (!node) {
         // Everyone on the list refused or was unreachable. The list may predate a node that registered since
         // (a recycling origin's successor takes over exactly like that): read it once more.
-        if (resume || refreshed) break;
+        if (resume || refreshed || options.room) break;
         refreshed = true;
         queue = (await pickNodes(ctx.database, ctx.config.NODE_TIMEOUT_MS, tried))
           .slice(0, 3 - tried.length)

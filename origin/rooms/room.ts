@@ -68,6 +68,10 @@ export interface RoomInit {
   idle?: { periodMs?: number; speechRms?: number };
   log?: Logger;
   onClosed?: (room: Room) => void;
+  /** The room's seq goes on after this (a room re-materialized from its stored events). Default 0. */
+  initialSeq?: number;
+  /** Every room event, in seq order, as it is fanned out (the origin persists them for SSE viewers). */
+  onEvent?: (event: RoomEvent) => void;
   /** Listeners keep every send gap in memory (benchmarks). */
   recordGaps?: boolean;
 }
@@ -97,6 +101,7 @@ export class Room {
   readonly #log: Logger;
   readonly #listenerConfig: Partial<ListenerConfig> | undefined;
   readonly #onClosed: ((room: Room) => void) | undefined;
+  readonly #onEvent: ((event: RoomEvent) => void) | undefined;
   readonly #recordGaps: boolean;
   readonly #listeners = new Map<string, Listener>();
   #reserved = 0;
@@ -115,6 +120,8 @@ export class Room {
     this.#log = (init.log ?? rootLog).child({ component: "room", room_id: init.id });
     this.#listenerConfig = init.listenerConfig;
     this.#onClosed = init.onClosed;
+    this.#onEvent = init.onEvent;
+    this.#seq = init.initialSeq ?? 0;
     this.#recordGaps = init.recordGaps ?? false;
     this.#track = init.track ?? null;
     this.controller = new RoomController({
@@ -267,6 +274,11 @@ export class Room {
     const ev = { ...body, seq: ++this.#seq } as RoomEvent;
     eventsTotal.inc({ type: ev.type });
     for (const l of this.#listeners.values()) l.send(ev);
+    try {
+      this.#onEvent?.(ev);
+    } catch (err) {
+      this.#log.warn("onEvent callback failed", { err });
+    }
     return ev.seq;
   }
 

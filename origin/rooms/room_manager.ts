@@ -8,7 +8,7 @@ import { log as rootLog, type Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
 import type { BackingTrack } from "./backing_track.ts";
 import type { ListenerConfig } from "./listener.ts";
-import { Room, type RoomSummary } from "./room.ts";
+import { Room, type RoomInit, type RoomSummary } from "./room.ts";
 import { RoomNotFoundError, type RoomOptions, type TickClock } from "./room_types.ts";
 
 const roomsGauge = registry.gauge("parley_rooms", "Open rooms on this origin");
@@ -55,7 +55,13 @@ export class RoomManager {
   create(
     id: string,
     options: Partial<RoomOptions> = {},
-    extra: { tenantId?: string; track?: BackingTrack | null } = {},
+    extra: {
+      tenantId?: string;
+      track?: BackingTrack | null;
+      initialSeq?: number;
+      onEvent?: RoomInit["onEvent"];
+      onClosed?: (room: Room) => void;
+    } = {},
   ): Room {
     if (this.#closed) throw new ApiError(503, "unavailable", "origin is shutting down");
     if (this.#rooms.has(id)) throw new ApiError(409, "conflict", `room ${id} already exists on this origin`);
@@ -72,8 +78,11 @@ export class RoomManager {
       idle: this.#opts.idle,
       log: this.#opts.log,
       recordGaps: this.#opts.recordGaps,
+      initialSeq: extra.initialSeq,
+      onEvent: extra.onEvent,
       onClosed: (r) => {
         if (this.#rooms.get(r.id) === r) this.#rooms.delete(r.id);
+        extra.onClosed?.(r);
       },
     });
     this.#rooms.set(id, room);

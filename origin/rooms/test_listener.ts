@@ -70,11 +70,14 @@ export class ListenerClient {
   readonly gapsMs: number[] = [];
   #lastAt = 0;
   readonly #keepFrames: boolean;
+  /** Copies of every received 48 kHz frame, when asked for (transcribing what a listener heard). */
+  readonly samples: Int16Array[] | undefined;
 
-  constructor(opts: { markers?: number[]; keepFrames?: boolean } = {}) {
+  constructor(opts: { markers?: number[]; keepFrames?: boolean; keepSamples?: boolean } = {}) {
     ensureKeepalive();
     this.markers = opts.markers ?? [];
     this.#keepFrames = opts.keepFrames ?? true;
+    this.samples = opts.keepSamples ? [] : undefined;
     this.pc = new PeerConnection(PEER_CONFIG);
     this.pc.addTransceiver("audio", { direction: "recvonly" });
     this.events = this.pc.createDataChannel("events");
@@ -100,6 +103,7 @@ export class ListenerClient {
     const r = rms(samples);
     if (r > 300) this.loudFrames++;
     if (!this.#keepFrames || rate !== 48_000) return;
+    this.samples?.push(samples.slice());
     let tone = -1;
     if (r > 300 && this.markers.length) {
       const p = this.markers.map((f) => tonePower(samples, f));

@@ -139,6 +139,8 @@ export class PacedOutboundAudio implements OutboundAudio {
   /** Largest gap seen between consecutive frames, ms. */
   maxGapMs = 0;
   readonly gapsMs: number[] | undefined;
+  /** Sees every frame handed to the source (a room's `voice` source); the buffer is only valid in the call. */
+  onFrame: ((frame: Int16Array) => void) | undefined;
 
   constructor(opts: PacedOutboundAudioOptions) {
     this.#source = opts.source;
@@ -246,6 +248,7 @@ export class PacedOutboundAudio implements OutboundAudio {
     }
     this.#lastFrameAt = t;
     this.frames++;
+    this.onFrame?.(frame);
     this.#source.onData({ samples: frame, sampleRate: SAMPLE_RATE, bitsPerSample: 16, channelCount: 1 });
     const spent = performance.now() - t;
     this.onDataMs += spent;

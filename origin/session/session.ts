@@ -51,6 +51,7 @@ import { EchoPipeline } from "./echo.ts";
 import { DEFAULT_EVENT_LOG_LIMITS, retryWhileUnavailable, SessionEventLog } from "./event_log.ts";
 import { InboundAudio } from "./inbound_audio.ts";
 import { type FrameClock, PacedOutboundAudio } from "./outbound_audio.ts";
+import type { RoomPublisher, RoomPublisherFeed } from "../rooms/room_types.ts";
 import {
   closePeer,
   type MediaStreamTrack,
@@ -130,6 +131,13 @@ export interface SessionInit {
   clock?: FrameClock;
   /** Keep every outbound frame gap in memory (pacing benchmark). */
   recordOutboundGaps?: boolean;
+  /** The origin's rooms, for a session that publishes into one (`options.room`). */
+  rooms?: RoomPublishing;
+}
+
+/** How a session publishing into a room gets its feed (origin/rooms/room_host.ts). */
+export interface RoomPublishing {
+  attachPublisher(roomId: string, tenantId: string, publisher: RoomPublisher): Promise<RoomPublisherFeed>;
 }
 
 const closedTotal = registry.counter("parley_sessions_closed_total", "Sessions closed, by reason");
@@ -202,6 +210,10 @@ export class Session implements PipelineHost {
   /** Reference point of the media timeout: max(active, unmute, last frame with energy). */
   #mediaRefAt = 0;
 
+  readonly #rooms: RoomPublishing | undefined;
+  /** Set while this session publishes into a room (options.room). */
+  #roomFeed: RoomPublisherFeed | undefined;
+
   #emitChain: Promise<unknown> = Promise.resolve();
   readonly #eventLog: SessionEventLog;
   #byeSent = false;
@@ -233,6 +245,7 @@ export class Session implements PipelineHost {
       (why) => void this.close("database_unavailable", why).catch(() => {}),
       init.lastSeq ?? (init.resumeAfterSeq === undefined ? 0 : -1),
     );
+    this.#rooms = init.rooms;
     this.#source = new AudioSource();
     this.outbound = new PacedOutboundAudio({
       source: this.#source,
@@ -308,6 +321,7 @@ export class Session implements PipelineHost {
         throw new ClosedError(`session ${this.id}`);
       }
       this.#pipeline = pipeline;
+      if (this.#options.room) await this.#joinRoom(this.#options.room);
 
       try {
         await pc.setRemoteDescription({ type: "offer", sdp: offerSdp });
@@ -380,6 +394,26 @@ export class Session implements PipelineHost {
     }
   }
 
+  /** Publish into the room: RoomBusyError (409) when it has a publisher and refuses a second one. */
+  async #joinRoom(roomId: string): Promise<void> {
+    if (!this.#rooms) throw new ApiError(400, "bad_request", "this origin hosts no rooms");
+    const feed = await this.#rooms.attachPublisher(roomId, this.tenantId, {
+      sessionId: this.id,
+      onReplaced: () => {
+        this.#log.info("room publisher replaced by another session", { room_id: roomId });
+        this.outbound.onFrame = undefined;
+        this.#roomFeed = undefined;
+      },
+    });
+    if (this.#isOver()) {
+      feed.detach();
+      throw new ClosedError(`session ${this.id}`);
+    }
+    this.#roomFeed = feed;
+    this.outbound.onFrame = (frame) => feed.onOutboundFrame(frame);
+    this.#log.info("publishing into room", { room_id: roomId });
+  }
+
   #onPeerChannelClosed(label: string): void {
     // Our own close() detaches handlers first, so reaching here means the peer closed it (SCTP reset/abort):
     // the client hung up (a network loss does not close channels; ICE handles that path).
@@ -394,6 +428,7 @@ export class Session implements PipelineHost {
       now: () => this.now(),
       energyThreshold: this.config.energyThreshold,
       onFrame: (frame) => {
+        if (this.#state === "active") this.#roomFeed?.onInboundFrame(frame);
         const p = this.#pipeline;
         if (p && p.state === "running" && this.#state === "active") p.push(frame);
       },
@@ -550,7 +585,9 @@ export class Session implements PipelineHost {
     const ticket = this.#eventLog.enqueue();
     const p = this.#emitChain.then(async () => {
       const seq = await this.#eventLog.append(event, ticket);
-      this.#deliver({ ...event, seq } as ServerEvent);
+      const ev = { ...event, seq } as ServerEvent;
+      this.#deliver(ev);
+      this.#roomFeed?.onEvent(ev);
       return seq;
     });
     this.#emitChain = p.catch(() => {});
@@ -634,7 +671,10 @@ export class Session implements PipelineHost {
     } else {
       await step("drain events", () => this.#emitChain);
     }
-    // 4. pipeline
+    // 4. leave the room (its listeners go idle), then the pipeline
+    this.outbound.onFrame = undefined;
+    this.#roomFeed?.detach();
+    this.#roomFeed = undefined;
     const pipeline = this.#pipeline;
     this.#pipeline = undefined;
     if (pipeline) await step("pipeline close", () => pipeline.close());

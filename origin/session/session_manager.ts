@@ -27,7 +27,7 @@ import { type CloseReason, SessionOptions } from "../../protocol/session_message
 import { OriginBusyError, type SessionService } from "../services.ts";
 import type { FrameClock } from "./outbound_audio.ts";
 import { validateOffer } from "./sdp.ts";
-import { type PipelineFactory, Session, type SessionConfig } from "./session.ts";
+import { type PipelineFactory, type RoomPublishing, Session, type SessionConfig } from "./session.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 import { ensureKeepalive } from "./wrtc.ts";
 
@@ -48,6 +48,8 @@ export interface SessionManagerOptions {
   recentClosedLimit?: number;
   clock?: FrameClock;
   recordOutboundGaps?: boolean;
+  /** The origin's rooms (sessions with `options.room` publish into one). */
+  rooms?: RoomPublishing & { assertCanPublish(roomId: string, tenantId: string): Promise<void> };
 }
 
 export interface CreateResult {
@@ -176,6 +178,11 @@ export class SessionManager implements SessionService {
         if (row.activeAt) activeSince = new Date(row.activeAt);
       } else {
         if (this.#sessions.has(sessionId)) throw new ApiError(409, "conflict", "session already exists");
+        // A room that refuses a second publisher refuses it before anything is stored.
+        if (parsed.data.room) {
+          if (!this.#opts.rooms) throw new ApiError(400, "bad_request", "this origin hosts no rooms");
+          await this.#opts.rooms.assertCanPublish(parsed.data.room, tenantId);
+        }
         try {
           await claimSession(this.#db, {
             id: sessionId,
@@ -205,6 +212,7 @@ export class SessionManager implements SessionService {
         lastSeq,
         clock: this.#opts.clock,
         recordOutboundGaps: this.#opts.recordOutboundGaps,
+        rooms: this.#opts.rooms,
         onClosed: (s) => this.#onSessionClosed(s),
       });
       this.#sessions.set(sessionId, session);

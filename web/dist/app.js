@@ -1565,6 +1565,159 @@ var JobsView = class {
   }
 };
 
+// web/src/room.ts
+var RoomView = class {
+  id;
+  #abort;
+  #poll;
+  #pc;
+  #events;
+  #location;
+  #lastSeq = 0;
+  #partials = /* @__PURE__ */ new Map();
+  constructor(id) {
+    this.id = id;
+    $("room-listen").addEventListener("click", () => void (this.#pc ? this.stopListening() : this.listen()));
+    $("room-source").addEventListener("change", (ev) => {
+      const source = ev.target.value;
+      if (this.#events?.readyState === "open") {
+        this.#events.send(JSON.stringify({
+          type: "select",
+          source,
+        }));
+      }
+    });
+  }
+  /** Start following captions and polling the room's state. Idempotent. */
+  start() {
+    if (this.#abort) return;
+    this.#abort = new AbortController();
+    void this.#follow(this.#abort.signal);
+    void this.#refresh();
+    this.#poll = setInterval(() => void this.#refresh(), 5e3);
+  }
+  stop() {
+    this.#abort?.abort();
+    this.#abort = void 0;
+    clearInterval(this.#poll);
+    void this.stopListening();
+  }
+  async #refresh() {
+    try {
+      const r = await getJson(`/v1/rooms/${this.id}`);
+      $("room-name").textContent = r.name || "Room";
+      document.title = `Parley \xB7 ${r.name || "Room"}`;
+      $("room-listeners").textContent = String(r.live?.listeners ?? 0);
+      $("room-state").textContent = !r.live?.publisher ? "no speaker" : r.live.idle ? "quiet" : "live";
+    } catch (e) {
+      $("room-state").textContent = describeError(e);
+    }
+  }
+  async #follow(signal) {
+    while (!signal.aborted) {
+      try {
+        await sse(`/v1/rooms/${this.id}/events?after_seq=${this.#lastSeq}`, (type, data) => {
+          const ev = JSON.parse(data);
+          if (ev.seq <= this.#lastSeq) return;
+          this.#lastSeq = ev.seq;
+          if (type === "caption") this.#caption(ev);
+        }, signal);
+      } catch (e) {
+        $("room-state").textContent = describeError(e);
+      }
+      if (!signal.aborted) await new Promise((r) => setTimeout(r, 2e3));
+    }
+  }
+  #caption(c) {
+    const box = $("room-captions");
+    let line = this.#partials.get(c.segment_id);
+    if (!line) {
+      line = h("p", {
+        class: "room-line",
+      });
+      box.append(line);
+      this.#partials.set(c.segment_id, line);
+    }
+    line.textContent = c.text;
+    line.classList.toggle("partial", c.status === "partial");
+    if (c.status === "confirmed") this.#partials.delete(c.segment_id);
+    while (box.childElementCount > 8) box.firstElementChild.remove();
+  }
+  /** WHEP: recvonly audio + `events` channel, offer after full gathering, answer from the edge. */
+  async listen() {
+    const button = $("room-listen");
+    button.disabled = true;
+    try {
+      const pc = new RTCPeerConnection();
+      this.#pc = pc;
+      pc.addTransceiver("audio", {
+        direction: "recvonly",
+      });
+      const events = pc.createDataChannel("events");
+      this.#events = events;
+      events.onmessage = (m) => {
+        const ev = JSON.parse(String(m.data));
+        if (ev.type === "source") $("room-source-playing").textContent = ev.playing;
+      };
+      pc.ontrack = (ev) => {
+        const audio = $("room-audio");
+        audio.srcObject = ev.streams[0] ?? new MediaStream([
+          ev.track,
+        ]);
+        void audio.play().catch(() => {
+        });
+      };
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === "complete") return resolve();
+        const t = setTimeout(resolve, 3e3);
+        pc.addEventListener("icegatheringstatechange", () => {
+          if (pc.iceGatheringState === "complete") {
+            clearTimeout(t);
+            resolve();
+          }
+        });
+      });
+      const source = $("room-source").value;
+      const res = await request(`/v1/rooms/${this.id}/listeners?source=${source}`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/sdp",
+        },
+        body: pc.localDescription.sdp,
+      });
+      this.#location = res.headers.get("location") ?? void 0;
+      await pc.setRemoteDescription({
+        type: "answer",
+        sdp: await res.text(),
+      });
+      button.textContent = "Stop listening";
+    } catch (e) {
+      $("room-state").textContent = describeError(e);
+      await this.stopListening();
+    } finally {
+      button.disabled = false;
+    }
+  }
+  async stopListening() {
+    const pc = this.#pc, loc = this.#location;
+    this.#pc = this.#events = this.#location = void 0;
+    pc?.close();
+    $("room-audio").srcObject = null;
+    $("room-listen").textContent = "Listen";
+    $("room-source-playing").textContent = "\u2014";
+    if (loc) {
+      await request(loc, {
+        method: "DELETE",
+      }).catch(() => {
+      });
+    }
+  }
+  clearCaptions() {
+    clear($("room-captions"));
+  }
+};
+
 // web/src/main.ts
 var VIEWS = [
   "live",
@@ -1573,10 +1726,12 @@ var VIEWS = [
 ];
 function boot() {
   const m = location.hash.match(/(?:^#|&)token=([^&]+)/);
+  const roomPath = location.pathname.match(/^\/rooms\/([0-9a-f-]{36})$/i);
   if (m) {
     useToken(decodeURIComponent(m[1]));
-    history.replaceState(null, "", `${location.pathname}${location.search}#live`);
+    history.replaceState(null, "", `${location.pathname}${location.search}${roomPath ? "" : "#live"}`);
   }
+  if (roomPath) return bootRoom(roomPath[1]);
   const live = new LiveView();
   const hist = new HistoryView();
   const jobs = new JobsView();
@@ -1630,6 +1785,32 @@ function boot() {
     show();
     $("main").focus();
   });
+  show();
+}
+function bootRoom(id) {
+  const room = new RoomView(id);
+  globalThis.parley = {
+    room,
+  };
+  const show = () => {
+    const ok = signedIn();
+    $("nav").hidden = true;
+    $("view-signin").hidden = ok;
+    $("view-room").hidden = !ok;
+    if (ok) room.start();
+    else room.stop();
+  };
+  $("signin-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const input = $("api-key");
+    try {
+      await signInWithKey(input.value);
+      input.value = "";
+    } catch (e) {
+      $("signin-error").textContent = describeError(e);
+    }
+  });
+  onAuthChange(show);
   show();
 }
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);

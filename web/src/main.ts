@@ -9,6 +9,7 @@ import { describeError } from "./connection.ts";
 import { LiveView } from "./live.ts";
 import { HistoryView } from "./history.ts";
 import { JobsView } from "./jobs.ts";
+import { RoomView } from "./room.ts";
 
 type View = "live" | "history" | "jobs";
 const VIEWS: View[] = ["live", "history", "jobs"];
@@ -16,10 +17,12 @@ const VIEWS: View[] = ["live", "history", "jobs"];
 function boot(): void {
   // A browser token handed over in the URL: take it, then drop it from the address bar and history.
   const m = location.hash.match(/(?:^#|&)token=([^&]+)/);
+  const roomPath = location.pathname.match(/^\/rooms\/([0-9a-f-]{36})$/i);
   if (m) {
     useToken(decodeURIComponent(m[1]));
-    history.replaceState(null, "", `${location.pathname}${location.search}#live`);
+    history.replaceState(null, "", `${location.pathname}${location.search}${roomPath ? "" : "#live"}`);
   }
+  if (roomPath) return bootRoom(roomPath[1]);
 
   const live = new LiveView();
   const hist = new HistoryView();
@@ -73,6 +76,32 @@ function boot(): void {
     show();
     $("main").focus();
   });
+  show();
+}
+
+/** `/rooms/{id}`: only the room page (captions, Listen), no navigation. */
+function bootRoom(id: string): void {
+  const room = new RoomView(id);
+  (globalThis as Record<string, unknown>).parley = { room };
+  const show = () => {
+    const ok = signedIn();
+    $("nav").hidden = true;
+    $("view-signin").hidden = ok;
+    $("view-room").hidden = !ok;
+    if (ok) room.start();
+    else room.stop();
+  };
+  $<HTMLFormElement>("signin-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const input = $<HTMLInputElement>("api-key");
+    try {
+      await signInWithKey(input.value);
+      input.value = "";
+    } catch (e) {
+      $("signin-error").textContent = describeError(e);
+    }
+  });
+  onAuthChange(show);
   show();
 }
 
