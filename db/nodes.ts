@@ -91,3 +91,9 @@ export async function nodeStatus(
       stopped_at is not null as stopped from nodes where id = ${id}`);
   return rows[0];
 }
+
+/** The URL of a live node (heartbeat within `timeoutMs`, not stopped), or null. */
+export async function liveNodeUrl(database: Database, id: string, timeoutMs: number): Promise<string | null> {
+  const node = await nodeStatus(database, id, timeoutMs);
+  return node?.alive && !node.stopped ? node.url : null;
+}
