@@ -18,3 +18,17 @@ export function isJunkTranscript(text: string): boolean {
   }
   return false;
 }
+
+/**
+ * True when a result is too unsure to show: with word confidences, when every word is below `threshold` (one
+ * clearly heard word keeps the segment); without them, when the segment confidence is below it. Engines that
+ * report no confidence are never dropped here.
+ */
+export function isLowConfidence(
+  r: { confidence: number | null; words?: ReadonlyArray<{ confidence: number | null }> },
+  threshold: number,
+): boolean {
+  const scored = r.words?.filter((w) => w.confidence !== null) ?? [];
+  if (scored.length > 0) return scored.every((w) => (w.confidence as number) < threshold);
+  return r.confidence !== null && r.confidence < threshold;
+}

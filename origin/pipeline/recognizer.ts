@@ -7,10 +7,10 @@
  * It tells its owner what happened through messages (`speech_started`, `confirmed`), delivered synchronously:
  * barge-in and echo replies are the owner's decisions (./speech_pipeline.ts), not this class's.
  */
-import type { TranscriptEvent } from "../../protocol/session_messages.ts";
+import type { TranscriptEvent, TranscriptWord } from "../../protocol/session_messages.ts";
 import type { InboundFrame } from "./types.ts";
 import type { AsrResult } from "../asr/engine.ts";
-import { isJunkTranscript } from "../asr/junk_filter.ts";
+import { isJunkTranscript, isLowConfidence } from "../asr/junk_filter.ts";
 import { OverloadedError } from "../inference/errors.ts";
 import { StreamingResampler } from "./resampler.ts";
 import { newVadState, VAD_CHUNK_SAMPLES, type VadBackend } from "./vad.ts";
@@ -26,7 +26,11 @@ export interface RecognizerConfig {
   firstPartialMs: number;
   /** Then ask for a partial every this many ms of new audio. */
   partialIntervalMs: number;
-  /** Drop results whose engine confidence is below this (engines that report one). */
+  /**
+   * Drop results whose words all have a confidence below this (or, without word confidences, whose segment
+   * confidence is below it); engines that report none are not filtered. Set on dev data (bench/
+   * confidence_threshold.ts), never on evaluation transcripts.
+   */
   minConfidence: number;
 }
 
@@ -93,6 +97,8 @@ const mResultsDropped = registry.counter(
 interface SegmentState {
   id: number;
   speechStart: number;
+  /** Stream sample of the segment audio's first sample (pre-roll included): word times are relative to it. */
+  audioStart: number;
   decoder: SegmentDecoder;
   agreement: LocalAgreement;
   lastPartialAt: number; // stream sample index of the audio end of the last partial request
@@ -246,9 +252,11 @@ export class Recognizer {
   private onSegmentEvent(ev: SegmentEvent): void {
     if (ev.type === "start") {
       const decoder = this.init.decoder.open(ev.segmentId);
+      const cur = this.segmenter.currentAudio();
       this.segment = {
         id: ev.segmentId,
         speechStart: ev.speechStart,
+        audioStart: cur?.audioStart ?? ev.speechStart,
         decoder,
         agreement: new LocalAgreement(),
         lastPartialAt: 0,
@@ -258,10 +266,7 @@ export class Recognizer {
         lastPartialText: "",
         ended: false,
       };
-      if (decoder.feed) {
-        const cur = this.segmenter.currentAudio();
-        if (cur) decoder.feed(cur.audio);
-      }
+      if (decoder.feed && cur) decoder.feed(cur.audio);
       this.init.onMessage?.({ type: "speech_started", segmentId: ev.segmentId });
       return;
     }
@@ -323,6 +328,7 @@ export class Recognizer {
           start_ms: this.sessionMs(seg.speechStart),
           end_ms: this.sessionMs(end),
           latency_ms: 0,
+          ...this.scoring(r, seg.audioStart),
         };
         this.enqueueEmit(() => {
           if (seg.ended || this.closed) {
@@ -344,7 +350,22 @@ export class Recognizer {
   }
 
   private lowConfidence(r: AsrResult): boolean {
-    return r.confidence !== null && r.confidence < this.config.minConfidence;
+    return isLowConfidence(r, this.config.minConfidence);
+  }
+
+  /** `words` in session time (from times relative to stream sample `audioStart`) and `confidence`, if known. */
+  private scoring(r: AsrResult, audioStart: number): Pick<TranscriptBody, "words" | "confidence"> {
+    const out: Pick<TranscriptBody, "words" | "confidence"> = {};
+    if (r.words?.length) {
+      out.words = r.words.map((w): TranscriptWord => ({
+        text: w.text,
+        start_ms: this.sessionMs(audioStart + w.start_ms * 16),
+        end_ms: this.sessionMs(audioStart + w.end_ms * 16),
+        confidence: w.confidence,
+      }));
+    }
+    if (r.confidence !== null) out.confidence = r.confidence;
+    return out;
   }
 
   private confirm(ev: Extract<SegmentEvent, { type: "end" }>, decoder: SegmentDecoder): void {
@@ -391,6 +412,7 @@ export class Recognizer {
         start_ms: this.sessionMs(ev.speechStart),
         end_ms: this.sessionMs(ev.speechEnd),
         latency_ms: latency,
+        ...this.scoring(r, ev.audioStart),
       };
     }, (event) => this.init.onMessage?.({ type: "confirmed", event }));
   }
