@@ -45,7 +45,9 @@ export const TranscriptSegment = z.object({
     end_ms: z.number().int(),
     confidence: z.number().nullable().describe("0..1, engine-specific measure; null when unknown"),
   })).nullable().optional().describe("word timings, when the engine aligns words (ctc, sphinx); else null"),
-  confidence: z.number().nullable().optional().describe("0..1 confidence of the text, when the engine reports one"),
+  confidence: z.number().nullable().optional().describe(
+    "0..1 confidence of the text, when the engine reports one",
+  ),
   created_at: z.string(),
 });
 

@@ -43,6 +43,11 @@ export const SessionOptions = z.object({
   vad_silence_ms: z.number().int().min(100).max(3000).optional(),
   /** Send partial results. */
   partials: z.boolean().default(true),
+  /**
+   * RNNoise on the inbound audio before recognition. Default chosen by measurement (docs/recognition.md,
+   * bench/noise_suppression.ts).
+   */
+  noise_suppression: z.boolean().default(false),
 }).strict();
 export type SessionOptions = z.infer<typeof SessionOptions>;
 

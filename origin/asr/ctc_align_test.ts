@@ -94,9 +94,11 @@ Deno.test({
     }
     errors.sort((a, b) => a - b);
     const median = errors[Math.floor(errors.length / 2)];
-    console.log(`ctc: ${errors.length} words timed, median |start error| ${median} ms, p90 ${
-      errors[Math.floor(errors.length * 0.9)]
-    } ms`);
+    console.log(
+      `ctc: ${errors.length} words timed, median |start error| ${median} ms, p90 ${
+        errors[Math.floor(errors.length * 0.9)]
+      } ms`,
+    );
     assert.ok(errors.length >= 30, `only ${errors.length} words recognised`);
     assert.ok(median <= 60, `median ${median} ms`);
   },

@@ -64,7 +64,11 @@ export class CtcEngine implements AsrEngine {
       const g = typeof r.greedy === "string" ? r.greedy : r.greedy?.text ?? "";
       alternatives.push({ text: g.trim(), score: 0 });
     }
-    const result: AsrResult = { alternatives, confidence: ctcConfidence(r), inferenceMs: performance.now() - t0 };
+    const result: AsrResult = {
+      alternatives,
+      confidence: ctcConfidence(r),
+      inferenceMs: performance.now() - t0,
+    };
     // timings belong to hypotheses[0]; when the greedy fallback stood in for it they would not match
     if (r.words && r.hypotheses.length > 0) result.words = r.words;
     return result;

@@ -17,6 +17,7 @@ import { newVadState, VAD_CHUNK_SAMPLES, type VadBackend } from "./vad.ts";
 import { DEFAULT_SEGMENTER_CONFIG, Segmenter, type SegmenterConfig, type SegmentEvent } from "./segmenter.ts";
 import { LocalAgreement } from "./stability.ts";
 import type { DecodeStrategy, SegmentDecoder } from "./decode.ts";
+import type { FrameDenoiser } from "../audio/denoise.ts";
 import type { Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
 
@@ -57,6 +58,9 @@ export interface RecognizerInit {
   decoder: DecodeStrategy;
   /** Whether partial results are wanted (the session option, read on every chunk). */
   partials: () => boolean;
+  /** Noise suppression of inbound frames (owned: closed with the recognizer), used while `noiseSuppression()`. */
+  denoiser?: FrameDenoiser;
+  noiseSuppression?: () => boolean;
   /** End-of-speech silence (ms) instead of the segmenter's default. */
   silenceMs?: number;
   onMessage?: (message: RecognizerMessage) => void;
@@ -88,6 +92,10 @@ const mLatency = registry.histogram(
 const mPartialsDropped = registry.counter(
   "parley_partials_dropped_total",
   "Partial decodes skipped or discarded, by reason",
+);
+const mDenoiseFailed = registry.counter(
+  "parley_denoise_failed_frames_total",
+  "Inbound frames passed on without noise suppression because the denoise worker failed",
 );
 const mResultsDropped = registry.counter(
   "parley_transcripts_dropped_total",
@@ -131,6 +139,9 @@ export class Recognizer {
   private readonly chunkReceivedAt = new Float64Array(1024);
   private chunksSeen = 0;
   private segment: SegmentState | null = null;
+  /** Frames waiting for (or in) noise suppression, in order; later frames queue behind them. */
+  private denoisePending: InboundFrame[] = [];
+  private denoiseInFlight: Promise<void> | null = null;
   private emitChain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly init: RecognizerInit) {
@@ -150,6 +161,46 @@ export class Recognizer {
   push(frame: InboundFrame): void {
     if (this.closed || this.muted) return;
     mFrames.inc();
+    if (
+      this.denoiseInFlight || this.denoisePending.length ||
+      (this.init.denoiser && this.init.noiseSuppression?.())
+    ) {
+      this.denoisePending.push(frame);
+      this.pumpDenoise();
+      return;
+    }
+    this.ingest(frame);
+  }
+
+  /**
+   * One noise-suppression request in flight per stream; frames arriving meanwhile go together in the next. If
+   * the worker fails, the frames go on unsuppressed (nothing is lost).
+   */
+  private pumpDenoise(): void {
+    if (this.denoiseInFlight || !this.denoisePending.length || this.closed) return;
+    const frames = this.denoisePending.splice(0, 100);
+    const d = this.init.noiseSuppression?.() ? this.init.denoiser : undefined;
+    const done = d ? d.process(frames.map((f) => f.samples)) : Promise.resolve(null);
+    this.denoiseInFlight = done.then(
+      (out) => {
+        for (let i = 0; i < frames.length && !this.closed; i++) {
+          this.ingest(out ? { ...frames[i], samples: out[i] } : frames[i]);
+        }
+      },
+      (err) => {
+        if (this.closed) return;
+        mDenoiseFailed.inc(undefined, frames.length);
+        this.log.warn("noise suppression failed; frames passed on unsuppressed", { error: err });
+        for (let i = 0; i < frames.length && !this.closed; i++) this.ingest(frames[i]);
+      },
+    ).finally(() => {
+      this.denoiseInFlight = null;
+      this.pumpDenoise();
+    });
+  }
+
+  /** A frame (suppressed or not) into resampling and the VAD. */
+  private ingest(frame: InboundFrame): void {
     const last = this.anchors[this.anchors.length - 1];
     if (!last || Math.abs(last.ms + (this.samplesIn - last.sample) / 16 - frame.timestampMs) > 40) {
       this.anchors.push({ sample: this.samplesIn, ms: frame.timestampMs });
@@ -177,7 +228,9 @@ export class Recognizer {
 
   /** Resolves when every pushed chunk has been through the VAD and segmenter (tests, benchmarks). */
   async drain(): Promise<void> {
-    while (this.vadInFlight && !this.closed) await this.vadInFlight;
+    while ((this.denoiseInFlight || this.vadInFlight) && !this.closed) {
+      await (this.denoiseInFlight ?? this.vadInFlight);
+    }
     await this.emitChain;
   }
 
@@ -198,7 +251,9 @@ export class Recognizer {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.denoisePending = [];
     this.init.decoder.close();
+    this.init.denoiser?.close();
   }
 
   /**
