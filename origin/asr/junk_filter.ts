@@ -32,3 +32,10 @@ export function isLowConfidence(
   if (scored.length > 0) return scored.every((w) => (w.confidence as number) < threshold);
   return r.confidence !== null && r.confidence < threshold;
 }
+
+/**
+ * Per-engine low-confidence threshold (RecognizerConfig.minConfidence) where the engine's measure has been
+ * calibrated; others use the recognizer's default. ctc: set on development speech and non-speech
+ * (bench/confidence_threshold.ts; docs/recognition.md), never on evaluation transcripts.
+ */
+export const MIN_CONFIDENCE_BY_ENGINE: Readonly<Partial<Record<string, number>>> = { ctc: 0.6 };

@@ -26,6 +26,7 @@ import { ClosedError } from "../../lib/closed_error.ts";
 import type { TtsJobResult } from "../inference/protocol.ts";
 import { BatchingVad } from "./vad.ts";
 import { BatchingDenoiser } from "../audio/denoise.ts";
+import { MIN_CONFIDENCE_BY_ENGINE } from "../asr/junk_filter.ts";
 import {
   DEFAULT_PIPELINE_CONFIG,
   type PipelineConfig,
@@ -210,6 +211,8 @@ export class EngineHub {
     if (this.closing) throw new ClosedError("engine hub");
     const merged: Partial<PipelineConfig> = {
       ...DEFAULT_PIPELINE_CONFIG,
+      minConfidence: MIN_CONFIDENCE_BY_ENGINE[this.config.asr.engine] ??
+        DEFAULT_PIPELINE_CONFIG.minConfidence,
       ...this.config.pipeline,
       ...config,
     };
