@@ -30,9 +30,10 @@ const NOISES = [
   ["pinknoise", "0.05"],
 ] as const;
 
-async function sox(args: string[], path: string): Promise<Float32Array> {
-  const r = await new Deno.Command("sox", { args: [...args.slice(0, 1), ...args.slice(1)], stderr: "piped" })
-    .output();
+/** `sox -n` synthesis (repeatable), 16 kHz mono 16-bit: `synth <seconds> <effect args…>`. */
+async function soxSynth(path: string, seconds: number, effect: string[]): Promise<Float32Array> {
+  const args = ["-R", "-n", "-r", "16000", "-b", "16", "-c", "1", path, "synth", `${seconds}`, ...effect];
+  const r = await new Deno.Command("sox", { args, stderr: "piped" }).output();
   if (!r.success) throw new Error(new TextDecoder().decode(r.stderr));
   return int16ToFloat(readWav(path).samples);
 }
@@ -52,23 +53,7 @@ try {
       const pcm = resampleAll(int16ToFloat(syn.pcm as Int16Array), syn.sampleRate, 16000);
       speech.push((await best(pcm)).best);
       // 5 dB SNR pink noise (RMS-based)
-      const n = await sox(
-        [
-          "-R",
-          "-n",
-          "-r",
-          "16000",
-          "-b",
-          "16",
-          "-c",
-          "1",
-          `${dir}/n${i}.wav`,
-          "synth",
-          `${pcm.length / 16000}`,
-          "pinknoise",
-        ],
-        `${dir}/n${i}.wav`,
-      );
+      const n = await soxSynth(`${dir}/n${i}.wav`, pcm.length / 16000, ["pinknoise"]);
       const rms = (x: Float32Array) => Math.sqrt(x.reduce((s, v) => s + v * v, 0) / x.length);
       const g = rms(pcm) / (rms(n) * Math.pow(10, 5 / 20));
       speech.push((await best(pcm.map((v, k) => v + g * (n[k] ?? 0)))).best);
@@ -76,26 +61,7 @@ try {
   }
   for (const [k, [kind, vol, freq]] of NOISES.entries()) {
     const path = `${dir}/junk${k}.wav`;
-    const x = await sox(
-      [
-        "-R",
-        "-n",
-        "-r",
-        "16000",
-        "-b",
-        "16",
-        "-c",
-        "1",
-        path,
-        "synth",
-        "1.5",
-        kind,
-        ...(freq ? [freq] : []),
-        "vol",
-        vol,
-      ],
-      path,
-    );
+    const x = await soxSynth(path, 1.5, [kind, ...(freq ? [freq] : []), "vol", vol]);
     const r = await best(x);
     nonSpeech.push({ what: `${kind}${freq ? ` ${freq} Hz` : ""} vol ${vol}`, ...r });
   }

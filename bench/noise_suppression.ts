@@ -8,7 +8,7 @@
  * the loudest). Suppression runs where the pipeline runs it: on the 48 kHz signal in 10 ms frames (16 kHz →
  * 48 kHz → RNNoise → 16 kHz here). Nothing is tuned on these transcripts: the table only decides the default.
  *
- *   deno run -A bench/noise_suppression.ts [--espeak N] [--clean-ns] [--json]
+ *   deno run -A bench/noise_suppression.ts [--espeak N] [--human librivox,cards,alsa] [--clean-ns] [--json]
  *
  * `--clean-ns` adds RNNoise on clean speech (what it costs when there is nothing to remove).
  *
@@ -30,6 +30,7 @@ interface Utterance {
 
 const args = Deno.args;
 const nEspeak = Number(args[args.indexOf("--espeak") + 1]) || 40;
+const humanGroups = args.includes("--human") ? args[args.indexOf("--human") + 1].split(",") : null;
 const SNRS = [10, 5] as const;
 const COLOURS = ["whitenoise", "pinknoise", "brownnoise"] as const;
 
@@ -135,7 +136,7 @@ async function corpus(cache: string): Promise<Utterance[]> {
     });
   }
   try {
-    for (const rec of humanCorpus()) {
+    for (const rec of humanCorpus().filter((r) => !humanGroups || humanGroups.includes(r.group))) {
       const w = readWav(await wav16k(rec, cache));
       utts.push({ id: rec.id, set: "human", ref: rec.ref, pcm: int16ToFloat(w.samples) });
     }

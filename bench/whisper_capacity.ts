@@ -16,7 +16,8 @@
  * (sphinx) processes each sample once. Sessions speak ~50 % of the time in 5 s utterances. Sessions per origin =
  * 80 % of the cores' CPU / CPU per session-second; "confirmed only" is the same when every partial is shed.
  *
- *   deno run -A bench/whisper_capacity.ts [--cores 2] [--sizes base.en,small.en] [--json]
+ *   deno run -A bench/whisper_capacity.ts [--cores 2] [--sizes base.en,small.en] [--engines ctc,sphinx,whisper]
+ *                                         [--repeats 2] [--json]
  */
 import process from "node:process";
 import { readWav } from "../origin/pipeline/wav.ts";
@@ -33,7 +34,8 @@ const SPEECH_SHARE = 0.5;
 const FIRST_PARTIAL_S = 0.25;
 const PARTIAL_EVERY_S = 0.4;
 const TOKENS_PER_S = 3.2;
-const REPEATS = 2;
+const REPEATS = Number(opt("--repeats", "2"));
+const ENGINES = opt("--engines", "ctc,sphinx,whisper").split(",");
 
 /** 5 s of espeak speech (the bundled eval WAVs, concatenated). */
 function speech(seconds: number): Float32Array {
@@ -213,10 +215,11 @@ async function sphinxRow(): Promise<Row | null> {
 
 if (import.meta.main) {
   const load0 = Deno.loadavg();
-  const rows: Row[] = [await ctcRow()];
-  const s = await sphinxRow();
+  const rows: Row[] = [];
+  if (ENGINES.includes("ctc")) rows.push(await ctcRow());
+  const s = ENGINES.includes("sphinx") ? await sphinxRow() : null;
   if (s) rows.push(s);
-  for (const size of SIZES) rows.push(await whisperRow(size));
+  if (ENGINES.includes("whisper")) { for (const size of SIZES) rows.push(await whisperRow(size)); }
   const load1 = Deno.loadavg();
   if (args.includes("--json")) {
     console.log(JSON.stringify({ cores: CORES, loadavg: { start: load0, end: load1 }, rows }));

@@ -29,6 +29,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from build_tiny_whisper import bytes_to_unicode as _byte_pairs  # noqa: E402  (GPT-2 byte ↔ unicode table)
+
+
+def bytes_to_unicode():
+    return [ch for _b, ch in _byte_pairs()]
+
+
 SHAPES = {
     # d_model, encoder layers, decoder layers, heads (openai/whisper-*.en config.json)
     "tiny.en": (384, 4, 4, 6),
@@ -187,18 +195,6 @@ def export(out, d, enc_layers, dec_layers, heads):
             input_names=in_names, output_names=out_names, dynamic_axes=dyn,
             opset_version=14, do_constant_folding=True,
         )
-
-
-def bytes_to_unicode():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
 
 
 def write_json(out, name, obj):

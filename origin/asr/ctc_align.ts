@@ -21,6 +21,15 @@ export interface CtcAlignment {
 
 const NEG_INF = -Infinity;
 
+/** log-sum-exp of one frame's row `logits[o .. o + n)`: subtract it to get log-probs. */
+export function frameLogSumExp(logits: Float32Array, o: number, n: number): number {
+  let mx = NEG_INF;
+  for (let v = 0; v < n; v++) if (logits[o + v] > mx) mx = logits[o + v];
+  let se = 0;
+  for (let v = 0; v < n; v++) se += Math.exp(logits[o + v] - mx);
+  return mx + Math.log(se);
+}
+
 /**
  * `logits`: row-major [frames, vocabSize] raw logits or log-probs (a log-softmax is applied per frame).
  * `vocab`: token per id; `blank` / `delim` their ids. `frameMs`: duration of one frame. Letters of `text` not in
@@ -69,11 +78,7 @@ export function alignCtc(
   const lp = new Float32Array(frames * vocabSize);
   for (let t = 0; t < frames; t++) {
     const o = t * vocabSize;
-    let mx = NEG_INF;
-    for (let v = 0; v < vocabSize; v++) if (logits[o + v] > mx) mx = logits[o + v];
-    let se = 0;
-    for (let v = 0; v < vocabSize; v++) se += Math.exp(logits[o + v] - mx);
-    const lse = mx + Math.log(se);
+    const lse = frameLogSumExp(logits, o, vocabSize);
     for (let v = 0; v < vocabSize; v++) lp[o + v] = logits[o + v] - lse;
   }
   // Viterbi with back-pointers (Int32: frames × states)

@@ -13,7 +13,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { splitModelFolder } from "../model_path.ts";
-import { alignCtc } from "./ctc_align.ts";
+import { alignCtc, frameLogSumExp } from "./ctc_align.ts";
 import type { AsrWord } from "./engine.ts";
 
 export interface CtcHypothesis {
@@ -316,11 +316,7 @@ export class CtcDecoder {
     for (let t = 0; t < frames; t++) {
       // log-softmax of this frame
       const o = t * vocabSize;
-      let mx = NEG_INF;
-      for (let v = 0; v < vocabSize; v++) if (logits[o + v] > mx) mx = logits[o + v];
-      let se = 0;
-      for (let v = 0; v < vocabSize; v++) se += Math.exp(logits[o + v] - mx);
-      const lse = mx + Math.log(se);
+      const lse = frameLogSumExp(logits, o, vocabSize);
       let cand: number[] = [];
       for (let v = 0; v < vocabSize; v++) {
         lp[v] = logits[o + v] - lse;
