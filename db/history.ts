@@ -10,7 +10,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Database } from "./client.ts";
 import type { SessionSummary } from "../protocol/history.ts";
-import type { SessionState } from "../protocol/session_messages.ts";
+import type { SessionState, TranscriptWord } from "../protocol/session_messages.ts";
 
 /** `created_at` → '2026-11-22T21:11:23.123456Z' (exact, driver-independent). */
 function iso(column: SQL): SQL {
@@ -127,6 +127,9 @@ export interface SegmentRow {
   start_ms: number;
   end_ms: number;
   latency_ms: number | null;
+  /** Word timings (session time) and confidences, when the engine gave them. */
+  words: TranscriptWord[] | null;
+  confidence: number | null;
   created_at: string;
 }
 
@@ -139,10 +142,10 @@ export async function transcriptPage(
 ): Promise<SegmentRow[]> {
   // Bounded by pageRange; timestamps are formatted after the limit.
   const rows = await database.query<SegmentRow>(sql`
-    select seq, segment_id, 'confirmed' as status, text, alternatives, start_ms, end_ms, latency_ms,
-      ${iso(sql`created_at`)} as created_at
+    select seq, segment_id, 'confirmed' as status, text, alternatives, start_ms, end_ms, latency_ms, words,
+      confidence, ${iso(sql`created_at`)} as created_at
     from (
-      select seq, segment_id, text, alternatives, start_ms, end_ms, latency_ms, created_at
+      select seq, segment_id, text, alternatives, start_ms, end_ms, latency_ms, words, confidence, created_at
       from transcript_segments
       where ${pageRange(sql`transcript_segments`, sessionId, afterSeq, limit)}
       order by seq
@@ -180,8 +183,8 @@ export async function transcriptPageJson(
     { json: string; n: number | string; last_seq: number | string | null; more: boolean }
   >(sql`
     with page as (
-      select seq, segment_id, 'confirmed' as status, text, alternatives, start_ms, end_ms, latency_ms,
-        ${iso(sql`created_at`)} as created_at
+      select seq, segment_id, 'confirmed' as status, text, alternatives, start_ms, end_ms, latency_ms, words,
+        confidence, ${iso(sql`created_at`)} as created_at
       from transcript_segments
       where ${pageRange(sql`transcript_segments`, sessionId, afterSeq, limit)}
       order by seq
@@ -218,6 +221,7 @@ export async function transcriptEventsPage(
       coalesce(payload->'alternatives', '[]'::jsonb) as alternatives,
       round((payload->>'start_ms')::numeric)::int as start_ms, round((payload->>'end_ms')::numeric)::int as end_ms,
       round((payload->>'latency_ms')::numeric)::int as latency_ms,
+      payload->'words' as words, (payload->>'confidence')::real as confidence,
       ${iso(sql`created_at`)} as created_at
     from session_events
     where session_id = ${sessionId}::uuid and seq > ${afterSeq} and type = 'transcript'
@@ -234,6 +238,8 @@ function numericSegment(r: SegmentRow): SegmentRow {
     start_ms: Number(r.start_ms),
     end_ms: Number(r.end_ms),
     latency_ms: r.latency_ms === null ? null : Number(r.latency_ms),
+    words: r.words ?? null,
+    confidence: r.confidence === null || r.confidence === undefined ? null : Number(r.confidence),
   };
 }
 

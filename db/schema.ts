@@ -14,6 +14,7 @@ import {
   jsonb,
   pgTable,
   primaryKey,
+  real,
   text,
   timestamp,
   uniqueIndex,
@@ -113,6 +114,10 @@ export const transcriptSegments = pgTable("transcript_segments", {
   startMs: integer("start_ms").notNull(),
   endMs: integer("end_ms").notNull(),
   latencyMs: integer("latency_ms"),
+  /** [{text, start_ms, end_ms, confidence}] in session time, when the engine aligns words; null otherwise. */
+  words: jsonb("words"),
+  /** 0..1 confidence of the text when the engine reports one. */
+  confidence: real("confidence"),
   createdAt: ts("created_at").notNull().defaultNow(),
   tsv: tsvector("tsv").generatedAlwaysAs(sql`to_tsvector('english', "text")`),
 }, (t) => [

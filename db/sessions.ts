@@ -167,6 +167,8 @@ export async function appendEvent(
         startMs: Math.round(event.start_ms),
         endMs: Math.round(event.end_ms),
         latencyMs: Math.round(event.latency_ms),
+        words: event.words ?? null,
+        confidence: event.confidence ?? null,
       });
     }
     return seq;

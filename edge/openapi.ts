@@ -420,7 +420,9 @@ export function coreOperations(): Operation[] {
       description:
         "Format by `?format=` or `Accept`: JSON (paged by `after_seq`/`limit`), plain text, WebVTT " +
         "or SRT captions (times are session time: ms since the session became active). For exports cut short by " +
-        "`limit`, the `Parley-Next-After-Seq` header gives where to continue.",
+        "`limit`, the `Parley-Next-After-Seq` header gives where to continue. JSON segments carry `words` " +
+        "(session-time word timings with confidences) when the engine aligned them; `granularity=word` makes " +
+        "WebVTT/SRT cues per word.",
       scope: "transcripts:read",
       pathParams: uuidParam("session id"),
       query: TranscriptQuery,

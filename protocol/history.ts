@@ -39,6 +39,15 @@ export const TranscriptSegment = z.object({
   start_ms: z.number().int().describe("session time (ms since active) of the segment start"),
   end_ms: z.number().int(),
   latency_ms: z.number().int().nullable(),
+  words: z.array(z.object({
+    text: z.string(),
+    start_ms: z.number().int().describe("session time of the word's start"),
+    end_ms: z.number().int(),
+    confidence: z.number().nullable().describe("0..1, engine-specific measure; null when unknown"),
+  })).nullable().optional().describe("word timings, when the engine aligns words (ctc, sphinx); else null"),
+  confidence: z.number().nullable().optional().describe(
+    "0..1 confidence of the text, when the engine reports one",
+  ),
   created_at: z.string(),
 });
 

@@ -47,6 +47,11 @@ export const SessionOptions = z.object({
   partials: z.boolean().default(true),
   /** Publish into this room (its listeners hear this session; its captions become the room's). */
   room: z.uuid().optional(),
+  /**
+   * RNNoise on the inbound audio before recognition. Default chosen by measurement (docs/recognition.md,
+   * bench/noise_suppression.ts).
+   */
+  noise_suppression: z.boolean().default(false),
 }).strict();
 export type SessionOptions = z.infer<typeof SessionOptions>;
 
@@ -54,6 +59,17 @@ export type SessionOptions = z.infer<typeof SessionOptions>;
 
 export const Alternative = z.object({ text: z.string(), score: z.number() });
 export type Alternative = z.infer<typeof Alternative>;
+
+/**
+ * One recognised word with its place in session time. `confidence` is 0..1 (engine-specific measure, see
+ * docs/recognition.md), null when the engine gives timings but no confidence for it.
+ */
+export interface TranscriptWord {
+  text: string;
+  start_ms: number;
+  end_ms: number;
+  confidence: number | null;
+}
 
 export interface TranscriptEvent {
   type: "transcript";
@@ -70,6 +86,13 @@ export interface TranscriptEvent {
   end_ms: number;
   /** Time from the audio that produced this result reaching the origin to the event being sent. */
   latency_ms: number;
+  /**
+   * Words of alternatives[0] with session-time timings, when the engine aligns them (ctc, sphinx); left out
+   * otherwise. Partials carry them too when the engine gives them.
+   */
+  words?: TranscriptWord[];
+  /** 0..1 confidence of alternatives[0] when the engine reports one; left out otherwise. */
+  confidence?: number;
 }
 
 export interface TelopWord {

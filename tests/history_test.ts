@@ -340,6 +340,71 @@ Deno.test("history: list sessions — filters, keyset pagination, validation, is
   }
 });
 
+Deno.test("history: word timings and confidence are stored, returned and exported as word-level cues", async (t) => {
+  const s = await startStack({ routes: [historyRoutes] });
+  try {
+    const a = await s.key(["transcripts:read"]);
+    const id = await newSession(s.database, a.tenantId);
+    await markActive(s.database, id);
+    const words = [
+      { text: "turn", start_ms: 1200, end_ms: 1420, confidence: 0.97 },
+      { text: "on", start_ms: 1440, end_ms: 1560, confidence: null },
+      { text: "lights", start_ms: 1600, end_ms: 2010, confidence: 0.5 },
+    ];
+    const withWords = {
+      ...confirmed(1, "turn on lights", 1100, 2100),
+      words,
+      confidence: 0.81,
+    } as ServerEventBody;
+    await appendEvent(s.database, id, withWords);
+    await appendEvent(s.database, id, confirmed(2, "no timings here", 3000, 3900));
+
+    await t.step("JSON (database-rendered and event-log pages) carries words and confidence", async () => {
+      const p = Transcript.parse((await api(s, "GET", `/v1/sessions/${id}/transcript`, { key: a.key })).body);
+      assert.deepEqual(p.segments[0].words, words);
+      assert.ok(Math.abs(p.segments[0].confidence! - 0.81) < 1e-6);
+      assert.equal(p.segments[1].words, null);
+      assert.equal(p.segments[1].confidence, null);
+      const e = Transcript.parse(
+        (await api(s, "GET", `/v1/sessions/${id}/transcript?include_partials=1`, { key: a.key })).body,
+      );
+      assert.deepEqual(e.segments[0].words, words);
+    });
+
+    await t.step("granularity=word: one cue per word, segments without words stay one cue", async () => {
+      const r = await api(s, "GET", `/v1/sessions/${id}/transcript?format=vtt&granularity=word`, {
+        key: a.key,
+      });
+      assert.equal(r.status, 200, r.text);
+      const cues = parseWebVtt(r.text);
+      assert.deepEqual(cues.map((c) => [c.start, c.end, c.text.join(" ")]), [
+        [1200, 1420, "turn"],
+        [1440, 1560, "on"],
+        [1600, 2010, "lights"],
+        [3000, 3900, "no timings here"],
+      ]);
+      const srt = parseSrt(
+        (await api(s, "GET", `/v1/sessions/${id}/transcript?format=srt&granularity=word`, {
+          key: a.key,
+        })).text,
+      );
+      assert.equal(srt.length, 4);
+      assert.equal(srt[2].text.join(" "), "lights");
+      const seg = parseWebVtt(
+        (await api(s, "GET", `/v1/sessions/${id}/transcript?format=vtt`, { key: a.key })).text,
+      );
+      assert.equal(seg.length, 2);
+      assert.equal(
+        (await api(s, "GET", `/v1/sessions/${id}/transcript?format=vtt&granularity=letter`, { key: a.key }))
+          .status,
+        400,
+      );
+    });
+  } finally {
+    await s.close();
+  }
+});
+
 Deno.test("history: pagination under concurrent inserts — no row skipped or repeated", async () => {
   const s = await startStack({ routes: [historyRoutes] });
   try {

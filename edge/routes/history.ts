@@ -73,6 +73,11 @@ export const TranscriptQuery = z.object({
     .describe("JSON only: also return partial results (from the event log, when the session persisted them)"),
   format: z.enum(TRANSCRIPT_FORMATS).optional()
     .describe("overrides Accept: json, text (text/plain), vtt (text/vtt), srt (application/x-subrip)"),
+  granularity: z.enum(["segment", "word"]).default("segment")
+    .describe(
+      "vtt/srt: one cue per segment, or one cue per recognised word (segments without word timings stay " +
+        "one cue). JSON always carries `words` when the engine aligned them",
+    ),
 });
 
 export const EventsQuery = z.object({
@@ -158,15 +163,25 @@ interface Cue {
   seq: number;
 }
 
-/** Caption cues: one line of text each (no blank lines possible), ordered by start, end > start. */
-function cues(segments: SegmentRow[]): Cue[] {
+export type CueGranularity = "segment" | "word";
+
+/**
+ * Caption cues: one line of text each (no blank lines possible), ordered by start, end > start. `word`: one cue
+ * per timed word of each segment (segments without word timings keep one cue).
+ */
+function cues(segments: SegmentRow[], granularity: CueGranularity = "segment"): Cue[] {
+  const cue = (start: number, end: number, text: string, seq: number): Cue => ({
+    start: Math.max(0, start),
+    end: Math.max(end, Math.max(0, start) + 1),
+    text: text.replace(/\s+/g, " ").trim(),
+    seq,
+  });
   return segments
-    .map((s) => ({
-      start: Math.max(0, s.start_ms),
-      end: Math.max(s.end_ms, Math.max(0, s.start_ms) + 1),
-      text: s.text.replace(/\s+/g, " ").trim(),
-      seq: s.seq,
-    }))
+    .flatMap((s) =>
+      granularity === "word" && s.words?.length
+        ? s.words.map((w) => cue(w.start_ms, w.end_ms, w.text, s.seq))
+        : [cue(s.start_ms, s.end_ms, s.text, s.seq)]
+    )
     .filter((c) => c.text.length > 0)
     .sort((a, b) => a.start - b.start || a.seq - b.seq);
 }
@@ -175,18 +190,22 @@ function escapeVtt(text: string): string {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
 }
 
-/** WebVTT file: header, then one cue per segment (identifier = seq). */
-export function toWebVtt(segments: SegmentRow[]): string {
+/** WebVTT file: header, then one cue per segment (identifier = seq) or per word (identifier = seq.n). */
+export function toWebVtt(segments: SegmentRow[], granularity: CueGranularity = "segment"): string {
   let out = "WEBVTT\n";
-  for (const c of cues(segments)) {
-    out += `\n${c.seq}\n${captionTime(c.start, ".")} --> ${captionTime(c.end, ".")}\n${escapeVtt(c.text)}\n`;
+  const n = new Map<number, number>();
+  for (const c of cues(segments, granularity)) {
+    const k = (n.get(c.seq) ?? 0) + 1;
+    n.set(c.seq, k);
+    const id = granularity === "word" ? `${c.seq}.${k}` : `${c.seq}`;
+    out += `\n${id}\n${captionTime(c.start, ".")} --> ${captionTime(c.end, ".")}\n${escapeVtt(c.text)}\n`;
   }
   return out;
 }
 
 /** SubRip file: cues numbered from 1, blank line between cues. */
-export function toSrt(segments: SegmentRow[]): string {
-  return cues(segments).map((c, i) =>
+export function toSrt(segments: SegmentRow[], granularity: CueGranularity = "segment"): string {
+  return cues(segments, granularity).map((c, i) =>
     `${i + 1}\n${captionTime(c.start, ",")} --> ${captionTime(c.end, ",")}\n${
       c.text.replaceAll("-->", "->")
     }\n`
@@ -520,9 +539,9 @@ export function historyRoutes(app: EdgeApp, ctx: EdgeContext): void {
     }
     if (more) c.header("Parley-Next-After-Seq", String(segments[segments.length - 1].seq));
     const body = format === "vtt"
-      ? toWebVtt(segments)
+      ? toWebVtt(segments, q.granularity)
       : format === "srt"
-      ? toSrt(segments)
+      ? toSrt(segments, q.granularity)
       : toPlainText(segments);
     const ext = format === "text" ? "txt" : format;
     c.header("Content-Disposition", `inline; filename="${session.id}.${ext}"`);

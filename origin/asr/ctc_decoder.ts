@@ -13,6 +13,8 @@
  */
 import { readFile } from "node:fs/promises";
 import { splitModelFolder } from "../model_path.ts";
+import { alignCtc, frameLogSumExp } from "./ctc_align.ts";
+import type { AsrWord } from "./engine.ts";
 
 export interface CtcHypothesis {
   text: string;
@@ -314,11 +316,7 @@ export class CtcDecoder {
     for (let t = 0; t < frames; t++) {
       // log-softmax of this frame
       const o = t * vocabSize;
-      let mx = NEG_INF;
-      for (let v = 0; v < vocabSize; v++) if (logits[o + v] > mx) mx = logits[o + v];
-      let se = 0;
-      for (let v = 0; v < vocabSize; v++) se += Math.exp(logits[o + v] - mx);
-      const lse = mx + Math.log(se);
+      const lse = frameLogSumExp(logits, o, vocabSize);
       let cand: number[] = [];
       for (let v = 0; v < vocabSize; v++) {
         lp[v] = logits[o + v] - lse;
@@ -477,6 +475,10 @@ export interface CtcRecognizer {
     hypotheses: CtcHypothesis[];
     greedy: string;
     frames: number;
+    /** Words of hypotheses[0] with times (ms from the first input sample) and confidences (./ctc_align.ts). */
+    words: AsrWord[];
+    /** Mean best-path letter posterior of hypotheses[0] (./ctc_align.ts); null without letters. */
+    confidence: number | null;
     /** wall time of the model (feature extraction + ONNX) and of the decoders, ms */
     timing: { modelMs: number; decodeMs: number };
   }>;
@@ -552,7 +554,32 @@ export async function loadCtcRecognizer(
       const t1 = performance.now();
       const hypotheses = decoder.decode(data, frames, vocabSize, o);
       const greedy = decoder.greedy(data, frames, vocabSize);
-      return { hypotheses, greedy, frames, timing: { modelMs: t1 - t0, decodeMs: performance.now() - t1 } };
+      const frameMs = (audio.length / 16) / frames;
+      const al = alignCtc(
+        hypotheses[0]?.text ?? "",
+        data,
+        frames,
+        vocabSize,
+        decoder.vocab,
+        decoder.blank,
+        decoder.delim,
+        frameMs,
+      );
+      // words in the padding (tail silence) cannot start after the real audio
+      const endMs = pcm16k.length / 16;
+      const words = al.words.map((w) => ({
+        ...w,
+        start_ms: Math.min(w.start_ms, endMs),
+        end_ms: Math.min(w.end_ms, endMs),
+      }));
+      return {
+        hypotheses,
+        greedy,
+        frames,
+        words,
+        confidence: al.confidence,
+        timing: { modelMs: t1 - t0, decodeMs: performance.now() - t1 },
+      };
     },
     async dispose() {
       await model.dispose();

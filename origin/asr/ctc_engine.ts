@@ -2,7 +2,7 @@
  * The bundled CTC recognizer (models/parley-asr-en) behind the AsrEngine interface. Decoding (beam search,
  * alternatives) lives in ./ctc_decoder.ts (`loadCtcRecognizer`); this adapter only normalises the result.
  */
-import type { AsrConfig, AsrEngine, AsrResult, AsrTranscribeOptions } from "./engine.ts";
+import type { AsrConfig, AsrEngine, AsrResult, AsrTranscribeOptions, AsrWord } from "./engine.ts";
 import { modelFolder } from "../model_path.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 
@@ -17,13 +17,15 @@ export interface CtcTranscription {
   hypotheses: Array<{ text: string; score: number }>;
   greedy?: string | { text: string };
   frames?: number;
-  confidence?: number;
+  confidence?: number | null;
+  /** Words of hypotheses[0] with times from the first input sample (./ctc_align.ts). */
+  words?: AsrWord[];
 }
 
 /**
- * Confidence of the best hypothesis when the decoder reports one. The beam scores mix acoustic log-probability
- * with LM weight and word bonus, so they are not turned into a probability here: without a decoder-provided
- * confidence the result is `null` and only the empty/junk filters apply.
+ * Confidence of the best hypothesis when the decoder reports one: the mean posterior of its letters on the best
+ * frame path (./ctc_align.ts). The beam scores mix acoustic log-probability with LM weight and word bonus, so
+ * they are not turned into a probability; without a decoder-provided confidence the result is `null`.
  */
 export function ctcConfidence(r: CtcTranscription): number | null {
   return typeof r.confidence === "number" ? r.confidence : null;
@@ -62,7 +64,14 @@ export class CtcEngine implements AsrEngine {
       const g = typeof r.greedy === "string" ? r.greedy : r.greedy?.text ?? "";
       alternatives.push({ text: g.trim(), score: 0 });
     }
-    return { alternatives, confidence: ctcConfidence(r), inferenceMs: performance.now() - t0 };
+    const result: AsrResult = {
+      alternatives,
+      confidence: ctcConfidence(r),
+      inferenceMs: performance.now() - t0,
+    };
+    // timings belong to hypotheses[0]; when the greedy fallback stood in for it they would not match
+    if (r.words && r.hypotheses.length > 0) result.words = r.words;
+    return result;
   }
 
   async dispose(): Promise<void> {

@@ -11,7 +11,7 @@
  * event loop. This file holds the interfaces only, so engines, the factory and the worker protocol can all
  * import it without a cycle.
  */
-import type { Alternative } from "../../protocol/session_messages.ts";
+import type { Alternative, TranscriptWord } from "../../protocol/session_messages.ts";
 import type { AsrEngineName } from "../../protocol/engines.ts";
 
 export interface AsrConfig {
@@ -28,6 +28,13 @@ export interface AsrConfig {
   maxNewTokens?: number;
 }
 
+/**
+ * A word of the best alternative: the wire shape (TranscriptWord) with `start_ms`/`end_ms` in ms from the start
+ * of the decoded audio; the Recognizer moves them to session time. `confidence` is engine-specific (ctc: mean
+ * best-path posterior of the word's frames, origin/asr/ctc_align.ts; sphinx: lattice posterior).
+ */
+export type AsrWord = TranscriptWord;
+
 export interface AsrResult {
   /** Best first; text trimmed. */
   alternatives: Alternative[];
@@ -38,6 +45,11 @@ export interface AsrResult {
   confidence: number | null;
   /** Wall time the engine spent, ms. */
   inferenceMs: number;
+  /**
+   * Words of alternatives[0] with timings relative to the first sample of the audio the engine was given (for a
+   * streaming decoder: of the utterance it was fed), when the engine can align them.
+   */
+  words?: AsrWord[];
 }
 
 export interface AsrTranscribeOptions {

@@ -18,3 +18,24 @@ export function isJunkTranscript(text: string): boolean {
   }
   return false;
 }
+
+/**
+ * True when a result is too unsure to show: with word confidences, when every word is below `threshold` (one
+ * clearly heard word keeps the segment); without them, when the segment confidence is below it. Engines that
+ * report no confidence are never dropped here.
+ */
+export function isLowConfidence(
+  r: { confidence: number | null; words?: ReadonlyArray<{ confidence: number | null }> },
+  threshold: number,
+): boolean {
+  const scored = r.words?.filter((w) => w.confidence !== null) ?? [];
+  if (scored.length > 0) return scored.every((w) => (w.confidence as number) < threshold);
+  return r.confidence !== null && r.confidence < threshold;
+}
+
+/**
+ * Per-engine low-confidence threshold (RecognizerConfig.minConfidence) where the engine's measure has been
+ * calibrated; others use the recognizer's default. ctc: set on development speech and non-speech
+ * (bench/confidence_threshold.ts; docs/recognition.md), never on evaluation transcripts.
+ */
+export const MIN_CONFIDENCE_BY_ENGINE: Readonly<Partial<Record<string, number>>> = { ctc: 0.6 };

@@ -8,12 +8,14 @@ import type { AsrEngine } from "../asr/engine.ts";
 import type { SynthesisEngine, TtsConfig } from "../tts/engine.ts";
 import type { TtsEngineName } from "../../protocol/engines.ts";
 import type { SileroVad } from "../pipeline/silero_vad.ts";
+import type { DenoiseStates } from "../audio/denoise_states.ts";
 import { floatToInt16, resampleAll } from "../../lib/audio/resampler.ts";
 import os from "node:os";
 import { EngineError, fromWire, toWire } from "./errors.ts";
 
 let asr: AsrEngine | null = null;
 let vad: SileroVad | null = null;
+let denoise: DenoiseStates | null = null;
 let ttsConfig: TtsConfig | null = null;
 const tts = new Map<TtsEngineName, Promise<SynthesisEngine>>();
 
@@ -59,6 +61,13 @@ async function init(cfg: WorkerInit): Promise<string[]> {
     vad = await SileroVad.load(cfg.vad.modelPath ?? defaultSileroModelPath(), cfg.vad.intraOpNumThreads);
     loaded.push("vad");
   }
+  if (cfg.denoise) {
+    const { DenoiseStates } = await import("../audio/denoise_states.ts");
+    const { loadRnnoise } = await import("../audio/rnnoise.ts");
+    await loadRnnoise();
+    denoise = new DenoiseStates();
+    loaded.push("denoise");
+  }
   if (cfg.asr) {
     const { loadAsrEngine } = await import("../asr/factory.ts");
     asr = await loadAsrEngine(cfg.asr);
@@ -100,6 +109,11 @@ async function run(job: Job): Promise<{ value: unknown; transfer: Transferable[]
       if (!vad) throw new EngineError("this worker has no VAD");
       return { value: await vad.runSequences(job.items), transfer: [] };
     }
+    case "denoise": {
+      if (!denoise) throw new EngineError("this worker has no noise suppression");
+      const r = await denoise.run(job);
+      return { value: r, transfer: r.frames.map((f) => f.buffer as ArrayBuffer) };
+    }
     case "crash":
       setTimeout(() => {
         throw new Error("inference worker crash requested");
@@ -122,8 +136,10 @@ async function closeAll(): Promise<void> {
     vad?.close(),
     ...engines.map((e) => e.status === "fulfilled" ? e.value.close() : undefined),
   ]);
+  denoise?.closeAll();
   asr = null;
   vad = null;
+  denoise = null;
   tts.clear();
 }
 

@@ -4,12 +4,15 @@ import type { SynthesisResult, TtsConfig, Voice } from "../tts/engine.ts";
 import type { TtsEngineName } from "../../protocol/engines.ts";
 import type { VadSeqItem, VadSeqResult } from "../pipeline/vad.ts";
 import type { WireError } from "./errors.ts";
+import type { DenoiseJob, DenoiseResult } from "../audio/denoise_states.ts";
 
 /** What a worker loads at start. Any subset. */
 export interface WorkerInit {
   asr?: AsrConfig;
   tts?: TtsConfig;
   vad?: { modelPath?: string; intraOpNumThreads: number };
+  /** Per-stream RNNoise states (origin/audio/denoise_states.ts). */
+  denoise?: boolean;
   /**
    * Nice increment for this worker's thread relative to the main thread (Linux, per thread). Inference workers
    * run at +10 so that under CPU contention the media event loop is scheduled first: audio frames stay on time
@@ -23,6 +26,7 @@ export type Job =
   | { kind: "tts"; text: string; voice?: string; engine?: TtsEngineName; outRate?: number }
   | { kind: "voices"; engine?: TtsEngineName }
   | { kind: "vad"; items: VadSeqItem[] }
+  | ({ kind: "denoise" } & DenoiseJob)
   /** Test hooks: prove supervision (crash → restart), timeouts, and that a failure keeps its class. */
   | { kind: "crash" }
   | { kind: "sleep"; ms: number }
@@ -36,6 +40,7 @@ export type JobResult<J extends Job> = J extends { kind: "asr" } ? AsrResult
   : J extends { kind: "tts" } ? TtsJobResult
   : J extends { kind: "voices" } ? Voice[]
   : J extends { kind: "vad" } ? VadSeqResult
+  : J extends { kind: "denoise" } ? DenoiseResult
   : J extends { kind: "sleep" } ? { slept: number }
   : never;
 

@@ -3,6 +3,8 @@
  * SpeechPipeline per session on top of them.
  *
  *  - `vad` pool: 1 worker with Silero VAD; chunks of all sessions arriving together are evaluated in one batch.
+ *  - `denoise` pool: 1 worker with per-stream RNNoise states, started on the first session that asks for
+ *    noise suppression; frames of all such sessions arriving together go in one batch.
  *  - `speech` pool: `workers` workers, each with the ASR engine and the synthesis engine(s); priority queue
  *    (confirmed decodes > synthesis > partial decodes), partials shed first under overload.
  *
@@ -25,6 +27,8 @@ import type { TtsJobResult } from "../inference/protocol.ts";
 import { BatchingVad } from "./vad.ts";
 import { Recognizer, type TranscriptBody } from "./recognizer.ts";
 import { type RecognitionEngine, RedecodeStrategy } from "./redecode.ts";
+import { BatchingDenoiser } from "../audio/denoise.ts";
+import { MIN_CONFIDENCE_BY_ENGINE } from "../asr/junk_filter.ts";
 import {
   DEFAULT_PIPELINE_CONFIG,
   type PipelineConfig,
@@ -91,6 +95,8 @@ export class EngineHub {
   private readonly vad: BatchingVad;
   /** Uploaded files' VAD: its own batches, queued behind every live session's VAD run. */
   private readonly fileVad: BatchingVad;
+  private readonly denoiser: BatchingDenoiser;
+  private denoisePool: Promise<InferencePool> | null = null;
 
   private constructor(
     readonly config: EngineHubConfig,
@@ -103,6 +109,32 @@ export class EngineHub {
     this.fileVad = new BatchingVad((items) =>
       this.vadPool.submit({ kind: "vad", items }, { priority: "normal", retry: true })
     );
+    this.denoiser = new BatchingDenoiser(async (job) =>
+      (await this.denoiseWorkers()).submit({ kind: "denoise", ...job }, { priority: "high", retry: true })
+    );
+  }
+
+  /** The denoise pool, started on first use (most deployments never pay for its worker). */
+  private denoiseWorkers(): Promise<InferencePool> {
+    if (this.closing) return Promise.reject(new ClosedError("engine hub"));
+    this.denoisePool ??= InferencePool.create({
+      name: "denoise",
+      size: 1,
+      init: { denoise: true },
+      initTimeoutMs: this.config.initTimeoutMs,
+      jobTimeoutMs: this.config.jobTimeoutMs,
+      queueLimit: this.config.queueLimit,
+    });
+    const p = this.denoisePool;
+    p.catch(() => {
+      if (this.denoisePool === p) this.denoisePool = null; // a failed start is retried by the next batch
+    });
+    return p;
+  }
+
+  /** Noise-suppression streams open, and RNNoise states alive in the denoise worker (leak tests). */
+  denoiseStats(): { streams: number; workerStates: number } {
+    return { streams: this.denoiser.openStreams, workerStates: this.denoiser.workerStates };
   }
 
   static async create(config: EngineHubOptions): Promise<EngineHub> {
@@ -193,6 +225,8 @@ export class EngineHub {
     if (this.closing) throw new ClosedError("engine hub");
     const merged: Partial<PipelineConfig> = {
       ...DEFAULT_PIPELINE_CONFIG,
+      minConfidence: MIN_CONFIDENCE_BY_ENGINE[this.config.asr.engine] ??
+        DEFAULT_PIPELINE_CONFIG.minConfidence,
       ...this.config.pipeline,
       ...config,
     };
@@ -255,7 +289,9 @@ export class EngineHub {
     if (this.closing) return this.closing;
     this.closing = (async () => {
       await Promise.allSettled([...this.pipelines].map((p) => p.close()));
-      await Promise.allSettled([this.speechPool.close(), this.vadPool.close()]);
+      await this.denoiser.idle(); // closed pipelines' states are freed before the worker goes
+      const denoise = this.denoisePool ? await this.denoisePool.catch(() => null) : null;
+      await Promise.allSettled([this.speechPool.close(), this.vadPool.close(), denoise?.close()]);
       this.log.info("engine hub closed");
     })();
     return this.closing;
@@ -265,6 +301,7 @@ export class EngineHub {
     const pool = this.speechPool;
     return {
       vad: this.vad,
+      denoiser: () => this.denoiser.open(),
       recognize: (pcm16k, opts) =>
         pool.submit({ kind: "asr", pcm16k, final: opts.kind !== "partial", language: opts.language }, {
           // speculative final decodes rank with partials: shed first, the confirmed path falls back

@@ -7,16 +7,17 @@
  * It tells its owner what happened through messages (`speech_started`, `confirmed`), delivered synchronously:
  * barge-in and echo replies are the owner's decisions (./speech_pipeline.ts), not this class's.
  */
-import type { TranscriptEvent } from "../../protocol/session_messages.ts";
+import type { TranscriptEvent, TranscriptWord } from "../../protocol/session_messages.ts";
 import type { InboundFrame } from "./types.ts";
 import type { AsrResult } from "../asr/engine.ts";
-import { isJunkTranscript } from "../asr/junk_filter.ts";
+import { isJunkTranscript, isLowConfidence } from "../asr/junk_filter.ts";
 import { OverloadedError } from "../inference/errors.ts";
 import { StreamingResampler } from "../../lib/audio/resampler.ts";
 import { newVadState, VAD_CHUNK_SAMPLES, type VadBackend } from "./vad.ts";
 import { DEFAULT_SEGMENTER_CONFIG, Segmenter, type SegmenterConfig, type SegmentEvent } from "./segmenter.ts";
 import { LocalAgreement } from "./stability.ts";
 import type { DecodeStrategy, SegmentDecoder } from "./decode.ts";
+import type { FrameDenoiser } from "../audio/denoise.ts";
 import type { Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
 
@@ -26,7 +27,11 @@ export interface RecognizerConfig {
   firstPartialMs: number;
   /** Then ask for a partial every this many ms of new audio. */
   partialIntervalMs: number;
-  /** Drop results whose engine confidence is below this (engines that report one). */
+  /**
+   * Drop results whose words all have a confidence below this (or, without word confidences, whose segment
+   * confidence is below it); engines that report none are not filtered. Set on dev data (bench/
+   * confidence_threshold.ts), never on evaluation transcripts.
+   */
   minConfidence: number;
 }
 
@@ -53,6 +58,9 @@ export interface RecognizerInit {
   decoder: DecodeStrategy;
   /** Whether partial results are wanted (the session option, read on every chunk). */
   partials: () => boolean;
+  /** Noise suppression of inbound frames (owned: closed with the recognizer), used while `noiseSuppression()`. */
+  denoiser?: FrameDenoiser;
+  noiseSuppression?: () => boolean;
   /** End-of-speech silence (ms) instead of the segmenter's default. */
   silenceMs?: number;
   onMessage?: (message: RecognizerMessage) => void;
@@ -87,6 +95,10 @@ const mPartialsDropped = registry.counter(
   "parley_partials_dropped_total",
   "Partial decodes skipped or discarded, by reason",
 );
+const mDenoiseFailed = registry.counter(
+  "parley_denoise_failed_frames_total",
+  "Inbound frames passed on without noise suppression because the denoise worker failed",
+);
 const mResultsDropped = registry.counter(
   "parley_transcripts_dropped_total",
   "Recognition results not sent (empty, junk, low confidence)",
@@ -95,6 +107,8 @@ const mResultsDropped = registry.counter(
 interface SegmentState {
   id: number;
   speechStart: number;
+  /** Stream sample of the segment audio's first sample (pre-roll included): word times are relative to it. */
+  audioStart: number;
   decoder: SegmentDecoder;
   agreement: LocalAgreement;
   lastPartialAt: number; // stream sample index of the audio end of the last partial request
@@ -127,6 +141,9 @@ export class Recognizer {
   private readonly chunkReceivedAt = new Float64Array(1024);
   private chunksSeen = 0;
   private segment: SegmentState | null = null;
+  /** Frames waiting for (or in) noise suppression, in order; later frames queue behind them. */
+  private denoisePending: InboundFrame[] = [];
+  private denoiseInFlight: Promise<void> | null = null;
   private emitChain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly init: RecognizerInit) {
@@ -146,6 +163,46 @@ export class Recognizer {
   push(frame: InboundFrame): void {
     if (this.closed || this.muted) return;
     mFrames.inc();
+    if (
+      this.denoiseInFlight || this.denoisePending.length ||
+      (this.init.denoiser && this.init.noiseSuppression?.())
+    ) {
+      this.denoisePending.push(frame);
+      this.pumpDenoise();
+      return;
+    }
+    this.ingest(frame);
+  }
+
+  /**
+   * One noise-suppression request in flight per stream; frames arriving meanwhile go together in the next. If
+   * the worker fails, the frames go on unsuppressed (nothing is lost).
+   */
+  private pumpDenoise(): void {
+    if (this.denoiseInFlight || !this.denoisePending.length || this.closed) return;
+    const frames = this.denoisePending.splice(0, 100);
+    const d = this.init.noiseSuppression?.() ? this.init.denoiser : undefined;
+    const done = d ? d.process(frames.map((f) => f.samples)) : Promise.resolve(null);
+    this.denoiseInFlight = done.then(
+      (out) => {
+        for (let i = 0; i < frames.length && !this.closed; i++) {
+          this.ingest(out ? { ...frames[i], samples: out[i] } : frames[i]);
+        }
+      },
+      (err) => {
+        if (this.closed) return;
+        mDenoiseFailed.inc(undefined, frames.length);
+        this.log.warn("noise suppression failed; frames passed on unsuppressed", { error: err });
+        for (let i = 0; i < frames.length && !this.closed; i++) this.ingest(frames[i]);
+      },
+    ).finally(() => {
+      this.denoiseInFlight = null;
+      this.pumpDenoise();
+    });
+  }
+
+  /** A frame (suppressed or not) into resampling and the VAD. */
+  private ingest(frame: InboundFrame): void {
     const last = this.anchors[this.anchors.length - 1];
     if (!last || Math.abs(last.ms + (this.samplesIn - last.sample) / 16 - frame.timestampMs) > 40) {
       this.anchors.push({ sample: this.samplesIn, ms: frame.timestampMs });
@@ -197,7 +254,9 @@ export class Recognizer {
 
   /** Resolves when every pushed chunk has been through the VAD and segmenter (tests, benchmarks). */
   async drain(): Promise<void> {
-    while (this.vadInFlight && !this.closed) await this.vadInFlight;
+    while ((this.denoiseInFlight || this.vadInFlight) && !this.closed) {
+      await (this.denoiseInFlight ?? this.vadInFlight);
+    }
     await this.emitChain;
   }
 
@@ -218,7 +277,9 @@ export class Recognizer {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.denoisePending = [];
     this.init.decoder.close();
+    this.init.denoiser?.close();
   }
 
   /**
@@ -272,9 +333,11 @@ export class Recognizer {
   private onSegmentEvent(ev: SegmentEvent): void {
     if (ev.type === "start") {
       const decoder = this.init.decoder.open(ev.segmentId);
+      const cur = this.segmenter.currentAudio();
       this.segment = {
         id: ev.segmentId,
         speechStart: ev.speechStart,
+        audioStart: cur?.audioStart ?? ev.speechStart,
         decoder,
         agreement: new LocalAgreement(),
         lastPartialAt: 0,
@@ -284,10 +347,7 @@ export class Recognizer {
         lastPartialText: "",
         ended: false,
       };
-      if (decoder.feed) {
-        const cur = this.segmenter.currentAudio();
-        if (cur) decoder.feed(cur.audio);
-      }
+      if (decoder.feed && cur) decoder.feed(cur.audio);
       this.init.onMessage?.({ type: "speech_started", segmentId: ev.segmentId });
       return;
     }
@@ -349,6 +409,7 @@ export class Recognizer {
           start_ms: this.sessionMs(seg.speechStart),
           end_ms: this.sessionMs(end),
           latency_ms: 0,
+          ...this.scoring(r, seg.audioStart),
         };
         this.enqueueEmit(() => {
           if (seg.ended || this.closed) {
@@ -370,7 +431,22 @@ export class Recognizer {
   }
 
   private lowConfidence(r: AsrResult): boolean {
-    return r.confidence !== null && r.confidence < this.config.minConfidence;
+    return isLowConfidence(r, this.config.minConfidence);
+  }
+
+  /** `words` in session time (from times relative to stream sample `audioStart`) and `confidence`, if known. */
+  private scoring(r: AsrResult, audioStart: number): Pick<TranscriptBody, "words" | "confidence"> {
+    const out: Pick<TranscriptBody, "words" | "confidence"> = {};
+    if (r.words?.length) {
+      out.words = r.words.map((w): TranscriptWord => ({
+        text: w.text,
+        start_ms: this.sessionMs(audioStart + w.start_ms * 16),
+        end_ms: this.sessionMs(audioStart + w.end_ms * 16),
+        confidence: w.confidence,
+      }));
+    }
+    if (r.confidence !== null) out.confidence = r.confidence;
+    return out;
   }
 
   private confirm(ev: Extract<SegmentEvent, { type: "end" }>, decoder: SegmentDecoder): void {
@@ -417,6 +493,7 @@ export class Recognizer {
         start_ms: this.sessionMs(ev.speechStart),
         end_ms: this.sessionMs(ev.speechEnd),
         latency_ms: latency,
+        ...this.scoring(r, ev.audioStart),
       };
     }, (event) => this.init.onMessage?.({ type: "confirmed", event }));
   }

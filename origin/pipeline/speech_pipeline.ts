@@ -10,6 +10,7 @@
 import type { SessionOptions } from "../../protocol/session_messages.ts";
 import type { InboundFrame, PipelineHost, SpeechPipeline } from "./types.ts";
 import type { VadBackend } from "./vad.ts";
+import type { FrameDenoiser } from "../audio/denoise.ts";
 import {
   DEFAULT_RECOGNIZER_CONFIG,
   Recognizer,
@@ -39,6 +40,8 @@ export const DEFAULT_PIPELINE_CONFIG: PipelineConfig = {
 /** What the hub gives a pipeline: the shared engines, as async calls. */
 export interface PipelineEngines extends RecognitionEngine, SynthesisEngines {
   vad: VadBackend;
+  /** A noise-suppression stream for the `noise_suppression` option (absent: the option has no effect). */
+  denoiser?: () => FrameDenoiser;
 }
 
 export interface StreamingPipelineInit {
@@ -76,6 +79,8 @@ export class StreamingPipeline implements SpeechPipeline {
       decoder: init.decoder ??
         new RedecodeStrategy(engines, owner, () => this.options.language, cfg.speculativeFinal),
       partials: () => this.options.partials,
+      denoiser: engines.denoiser?.(),
+      noiseSuppression: () => this.options.noise_suppression,
       silenceMs: options.vad_silence_ms,
       onMessage: (m) => this.onRecognizer(m),
       log: this.log,
