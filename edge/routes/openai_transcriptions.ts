@@ -123,6 +123,9 @@ function segmentRows(segs: Extract<TranscribeLine, { type: "segment" }>[]): Segm
     end_ms: s.end_ms,
     latency_ms: null,
     created_at: "",
+    // File transcription does not carry word timings through the internal stream yet (x-parley-words says so).
+    words: null,
+    confidence: null,
   }));
 }
 
