@@ -4,7 +4,7 @@
  * keep the two in sync (tests/config_test.ts checks that every key here appears in the README).
  */
 import { z } from "zod";
-import { ASR_ENGINES, TTS_ENGINES } from "../protocol/engines.ts";
+import { ASR_ENGINE_SETTINGS, TTS_ENGINES } from "../protocol/engines.ts";
 
 const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) =>
   ["true", "1", "yes"].includes(v)
@@ -45,11 +45,20 @@ export const CONFIG_SCHEMA = {
   MEDIA_TIMEOUT_MS: int(500, 3600000).default(15000),
   SESSION_CONNECT_TIMEOUT_MS: int(1000, 600000).default(20000),
   SHUTDOWN_GRACE_MS: int(0, 600000).default(10000),
-  ASR_ENGINE: z.enum(ASR_ENGINES).default("ctc"),
+  /** `auto`: sphinx when PocketSphinx (Debian packages) is installed, else the bundled ctc. */
+  ASR_ENGINE: z.enum(ASR_ENGINE_SETTINGS).default("auto"),
   ASR_MODEL: z.string().min(1).default("parley-asr-en"),
   MODELS_DIR: z.string().min(1).default("./models"),
   ALLOW_REMOTE_MODELS: bool.default(false),
   ASR_WORKERS: int(1, 64).default(2),
+  /** PocketSphinx (ASR_ENGINE=sphinx): unset keeps the Debian package's paths (origin/asr/sphinx/README.md). */
+  SPHINX_MODEL_DIR: z.string().min(1).optional(),
+  SPHINX_LM: z.string().min(1).optional(),
+  SPHINX_DICT: z.string().min(1).optional(),
+  /** A JSGF grammar that replaces the n-gram LM (a command vocabulary). */
+  SPHINX_JSGF: z.string().min(1).optional(),
+  /** Folder holding libpocketsphinx.so.3 and libsphinxbase.so.3. */
+  SPHINX_LIB_DIR: z.string().min(1).optional(),
   TTS_ENGINE: z.enum(TTS_ENGINES).default("espeak"),
   TTS_VOICE: z.string().min(1).default("en-us"),
   /** TTS job synthesis slots; default cores − 1 (at least 1), leaving a core to live sessions. */
