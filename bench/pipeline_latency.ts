@@ -9,7 +9,7 @@
  *     audio frames (a late 10 ms tick = a late outbound frame). Reports where confirmed p50 doubles vs 1 session.
  *
  *   deno run -A --unstable-worker-options bench/pipeline_latency.ts
- *     [--engine ctc|whisper] [--model <folder|hub id>] [--workers 2] [--utterances 50] [--sessions 5]
+ *     [--engine ctc|whisper|sphinx] [--model <folder|hub id>] [--workers 2] [--utterances 50] [--sessions 5]
  *     [--levels 1,10,25,50] [--level-seconds 12] [--nice 5]
  */
 import { EngineHub, HUB_TUNING } from "../origin/pipeline/engine_hub.ts";
@@ -138,6 +138,16 @@ interface RunResult {
 }
 
 /** Feed all scripts in real time from one 10 ms clock (like the WebRTC sinks), collect events and loop gaps. */
+/** Waits until the speech pool has had nothing queued or running for 300 ms. */
+async function settled(): Promise<void> {
+  let quiet = 0;
+  while (quiet < 3) {
+    await new Promise((r) => setTimeout(r, 100));
+    const st = hub.stats();
+    quiet = st.speechQueue === 0 && st.speechBusy === 0 ? quiet + 1 : 0;
+  }
+}
+
 async function run(scripts: Script[], tailMs = 4000): Promise<RunResult> {
   const sessions = scripts.map((s, i) => {
     const host = new FakeHost(`bench-${i}-${crypto.randomUUID().slice(0, 8)}`, "bench", false);
@@ -149,6 +159,9 @@ async function run(scripts: Script[], tailMs = 4000): Promise<RunResult> {
     const frames = Math.ceil(s.pcm.length / 480);
     return { script: s, host, p, events, frames, pushWall: new Float64Array(frames), next: 0 };
   });
+  // streaming engines open one decoder per session at its start (built once per worker, then reused):
+  // measure from when every session's stream is open
+  await settled();
   const shed0 = registry.counter("parley_partials_dropped_total", "").get({ reason: "overloaded" }) +
     registry.counter("parley_partials_dropped_total", "").get({ reason: "SupersededError" }) +
     registry.counter("parley_partials_dropped_total", "").get({ reason: "in_flight" });
