@@ -65,7 +65,9 @@ export async function liveSessionSystem(env: Record<string, string> = {}): Promi
         }
         const errors = c.received.filter((e) => e.type === "error");
         if (errors.length) console.error(`live ${path}: ${JSON.stringify(errors)}`);
-        const text = confirmed().sort((a, b) => a.segment_id - b.segment_id).map((e) => e.alternatives[0].text)
+        const text = confirmed().sort((a, b) => a.segment_id - b.segment_id).map((e) =>
+          e.alternatives[0].text
+        )
           .join(" ");
         return { text, decodeMs: performance.now() - t0 - audioMs, cpuMs: NaN };
       } finally {

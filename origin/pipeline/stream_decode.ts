@@ -102,25 +102,36 @@ export class StreamingStrategy implements DecodeStrategy {
       pendingLength = 0;
       return pcm;
     };
+    /** The last piece sent: at most one is outstanding, so a slow worker gets bigger pieces, not a longer queue. */
+    let last: Promise<string | null> | null = null;
     const send = (partial: boolean): Promise<string | null> => {
       const pcm = take();
       fed += pcm.length;
       mFeeds.inc();
       const r = stream.then((s) => s.feed(segmentId, pcm, partial));
-      r.catch((err) => {
+      last = r;
+      r.then(() => {
+        if (last !== r) return;
+        last = null;
+        if (pendingLength >= FLUSH_SAMPLES && !this.closed) void send(false).catch(() => {});
+      }, (err) => {
+        if (last === r) last = null;
         if (this.isStreamLoss(err)) this.lost(generation, err);
       });
       return r;
     };
+    /** After the outstanding piece (its failure is handled by `send`). */
+    const settled = () => last ? last.then(() => {}, () => {}) : Promise.resolve();
     return {
       feed: (audio) => {
         if (this.closed) return;
         pending.push(audio.slice());
         pendingLength += audio.length;
-        if (pendingLength >= FLUSH_SAMPLES) void send(false).catch(() => {});
+        if (!last && pendingLength >= FLUSH_SAMPLES) void send(false).catch(() => {});
       },
       partial: async () => {
         const t0 = performance.now();
+        await settled();
         const text = (await send(true)) ?? "";
         return {
           alternatives: text ? [{ text, score: 0 }] : [],
@@ -131,10 +142,11 @@ export class StreamingStrategy implements DecodeStrategy {
       },
       speculate: () => {
         // the end-of-speech window: catch the decoder up, so the confirmed result has little left to do
-        if (pendingLength) void send(false).catch(() => {});
+        if (!last && pendingLength) void send(false).catch(() => {});
       },
       confirm: async (end: SegmentEnd) => {
         // nothing fed (a segment opened at its end): the whole audio goes with the finish
+        await settled();
         const pcm = fed === 0 ? end.audio : take();
         try {
           return await stream.then((s) => s.finish(segmentId, pcm));
