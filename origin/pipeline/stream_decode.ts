@@ -131,7 +131,7 @@ export class StreamingStrategy implements DecodeStrategy {
       },
       partial: async () => {
         const t0 = performance.now();
-        await settled();
+        // queued behind the outstanding piece, if any (same worker, FIFO): no wait for it here
         const text = (await send(true)) ?? "";
         return {
           alternatives: text ? [{ text, score: 0 }] : [],
