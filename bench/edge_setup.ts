@@ -54,6 +54,9 @@ async function main(): Promise<void> {
     RATE_LIMIT_BURST: "10000",
     LOG_LEVEL: "error",
     NODE_CAPACITY: "200",
+    // a loaded shared machine delays heartbeats: the defaults, not the tests' quick failover values
+    HEARTBEAT_MS: "2000",
+    NODE_TIMEOUT_MS: "6000",
   };
   // PostgreSQL: `main.ts origin` supervises origin children and replaces one every --recycle sessions (default:
   // the ORIGIN_RECYCLE_SESSIONS default, 250); --recycle 0 runs one unsupervised origin process.

@@ -21,6 +21,9 @@ import { parseConfig } from "../lib/config.ts";
 import { SessionOptions, type TranscriptEvent } from "../protocol/session_messages.ts";
 import { configureLogging } from "../lib/log.ts";
 import { registry } from "../lib/metrics.ts";
+import { humanCorpus, wav16k } from "./human_corpus.ts";
+import { readWav16k } from "../origin/asr/sphinx/sphinx_testdata.ts";
+import { floatToInt16, int16ToFloat, resampleAll } from "../origin/pipeline/resampler.ts";
 import { cpuSeconds, mainThreadCpuSeconds, percentile, pipelineSentences, table } from "./pipeline_util.ts";
 
 configureLogging({ level: "error" });
@@ -83,13 +86,25 @@ function voicedBounds(pcm: Int16Array): [number, number] {
   return [first * 10, (last + 1) * 10];
 }
 
-const texts = pipelineSentences(Math.max(nUtterances, 24));
 const clips: Clip[] = [];
-for (const t of texts) {
-  const r = await hub.synthesize(t, { outRate: 48000 });
-  const pcm = r.pcm as Int16Array;
-  const [a, b] = voicedBounds(pcm);
-  clips.push({ pcm, voicedStart: a, voicedEnd: b });
+if (engine === "sphinx") {
+  // PocketSphinx is for human speech (espeak speech mostly yields low-confidence results, dropped): the human
+  // recordings of bench/human_corpus.ts, at 48 kHz as a peer sends them
+  const cache = await Deno.makeTempDir({ prefix: "parley-latency-" });
+  for (const rec of humanCorpus()) {
+    const pcm16 = readWav16k(await wav16k(rec, cache));
+    const pcm = floatToInt16(resampleAll(int16ToFloat(pcm16), 16000, 48000));
+    const [a, b] = voicedBounds(pcm);
+    clips.push({ pcm, voicedStart: a, voicedEnd: b });
+  }
+  console.log(`material: ${clips.length} human recordings (bench/human_corpus.ts)`);
+} else {
+  for (const t of pipelineSentences(Math.max(nUtterances, 24))) {
+    const r = await hub.synthesize(t, { outRate: 48000 });
+    const pcm = r.pcm as Int16Array;
+    const [a, b] = voicedBounds(pcm);
+    clips.push({ pcm, voicedStart: a, voicedEnd: b });
+  }
 }
 
 // ---------- a session script: silence/utterance timeline with ground truth ----------
