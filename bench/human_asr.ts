@@ -14,6 +14,7 @@
  *                 processes with ASR_ENGINE=sphinx (bench/human_asr_live.ts): what a user of Parley gets
  *
  *   deno task bench human_asr   or   deno run -A --unstable-worker-options bench/human_asr.ts [--json] [--no-live]
+ *     [--systems cli,ffi_fresh,ffi_pooled,live]
  */
 import { editDistance } from "../origin/asr/error_rate.ts";
 import { SphinxDecoder } from "../origin/asr/sphinx/sphinx_decoder.ts";
@@ -192,8 +193,12 @@ export async function runHumanAsr(systems: AsrSystem[]): Promise<Record<string, 
 
 if (import.meta.main) {
   const config = sphinxConfigOrExit();
-  const systems = [cliSystem(config), ffiFreshSystem(config), ffiPooledSystem(config)];
-  const live = !Deno.args.includes("--no-live");
+  // --systems cli,live picks columns (default: all four)
+  const si = Deno.args.indexOf("--systems");
+  const wanted = si >= 0 ? Deno.args[si + 1].split(",") : ["cli", "ffi_fresh", "ffi_pooled", "live"];
+  const systems = [cliSystem(config), ffiFreshSystem(config), ffiPooledSystem(config)]
+    .filter((s) => wanted.includes(s.name));
+  const live = wanted.includes("live") && !Deno.args.includes("--no-live");
   if (live) systems.push(await (await import("./human_asr_live.ts")).liveSessionSystem());
   const report = await runHumanAsr(systems) as {
     audioS: number;

@@ -57,11 +57,12 @@ export async function liveSessionSystem(env: Record<string, string> = {}): Promi
           c.received.filter((e): e is TranscriptEvent => e.type === "transcript" && e.status === "confirmed");
         const audioMs = played.length / 48;
         await new Promise((r) => setTimeout(r, audioMs));
-        // then until no new confirmed result for 2 s (a segment's confirmation may still be on its way)
+        // then until no transcript event (partial or confirmed) for 6 s: a recognizer behind real time on a
+        // loaded machine is still catching up
         let n = -1;
-        while (n !== confirmed().length) {
-          n = confirmed().length;
-          await new Promise((r) => setTimeout(r, 2000));
+        while (n !== c.received.length) {
+          n = c.received.length;
+          await new Promise((r) => setTimeout(r, 6000));
         }
         const errors = c.received.filter((e) => e.type === "error");
         if (errors.length) console.error(`live ${path}: ${JSON.stringify(errors)}`);

@@ -56,6 +56,8 @@ export interface SubmitOptions {
   transfer?: boolean;
   /** Run on this worker only (state that lives there). */
   worker?: WorkerPin;
+  /** This job's run-time limit instead of the pool's `jobTimeoutMs` (e.g. a job that loads a model). */
+  timeoutMs?: number;
 }
 
 /** One worker incarnation: a respawned worker at the same index is another one. */
@@ -445,10 +447,10 @@ export class InferencePool {
         priority: q.opts.priority!,
       });
       const gen = slot.generation;
+      const timeoutMs = q.opts.timeoutMs ?? this.opts.jobTimeoutMs;
       slot.jobTimer = setTimeout(
-        () =>
-          this.onFailure(slot, gen, new WorkerCrashedError(`job timeout after ${this.opts.jobTimeoutMs} ms`)),
-        this.opts.jobTimeoutMs,
+        () => this.onFailure(slot, gen, new WorkerCrashedError(`job timeout after ${timeoutMs} ms`)),
+        timeoutMs,
       );
       const transfer = q.opts.transfer && !q.opts.retry &&
           (q.job.kind === "asr" || q.job.kind === "stream_feed" || q.job.kind === "stream_finish")

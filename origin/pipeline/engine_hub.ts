@@ -236,7 +236,11 @@ export class EngineHub {
         if (!pin) throw new WorkerCrashedError("no live speech worker");
         const opts = { priority: "high" as const, worker: pin, owner: stream };
         try {
-          await pool.submit({ kind: "stream_open", stream }, opts);
+          // may build a decoder (a model load): the init limit, not the per-decode one
+          await pool.submit({ kind: "stream_open", stream }, {
+            ...opts,
+            timeoutMs: this.config.initTimeoutMs,
+          });
         } catch (e) {
           pool.unpin(pin);
           throw e;
