@@ -66,7 +66,8 @@ Deno.test({
       const text = confirmedOf(host.events).map((e) => e.alternatives[0].text).join(" ");
       assert.ok(recall(text, utterances[0].ref) >= 0.5, `"${text}" vs "${utterances[0].ref}"`);
       const partials = transcripts(host.events).filter((e) => e.status === "partial");
-      assert.ok(partials.length >= 2, `partials: ${partials.length}`);
+      // at least one partial before the confirmed (more when the machine keeps up: stale ones are dropped)
+      assert.ok(partials.length >= 1, `partials: ${partials.length}`);
       assert.ok(!host.events.some((e) => e.type === "error"), JSON.stringify(host.events));
     } finally {
       await p.close();
