@@ -24,6 +24,7 @@ import {
   encodeSupervisorMessage,
 } from "./origin/supervisor_protocol.ts";
 import { originNodeId } from "./origin/node_id.ts";
+import { checkAsrEngineOrExit, probeAsrEngineOrExit } from "./origin/engine_startup.ts";
 
 type Role = "all" | "edge" | "origin";
 
@@ -37,6 +38,11 @@ async function main(): Promise<void> {
   configureLogging({ level: config.LOG_LEVEL });
   const plog = log.child({ pid: Deno.pid });
   const supervisedChild = Deno.env.get("PARLEY_ORIGIN_CHILD") === "1";
+  // the recognizer is checked before anything starts: a missing package is one line and exit 2
+  const banner = role === "edge" || supervisedChild ? [] : checkAsrEngineOrExit(config);
+  for (const line of banner) console.log(line);
+  // the model load check runs while the edge starts; the origin waits for it
+  const probed = role === "edge" || supervisedChild ? Promise.resolve() : probeAsrEngineOrExit(config);
   if (role === "origin" && config.ORIGIN_RECYCLE_SESSIONS > 0 && !supervisedChild) {
     return await superviseOrigins(config, plog);
   }
@@ -112,6 +118,7 @@ async function main(): Promise<void> {
       }
     }
     if (role === "all" || role === "origin") {
+      await probed;
       const parts = await assembleOrigin(config, database, plog);
       // Only a supervised child recycles (`all` has one process and an embedded database: nobody to take over).
       const toSupervisor = (message: ChildMessage) => console.log(encodeSupervisorMessage(message));

@@ -224,9 +224,12 @@ export interface ConnectedClient {
   setupMs: number;
 }
 
-/** One client session: offer → POST → answer → connected (state active event). */
-export async function connectClient(driver: ChurnDriver): Promise<ConnectedClient> {
-  const client = new TestClient({ audio: "tone" });
+/**
+ * One client session: offer → POST → answer → connected (state active event). With `speech48k` the client
+ * plays that recording from when it is connected (else a tone).
+ */
+export async function connectClient(driver: ChurnDriver, speech48k?: Int16Array): Promise<ConnectedClient> {
+  const client = new TestClient(speech48k ? { audio: "silence", pcm48k: speech48k } : { audio: "tone" });
   try {
     const offer = await client.offer();
     const t0 = performance.now();
@@ -234,6 +237,7 @@ export async function connectClient(driver: ChurnDriver): Promise<ConnectedClien
     const setupMs = performance.now() - t0;
     await client.accept(sdp);
     await client.waitForEvent("state", (e) => e.state === "active", 10_000);
+    if (speech48k) client.audio = "pcm";
     return { client, id, setupMs };
   } catch (err) {
     client.close();
@@ -247,6 +251,8 @@ export interface ChurnOptions {
   warmup: number;
   concurrency: number;
   audioMs: number;
+  /** Clients play this recording (48 kHz) instead of a tone. */
+  speech48k?: Int16Array;
   checkpoints: number[];
   /** Stop starting sessions after this many seconds (the current checkpoint is still measured). */
   maxSeconds?: number;
@@ -272,7 +278,7 @@ export async function runChurn(driver: ChurnDriver, o: ChurnOptions): Promise<Ch
   const settle = () => new Promise((r) => setTimeout(r, o.settleMs ?? 500));
   await Promise.all(Array.from({ length: o.concurrency }, async (_, w) => {
     for (let i = w; i < o.warmup; i += o.concurrency) {
-      const c = await connectClient(driver);
+      const c = await connectClient(driver, o.speech48k);
       await driver.deleteSession(c.id);
       c.client.close();
     }
@@ -293,7 +299,7 @@ export async function runChurn(driver: ChurnDriver, o: ChurnOptions): Promise<Ch
   const one = async () => {
     let c: ConnectedClient | undefined;
     try {
-      c = await connectClient(driver);
+      c = await connectClient(driver, o.speech48k);
       setup.push(c.setupMs);
       await new Promise((r) => setTimeout(r, o.audioMs));
       await driver.deleteSession(c.id);

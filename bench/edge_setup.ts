@@ -6,6 +6,10 @@
  *
  *   deno run -A --unstable-worker-options bench/edge_setup.ts [--sessions 300] [--concurrency 10] [--audio-ms 1000]
  *     [--recycle N] [--settle-ms 12000] [--mode transcribe|echo|say] [--checkpoints 100,500,1000]
+ *     [--engine ctc|sphinx|whisper|auto]
+ *
+ * `--engine` sets ASR_ENGINE (default ctc); with sphinx each client plays a human recording (pocketsphinx-
+ * testdata LibriVox) for --audio-ms, so every session opens a recognition stream and decodes speech.
  *
  * With DATABASE_URL, `main.ts origin` is the supervisor (origin/supervisor.ts) and the figures are for its
  * whole process tree (supervisor + one or two origin generations); --recycle N sets ORIGIN_RECYCLE_SESSIONS
@@ -16,6 +20,17 @@ import { type ChurnDriver, runChurn } from "./churn.ts";
 import { exitCleanly } from "../origin/session/wrtc.ts";
 import { procTreeStats } from "../origin/session/proc_stats.ts";
 import { call, freePort, ParleyProcess, waitReady } from "../tests/e2e/stack_process.ts";
+import { librivoxUtterances, readWav16k } from "../origin/asr/sphinx/sphinx_testdata.ts";
+import { floatToInt16, int16ToFloat, resampleAll } from "../lib/audio/resampler.ts";
+
+/** The first LibriVox recording of pocketsphinx-testdata at 48 kHz, cut or padded to `ms`. */
+function humanSpeech48k(ms: number): Int16Array {
+  const utt = librivoxUtterances()[0];
+  const pcm = floatToInt16(resampleAll(int16ToFloat(readWav16k(utt.path)), 16000, 48000));
+  const out = new Int16Array(48 * ms);
+  out.set(pcm.subarray(0, out.length));
+  return out;
+}
 
 function arg(name: string, dflt: number): number {
   const i = Deno.args.indexOf(`--${name}`);
@@ -30,11 +45,18 @@ async function main(): Promise<void> {
   const modeArg = Deno.args.indexOf("--mode");
   const mode = modeArg >= 0 ? Deno.args[modeArg + 1] : "transcribe";
   const port = freePort();
+  const engineArg = Deno.args.indexOf("--engine");
+  const engine = engineArg >= 0 ? Deno.args[engineArg + 1] : "ctc";
+  const speech48k = engine === "ctc" ? undefined : humanSpeech48k(audioMs);
   const common = {
+    ASR_ENGINE: engine,
     RATE_LIMIT_RPS: "10000",
     RATE_LIMIT_BURST: "10000",
     LOG_LEVEL: "error",
     NODE_CAPACITY: "200",
+    // a loaded shared machine delays heartbeats: the defaults, not the tests' quick failover values
+    HEARTBEAT_MS: "2000",
+    NODE_TIMEOUT_MS: "6000",
   };
   // PostgreSQL: `main.ts origin` supervises origin children and replaces one every --recycle sessions (default:
   // the ORIGIN_RECYCLE_SESSIONS default, 250); --recycle 0 runs one unsupervised origin process.
@@ -107,7 +129,7 @@ async function main(): Promise<void> {
     },
   };
   console.log(
-    `edge-routed churn: ${sessions} sessions (${mode}), concurrency ${concurrency}, ${audioMs} ms audio, ${
+    `edge-routed churn: ${sessions} sessions (${mode}, ASR_ENGINE=${engine}), concurrency ${concurrency}, ${audioMs} ms audio, ${
       pg ? "PostgreSQL, separate edge/origin processes" : "PGlite, all-in-one process"
     }`,
   );
@@ -120,6 +142,7 @@ async function main(): Promise<void> {
     warmup: concurrency * 2,
     concurrency,
     audioMs,
+    speech48k,
     checkpoints,
     settleMs,
   });

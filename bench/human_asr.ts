@@ -8,9 +8,13 @@
  *
  * Same model, LM and dictionary for all (the Debian en-us defaults or SPHINX_*); audio fed to the FFI decoder in
  * 100 ms pieces with a partial read after each. Prints WER per group and overall (origin/asr/error_rate.ts), the
- * FFI decoder's real-time factor and partial spacing. A live-session column plugs in as one more `AsrSystem`.
+ * FFI decoder's real-time factor and partial spacing.
  *
- *   deno task bench human_asr        or        deno run -A bench/human_asr.ts [--json]
+ *  - `live`       each recording played into a live WebRTC session (Opus, real time) through edge + origin
+ *                 processes with ASR_ENGINE=sphinx (bench/human_asr_live.ts): what a user of Parley gets
+ *
+ *   deno task bench human_asr   or   deno run -A --unstable-worker-options bench/human_asr.ts [--json] [--no-live]
+ *     [--systems cli,ffi_fresh,ffi_pooled,live]
  */
 import { editDistance } from "../origin/asr/error_rate.ts";
 import { SphinxDecoder } from "../origin/asr/sphinx/sphinx_decoder.ts";
@@ -189,16 +193,27 @@ export async function runHumanAsr(systems: AsrSystem[]): Promise<Record<string, 
 
 if (import.meta.main) {
   const config = sphinxConfigOrExit();
-  const systems = [cliSystem(config), ffiFreshSystem(config), ffiPooledSystem(config)];
+  // --systems cli,live picks columns (default: all four)
+  const si = Deno.args.indexOf("--systems");
+  const wanted = si >= 0 ? Deno.args[si + 1].split(",") : ["cli", "ffi_fresh", "ffi_pooled", "live"];
+  const systems = [cliSystem(config), ffiFreshSystem(config), ffiPooledSystem(config)]
+    .filter((s) => wanted.includes(s.name));
+  const live = wanted.includes("live") && !Deno.args.includes("--no-live");
+  if (live) systems.push(await (await import("./human_asr_live.ts")).liveSessionSystem());
   const report = await runHumanAsr(systems) as {
     audioS: number;
     wer: Record<string, Record<string, number>>;
     timing: Record<string, Record<string, number>>;
     rows: Array<{ rec: HumanRecording; results: Record<string, SystemResult> }>;
   };
+  const done = async () => {
+    // a process that had a connected wrtc peer must end with an explicit exit (origin/session/wrtc.ts)
+    if (live) await (await import("../origin/session/wrtc.ts")).exitCleanly(() => Promise.resolve());
+    Deno.exit(0);
+  };
   if (Deno.args.includes("--json")) {
     console.log(JSON.stringify(report, null, 2));
-    Deno.exit(0);
+    await done();
   }
   const names = systems.map((s) => s.name);
   console.log(
@@ -223,4 +238,5 @@ if (import.meta.main) {
   for (const r of report.rows) {
     console.log(`| ${r.rec.id} | ${r.rec.ref} | ${names.map((n) => r.results[n].text).join(" | ")} |`);
   }
+  await done();
 }

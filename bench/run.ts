@@ -53,8 +53,9 @@ const BENCHES: Record<
   },
   human_asr: {
     file: "human_asr.ts",
+    denoFlags: ["--unstable-worker-options"],
     what:
-      "human recordings (Debian packages): PocketSphinx CLI vs Parley's FFI streaming decoder, WER and RTF",
+      "human recordings (Debian packages): PocketSphinx CLI vs Parley's FFI decoder vs a live session, WER and RTF",
   },
   sphinx_timing: {
     file: "sphinx_timing.ts",

@@ -5,6 +5,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { Database } from "./client.ts";
+import type { EngineDescriptor } from "../protocol/engines.ts";
 
 export interface NodeInfo {
   id: string;
@@ -13,6 +14,7 @@ export interface NodeInfo {
   load: number;
   draining: boolean;
   version: string;
+  engines: EngineDescriptor[];
   started_at: string;
   heartbeat_at: string;
   alive: boolean;
@@ -20,13 +22,15 @@ export interface NodeInfo {
 
 export async function registerNode(
   database: Database,
-  n: { id: string; url: string; capacity: number; version: string },
+  n: { id: string; url: string; capacity: number; version: string; engines?: EngineDescriptor[] },
 ): Promise<void> {
+  const engines = JSON.stringify(n.engines ?? []);
   await database.query(sql`
-    insert into nodes (id, url, capacity, load, draining, version, started_at, heartbeat_at, stopped_at)
-    values (${n.id}, ${n.url}, ${n.capacity}, 0, false, ${n.version}, now(), now(), null)
+    insert into nodes (id, url, capacity, load, draining, version, engines, started_at, heartbeat_at, stopped_at)
+    values (${n.id}, ${n.url}, ${n.capacity}, 0, false, ${n.version}, ${engines}::jsonb, now(), now(), null)
     on conflict (id) do update set url = excluded.url, capacity = excluded.capacity, load = 0, draining = false,
-      version = excluded.version, started_at = now(), heartbeat_at = now(), stopped_at = null`);
+      version = excluded.version, engines = excluded.engines, started_at = now(), heartbeat_at = now(),
+      stopped_at = null`);
 }
 
 export async function heartbeatNode(
@@ -47,7 +51,7 @@ export async function stopNode(database: Database, id: string): Promise<void> {
 
 export async function listNodes(database: Database, timeoutMs: number): Promise<NodeInfo[]> {
   const rows = await database.query<NodeInfo>(sql`
-    select id, url, capacity, load, draining, version, started_at::text, heartbeat_at::text,
+    select id, url, capacity, load, draining, version, engines, started_at::text, heartbeat_at::text,
       (heartbeat_at > now() - make_interval(secs => ${timeoutMs / 1000}) and stopped_at is null) as alive
     from nodes order by id`);
   return rows.map((r) => ({ ...r, capacity: Number(r.capacity), load: Number(r.load) }));

@@ -66,6 +66,8 @@ export const nodes = pgTable("nodes", {
   load: integer("load").notNull().default(0),
   draining: boolean("draining").notNull().default(false),
   version: text("version").notNull().default(""),
+  /** The node's speech engines (protocol/engines.ts EngineDescriptor[]), for `GET /v1/engines`. */
+  engines: jsonb("engines").notNull().default([]),
   startedAt: ts("started_at").notNull().defaultNow(),
   heartbeatAt: ts("heartbeat_at").notNull().defaultNow(),
   stoppedAt: ts("stopped_at"),

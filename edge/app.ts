@@ -4,6 +4,7 @@ import { installErrorHandling, observe } from "../lib/http.ts";
 import type { EdgeVariables } from "./auth.ts";
 import type { EdgeContext } from "./context.ts";
 import { adminRoutes } from "./routes/admin.ts";
+import { engineRoutes } from "./routes/engines.ts";
 import { opsRoutes } from "./routes/ops.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
@@ -27,6 +28,7 @@ export function createEdgeApp(
   sessionRoutes(app, ctx);
   roomRoutes(app, ctx);
   trackRoutes(app, ctx);
+  engineRoutes(app, ctx);
   for (const group of extra) group(app, ctx);
   return app;
 }

@@ -153,6 +153,16 @@ const KeyCreated = z.object({
   key: z.string().describe("the secret; shown only in this response"),
 });
 
+const EngineDescriptorSchema = z.object({
+  kind: z.enum(["asr", "tts"]),
+  name: z.string(),
+  model: z.string(),
+  understands: z.string().describe('e.g. "human English", "synthetic English only"'),
+  active: z.boolean().describe("the engine this origin runs"),
+  available: z.boolean().describe("its library and model are present on this origin"),
+  how_to_enable: z.string(),
+});
+
 const NodeInfo = z.object({
   id: z.string(),
   url: z.string(),
@@ -160,6 +170,7 @@ const NodeInfo = z.object({
   load: z.number().int(),
   draining: z.boolean(),
   version: z.string(),
+  engines: z.array(EngineDescriptorSchema),
   started_at: z.string(),
   heartbeat_at: z.string(),
   alive: z.boolean(),
@@ -483,6 +494,25 @@ export function coreOperations(): Operation[] {
         "200": { description: "results, best first", content: { "application/json": SearchResult } },
       },
       errors: [400],
+    },
+    {
+      method: "get",
+      path: "/v1/engines",
+      tag: "sessions",
+      summary: "Speech engines of the live origins: which recognizer is active, what it understands",
+      description: "Each origin lists its recognizers (sphinx: human English; ctc: synthetic English only; " +
+        "whisper) and synthesizers, the active one marked, with how to enable the others.",
+      scope: "sessions",
+      responses: {
+        "200": {
+          description: "engines per live origin",
+          content: {
+            "application/json": z.object({
+              origins: z.array(z.object({ node_id: z.string(), engines: z.array(EngineDescriptorSchema) })),
+            }),
+          },
+        },
+      },
     },
     ...ttsOperations(),
     ...openAiOperations(),

@@ -4,7 +4,7 @@
  * keep the two in sync (tests/config_test.ts checks that every key here appears in the README).
  */
 import { z } from "zod";
-import { ASR_ENGINES, TTS_ENGINES } from "../protocol/engines.ts";
+import { ASR_ENGINE_SETTINGS, TTS_ENGINES } from "../protocol/engines.ts";
 
 const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) =>
   ["true", "1", "yes"].includes(v)
@@ -55,11 +55,20 @@ export const CONFIG_SCHEMA = {
   /** Database outage: events a session keeps in memory for the database, and how long any may wait. */
   SESSION_EVENT_BACKLOG_MAX: int(10, 1_000_000).default(5000),
   SESSION_EVENT_MAX_WAIT_MS: int(1000, 3_600_000).default(60_000),
-  ASR_ENGINE: z.enum(ASR_ENGINES).default("ctc"),
+  /** `auto`: sphinx when PocketSphinx (Debian packages) is installed, else the bundled ctc. */
+  ASR_ENGINE: z.enum(ASR_ENGINE_SETTINGS).default("auto"),
   ASR_MODEL: z.string().min(1).default("parley-asr-en"),
   MODELS_DIR: z.string().min(1).default("./models"),
   ALLOW_REMOTE_MODELS: bool.default(false),
   ASR_WORKERS: int(1, 64).default(2),
+  /** PocketSphinx (ASR_ENGINE=sphinx): unset keeps the Debian package's paths (origin/asr/sphinx/README.md). */
+  SPHINX_MODEL_DIR: z.string().min(1).optional(),
+  SPHINX_LM: z.string().min(1).optional(),
+  SPHINX_DICT: z.string().min(1).optional(),
+  /** A JSGF grammar that replaces the n-gram LM (a command vocabulary). */
+  SPHINX_JSGF: z.string().min(1).optional(),
+  /** Folder holding libpocketsphinx.so.3 and libsphinxbase.so.3. */
+  SPHINX_LIB_DIR: z.string().min(1).optional(),
   TTS_ENGINE: z.enum(TTS_ENGINES).default("espeak"),
   TTS_VOICE: z.string().min(1).default("en-us"),
   /** TTS job synthesis slots; default cores − 1 (at least 1), leaving a core to live sessions. */

@@ -8,7 +8,7 @@ import type { Database } from "../db/client.ts";
 import type { Config } from "../lib/config.ts";
 import type { Logger } from "../lib/log.ts";
 import { EngineHub } from "./pipeline/engine_hub.ts";
-import { engineHubConfig } from "./engine_config.ts";
+import { engineDescriptors, engineHubConfig } from "./engine_config.ts";
 import type { SessionConfig } from "./session/session.ts";
 import { SessionManager } from "./session/session_manager.ts";
 import type { OriginComponent } from "./services.ts";
@@ -77,5 +77,6 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     voices: voiceService(hub, config.TTS_ENGINE),
     rooms: roomHost,
     components: [engines, files, rooms, jobs],
+    engines: engineDescriptors(config),
   };
 }

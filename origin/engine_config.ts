@@ -1,12 +1,20 @@
 /**
  * Engine configs built from the validated Config (lib/config.ts), the one source of engine settings and their
  * defaults. Settings that are not configuration (onnxruntime threads, pool tuning) are fixed here or in the
- * engine hub, never defaulted twice.
+ * engine hub, never defaulted twice. `ASR_ENGINE=auto` is resolved here (origin/asr/engine_choice.ts).
  */
 import type { Config } from "../lib/config.ts";
 import type { AsrConfig } from "./asr/engine.ts";
 import type { TtsConfig } from "./tts/engine.ts";
 import type { EngineHubConfig } from "./pipeline/engine_hub.ts";
+import type { EngineDescriptor } from "../protocol/engines.ts";
+import {
+  asrEngineDescriptors,
+  chooseAsrEngine,
+  type EngineChoice,
+  type EngineChoiceInput,
+} from "./asr/engine_choice.ts";
+import { type SphinxConfig, sphinxConfigFrom } from "./asr/sphinx/sphinx_detect.ts";
 
 type EngineSettings = Pick<
   Config,
@@ -17,18 +25,61 @@ type EngineSettings = Pick<
   | "TTS_ENGINE"
   | "TTS_VOICE"
   | "ASR_WORKERS"
+  | "SPHINX_MODEL_DIR"
+  | "SPHINX_LM"
+  | "SPHINX_DICT"
+  | "SPHINX_JSGF"
+  | "SPHINX_LIB_DIR"
 >;
 
 /** One onnxruntime intra-op thread per worker: several workers share few cores. */
 const INTRA_OP_THREADS = 1;
 
-export function asrConfig(config: EngineSettings): AsrConfig {
+/** PocketSphinx paths from the config (unset: the Debian package's). */
+export function sphinxConfig(config: EngineSettings): SphinxConfig {
+  return sphinxConfigFrom(config);
+}
+
+function choiceInput(config: EngineSettings): EngineChoiceInput {
   return {
-    engine: config.ASR_ENGINE,
+    setting: config.ASR_ENGINE,
     model: config.ASR_MODEL,
+    modelsDir: config.MODELS_DIR,
+    sphinx: sphinxConfig(config),
+  };
+}
+
+/** The recognizer this config runs (throws NoAsrEngineError when `auto` finds none). */
+export function asrEngineChoice(config: EngineSettings): EngineChoice {
+  return chooseAsrEngine(choiceInput(config));
+}
+
+/** The engines this config runs and could run (banner, /readyz, node row, `GET /v1/engines`). */
+export function engineDescriptors(config: EngineSettings): EngineDescriptor[] {
+  const input = choiceInput(config);
+  return [
+    ...asrEngineDescriptors(input, chooseAsrEngine(input)),
+    {
+      kind: "tts",
+      name: config.TTS_ENGINE,
+      model: config.TTS_ENGINE === "espeak" ? "espeak-ng" : config.TTS_VOICE,
+      understands: "speaks English and other languages",
+      active: true,
+      available: true,
+      how_to_enable: "TTS_ENGINE",
+    },
+  ];
+}
+
+export function asrConfig(config: EngineSettings): AsrConfig {
+  const engine = asrEngineChoice(config).engine;
+  return {
+    engine,
+    model: engine === "sphinx" ? "pocketsphinx-en-us" : config.ASR_MODEL,
     modelsDir: config.MODELS_DIR,
     allowRemoteModels: config.ALLOW_REMOTE_MODELS,
     intraOpNumThreads: INTRA_OP_THREADS,
+    sphinx: engine === "sphinx" ? sphinxConfig(config) : undefined,
   };
 }
 

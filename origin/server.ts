@@ -4,6 +4,7 @@
  * (the edge stops routing here at once), end every session with `origin_shutdown` (bye first), close
  * components, deregister, stop the HTTP server.
  */
+import type { EngineDescriptor } from "../protocol/engines.ts";
 import { Hono } from "hono";
 import { type Database, databaseChecks } from "../db/client.ts";
 import { heartbeatNode, registerNode, stopNode } from "../db/nodes.ts";
@@ -51,6 +52,8 @@ export interface OriginParts {
   transcriber?: TranscriptionService;
   voices?: VoiceService;
   components?: OriginComponent[];
+  /** The speech engines this origin runs and could run (node row → `GET /v1/engines`; /readyz). */
+  engines?: EngineDescriptor[];
   /** Recycle this process after accepting this many sessions (0/undefined: never). */
   recycleAfterSessions?: number;
   /** After recycling starts, end the sessions still live after this long (default 1 h). */
@@ -122,6 +125,7 @@ export class OriginServer {
       url: o.url,
       capacity: config.NODE_CAPACITY,
       version: VERSION,
+      engines: parts.engines,
     });
     o.#heartbeat = setInterval(() => o.beat(), config.HEARTBEAT_MS);
     o.log.info("origin listening", { url: o.url, capacity: config.NODE_CAPACITY });
@@ -251,7 +255,9 @@ export class OriginServer {
       }
       checks.accepting = this.#state === "running";
       const ok = Object.values(checks).every(Boolean);
-      return c.json({ ok, role: "origin", node_id: this.nodeId, checks }, ok ? 200 : 503);
+      const asr = this.parts.engines?.find((e) => e.kind === "asr" && e.active);
+      const recognizer = asr ? { name: asr.name, model: asr.model, understands: asr.understands } : undefined;
+      return c.json({ ok, role: "origin", node_id: this.nodeId, checks, recognizer }, ok ? 200 : 503);
     });
     app.get(
       "/metrics",

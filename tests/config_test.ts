@@ -4,7 +4,7 @@ import { CONFIG_SCHEMA, ConfigError, parseConfig } from "../lib/config.ts";
 Deno.test("config: defaults parse, every variable is documented in README", async () => {
   const c = parseConfig({});
   assert.equal(c.PORT, 8080);
-  assert.equal(c.ASR_ENGINE, "ctc");
+  assert.equal(c.ASR_ENGINE, "auto");
   // docs/reliability.md documents the outage settings until the README's table is merged with docs/.
   const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url)) +
     await Deno.readTextFile(new URL("../docs/reliability.md", import.meta.url));

@@ -228,8 +228,10 @@ export function openAiTranscriptionRoutes(app: EdgeApp, ctx: EdgeContext): void 
       );
     }
     const f = parseForm(form);
-    const engine = transcribeModel(f.model, ctx.config.ASR_ENGINE);
-    if (engine !== ctx.config.ASR_ENGINE) {
+    // With ASR_ENGINE=auto the origin decides which recognizer runs; the edge accepts any known model id then.
+    const configured = ctx.config.ASR_ENGINE;
+    const engine = transcribeModel(f.model, configured === "auto" ? "ctc" : configured);
+    if (!engine || (configured !== "auto" && engine !== configured)) {
       throw new ParamError(
         "model",
         `unknown model "${f.model}"; this service transcribes with ${ctx.config.ASR_ENGINE} (also reachable as whisper-1, gpt-4o-transcribe, gpt-4o-mini-transcribe)`,

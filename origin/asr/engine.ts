@@ -13,6 +13,7 @@
  */
 import type { Alternative, TranscriptWord } from "../../protocol/session_messages.ts";
 import type { AsrEngineName } from "../../protocol/engines.ts";
+import type { SphinxConfig } from "./sphinx/sphinx_detect.ts";
 
 export interface AsrConfig {
   engine: AsrEngineName;
@@ -26,6 +27,8 @@ export interface AsrConfig {
   intraOpNumThreads: number;
   /** Whisper: max new tokens per decode. */
   maxNewTokens?: number;
+  /** Sphinx: model, LM/grammar and dictionary paths. */
+  sphinx?: SphinxConfig;
 }
 
 /**
@@ -67,5 +70,22 @@ export interface AsrEngine {
    * since the confirmed decode at segment end uses the full one.
    */
   transcribe(pcm16k: Float32Array, opts?: AsrTranscribeOptions): Promise<AsrResult>;
+  /** Streaming engines: a recognizer for one audio stream (utterance after utterance). */
+  openAsrStream?(): Promise<AsrStream>;
   dispose(): Promise<void>;
+}
+
+/**
+ * One audio stream of a streaming engine, fed as audio arrives (never re-decoded). An utterance starts with the
+ * first `process` after `finish` / `cancel`; `close` frees the stream's decoder (idempotent).
+ */
+export interface AsrStream {
+  process(pcm16k: Float32Array): void;
+  /** The running hypothesis ("" between utterances). */
+  partial(): string;
+  /** Ends the running utterance: its result (times from the utterance's first sample). */
+  finish(): AsrResult;
+  /** Drops the running utterance. */
+  cancel(): void;
+  close(): void;
 }

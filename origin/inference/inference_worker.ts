@@ -4,7 +4,7 @@
  */
 /// <reference lib="deno.worker" />
 import type { FromWorker, Job, ToWorker, WorkerInit } from "./protocol.ts";
-import type { AsrEngine } from "../asr/engine.ts";
+import type { AsrEngine, AsrStream } from "../asr/engine.ts";
 import type { SynthesisEngine, TtsConfig } from "../tts/engine.ts";
 import type { TtsEngineName } from "../../protocol/engines.ts";
 import type { SileroVad } from "../pipeline/silero_vad.ts";
@@ -18,6 +18,25 @@ let vad: SileroVad | null = null;
 let denoise: DenoiseStates | null = null;
 let ttsConfig: TtsConfig | null = null;
 const tts = new Map<TtsEngineName, Promise<SynthesisEngine>>();
+/** Open recognition streams by the caller's id, with the segment their running utterance belongs to. */
+const streams = new Map<string, { stream: AsrStream; segment: number | null }>();
+
+function getStream(id: string): { stream: AsrStream; segment: number | null } {
+  const s = streams.get(id);
+  if (!s) throw new EngineError(`no open recognition stream ${id} in this worker`);
+  return s;
+}
+
+/** Feeds a segment's audio; a different segment first drops the unfinished utterance of the previous one. */
+function feedStream(id: string, segment: number, pcm: Float32Array): AsrStream {
+  const s = getStream(id);
+  if (s.segment !== segment) {
+    if (s.segment !== null) s.stream.cancel();
+    s.segment = segment;
+  }
+  if (pcm.length) s.stream.process(pcm);
+  return s.stream;
+}
 
 function post(msg: FromWorker, transfer: Transferable[] = []): void {
   self.postMessage(msg, transfer);
@@ -90,6 +109,27 @@ async function run(job: Job): Promise<{ value: unknown; transfer: Transferable[]
         transfer: [],
       };
     }
+    case "stream_open": {
+      if (!asr?.openAsrStream) throw new EngineError(`ASR engine ${asr?.name ?? "(none)"} does not stream`);
+      if (streams.has(job.stream)) throw new EngineError(`recognition stream ${job.stream} is already open`);
+      streams.set(job.stream, { stream: await asr.openAsrStream(), segment: null });
+      return { value: { streams: streams.size }, transfer: [] };
+    }
+    case "stream_feed": {
+      const s = feedStream(job.stream, job.segment, job.pcm16k);
+      return { value: { partial: job.partial ? s.partial() : null }, transfer: [] };
+    }
+    case "stream_finish": {
+      const s = feedStream(job.stream, job.segment, job.pcm16k);
+      getStream(job.stream).segment = null;
+      return { value: s.finish(), transfer: [] };
+    }
+    case "stream_close": {
+      const s = streams.get(job.stream);
+      streams.delete(job.stream);
+      s?.stream.close();
+      return { value: { closed: s !== undefined }, transfer: [] };
+    }
     case "tts": {
       const engine = await getTts(job.engine ?? ttsConfig!.engine);
       const r = await engine.synthesize(job.text, job.voice);
@@ -130,6 +170,8 @@ async function run(job: Job): Promise<{ value: unknown; transfer: Transferable[]
 }
 
 async function closeAll(): Promise<void> {
+  for (const s of streams.values()) s.stream.close();
+  streams.clear();
   const engines = await Promise.allSettled([...tts.values()]);
   await Promise.allSettled([
     asr?.dispose(),

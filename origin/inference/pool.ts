@@ -13,6 +13,9 @@
  *   polite `close` (engines released) and is terminated after `closeTimeoutMs` at the latest; later `submit`
  *   calls reject with ClosedError.
  * - A job that fails in the worker rejects with an error of the class the worker threw (./errors.ts).
+ * - Pinned jobs (`worker`, from `pin()`): state kept in one worker (a recognition stream) is only reachable
+ *   there, so such jobs run on that worker, in order within their priority, and never elsewhere: once that
+ *   worker dies (or was replaced) they reject with WorkerCrashedError, and are never retried.
  */
 import type { FromWorker, Job, JobResult, ToWorker, WorkerInit } from "./protocol.ts";
 import {
@@ -52,6 +55,16 @@ export interface SubmitOptions {
   retry?: boolean;
   /** Transfer (not copy) the job's audio buffer to the worker; the caller must not reuse it. Not with retry. */
   transfer?: boolean;
+  /** Run on this worker only (state that lives there). */
+  worker?: WorkerPin;
+  /** This job's run-time limit instead of the pool's `jobTimeoutMs` (e.g. a job that loads a model). */
+  timeoutMs?: number;
+}
+
+/** One worker incarnation: a respawned worker at the same index is another one. */
+export interface WorkerPin {
+  readonly index: number;
+  readonly generation: number;
 }
 
 interface QueuedJob {
@@ -75,6 +88,8 @@ interface Slot {
   initTimer?: ReturnType<typeof setTimeout>;
   restarts: number;
   generation: number;
+  /** Pins handed out for this incarnation and not yet released. */
+  pins: number;
   ready?: { resolve: () => void; reject: (e: unknown) => void };
   closed?: () => void;
 }
@@ -183,8 +198,37 @@ export class InferencePool {
     return this._state === "ready" && this.slots.some((s) => s.state === "idle" || s.state === "busy");
   }
 
+  /**
+   * A live worker for state that must stay in one place (the least pinned one), or null when none is alive.
+   * Give it back with `unpin` when that state is gone.
+   */
+  pin(): WorkerPin | null {
+    const live = this.slots.filter((s) => s.state === "idle" || s.state === "busy");
+    if (!live.length) return null;
+    const slot = live.reduce((a, b) => (b.pins < a.pins ? b : a));
+    slot.pins++;
+    return { index: slot.index, generation: slot.generation };
+  }
+
+  unpin(pin: WorkerPin): void {
+    const slot = this.slots[pin.index];
+    if (slot && slot.generation === pin.generation && slot.pins > 0) slot.pins--;
+  }
+
+  /** Whether a pinned worker is still the same live incarnation. */
+  pinAlive(pin: WorkerPin): boolean {
+    const slot = this.slots[pin.index];
+    return !!slot && slot.generation === pin.generation && slot.state !== "dead" && slot.worker !== null;
+  }
+
   submit<J extends Job>(job: J, opts: SubmitOptions = {}): Promise<JobResult<J>> {
     if (this._state === "closed") return Promise.reject(new ClosedError(`pool ${this.name}`));
+    if (opts.worker && !this.pinAlive(opts.worker)) {
+      mJobs.inc({ pool: this.name, kind: job.kind, outcome: "crashed" });
+      return Promise.reject(
+        new WorkerCrashedError(`worker ${this.name}-${opts.worker.index} of this job is gone`),
+      );
+    }
     const priority = opts.priority ?? "normal";
     if (opts.coalesceKey) {
       const i = this.queue.findIndex((q) => q.opts.coalesceKey === opts.coalesceKey);
@@ -277,9 +321,10 @@ export class InferencePool {
   private spawn(index: number): Promise<void> {
     const prev = this.slots[index];
     const slot: Slot = prev ??
-      { index, worker: null, state: "starting", job: null, restarts: 0, generation: 0 };
+      { index, worker: null, state: "starting", job: null, restarts: 0, generation: 0, pins: 0 };
     this.slots[index] = slot;
     slot.generation++;
+    slot.pins = 0;
     const gen = slot.generation;
     slot.state = "starting";
     const worker = new Worker(this.opts.workerUrl, { type: "module", name: `${this.name}-${index}` });
@@ -359,8 +404,17 @@ export class InferencePool {
     slot.ready = undefined;
     const q = slot.job;
     slot.job = null;
+    // jobs pinned to this worker can never run now
+    const pinned = this.queue.filter((j) => j.opts.worker?.index === slot.index);
+    if (pinned.length) {
+      this.queue = this.queue.filter((j) => j.opts.worker?.index !== slot.index);
+      for (const j of pinned) {
+        mJobs.inc({ pool: this.name, kind: j.job.kind, outcome: "crashed" });
+        j.reject(err);
+      }
+    }
     if (q) {
-      if (q.opts.retry && q.attempts < 2 && this._state !== "closed") {
+      if (q.opts.retry && !q.opts.worker && q.attempts < 2 && this._state !== "closed") {
         this.queue.unshift(q);
       } else {
         mJobs.inc({ pool: this.name, kind: q.job.kind, outcome: "crashed" });
@@ -388,7 +442,15 @@ export class InferencePool {
     for (const slot of this.slots) {
       if (!this.queue.length) return;
       if (slot.state !== "idle") continue;
-      const q = this.queue.shift()!;
+      const at = this.queue.findIndex((j) => !j.opts.worker || j.opts.worker.index === slot.index);
+      if (at < 0) continue;
+      const [q] = this.queue.splice(at, 1);
+      if (q.opts.worker && q.opts.worker.generation !== slot.generation) {
+        mJobs.inc({ pool: this.name, kind: q.job.kind, outcome: "crashed" });
+        q.reject(new WorkerCrashedError(`worker ${this.name}-${slot.index} of this job was replaced`));
+        this.dispatch();
+        return;
+      }
       q.attempts++;
       slot.state = "busy";
       slot.job = q;
@@ -397,12 +459,13 @@ export class InferencePool {
         priority: q.opts.priority!,
       });
       const gen = slot.generation;
+      const timeoutMs = q.opts.timeoutMs ?? this.opts.jobTimeoutMs;
       slot.jobTimer = setTimeout(
-        () =>
-          this.onFailure(slot, gen, new WorkerCrashedError(`job timeout after ${this.opts.jobTimeoutMs} ms`)),
-        this.opts.jobTimeoutMs,
+        () => this.onFailure(slot, gen, new WorkerCrashedError(`job timeout after ${timeoutMs} ms`)),
+        timeoutMs,
       );
-      const transfer = q.opts.transfer && !q.opts.retry && q.job.kind === "asr"
+      const transfer = q.opts.transfer && !q.opts.retry &&
+          (q.job.kind === "asr" || q.job.kind === "stream_feed" || q.job.kind === "stream_finish")
         ? [q.job.pcm16k.buffer as ArrayBuffer]
         : [];
       this.post(slot, { type: "job", id: q.id, job: q.job }, transfer);

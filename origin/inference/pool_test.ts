@@ -159,3 +159,33 @@ Deno.test("pool: init failure rejects create and leaves no workers", async () =>
     /init failed/,
   );
 });
+
+Deno.test("pool: pinned jobs run only on their worker; its death rejects them; a new pin is a live worker", async () => {
+  const pool = await InferencePool.create({ name: "t-pin", size: 2, init: {} });
+  try {
+    const a = pool.pin()!;
+    const b = pool.pin()!;
+    assert.notEqual(a.index, b.index, "pins spread over the workers");
+    // worker a busy: a's next job waits for it even though worker b is idle; b's jobs run meanwhile
+    const order: string[] = [];
+    const busyA = pool.submit({ kind: "sleep", ms: 150 }, { worker: a }).then(() => order.push("a1"));
+    const a2 = pool.submit({ kind: "sleep", ms: 1 }, { worker: a }).then(() => order.push("a2"));
+    const b1 = pool.submit({ kind: "sleep", ms: 1 }, { worker: b }).then(() => order.push("b1"));
+    await Promise.all([busyA, a2, b1]);
+    assert.deepEqual(order, ["b1", "a1", "a2"]);
+    // a crashes with a pinned job queued behind the crash: both reject, nothing runs elsewhere
+    const crash = pool.submit({ kind: "crash" }, { worker: a });
+    const queued = pool.submit({ kind: "sleep", ms: 1 }, { worker: a });
+    await assert.rejects(crash, WorkerCrashedError);
+    await assert.rejects(queued, WorkerCrashedError);
+    assert.ok(!pool.pinAlive(a));
+    // the old pin stays dead even after the worker at its index is respawned
+    await assert.rejects(pool.submit({ kind: "sleep", ms: 1 }, { worker: a }), WorkerCrashedError);
+    pool.unpin(a);
+    const c = pool.pin()!;
+    assert.ok(pool.pinAlive(c));
+    assert.deepEqual(await pool.submit({ kind: "sleep", ms: 1 }, { worker: c }), { slept: 1 });
+  } finally {
+    await pool.close();
+  }
+});

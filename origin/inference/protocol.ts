@@ -21,8 +21,22 @@ export interface WorkerInit {
   nice?: number;
 }
 
+/**
+ * Streaming recognition (engines with `openAsrStream`): a stream lives in one worker (its jobs are pinned there,
+ * see SubmitOptions.worker); `stream` is the caller's id for it. Segments are utterances: audio fed with a new
+ * `segment` id ends (drops) an unfinished earlier utterance.
+ */
+export type StreamJob =
+  | { kind: "stream_open"; stream: string }
+  /** Audio of a segment, in order; `partial` asks for the running hypothesis after it. */
+  | { kind: "stream_feed"; stream: string; segment: number; pcm16k: Float32Array; partial: boolean }
+  /** The segment's last audio, then its confirmed result. */
+  | { kind: "stream_finish"; stream: string; segment: number; pcm16k: Float32Array }
+  | { kind: "stream_close"; stream: string };
+
 export type Job =
   | { kind: "asr"; pcm16k: Float32Array; final?: boolean; language?: string }
+  | StreamJob
   | { kind: "tts"; text: string; voice?: string; engine?: TtsEngineName; outRate?: number }
   | { kind: "voices"; engine?: TtsEngineName }
   | { kind: "vad"; items: VadSeqItem[] }
@@ -37,6 +51,10 @@ export interface TtsJobResult extends Omit<SynthesisResult, "pcm"> {
 }
 
 export type JobResult<J extends Job> = J extends { kind: "asr" } ? AsrResult
+  : J extends { kind: "stream_open" } ? { streams: number }
+  : J extends { kind: "stream_feed" } ? { partial: string | null }
+  : J extends { kind: "stream_finish" } ? AsrResult
+  : J extends { kind: "stream_close" } ? { closed: boolean }
   : J extends { kind: "tts" } ? TtsJobResult
   : J extends { kind: "voices" } ? Voice[]
   : J extends { kind: "vad" } ? VadSeqResult

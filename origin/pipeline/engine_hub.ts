@@ -21,7 +21,8 @@ import type { AsrConfig } from "../asr/engine.ts";
 import type { TtsConfig, Voice } from "../tts/engine.ts";
 import { TTS_ENGINES, type TtsEngineName } from "../../protocol/engines.ts";
 import { InferencePool } from "../inference/pool.ts";
-import { OverloadedError } from "../inference/errors.ts";
+import { type RecognitionStreams, StreamingStrategy } from "./stream_decode.ts";
+import { OverloadedError, WorkerCrashedError } from "../inference/errors.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 import type { TtsJobResult } from "../inference/protocol.ts";
 import { BatchingVad } from "./vad.ts";
@@ -58,6 +59,9 @@ export interface EngineHubConfig {
   workerNice: number;
   pipeline: Partial<PipelineConfig>;
 }
+
+/** Streaming engines feed audio as it arrives: a partial costs little, so they come ≤ 250 ms apart. */
+const STREAMING_PARTIALS: Partial<PipelineConfig> = { partialIntervalMs: 250 };
 
 /** Pool tuning (not configuration): what `EngineHub.create` uses where its caller gives nothing. */
 export const HUB_TUNING: Omit<EngineHubConfig, "asr" | "tts" | "workers"> = {
@@ -223,15 +227,25 @@ export class EngineHub {
     init: Omit<StreamingPipelineInit, "onClosed"> = {},
   ): StreamingPipeline {
     if (this.closing) throw new ClosedError("engine hub");
+    const streaming = this.config.asr.engine === "sphinx" && !init.decoder;
     const merged: Partial<PipelineConfig> = {
       ...DEFAULT_PIPELINE_CONFIG,
       minConfidence: MIN_CONFIDENCE_BY_ENGINE[this.config.asr.engine] ??
         DEFAULT_PIPELINE_CONFIG.minConfidence,
+      ...(streaming ? STREAMING_PARTIALS : {}),
       ...this.config.pipeline,
       ...config,
     };
+    const decoder = streaming
+      ? new StreamingStrategy(
+        this.recognitionStreams(),
+        `pipeline:${host.sessionId}`,
+        (code, message) => void host.emit({ type: "error", code, message }).catch(() => {}),
+      )
+      : init.decoder;
     const p = new StreamingPipeline(host, this.engines(), options, merged, {
       ...init,
+      decoder,
       onClosed: (closed) => this.pipelines.delete(closed),
     });
     this.pipelines.add(p);
@@ -295,6 +309,49 @@ export class EngineHub {
       this.log.info("engine hub closed");
     })();
     return this.closing;
+  }
+
+  /** Recognition streams on the speech pool: each pinned to the worker that holds its decoder. */
+  private recognitionStreams(): RecognitionStreams {
+    const pool = this.speechPool;
+    return {
+      open: async (stream) => {
+        const pin = pool.pin();
+        if (!pin) throw new WorkerCrashedError("no live speech worker");
+        const opts = { priority: "high" as const, worker: pin, owner: stream };
+        try {
+          // may build a decoder (a model load): the init limit, not the per-decode one
+          await pool.submit({ kind: "stream_open", stream }, {
+            ...opts,
+            timeoutMs: this.config.initTimeoutMs,
+          });
+        } catch (e) {
+          pool.unpin(pin);
+          throw e;
+        }
+        let closed = false;
+        return {
+          feed: (segment, pcm16k, partial) =>
+            pool.submit({ kind: "stream_feed", stream, segment, pcm16k, partial }, {
+              ...opts,
+              transfer: true,
+            })
+              .then((r) => r.partial),
+          finish: (segment, pcm16k) =>
+            pool.submit({ kind: "stream_finish", stream, segment, pcm16k }, { ...opts, transfer: true }),
+          close: () => {
+            if (closed) return;
+            closed = true;
+            pool.unpin(pin);
+            pool.cancelOwner(stream); // queued feeds of an ended session are not needed
+            if (pool.state !== "closed" && pool.pinAlive(pin)) {
+              // after the session's queued feeds (same worker, same priority, FIFO)
+              pool.submit({ kind: "stream_close", stream }, opts).catch(() => {});
+            }
+          },
+        };
+      },
+    };
   }
 
   private engines(): PipelineEngines {

@@ -21,7 +21,8 @@ export class ParleyProcess {
     this.child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "--unstable-worker-options", "main.ts", role],
       cwd: ROOT,
-      env: { LOG_LEVEL: "warn", HEARTBEAT_MS: "300", NODE_TIMEOUT_MS: "1500", ...env },
+      // espeak-speech tests assert the bundled recognizer's results: ctc unless a test asks for another
+      env: { LOG_LEVEL: "warn", HEARTBEAT_MS: "300", NODE_TIMEOUT_MS: "1500", ASR_ENGINE: "ctc", ...env },
       stdout: "piped",
       stderr: "piped",
     }).spawn();

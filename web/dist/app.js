@@ -752,6 +752,19 @@ var TelopView = class {
 };
 
 // web/src/live.ts
+function recognizerLine(res) {
+  const engines = res.origins[0]?.engines ?? [];
+  const asr = engines.filter((e) => e.kind === "asr");
+  const active = asr.find((e) => e.active);
+  if (!active) return "No origin is serving sessions right now.";
+  const line = `Speech recognition: ${active.name}, understands ${active.understands}.`;
+  if (active.name === "sphinx") {
+    const whisper = asr.find((e) => e.name === "whisper");
+    return whisper ? `${line} For the best accuracy: ${whisper.how_to_enable}.` : line;
+  }
+  const sphinx = asr.find((e) => e.name === "sphinx");
+  return sphinx && active.name !== "whisper" ? `${line} For human speech: ${sphinx.how_to_enable}.` : line;
+}
 var STATE_TEXT = {
   idle: "idle",
   connecting: "connecting\u2026",
@@ -804,6 +817,15 @@ var LiveView = class {
   sayForm = $("say-form");
   sayText = $("say-text");
   saySend = $("say-send");
+  recognizer = $("recognizer");
+  /** Shows which recognizer is active (called when the Live view is shown). */
+  async refreshEngines() {
+    try {
+      this.recognizer.textContent = recognizerLine(await getJson("/v1/engines"));
+    } catch {
+      this.recognizer.textContent = "";
+    }
+  }
   constructor() {
     this.telop = new TelopView($("telop"), $("mouth"), this.clock, {
       onsets: this.voiceOnsets,
@@ -1754,6 +1776,7 @@ function boot() {
     }
     if (!ok) return;
     document.title = `Parley \xB7 ${view === "jobs" ? "TTS jobs" : view[0].toUpperCase() + view.slice(1)}`;
+    if (view === "live") void live.refreshEngines();
     if (view === "history") void hist.refresh();
     if (view === "jobs") void jobs.refresh();
   };

@@ -4,6 +4,26 @@ import type { ServerEvent, SessionMode, TranscriptEvent } from "../../protocol/s
 import { $, announce, clear, clock, h, mmss } from "./dom.ts";
 import { byeMessage, type ConnState, describeError, LiveConnection } from "./connection.ts";
 import { SessionClock, TelopView } from "./telop.ts";
+import type { EngineDescriptor, EnginesResponse } from "../../protocol/engines.ts";
+import { getJson } from "./api.ts";
+
+/**
+ * The line above the Live controls: which recognizer new sessions get, what it understands, and how to get
+ * the other one (from `GET /v1/engines`).
+ */
+export function recognizerLine(res: EnginesResponse): string {
+  const engines: EngineDescriptor[] = res.origins[0]?.engines ?? [];
+  const asr = engines.filter((e) => e.kind === "asr");
+  const active = asr.find((e) => e.active);
+  if (!active) return "No origin is serving sessions right now.";
+  const line = `Speech recognition: ${active.name}, understands ${active.understands}.`;
+  if (active.name === "sphinx") {
+    const whisper = asr.find((e) => e.name === "whisper");
+    return whisper ? `${line} For the best accuracy: ${whisper.how_to_enable}.` : line;
+  }
+  const sphinx = asr.find((e) => e.name === "sphinx");
+  return sphinx && active.name !== "whisper" ? `${line} For human speech: ${sphinx.how_to_enable}.` : line;
+}
 
 const STATE_TEXT: Record<ConnState, string> = {
   idle: "idle",
@@ -59,6 +79,16 @@ export class LiveView {
   readonly sayForm = $<HTMLFormElement>("say-form");
   readonly sayText = $<HTMLInputElement>("say-text");
   readonly saySend = $<HTMLButtonElement>("say-send");
+  readonly recognizer = $("recognizer");
+
+  /** Shows which recognizer is active (called when the Live view is shown). */
+  async refreshEngines(): Promise<void> {
+    try {
+      this.recognizer.textContent = recognizerLine(await getJson<EnginesResponse>("/v1/engines"));
+    } catch {
+      this.recognizer.textContent = "";
+    }
+  }
 
   constructor() {
     this.telop = new TelopView($("telop"), $("mouth"), this.clock, {

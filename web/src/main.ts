@@ -44,6 +44,7 @@ function boot(): void {
     }
     if (!ok) return;
     document.title = `Parley · ${view === "jobs" ? "TTS jobs" : view[0].toUpperCase() + view.slice(1)}`;
+    if (view === "live") void live.refreshEngines();
     if (view === "history") void hist.refresh();
     if (view === "jobs") void jobs.refresh();
   };

@@ -3,10 +3,9 @@
  * pipeline can use it as it is), plus the streaming API for a recognizer that feeds audio as it arrives:
  * `openStream()` lends a pooled decoder for the life of one stream.
  *
- * `name` is "sphinx", which origin/asr/engine.ts's `AsrEngineName` does not list yet: the class implements the
- * interface apart from that one literal; adding "sphinx" to ASR_ENGINES makes it a full `AsrEngine`.
+ * `openAsrStream()` is the same stream behind the engine-neutral `AsrStream` interface (the inference worker's).
  */
-import type { AsrEngine, AsrResult, AsrTranscribeOptions } from "../engine.ts";
+import type { AsrEngine, AsrResult, AsrStream, AsrTranscribeOptions } from "../engine.ts";
 import { detectSphinx, type SphinxConfig, sphinxConfigFromEnv } from "./sphinx_detect.ts";
 import {
   type SphinxDecoder,
@@ -14,7 +13,7 @@ import {
   type SphinxResult,
   type SphinxWord,
 } from "./sphinx_decoder.ts";
-import { SphinxClosedError, SphinxUnavailableError } from "./sphinx_errors.ts";
+import { SphinxBusyError, SphinxClosedError, SphinxUnavailableError } from "./sphinx_errors.ts";
 import { SphinxPool } from "./sphinx_pool.ts";
 
 export interface SphinxAsrResult extends AsrResult {
@@ -41,7 +40,16 @@ export function toInt16(x: Float32Array | Int16Array): Int16Array {
   return out;
 }
 
-export class SphinxEngine implements Omit<AsrEngine, "name"> {
+function toAsrResult(r: SphinxResult, inferenceMs: number): SphinxAsrResult {
+  return {
+    alternatives: r.text ? [{ text: r.text, score: r.confidence ?? 0 }] : [],
+    confidence: r.confidence,
+    inferenceMs,
+    words: r.words,
+  };
+}
+
+export class SphinxEngine implements AsrEngine {
   readonly name = "sphinx" as const;
   readonly model: string;
   private readonly streams = new Set<SphinxStream>();
@@ -83,11 +91,32 @@ export class SphinxEngine implements Omit<AsrEngine, "name"> {
     } finally {
       this.pool.release(d);
     }
+    return toAsrResult(r, performance.now() - t0);
+  }
+
+  /**
+   * `openStream()` as an engine-neutral `AsrStream`. Never waits: with every decoder lent it throws
+   * SphinxBusyError (a worker serving streams one job at a time must not block on a release).
+   */
+  async openAsrStream(): Promise<AsrStream> {
+    const st = this.pool.stats();
+    if (st.idle === 0 && st.lent >= this.pool.maxDecoders) {
+      throw new SphinxBusyError(
+        `all ${this.pool.maxDecoders} PocketSphinx decoders of this worker are in use`,
+      );
+    }
+    const s = await this.openStream();
     return {
-      alternatives: r.text ? [{ text: r.text, score: r.confidence ?? 0 }] : [],
-      confidence: r.confidence,
-      inferenceMs: performance.now() - t0,
-      words: r.words,
+      process: (pcm) => s.process(pcm),
+      partial: () => s.partial().text,
+      finish: () => {
+        const t0 = performance.now();
+        return toAsrResult(s.finish(), performance.now() - t0);
+      },
+      cancel: () => {
+        if (s.inUtterance) s.cancel();
+      },
+      close: () => s.close(),
     };
   }
 

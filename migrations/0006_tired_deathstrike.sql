@@ -1,0 +1,1 @@
+ALTER TABLE "nodes" ADD COLUMN "engines" jsonb DEFAULT '[]'::jsonb NOT NULL;
