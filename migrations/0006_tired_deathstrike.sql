@@ -1,1 +1,0 @@
-ALTER TABLE "nodes" ADD COLUMN "engines" jsonb DEFAULT '[]'::jsonb NOT NULL;
