@@ -37,6 +37,13 @@ async function main(): Promise<void> {
   const plog = log.child({ pid: Deno.pid });
   const supervisedChild = Deno.env.get("PARLEY_ORIGIN_CHILD") === "1";
   if (role === "origin" && config.ORIGIN_RECYCLE_SESSIONS > 0 && !supervisedChild) {
+    if (config.SIP_PORT !== undefined) {
+      // Two generations would have to bind the same SIP port while they overlap.
+      console.error(
+        "parley: invalid configuration: SIP_PORT: a recycling origin cannot take phone calls; set ORIGIN_RECYCLE_SESSIONS=0",
+      );
+      Deno.exit(2);
+    }
     return await superviseOrigins(config, plog);
   }
 

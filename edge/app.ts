@@ -6,6 +6,7 @@ import type { EdgeContext } from "./context.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { opsRoutes } from "./routes/ops.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
+import { sipRoutes } from "./routes/sip.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
 
 /** Extra route groups (TTS jobs, history, web client) register through this hook as they land. */
@@ -22,6 +23,7 @@ export function createEdgeApp(
   tokenRoutes(app, ctx);
   adminRoutes(app, ctx);
   sessionRoutes(app, ctx);
+  sipRoutes(app, ctx);
   for (const group of extra) group(app, ctx);
   return app;
 }

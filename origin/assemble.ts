@@ -16,6 +16,7 @@ import type { OriginParts } from "./server.ts";
 import { originNodeId } from "./node_id.ts";
 import { createTtsJobWorker } from "./tts_jobs/component.ts";
 import { livePriority } from "./tts_jobs/priority_gate.ts";
+import { createSipComponent } from "./call/sip_component.ts";
 
 /** What each session of this origin runs with, from Config. */
 export function sessionConfig(config: Config): Partial<SessionConfig> {
@@ -50,5 +51,13 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     close: () => ttsJobs.close(),
     closeOnRecycle: true,
   };
-  return { sessions, components: [engines, jobs] };
+  // Phone calls (SIP_PORT set): last in the list, so shutdown closes it first after the sessions ended.
+  const sip = await createSipComponent(config, {
+    database,
+    sessions,
+    nodeId: originNodeId(config),
+    pipelineFactory: (host, options) => hub.createPipeline(host, options),
+    log,
+  });
+  return { sessions, components: sip ? [engines, jobs, sip] : [engines, jobs] };
 }

@@ -9,8 +9,8 @@
  * `ondatachannel`, attaching its handlers at once (before the handshake finishes, so `open` is never missed).
  * Channels with other labels are closed.
  *
- * Events: `emit(body)` runs through one per-session promise chain: persist (db/sessions appendEvent assigns
- * seq = last_seq + 1 in a transaction) THEN send, so seq is strictly +1 and every event a client saw is in
+ * Events: `emit(body)` runs through the session's SessionTimeline (one promise chain): persist (db/sessions
+ * appendEvent assigns seq = last_seq + 1 in a transaction) THEN send, so seq is strictly +1 and every event a client saw is in
  * Postgres. Until the `events` channel is open, persisted events wait in memory.
  *
  * Resume (`resumeAfterSeq` set): this Session attaches to the existing session row (same id, same seq
@@ -30,7 +30,7 @@
  * bring the session back.
  */
 import type { Database } from "../../db/client.ts";
-import { appendEvent, eventsAfter, markActive, markClosed, markClosing } from "../../db/sessions.ts";
+import { eventsAfter, markActive, markClosed, markClosing } from "../../db/sessions.ts";
 import { ApiError } from "../../lib/errors.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 import { log as rootLog, type Logger } from "../../lib/log.ts";
@@ -49,6 +49,9 @@ import type { PipelineHost, SpeechPipeline } from "../pipeline/types.ts";
 import { EchoPipeline } from "./echo.ts";
 import { InboundAudio } from "./inbound_audio.ts";
 import { type FrameClock, PacedOutboundAudio } from "./outbound_audio.ts";
+import { SessionTimeline } from "./session_timeline.ts";
+import type { LiveSession } from "./live_session.ts";
+import { withTimeout } from "../../lib/with_timeout.ts";
 import {
   type MediaStreamTrack,
   PEER_CONFIG,
@@ -130,21 +133,14 @@ const connectSeconds = registry.histogram(
 );
 const controlTotal = registry.counter("parley_session_control_messages_total", "Control messages, by type");
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
-}
-
 /** Control messages per second per session (sustained) and burst. */
 const CONTROL_RATE_PER_S = 50;
 const CONTROL_BURST = 100;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export class Session implements PipelineHost {
+export class Session implements PipelineHost, LiveSession {
+  readonly kind = "webrtc" as const;
   readonly id: string;
   readonly sessionId: string;
   readonly tenantId: string;
@@ -189,7 +185,7 @@ export class Session implements PipelineHost {
   /** Reference point of the media timeout: max(active, unmute, last frame with energy). */
   #mediaRefAt = 0;
 
-  #emitChain: Promise<unknown> = Promise.resolve();
+  readonly #timeline: SessionTimeline;
   /** Persisted but not yet sent (events channel not open / replay not done). */
   #pending: ServerEvent[] = [];
   #live = false;
@@ -210,6 +206,7 @@ export class Session implements PipelineHost {
     this.#onClosed = init.onClosed;
     this.#resumeAfterSeq = init.resumeAfterSeq;
     this.#activeSince = init.activeSince;
+    this.#timeline = new SessionTimeline(this.#db, this.id, (ev) => this.#deliver(ev));
     this.#source = new AudioSource();
     this.outbound = new PacedOutboundAudio({
       source: this.#source,
@@ -522,13 +519,15 @@ export class Session implements PipelineHost {
   }
 
   #persistAndSend(event: ServerEventBody): Promise<number> {
-    const p = this.#emitChain.then(async () => {
-      const seq = await appendEvent(this.#db, this.id, event);
-      this.#deliver({ ...event, seq } as ServerEvent);
-      return seq;
-    });
-    this.#emitChain = p.catch(() => {});
-    return p;
+    return this.#timeline.append(event);
+  }
+
+  /** `say` from the REST API (routed here by the internal API): speak text on this session. */
+  say(text: string, voice?: string): Promise<void> {
+    if (this.#isOver()) return Promise.reject(new ClosedError(`session ${this.id}`));
+    const p = this.#pipeline;
+    if (!p) return Promise.reject(new ApiError(409, "conflict", "session is not ready to speak yet"));
+    return p.say(text, voice);
   }
 
   #deliver(ev: ServerEvent): void {
@@ -548,7 +547,7 @@ export class Session implements PipelineHost {
   /** The events channel opened: replay (resume) or flush pending, inside the emit chain, then go live. */
   #goLive(): void {
     if (this.#live) return;
-    const p = this.#emitChain.then(async () => {
+    this.#timeline.run(async () => {
       if (this.#live || !this.#events || this.#events.readyState !== "open") return;
       if (this.#resumeAfterSeq !== undefined) {
         const missed = await eventsAfter(this.#db, this.id, this.#resumeAfterSeq);
@@ -559,8 +558,7 @@ export class Session implements PipelineHost {
       for (const ev of this.#pending) this.#send(ev);
       this.#pending = [];
       this.#live = true;
-    });
-    this.#emitChain = p.catch((err) => this.#fail(err));
+    }).catch((err) => this.#fail(err));
   }
 
   /**
@@ -612,7 +610,7 @@ export class Session implements PipelineHost {
         await this.#flushEvents();
       });
     } else {
-      await step("drain events", () => this.#emitChain);
+      await step("drain events", () => this.#timeline.settled());
     }
     // 4. pipeline
     const pipeline = this.#pipeline;
