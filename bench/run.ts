@@ -16,6 +16,11 @@ const BENCHES: Record<
     what: "session setup latency through edge + origin processes (POST → answer), churn through the edge",
   },
   pacing: { file: "pacing.ts", what: "outbound 10 ms frame pacing with 20 sessions" },
+  sip_load: {
+    file: "sip_load.ts",
+    what:
+      "20 concurrent phone calls (SIPp, speech pcap) transcribed: CPU, confirmed latency, RTP pacing, drops",
+  },
   pipeline: { file: "pipeline_latency.ts", what: "speech → partial / confirmed latency, concurrency curve" },
   tts_speed: { file: "tts_speed.ts", what: "espeak synthesis speed (audio s per CPU s)" },
   audio_codecs: {

@@ -126,19 +126,20 @@ export class SessionManager implements SessionService {
   }
 
   /** REST `say` on a live session of this origin. null when unknown here; ClosedError when it is closing. */
-  async say(id: string, text: string, voice?: string): Promise<SessionSummary | null> {
+  say(id: string, text: string, voice?: string): Promise<SessionSummary | null> {
     const s = this.#sessions.get(id);
     if (!s) {
-      if (this.#recent.get(id)) throw new ClosedError(`session ${id}`);
-      return null;
+      return this.#recent.get(id) ? Promise.reject(new ClosedError(`session ${id}`)) : Promise.resolve(null);
     }
     const summary = s.summary();
-    if (summary.state === "closing" || summary.state === "closed") throw new ClosedError(`session ${id}`);
+    if (summary.state === "closing" || summary.state === "closed") {
+      return Promise.reject(new ClosedError(`session ${id}`));
+    }
     // Accepted once queued: synthesis and playout go on after the response (their events are on the timeline).
     s.say(text, voice).catch((err) => {
       if (!(err instanceof ClosedError)) this.#log.warn("say failed", { session_id: id, err: String(err) });
     });
-    return summary;
+    return Promise.resolve(summary);
   }
 
   /** SessionService.create: the internal API's POST body. */
