@@ -44,6 +44,13 @@ async function main(): Promise<void> {
   // the model load check runs while the edge starts; the origin waits for it
   const probed = role === "edge" || supervisedChild ? Promise.resolve() : probeAsrEngineOrExit(config);
   if (role === "origin" && config.ORIGIN_RECYCLE_SESSIONS > 0 && !supervisedChild) {
+    if (config.SIP_PORT !== undefined) {
+      // Two generations would have to bind the same SIP port while they overlap.
+      console.error(
+        "parley: invalid configuration: SIP_PORT: a recycling origin cannot take phone calls; set ORIGIN_RECYCLE_SESSIONS=0",
+      );
+      Deno.exit(2);
+    }
     return await superviseOrigins(config, plog);
   }
 

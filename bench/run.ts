@@ -25,6 +25,11 @@ const BENCHES: Record<
     needsPg: true,
     what: "caption lag, persisted → SSE viewer received, 200 viewers on a second edge process (p99 ≤ 1 s)",
   },
+  sip_load: {
+    file: "sip_load.ts",
+    what:
+      "20 concurrent phone calls (SIPp, speech pcap) transcribed: CPU, confirmed latency, RTP pacing, drops",
+  },
   pipeline: { file: "pipeline_latency.ts", what: "speech → partial / confirmed latency, concurrency curve" },
   tts_speed: { file: "tts_speed.ts", what: "espeak synthesis speed (audio s per CPU s)" },
   audio_codecs: {

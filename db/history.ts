@@ -55,7 +55,7 @@ export interface ListSessionsInput {
   cursor?: SessionCursor;
 }
 
-const SESSION_COLUMNS = sql`id, state, reason, mode, options, node_id, last_seq,
+const SESSION_COLUMNS = sql`id, state, reason, mode, kind, options, node_id, last_seq,
   ${iso(sql`created_at`)} as created_at, ${iso(sql`active_at`)} as active_at, ${
   iso(sql`closed_at`)
 } as closed_at`;

@@ -83,6 +83,8 @@ export const sessions = pgTable("sessions", {
   /** Close reason (protocol CLOSE_REASONS) once closing/closed. */
   reason: text("reason"),
   mode: text("mode").notNull().default("transcribe"),
+  /** Transport of the session: webrtc | websocket | sip (protocol/session_messages.ts SESSION_KINDS). */
+  kind: text("kind").notNull().default("webrtc"),
   options: jsonb("options").notNull().default({}),
   /** Highest event seq persisted for the session. */
   lastSeq: integer("last_seq").notNull().default(0),
@@ -242,3 +244,41 @@ export const tracks = pgTable("tracks", {
   source: text("source").notNull().default(""),
   createdAt: ts("created_at").notNull().defaultNow(),
 }, (t) => [index("tracks_tenant_created_idx").on(t.tenantId, t.createdAt, t.id)]);
+
+/**
+ * SIP digest credentials of a tenant. Only the digest HA1 hashes are stored (MD5 and SHA-256 of
+ * `username:realm:password`), never the password. A username is unique within its realm across tenants:
+ * the digest exchange names the user before Parley knows the tenant.
+ */
+export const sipCredentials = pgTable("sip_credentials", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  tenantId: uuid("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+  username: text("username").notNull(),
+  realm: text("realm").notNull(),
+  ha1Md5: text("ha1_md5").notNull(),
+  ha1Sha256: text("ha1_sha256").notNull(),
+  createdAt: ts("created_at").notNull().defaultNow(),
+}, (t) => [
+  uniqueIndex("sip_credentials_realm_user_uq").on(t.realm, t.username),
+  index("sip_credentials_tenant_idx").on(t.tenantId),
+]);
+
+/**
+ * Phone numbers / extensions of a tenant: the Request-URI user of an incoming call selects one (unique across
+ * tenants), and its options become the call's session options.
+ */
+export const sipNumbers = pgTable("sip_numbers", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  tenantId: uuid("tenant_id").notNull().references(() => tenants.id, { onDelete: "cascade" }),
+  number: text("number").notNull(),
+  /** SessionOptions of the call (mode, voice, …). */
+  options: jsonb("options").notNull().default({}),
+  /** Spoken when the call is answered (empty: none). */
+  greeting: text("greeting"),
+  /** Room the call publishes into (stored; rooms are served elsewhere). */
+  room: text("room"),
+  createdAt: ts("created_at").notNull().defaultNow(),
+}, (t) => [
+  uniqueIndex("sip_numbers_number_uq").on(t.number),
+  index("sip_numbers_tenant_idx").on(t.tenantId),
+]);

@@ -17,6 +17,7 @@ import type {
   CloseReason,
   ServerEvent,
   ServerEventBody,
+  SessionKind,
   SessionOptions,
   SessionState,
 } from "../protocol/session_messages.ts";
@@ -37,6 +38,8 @@ export interface ClaimSessionInput {
   mode: string;
   options: SessionOptions | Record<string, unknown>;
   apiKeyId?: string | null;
+  /** Transport (default webrtc). */
+  kind?: SessionKind;
 }
 
 /**
@@ -52,6 +55,7 @@ export async function claimSession(database: Database, input: ClaimSessionInput)
     apiKeyId: input.apiKeyId ?? null,
     nodeId: input.nodeId,
     mode: input.mode,
+    kind: input.kind ?? "webrtc",
     options: input.options,
   }).onConflictDoUpdate({
     target: sessions.id,

@@ -7,6 +7,7 @@ import { adminRoutes } from "./routes/admin.ts";
 import { engineRoutes } from "./routes/engines.ts";
 import { opsRoutes } from "./routes/ops.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
+import { sipRoutes } from "./routes/sip.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
 import { databaseUnavailableResponse } from "./unavailable.ts";
 import { roomRoutes } from "./routes/rooms.ts";
@@ -29,6 +30,7 @@ export function createEdgeApp(
   roomRoutes(app, ctx);
   trackRoutes(app, ctx);
   engineRoutes(app, ctx);
+  sipRoutes(app, ctx);
   for (const group of extra) group(app, ctx);
   return app;
 }

@@ -9,7 +9,8 @@
  */
 import { z } from "zod";
 import { SCOPES } from "../protocol/api.ts";
-import { CLOSE_REASONS, SESSION_STATES, SessionOptions } from "../protocol/session_messages.ts";
+import { CLOSE_REASONS, SayRequest, SESSION_STATES, SessionOptions } from "../protocol/session_messages.ts";
+import { CreateSipCredential, CreateSipNumber, SipCredential, SipNumber } from "../protocol/sip.ts";
 import type { ErrorCode } from "../lib/errors.ts";
 import type { EdgeApp, EdgeContext } from "./context.ts";
 import { JsonOffer } from "./routes/sessions.ts";
@@ -415,6 +416,26 @@ export function coreOperations(): Operation[] {
       errors: [404, 502],
     },
     {
+      method: "post",
+      path: "/v1/sessions/{id}/say",
+      tag: "sessions",
+      summary: "Speak text on a live session (WebRTC or phone call)",
+      description:
+        "Routed to the session's origin, which synthesizes the text with the session's voice (or `voice`) and " +
+        "plays it (to a caller: as G.711 on the call). Accepted once queued; playout is reported by `telop` " +
+        "and `utterance` events on the session's timeline. Barge-in applies as for the `say` control message.",
+      scope: "sessions",
+      pathParams: uuidParam("session id"),
+      body: { required: true, content: { "application/json": SayRequest } },
+      responses: {
+        "202": {
+          description: "queued",
+          content: { "application/json": z.object({ id: z.uuid(), accepted: z.literal(true) }) },
+        },
+      },
+      errors: [400, 404, 409, 413, 415, 502],
+    },
+    {
       method: "patch",
       path: "/v1/sessions/{id}",
       tag: "sessions",
@@ -545,6 +566,78 @@ export function coreOperations(): Operation[] {
       scope: "admin",
       pathParams: uuidParam("key id"),
       responses: { "204": { description: "revoked" } },
+      errors: [404],
+    },
+    {
+      method: "get",
+      path: "/v1/sip/credentials",
+      tag: "phone",
+      summary: "List the tenant's SIP digest credentials (no secrets)",
+      scope: "admin",
+      responses: {
+        "200": {
+          description: "credentials",
+          content: { "application/json": z.object({ credentials: z.array(SipCredential) }) },
+        },
+      },
+    },
+    {
+      method: "post",
+      path: "/v1/sip/credentials",
+      tag: "phone",
+      summary: "Create a SIP digest credential (stored as MD5 and SHA-256 HA1 hashes under SIP_REALM)",
+      description:
+        "Phones that are not on the trunk allow-list authenticate with it (RFC 3261 digest, RFC 8760 " +
+        "SHA-256). A username is unique within the realm across tenants: 409 if taken.",
+      scope: "admin",
+      body: { required: true, content: { "application/json": CreateSipCredential } },
+      responses: { "201": { description: "created", content: { "application/json": SipCredential } } },
+      errors: [400, 409, 413, 415],
+    },
+    {
+      method: "delete",
+      path: "/v1/sip/credentials/{id}",
+      tag: "phone",
+      summary: "Delete a SIP credential",
+      scope: "admin",
+      pathParams: uuidParam("credential id"),
+      responses: { "204": { description: "deleted" } },
+      errors: [404],
+    },
+    {
+      method: "get",
+      path: "/v1/numbers",
+      tag: "phone",
+      summary: "List the tenant's numbers (extensions callers dial)",
+      scope: "admin",
+      responses: {
+        "200": {
+          description: "numbers",
+          content: { "application/json": z.object({ numbers: z.array(SipNumber) }) },
+        },
+      },
+    },
+    {
+      method: "post",
+      path: "/v1/numbers",
+      tag: "phone",
+      summary: "Create a number: calls to this Request-URI user become sessions with these options",
+      description:
+        "A number is unique across tenants (409 if taken). `greeting` is spoken on answer; `room` is " +
+        "stored for the call to publish into.",
+      scope: "admin",
+      body: { required: true, content: { "application/json": CreateSipNumber } },
+      responses: { "201": { description: "created", content: { "application/json": SipNumber } } },
+      errors: [400, 409, 413, 415],
+    },
+    {
+      method: "delete",
+      path: "/v1/numbers/{id}",
+      tag: "phone",
+      summary: "Delete a number (calls to it then get 404)",
+      scope: "admin",
+      pathParams: uuidParam("number id"),
+      responses: { "204": { description: "deleted" } },
       errors: [404],
     },
     {
@@ -972,6 +1065,7 @@ export function buildOpenApiDocument(
       { name: "rooms", description: "rooms: WHEP listeners, SSE caption viewers, backing tracks" },
       { name: "tokens", description: "browser tokens" },
       { name: "keys", description: "API keys and nodes (admin)" },
+      { name: "phone", description: "phone calls: SIP credentials and numbers (admin)" },
       { name: "ops", description: "health, metrics, documentation" },
     ],
     paths,

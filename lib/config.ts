@@ -84,6 +84,29 @@ export const CONFIG_SCHEMA = {
   TTS_CLAIM_ORDER: z.enum(["fair", "fifo"]).default("fair"),
   /** Claims per chunk (lease expiries + synthesis errors) before its job fails. */
   TTS_MAX_ATTEMPTS: int(1, 100).default(3),
+  /** SIP user agent port (UDP and TCP) on the origin; unset = no phone calls. */
+  SIP_PORT: int(0, 65535).optional(),
+  /** Address the SIP agent binds to and advertises in Contact and SDP (must be reachable by callers). */
+  SIP_HOST: z.string().min(1).default("127.0.0.1"),
+  SIP_RTP_PORT_MIN: int(1024, 65534).default(40000),
+  SIP_RTP_PORT_MAX: int(1025, 65535).default(40999),
+  /** No RTP from a call (not held, no comfort noise) for this long → the call ends with `media_timeout`. */
+  SIP_RTP_TIMEOUT_MS: int(1000, 3_600_000).default(30_000),
+  /** Comma-separated trunk addresses (IPv4 or IPv4/prefix) allowed to call without digest authentication. */
+  SIP_TRUNKS: z.string().default("").transform((v, ctx) => {
+    const list = v.split(",").map((x) => x.trim()).filter(Boolean);
+    for (const item of list) {
+      if (!/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/.test(item)) {
+        ctx.addIssue({ code: "custom", message: `not an IPv4 address or CIDR: ${item}` });
+        return z.NEVER;
+      }
+    }
+    return list;
+  }),
+  /** Digest realm of the SIP credentials (`POST /v1/sip/credentials` hashes passwords with it). */
+  SIP_REALM: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, "letters, digits, . _ - (max 100)").default(
+    "parley",
+  ),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   /** Delete ended sessions (with their events and transcripts) older than this many days; 0 keeps forever. */
   RETENTION_DAYS: int(0, 36500).default(0),
@@ -114,6 +137,12 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
   const cfg = out as Config;
   if (cfg.NODE_TIMEOUT_MS <= cfg.HEARTBEAT_MS) {
     throw new ConfigError("NODE_TIMEOUT_MS", `must be greater than HEARTBEAT_MS (${cfg.HEARTBEAT_MS})`);
+  }
+  if (cfg.SIP_RTP_PORT_MAX <= cfg.SIP_RTP_PORT_MIN) {
+    throw new ConfigError(
+      "SIP_RTP_PORT_MAX",
+      `must be greater than SIP_RTP_PORT_MIN (${cfg.SIP_RTP_PORT_MIN})`,
+    );
   }
   return cfg;
 }

@@ -20,6 +20,7 @@ import { FileTranscriber } from "./transcribe/file_transcriber.ts";
 import { voiceService } from "./transcribe/voices.ts";
 import { RoomHost } from "./rooms/room_host.ts";
 import { RoomManager } from "./rooms/room_manager.ts";
+import { createSipComponent } from "./call/sip_component.ts";
 
 /** What each session of this origin runs with, from Config. */
 export function sessionConfig(config: Config): Partial<SessionConfig> {
@@ -64,6 +65,14 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     close: () => ttsJobs.close(),
     closeOnRecycle: true,
   };
+  // Phone calls (SIP_PORT set): last in the list, so shutdown closes it first after the sessions ended.
+  const sip = await createSipComponent(config, {
+    database,
+    sessions,
+    nodeId: originNodeId(config),
+    pipelineFactory: (host, options) => hub.createPipeline(host, options),
+    log,
+  });
   const transcriber = new FileTranscriber(hub, log.child({ component: "file_transcriber" }));
   const files: OriginComponent = {
     name: "transcriber",
@@ -76,7 +85,7 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     transcriber,
     voices: voiceService(hub, config.TTS_ENGINE),
     rooms: roomHost,
-    components: [engines, files, rooms, jobs],
+    components: sip ? [engines, files, rooms, jobs, sip] : [engines, files, rooms, jobs],
     engines: engineDescriptors(config),
   };
 }

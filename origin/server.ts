@@ -18,7 +18,7 @@ import type { Logger } from "../lib/log.ts";
 import { registry } from "../lib/metrics.ts";
 import { SIGNATURE_HEADER, verifyRequest } from "../protocol/internal_auth.ts";
 import { type CreateSessionRequest, INTERNAL_SESSIONS_PATH } from "../protocol/internal_api.ts";
-import { CLOSE_REASONS, type CloseReason } from "../protocol/session_messages.ts";
+import { CLOSE_REASONS, type CloseReason, SayRequest } from "../protocol/session_messages.ts";
 import {
   OriginBusyError,
   type OriginComponent,
@@ -28,6 +28,7 @@ import {
 } from "./services.ts";
 import { INTERNAL_TRANSCRIPTIONS_PATH, INTERNAL_VOICES_PATH, TRANSCRIBE_RATE } from "../protocol/openai.ts";
 import { int16ToFloat } from "../lib/audio/resampler.ts";
+import { ClosedError } from "../lib/closed_error.ts";
 import { originNodeId } from "./node_id.ts";
 import type { ChildMessage } from "./supervisor_protocol.ts";
 import type { RoomHost } from "./rooms/room_host.ts";
@@ -339,6 +340,25 @@ export class OriginServer {
       const s = this.requireSessions().get(c.req.param("id"));
       if (!s) throw new ApiError(404, "not_found", "no such session on this origin");
       return c.json(s);
+    });
+    app.post(`${INTERNAL_SESSIONS_PATH}/:id/say`, async (c) => {
+      let body: unknown;
+      try {
+        body = JSON.parse(new TextDecoder().decode(c.get("body")));
+      } catch {
+        throw new ApiError(400, "invalid_json", "body is not valid JSON");
+      }
+      const req = SayRequest.safeParse(body);
+      if (!req.success) throw new ApiError(400, "validation_failed", req.error.issues[0].message);
+      let s;
+      try {
+        s = await this.requireSessions().say(c.req.param("id"), req.data.text, req.data.voice);
+      } catch (e) {
+        if (e instanceof ClosedError) throw new ApiError(409, "conflict", "the session is closing or closed");
+        throw e;
+      }
+      if (!s) throw new ApiError(404, "not_found", "no such session on this origin");
+      return c.json(s, 202);
     });
     app.delete(`${INTERNAL_SESSIONS_PATH}/:id`, async (c) => {
       const reason = (c.req.query("reason") ?? "client_hangup") as CloseReason;

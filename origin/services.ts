@@ -21,6 +21,8 @@ export interface SessionService {
   get(id: string): SessionSummary | null;
   /** End one session (idempotent); null when this origin doesn't know it. */
   end(id: string, reason: CloseReason): Promise<SessionSummary | null>;
+  /** Speak on a live session (REST `say`); null when unknown here, ClosedError when it is closing. */
+  say(id: string, text: string, voice?: string): Promise<SessionSummary | null>;
   /** Live sessions (the load reported in heartbeats). */
   readonly load: number;
   /** Stop taking sessions (draining). */

@@ -10,13 +10,14 @@
  *   GET /v1/transcripts/search          → SearchResult
  */
 import { z } from "zod";
-import { SESSION_STATES } from "./session_messages.ts";
+import { SESSION_KINDS, SESSION_STATES } from "./session_messages.ts";
 
 export const SessionSummary = z.object({
   id: z.uuid(),
   state: z.enum(SESSION_STATES),
   reason: z.string().nullable().describe("close reason once closing/closed"),
   mode: z.string(),
+  kind: z.enum(SESSION_KINDS).describe("webrtc, websocket or sip (a phone call)"),
   options: z.record(z.string(), z.unknown()),
   node_id: z.string().nullable(),
   last_seq: z.number().int().describe("highest event seq persisted"),

@@ -6,6 +6,7 @@
  *                                      4xx: the offer/options are bad; edge returns the error as is
  *   DELETE /internal/sessions/:id?reason=client_hangup|admin   → 200 SessionSummary (idempotent; 404 if unknown here)
  *   GET    /internal/sessions/:id      → 200 SessionSummary | 404
+ *   POST   /internal/sessions/:id/say  SayRequest → 202 SessionSummary | 404 unknown here | 409 closing
  */
 import type { CloseReason, SessionOptions, SessionState } from "./session_messages.ts";
 

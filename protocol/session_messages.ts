@@ -15,8 +15,14 @@ export type SessionMode = typeof SESSION_MODES[number];
 export const SESSION_STATES = ["connecting", "active", "closing", "closed"] as const;
 export type SessionState = typeof SESSION_STATES[number];
 
+/** How a session's media travels: a WebRTC peer, a websocket, or a phone call (SIP/RTP). */
+export const SESSION_KINDS = ["webrtc", "websocket", "sip"] as const;
+export type SessionKind = typeof SESSION_KINDS[number];
+
 export const CLOSE_REASONS = [
   "client_hangup",
+  /** The far end of a phone call hung up (SIP BYE, or RTCP BYE). */
+  "remote_hangup",
   "ice_failed",
   "ice_disconnected_timeout",
   "media_timeout",
@@ -169,7 +175,17 @@ export interface PongEvent {
   server_time_ms: number;
 }
 
+/** A phone call's caller pressed a key (RFC 4733 telephone-event). */
+export interface DtmfEvent {
+  type: "dtmf";
+  seq: number;
+  /** 0-9, *, #, A-D */
+  digit: string;
+  duration_ms: number;
+}
+
 export type ServerEvent =
+  | DtmfEvent
   | TranscriptEvent
   | TelopEvent
   | UtteranceEvent
@@ -183,13 +199,15 @@ export type ServerEventBody = ServerEvent extends infer E ? E extends ServerEven
 
 // ---------- client → server control messages ----------
 
+/** Text to speak on a live session: the `say` control message, and `POST /v1/sessions/{id}/say`. */
+export const SayRequest = z.object({
+  text: z.string().min(1).max(5000),
+  voice: z.string().max(64).optional(),
+}).strict();
+export type SayRequest = z.infer<typeof SayRequest>;
+
 export const ControlMessage = z.discriminatedUnion("type", [
-  z.object({
-    type: z.literal("say"),
-    text: z.string().min(1).max(5000),
-    voice: z.string().max(64).optional(),
-  })
-    .strict(),
+  SayRequest.extend({ type: z.literal("say") }).strict(),
   z.object({ type: z.literal("mute"), muted: z.boolean() }).strict(),
   z.object({ type: z.literal("set_options"), options: SessionOptions.partial().omit({ mode: true }) })
     .strict(),

@@ -8,6 +8,7 @@ function rejectingService(): SessionService {
   return {
     create: () => Promise.reject(new ApiError(400, "bad_request", "offer rejected by test origin")),
     get: () => null,
+    say: () => Promise.resolve(null),
     end: () => Promise.resolve(null),
     load: 0,
     drain() {},

@@ -15,6 +15,7 @@ Deno.test("ops: request id propagates edge → origin in JSON logs; /metrics exp
     const svc: SessionService = {
       create: () => Promise.reject(new ApiError(400, "bad_request", "nope")),
       get: () => null,
+      say: () => Promise.resolve(null),
       end: () => Promise.resolve(null),
       load: 0,
       drain() {},

@@ -28,6 +28,7 @@ function service(
       return { sdp: "v=0\r\nanswer\r\n" };
     },
     get: () => null,
+    say: () => Promise.resolve(null),
     end: (id: string) => {
       live.delete(id);
       return Promise.resolve(null);

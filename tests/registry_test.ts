@@ -50,6 +50,7 @@ function acceptingService(): SessionService & { created: string[] } {
       return Promise.resolve({ sdp: "v=0\r\nanswer\r\n" });
     },
     get: () => null,
+    say: () => Promise.resolve(null),
     end: () => Promise.resolve(null),
     load: 0,
     drain() {},

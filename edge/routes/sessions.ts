@@ -10,7 +10,7 @@
  * The session row (tenant → node) lives in Postgres, so any edge process can route later requests.
  */
 import { z } from "zod";
-import { nodeStatus, pickNodes } from "../../db/nodes.ts";
+import { liveNodeUrl, nodeStatus, pickNodes } from "../../db/nodes.ts";
 import {
   closeSessionsOfLostNodes,
   countLiveSessions,
@@ -23,10 +23,10 @@ import {
 } from "../../db/sessions.ts";
 import { eraseSessionData } from "../../db/history.ts";
 import { ApiError } from "../../lib/errors.ts";
-import { readBodyLimited, validationError } from "../../lib/http.ts";
+import { readBodyLimited, readJson, validationError } from "../../lib/http.ts";
 import { registry } from "../../lib/metrics.ts";
 import { checkOffer, MAX_SDP_BYTES } from "../../protocol/sdp.ts";
-import { type CloseReason, SessionOptions } from "../../protocol/session_messages.ts";
+import { type CloseReason, SayRequest, SessionOptions } from "../../protocol/session_messages.ts";
 import {
   type CreateSessionRequest,
   type CreateSessionResponse,
@@ -80,6 +80,7 @@ function summary(row: SessionRow) {
     state: row.state,
     reason: row.reason,
     mode: row.mode,
+    kind: row.kind,
     options: row.options,
     node_id: row.nodeId,
     last_seq: row.lastSeq,
@@ -345,6 +346,31 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
       await eraseSessionData(ctx.database, row.id);
     }
     return c.body(null, 204);
+  });
+
+  app.post("/v1/sessions/:id/say", auth, async (c) => {
+    const row = await loadSession(ctx, c.get("principal"), c.req.param("id") ?? "");
+    const parsed = SayRequest.safeParse(await readJson(c, 16 * 1024));
+    if (!parsed.success) throw validationError(parsed.error.issues);
+    if (row.state === "closing" || row.state === "closed") {
+      throw new ApiError(409, "conflict", `session is ${row.state}`);
+    }
+    const url = row.nodeId ? await liveNodeUrl(ctx.database, row.nodeId, ctx.config.NODE_TIMEOUT_MS) : null;
+    if (!url) throw new ApiError(409, "conflict", "the session's origin is gone");
+    let res;
+    try {
+      res = await ctx.origins.call(url, "POST", `${INTERNAL_SESSIONS_PATH}/${row.id}/say`, {
+        body: JSON.stringify(parsed.data),
+        contentType: "application/json",
+        requestId: c.get("requestId"),
+      });
+    } catch (e) {
+      if (e instanceof OriginUnreachableError) throw new ApiError(502, "origin_error", "origin unreachable");
+      throw e;
+    }
+    if (res.status === 404 || res.status === 409) throw new ApiError(409, "conflict", "session is not live");
+    if (res.status >= 300) throw new ApiError(502, "origin_error", `origin answered ${res.status}`);
+    return c.json({ id: row.id, accepted: true }, 202);
   });
 
   app.patch("/v1/sessions/:id", auth, (c) => {

@@ -38,7 +38,13 @@ export function outboundClockSkips(): number {
 type Tick = () => void;
 
 /** The process-wide 10 ms clock. Runs only while it has subscribers (so idle processes and tests hold no timer). */
-export class FrameClock {
+/** What drives a PacedOutboundAudio: calls each added tick once per 10 ms frame. */
+export interface FrameDriver {
+  add(tick: Tick): void;
+  remove(tick: Tick): void;
+}
+
+export class FrameClock implements FrameDriver {
   #subs = new Set<Tick>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #t0 = 0;
@@ -108,18 +114,19 @@ interface Chunk {
 type PlayoutListener = Parameters<OutboundAudio["onPlayout"]>[0];
 
 export interface PacedOutboundAudioOptions {
-  source: RTCAudioSource;
+  /** Where each 10 ms frame goes: the WebRTC source, or a phone call's encoder. */
+  source: Pick<RTCAudioSource, "onData">;
   /** Session time (ms since active) for playout notifications. */
   now: () => number;
-  clock?: FrameClock;
+  clock?: FrameDriver;
   /** Keep every frame gap (ms) in memory for exact percentiles (benchmarks). Default false. */
   recordGaps?: boolean;
 }
 
 export class PacedOutboundAudio implements OutboundAudio {
-  readonly #source: RTCAudioSource;
+  readonly #source: Pick<RTCAudioSource, "onData">;
   readonly #now: () => number;
-  readonly #clock: FrameClock;
+  readonly #clock: FrameDriver;
   readonly #frame = new Int16Array(FRAME_SAMPLES);
   readonly #queue: Chunk[] = [];
   readonly #ended = new Set<string>();

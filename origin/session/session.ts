@@ -9,8 +9,8 @@
  * `ondatachannel`, attaching its handlers at once (before the handshake finishes, so `open` is never missed).
  * Channels with other labels are closed.
  *
- * Events: `emit(body)` runs through one per-session promise chain: persist (db/sessions appendEvent assigns
- * seq = last_seq + 1 in a transaction) THEN send, so seq is strictly +1 and every event a client saw is in
+ * Events: `emit(body)` runs through the session's SessionTimeline (one promise chain): persist (db/sessions
+ * appendEvent assigns seq = last_seq + 1 in a transaction) THEN send, so seq is strictly +1 and every event a client saw is in
  * Postgres. Until the `events` channel is open, persisted events wait in memory.
  *
  * Resume (`resumeAfterSeq` set): this Session attaches to the existing session row (same id, same seq
@@ -52,6 +52,9 @@ import { DEFAULT_EVENT_LOG_LIMITS, retryWhileUnavailable, SessionEventLog } from
 import { InboundAudio } from "./inbound_audio.ts";
 import { type FrameClock, PacedOutboundAudio } from "./outbound_audio.ts";
 import type { RoomPublisher, RoomPublisherFeed } from "../rooms/room_types.ts";
+import { SessionTimeline } from "./session_timeline.ts";
+import type { LiveSession } from "./live_session.ts";
+import { withTimeout } from "../../lib/with_timeout.ts";
 import {
   closePeer,
   type MediaStreamTrack,
@@ -151,21 +154,14 @@ const connectSeconds = registry.histogram(
 );
 const controlTotal = registry.counter("parley_session_control_messages_total", "Control messages, by type");
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
-}
-
 /** Control messages per second per session (sustained) and burst. */
 const CONTROL_RATE_PER_S = 50;
 const CONTROL_BURST = 100;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export class Session implements PipelineHost {
+export class Session implements PipelineHost, LiveSession {
+  readonly kind = "webrtc" as const;
   readonly id: string;
   readonly sessionId: string;
   readonly tenantId: string;
@@ -214,9 +210,9 @@ export class Session implements PipelineHost {
   /** Set while this session publishes into a room (options.room). */
   #roomFeed: RoomPublisherFeed | undefined;
 
-  #emitChain: Promise<unknown> = Promise.resolve();
   readonly #eventLog: SessionEventLog;
   #byeSent = false;
+  readonly #timeline: SessionTimeline;
   /** Persisted but not yet sent (events channel not open / replay not done). */
   #pending: ServerEvent[] = [];
   #live = false;
@@ -246,6 +242,10 @@ export class Session implements PipelineHost {
       init.lastSeq ?? (init.resumeAfterSeq === undefined ? 0 : -1),
     );
     this.#rooms = init.rooms;
+    this.#timeline = new SessionTimeline(this.#db, this.id, (ev) => {
+      this.#deliver(ev);
+      this.#roomFeed?.onEvent(ev);
+    }, this.#eventLog);
     this.#source = new AudioSource();
     this.outbound = new PacedOutboundAudio({
       source: this.#source,
@@ -582,16 +582,15 @@ export class Session implements PipelineHost {
 
   #persistAndSend(event: ServerEventBody): Promise<number> {
     // Stored in order, retried through a database outage (event_log.ts), and sent only once stored.
-    const ticket = this.#eventLog.enqueue();
-    const p = this.#emitChain.then(async () => {
-      const seq = await this.#eventLog.append(event, ticket);
-      const ev = { ...event, seq } as ServerEvent;
-      this.#deliver(ev);
-      this.#roomFeed?.onEvent(ev);
-      return seq;
-    });
-    this.#emitChain = p.catch(() => {});
-    return p;
+    return this.#timeline.append(event);
+  }
+
+  /** `say` from the REST API (routed here by the internal API): speak text on this session. */
+  say(text: string, voice?: string): Promise<void> {
+    if (this.#isOver()) return Promise.reject(new ClosedError(`session ${this.id}`));
+    const p = this.#pipeline;
+    if (!p) return Promise.reject(new ApiError(409, "conflict", "session is not ready to speak yet"));
+    return p.say(text, voice);
   }
 
   #deliver(ev: ServerEvent): void {
@@ -612,7 +611,7 @@ export class Session implements PipelineHost {
   /** The events channel opened: replay (resume) or flush pending, inside the emit chain, then go live. */
   #goLive(): void {
     if (this.#live) return;
-    const p = this.#emitChain.then(async () => {
+    this.#timeline.run(async () => {
       if (this.#live || !this.#events || this.#events.readyState !== "open") return;
       if (this.#resumeAfterSeq !== undefined) {
         const missed = await eventsAfter(this.#db, this.id, this.#resumeAfterSeq);
@@ -623,8 +622,7 @@ export class Session implements PipelineHost {
       for (const ev of this.#pending) this.#send(ev);
       this.#pending = [];
       this.#live = true;
-    });
-    this.#emitChain = p.catch((err) => this.#fail(err));
+    }).catch((err) => this.#fail(err));
   }
 
   /**
@@ -669,7 +667,7 @@ export class Session implements PipelineHost {
     if (o.bye) {
       await step("bye", () => this.#sendBye(o.reason!, o.message));
     } else {
-      await step("drain events", () => this.#emitChain);
+      await step("drain events", () => this.#timeline.settled());
     }
     // 4. leave the room (its listeners go idle), then the pipeline
     this.outbound.onFrame = undefined;
@@ -750,7 +748,7 @@ export class Session implements PipelineHost {
     const db = this.#db;
     void retryWhileUnavailable(
       async () => {
-        await this.#emitChain;
+        await this.#timeline.settled();
         return await markClosed(db, this.id, reason);
       },
       () => db.state === "open",

@@ -30,6 +30,7 @@ import { validateOffer } from "./sdp.ts";
 import { type PipelineFactory, type RoomPublishing, Session, type SessionConfig } from "./session.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 import { ensureKeepalive } from "./wrtc.ts";
+import type { LiveSession } from "./live_session.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -64,7 +65,8 @@ export class SessionManager implements SessionService {
   readonly #db: Database;
   readonly #opts: SessionManagerOptions;
   readonly #log: Logger;
-  readonly #sessions = new Map<string, Session>();
+  /** Live sessions of every kind (WebRTC peers created here, phone calls adopted from the SIP gateway). */
+  readonly #sessions = new Map<string, LiveSession>();
   readonly #creating = new Set<string>();
   readonly #recent = new Map<string, SessionSummary>();
   #draining = false;
@@ -95,13 +97,51 @@ export class SessionManager implements SessionService {
     return this.#draining;
   }
 
-  /** The live Session object (tests, in-process tools); undefined once closed. */
+  /** The live WebRTC Session object (tests, in-process tools); undefined once closed. */
   session(id: string): Session | undefined {
+    const s = this.#sessions.get(id);
+    return s instanceof Session ? s : undefined;
+  }
+
+  /** Live WebRTC sessions. */
+  list(): Session[] {
+    return [...this.#sessions.values()].filter((s) => s instanceof Session);
+  }
+
+  /** Any live session (WebRTC or phone call). */
+  live(id: string): LiveSession | undefined {
     return this.#sessions.get(id);
   }
 
-  list(): Session[] {
-    return [...this.#sessions.values()];
+  /**
+   * Take a session created elsewhere in this process (a phone call): it counts towards load and capacity, and
+   * get/end/say/close reach it like a WebRTC session. OriginBusyError when draining or full.
+   */
+  adopt(session: LiveSession): void {
+    if (this.#draining) throw new OriginBusyError("origin is draining");
+    if (this.load >= this.capacity) {
+      throw new OriginBusyError(`origin is at capacity (${this.capacity} sessions)`);
+    }
+    if (this.#sessions.has(session.id)) throw new ApiError(409, "conflict", "session already exists");
+    this.#sessions.set(session.id, session);
+    session.closed.then(() => this.#onSessionClosed(session));
+  }
+
+  /** REST `say` on a live session of this origin. null when unknown here; ClosedError when it is closing. */
+  say(id: string, text: string, voice?: string): Promise<SessionSummary | null> {
+    const s = this.#sessions.get(id);
+    if (!s) {
+      return this.#recent.get(id) ? Promise.reject(new ClosedError(`session ${id}`)) : Promise.resolve(null);
+    }
+    const summary = s.summary();
+    if (summary.state === "closing" || summary.state === "closed") {
+      return Promise.reject(new ClosedError(`session ${id}`));
+    }
+    // Accepted once queued: synthesis and playout go on after the response (their events are on the timeline).
+    s.say(text, voice).catch((err) => {
+      if (!(err instanceof ClosedError)) this.#log.warn("say failed", { session_id: id, err: String(err) });
+    });
+    return Promise.resolve(summary);
   }
 
   /** SessionService.create: the internal API's POST body. */
@@ -158,6 +198,9 @@ export class SessionManager implements SessionService {
         const old = this.#sessions.get(sessionId);
         if (old && old.tenantId !== tenantId) {
           throw new ApiError(404, "not_found", "no such session to resume");
+        }
+        if (old && !(old instanceof Session)) {
+          throw new ApiError(409, "conflict", `a ${old.kind} session cannot be resumed over WebRTC`);
         }
         if (old) await old.detach();
         let row;
@@ -234,9 +277,9 @@ export class SessionManager implements SessionService {
     }
   }
 
-  #onSessionClosed(s: Session): void {
+  #onSessionClosed(s: LiveSession): void {
     if (this.#sessions.get(s.id) === s) this.#sessions.delete(s.id);
-    if (s.detached) return;
+    if (s instanceof Session && s.detached) return;
     this.#recent.set(s.id, s.summary());
     const limit = this.#opts.recentClosedLimit ?? 1000;
     while (this.#recent.size > limit) this.#recent.delete(this.#recent.keys().next().value!);

@@ -15,6 +15,10 @@ import type { ServerTransaction } from "./server_transaction.ts";
 import type { SessionTimerOffer } from "./session_timer.ts";
 import type { CallAudioHandler, CallEndReason, SipPeer, SipRequest } from "./sip_types.ts";
 import type { Logger } from "../../lib/log.ts";
+import { withTimeout } from "../../lib/with_timeout.ts";
+
+/** Bound on the application's onEnd (it may persist a `bye`); the release goes on after it regardless. */
+const ON_END_TIMEOUT_MS = 5_000;
 
 export type CallState = "incoming" | "ringing" | "answering" | "confirmed" | "ended";
 
@@ -224,6 +228,7 @@ export class Call {
       // The phone's SIP BYE may come only later (or never): release now and BYE its dialog ourselves.
       onRtcpBye: () => void this.#closeWith("remote_hangup", 480, true),
       onMediaTimeout: () => void this.close("media_timeout"),
+      onNeedAudio: this.#handler.onNeedAudio ? () => this.#handler.onNeedAudio?.() : undefined,
       cname: `parley-${this.id}`,
       recordPacing: this.host.pacingSamples,
     });
@@ -381,9 +386,9 @@ export class Call {
     this.#resolveEnded(reason);
     // The application hears about the end before any resource goes away.
     try {
-      this.#handler.onEnd?.(reason);
+      await withTimeout(Promise.resolve(this.#handler.onEnd?.(reason)), ON_END_TIMEOUT_MS);
     } catch (e) {
-      this.host.log.error("sip onEnd handler threw", { call: this.id, error: e as Error });
+      this.host.log.error("sip onEnd handler failed", { call: this.id, error: e as Error });
     }
     if (
       wasState === "incoming" || wasState === "ringing" ||

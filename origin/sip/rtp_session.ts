@@ -33,6 +33,11 @@ export interface RtpSessionOptions {
   onDtmf?: (digit: string, durationMs: number) => void;
   onRtcpBye?: () => void;
   onMediaTimeout?: () => void;
+  /**
+   * Called on the send clock when less than one packet of audio is queued: an application that paces its own
+   * audio (a session's playout) fills the queue from here, so there is one clock, not two drifting ones.
+   */
+  onNeedAudio?: () => void;
   /** 0 disables media-timeout detection. */
   mediaTimeoutMs?: number;
   rtcpIntervalMs?: number;
@@ -216,6 +221,11 @@ export class RtpSession {
 
   #tick(): void {
     if (this.#closed) return;
+    for (let i = 0; i < 4 && this.#queued < SAMPLES_PER_PACKET && this.o.onNeedAudio; i++) {
+      const before = this.#queued;
+      this.o.onNeedAudio();
+      if (this.#queued === before) break;
+    }
     const pcm = new Int16Array(SAMPLES_PER_PACKET);
     let filled = 0;
     while (filled < SAMPLES_PER_PACKET && this.#queue.length > 0) {

@@ -69,8 +69,13 @@ export interface CallAudioHandler {
   onAudio?(pcm8k: Int16Array): void;
   onDtmf?(digit: string, durationMs: number): void;
   onHold?(held: boolean): void;
-  /** Called once when the call ends, before its RTP session and ports are released. */
-  onEnd?(reason: CallEndReason): void;
+  /**
+   * Called once when the call ends, before its RTP session and ports are released and before our BYE: a
+   * returned promise is awaited (bounded), so the application can tell its own followers first.
+   */
+  onEnd?(reason: CallEndReason): void | Promise<void>;
+  /** The send clock wants audio (less than one packet queued): queue some with `call.send()` now. */
+  onNeedAudio?(): void;
 }
 
 /** Why a call ended. */

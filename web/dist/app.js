@@ -573,6 +573,7 @@ function describeError(e) {
 function byeMessage(e) {
   const base = {
     client_hangup: "Session ended.",
+    remote_hangup: "The caller hung up.",
     ice_failed:
       "The media connection could not be established (ICE failed). UDP may be blocked on this network.",
     ice_disconnected_timeout: "The network connection dropped and did not come back in time. Start again.",

@@ -311,6 +311,7 @@ export function describeError(e: unknown): string {
 export function byeMessage(e: ByeEvent): string {
   const base: Record<ByeEvent["reason"], string> = {
     client_hangup: "Session ended.",
+    remote_hangup: "The caller hung up.",
     ice_failed:
       "The media connection could not be established (ICE failed). UDP may be blocked on this network.",
     ice_disconnected_timeout: "The network connection dropped and did not come back in time. Start again.",

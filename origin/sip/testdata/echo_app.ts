@@ -33,7 +33,9 @@ export class EchoApp implements SipApplication {
       },
       onDtmf: (d) => rec.digits.push(d),
       onHold: (h) => rec.holds.push(h),
-      onEnd: (r) => (rec.endReason = r),
+      onEnd: (r) => {
+        rec.endReason = r;
+      },
     });
   }
 }

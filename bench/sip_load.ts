@@ -1,0 +1,182 @@
+/**
+ * Phone-call load: SIPp places N concurrent calls (default 20) into Parley's SIP gateway, each playing an
+ * espeak-ng sentence as G.711 RTP (pcap play) while Parley transcribes it, then hangs up. The gateway runs in
+ * this process exactly as the origin runs it (SipUas → SipGateway → SipSession → EngineHub pipeline, PGlite),
+ * so the figures are the origin's own:
+ *   - CPU: this process (with its VAD/ASR workers) in cores, over the run;
+ *   - confirmed latency p50/p99: transcript_segments.latency_ms (end of speech → confirmed, as stored);
+ *   - outbound RTP pacing: gaps between consecutive 20 ms send ticks, p50/p99/max, over every call;
+ *   - calls: answered, ended by the caller's BYE (`remote_hangup`), anything else counts as dropped.
+ *
+ *   deno run -A --unstable-worker-options bench/sip_load.ts [--calls 20] [--hold-ms 9000]
+ */
+import { sql } from "drizzle-orm";
+import { openTestDatabase } from "../db/testing.ts";
+import { createTenant } from "../db/api_keys.ts";
+import { createSipNumber } from "../db/sip.ts";
+import { parseConfig } from "../lib/config.ts";
+import { configureLogging } from "../lib/log.ts";
+import { engineHubConfig } from "../origin/engine_config.ts";
+import { EngineHub } from "../origin/pipeline/engine_hub.ts";
+import { SessionManager } from "../origin/session/session_manager.ts";
+import { SipGateway } from "../origin/call/sip_gateway.ts";
+import { SipUas } from "../origin/sip/uas.ts";
+import { floatToInt16, int16ToFloat, resampleAll } from "../lib/audio/resampler.ts";
+import { readWav } from "../origin/pipeline/wav.ts";
+import { rtpPcap } from "./rtp_pcap.ts";
+
+function arg(name: string, def: string): string {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 ? Deno.args[i + 1] : def;
+}
+const CALLS = Number(arg("calls", "20"));
+const HOLD_MS = Number(arg("hold-ms", "9000"));
+const SENTENCE = "the hem fell shortly below her knees";
+
+configureLogging({ level: "warn" });
+const pct = (xs: number[], p: number) => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p / 100 * s.length))];
+};
+
+// ---- material: espeak sentence → 8 kHz → G.711 RTP pcap (1 s silence, speech, 2 s silence) ----
+const tmp = Deno.makeTempDirSync({ prefix: "sip-load-" });
+const raw = `${tmp}/s.wav`;
+await new Deno.Command("espeak-ng", { args: ["-w", raw, SENTENCE] }).output();
+const w = readWav(raw);
+const speech = floatToInt16(resampleAll(int16ToFloat(w.samples), w.sampleRate, 8000));
+const pcm = new Int16Array(8000 + speech.length + 16000);
+pcm.set(speech, 8000);
+const pcapPath = `${tmp}/speech.pcap`;
+Deno.writeFileSync(pcapPath, rtpPcap(pcm, 8));
+const scenario = `${tmp}/load.xml`;
+Deno.writeTextFileSync(
+  scenario,
+  Deno.readTextFileSync(new URL("./sip_load.xml", import.meta.url))
+    .replace("@PCAP@", pcapPath)
+    .replace("@HOLD_MS@", String(Math.max(HOLD_MS, Math.ceil(pcm.length / 8) + 500))),
+);
+
+// ---- the gateway, as the origin assembles it ----
+const database = await openTestDatabase();
+const tenant = await createTenant(database, "sip-load");
+await createSipNumber(database, { tenantId: tenant.id, number: "200", options: { mode: "transcribe" } });
+const hub = await EngineHub.create(engineHubConfig(parseConfig({ ASR_ENGINE: "ctc" })));
+const sessions = new SessionManager({ database, nodeId: "bench-sip", capacity: CALLS + 10 });
+const gateway = new SipGateway({
+  database,
+  sessions,
+  nodeId: "bench-sip",
+  realm: "parley",
+  pipelineFactory: (host, options) => hub.createPipeline(host, options),
+});
+const rtpMin = 30000 + (Deno.pid % 50) * 200;
+const uas = new SipUas({
+  host: "127.0.0.1",
+  port: 0,
+  app: gateway,
+  allowAnyone: true,
+  rtpPortMin: rtpMin,
+  rtpPortMax: rtpMin + 199,
+  mediaTimeoutMs: 30_000,
+  pacingSamples: 100_000,
+});
+await uas.listen();
+
+// Keep each call's gap record (the arrays outlive the calls).
+const gapRecords = new Set<number[]>();
+let maxConcurrent = 0;
+const sampler = setInterval(() => {
+  const live = uas.calls;
+  maxConcurrent = Math.max(maxConcurrent, live.length);
+  for (const c of live) if (c.rtp) gapRecords.add(c.rtp.clock.gaps);
+}, 100);
+
+console.log(
+  `sip_load: ${CALLS} concurrent calls (SIPp, PCMA pcap ${(pcm.length / 8000).toFixed(1)} s), ` +
+    `${navigator.hardwareConcurrency} cores, load avg at start ${
+      Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
+    }`,
+);
+const cpu0 = process.cpuUsage();
+const t0 = performance.now();
+const sipp = await new Deno.Command("sipp", {
+  args: [
+    `127.0.0.1:${uas.localPort}`,
+    "-sf",
+    scenario,
+    "-s",
+    "200",
+    "-i",
+    "127.0.0.1",
+    "-mi",
+    "127.0.0.1",
+    "-m",
+    String(CALLS),
+    "-l",
+    String(CALLS),
+    "-r",
+    String(CALLS),
+    "-rp",
+    "1000",
+    "-nostdin",
+    "-timeout",
+    "120s",
+    "-trace_err",
+  ],
+  cwd: tmp,
+  stdout: "null",
+  stderr: "piped",
+}).output();
+const wallS = (performance.now() - t0) / 1000;
+// Let the last sessions finish their close.
+const deadline = performance.now() + 10_000;
+while (sessions.load > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+const cpu = process.cpuUsage(cpu0);
+clearInterval(sampler);
+const loadEnd = Deno.loadavg();
+
+const rows = await database.query<{ reason: string | null; n: number }>(
+  sql`select reason, count(*)::int as n from sessions where kind = 'sip' group by reason`,
+);
+const lat = (await database.query<{ latency_ms: number }>(
+  sql`select latency_ms from transcript_segments where latency_ms is not null`,
+)).map((r) => Number(r.latency_ms));
+const texts = await database.query<{ text: string }>(sql`select text from transcript_segments`);
+const gaps = [...gapRecords].flat();
+const byReason = Object.fromEntries(rows.map((r) => [r.reason ?? "open", Number(r.n)]));
+const dropped = CALLS - (byReason.remote_hangup ?? 0);
+const correct = texts.filter((t) => t.text.toLowerCase().includes("shortly below her knees")).length;
+
+console.log(JSON.stringify(
+  {
+    calls: CALLS,
+    max_concurrent: maxConcurrent,
+    sipp_exit: sipp.code,
+    sessions_by_reason: byReason,
+    dropped,
+    wall_s: Number(wallS.toFixed(1)),
+    cpu_cores: Number(((cpu.user + cpu.system) / 1e6 / wallS).toFixed(2)),
+    confirmed: lat.length,
+    confirmed_with_sentence: correct,
+    confirmed_latency_ms: { p50: pct(lat, 50), p99: pct(lat, 99) },
+    rtp_gap_ms: {
+      n: gaps.length,
+      p50: Number(pct(gaps, 50).toFixed(1)),
+      p99: Number(pct(gaps, 99).toFixed(1)),
+      max: Number(Math.max(...gaps).toFixed(1)),
+    },
+    load_avg_end: loadEnd.map((x) => Number(x.toFixed(1))),
+  },
+  null,
+  2,
+));
+if (sipp.code !== 0) console.log(new TextDecoder().decode(sipp.stderr).slice(-2000));
+
+await sessions.close("origin_shutdown");
+await uas.close();
+await hub.close();
+await database.close();
+Deno.removeSync(tmp, { recursive: true });
+Deno.exit(dropped === 0 && sipp.code === 0 ? 0 : 1);
