@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 
+// deno-lint-ignore no-control-regex -- NUL is exactly what is excluded
 const NUL = /^[^\u0000]*$/;
 
 /** Text stored in a `text` column or inside `jsonb`: PostgreSQL rejects the NUL character in both. */
