@@ -105,6 +105,33 @@ Deno.test("tts db: interactive outranks batch; tenants share fairly", async () =
   });
 });
 
+Deno.test("tts db: a long interactive job loses interactive rank after N characters; batch gets 1 claim in K", async () => {
+  await withDb(async (db, tenant) => {
+    const long = Array.from({ length: 20 }, (_, i) => `L${String(i).padStart(2, "0")}-${"x".repeat(96)}`);
+    await submitJobs(db, [job(tenant, long)]);
+    await submitJobs(db, [job(tenant, ["b1"], { priority: "batch" })]);
+    await submitJobs(db, [job(tenant, ["b2"], { priority: "batch" })]);
+    const claim = async (share: { interactiveChars?: number; batchFirst?: boolean }) => {
+      const c = (await claimChunk(db, { nodeId: "n1", leaseMs: 30_000, share }))!;
+      assert.ok((await writeResult(db, c, { pcm: pcm(4), audioMs: 100, sampleRate: 22050 })).accepted);
+      return c.text.slice(0, 3);
+    };
+    // strict priority (the old order): the whole interactive job first
+    const strict: string[] = [];
+    for (let i = 0; i < 3; i++) strict.push(await claim({}));
+    assert.deepEqual(strict, ["L00", "L01", "L02"]);
+    // with a 300-char interactive rank the job (≥ 300 chars claimed) now competes as batch: unserved batch first
+    assert.equal(await claim({ interactiveChars: 300 }), "b1");
+    // batch-first turn: batch ahead of interactive whatever their service
+    await submitJobs(db, [job(tenant, ["i1"])]);
+    await submitJobs(db, [job(tenant, ["b3"], { priority: "batch" })]);
+    assert.equal(await claim({ interactiveChars: 300, batchFirst: true }), "b2");
+    assert.equal(await claim({ interactiveChars: 300 }), "i1");
+    assert.equal(await claim({ interactiveChars: 300 }), "b3");
+    assert.equal(await claim({ interactiveChars: 300 }), "L03");
+  });
+});
+
 Deno.test("tts db: result write is exactly-once; progress, timings and status", async () => {
   await withDb(async (db, tenant) => {
     const [{ job: j }] = await submitJobs(db, [job(tenant, ["a b c.", "d e."])]);
