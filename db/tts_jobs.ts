@@ -636,3 +636,29 @@ export async function queueDepth(database: Database): Promise<Record<string, num
   for (const r of rows) out[r.priority] = Number(r.n);
   return out;
 }
+
+/**
+ * Job audio retention (TTS_AUDIO_RETENTION_DAYS): delete ended jobs (succeeded, failed, canceled) that finished
+ * more than `days` days ago; their chunks and audio go with them (ON DELETE CASCADE). Queued and running jobs
+ * are never touched. Batched like the session sweep. `days <= 0` keeps everything. Returns the jobs deleted.
+ */
+export async function sweepJobAudio(
+  database: Database,
+  days: number,
+  opts: { batch?: number } = {},
+): Promise<number> {
+  if (!(days > 0)) return 0;
+  const batch = opts.batch ?? 200;
+  let total = 0;
+  while (true) {
+    const rows = await database.query<{ id: string }>(sql`
+      delete from tts_jobs where id in (
+        select id from tts_jobs
+        where status in ('succeeded', 'failed', 'canceled')
+          and finished_at < now() - make_interval(days => ${Math.floor(days)})
+        limit ${batch})
+      returning id`);
+    total += rows.length;
+    if (rows.length < batch) return total;
+  }
+}

@@ -20,6 +20,7 @@ import {
   releaseChunk,
   SPLIT_SUBMIT_MIN_CHUNKS,
   submitJobs,
+  sweepJobAudio,
   writeResult,
 } from "./tts_jobs.ts";
 
@@ -373,5 +374,26 @@ Deno.test("tts db: the asynchronous claim (and split-submit) commit stays local 
       assert.equal(r.v, "on", "the result write after a claim must keep the durable commit");
     }
     assert.ok((await writeResult(db, c, { pcm: pcm(4), audioMs: 100, sampleRate: 22050 })).accepted);
+  });
+});
+
+Deno.test("tts db: job audio retention deletes ended jobs older than N days with their chunks, nothing else", async () => {
+  await withDb(async (db, tenant) => {
+    const [old] = await submitJobs(db, [job(tenant, ["old one.", "old two."])]);
+    const [recent] = await submitJobs(db, [job(tenant, ["recent."])]);
+    const [live] = await submitJobs(db, [job(tenant, ["still queued."])]);
+    await endJob(db, old.job.id, "canceled", null);
+    await endJob(db, recent.job.id, "canceled", null);
+    await db.query(sql`update tts_jobs set finished_at = now() - interval '8 days' where id = ${old.job.id}`);
+    await db.query(sql`update tts_jobs set queued_at = now() - interval '30 days' where id = ${live.job.id}`);
+    assert.equal(await sweepJobAudio(db, 0), 0, "0 keeps forever");
+    assert.equal(await sweepJobAudio(db, 7), 1);
+    const left = await db.query<{ id: string }>(sql`select id::text as id from tts_jobs order by queued_at`);
+    assert.deepEqual(left.map((r) => r.id).sort(), [recent.job.id, live.job.id].sort());
+    const chunks = await db.query<{ n: number }>(
+      sql`select count(*)::int as n from tts_chunks where job_id = ${old.job.id}`,
+    );
+    assert.equal(Number(chunks[0].n), 0, "chunks go with the job");
+    assert.equal(await sweepJobAudio(db, 7), 0, "idempotent");
   });
 });

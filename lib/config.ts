@@ -75,6 +75,8 @@ export const CONFIG_SCHEMA = {
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   /** Delete ended sessions (with their events and transcripts) older than this many days; 0 keeps forever. */
   RETENTION_DAYS: int(0, 36500).default(0),
+  /** Delete ended TTS jobs (with their audio) that finished more than this many days ago; 0 keeps forever. */
+  TTS_AUDIO_RETENTION_DAYS: int(0, 36500).default(0),
 } as const;
 
 export type ConfigKey = keyof typeof CONFIG_SCHEMA;

@@ -11,25 +11,12 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { sql } from "drizzle-orm";
 import { appendEvent, markActive, markClosed } from "../db/sessions.ts";
-import { ApiError } from "../lib/errors.ts";
 import { docsRoutes } from "../edge/openapi.ts";
 import { historyRoutes } from "../edge/routes/history.ts";
 import { ttsRoutes } from "../edge/routes/tts.ts";
-import type { SessionService } from "../origin/services.ts";
-import { AUDIO_OFFER, startStack } from "./harness.ts";
+import { AUDIO_OFFER, rejectingService, startStack } from "./harness.ts";
 
 const GENERATED_RUNS = 600;
-
-function rejectingService(): SessionService {
-  return {
-    create: () => Promise.reject(new ApiError(400, "bad_request", "offer rejected by test origin")),
-    get: () => null,
-    end: () => Promise.resolve(null),
-    load: 0,
-    drain() {},
-    close: () => Promise.resolve(),
-  };
-}
 
 const b64url = (s: string) => btoa(s).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 const sessionCursor = (t: string, id: string = crypto.randomUUID()) => b64url(JSON.stringify([t, id]));
