@@ -255,13 +255,6 @@ Deno.test("property: generated bad input to every documented route never gets a 
         headers: { ...json, "idempotency-key": k },
         body: JSON.stringify({ text: "hi" }),
       })),
-      { method: "POST", path: "/v1/tts/jobs", headers: json, body: JSON.stringify({ text: "a\u0000b" }) },
-      {
-        method: "POST",
-        path: "/v1/tts/batches",
-        headers: json,
-        body: JSON.stringify({ texts: ["ok", "\u0000"] }),
-      },
     ];
     for (const r of explicit) {
       await check(r);

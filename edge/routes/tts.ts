@@ -64,9 +64,9 @@ const JobOptions = {
   priority: z.enum(TTS_PRIORITIES).optional(),
 };
 const JobOptionsSchema = z.object(JobOptions);
-export const CreateTtsJob = z.object({ text: PgText, ...JobOptions }).strict();
+export const CreateTtsJob = z.object({ text: z.string(), ...JobOptions }).strict();
 export const CreateTtsBatch = z.object({
-  texts: z.array(PgText).min(1).max(TTS_MAX_BATCH),
+  texts: z.array(z.string()).min(1).max(TTS_MAX_BATCH),
   ...JobOptions,
 }).strict();
 export const ListTtsJobsQuery = z.object({
