@@ -111,7 +111,13 @@ async function main(): Promise<void> {
         ttsRoutes,
         openAiRoutes,
       ]);
-      retention = startRetentionSweeper(database, config.RETENTION_DAYS, plog);
+      retention = startRetentionSweeper(
+        database,
+        config.RETENTION_DAYS,
+        plog,
+        undefined,
+        config.TTS_AUDIO_RETENTION_DAYS,
+      );
       if (role === "all") {
         // Not ready until its own origin serves sessions: /readyz says 503 and the ready line waits.
         edge.addReadyCheck("origin", () => origin?.state === "running");

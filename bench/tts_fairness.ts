@@ -15,7 +15,13 @@
  *      worker, DB client; the Postgres server's CPU is not included) during scenario 2;
  *   6. claims/s: moved to bench/tts_claims.ts (`deno task bench tts_claims`);
  *   7. live priority: latency of "live" synthesis (another pool, like a session's) alone, with batch jobs
- *      running without the priority gate, and with it.
+ *      running without the priority gate, and with it;
+ *   8. class shares, strict (TTS_INTERACTIVE_RANK_CHARS=0, TTS_BATCH_SHARE_EVERY=0, TTS_LIVE_YIELD_MAX_MS=0:
+ *      the scheduler before the shares) vs the configured shares: first-audio and completion p50/p99 of
+ *      (a) 2-character batch jobs behind one 200k-character interactive job, and
+ *      (b) 100-character jobs while 20 simulated live sessions keep the live pool (and so the gate) busy.
+ *      Jobs not done within the window are counted, their times censored ("> window").
+ *   BENCH_SCENARIOS=shares runs only 8 (a short run).
  */
 import { createBenchDatabase } from "./bench_db.ts";
 import { sql } from "drizzle-orm";
@@ -143,20 +149,25 @@ for (let i = 0; i < 10; i++) {
   await Promise.all([0, 1].map(() => pool.synthesize(textOf(150, 250), "en-us", "espeak", 22050)));
 }
 
+type Share = { interactiveChars: number; batchEvery: number; liveYieldMaxMs: number };
+
 async function withWorker<T>(
   order: ClaimOrder,
   fn: (w: TtsJobWorker) => Promise<T>,
   gate?: PriorityGate,
+  share?: Share,
+  concurrency = 2,
 ): Promise<T> {
   const w = await TtsJobWorker.start(db, {
     nodeId: `bench-${order}`,
-    concurrency: 2,
+    concurrency,
     leaseMs: 10_000,
     pollMs: 200,
     order,
     maxAttempts: 3,
     synth: keep(pool),
     gate,
+    share,
   });
   try {
     return await fn(w);
@@ -197,12 +208,153 @@ async function submitLong(): Promise<number> {
 }
 
 const results: Array<[string, string]> = [];
+/** Ends the scenario list early (BENCH_SCENARIOS). */
+class Done extends Error {}
 const row = (k: string, v: string) => {
   results.push([k, v]);
   console.error(`${k}: ${v}`);
 };
 
+const onlyShares = Deno.env.get("BENCH_SCENARIOS") === "shares";
+
+/** Per job: ms from submit to first audio and to completion (null = not yet). */
+async function firstAndDone(ids: string[]): Promise<Array<{ first: number | null; done: number | null }>> {
+  const rows = await db.query<{ id: string; first: number | null; done: number | null }>(sql`
+    select id::text as id,
+      (extract(epoch from (first_audio_at - queued_at)) * 1000)::float8 as first,
+      case when status = 'succeeded' then (extract(epoch from (finished_at - queued_at)) * 1000)::float8 end
+        as done
+    from tts_jobs where id in ${sql.raw(`('${ids.join("','")}')`)}`);
+  const m = new Map(rows.map((r) => [r.id, r]));
+  return ids.map((id) => {
+    const r = m.get(id);
+    return {
+      first: r?.first == null ? null : Number(r.first),
+      done: r?.done == null ? null : Number(r.done),
+    };
+  });
+}
+
+/** Submit `n` jobs `every` ms apart, wait until all are done or the window ends; p50/p99 of both times. */
+async function measureJobs(
+  n: number,
+  every: number,
+  text: () => string,
+  priority: "interactive" | "batch",
+  windowMs: number,
+): Promise<string> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    ids.push((await submitJobs(db, [job(tenant, text(), priority)]))[0].job.id);
+    await new Promise((r) => setTimeout(r, every));
+  }
+  const deadline = Date.now() + windowMs;
+  let t = await firstAndDone(ids);
+  while (Date.now() < deadline && t.some((x) => x.done === null)) {
+    await new Promise((r) => setTimeout(r, 100));
+    t = await firstAndDone(ids);
+  }
+  const pct = (xs: Array<number | null>) => {
+    const done = xs.filter((x): x is number => x !== null);
+    if (done.length < xs.length) {
+      return `> ${windowMs / 1000} s (${done.length}/${xs.length} within the window)`;
+    }
+    return `${sec(q(done, 0.5))} / ${sec(q(done, 0.99))}`;
+  };
+  return `first audio p50/p99 ${pct(t.map((x) => x.first))}; completion p50/p99 ${pct(t.map((x) => x.done))}`;
+}
+
+const STRICT: Share = { interactiveChars: 0, batchEvery: 0, liveYieldMaxMs: 0 };
+const defaults = parseConfig({});
+const SHARES: Share = {
+  interactiveChars: defaults.TTS_INTERACTIVE_RANK_CHARS,
+  batchEvery: defaults.TTS_BATCH_SHARE_EVERY,
+  liveYieldMaxMs: defaults.TTS_LIVE_YIELD_MAX_MS,
+};
+const SHARE_WINDOW_MS = Number(Deno.env.get("BENCH_SHARE_WINDOW_MS") ?? 20_000);
+/**
+ * Worker slots in scenario 8: TTS_WORKERS' default (cores − 1). With two slots, one slot's result write holds
+ * the long job's row and the other slot's claim (SKIP LOCKED) takes the next job, which lets batch in by
+ * accident; one slot shows the strict order as it is.
+ */
+const SHARE_SLOTS = Number(Deno.env.get("BENCH_SHARE_SLOTS") ?? defaults.TTS_WORKERS);
+
+async function sharesScenarios(): Promise<void> {
+  const label = (s: Share) =>
+    s === STRICT
+      ? "strict (old)"
+      : `shares (rank ${s.interactiveChars} chars, batch 1 in ${s.batchEvery}, live yield ≤ ${s.liveYieldMaxMs} ms)`;
+  seed = 11;
+  const book = textOf(200_000);
+  for (const share of [STRICT, SHARES]) {
+    const r = await withWorker(
+      "fair",
+      async () => {
+        await submitJobs(db, [job(tenant, book, "interactive")]);
+        await new Promise((r) => setTimeout(r, 1500)); // the long job holds the slots
+        return await measureJobs(6, 300, () => "Hi", "batch", SHARE_WINDOW_MS);
+      },
+      undefined,
+      share,
+    );
+    row(
+      `8a. 2-char batch jobs behind a ${book.length}-char interactive job, ${SHARE_SLOTS} slot(s), ${
+        label(share)
+      }`,
+      r,
+    );
+  }
+  const livePool = await PoolSynthesizer.create({ workers: 1, name: "live", tts: ttsConfig(defaults) });
+  const liveText = "Sure, I can help with that. What would you like to hear next?";
+  for (let i = 0; i < 15; i++) await livePool.synthesize(liveText, "en-us", "espeak", 48000); // tier-up
+  try {
+    for (const share of [STRICT, SHARES]) {
+      const gate = new PriorityGate();
+      let live = true;
+      const liveLat: number[] = [];
+      // 20 sessions, each speaking a reply every 0.5–1 s after the last: the live pool's queue is rarely empty
+      const sessions = Array.from({ length: 20 }, async (_, i) => {
+        await new Promise((r) => setTimeout(r, i * 50));
+        while (live) {
+          const t0 = performance.now();
+          await gate.runLive(() => livePool.synthesize(liveText, "en-us", "espeak", 48000));
+          liveLat.push(performance.now() - t0);
+          await new Promise((r) => setTimeout(r, 500 + rnd() * 500));
+        }
+      });
+      seed = 13;
+      const r = await withWorker(
+        "fair",
+        async () => {
+          await new Promise((r) => setTimeout(r, 1000));
+          return await measureJobs(
+            6,
+            300,
+            () => textOf(90, 100) || sentenceText(),
+            "interactive",
+            SHARE_WINDOW_MS,
+          );
+        },
+        gate,
+        share,
+      );
+      live = false;
+      await Promise.all(sessions);
+      row(
+        `8b. 100-char jobs under 20 live sessions, ${SHARE_SLOTS} slot(s), ${label(share)}`,
+        `${r}; live synthesis p50/p99 ${sec(q(liveLat, 0.5))} / ${sec(q(liveLat, 0.99))}`,
+      );
+    }
+  } finally {
+    await livePool.close();
+  }
+}
+
 try {
+  if (onlyShares) {
+    await sharesScenarios();
+    throw new Done();
+  }
   // 0. calibrate the stream: short jobs one at a time (closed loop), so the stream stays below capacity
   if (!shortEveryMs) {
     const solo = await withWorker("fair", async () => {
@@ -371,6 +523,11 @@ try {
   row("live synthesis latency alone", fmt(l0));
   row("live synthesis latency + batch jobs, no gate", fmt(l1));
   row("live synthesis latency + batch jobs, priority gate", fmt(l2));
+
+  // 8. class shares
+  await sharesScenarios();
+} catch (e) {
+  if (!(e instanceof Done)) throw e;
 } finally {
   await pool.close();
   await db.close();

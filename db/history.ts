@@ -8,6 +8,7 @@
  * `::timestamptz` comparison without losing the microseconds a JS Date would drop.
  */
 import { type SQL, sql } from "drizzle-orm";
+import { sweepJobAudio } from "./tts_jobs.ts";
 import type { Database } from "./client.ts";
 import type { SessionSummary } from "../protocol/history.ts";
 import type { SessionState, TranscriptWord } from "../protocol/session_messages.ts";
@@ -525,8 +526,9 @@ export function startRetentionSweeper(
     error(msg: string, f?: Record<string, unknown>): void;
   },
   periodMs = 3_600_000,
+  jobAudioDays = 0,
 ): { stop(): void } {
-  if (!(days > 0)) return { stop() {} };
+  if (!(days > 0) && !(jobAudioDays > 0)) return { stop() {} };
   let running = false;
   const tick = async () => {
     if (running || database.state === "closed") return;
@@ -534,6 +536,8 @@ export function startRetentionSweeper(
     try {
       const n = await sweepRetention(database, days);
       if (n > 0) log.info("retention: deleted ended sessions", { count: n, days });
+      const jobs = await sweepJobAudio(database, jobAudioDays);
+      if (jobs > 0) log.info("retention: deleted ended TTS jobs", { count: jobs, days: jobAudioDays });
     } catch (err) {
       log.error("retention sweep failed", { err });
     } finally {

@@ -277,17 +277,34 @@ export async function completeInterruptedSubmits(
 
 /**
  * The fair order over runnable jobs (jobs with queued chunks), most deserving first:
- *   1. priority: interactive before batch;
+ *   1. rank: interactive before batch; an interactive job keeps that rank for its first `interactiveChars`
+ *      claimed characters only (0: for all of them), then competes as batch, so one long interactive job
+ *      cannot hold every slot; with `batchFirst` (a worker's every K-th claim) the order of the two ranks flips,
+ *      which guarantees batch work a share however much interactive work waits;
  *   2. jobs that have not had any chunk claimed yet (every job's first chunk is ahead of all later chunks);
  *   3. the tenant's service: characters claimed by all of the tenant's runnable jobs (tenants share fairly);
  *   4. the job's service: characters claimed so far (least attained service: short jobs finish first);
  *   5. submit time, then id (deterministic ties).
  * `fifo` is plain submit order — same statement, same code path.
  */
-function orderBy(order: ClaimOrder): SQL {
-  return order === "fifo"
-    ? sql`r.queued_at, r.id`
-    : sql`(r.priority <> 'interactive'), (r.chars_claimed > 0), r.tenant_claimed, r.chars_claimed, r.queued_at, r.id`;
+function orderBy(order: ClaimOrder, share: ClaimShare = {}): SQL {
+  if (order === "fifo") return sql`r.queued_at, r.id`;
+  const n = share.interactiveChars ?? 0;
+  const interactive = n > 0
+    ? sql`(r.priority = 'interactive' and r.chars_claimed < ${n})`
+    : sql`(r.priority = 'interactive')`;
+  return sql`${interactive} ${
+    share.batchFirst ? sql`asc` : sql`desc`
+  }, (r.chars_claimed > 0), r.tenant_claimed,
+    r.chars_claimed, r.queued_at, r.id`;
+}
+
+/** Shares between the priority classes (config: TTS_INTERACTIVE_RANK_CHARS, TTS_BATCH_SHARE_EVERY). */
+export interface ClaimShare {
+  /** An interactive job ranks as interactive for its first this many claimed characters (0: always). */
+  interactiveChars?: number;
+  /** Rank batch ahead of interactive for this claim. */
+  batchFirst?: boolean;
 }
 
 /**
@@ -309,7 +326,14 @@ function orderBy(order: ClaimOrder): SQL {
  */
 export async function claimChunk(
   database: Database,
-  opts: { nodeId: string; leaseMs: number; order?: ClaimOrder; scan?: number; durable?: boolean },
+  opts: {
+    nodeId: string;
+    leaseMs: number;
+    order?: ClaimOrder;
+    share?: ClaimShare;
+    scan?: number;
+    durable?: boolean;
+  },
 ): Promise<ClaimedChunk | null> {
   const rows = await database.query<Record<string, unknown>>(sql`
     with runnable as (
@@ -319,7 +343,7 @@ export async function claimChunk(
         from tts_jobs j
         where j.chunks_queued > 0 and j.status in ('queued', 'running')
       ) r
-      order by ${orderBy(opts.order ?? "fair")}
+      order by ${orderBy(opts.order ?? "fair", opts.share)}
       limit ${opts.scan ?? 64}
     ), pick as (
       select c.job_id, c.idx
@@ -611,4 +635,30 @@ export async function queueDepth(database: Database): Promise<Record<string, num
   const out: Record<string, number> = { interactive: 0, batch: 0 };
   for (const r of rows) out[r.priority] = Number(r.n);
   return out;
+}
+
+/**
+ * Job audio retention (TTS_AUDIO_RETENTION_DAYS): delete ended jobs (succeeded, failed, canceled) that finished
+ * more than `days` days ago; their chunks and audio go with them (ON DELETE CASCADE). Queued and running jobs
+ * are never touched. Batched like the session sweep. `days <= 0` keeps everything. Returns the jobs deleted.
+ */
+export async function sweepJobAudio(
+  database: Database,
+  days: number,
+  opts: { batch?: number } = {},
+): Promise<number> {
+  if (!(days > 0)) return 0;
+  const batch = opts.batch ?? 200;
+  let total = 0;
+  while (true) {
+    const rows = await database.query<{ id: string }>(sql`
+      delete from tts_jobs where id in (
+        select id from tts_jobs
+        where status in ('succeeded', 'failed', 'canceled')
+          and finished_at < now() - make_interval(days => ${Math.floor(days)})
+        limit ${batch})
+      returning id`);
+    total += rows.length;
+    if (rows.length < batch) return total;
+  }
 }

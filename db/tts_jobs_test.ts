@@ -20,6 +20,7 @@ import {
   releaseChunk,
   SPLIT_SUBMIT_MIN_CHUNKS,
   submitJobs,
+  sweepJobAudio,
   writeResult,
 } from "./tts_jobs.ts";
 
@@ -102,6 +103,33 @@ Deno.test("tts db: interactive outranks batch; tenants share fairly", async () =
     const later = all.slice(4, 10);
     const bShare = later.filter((x) => x.startsWith("B")).length;
     assert.ok(bShare >= 3, `tenant B got ${bShare}/6 of the next claims: ${later.join(",")}`);
+  });
+});
+
+Deno.test("tts db: a long interactive job loses interactive rank after N characters; batch gets 1 claim in K", async () => {
+  await withDb(async (db, tenant) => {
+    const long = Array.from({ length: 20 }, (_, i) => `L${String(i).padStart(2, "0")}-${"x".repeat(96)}`);
+    await submitJobs(db, [job(tenant, long)]);
+    await submitJobs(db, [job(tenant, ["b1"], { priority: "batch" })]);
+    await submitJobs(db, [job(tenant, ["b2"], { priority: "batch" })]);
+    const claim = async (share: { interactiveChars?: number; batchFirst?: boolean }) => {
+      const c = (await claimChunk(db, { nodeId: "n1", leaseMs: 30_000, share }))!;
+      assert.ok((await writeResult(db, c, { pcm: pcm(4), audioMs: 100, sampleRate: 22050 })).accepted);
+      return c.text.slice(0, 3);
+    };
+    // strict priority (the old order): the whole interactive job first
+    const strict: string[] = [];
+    for (let i = 0; i < 3; i++) strict.push(await claim({}));
+    assert.deepEqual(strict, ["L00", "L01", "L02"]);
+    // with a 300-char interactive rank the job (≥ 300 chars claimed) now competes as batch: unserved batch first
+    assert.equal(await claim({ interactiveChars: 300 }), "b1");
+    // batch-first turn: batch ahead of interactive whatever their service
+    await submitJobs(db, [job(tenant, ["i1"])]);
+    await submitJobs(db, [job(tenant, ["b3"], { priority: "batch" })]);
+    assert.equal(await claim({ interactiveChars: 300, batchFirst: true }), "b2");
+    assert.equal(await claim({ interactiveChars: 300 }), "i1");
+    assert.equal(await claim({ interactiveChars: 300 }), "b3");
+    assert.equal(await claim({ interactiveChars: 300 }), "L03");
   });
 });
 
@@ -346,5 +374,26 @@ Deno.test("tts db: the asynchronous claim (and split-submit) commit stays local 
       assert.equal(r.v, "on", "the result write after a claim must keep the durable commit");
     }
     assert.ok((await writeResult(db, c, { pcm: pcm(4), audioMs: 100, sampleRate: 22050 })).accepted);
+  });
+});
+
+Deno.test("tts db: job audio retention deletes ended jobs older than N days with their chunks, nothing else", async () => {
+  await withDb(async (db, tenant) => {
+    const [old] = await submitJobs(db, [job(tenant, ["old one.", "old two."])]);
+    const [recent] = await submitJobs(db, [job(tenant, ["recent."])]);
+    const [live] = await submitJobs(db, [job(tenant, ["still queued."])]);
+    await endJob(db, old.job.id, "canceled", null);
+    await endJob(db, recent.job.id, "canceled", null);
+    await db.query(sql`update tts_jobs set finished_at = now() - interval '8 days' where id = ${old.job.id}`);
+    await db.query(sql`update tts_jobs set queued_at = now() - interval '30 days' where id = ${live.job.id}`);
+    assert.equal(await sweepJobAudio(db, 0), 0, "0 keeps forever");
+    assert.equal(await sweepJobAudio(db, 7), 1);
+    const left = await db.query<{ id: string }>(sql`select id::text as id from tts_jobs order by queued_at`);
+    assert.deepEqual(left.map((r) => r.id).sort(), [recent.job.id, live.job.id].sort());
+    const chunks = await db.query<{ n: number }>(
+      sql`select count(*)::int as n from tts_chunks where job_id = ${old.job.id}`,
+    );
+    assert.equal(Number(chunks[0].n), 0, "chunks go with the job");
+    assert.equal(await sweepJobAudio(db, 7), 0, "idempotent");
   });
 });

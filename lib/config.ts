@@ -82,6 +82,12 @@ export const CONFIG_SCHEMA = {
   TTS_POLL_MS: int(50, 60_000).default(1000),
   /** Claim order: `fair` (the scheduler) or `fifo` (submit order, for comparison). */
   TTS_CLAIM_ORDER: z.enum(["fair", "fifo"]).default("fair"),
+  /** An interactive TTS job ranks ahead of batch for its first this many characters only (0: all of them). */
+  TTS_INTERACTIVE_RANK_CHARS: int(0, 10_000_000).default(2000),
+  /** Every K-th claim of an origin's TTS worker ranks batch jobs first: batch gets ≥ 1 slot in K (0: never). */
+  TTS_BATCH_SHARE_EVERY: int(0, 1000).default(4),
+  /** Longest a TTS job chunk yields to pending live synthesis before it runs anyway (0: yield without limit). */
+  TTS_LIVE_YIELD_MAX_MS: int(0, 600_000).default(1000),
   /** Claims per chunk (lease expiries + synthesis errors) before its job fails. */
   TTS_MAX_ATTEMPTS: int(1, 100).default(3),
   /** SIP user agent port (UDP and TCP) on the origin; unset = no phone calls. */
@@ -110,6 +116,8 @@ export const CONFIG_SCHEMA = {
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   /** Delete ended sessions (with their events and transcripts) older than this many days; 0 keeps forever. */
   RETENTION_DAYS: int(0, 36500).default(0),
+  /** Delete ended TTS jobs (with their audio) that finished more than this many days ago; 0 keeps forever. */
+  TTS_AUDIO_RETENTION_DAYS: int(0, 36500).default(0),
 } as const;
 
 export type ConfigKey = keyof typeof CONFIG_SCHEMA;

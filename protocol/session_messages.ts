@@ -8,6 +8,7 @@
  * (session_events) before they are sent, so a resuming client can fetch what it missed.
  */
 import { z } from "zod";
+import { PgText } from "./pg_domains.ts";
 
 export const SESSION_MODES = ["transcribe", "echo", "say"] as const;
 export type SessionMode = typeof SESSION_MODES[number];
@@ -43,8 +44,8 @@ export type Viseme = typeof VISEMES[number];
 
 export const SessionOptions = z.object({
   mode: z.enum(SESSION_MODES).default("transcribe"),
-  language: z.string().min(2).max(16).default("en"),
-  voice: z.string().min(1).max(64).optional(),
+  language: PgText.min(2).max(16).default("en"),
+  voice: PgText.min(1).max(64).optional(),
   /** Stop playback when the user starts speaking over it. */
   barge_in: z.boolean().default(true),
   /** End-of-speech silence in ms before a segment is confirmed. */

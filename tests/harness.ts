@@ -12,6 +12,8 @@ import { EdgeServer } from "../edge/server.ts";
 import type { RouteGroup } from "../edge/app.ts";
 import { type OriginParts, OriginServer } from "../origin/server.ts";
 import type { Scope } from "../protocol/api.ts";
+import { ApiError } from "../lib/errors.ts";
+import type { SessionService } from "../origin/services.ts";
 
 if (!Deno.env.get("TEST_LOG")) configureLogging({ level: "error" });
 
@@ -130,4 +132,17 @@ export const AUDIO_OFFER = [
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A session service double whose origin refuses every offer with a 400 (the edge's paths without media). */
+export function rejectingService(): SessionService {
+  return {
+    create: () => Promise.reject(new ApiError(400, "bad_request", "offer rejected by test origin")),
+    get: () => null,
+    say: () => Promise.resolve(null),
+    end: () => Promise.resolve(null),
+    load: 0,
+    drain() {},
+    close: () => Promise.resolve(),
+  };
 }

@@ -1,20 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ApiError } from "../lib/errors.ts";
-import type { SessionService } from "../origin/services.ts";
-import { api, startStack } from "./harness.ts";
-
-function rejectingService(): SessionService {
-  return {
-    create: () => Promise.reject(new ApiError(400, "bad_request", "offer rejected by test origin")),
-    get: () => null,
-    say: () => Promise.resolve(null),
-    end: () => Promise.resolve(null),
-    load: 0,
-    drain() {},
-    close: () => Promise.resolve(),
-  };
-}
+import { api, rejectingService, startStack } from "./harness.ts";
 
 Deno.test("http hygiene: JSON 404, invalid JSON 400, wrong type 415, body limits 413, no stack traces", async () => {
   const s = await startStack();

@@ -7,11 +7,12 @@ import { listNodes } from "../../db/nodes.ts";
 import { ApiError } from "../../lib/errors.ts";
 import { readJson, validationError } from "../../lib/http.ts";
 import { SCOPES } from "../../protocol/api.ts";
+import { PgText } from "../../protocol/pg_domains.ts";
 import type { EdgeApp, EdgeContext } from "../context.ts";
 import { guard } from "../context.ts";
 
 export const CreateKey = z.object({
-  name: z.string().min(1).max(100),
+  name: PgText.min(1).max(100),
   scopes: z.array(z.enum(SCOPES)).min(1).max(SCOPES.length),
   max_sessions: z.number().int().min(1).max(100000).optional(),
 }).strict();

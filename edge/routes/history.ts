@@ -29,6 +29,7 @@ import { ApiError } from "../../lib/errors.ts";
 import { validationError } from "../../lib/http.ts";
 import { registry } from "../../lib/metrics.ts";
 import { SESSION_STATES } from "../../protocol/session_messages.ts";
+import { isRealInstant, PgTimestamp, PgUuid } from "../../protocol/pg_domains.ts";
 import type { EventPage, SearchResult, SessionList, Transcript } from "../../protocol/history.ts";
 import type { Database } from "../../db/client.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -43,7 +44,7 @@ const followStreams = registry.gauge(
 
 // ------------------------------------------------------------------------------------------------ schemas
 
-const IsoTime = z.iso.datetime({ offset: true });
+const IsoTime = PgTimestamp;
 const Seq = z.coerce.number().int().min(0).max(2 ** 31 - 1);
 const STATE_LIST = new RegExp(`^(${SESSION_STATES.join("|")})(,(${SESSION_STATES.join("|")}))*$`);
 const Flag = z.enum(["true", "false", "1", "0"]);
@@ -121,7 +122,10 @@ export function encodeCursor(c: SessionCursor): string {
   );
 }
 
-const CursorTuple = z.tuple([z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/), z.uuid()]);
+const CursorTuple = z.tuple([
+  z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/).refine(isRealInstant),
+  PgUuid,
+]);
 
 export function decodeCursor(s: string): SessionCursor {
   try {

@@ -53,12 +53,13 @@ import { guard } from "../context.ts";
 import { jobWatchOf } from "../listen_hub.ts";
 import { SSE_HEADERS, sseComment, sseFrame, streamOf } from "../sse.ts";
 import { jobPcm } from "../tts_audio.ts";
+import { isEpochMicros, PgText, PgUuid } from "../../protocol/pg_domains.ts";
 
 const mSubmitted = registry.counter("parley_tts_jobs_submitted_total", "TTS jobs submitted, by priority");
 const mStreams = registry.gauge("parley_tts_streams_open", "Open TTS audio and event streams on this edge");
 
 const JobOptions = {
-  voice: z.string().min(1).max(64).optional(),
+  voice: PgText.min(1).max(64).optional(),
   engine: z.enum(TTS_JOB_ENGINES).optional(),
   format: z.enum(TTS_FORMATS).optional(),
   priority: z.enum(TTS_PRIORITIES).optional(),
@@ -72,7 +73,10 @@ export const CreateTtsBatch = z.object({
 export const ListTtsJobsQuery = z.object({
   status: z.enum(TTS_JOB_STATUSES).optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().regex(/^\d{1,20}_[0-9a-f-]{36}$/, "not a cursor from next_cursor").optional(),
+  cursor: z.string().refine((s) => {
+    const [micros, id, ...rest] = s.split("_");
+    return rest.length === 0 && isEpochMicros(micros) && PgUuid.safeParse(id).success;
+  }, "not a cursor from next_cursor").optional(),
 }).strict();
 const JOB_ID = z.uuid();
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;

@@ -38,6 +38,11 @@ export async function createTtsJobWorker(
     maxAttempts: config.TTS_MAX_ATTEMPTS,
     synth,
     gate: livePriority,
+    share: {
+      interactiveChars: config.TTS_INTERACTIVE_RANK_CHARS,
+      batchEvery: config.TTS_BATCH_SHARE_EVERY,
+      liveYieldMaxMs: config.TTS_LIVE_YIELD_MAX_MS,
+    },
     log,
   });
 }

@@ -60,18 +60,22 @@ export class PriorityGate {
     return p;
   }
 
-  /** Wait until no live work is pending (polls sources every `pollMs`). Resolves with the ms waited. */
-  async batchTurn(opts: { pollMs?: number; signal?: AbortSignal } = {}): Promise<number> {
+  /**
+   * Wait until no live work is pending (polls sources every `pollMs`), or at most `maxWaitMs` (> 0): the bound
+   * is the jobs' guaranteed share under unending live load. Resolves with the ms waited.
+   */
+  async batchTurn(opts: { pollMs?: number; signal?: AbortSignal; maxWaitMs?: number } = {}): Promise<number> {
     if (this.pressure() === 0) return 0;
     const t0 = performance.now();
-    while (this.pressure() > 0 && !opts.signal?.aborted) {
+    const until = opts.maxWaitMs ? t0 + opts.maxWaitMs : Infinity;
+    while (this.pressure() > 0 && !opts.signal?.aborted && performance.now() < until) {
       await new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(timer);
           this.#waiters = this.#waiters.filter((w) => w !== done);
           resolve();
         };
-        const timer = setTimeout(done, opts.pollMs ?? 5);
+        const timer = setTimeout(done, Math.max(0, Math.min(opts.pollMs ?? 5, until - performance.now())));
         this.#waiters.push(done);
       });
     }

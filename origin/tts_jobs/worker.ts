@@ -42,6 +42,9 @@ export interface TtsWorkerOptions {
   maxAttempts: number;
   synth: ChunkSynthesizer;
   gate?: PriorityGate;
+  /** Shares between priority classes (lib/config.ts: TTS_INTERACTIVE_RANK_CHARS, TTS_BATCH_SHARE_EVERY,
+   * TTS_LIVE_YIELD_MAX_MS); absent = strict priority. */
+  share?: { interactiveChars: number; batchEvery: number; liveYieldMaxMs: number };
   log?: Logger;
 }
 
@@ -71,6 +74,8 @@ const mInflight = registry.gauge("parley_tts_chunks_in_flight", "Chunks this ori
 export class TtsJobWorker implements OriginComponent {
   readonly name = "tts_jobs";
   #state: "running" | "closing" | "closed" = "running";
+  /** Claims made by all slots: every `share.batchEvery`-th ranks batch first. */
+  #claimTurn = 0;
   #wakers: Array<() => void> = [];
   #loops: Promise<void>[] = [];
   #held = new Map<string, ClaimedChunk>();
@@ -128,12 +133,18 @@ export class TtsJobWorker implements OriginComponent {
   async #loop(slot: number): Promise<void> {
     while (this.#state === "running") {
       try {
-        if (this.opts.gate) await this.opts.gate.batchTurn();
+        const share = this.opts.share;
+        if (this.opts.gate) await this.opts.gate.batchTurn({ maxWaitMs: share?.liveYieldMaxMs });
         if (this.#state !== "running") break;
+        const every = share?.batchEvery ?? 0;
         const c = await claimChunk(this.database, {
           nodeId: this.opts.nodeId,
           leaseMs: this.opts.leaseMs,
           order: this.opts.order,
+          share: {
+            interactiveChars: share?.interactiveChars,
+            batchFirst: every > 0 && this.#claimTurn++ % every === every - 1,
+          },
         });
         if (!c) {
           await this.#sleep();
