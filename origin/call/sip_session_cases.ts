@@ -1,0 +1,228 @@
+/**
+ * Phone calls as sessions (run as a child by sip_session_test.ts: the session manager loads wrtc, and a
+ * `deno test` process that loaded it can crash when it ends), release rules, against SIPp as the caller: the real SipUas → SipGateway →
+ * SipSession → SessionManager on a test database (PGlite, or PostgreSQL with PARLEY_TEST_DATABASE_URL), with
+ * the built-in echo pipeline (no models needed). Each test reads the session's row and persisted timeline.
+ */
+import assert from "node:assert/strict";
+import { sql } from "drizzle-orm";
+import type { Database } from "../../db/client.ts";
+import { createTenant } from "../../db/api_keys.ts";
+import { eventsAfter, getSessionRow } from "../../db/sessions.ts";
+import { createSipNumber } from "../../db/sip.ts";
+import { openTestDatabase } from "../../db/testing.ts";
+import { configureLogging } from "../../lib/log.ts";
+import type { ServerEvent } from "../../protocol/session_messages.ts";
+import { EchoPipeline } from "../session/echo.ts";
+import { SessionManager } from "../session/session_manager.ts";
+import { rtpRange, runSipp, sippOk, waitFor } from "../sip/testdata/harness.ts";
+import { SipUas } from "../sip/uas.ts";
+import { SipGateway } from "./sip_gateway.ts";
+import { closeReasonOf } from "./sip_session.ts";
+import { caseList, runCases } from "../session/wrtc_cases.ts";
+
+configureLogging({ level: "error" });
+const { cases, test } = caseList();
+
+interface Rig {
+  db: Database;
+  uas: SipUas;
+  sessions: SessionManager;
+  tenantId: string;
+  /** What each pipeline saw at its close: was the bye already persisted, were the call's ports still held. */
+  atPipelineClose: Array<{ byePersisted: boolean; portsLeased: number }>;
+  close(): Promise<void>;
+}
+
+async function rig(opts: { mediaTimeoutMs?: number; number?: string } = {}): Promise<Rig> {
+  const db = await openTestDatabase();
+  const tenant = await createTenant(db, "sip");
+  if (opts.number !== "") {
+    await createSipNumber(db, {
+      tenantId: tenant.id,
+      number: opts.number ?? "100",
+      options: { mode: "echo" },
+    });
+  }
+  const sessions = new SessionManager({ database: db, nodeId: "sip-test", capacity: 10 });
+  const atPipelineClose: Rig["atPipelineClose"] = [];
+  const ref: { uas?: SipUas } = {};
+  const gateway = new SipGateway({
+    database: db,
+    sessions,
+    nodeId: "sip-test",
+    realm: "parley",
+    pipelineFactory: (host) => {
+      const p = new EchoPipeline(host, { delayMs: 100 });
+      const close = p.close.bind(p);
+      p.close = async () => {
+        const evs = await eventsAfter(db, host.sessionId, 0);
+        atPipelineClose.push({
+          byePersisted: evs.at(-1)?.type === "bye",
+          portsLeased: ref.uas!.ports.leased,
+        });
+        return close();
+      };
+      return p;
+    },
+  });
+  const uas = ref.uas = new SipUas({
+    host: "127.0.0.1",
+    port: 0,
+    app: gateway,
+    allowAnyone: true,
+    timers: { t1: 100, t2: 400, t4: 500 },
+    mediaTimeoutMs: opts.mediaTimeoutMs ?? 5000,
+    ...rtpRange(3),
+  });
+  await uas.listen();
+  return {
+    db,
+    uas,
+    sessions,
+    tenantId: tenant.id,
+    atPipelineClose,
+    async close() {
+      await sessions.close("origin_shutdown");
+      await uas.close();
+      await db.close();
+    },
+  };
+}
+
+async function sipSessionIds(db: Database): Promise<string[]> {
+  const rows = await db.query<{ id: string }>(
+    sql`select id from sessions where kind = 'sip' order by created_at`,
+  );
+  return rows.map((r) => r.id);
+}
+
+async function closedRow(db: Database, id: string) {
+  let row;
+  const end = Date.now() + 5000;
+  for (;;) {
+    row = await getSessionRow(db, id);
+    if (row?.state === "closed" || Date.now() > end) return row;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function timeline(db: Database, id: string): Promise<ServerEvent[]> {
+  return await eventsAfter(db, id, 0);
+}
+
+test("sip session: a call is a `sip` session; DTMF events; caller's BYE → remote_hangup, bye told before release", async () => {
+  const r = await rig();
+  try {
+    sippOk(await runSipp("uac_basic.xml", r.uas.localPort));
+    const [id] = await sipSessionIds(r.db);
+    assert.ok(id, "no sip session row");
+    const row = await closedRow(r.db, id);
+    assert.equal(row?.kind, "sip");
+    assert.equal(row?.tenantId, r.tenantId);
+    assert.equal(row?.reason, "remote_hangup");
+    const ev = await timeline(r.db, id);
+    assert.deepEqual(ev.map((e) => e.seq), ev.map((_, i) => i + 1), "seq gap");
+    assert.ok(ev.some((e) => e.type === "state" && e.state === "active"));
+    assert.deepEqual(ev.filter((e) => e.type === "dtmf").map((e) => e.type === "dtmf" && e.digit), ["5"]);
+    assert.equal(ev.at(-1)?.type, "bye");
+    assert.equal((ev.at(-1) as { reason?: string }).reason, "remote_hangup");
+    // followers were told (bye persisted) while the call still held its RTP ports
+    assert.deepEqual(r.atPipelineClose, [{ byePersisted: true, portsLeased: 1 }]);
+    await waitFor(() => r.uas.ports.leased === 0);
+    assert.equal(r.sessions.load, 0);
+  } finally {
+    await r.close();
+  }
+});
+
+test("sip session: DELETE (manager.end) → Parley sends BYE, client_hangup; then say is refused", async () => {
+  const r = await rig();
+  try {
+    const sipp = runSipp("uac_wait_bye.xml", r.uas.localPort);
+    let id: string | undefined;
+    const end = Date.now() + 10_000;
+    while (!id && Date.now() < end) {
+      const rows = await r.db.query<{ id: string }>(
+        sql`select id from sessions where kind = 'sip' and state = 'active'`,
+      );
+      id = rows[0]?.id;
+      if (!id) await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.ok(id, "call never became an active session");
+    assert.ok(await r.sessions.say(id, "hello"), "say on a live call");
+    const summary = await r.sessions.end(id, "client_hangup");
+    assert.equal(summary?.state, "closed");
+    sippOk(await sipp); // SIPp received our BYE and answered it
+    const row = await getSessionRow(r.db, id);
+    assert.equal(row?.reason, "client_hangup");
+    assert.equal((await timeline(r.db, id)).at(-1)?.type, "bye");
+    await assert.rejects(r.sessions.say(id, "again"));
+    assert.equal(r.uas.ports.leased, 0);
+  } finally {
+    await r.close();
+  }
+});
+
+test("sip session: RTP never flows → media_timeout after SIP_RTP_TIMEOUT_MS, Parley BYEs", async () => {
+  const r = await rig({ mediaTimeoutMs: 800 });
+  try {
+    const t0 = performance.now();
+    sippOk(await runSipp("uac_media_timeout.xml", r.uas.localPort));
+    const [id] = await sipSessionIds(r.db);
+    const row = await closedRow(r.db, id);
+    assert.equal(row?.reason, "media_timeout");
+    assert.ok(performance.now() - t0 >= 800);
+  } finally {
+    await r.close();
+  }
+});
+
+test("sip session: hold and unhold with the timeout shorter than the hold: no media_timeout", async () => {
+  const r = await rig({ mediaTimeoutMs: 1000 });
+  try {
+    sippOk(await runSipp("uac_hold.xml", r.uas.localPort));
+    const [id] = await sipSessionIds(r.db);
+    const row = await closedRow(r.db, id);
+    assert.equal(row?.reason, "remote_hangup");
+    const muted = (await timeline(r.db, id)).filter((e) => e.type === "state").map((e) =>
+      e.type === "state" && e.muted
+    );
+    assert.ok(muted.includes(true) && muted.at(-1) === false, `hold states: ${muted}`);
+  } finally {
+    await r.close();
+  }
+});
+
+test("sip session: after release OPTIONS / re-INVITE / retransmitted INVITE get 481, no new session", async () => {
+  const r = await rig();
+  try {
+    sippOk(await runSipp("uac_481_after_release.xml", r.uas.localPort));
+    const ids = await sipSessionIds(r.db);
+    assert.equal(ids.length, 1, "a released call was revived as a session");
+    assert.equal((await closedRow(r.db, ids[0]))?.reason, "remote_hangup");
+  } finally {
+    await r.close();
+  }
+});
+
+test("sip session: unknown number → 404, no session row", async () => {
+  const r = await rig({ number: "" });
+  try {
+    sippOk(await runSipp("uac_not_found.xml", r.uas.localPort));
+    assert.deepEqual(await sipSessionIds(r.db), []);
+  } finally {
+    await r.close();
+  }
+});
+
+test("sip session: call end reasons map onto session close reasons", async () => {
+  await Promise.resolve(); // the case runner takes async cases
+  assert.equal(closeReasonOf("remote_hangup").reason, "remote_hangup");
+  assert.equal(closeReasonOf("media_timeout").reason, "media_timeout");
+  assert.equal(closeReasonOf("shutdown").reason, "origin_shutdown");
+  assert.equal(closeReasonOf("local_hangup").reason, "client_hangup");
+  assert.equal(closeReasonOf("ack_timeout").reason, "error");
+});
+
+if (import.meta.main) await runCases("sip session cases", cases, Deno.args);
