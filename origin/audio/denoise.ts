@@ -59,12 +59,16 @@ export class BatchingDenoiser {
   open(): FrameDenoiser {
     const id = this.nextId++;
     let closed = false;
+    // The worker holds a state only for streams that sent frames: closing an unused one costs nothing (and
+    // must not start the denoise worker).
+    let used = false;
     this.streams++;
     mStreams.inc();
     return {
       process: (frames) => {
         if (closed) return Promise.reject(new Error("denoiser stream is closed"));
         if (!frames.length) return Promise.resolve([]);
+        used = true;
         return new Promise((resolve, reject) => {
           this.pending.push({ stream: id, frames, resolve, reject });
           this.schedule();
@@ -75,6 +79,7 @@ export class BatchingDenoiser {
         closed = true;
         this.streams--;
         mStreams.dec();
+        if (!used) return;
         this.closedStreams.push(id);
         this.schedule();
       },
