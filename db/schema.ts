@@ -80,6 +80,8 @@ export const sessions = pgTable("sessions", {
   /** Close reason (protocol CLOSE_REASONS) once closing/closed. */
   reason: text("reason"),
   mode: text("mode").notNull().default("transcribe"),
+  /** What carries the session: `webrtc` (POST /v1/sessions) or `websocket` (GET /v1/listen). */
+  transport: text("transport").notNull().default("webrtc"),
   options: jsonb("options").notNull().default({}),
   /** Highest event seq persisted for the session. */
   lastSeq: integer("last_seq").notNull().default(0),

@@ -5,6 +5,7 @@ import type { EdgeVariables } from "./auth.ts";
 import type { EdgeContext } from "./context.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { opsRoutes } from "./routes/ops.ts";
+import { listenRoutes } from "./routes/listen.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
 
@@ -22,6 +23,7 @@ export function createEdgeApp(
   tokenRoutes(app, ctx);
   adminRoutes(app, ctx);
   sessionRoutes(app, ctx);
+  listenRoutes(app, ctx);
   for (const group of extra) group(app, ctx);
   return app;
 }

@@ -25,7 +25,7 @@ export interface OriginResponse {
 }
 
 export class OriginClient {
-  constructor(private readonly secret: string, private readonly timeoutMs = 15_000) {}
+  constructor(readonly secret: string, private readonly timeoutMs = 15_000) {}
 
   async call(
     nodeUrl: string,

@@ -16,6 +16,13 @@ import { registry } from "../lib/metrics.ts";
 import { SIGNATURE_HEADER, verifyRequest } from "../protocol/internal_auth.ts";
 import { type CreateSessionRequest, INTERNAL_SESSIONS_PATH } from "../protocol/internal_api.ts";
 import { CLOSE_REASONS, type CloseReason } from "../protocol/session_messages.ts";
+import {
+  closeReason,
+  INTERNAL_LISTEN_PATH,
+  LISTEN_CLOSE,
+  ListenViolation,
+  parseSampleRate,
+} from "../protocol/listen.ts";
 import { OriginBusyError, type OriginComponent, type SessionService } from "./services.ts";
 import { originNodeId } from "./node_id.ts";
 import type { ChildMessage } from "./supervisor_protocol.ts";
@@ -240,6 +247,59 @@ export class OriginServer {
         if (e instanceof OriginBusyError) throw new ApiError(503, "unavailable", e.message);
         throw e;
       }
+    });
+    app.get(INTERNAL_LISTEN_PATH, (c) => {
+      const sessions = this.requireSessions();
+      if (!sessions.createStream) {
+        throw new ApiError(503, "unavailable", "this origin runs no stream sessions");
+      }
+      if ((c.req.header("upgrade") ?? "").toLowerCase() !== "websocket") {
+        throw new ApiError(426, "upgrade_required", "this route is a WebSocket");
+      }
+      const q = new URL(c.req.url).searchParams;
+      const resumeRaw = q.get("resume_after_seq");
+      const { socket, response } = Deno.upgradeWebSocket(c.req.raw);
+      // Refusals after the upgrade are close codes (the edge relays them to the client as they are).
+      const refuse = (code: number, message: string) => {
+        const close = () => socket.close(code, closeReason(message));
+        if (socket.readyState === WebSocket.OPEN) close();
+        else socket.onopen = close;
+      };
+      if (this.#state !== "running") {
+        refuse(LISTEN_CLOSE.tryAgain, "origin is draining");
+        return response;
+      }
+      let options: unknown;
+      let sampleRate: number | undefined;
+      try {
+        options = JSON.parse(q.get("options") ?? "{}");
+        sampleRate = parseSampleRate(q.get("sample_rate"));
+      } catch (e) {
+        refuse(
+          LISTEN_CLOSE.badRequest,
+          e instanceof ListenViolation ? e.message : "options is not valid JSON",
+        );
+        return response;
+      }
+      sessions.createStream({
+        socket,
+        sampleRate,
+        options,
+        tenantId: q.get("tenant_id") ?? "",
+        sessionId: q.get("session_id") ?? "",
+      }, resumeRaw !== null ? { last_seq: Number(resumeRaw) } : undefined).then(() => {
+        if (this.recycleAfter > 0) this.countTowardsRecycle();
+      }, (e) => {
+        if (e instanceof OriginBusyError) refuse(LISTEN_CLOSE.tryAgain, e.message);
+        else if (e instanceof ApiError && e.status === 404) refuse(LISTEN_CLOSE.notFound, e.message);
+        else if (e instanceof ApiError && e.status === 409) refuse(LISTEN_CLOSE.conflict, e.message);
+        else if (e instanceof ApiError && e.status < 500) refuse(LISTEN_CLOSE.badRequest, e.message);
+        else {
+          this.log.error("stream session failed to start", { err: e });
+          refuse(LISTEN_CLOSE.internal, "session setup failed");
+        }
+      });
+      return response;
     });
     app.get(`${INTERNAL_SESSIONS_PATH}/:id`, (c) => {
       const s = this.requireSessions().get(c.req.param("id"));

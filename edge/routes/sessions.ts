@@ -63,7 +63,7 @@ function optionsFromQuery(q: Record<string, string>): Record<string, unknown> {
   return o;
 }
 
-async function loadSession(ctx: EdgeContext, p: Principal, id: string) {
+export async function loadSession(ctx: EdgeContext, p: Principal, id: string) {
   if (!SESSION_ID.safeParse(id).success) throw new ApiError(404, "not_found", "no such session");
   assertSessionAllowed(p, id);
   const row = await sessionRowOfTenant(ctx.database, p.tenantId, id);
@@ -78,6 +78,7 @@ function summary(row: SessionRow) {
     state: row.state,
     reason: row.reason,
     mode: row.mode,
+    transport: row.transport,
     options: row.options,
     node_id: row.nodeId,
     last_seq: row.lastSeq,
@@ -87,7 +88,7 @@ function summary(row: SessionRow) {
   };
 }
 
-function nodeUrl(ctx: EdgeContext, nodeId: string | null): Promise<string | null> {
+export function nodeUrl(ctx: EdgeContext, nodeId: string | null): Promise<string | null> {
   return nodeId ? liveNodeUrl(ctx.database, nodeId, ctx.config.NODE_TIMEOUT_MS) : Promise.resolve(null);
 }
 

@@ -28,6 +28,8 @@ import { OriginBusyError, type SessionService } from "../services.ts";
 import type { FrameClock } from "./outbound_audio.ts";
 import { validateOffer } from "./sdp.ts";
 import { type PipelineFactory, Session, type SessionConfig } from "./session.ts";
+import type { SessionCore, SessionInit } from "./session_core.ts";
+import { StreamSession } from "./stream_session.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 import { ensureKeepalive } from "./wrtc.ts";
 
@@ -62,7 +64,7 @@ export class SessionManager implements SessionService {
   readonly #db: Database;
   readonly #opts: SessionManagerOptions;
   readonly #log: Logger;
-  readonly #sessions = new Map<string, Session>();
+  readonly #sessions = new Map<string, SessionCore>();
   readonly #creating = new Set<string>();
   readonly #recent = new Map<string, SessionSummary>();
   #draining = false;
@@ -94,11 +96,11 @@ export class SessionManager implements SessionService {
   }
 
   /** The live Session object (tests, in-process tools); undefined once closed. */
-  session(id: string): Session | undefined {
+  session(id: string): SessionCore | undefined {
     return this.#sessions.get(id);
   }
 
-  list(): Session[] {
+  list(): SessionCore[] {
     return [...this.#sessions.values()];
   }
 
@@ -124,6 +126,47 @@ export class SessionManager implements SessionService {
     sessionId: string,
     resume?: { last_seq: number },
   ): Promise<CreateResult> {
+    this.#checkAccepting();
+    validateOffer(offerSdp);
+    const session = await this.#admit(
+      { options, tenantId, sessionId, resume },
+      (init) => new Session(init),
+    );
+    try {
+      const sdp = await session.start(offerSdp);
+      createdTotal.inc({ outcome: resume ? "resumed" : "created" });
+      return { session_id: sessionId, sdp, resumed: !!resume };
+    } catch (err) {
+      if (err instanceof ClosedError) throw new OriginBusyError("session closed during setup");
+      createdTotal.inc({ outcome: "rejected" });
+      throw err;
+    }
+  }
+
+  /**
+   * Create (or resume) a session carried by a WebSocket stream (GET /internal/listen). Resolves once the
+   * session is active and reading its socket; rejects like createSession (ApiError, OriginBusyError).
+   */
+  async createStream(
+    req: { socket: WebSocket; sampleRate?: number; options: unknown; tenantId: string; sessionId: string },
+    resume?: { last_seq: number },
+  ): Promise<StreamSession> {
+    this.#checkAccepting();
+    const session = await this.#admit(
+      { options: req.options, tenantId: req.tenantId, sessionId: req.sessionId, resume },
+      (init) => new StreamSession({ ...init, socket: req.socket, sampleRate: req.sampleRate }),
+    );
+    try {
+      await session.start();
+    } catch (err) {
+      createdTotal.inc({ outcome: "rejected" });
+      throw err;
+    }
+    createdTotal.inc({ outcome: resume ? "resumed" : "created" });
+    return session;
+  }
+
+  #checkAccepting(): void {
     if (this.#draining) {
       createdTotal.inc({ outcome: "draining" });
       throw new OriginBusyError("origin is draining");
@@ -132,8 +175,15 @@ export class SessionManager implements SessionService {
       createdTotal.inc({ outcome: "full" });
       throw new OriginBusyError(`origin is at capacity (${this.capacity} sessions)`);
     }
-    validateOffer(offerSdp);
-    const parsed = SessionOptions.safeParse(options ?? {});
+  }
+
+  /** Validate, claim (or attach, on resume) the row, and register the transport's session object. */
+  async #admit<S extends SessionCore>(
+    a: { options: unknown; tenantId: string; sessionId: string; resume?: { last_seq: number } },
+    make: (init: SessionInit) => S,
+  ): Promise<S> {
+    const { tenantId, sessionId, resume } = a;
+    const parsed = SessionOptions.safeParse(a.options ?? {});
     if (!parsed.success) {
       throw new ApiError(
         400,
@@ -189,7 +239,7 @@ export class SessionManager implements SessionService {
       // A create already past the first check finishes even if draining began meanwhile (a recycling origin
       // must not refuse what the edge sent it before it saw `draining`); only a shutdown refuses it here.
       if (this.#closeAll) throw new OriginBusyError("origin is shutting down");
-      const session = new Session({
+      const session = make({
         id: sessionId,
         tenantId,
         nodeId: this.nodeId,
@@ -206,15 +256,7 @@ export class SessionManager implements SessionService {
       });
       this.#sessions.set(sessionId, session);
       this.#recent.delete(sessionId);
-      let sdp: string;
-      try {
-        sdp = await session.start(offerSdp);
-      } catch (err) {
-        if (err instanceof ClosedError) throw new OriginBusyError("session closed during setup");
-        throw err;
-      }
-      createdTotal.inc({ outcome: resume ? "resumed" : "created" });
-      return { session_id: sessionId, sdp, resumed: !!resume };
+      return session;
     } catch (err) {
       if (!(err instanceof OriginBusyError)) createdTotal.inc({ outcome: "rejected" });
       throw err;
@@ -223,7 +265,7 @@ export class SessionManager implements SessionService {
     }
   }
 
-  #onSessionClosed(s: Session): void {
+  #onSessionClosed(s: SessionCore): void {
     if (this.#sessions.get(s.id) === s) this.#sessions.delete(s.id);
     if (s.detached) return;
     this.#recent.set(s.id, s.summary());
