@@ -17,6 +17,9 @@ export const SessionSummary = z.object({
   state: z.enum(SESSION_STATES),
   reason: z.string().nullable().describe("close reason once closing/closed"),
   mode: z.string(),
+  transport: z.enum(["webrtc", "websocket"]).optional().describe(
+    "what carries the session: POST /v1/sessions (webrtc) or GET /v1/listen (websocket)",
+  ),
   options: z.record(z.string(), z.unknown()),
   node_id: z.string().nullable(),
   last_seq: z.number().int().describe("highest event seq persisted"),

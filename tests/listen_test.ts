@@ -27,7 +27,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const stack = await startProcessStack({ ASR_ENGINE: "ctc", MEDIA_TIMEOUT_MS: "15000" });
+    const stack = await startProcessStack({ ASR_ENGINE: "ctc" }, { readyMs: 400_000 });
     const ws = stack.url.replace("http", "ws");
     const auth = { authorization: `Bearer ${stack.adminKey}` };
     const rows = async () => {
