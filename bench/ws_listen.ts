@@ -22,6 +22,8 @@ const arg = (name: string, dflt: string) => {
 const N = Number(arg("streams", "20"));
 const WAV = Deno.readFileSync(new URL("../tests/fixtures/speech/two_phrases_16k.wav", import.meta.url));
 const wavMs = (WAV.length - 44) / 2 / 16;
+/** The fixture holds two phrases separated by a pause. */
+const PHRASES = 2;
 
 const pct = (xs: number[], p: number) => {
   if (!xs.length) return NaN;
@@ -42,6 +44,12 @@ async function wsStream(): Promise<number[]> {
   await c.waitFor((e) => e.type === "state" && e.state === "active", 120_000, "active");
   await streamWav(c.ws, WAV, { frameMs: 20 });
   await streamSilence(c.ws, 16000, 2500);
+  // Both phrases confirmed (or give up): only then hang up, so a loaded recognizer is measured, not cut off.
+  await c.waitFor(
+    () => c.events.filter((e) => e.type === "transcript" && e.status === "confirmed").length >= PHRASES,
+    120_000,
+    "confirmed",
+  ).catch(() => {});
   c.ws.send(JSON.stringify({ type: "bye" }));
   await c.closed;
   return c.events.filter((e): e is TranscriptEvent => e.type === "transcript" && e.status === "confirmed")
@@ -63,6 +71,12 @@ async function rtcSession(pcm48k: Int16Array): Promise<number[]> {
     await client.waitForEvent("state", (e) => e.state === "active", 120_000);
     client.audio = "pcm";
     await new Promise((r) => setTimeout(r, wavMs + 2500));
+    await client.waitFor(
+      () =>
+        client.received.filter((e) => e.type === "transcript" && e.status === "confirmed").length >= PHRASES,
+      120_000,
+      "confirmed",
+    ).catch(() => {});
     client.send({ type: "bye" });
     await client.waitForEvent("bye", () => true, 30_000).catch(() => {});
     return client.received.filter((e): e is TranscriptEvent =>

@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { chromiumAvailable, launchChromium } from "./web/browser.ts";
 import { startProcessStack } from "./web/stack.ts";
+import { hasPartialBeforeConfirmed } from "./listen_client.ts";
+import type { ServerEvent } from "../protocol/session_messages.ts";
 
 const WAV = Deno.readFileSync(new URL("./fixtures/speech/two_phrases_16k.wav", import.meta.url));
 
@@ -75,12 +77,10 @@ Deno.test({
         wavB64: Buffer.from(WAV).toString("base64"),
       });
       assert.equal(result.protocol, "parley.listen.v1", "the server selects the listen subprotocol");
-      const transcripts = result.events.filter((e) => e.type === "transcript");
-      const partial = transcripts.find((e) => e.status === "partial");
-      const confirmed = transcripts.find((e) => e.status === "confirmed");
-      assert.ok(partial, JSON.stringify(result.events).slice(0, 500));
-      assert.ok(confirmed, JSON.stringify(result.events).slice(0, 500));
-      assert.ok((partial.seq as number) < (confirmed.seq as number));
+      assert.ok(
+        hasPartialBeforeConfirmed(result.events as unknown as ServerEvent[]),
+        JSON.stringify(result.events).slice(0, 1500),
+      );
       for (let i = 1; i < result.events.length; i++) {
         assert.equal(result.events[i].seq, (result.events[i - 1].seq as number) + 1);
       }

@@ -2,7 +2,7 @@
  * A `/v1/listen` client for tests and benchmarks: Deno's WebSocket, collecting events and binary frames, with
  * a real-time WAV streamer (frames paced by the wall clock, as a microphone would send them).
  */
-import type { ServerEvent } from "../protocol/session_messages.ts";
+import type { ServerEvent, TranscriptEvent } from "../protocol/session_messages.ts";
 
 export interface ListenConnection {
   ws: WebSocket;
@@ -105,4 +105,13 @@ export async function streamSilence(ws: WebSocket, rate: number, ms: number, fra
     const wait = t0 + (k + 1) * frameMs - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
+}
+
+/** Some segment has a partial before its confirmed result. */
+export function hasPartialBeforeConfirmed(events: ServerEvent[]): boolean {
+  const ts = events.filter((e): e is TranscriptEvent => e.type === "transcript");
+  return ts.some((c) =>
+    c.status === "confirmed" &&
+    ts.some((p) => p.status === "partial" && p.segment_id === c.segment_id && p.seq < c.seq)
+  );
 }
