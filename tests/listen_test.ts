@@ -38,20 +38,30 @@ Deno.test({
       let sessionId = "";
       let confirmedSeq = 0;
       await t.step("a WAV streamed in real time gives partial then confirmed results with seq", async () => {
-        const c = listen(`${ws}/v1/listen?sample_rate=16000`, { headers: auth });
-        await c.opened;
-        const state = await c.waitFor((e) => e.type === "state" && e.state === "active", 60_000, "active");
-        sessionId = (state as { session_id: string }).session_id;
-        await streamWav(c.ws, WAV, { frameMs: 20 });
-        await streamSilence(c.ws, 16000, 1500);
-        const confirmed = await c.waitFor(
-          (e) => e.type === "transcript" && e.status === "confirmed",
-          60_000,
-          "confirmed",
-        ) as TranscriptEvent;
-        // Partial then confirmed for the same segment (under overload partials may be shed for some segments,
-        // never confirmed ones: at least one segment shows both).
+        // Under overload the pipeline sheds partials (never confirmed results), so a run on a loaded machine
+        // may show none: stream again (a new session each time) until a segment shows partial → confirmed.
+        let c = listen(`${ws}/v1/listen?sample_rate=16000`, { headers: auth });
+        for (let attempt = 1;; attempt++) {
+          const state = await c.waitFor((e) => e.type === "state" && e.state === "active", 60_000, "active");
+          sessionId = (state as { session_id: string }).session_id;
+          await streamWav(c.ws, WAV, { frameMs: 20 });
+          await streamSilence(c.ws, 16000, 1500);
+          await c.waitFor(
+            () => c.events.filter((e) => e.type === "transcript" && e.status === "confirmed").length >= 2,
+            90_000,
+            "both phrases confirmed",
+          );
+          seqsAreConsecutive(c.events);
+          if (hasPartialBeforeConfirmed(c.events) || attempt === 3) break;
+          console.warn(`attempt ${attempt}: partials shed under load; streaming again`);
+          c.ws.send(JSON.stringify({ type: "bye" }));
+          await c.closed;
+          c = listen(`${ws}/v1/listen?sample_rate=16000`, { headers: auth });
+        }
         assert.ok(hasPartialBeforeConfirmed(c.events), JSON.stringify(c.events).slice(0, 1500));
+        const confirmed = c.events.find((e) =>
+          e.type === "transcript" && e.status === "confirmed"
+        ) as TranscriptEvent;
         assert.ok(confirmed.alternatives[0].text.trim().length > 0, "non-empty text");
         seqsAreConsecutive(c.events);
         confirmedSeq = confirmed.seq;
@@ -61,6 +71,10 @@ Deno.test({
         const row = await (await fetch(`${stack.url}/v1/sessions/${sessionId}`, { headers: auth })).json();
         assert.equal(row.transport, "websocket");
         assert.equal(row.state, "active");
+        const text = await (await fetch(`${stack.url}/v1/sessions/${sessionId}/transcript?format=text`, {
+          headers: auth,
+        })).text();
+        assert.ok(text.includes(confirmed.alternatives[0].text.trim()), `history: ${text}`);
         // Drop the connection without bye: the session ends as a hang-up (resume is tested below on a live one).
         c.ws.close(1000, "done");
         await c.closed;
