@@ -77,8 +77,12 @@ async function rtcSession(pcm48k: Int16Array): Promise<number[]> {
       120_000,
       "confirmed",
     ).catch(() => {});
-    client.send({ type: "bye" });
-    await client.waitForEvent("bye", () => true, 30_000).catch(() => {});
+    if (client.control.readyState === "open") {
+      client.send({ type: "bye" });
+      await client.waitForEvent("bye", () => true, 30_000).catch(() => {});
+    }
+    const bye = client.received.find((e) => e.type === "bye");
+    if (bye?.type === "bye" && bye.reason !== "client_hangup") console.error("webrtc session ended:", bye);
     return client.received.filter((e): e is TranscriptEvent =>
       e.type === "transcript" && e.status === "confirmed"
     ).map((e) => e.latency_ms);
