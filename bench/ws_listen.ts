@@ -32,7 +32,12 @@ const pct = (xs: number[], p: number) => {
 };
 const loadavg = () => Deno.loadavg().map((x) => x.toFixed(1)).join(" ");
 
-const stack = await startProcessStack({ ASR_ENGINE: "ctc", NODE_CAPACITY: String(2 * N + 5) }, {
+const stack = await startProcessStack({
+  ASR_ENGINE: "ctc",
+  NODE_CAPACITY: String(2 * N + 5),
+  // A loaded recognizer can take longer than the default 15 s to confirm; no session may be cut while waiting.
+  MEDIA_TIMEOUT_MS: "120000",
+}, {
   readyMs: 400_000,
 });
 const auth = { authorization: `Bearer ${stack.adminKey}` };
