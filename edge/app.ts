@@ -7,6 +7,7 @@ import { adminRoutes } from "./routes/admin.ts";
 import { opsRoutes } from "./routes/ops.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
+import { voiceRoutes } from "./routes/voices.ts";
 
 /** Extra route groups (TTS jobs, history, web client) register through this hook as they land. */
 export type RouteGroup = (app: Hono<{ Variables: EdgeVariables }>, ctx: EdgeContext) => void;
@@ -22,6 +23,7 @@ export function createEdgeApp(
   tokenRoutes(app, ctx);
   adminRoutes(app, ctx);
   sessionRoutes(app, ctx);
+  voiceRoutes(app, ctx);
   for (const group of extra) group(app, ctx);
   return app;
 }

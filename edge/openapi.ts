@@ -7,6 +7,7 @@
  * ones its tests parse real responses with). tests/openapi_test.ts checks that every /v1 route registered on
  * the edge app is documented.
  */
+import type { VoiceList } from "../protocol/voices.ts";
 import { z } from "zod";
 import { SCOPES } from "../protocol/api.ts";
 import { CLOSE_REASONS, SESSION_STATES, SessionOptions } from "../protocol/session_messages.ts";
@@ -63,6 +64,8 @@ const ERROR_CODES: ErrorCode[] = [
   "bad_request",
   "invalid_json",
   "validation_failed",
+  "unknown_voice",
+  "invalid_ssml",
   "unauthorized",
   "forbidden",
   "not_found",
@@ -134,6 +137,8 @@ const TtsJobSchema = z.object({
   status: z.enum(TTS_JOB_STATUSES),
   voice: z.string(),
   engine: z.enum(TTS_JOB_ENGINES),
+  speed: z.number(),
+  ssml: z.boolean(),
   format: z.enum(TTS_FORMATS),
   priority: z.enum(TTS_PRIORITIES),
   sample_rate: z.number().int(),
@@ -168,6 +173,18 @@ const TtsJobListSchema = z.object({
   next_cursor: z.string().nullable().describe("pass as `cursor` for the next page; null on the last page"),
 });
 
+const VoiceInfoSchema = z.object({
+  engine: z.enum(TTS_JOB_ENGINES),
+  id: z.string(),
+  name: z.string().describe("`<engine>:<id>`: selects this voice anywhere"),
+  languages: z.array(z.string()),
+  gender: z.enum(["male", "female"]).nullable(),
+  description: z.string(),
+  sample_rate: z.number().int().describe("the engine's native rate (sessions and jobs resample)"),
+  exact_timings: z.boolean().describe("word/phoneme timings from the engine itself (false: estimated)"),
+});
+const VoiceListSchema = z.object({ default: z.string(), voices: z.array(VoiceInfoSchema) });
+
 // The documented TTS response schemas must describe exactly the wire types in protocol/tts.ts.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const _ttsSchemasMatchProtocol: [
@@ -175,7 +192,8 @@ const _ttsSchemasMatchProtocol: [
   Same<z.infer<typeof TtsJobCreatedSchema>, TtsJobCreated>,
   Same<z.infer<typeof TtsBatchCreatedSchema>, TtsBatchCreated>,
   Same<z.infer<typeof TtsJobListSchema>, TtsJobList>,
-] = [true, true, true, true];
+  Same<z.infer<typeof VoiceListSchema>, VoiceList>,
+] = [true, true, true, true, true];
 
 /**
  * Named schemas (components.schemas), referenced with $ref wherever the same zod object is a whole body.
@@ -474,6 +492,19 @@ export function coreOperations(): Operation[] {
       pathParams: uuidParam("key id"),
       responses: { "204": { description: "revoked" } },
       errors: [404],
+    },
+    {
+      method: "get",
+      path: "/v1/voices",
+      tag: "tts",
+      summary: "Every synthesis voice, by engine",
+      description:
+        "Voice names for sessions, `say`, TTS jobs and batches: `<engine>:<id>` (e.g. `flite:rms`, " +
+        "`espeak:de`), or a bare id looked up in the default engine first. No authentication (a static list).",
+      scope: null,
+      responses: {
+        "200": { description: "the voice catalogue", content: { "application/json": VoiceListSchema } },
+      },
     },
     {
       method: "get",

@@ -7,6 +7,7 @@ import type { Config } from "../lib/config.ts";
 import type { AsrConfig } from "./asr/engine.ts";
 import type { TtsConfig } from "./tts/engine.ts";
 import type { EngineHubConfig } from "./pipeline/engine_hub.ts";
+import { defaultVoiceOf } from "../protocol/voices.ts";
 
 type EngineSettings = Pick<
   Config,
@@ -35,7 +36,7 @@ export function asrConfig(config: EngineSettings): AsrConfig {
 export function ttsConfig(config: EngineSettings): TtsConfig {
   return {
     engine: config.TTS_ENGINE,
-    voice: config.TTS_VOICE,
+    voice: defaultVoiceOf(config.TTS_ENGINE, config.TTS_VOICE),
     modelsDir: config.MODELS_DIR,
     allowRemoteModels: config.ALLOW_REMOTE_MODELS,
     intraOpNumThreads: INTRA_OP_THREADS,

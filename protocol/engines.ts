@@ -6,5 +6,5 @@
 export const ASR_ENGINES = ["ctc", "whisper"] as const;
 export type AsrEngineName = typeof ASR_ENGINES[number];
 
-export const TTS_ENGINES = ["espeak", "vits"] as const;
+export const TTS_ENGINES = ["flite", "espeak", "vits"] as const;
 export type TtsEngineName = typeof TTS_ENGINES[number];

@@ -8,6 +8,7 @@
  * (session_events) before they are sent, so a resuming client can fetch what it missed.
  */
 import { z } from "zod";
+import { isKnownVoiceName, MAX_SPEED, MIN_SPEED, unknownVoiceMessage } from "./voices.ts";
 
 export const SESSION_MODES = ["transcribe", "echo", "say"] as const;
 export type SessionMode = typeof SESSION_MODES[number];
@@ -33,10 +34,19 @@ export type Viseme = typeof VISEMES[number];
 
 // ---------- session options (given at creation, some changeable with set_options) ----------
 
+/** A voice name resolvable by protocol/voices.ts (`resolveVoice`); unknown names name GET /v1/voices. */
+export const VoiceName = z.string().min(1).max(64).refine((v) => isKnownVoiceName(v), {
+  error: (i) => unknownVoiceMessage(String(i.input)),
+});
+export const Speed = z.number().min(MIN_SPEED).max(MAX_SPEED);
+
 export const SessionOptions = z.object({
   mode: z.enum(SESSION_MODES).default("transcribe"),
   language: z.string().min(2).max(16).default("en"),
-  voice: z.string().min(1).max(64).optional(),
+  /** A voice name of protocol/voices.ts (`flite:rms`, `espeak:de`, or a bare id); see GET /v1/voices. */
+  voice: VoiceName.optional(),
+  /** Speaking rate of the session's voice (1 = the voice's own rate). */
+  speed: Speed.optional(),
   /** Stop playback when the user starts speaking over it. */
   barge_in: z.boolean().default(true),
   /** End-of-speech silence in ms before a segment is confirmed. */
@@ -160,7 +170,10 @@ export const ControlMessage = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("say"),
     text: z.string().min(1).max(5000),
-    voice: z.string().max(64).optional(),
+    voice: VoiceName.optional(),
+    speed: Speed.optional(),
+    /** `text` is SSML (protocol/ssml.ts subset): validated and normalised before synthesis. */
+    ssml: z.boolean().optional(),
   })
     .strict(),
   z.object({ type: z.literal("mute"), muted: z.boolean() }).strict(),

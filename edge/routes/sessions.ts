@@ -57,7 +57,7 @@ function optionsFromQuery(q: Record<string, string>): Record<string, unknown> {
   for (const [k, v] of Object.entries(q)) {
     if (k === "resume" || k === "last_seq") continue;
     if (v === "true" || v === "false") o[k] = v === "true";
-    else if (/^\d+$/.test(v)) o[k] = Number(v);
+    else if (/^\d+(\.\d+)?$/.test(v)) o[k] = Number(v);
     else o[k] = v;
   }
   return o;

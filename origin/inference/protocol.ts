@@ -4,6 +4,7 @@ import type { SynthesisResult, TtsConfig, Voice } from "../tts/engine.ts";
 import type { TtsEngineName } from "../../protocol/engines.ts";
 import type { VadSeqItem, VadSeqResult } from "../pipeline/vad.ts";
 import type { WireError } from "./errors.ts";
+import type { SsmlDocument } from "../../protocol/ssml.ts";
 
 /** What a worker loads at start. Any subset. */
 export interface WorkerInit {
@@ -20,7 +21,17 @@ export interface WorkerInit {
 
 export type Job =
   | { kind: "asr"; pcm16k: Float32Array; final?: boolean; language?: string }
-  | { kind: "tts"; text: string; voice?: string; engine?: TtsEngineName; outRate?: number }
+  | {
+    kind: "tts";
+    text: string;
+    voice?: string;
+    engine?: TtsEngineName;
+    outRate?: number;
+    /** Speaking rate (protocol/voices.ts MIN_SPEED–MAX_SPEED). */
+    speed?: number;
+    /** Validated, normalised SSML (protocol/ssml.ts): rendered run by run instead of `text`. */
+    ssml?: SsmlDocument;
+  }
   | { kind: "voices"; engine?: TtsEngineName }
   | { kind: "vad"; items: VadSeqItem[] }
   /** Test hooks: prove supervision (crash → restart), timeouts, and that a failure keeps its class. */

@@ -46,6 +46,7 @@ import {
   type SessionState,
 } from "../../protocol/session_messages.ts";
 import type { PipelineHost, SpeechPipeline } from "../pipeline/types.ts";
+import { SsmlError } from "../../protocol/ssml.ts";
 import { EchoPipeline } from "./echo.ts";
 import { InboundAudio } from "./inbound_audio.ts";
 import { type FrameClock, PacedOutboundAudio } from "./outbound_audio.ts";
@@ -503,10 +504,10 @@ export class Session implements PipelineHost {
       case "say": {
         const p = this.#pipeline;
         if (!p) break;
-        p.say(msg.text, msg.voice).catch((err) => {
+        p.say(msg.text, { voice: msg.voice, speed: msg.speed, ssml: msg.ssml }).catch((err) => {
           if (this.#isOver()) return;
-          this.emit({ type: "error", code: "say_failed", message: String((err as Error)?.message ?? err) })
-            .catch(() => {});
+          const code = err instanceof SsmlError ? "invalid_ssml" : "say_failed";
+          this.emit({ type: "error", code, message: String((err as Error)?.message ?? err) }).catch(() => {});
         });
         break;
       }
