@@ -336,7 +336,9 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
       // Reported, not asserted: through the edge this measured 9 ms on an idle machine (the room core's own
       // wrtc case holds ±100 ms), so either the switch or this measurement at the listener is wrong. Issue 21
       // stays open on it; the bound goes back in with the fix.
-      console.log(`idle switch after ${idleMs.toFixed(0)} ms of quiet (idle_after_ms ${IDLE_AFTER_MS} ± 100)`);
+      console.log(
+        `idle switch after ${idleMs.toFixed(0)} ms of quiet (idle_after_ms ${IDLE_AFTER_MS} ± 100)`,
+      );
 
       // the recognizer transcribes what one listener heard (the voice part: no track tone)
       const voiced = heard.samples!.filter((_, i) => heard.frames[i]?.tone !== 0);
