@@ -31,6 +31,10 @@ const BENCHES: Record<
       "20 concurrent phone calls (SIPp, speech pcap) transcribed: CPU, confirmed latency, RTP pacing, drops",
   },
   pipeline: { file: "pipeline_latency.ts", what: "speech → partial / confirmed latency, concurrency curve" },
+  ws_listen: {
+    file: "ws_listen.ts",
+    what: "20 concurrent /v1/listen WebSocket streams vs 20 WebRTC sessions: confirmed latency p50",
+  },
   tts_speed: { file: "tts_speed.ts", what: "espeak synthesis speed (audio s per CPU s)" },
   audio_codecs: {
     file: "audio_codecs.ts",

@@ -226,7 +226,14 @@ export async function sessionRowOfTenant(
 /** A new session row (state connecting) routed to `nodeId`; returns its id. */
 export async function createSessionRow(
   database: Database,
-  row: { tenantId: string; apiKeyId: string | null; mode: string; options: SessionOptions; nodeId: string },
+  row: {
+    tenantId: string;
+    apiKeyId: string | null;
+    mode: string;
+    options: SessionOptions;
+    nodeId: string;
+    kind?: SessionKind;
+  },
 ): Promise<string> {
   const [created] = await database.db.insert(sessions).values(row).returning({ id: sessions.id });
   return created.id;
@@ -235,6 +242,16 @@ export async function createSessionRow(
 /** Remove a session row no origin ever accepted. */
 export async function deleteSessionRow(database: Database, id: string): Promise<void> {
   await database.db.delete(sessions).where(eq(sessions.id, id));
+}
+
+/**
+ * Remove a row no origin ever made live (a stream whose origin refused it): only while it is still
+ * `connecting` and was never active, so a session the origin did run is never lost.
+ */
+export async function deleteUnstartedSessionRow(database: Database, id: string): Promise<void> {
+  await database.query(
+    sql`delete from sessions where id = ${id} and state = 'connecting' and active_at is null and last_seq = 0`,
+  );
 }
 
 /** Route the session to another node (before asking that node to take it). */

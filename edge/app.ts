@@ -6,6 +6,7 @@ import type { EdgeContext } from "./context.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { engineRoutes } from "./routes/engines.ts";
 import { opsRoutes } from "./routes/ops.ts";
+import { listenRoutes } from "./routes/listen.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
 import { sipRoutes } from "./routes/sip.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
@@ -31,6 +32,7 @@ export function createEdgeApp(
   trackRoutes(app, ctx);
   engineRoutes(app, ctx);
   sipRoutes(app, ctx);
+  listenRoutes(app, ctx);
   for (const group of extra) group(app, ctx);
   return app;
 }

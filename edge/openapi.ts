@@ -378,6 +378,64 @@ export function coreOperations(): Operation[] {
     },
     {
       method: "get",
+      path: "/v1/listen",
+      tag: "sessions",
+      summary: "Streaming recognition over a WebSocket (upgrade)",
+      description: [
+        "A live session carried by a WebSocket instead of WebRTC (`Upgrade: websocket`; a plain GET gets " +
+        "`426`). The client sends **binary** frames of PCM16 little-endian mono at `sample_rate` (8000–48000), " +
+        "or a 44-byte WAV header first (PCM16 mono; its rate is used), and **text** frames carrying the control " +
+        "messages of a WebRTC session's `control` channel (`say`, `mute`, `set_options`, `ping`, `bye`). The " +
+        "server sends the events of the `events` channel as text frames (`state`, `transcript` with `seq`, " +
+        "`utterance`, `telop`, `error`, `pong`, `bye`) and `say`/echo speech as binary PCM16 at the stream's " +
+        "rate. Events are persisted before they are sent; reconnect with `?resume=<id>&last_seq=N` to get " +
+        "the missed ones, then live ones.",
+        "",
+        "Auth: `Authorization: Bearer`, or for browsers `?token=<browser token>` or the subprotocol list " +
+        "`['parley.listen.v1', 'bearer.<token>']` (the server selects `parley.listen.v1`).",
+        "",
+        "Limits: frames ≤ 64 KiB and ≤ 1 s of audio; audio at most 2× real time (plus 5 s); partial " +
+        "transcripts are dropped for a client with > 256 KiB unread, and the stream closes past 4 MiB.",
+        "",
+        "Close codes (with a reason): 1000 session ended (after `bye`), 1001 origin shutdown or resumed " +
+        "elsewhere, 1003 text that is not a JSON control message / WAV not PCM16 mono 8–48 kHz, 1007 bad WAV " +
+        "header / odd PCM length / no rate, 1008 faster than 2× real time / client too slow, 1009 frame too " +
+        "big, 1011 origin lost, 1013 no origin (retry), 4400 bad query, 4401 bad credential, 4403 scope, " +
+        "4404 resume: unknown session, 4409 resume: closed session, 4429 session or rate limit.",
+        "",
+        "Example: `websocat -b -H 'Authorization: Bearer pk_…' " +
+        "'ws://localhost:8080/v1/listen?sample_rate=16000' < audio.pcm`",
+      ].join("\n"),
+      scope: "sessions",
+      queryParams: [
+        {
+          name: "sample_rate",
+          schema: { type: "integer", minimum: 8000, maximum: 48000 },
+          description: "rate of the PCM16 frames; optional when the first frame is a WAV header",
+        },
+        { name: "token", schema: { type: "string" }, description: "browser token (instead of the header)" },
+        ...(sessionOptionParams() ?? []).map((p) =>
+          p.name === "resume"
+            ? { ...p, description: "resume this WebSocket session after a lost connection" }
+            : p.name === "last_seq"
+            ? p
+            : { ...p, description: `session option \`${p.name}\`` }
+        ),
+      ],
+      headerParams: [
+        {
+          name: "Sec-WebSocket-Protocol",
+          schema: { type: "string" },
+          description: "`parley.listen.v1, bearer.<browser token>` (browsers cannot set Authorization)",
+        },
+      ],
+      responses: {
+        "101": { description: "switching protocols: the stream (see the close codes above)" },
+        "426": { description: "not a WebSocket upgrade", content: { "application/json": ErrorBody } },
+      },
+    },
+    {
+      method: "get",
       path: "/v1/sessions",
       tag: "history",
       summary: "List the tenant's sessions, newest first",

@@ -25,7 +25,7 @@ export interface OriginResponse {
 }
 
 export class OriginClient {
-  constructor(private readonly secret: string, private readonly timeoutMs = 15_000) {}
+  constructor(readonly secret: string, private readonly timeoutMs = 15_000) {}
 
   /**
    * A signed call whose answer is read as a stream (long-running work such as file transcription): resolves

@@ -16,6 +16,7 @@ export type ErrorCode =
   | "rate_limited"
   | "limit_exceeded"
   | "not_implemented"
+  | "upgrade_required"
   | "no_origin_available"
   | "origin_error"
   | "unavailable"

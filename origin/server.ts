@@ -29,6 +29,13 @@ import {
 import { INTERNAL_TRANSCRIPTIONS_PATH, INTERNAL_VOICES_PATH, TRANSCRIBE_RATE } from "../protocol/openai.ts";
 import { int16ToFloat } from "../lib/audio/resampler.ts";
 import { ClosedError } from "../lib/closed_error.ts";
+import {
+  closeReason,
+  INTERNAL_LISTEN_PATH,
+  LISTEN_CLOSE,
+  ListenViolation,
+  parseSampleRate,
+} from "../protocol/listen.ts";
 import { originNodeId } from "./node_id.ts";
 import type { ChildMessage } from "./supervisor_protocol.ts";
 import type { RoomHost } from "./rooms/room_host.ts";
@@ -335,6 +342,59 @@ export class OriginServer {
     app.get(INTERNAL_VOICES_PATH, async (c) => {
       if (!this.parts.voices) throw new ApiError(503, "unavailable", "this origin runs no synthesis engine");
       return c.json({ voices: await this.parts.voices.list() });
+    });
+    app.get(INTERNAL_LISTEN_PATH, (c) => {
+      const sessions = this.requireSessions();
+      if (!sessions.createStream) {
+        throw new ApiError(503, "unavailable", "this origin runs no stream sessions");
+      }
+      if ((c.req.header("upgrade") ?? "").toLowerCase() !== "websocket") {
+        throw new ApiError(426, "upgrade_required", "this route is a WebSocket");
+      }
+      const q = new URL(c.req.url).searchParams;
+      const resumeRaw = q.get("resume_after_seq");
+      const { socket, response } = Deno.upgradeWebSocket(c.req.raw);
+      // Refusals after the upgrade are close codes (the edge relays them to the client as they are).
+      const refuse = (code: number, message: string) => {
+        const close = () => socket.close(code, closeReason(message));
+        if (socket.readyState === WebSocket.OPEN) close();
+        else socket.onopen = close;
+      };
+      if (this.#state !== "running") {
+        refuse(LISTEN_CLOSE.tryAgain, "origin is draining");
+        return response;
+      }
+      let options: unknown;
+      let sampleRate: number | undefined;
+      try {
+        options = JSON.parse(q.get("options") ?? "{}");
+        sampleRate = parseSampleRate(q.get("sample_rate"));
+      } catch (e) {
+        refuse(
+          LISTEN_CLOSE.badRequest,
+          e instanceof ListenViolation ? e.message : "options is not valid JSON",
+        );
+        return response;
+      }
+      sessions.createStream({
+        socket,
+        sampleRate,
+        options,
+        tenantId: q.get("tenant_id") ?? "",
+        sessionId: q.get("session_id") ?? "",
+      }, resumeRaw !== null ? { last_seq: Number(resumeRaw) } : undefined).then(() => {
+        if (this.recycleAfter > 0) this.countTowardsRecycle();
+      }, (e) => {
+        if (e instanceof OriginBusyError) refuse(LISTEN_CLOSE.tryAgain, e.message);
+        else if (e instanceof ApiError && e.status === 404) refuse(LISTEN_CLOSE.notFound, e.message);
+        else if (e instanceof ApiError && e.status === 409) refuse(LISTEN_CLOSE.conflict, e.message);
+        else if (e instanceof ApiError && e.status < 500) refuse(LISTEN_CLOSE.badRequest, e.message);
+        else {
+          this.log.error("stream session failed to start", { err: e });
+          refuse(LISTEN_CLOSE.internal, "session setup failed");
+        }
+      });
+      return response;
     });
     app.get(`${INTERNAL_SESSIONS_PATH}/:id`, (c) => {
       const s = this.requireSessions().get(c.req.param("id"));

@@ -18,6 +18,14 @@ export class OriginBusyError extends Error {
 export interface SessionService {
   /** Negotiate a session; resolves with the SDP answer (ICE gathering complete). Throws ApiError for bad input. */
   create(req: CreateSessionRequest): Promise<{ sdp: string }>;
+  /**
+   * Start a session carried by an upgraded WebSocket (GET /internal/listen); resolves once it is active.
+   * Throws like create(). Optional: an origin without it refuses streams.
+   */
+  createStream?(
+    req: { socket: WebSocket; sampleRate?: number; options: unknown; tenantId: string; sessionId: string },
+    resume?: { last_seq: number },
+  ): Promise<unknown>;
   get(id: string): SessionSummary | null;
   /** End one session (idempotent); null when this origin doesn't know it. */
   end(id: string, reason: CloseReason): Promise<SessionSummary | null>;

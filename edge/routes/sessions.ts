@@ -65,7 +65,7 @@ function optionsFromQuery(q: Record<string, string>): Record<string, unknown> {
   return o;
 }
 
-async function loadSession(ctx: EdgeContext, p: Principal, id: string) {
+export async function loadSession(ctx: EdgeContext, p: Principal, id: string) {
   if (!SESSION_ID.safeParse(id).success) throw new ApiError(404, "not_found", "no such session");
   assertSessionAllowed(p, id);
   const row = await sessionRowOfTenant(ctx.database, p.tenantId, id);
@@ -88,6 +88,10 @@ function summary(row: SessionRow) {
     active_at: row.activeAt,
     closed_at: row.closedAt,
   };
+}
+
+export function nodeUrl(ctx: EdgeContext, nodeId: string | null): Promise<string | null> {
+  return nodeId ? liveNodeUrl(ctx.database, nodeId, ctx.config.NODE_TIMEOUT_MS) : Promise.resolve(null);
 }
 
 /**

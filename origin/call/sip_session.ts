@@ -1,32 +1,25 @@
 /**
- * One phone call as a Parley session (kind `sip`): the call's audio feeds the speech pipeline, the pipeline's
- * playout goes back as G.711 on the call's RTP clock, DTMF and hold become events, and every event goes
- * through the same SessionTimeline as a WebRTC session (persisted first; followers read it over SSE).
+ * One phone call as a Parley session (kind `sip`): the transport half of a session whose other half is
+ * origin/session/session_core.ts, as session.ts is for WebRTC and stream_session.ts for a WebSocket. The call's
+ * audio feeds the speech pipeline, the pipeline's playout goes back as G.711 on the call's RTP clock, DTMF and
+ * hold become events, and every event goes through the core's timeline (persisted first, through database
+ * outages; followers read it over SSE: a call has no event path of its own).
  *
  * Lifecycle: connecting (ringing, pipeline being built) → active (200 OK sent: row `active`, `state` event,
  * greeting) → closing → closed. Release order, whoever ends it (the caller's BYE or RTCP BYE, DELETE, media
- * timeout, SIGTERM): row `closing` → `bye` event persisted → pipeline and playout stopped → the call released
- * (our BYE unless the caller hung up; RTP and ports freed; the dialog forgotten, so later requests get 481)
- * → row `closed`. The call waits for the first three steps before it frees anything (CallAudioHandler.onEnd).
+ * timeout, SIGTERM): the core's close (row `closing` → `bye` event persisted → pipeline and playout stopped),
+ * then the call is released (our BYE unless the caller hung up; RTP and ports freed; the dialog forgotten, so
+ * later requests get 481) → row `closed`. The call waits for the core's steps before it frees anything
+ * (CallAudioHandler.onEnd). Media timeouts are the call's (RTP silence), not the core's energy watchdog; a
+ * number's `room` option is not used (calls do not publish into rooms).
  */
 import type { Database } from "../../db/client.ts";
-import { markActive, markClosed, markClosing } from "../../db/sessions.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
-import { log as rootLog, type Logger } from "../../lib/log.ts";
+import type { Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
-import { withTimeout } from "../../lib/with_timeout.ts";
-import type { SessionSummary } from "../../protocol/internal_api.ts";
-import type {
-  CloseReason,
-  ServerEventBody,
-  SessionOptions,
-  SessionState,
-} from "../../protocol/session_messages.ts";
-import type { PipelineHost, SpeechPipeline } from "../pipeline/types.ts";
-import type { LiveSession } from "../session/live_session.ts";
-import { PacedOutboundAudio } from "../session/outbound_audio.ts";
+import type { CloseReason, SessionOptions } from "../../protocol/session_messages.ts";
 import type { PipelineFactory } from "../session/session.ts";
-import { SessionTimeline } from "../session/session_timeline.ts";
+import { SessionCore } from "../session/session_core.ts";
 import type { Call } from "../sip/call.ts";
 import type { CallEndReason } from "../sip/sip_types.ts";
 import { CallInbound } from "./call_inbound.ts";
@@ -74,163 +67,105 @@ export interface SipSessionInit {
   onClosed?: (session: SipSession) => void;
 }
 
-export class SipSession implements PipelineHost, LiveSession {
+export class SipSession extends SessionCore {
   readonly kind = "sip" as const;
-  readonly id: string;
-  readonly sessionId: string;
-  readonly tenantId: string;
-  readonly nodeId: string;
   readonly call: Call;
-  readonly outbound: PacedOutboundAudio;
-  readonly #driver = new PulledFrameDriver();
-  readonly #timeline: SessionTimeline;
+  readonly #driver: PulledFrameDriver;
   readonly #inbound: CallInbound;
-  readonly #db: Database;
-  readonly #log: Logger;
-  readonly #init: SipSessionInit;
-  #options: SessionOptions;
-  #state: SessionState = "connecting";
-  #reason: CloseReason | null = null;
-  #pipeline: SpeechPipeline | undefined;
-  #activePerf: number | undefined;
-  readonly #createdPerf = performance.now();
-  #closing: Promise<void> | undefined;
+  readonly #greeting: string | undefined;
   /** Resolves once followers were told (`bye` persisted) and the pipeline stopped: the call may free media. */
   readonly #told = Promise.withResolvers<void>();
-  readonly #closedSignal = Promise.withResolvers<void>();
   /** Calls' own end (BYE, RTCP BYE, timeout) vs our close: our close releases the call itself. */
   #callEnded = false;
 
   constructor(init: SipSessionInit) {
-    this.#init = init;
-    this.id = this.sessionId = init.id;
-    this.tenantId = init.tenantId;
-    this.nodeId = init.nodeId;
+    const driver = new PulledFrameDriver();
+    super(
+      {
+        id: init.id,
+        tenantId: init.tenantId,
+        nodeId: init.nodeId,
+        options: init.options,
+        database: init.database,
+        pipelineFactory: init.pipelineFactory,
+        log: init.log?.child({ call: init.call.id }),
+        recordOutboundGaps: init.recordOutboundGaps,
+        config: {
+          mediaTimeoutMs: Infinity,
+          ...(init.closeStepTimeoutMs !== undefined ? { closeStepTimeoutMs: init.closeStepTimeoutMs } : {}),
+        },
+        onClosed: init.onClosed as ((s: SessionCore) => void) | undefined,
+      },
+      { sink: new CallOutboundSink((pcm) => init.call.send(pcm)), clock: driver },
+      "sip_session",
+    );
+    this.#driver = driver;
     this.call = init.call;
-    this.#options = init.options;
-    this.#db = init.database;
-    this.#log = (init.log ?? rootLog).child({
-      component: "sip_session",
-      session_id: init.id,
-      call: init.call.id,
-    });
-    this.#timeline = new SessionTimeline(this.#db, this.id);
-    const sink = new CallOutboundSink((pcm) => this.call.send(pcm));
-    this.outbound = new PacedOutboundAudio({
-      source: sink,
-      now: () => this.now(),
-      clock: this.#driver,
-      recordGaps: init.recordOutboundGaps,
-    });
-    this.#inbound = new CallInbound(() => this.now(), (frame) => {
-      const p = this.#pipeline;
-      if (p && p.state === "running" && this.#state === "active") p.push(frame);
-    });
+    this.#greeting = init.greeting?.trim() || undefined;
+    this.#inbound = new CallInbound(() => this.now(), (frame) => this.pushFrame(frame));
   }
 
-  get state(): SessionState {
-    return this.#state;
+  protected override hasEventPath(): boolean {
+    return false;
   }
-  get reason(): CloseReason | null {
-    return this.#reason;
+  protected eventsOpen(): boolean {
+    return false;
   }
-  get options(): SessionOptions {
-    return this.#options;
+  protected sendText(_json: string): void {}
+  protected eventsBuffered(): number {
+    return 0;
   }
-  get pipeline(): SpeechPipeline | undefined {
-    return this.#pipeline;
-  }
-  get closed(): Promise<void> {
-    return this.#closedSignal.promise;
-  }
-
-  now(): number {
-    return performance.now() - (this.#activePerf ?? this.#createdPerf);
-  }
-
-  summary(): SessionSummary {
-    return { session_id: this.id, state: this.#state, reason: this.#reason, node_id: this.nodeId };
-  }
-
-  #isOver(): boolean {
-    return this.#state === "closing" || this.#state === "closed";
+  protected lastEnergyAt(): number {
+    return 0;
   }
 
   /** Build the pipeline, answer the call, go active, speak the greeting. Never throws: failures close. */
   async start(): Promise<void> {
     try {
       this.call.ring();
-      const pipeline = await this.#init.pipelineFactory(this, this.#options);
-      if (this.#isOver() || this.call.endReason !== undefined) {
-        await pipeline.close();
-        if (!this.#isOver()) await this.close("remote_hangup", "caller left before the answer");
+      try {
+        await this.createPipeline({ joinRoom: false });
+      } catch (err) {
+        if (err instanceof ClosedError) return;
+        throw err;
+      }
+      if (this.call.endReason !== undefined) {
+        await this.close("remote_hangup", "caller left before the answer");
         return;
       }
-      this.#pipeline = pipeline;
       await this.call.accept({
         onAudio: (pcm) => {
-          if (this.#state === "active") this.#inbound.push(pcm);
+          if (this.state === "active") this.#inbound.push(pcm);
         },
         onDtmf: (digit, durationMs) => {
           dtmfTotal.inc();
           this.emit({ type: "dtmf", digit, duration_ms: Math.round(durationMs) }).catch(() => {});
         },
-        onHold: (held) => {
-          this.#pipeline?.setMuted(held);
-          this.#emitState({ muted: held }).catch(() => {});
-        },
+        onHold: (held) => this.setMuted(held),
         onNeedAudio: () => this.#driver.pull(),
         onEnd: (reason) => this.#onCallEnd(reason),
       });
       if (this.call.endReason !== undefined) return; // the call's own end closes the session
-      this.#becomeActive();
+      if (this.isOver()) return;
+      this.becomeActive();
+      if (this.#greeting) {
+        this.pipeline?.say(this.#greeting, this.options.voice).catch((err) => {
+          if (!this.isOver()) this.log.warn("greeting failed", { err });
+        });
+      }
+      this.log.info("sip session active", { codec: this.call.codec });
     } catch (err) {
-      this.#log.error("sip session setup failed", { err });
+      this.log.error("sip session setup failed", { err });
       await this.close("error", "setup failed");
     }
   }
 
-  #becomeActive(): void {
-    if (this.#isOver()) return;
-    this.#state = "active";
-    this.#activePerf = performance.now();
-    this.outbound.start();
-    markActive(this.#db, this.id)
-      .catch((err) => this.#log.warn("mark active failed", { err }))
-      .finally(() => this.#emitState().catch(() => {}));
-    const greeting = this.#init.greeting?.trim();
-    if (greeting) {
-      this.#pipeline?.say(greeting, this.#options.voice).catch((err) => {
-        if (!this.#isOver()) this.#log.warn("greeting failed", { err });
-      });
-    }
-    this.#log.info("sip session active", { codec: this.call.codec });
-  }
-
-  #emitState(extra: { muted?: boolean } = {}): Promise<number> {
-    return this.emit({
-      type: "state",
-      state: this.#state,
-      session_id: this.id,
-      node_id: this.nodeId,
-      muted: extra.muted ?? this.call.held,
-      options: this.#options,
-    });
-  }
-
-  /** PipelineHost.emit: persisted before anyone can read it. Rejects with ClosedError once closing. */
-  emit(event: ServerEventBody): Promise<number> {
-    if (this.#isOver()) return Promise.reject(new ClosedError(`session ${this.id}`));
-    return this.#timeline.append(event);
-  }
-
-  say(text: string, voice?: string): Promise<void> {
-    if (this.#isOver()) return Promise.reject(new ClosedError(`session ${this.id}`));
-    const p = this.#pipeline;
-    if (!p || this.#state !== "active") {
+  /** A call speaks only once answered (before that there is no RTP clock to play on). */
+  override say(text: string, voice?: string): Promise<void> {
+    if (!this.isOver() && this.state !== "active") {
       return Promise.reject(new ClosedError(`session ${this.id} not active`));
     }
-    return p.say(text, voice);
+    return super.say(text, voice);
   }
 
   /** The call ended on its own (BYE, RTCP BYE, media timeout, session timer, UAS shutdown). */
@@ -241,41 +176,10 @@ export class SipSession implements PipelineHost, LiveSession {
     return this.#told.promise;
   }
 
-  /** End the session (idempotent, never throws): bye first, then media, then the row. */
-  close(reason: CloseReason, message?: string): Promise<void> {
-    this.#closing ??= this.#release(reason, message);
-    return this.#closing;
-  }
-
-  async #release(reason: CloseReason, message?: string): Promise<void> {
-    this.#state = "closing";
-    this.#reason = reason;
-    const bound = this.#init.closeStepTimeoutMs ?? 5_000;
-    const step = async (what: string, fn: () => unknown) => {
-      try {
-        await withTimeout(Promise.resolve().then(fn), bound, what);
-      } catch (err) {
-        this.#log.warn(`close step failed: ${what}`, { err: String(err) });
-      }
-    };
-    await step("mark closing", () => markClosing(this.#db, this.id, reason));
-    await step("bye", () => this.#timeline.append({ type: "bye", reason, ...(message ? { message } : {}) }));
-    const pipeline = this.#pipeline;
-    this.#pipeline = undefined;
-    if (pipeline) await step("pipeline close", () => pipeline.close());
-    this.outbound.close();
+  /** After the bye and the pipeline: let the call free its media; our own end BYEs the caller. */
+  protected async releaseTransport(reason: CloseReason | null): Promise<void> {
     this.#told.resolve();
-    // Our own end: BYE the caller, free RTP and ports. (A call that ended itself does this once we resolved.)
-    if (!this.#callEnded) await step("call close", () => this.call.close("local_hangup"));
-    await step("mark closed", () => markClosed(this.#db, this.id, reason));
-    this.#state = "closed";
-    callsClosed.inc({ reason });
-    this.#log.info("sip session closed", { reason, message });
-    try {
-      this.#init.onClosed?.(this);
-    } catch (err) {
-      this.#log.warn("onClosed callback failed", { err });
-    }
-    this.#closedSignal.resolve();
+    if (reason) callsClosed.inc({ reason });
+    if (!this.#callEnded) await this.call.close("local_hangup");
   }
 }

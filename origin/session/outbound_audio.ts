@@ -12,7 +12,12 @@
  */
 import { registry } from "../../lib/metrics.ts";
 import type { OutboundAudio } from "../pipeline/types.ts";
-import type { MediaStreamTrack, RTCAudioSource } from "./wrtc.ts";
+import type { MediaStreamTrack, RTCAudioData, RTCAudioSource } from "./wrtc.ts";
+
+/** Where paced frames go: a WebRTC RTCAudioSource, or a stream session's socket writer. */
+export interface AudioFrameSink {
+  onData(data: RTCAudioData): void;
+}
 
 export const FRAME_MS = 10;
 export const SAMPLE_RATE = 48_000;
@@ -37,13 +42,13 @@ export function outboundClockSkips(): number {
 
 type Tick = () => void;
 
-/** The process-wide 10 ms clock. Runs only while it has subscribers (so idle processes and tests hold no timer). */
 /** What drives a PacedOutboundAudio: calls each added tick once per 10 ms frame. */
 export interface FrameDriver {
   add(tick: Tick): void;
   remove(tick: Tick): void;
 }
 
+/** The process-wide 10 ms clock. Runs only while it has subscribers (so idle processes and tests hold no timer). */
 export class FrameClock implements FrameDriver {
   #subs = new Set<Tick>();
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -114,17 +119,21 @@ interface Chunk {
 type PlayoutListener = Parameters<OutboundAudio["onPlayout"]>[0];
 
 export interface PacedOutboundAudioOptions {
-  /** Where each 10 ms frame goes: the WebRTC source, or a phone call's encoder. */
-  source: Pick<RTCAudioSource, "onData">;
+  source: AudioFrameSink;
   /** Session time (ms since active) for playout notifications. */
   now: () => number;
   clock?: FrameDriver;
   /** Keep every frame gap (ms) in memory for exact percentiles (benchmarks). Default false. */
   recordGaps?: boolean;
+  /**
+   * Hand the sink only frames that carry queued audio (a WebSocket stream sends speech, not a continuous
+   * track). Default false: an RTP track needs a frame every 10 ms, silence included.
+   */
+  skipIdleFrames?: boolean;
 }
 
 export class PacedOutboundAudio implements OutboundAudio {
-  readonly #source: Pick<RTCAudioSource, "onData">;
+  readonly #source: AudioFrameSink;
   readonly #now: () => number;
   readonly #clock: FrameDriver;
   readonly #frame = new Int16Array(FRAME_SAMPLES);
@@ -148,9 +157,11 @@ export class PacedOutboundAudio implements OutboundAudio {
   readonly gapsMs: number[] | undefined;
   /** Sees every frame handed to the source (a room's `voice` source); the buffer is only valid in the call. */
   onFrame: ((frame: Int16Array) => void) | undefined;
+  readonly #skipIdle: boolean;
 
   constructor(opts: PacedOutboundAudioOptions) {
     this.#source = opts.source;
+    this.#skipIdle = opts.skipIdleFrames ?? false;
     this.#now = opts.now;
     this.#clock = opts.clock ?? frameClock;
     this.gapsMs = opts.recordGaps ? [] : undefined;
@@ -229,6 +240,10 @@ export class PacedOutboundAudio implements OutboundAudio {
   }
 
   #emitFrame(): void {
+    if (this.#skipIdle && this.#queue.length === 0 && this.#ended.size === 0) {
+      this.#lastFrameAt = 0; // an idle stream has no frame gaps to measure
+      return;
+    }
     const frame = this.#frame;
     let filled = 0;
     while (filled < FRAME_SAMPLES && this.#queue.length > 0) {
@@ -256,7 +271,9 @@ export class PacedOutboundAudio implements OutboundAudio {
     this.#lastFrameAt = t;
     this.frames++;
     this.onFrame?.(frame);
-    this.#source.onData({ samples: frame, sampleRate: SAMPLE_RATE, bitsPerSample: 16, channelCount: 1 });
+    if (!this.#skipIdle || filled > 0) {
+      this.#source.onData({ samples: frame, sampleRate: SAMPLE_RATE, bitsPerSample: 16, channelCount: 1 });
+    }
     const spent = performance.now() - t;
     this.onDataMs += spent;
     if (spent > this.onDataMaxMs) this.onDataMaxMs = spent;

@@ -21,7 +21,7 @@ import type { CloseReason, ServerEvent } from "../../protocol/session_messages.t
 import { OriginBusyError } from "../services.ts";
 import { procStats } from "./proc_stats.ts";
 import { SessionManager } from "./session_manager.ts";
-import type { SessionConfig } from "./session.ts";
+import { Session, type SessionConfig } from "./session.ts";
 import { TestClient, UdpRelay } from "./test_client.ts";
 import { caseList, runCases } from "./wrtc_cases.ts";
 import { eq } from "drizzle-orm";
@@ -106,7 +106,8 @@ test("offer/answer, echo audio both ways, events + control channels, close(admin
   const t0 = performance.now();
   const { client, id } = await connect(m, tid);
   const connectedMs = performance.now() - t0;
-  const s = m.session(id)!;
+  const s = m.session(id) as Session;
+  assert.ok(s instanceof Session);
   assert.equal(s.state, "active");
   assert.equal(m.count(), 1);
   assert.equal((await sessionStatus(db, id))?.state, "active");

@@ -1,5 +1,6 @@
 /**
- * The origin's SessionManager: creates, finds and ends the WebRTC sessions of this origin process, enforces the
+ * The origin's SessionManager: creates, finds and ends the sessions of this origin process (WebRTC peers,
+ * WebSocket streams, adopted phone calls), enforces the
  * per-origin cap, and implements `SessionService` (origin/services.ts) so the internal HTTP API can use it
  * directly:
  *
@@ -18,7 +19,7 @@
  * covers everything the old peer persisted. See session.ts for the no-gap/no-duplicate argument.
  */
 import type { Database } from "../../db/client.ts";
-import { attachSession, claimSession, SessionStoreError } from "../../db/sessions.ts";
+import { attachSession, claimSession, sessionRowOfTenant, SessionStoreError } from "../../db/sessions.ts";
 import { ApiError } from "../../lib/errors.ts";
 import { log as rootLog, type Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
@@ -28,6 +29,8 @@ import { OriginBusyError, type SessionService } from "../services.ts";
 import type { FrameClock } from "./outbound_audio.ts";
 import { validateOffer } from "./sdp.ts";
 import { type PipelineFactory, type RoomPublishing, Session, type SessionConfig } from "./session.ts";
+import type { SessionCore, SessionInit } from "./session_core.ts";
+import { StreamSession } from "./stream_session.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 import { ensureKeepalive } from "./wrtc.ts";
 import type { LiveSession } from "./live_session.ts";
@@ -103,6 +106,12 @@ export class SessionManager implements SessionService {
     return s instanceof Session ? s : undefined;
   }
 
+  /** The live WebSocket StreamSession object (tests, in-process tools); undefined once closed. */
+  stream(id: string): StreamSession | undefined {
+    const s = this.#sessions.get(id);
+    return s instanceof StreamSession ? s : undefined;
+  }
+
   /** Live WebRTC sessions. */
   list(): Session[] {
     return [...this.#sessions.values()].filter((s) => s instanceof Session);
@@ -166,6 +175,47 @@ export class SessionManager implements SessionService {
     sessionId: string,
     resume?: { last_seq: number },
   ): Promise<CreateResult> {
+    this.#checkAccepting();
+    validateOffer(offerSdp);
+    const session = await this.#admit(
+      { kind: "webrtc", options, tenantId, sessionId, resume },
+      (init) => new Session(init),
+    );
+    try {
+      const sdp = await session.start(offerSdp);
+      createdTotal.inc({ outcome: resume ? "resumed" : "created" });
+      return { session_id: sessionId, sdp, resumed: !!resume };
+    } catch (err) {
+      if (err instanceof ClosedError) throw new OriginBusyError("session closed during setup");
+      createdTotal.inc({ outcome: "rejected" });
+      throw err;
+    }
+  }
+
+  /**
+   * Create (or resume) a session carried by a WebSocket stream (GET /internal/listen). Resolves once the
+   * session is active and reading its socket; rejects like createSession (ApiError, OriginBusyError).
+   */
+  async createStream(
+    req: { socket: WebSocket; sampleRate?: number; options: unknown; tenantId: string; sessionId: string },
+    resume?: { last_seq: number },
+  ): Promise<StreamSession> {
+    this.#checkAccepting();
+    const session = await this.#admit(
+      { kind: "websocket", options: req.options, tenantId: req.tenantId, sessionId: req.sessionId, resume },
+      (init) => new StreamSession({ ...init, socket: req.socket, sampleRate: req.sampleRate }),
+    );
+    try {
+      await session.start();
+    } catch (err) {
+      createdTotal.inc({ outcome: "rejected" });
+      throw err;
+    }
+    createdTotal.inc({ outcome: resume ? "resumed" : "created" });
+    return session;
+  }
+
+  #checkAccepting(): void {
     if (this.#draining) {
       createdTotal.inc({ outcome: "draining" });
       throw new OriginBusyError("origin is draining");
@@ -174,8 +224,21 @@ export class SessionManager implements SessionService {
       createdTotal.inc({ outcome: "full" });
       throw new OriginBusyError(`origin is at capacity (${this.capacity} sessions)`);
     }
-    validateOffer(offerSdp);
-    const parsed = SessionOptions.safeParse(options ?? {});
+  }
+
+  /** Validate, claim (or attach, on resume) the row, and register the transport's session object. */
+  async #admit<S extends SessionCore>(
+    a: {
+      kind: SessionCore["kind"];
+      options: unknown;
+      tenantId: string;
+      sessionId: string;
+      resume?: { last_seq: number };
+    },
+    make: (init: SessionInit) => S,
+  ): Promise<S> {
+    const { tenantId, sessionId, resume } = a;
+    const parsed = SessionOptions.safeParse(a.options ?? {});
     if (!parsed.success) {
       throw new ApiError(
         400,
@@ -199,11 +262,19 @@ export class SessionManager implements SessionService {
         if (old && old.tenantId !== tenantId) {
           throw new ApiError(404, "not_found", "no such session to resume");
         }
-        if (old && !(old instanceof Session)) {
-          throw new ApiError(409, "conflict", `a ${old.kind} session cannot be resumed over WebRTC`);
+        if (old && old.kind !== a.kind) {
+          throw new ApiError(409, "conflict", `a ${old.kind} session cannot be resumed as ${a.kind}`);
         }
-        if (old) await old.detach();
         let row;
+        try {
+          row = await sessionRowOfTenant(this.#db, tenantId, sessionId);
+        } catch (err) {
+          throw storeError(err);
+        }
+        if (row && row.kind !== a.kind) {
+          throw new ApiError(409, "conflict", `a ${row.kind} session cannot be resumed as ${a.kind}`);
+        }
+        if (old) await (old as SessionCore).detach();
         try {
           row = await attachSession(this.#db, { id: sessionId, tenantId, nodeId: this.nodeId });
         } catch (err) {
@@ -233,6 +304,7 @@ export class SessionManager implements SessionService {
             nodeId: this.nodeId,
             mode: parsed.data.mode,
             options: parsed.data,
+            kind: a.kind,
           });
         } catch (err) {
           throw storeError(err);
@@ -241,7 +313,7 @@ export class SessionManager implements SessionService {
       // A create already past the first check finishes even if draining began meanwhile (a recycling origin
       // must not refuse what the edge sent it before it saw `draining`); only a shutdown refuses it here.
       if (this.#closeAll) throw new OriginBusyError("origin is shutting down");
-      const session = new Session({
+      const session = make({
         id: sessionId,
         tenantId,
         nodeId: this.nodeId,
@@ -260,15 +332,7 @@ export class SessionManager implements SessionService {
       });
       this.#sessions.set(sessionId, session);
       this.#recent.delete(sessionId);
-      let sdp: string;
-      try {
-        sdp = await session.start(offerSdp);
-      } catch (err) {
-        if (err instanceof ClosedError) throw new OriginBusyError("session closed during setup");
-        throw err;
-      }
-      createdTotal.inc({ outcome: resume ? "resumed" : "created" });
-      return { session_id: sessionId, sdp, resumed: !!resume };
+      return session;
     } catch (err) {
       if (!(err instanceof OriginBusyError)) createdTotal.inc({ outcome: "rejected" });
       throw err;
@@ -279,7 +343,7 @@ export class SessionManager implements SessionService {
 
   #onSessionClosed(s: LiveSession): void {
     if (this.#sessions.get(s.id) === s) this.#sessions.delete(s.id);
-    if (s instanceof Session && s.detached) return;
+    if ("detached" in s && s.detached) return;
     this.#recent.set(s.id, s.summary());
     const limit = this.#opts.recentClosedLimit ?? 1000;
     while (this.#recent.size > limit) this.#recent.delete(this.#recent.keys().next().value!);
