@@ -1,5 +1,5 @@
 /**
- * `deno task bench [name…]`: runs the named benchmarks (default: all that need no extra setup), each in its own
+ * `deno task bench [name…] [--flag value…]`: runs the named benchmarks (default: all that need no extra setup), each in its own
  * process (wrtc and worker pools stay isolated), and prints their output. Benchmarks that need PostgreSQL read
  * DATABASE_URL or PARLEY_TEST_DATABASE_URL (start one with `bash .ci/pg.sh start`).
  */
@@ -33,7 +33,8 @@ const BENCHES: Record<
   pipeline: { file: "pipeline_latency.ts", what: "speech → partial / confirmed latency, concurrency curve" },
   ws_listen: {
     file: "ws_listen.ts",
-    what: "20 concurrent /v1/listen WebSocket streams vs 20 WebRTC sessions: confirmed latency p50",
+    what:
+      "N (--streams, default 20) concurrent /v1/listen WebSocket streams vs N WebRTC sessions: confirmed latency p50",
   },
   tts_speed: { file: "tts_speed.ts", what: "espeak synthesis speed (audio s per CPU s)" },
   audio_codecs: {
@@ -87,7 +88,11 @@ const BENCHES: Record<
   },
 };
 
-const names = Deno.args.length ? Deno.args : Object.keys(BENCHES);
+// `deno task bench <name…> [--flag value…]`: everything from the first `--` argument on goes to the bench(es).
+const firstFlag = Deno.args.findIndex((a) => a.startsWith("--"));
+const benchArgs = firstFlag >= 0 ? Deno.args.slice(firstFlag) : [];
+const named = firstFlag >= 0 ? Deno.args.slice(0, firstFlag) : Deno.args;
+const names = named.length ? named : Object.keys(BENCHES);
 const pg = Deno.env.get("DATABASE_URL") ?? Deno.env.get("PARLEY_TEST_DATABASE_URL");
 let failed = 0;
 for (const name of names) {
@@ -109,13 +114,16 @@ for (const name of names) {
     continue;
   }
   const flags = ["-A", "--unstable-worker-options", ...(b.denoFlags ?? [])];
-  console.log(`\n=== ${name}: ${b.what}\n$ deno run ${flags.join(" ")} bench/${b.file}`);
+  console.log(
+    `\n=== ${name}: ${b.what}\n$ deno run ${flags.join(" ")} bench/${b.file} ${benchArgs.join(" ")}`,
+  );
   const st = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       ...flags,
       new URL(b.file, import.meta.url).pathname,
       ...(b.args ?? []),
+      ...benchArgs,
     ],
     stdout: "inherit",
     stderr: "inherit",

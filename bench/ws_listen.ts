@@ -1,11 +1,12 @@
 /**
  * WebSocket streams vs WebRTC sessions at the same load, through a real `main.ts all` process
- * (ASR_ENGINE=ctc): N concurrent `/v1/listen` streams, then N concurrent WebRTC sessions, each sending the same
- * espeak WAV in real time followed by silence. Compares the confirmed-result latency p50/p95 (the event's
- * `latency_ms`: the audio that produced it reaching the origin → event sent, defined identically for both
- * transports) and prints the load average before and after.
+ * (ASR_ENGINE=ctc): N concurrent `/v1/listen` streams, then N concurrent WebRTC sessions (rounds alternate
+ * the two, so a shared machine's load drift hits both), each sending the same espeak WAV in real time followed
+ * by silence. Compares the confirmed-result latency p50/p95 side by side (the event's `latency_ms`: the audio
+ * that produced it reaching the origin → event sent, defined identically for both transports) and prints the
+ * load average around each phase.
  *
- *   deno run -A --unstable-worker-options bench/ws_listen.ts [--streams 20] [--rounds 1]
+ *   deno task bench ws_listen [--streams 20] [--rounds 1]
  */
 import { TestClient } from "../origin/session/test_client.ts";
 import { floatToInt16, resampleAll } from "../lib/audio/resampler.ts";
@@ -20,6 +21,8 @@ const arg = (name: string, dflt: string) => {
   return i >= 0 ? args[i + 1] : dflt;
 };
 const N = Number(arg("streams", "20"));
+const ROUNDS = Number(arg("rounds", "1"));
+if (!(N >= 1 && ROUNDS >= 1)) throw new Error("--streams and --rounds must be ≥ 1");
 const WAV = Deno.readFileSync(new URL("../tests/fixtures/speech/two_phrases_16k.wav", import.meta.url));
 const wavMs = (WAV.length - 44) / 2 / 16;
 /** The fixture holds two phrases separated by a pause. */
@@ -41,8 +44,11 @@ const stack = await startProcessStack({
   readyMs: 400_000,
 });
 const auth = { authorization: `Bearer ${stack.adminKey}` };
-const results: Record<string, { latency: number[]; confirmed: number; failed: number }> = {};
-const load: Record<string, string> = {};
+const results: Record<string, { latency: number[]; confirmed: number; failed: number; streams: number }> = {
+  websocket: { latency: [], confirmed: 0, failed: 0, streams: 0 },
+  webrtc: { latency: [], confirmed: 0, failed: 0, streams: 0 },
+};
+const load: string[] = [];
 
 async function wsStream(): Promise<number[]> {
   const c = listen(`${stack.url.replace("http", "ws")}/v1/listen?sample_rate=16000`, { headers: auth });
@@ -62,7 +68,9 @@ async function wsStream(): Promise<number[]> {
 }
 
 async function rtcSession(pcm48k: Int16Array): Promise<number[]> {
-  const client = new TestClient({ audio: "off", pcm48k });
+  // Silence from the first frame, as a microphone would send (and as the session tests do); the speech
+  // starts once the session is active, like the WebSocket side's.
+  const client = new TestClient({ audio: "silence" });
   try {
     const sdp = await client.offer();
     const res = await fetch(`${stack.url}/v1/sessions`, {
@@ -74,7 +82,7 @@ async function rtcSession(pcm48k: Int16Array): Promise<number[]> {
     const { sdp: answer } = await res.json() as { sdp: string };
     await client.accept(answer);
     await client.waitForEvent("state", (e) => e.state === "active", 120_000);
-    client.audio = "pcm";
+    client.play(pcm48k);
     await new Promise((r) => setTimeout(r, wavMs + 2500));
     await client.waitFor(
       () =>
@@ -96,14 +104,22 @@ async function rtcSession(pcm48k: Int16Array): Promise<number[]> {
   }
 }
 
-async function phase(name: string, run: () => Promise<number[]>): Promise<void> {
-  load[`${name} before`] = loadavg();
+async function phase(
+  name: "websocket" | "webrtc",
+  round: number,
+  run: () => Promise<number[]>,
+): Promise<void> {
+  const before = loadavg();
   const out = await Promise.allSettled(Array.from({ length: N }, () => run()));
-  load[`${name} after`] = loadavg();
+  load.push(`round ${round} ${name}: ${before} → ${loadavg()}`);
   const latency = out.flatMap((r) => r.status === "fulfilled" ? r.value : []);
   const failed = out.filter((r) => r.status === "rejected");
   for (const f of failed.slice(0, 3)) console.error(name, (f as PromiseRejectedResult).reason);
-  results[name] = { latency, confirmed: latency.length, failed: failed.length };
+  const r = results[name];
+  r.latency.push(...latency);
+  r.confirmed += latency.length;
+  r.failed += failed.length;
+  r.streams += N;
 }
 
 try {
@@ -112,22 +128,35 @@ try {
     16000,
     48000,
   ));
-  await phase("websocket", wsStream);
-  await phase("webrtc", () => rtcSession(pcm48k));
-  console.log(`\n${N} concurrent streams, ${(wavMs / 1000).toFixed(1)} s of espeak speech each + silence\n`);
-  console.log("transport   confirmed  failed  latency_ms p50  p95");
+  for (let round = 1; round <= ROUNDS; round++) {
+    await phase("websocket", round, wsStream);
+    await phase("webrtc", round, () => rtcSession(pcm48k));
+  }
+  console.log(
+    `\n${N} concurrent streams per phase, ${ROUNDS} round(s), ${
+      (wavMs / 1000).toFixed(1)
+    } s of espeak speech (${PHRASES} phrases) each + silence\n`,
+  );
+  console.log("transport   streams  confirmed/expected  failed  latency_ms p50     p95");
   for (const [name, r] of Object.entries(results)) {
     console.log(
-      `${name.padEnd(11)} ${String(r.confirmed).padStart(9)}  ${String(r.failed).padStart(6)}  ${
-        pct(r.latency, 0.5).toFixed(0).padStart(14)
-      }  ${pct(r.latency, 0.95).toFixed(0)}`,
+      `${name.padEnd(11)} ${String(r.streams).padStart(7)}  ${
+        `${r.confirmed}/${r.streams * PHRASES}`.padStart(18)
+      }  ${String(r.failed).padStart(6)}  ${pct(r.latency, 0.5).toFixed(0).padStart(14)}  ${
+        pct(r.latency, 0.95).toFixed(0).padStart(6)
+      }`,
     );
   }
   const ws = pct(results.websocket.latency, 0.5), rtc = pct(results.webrtc.latency, 0.5);
   console.log(`\nwebsocket p50 ÷ webrtc p50 = ${(ws / rtc).toFixed(2)} (goal ≤ 1.10)`);
-  console.log("load average (1/5/15 min):", JSON.stringify(load));
+  console.log("load average (1/5/15 min) before → after each phase:");
+  for (const l of load) console.log(`  ${l}`);
+  if (!Number.isFinite(ws) || !Number.isFinite(rtc)) {
+    console.error("one side produced no confirmed results: no comparison");
+    Deno.exitCode = 1;
+  }
 } finally {
   await exitCleanly(async () => {
     await stack.close();
-  }, 0);
+  }, Deno.exitCode);
 }

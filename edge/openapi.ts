@@ -400,7 +400,7 @@ export function coreOperations(): Operation[] {
         "Close codes (with a reason): 1000 session ended (after `bye`), 1001 origin shutdown or resumed " +
         "elsewhere, 1003 text that is not a JSON control message / WAV not PCM16 mono 8–48 kHz, 1007 bad WAV " +
         "header / odd PCM length / no rate, 1008 faster than 2× real time / client too slow, 1009 frame too " +
-        "big, 1011 origin lost, 1013 no origin (retry), 4400 bad query, 4401 bad credential, 4403 scope, " +
+        "big, 1011 origin lost or internal error, 1013 no origin (retry), 4400 bad query, 4401 bad credential, 4403 scope, " +
         "4404 resume: unknown session, 4409 resume: closed session, 4429 session or rate limit.",
         "",
         "Example: `websocat -b -H 'Authorization: Bearer pk_…' " +

@@ -52,7 +52,7 @@ export const LISTEN_CLOSE = {
   policy: 1008,
   /** A frame larger than 64 KiB or longer than 1 s of audio. */
   tooBig: 1009,
-  /** Internal error (the origin connection was lost). */
+  /** Internal error: the origin connection was lost, or the session failed on our side (never the client's fault). */
   internal: 1011,
   /** No origin can take a session now: retry later. */
   tryAgain: 1013,

@@ -8,6 +8,7 @@ import { startProcessStack } from "./web/stack.ts";
 import { hasPartialBeforeConfirmed, listen, streamSilence, streamWav } from "./listen_client.ts";
 import type { ServerEvent, TranscriptEvent } from "../protocol/session_messages.ts";
 import { LISTEN_CLOSE } from "../protocol/listen.ts";
+import { generateListenBadCases, type ListenBadCase } from "./listen_bad_cases.ts";
 import { wavHeader } from "../protocol/wav.ts";
 
 const WAV = Deno.readFileSync(new URL("./fixtures/speech/two_phrases_16k.wav", import.meta.url));
@@ -265,6 +266,56 @@ Deno.test({
         const started = cases.filter((k) => k.send).length;
         assert.equal(after.length - before, started, "one row per stream that started, none for refusals");
         for (const s of after.slice(0, started)) assert.equal(s.state, "closed", s.id);
+        const health = await fetch(`${stack.url}/healthz`);
+        assert.equal(health.status, 200);
+        await health.body?.cancel();
+      });
+      await t.step("generated bad input: close codes with reasons, never 1011, no orphan rows", async () => {
+        const seed = Number(Deno.env.get("LISTEN_FUZZ_SEED") ?? Math.floor(Math.random() * 2 ** 31));
+        const cases = generateListenBadCases(seed, { refusals: 150, violations: 60 });
+        const before = (await rows()).length;
+        const codes = new Map<number, number>();
+        const run = async (k: ListenBadCase) => {
+          const what = `${k.name} (seed ${seed})`;
+          const c = listen(`${ws}/v1/listen${k.query ?? "?sample_rate=16000&mode=echo"}`, {
+            protocols: k.protocols,
+            headers: k.headers === null ? undefined : k.headers ?? auth,
+          });
+          if (k.send) {
+            await c.waitFor((e) => e.type === "state" && e.state === "active", 60_000, `${what}: active`);
+            k.send(c.ws);
+          }
+          const closed = await Promise.race([
+            c.closed,
+            new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${what}: not closed`)), 60_000)),
+          ]);
+          codes.set(closed.code, (codes.get(closed.code) ?? 0) + 1);
+          assert.ok(k.codes.includes(closed.code), `${what}: ${closed.code} ${closed.reason}`);
+          assert.ok(closed.reason.length > 0, `${what}: a reason`);
+          if (k.send && !k.edgeOnly) {
+            const bye = c.events.find((e) => e.type === "bye");
+            assert.ok(bye?.type === "bye" && bye.reason === "error", `${what}: bye (error) before close`);
+          }
+        };
+        // A few at a time: concurrency a client may have, not a load test.
+        const refusals = cases.filter((k) => !k.send), violations = cases.filter((k) => k.send);
+        for (let i = 0; i < refusals.length; i += 10) await Promise.all(refusals.slice(i, i + 10).map(run));
+        for (let i = 0; i < violations.length; i += 4) await Promise.all(violations.slice(i, i + 4).map(run));
+        console.log(
+          `listen generated bad input (seed ${seed}): ${refusals.length} refusals + ${violations.length} violations;`,
+          `close codes ${JSON.stringify(Object.fromEntries([...codes].sort((a, b) => a[0] - b[0])))}`,
+        );
+        assert.ok(!codes.has(LISTEN_CLOSE.internal), "no internal error");
+        // Exactly one row per stream that started, all closed; refusals left none.
+        await new Promise((r) => setTimeout(r, 500));
+        const after = await rows();
+        assert.equal(
+          after.length - before,
+          violations.length,
+          "one row per started stream, none for refusals",
+        );
+        const open = after.slice(0, violations.length).filter((s) => s.state !== "closed");
+        assert.deepEqual(open.map((s) => s.id), [], "every started stream's row is closed");
         const health = await fetch(`${stack.url}/healthz`);
         assert.equal(health.status, 200);
         await health.body?.cancel();

@@ -131,9 +131,9 @@ export class StreamInbound {
     // The header describes a stream whose length is unknown here: open-ended RIFF size, so any data size is
     // taken as "to the end of the stream".
     const copy = bytes.slice();
-    new DataView(copy.buffer).setUint32(4, 0xffffffff, true);
     let info;
     try {
+      if (copy.length >= 8) new DataView(copy.buffer).setUint32(4, 0xffffffff, true);
       info = parseWavHeader(copy);
     } catch (err) {
       if (err instanceof UnsupportedAudioError) {

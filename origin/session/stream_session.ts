@@ -161,7 +161,7 @@ export class StreamSession extends SessionCore {
     // The edge closes with a rule's code when it refused a frame itself (frame size, slow client).
     if (code === LISTEN_CLOSE.tooBig || code === LISTEN_CLOSE.policy) {
       violations.inc({ code: String(code) });
-      this.close("error", `closed by the edge (${code}): ${reason}`).catch(() => {});
+      this.closeWith(code, `closed by the edge (${code}): ${reason}`, "error").catch(() => {});
       return;
     }
     this.close("client_hangup", "the stream was closed").catch(() => {});
@@ -175,6 +175,8 @@ export class StreamSession extends SessionCore {
       this.#closeText = "session resumed on another connection";
     } else if (this.#closeCode === LISTEN_CLOSE.normal) {
       if (reason === "origin_shutdown") this.#closeCode = LISTEN_CLOSE.goingAway;
+      // An end for a reason of our own (a handler failed, setup failed), not a rule the client broke.
+      if (reason === "error") this.#closeCode = LISTEN_CLOSE.internal;
       this.#closeText = message ? `${reason}: ${message}` : reason;
     }
     try {
