@@ -28,6 +28,8 @@ export type TranscribeLine =
     text: string;
     /** Score of the best alternative (engine-specific scale; CTC: log probability). */
     score: number;
+    /** Word times (ms from the start of the file), when the engine aligns words; left out otherwise. */
+    words?: Array<{ text: string; start_ms: number; end_ms: number }>;
   }
   | { type: "done"; duration_ms: number; segments: number }
   | { type: "error"; code: string; message: string };
@@ -127,4 +129,17 @@ export interface TranscriptionWord {
   word: string;
   start: number;
   end: number;
+}
+
+/**
+ * `words` of a verbose_json answer: every segment's word times in order (seconds), or null when a segment has
+ * none (the engine does not align words): words are never invented.
+ */
+export function transcriptionWords(
+  segments: Array<Extract<TranscribeLine, { type: "segment" }>>,
+): TranscriptionWord[] | null {
+  if (segments.some((s) => !s.words)) return null;
+  return segments.flatMap((s) =>
+    s.words!.map((w) => ({ word: w.text, start: w.start_ms / 1000, end: w.end_ms / 1000 }))
+  );
 }

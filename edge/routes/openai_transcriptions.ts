@@ -8,8 +8,9 @@
  * Fields: `file` (≤ 25 MB, ≤ TRANSCRIBE_MAX_SECONDS), `model` (an OpenAI id or the engine name; see
  * protocol/openai.ts), `language`, `prompt` (accepted and ignored: neither bundled engine takes a prompt),
  * `response_format`, `temperature` (0–1, accepted and ignored: decoding is deterministic),
- * `timestamp_granularities[]` (`segment`; with `word` the answer has no `words` and the header
- * `x-parley-words: unavailable: …` while no engine reports word times), `stream`.
+ * `timestamp_granularities[]` (`segment`; with `word`, `words` from the engine's word alignment — PocketSphinx
+ * aligns words, the bundled CTC model does not: then the answer has no `words` and the header
+ * `x-parley-words: unavailable: …` says why), `stream`.
  */
 import { pickNodes } from "../../db/nodes.ts";
 import { decodeAudio, DEFAULT_MAX_AUDIO_BYTES } from "../../lib/audio/decode.ts";
@@ -26,6 +27,7 @@ import {
   TRANSCRIPTION_FORMATS,
   type TranscriptionFormat,
   type TranscriptionSegment,
+  transcriptionWords,
 } from "../../protocol/openai.ts";
 import type { EdgeApp, EdgeContext } from "../context.ts";
 import { guard } from "../context.ts";
@@ -123,8 +125,7 @@ function segmentRows(segs: Extract<TranscribeLine, { type: "segment" }>[]): Segm
     end_ms: s.end_ms,
     latency_ms: null,
     created_at: "",
-    // File transcription does not carry word timings through the internal stream yet (x-parley-words says so).
-    words: null,
+    words: s.words?.map((w) => ({ ...w, confidence: null })) ?? null,
     confidence: null,
   }));
 }
@@ -332,13 +333,15 @@ export function openAiTranscriptionRoutes(app: EdgeApp, ctx: EdgeContext): void 
           compression_ratio: 1,
           no_speech_prob: 0,
         }));
-        // No engine reports word times yet: `words` is left out (never invented) and the header says why.
-        if (f.words) c.header("x-parley-words", `unavailable: ${engine} reports no word times`);
+        // Word times only when the engine aligned every segment's words: never invented.
+        const words = f.words ? transcriptionWords(segs) : null;
+        if (f.words && !words) c.header("x-parley-words", `unavailable: ${engine} reports no word times`);
         return c.json({
           task: "transcribe",
           language,
           duration: done.duration_ms / 1000,
           text: all,
+          ...(words ? { words } : {}),
           segments,
           usage: { type: "duration", seconds: Math.ceil(done.duration_ms / 1000) },
         });

@@ -69,6 +69,9 @@ export class FileTranscriber {
         end_ms: ev.end_ms,
         text: ev.stable_text,
         score: best?.score ?? 0,
+        ...(ev.words
+          ? { words: ev.words.map((w) => ({ text: w.text, start_ms: w.start_ms, end_ms: w.end_ms })) }
+          : {}),
       });
       notify();
       return Promise.resolve();
