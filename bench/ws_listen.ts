@@ -1,12 +1,13 @@
 /**
  * WebSocket streams vs WebRTC sessions at the same load, through a real `main.ts all` process
- * (ASR_ENGINE=ctc): N concurrent `/v1/listen` streams, then N concurrent WebRTC sessions (rounds alternate
- * the two, so a shared machine's load drift hits both), each sending the same espeak WAV in real time followed
+ * (ASR_ENGINE=ctc): after an uncounted warm-up (one of each), N concurrent `/v1/listen` streams, then N
+ * concurrent WebRTC sessions (rounds alternate which goes first, so neither is always the colder one and a shared
+ * machine's load drift hits both), each sending the same espeak WAV in real time followed
  * by silence. Compares the confirmed-result latency p50/p95 side by side (the event's `latency_ms`: the audio
  * that produced it reaching the origin → event sent, defined identically for both transports) and prints the
  * load average around each phase.
  *
- *   deno task bench ws_listen [--streams 20] [--rounds 1]
+ *   deno task bench ws_listen [--streams 20] [--rounds 1] [--verbose]
  */
 import { TestClient } from "../origin/session/test_client.ts";
 import { floatToInt16, resampleAll } from "../lib/audio/resampler.ts";
@@ -22,6 +23,8 @@ const arg = (name: string, dflt: string) => {
 };
 const N = Number(arg("streams", "20"));
 const ROUNDS = Number(arg("rounds", "1"));
+/** Print every confirmed latency of every phase. */
+const VERBOSE = args.includes("--verbose");
 if (!(N >= 1 && ROUNDS >= 1)) throw new Error("--streams and --rounds must be ≥ 1");
 const WAV = Deno.readFileSync(new URL("../tests/fixtures/speech/two_phrases_16k.wav", import.meta.url));
 const wavMs = (WAV.length - 44) / 2 / 16;
@@ -112,6 +115,10 @@ async function phase(
   const before = loadavg();
   const out = await Promise.allSettled(Array.from({ length: N }, () => run()));
   load.push(`round ${round} ${name}: ${before} → ${loadavg()}`);
+  if (VERBOSE) {
+    const lat = out.map((r) => r.status === "fulfilled" ? r.value.join(",") : "failed");
+    console.log(`round ${round} ${name}: confirmed latency_ms per stream: ${lat.join(" | ")}`);
+  }
   const latency = out.flatMap((r) => r.status === "fulfilled" ? r.value : []);
   const failed = out.filter((r) => r.status === "rejected");
   for (const f of failed.slice(0, 3)) console.error(name, (f as PromiseRejectedResult).reason);
@@ -128,9 +135,20 @@ try {
     16000,
     48000,
   ));
+  // Warm-up, not counted: the first sessions of a process pay for lazily built inference sessions and JIT,
+  // which would bias whichever transport runs first.
+  await Promise.allSettled([wsStream(), rtcSession(pcm48k)]);
   for (let round = 1; round <= ROUNDS; round++) {
-    await phase("websocket", round, wsStream);
-    await phase("webrtc", round, () => rtcSession(pcm48k));
+    // The order alternates so neither transport always runs first in a round.
+    const ws = () => phase("websocket", round, wsStream);
+    const rtc = () => phase("webrtc", round, () => rtcSession(pcm48k));
+    if (round % 2) {
+      await ws();
+      await rtc();
+    } else {
+      await rtc();
+      await ws();
+    }
   }
   console.log(
     `\n${N} concurrent streams per phase, ${ROUNDS} round(s), ${

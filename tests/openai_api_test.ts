@@ -120,7 +120,17 @@ Deno.test({
             for (const s of verbose.segments!) {
               assert.ok(s.start >= 0 && s.end > s.start && s.end <= dur + 0.05);
             }
-            assert.equal(verbose.words, undefined, "no word times are invented");
+            // The bundled CTC model aligns words: every word inside the audio, in order, the text's words.
+            const words = verbose.words!;
+            assert.ok(words && words.length >= 2, `words: ${JSON.stringify(verbose).slice(0, 400)}`);
+            for (const [i, w] of words.entries()) {
+              assert.ok(w.start >= 0 && w.end > w.start && w.end <= dur + 0.05, JSON.stringify(w));
+              if (i) assert.ok(w.start >= words[i - 1].start, "words in order");
+            }
+            assert.equal(
+              words.map((w) => w.word).join(" ").toLowerCase(),
+              verbose.text.trim().split(/\s+/).join(" ").toLowerCase(),
+            );
 
             const stream = await client.audio.transcriptions.create({
               file: await file(),

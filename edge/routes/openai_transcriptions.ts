@@ -8,9 +8,9 @@
  * Fields: `file` (≤ 25 MB, ≤ TRANSCRIBE_MAX_SECONDS), `model` (an OpenAI id or the engine name; see
  * protocol/openai.ts), `language`, `prompt` (accepted and ignored: neither bundled engine takes a prompt),
  * `response_format`, `temperature` (0–1, accepted and ignored: decoding is deterministic),
- * `timestamp_granularities[]` (`segment`; with `word`, `words` from the engine's word alignment — PocketSphinx
- * aligns words, the bundled CTC model does not: then the answer has no `words` and the header
- * `x-parley-words: unavailable: …` says why), `stream`.
+ * `timestamp_granularities[]` (`segment`; with `word`, `words` from the engine's word alignment — when a
+ * segment has none, the answer has no `words` and the header `x-parley-words: unavailable: …` says why),
+ * `stream`.
  */
 import { pickNodes } from "../../db/nodes.ts";
 import { decodeAudio, DEFAULT_MAX_AUDIO_BYTES } from "../../lib/audio/decode.ts";
@@ -335,7 +335,9 @@ export function openAiTranscriptionRoutes(app: EdgeApp, ctx: EdgeContext): void 
         }));
         // Word times only when the engine aligned every segment's words: never invented.
         const words = f.words ? transcriptionWords(segs) : null;
-        if (f.words && !words) c.header("x-parley-words", `unavailable: ${engine} reports no word times`);
+        if (f.words && !words) {
+          c.header("x-parley-words", `unavailable: ${engine} did not align the words of every segment`);
+        }
         return c.json({
           task: "transcribe",
           language,
