@@ -42,9 +42,11 @@ export function openAiOperations(): Operation[] {
         "bytes; ≤ 25 MB and ≤ `TRANSCRIBE_MAX_SECONDS`, else 413) runs on the least-loaded origin through the",
         "same VAD segmentation and recognizer as live sessions, behind live work. `model`: " +
         `${OPENAI_TRANSCRIBE_MODELS.join(", ")} or the engine name (the configured recognizer).`,
-        "`prompt` and `temperature` are accepted and ignored; `words` are not returned (no engine reports word",
-        "times; `x-parley-words` says so). `stream=true` answers SSE `transcript.text.delta` /",
-        "`transcript.text.done`. " + ERRORS,
+        "`prompt` and `temperature` are accepted and ignored. `verbose_json` with",
+        "`timestamp_granularities[]=word` has `words` from the engine's word alignment, never invented (when a",
+        "segment has none, `x-parley-words` says why). `stream=true` answers SSE `transcript.text.delta` /",
+        "`transcript.text.done`. `store=true` keeps the transcription in history as a session of kind `file`",
+        "(transcript pages, exports, search), its id in `x-parley-session-id`. " + ERRORS,
         "",
         "```sh",
         'curl -H "Authorization: Bearer $KEY" -F file=@speech.mp3 -F model=whisper-1 \\',
@@ -74,6 +76,7 @@ export function openAiOperations(): Operation[] {
                 items: { type: "string", enum: ["segment", "word"] },
               },
               stream: { type: "boolean", description: "json and text formats only" },
+              store: { type: "boolean", description: "keep in history as a session of kind `file`" },
             },
           },
         },
@@ -83,6 +86,9 @@ export function openAiOperations(): Operation[] {
           description: "the transcript in the requested format, or an SSE stream",
           headers: {
             "x-parley-words": { description: "present when word times were asked for and are unavailable" },
+            "x-parley-session-id": {
+              description: "with store=true: the history session holding the transcript",
+            },
           },
           content: {
             "application/json": {

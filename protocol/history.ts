@@ -17,7 +17,9 @@ export const SessionSummary = z.object({
   state: z.enum(SESSION_STATES),
   reason: z.string().nullable().describe("close reason once closing/closed"),
   mode: z.string(),
-  kind: z.enum(SESSION_KINDS).describe("webrtc, websocket or sip (a phone call)"),
+  kind: z.enum(SESSION_KINDS).describe(
+    "webrtc, websocket, sip (a phone call) or file (a stored transcription)",
+  ),
   options: z.record(z.string(), z.unknown()),
   node_id: z.string().nullable(),
   last_seq: z.number().int().describe("highest event seq persisted"),

@@ -16,8 +16,11 @@ export type SessionMode = typeof SESSION_MODES[number];
 export const SESSION_STATES = ["connecting", "active", "closing", "closed"] as const;
 export type SessionState = typeof SESSION_STATES[number];
 
-/** How a session's media travels: a WebRTC peer, a websocket, or a phone call (SIP/RTP). */
-export const SESSION_KINDS = ["webrtc", "websocket", "sip"] as const;
+/**
+ * What carries a session: a WebRTC peer, a WebSocket stream, a phone call (SIP/RTP), or `file`: an uploaded
+ * file's transcription kept in history (POST /v1/audio/transcriptions with store=true).
+ */
+export const SESSION_KINDS = ["webrtc", "websocket", "sip", "file"] as const;
 export type SessionKind = typeof SESSION_KINDS[number];
 
 export const CLOSE_REASONS = [
@@ -33,6 +36,8 @@ export const CLOSE_REASONS = [
   "error",
   /** The database stayed unreachable past the session's event backlog bound (docs/reliability.md). */
   "database_unavailable",
+  /** A stored file transcription (kind `file`) finished. */
+  "completed",
 ] as const;
 export type CloseReason = typeof CLOSE_REASONS[number];
 

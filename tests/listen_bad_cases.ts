@@ -117,6 +117,16 @@ export function generateListenBadCases(seed: number, counts: { refusals: number;
         codes: [LISTEN_CLOSE.badRequest],
       };
     },
+    () => {
+      // Text the database cannot store (NUL) in an option that is stored with the row.
+      const key = pick(["language", "voice"]);
+      const v = `${str("abcdefgh", 0, 4)}\u0000${str("abcdefgh", 1, 4)}`;
+      return {
+        name: `NUL in ${key}`,
+        query: `?sample_rate=16000&${key}=${encodeURIComponent(v)}`,
+        codes: [LISTEN_CLOSE.badRequest],
+      };
+    },
     () => ({
       name: "resume: not a uuid",
       query: `?sample_rate=16000&resume=${encodeURIComponent(str(PRINTABLE, 1, 60))}&last_seq=0`,

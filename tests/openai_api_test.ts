@@ -149,6 +149,46 @@ Deno.test({
         );
       }
 
+      await t.step("transcriptions.create store=true: kept in history, searchable, exportable", async () => {
+        const auth = { authorization: `Bearer ${stack.adminKey}` };
+        // `store` is OpenAI's own field name; this SDK version's types do not list it for transcriptions.
+        const { data, response } = await client.audio.transcriptions.create(
+          {
+            file: await toFile(audio.wav, "stored.wav"),
+            model: "whisper-1",
+            response_format: "verbose_json",
+            store: true,
+          } as Parameters<typeof client.audio.transcriptions.create>[0],
+        ).withResponse();
+        const id = response.headers.get("x-parley-session-id");
+        assert.ok(id, "x-parley-session-id");
+        const text = (data as { text: string }).text;
+        const row = await (await fetch(`${stack.url}/v1/sessions/${id}`, { headers: auth })).json();
+        assert.equal(row.kind, "file");
+        assert.equal(row.state, "closed");
+        assert.equal(row.reason, "completed");
+        const exported = await (await fetch(`${stack.url}/v1/sessions/${id}/transcript?format=text`, {
+          headers: auth,
+        })).text();
+        assert.equal(exported.trim().split(/\s+/).join(" "), text.trim().split(/\s+/).join(" "));
+        const vtt =
+          await (await fetch(`${stack.url}/v1/sessions/${id}/transcript?format=vtt`, { headers: auth }))
+            .text();
+        assert.match(vtt, /^WEBVTT/);
+        const word = text.trim().split(/\s+/).sort((a, b) => b.length - a.length)[0].replace(/\W/g, "");
+        const found = await (await fetch(
+          `${stack.url}/v1/transcripts/search?q=${encodeURIComponent(word)}`,
+          { headers: auth },
+        )).json();
+        assert.ok(JSON.stringify(found).includes(id), `search for "${word}" finds the stored transcription`);
+        // Without store nothing is kept.
+        const plain = await client.audio.transcriptions.create({
+          file: await toFile(audio.wav, "plain.wav"),
+          model: "whisper-1",
+        }).withResponse();
+        assert.equal(plain.response.headers.get("x-parley-session-id"), null);
+      });
+
       const INPUT = "Parley speaks the formats of the OpenAI audio API.";
       for (const format of ["wav", "pcm", "mp3", "opus", "flac"] as const) {
         await t.step(`speech.create ${format}: whole, streamed, sse`, async () => {

@@ -170,7 +170,7 @@ function transcriptionCases(files: Record<string, Uint8Array>): Case[] {
       "timestamp_granularities[]": "char",
     }],
     ["granularity without verbose", { model: "whisper-1", file: wav, "timestamp_granularities[]": "word" }],
-    ["store true", { model: "whisper-1", file: wav, store: "true" }],
+    ["store maybe", { model: "whisper-1", file: wav, store: "maybe" }],
     ["prompt 20k", { model: "whisper-1", file: wav, prompt: "x".repeat(20_000) }],
   ];
   for (const [n, f] of fieldCases) cases.push({ name: `field: ${n}`, path: P, init: form(f) });

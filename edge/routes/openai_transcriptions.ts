@@ -10,7 +10,8 @@
  * `response_format`, `temperature` (0–1, accepted and ignored: decoding is deterministic),
  * `timestamp_granularities[]` (`segment`; with `word`, `words` from the engine's word alignment — when a
  * segment has none, the answer has no `words` and the header `x-parley-words: unavailable: …` says why),
- * `stream`.
+ * `stream`, `store` (`true`: kept in history as a session of kind `file`, its id in `x-parley-session-id`;
+ * edge/transcription_store.ts).
  */
 import { pickNodes } from "../../db/nodes.ts";
 import { decodeAudio, DEFAULT_MAX_AUDIO_BYTES } from "../../lib/audio/decode.ts";
@@ -36,6 +37,7 @@ import { OriginUnreachableError } from "../origin_client.ts";
 import { SSE_HEADERS, streamOf } from "../sse.ts";
 import type { SegmentRow } from "../../db/history.ts";
 import { toSrt, toWebVtt } from "./history.ts";
+import { StoredTranscription } from "../transcription_store.ts";
 
 const mRequests = registry.counter(
   "parley_openai_transcriptions_total",
@@ -59,6 +61,8 @@ interface Form {
   format: TranscriptionFormat;
   words: boolean;
   stream: boolean;
+  /** Keep the transcription in history as a session of kind `file` (edge/transcription_store.ts). */
+  store: boolean;
 }
 
 function text(form: FormData, name: string, max = 256): string | undefined {
@@ -108,10 +112,19 @@ function parseForm(form: FormData): Form {
   if (stream === "true" && rf !== "json" && rf !== "text") {
     throw new ParamError("stream", "streaming answers json or text response formats only");
   }
-  if (form.has("store") && text(form, "store", 8) === "true") {
-    throw new ParamError("store", "keeping transcriptions in history is not available yet");
+  const store = text(form, "store", 8);
+  if (store !== undefined && store !== "true" && store !== "false") {
+    throw new ParamError("store", "true or false");
   }
-  return { file, model, language, format: rf as TranscriptionFormat, words, stream: stream === "true" };
+  return {
+    file,
+    model,
+    language,
+    format: rf as TranscriptionFormat,
+    words,
+    stream: stream === "true",
+    store: store === "true",
+  };
 }
 
 function segmentRows(segs: Extract<TranscribeLine, { type: "segment" }>[]): SegmentRow[] {
@@ -162,7 +175,7 @@ export function openAiTranscriptionRoutes(app: EdgeApp, ctx: EdgeContext): void 
           });
           throw new ApiError(502, "origin_error", "the origin failed to transcribe the file");
         }
-        return res.body;
+        return { body: res.body, nodeId: n.id };
       } catch (e) {
         if (e instanceof OriginUnreachableError) continue;
         throw e;
@@ -262,48 +275,86 @@ export function openAiTranscriptionRoutes(app: EdgeApp, ctx: EdgeContext): void 
     const pcm16 = floatToInt16(resampleAll(decoded.pcm, decoded.sampleRate, TRANSCRIBE_RATE));
     const body = new Uint8Array(pcm16.buffer, pcm16.byteOffset, pcm16.byteLength);
     mDecode.observe((performance.now() - t0) / 1000);
-    const origin = await callOrigin(body, f.language, c.get("requestId"));
+    const called = await callOrigin(body, f.language, c.get("requestId"));
+    const origin = called.body;
     const language = f.language ?? "en";
+    let store: StoredTranscription | null = null;
+    if (f.store) {
+      const p = c.get("principal");
+      try {
+        store = await StoredTranscription.open(ctx.database, {
+          tenantId: p.tenantId,
+          apiKeyId: p.keyId,
+          nodeId: called.nodeId,
+          language,
+        });
+      } catch (e) {
+        await origin.cancel().catch(() => {});
+        throw e;
+      }
+      c.header("x-parley-session-id", store.sessionId);
+    }
 
     if (f.stream) {
       const abort = new AbortController();
       const produce = async function* (): AsyncGenerator<Uint8Array> {
         const all: string[] = [];
-        for await (const l of lines(origin)) {
-          if (l.type === "segment") {
-            const delta = (all.length ? " " : "") + l.text;
-            all.push(l.text);
-            yield enc.encode(`data: ${JSON.stringify({ type: "transcript.text.delta", delta })}\n\n`);
-          } else if (l.type === "error") {
-            yield enc.encode(
-              `event: error\ndata: ${
-                JSON.stringify({ error: { message: l.message, type: "server_error", code: l.code } })
-              }\n\n`,
-            );
-            mRequests.inc({ format: "stream", outcome: "error" });
-            return;
-          } else {
-            yield enc.encode(
-              `data: ${JSON.stringify({ type: "transcript.text.done", text: all.join(" ") })}\n\n`,
-            );
-            mRequests.inc({ format: "stream", outcome: "ok" });
+        try {
+          yield* relay();
+        } finally {
+          await store?.end(false, "the transcription stream ended early").catch(() => {});
+        }
+        async function* relay(): AsyncGenerator<Uint8Array> {
+          for await (const l of lines(origin)) {
+            if (l.type === "segment") {
+              await store?.add(l);
+              const delta = (all.length ? " " : "") + l.text;
+              all.push(l.text);
+              yield enc.encode(`data: ${JSON.stringify({ type: "transcript.text.delta", delta })}\n\n`);
+            } else if (l.type === "error") {
+              yield enc.encode(
+                `event: error\ndata: ${
+                  JSON.stringify({ error: { message: l.message, type: "server_error", code: l.code } })
+                }\n\n`,
+              );
+              mRequests.inc({ format: "stream", outcome: "error" });
+              await store?.end(false, l.message);
+              return;
+            } else {
+              await store?.end(true);
+              yield enc.encode(
+                `data: ${JSON.stringify({ type: "transcript.text.done", text: all.join(" ") })}\n\n`,
+              );
+              mRequests.inc({ format: "stream", outcome: "ok" });
+            }
           }
         }
       };
-      return c.body(streamOf(produce(), abort, mStreams), 200, SSE_HEADERS);
+      return c.body(
+        streamOf(produce(), abort, mStreams),
+        200,
+        store ? { ...SSE_HEADERS, "x-parley-session-id": store.sessionId } : SSE_HEADERS,
+      );
     }
 
     const segs: Extract<TranscribeLine, { type: "segment" }>[] = [];
     let done: Extract<TranscribeLine, { type: "done" }> | null = null;
-    for await (const l of lines(origin)) {
-      if (l.type === "segment") segs.push(l);
-      else if (l.type === "done") done = l;
-      else {
-        mRequests.inc({ format: f.format, outcome: "error" });
-        throw new ApiError(502, "origin_error", l.message);
+    try {
+      for await (const l of lines(origin)) {
+        if (l.type === "segment") {
+          segs.push(l);
+          await store?.add(l);
+        } else if (l.type === "done") done = l;
+        else {
+          mRequests.inc({ format: f.format, outcome: "error" });
+          throw new ApiError(502, "origin_error", l.message);
+        }
       }
+      if (!done) throw new ApiError(502, "origin_error", "the origin ended the transcription early");
+      await store?.end(true);
+    } finally {
+      await store?.end(false, "the transcription failed").catch(() => {});
     }
-    if (!done) throw new ApiError(502, "origin_error", "the origin ended the transcription early");
     mRequests.inc({ format: f.format, outcome: "ok" });
     const all = segs.map((s) => s.text).join(" ");
     switch (f.format) {
