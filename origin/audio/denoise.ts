@@ -1,9 +1,9 @@
 /**
  * The main-isolate side of noise suppression (the `noise_suppression` session option): inbound 48 kHz frames
  * of every stream that wants it are batched into one job for the denoise worker (RNNoise, ./denoise_states.ts),
- * like the VAD batching (origin/pipeline/vad.ts): requests that arrive while a job runs go together in the next
- * one, so N sessions cost one round trip per tick, not N. RNNoise's state lives in the worker (its DenoiseState
- * is native WASM memory that cannot move between isolates); the main side only holds stream ids.
+ * through the same batcher as the VAD (lib/stream_batcher.ts): N sessions cost one round trip per tick, not
+ * N. RNNoise's state lives in the worker (its DenoiseState is native WASM memory that cannot move between
+ * isolates); the main side only holds stream ids.
  *
  * A dedicated worker rather than the VAD worker: every session's segmentation waits on the VAD worker, and
  * RNNoise per session costs several times Silero's batched per-chunk share (bench/noise_suppression.ts), so
@@ -11,6 +11,7 @@
  */
 import type { DenoiseJob, DenoiseResult } from "./denoise_states.ts";
 import { registry } from "../../lib/metrics.ts";
+import { StreamBatcher } from "../../lib/stream_batcher.ts";
 
 /** One stream's suppression: frames in order, results in the same order; `close()` frees its worker state. */
 export interface FrameDenoiser {
@@ -37,10 +38,8 @@ const mWorkerStates = registry.gauge(
 );
 
 export class BatchingDenoiser {
-  private pending: Pending[] = [];
   private closedStreams: number[] = [];
-  private scheduled = false;
-  private running = false;
+  private readonly batcher: StreamBatcher<number, Pending>;
   private nextId = 1;
   private streams = 0;
   /** RNNoise states the worker reported after its last batch. */
@@ -48,8 +47,14 @@ export class BatchingDenoiser {
 
   constructor(
     private readonly run: (job: DenoiseJob) => Promise<DenoiseResult>,
-    private readonly maxBatch = 256,
-  ) {}
+    maxBatch = 256,
+  ) {
+    this.batcher = new StreamBatcher(
+      (batch) => this.runBatch(batch),
+      maxBatch,
+      () => this.closedStreams.length > 0,
+    );
+  }
 
   /** Streams opened and not closed. */
   get openStreams(): number {
@@ -69,10 +74,7 @@ export class BatchingDenoiser {
         if (closed) return Promise.reject(new Error("denoiser stream is closed"));
         if (!frames.length) return Promise.resolve([]);
         used = true;
-        return new Promise((resolve, reject) => {
-          this.pending.push({ stream: id, frames, resolve, reject });
-          this.schedule();
-        });
+        return new Promise((resolve, reject) => this.batcher.push({ stream: id, frames, resolve, reject }));
       },
       close: () => {
         if (closed) return;
@@ -81,78 +83,51 @@ export class BatchingDenoiser {
         mStreams.dec();
         if (!used) return;
         this.closedStreams.push(id);
-        this.schedule();
+        this.batcher.kick();
       },
     };
   }
 
   /** Waits until nothing is queued or running (tests). */
   async idle(): Promise<void> {
-    while (this.running || this.scheduled || this.pending.length || this.closedStreams.length) {
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    while (this.batcher.busy) await new Promise((r) => setTimeout(r, 2));
   }
 
-  private schedule(): void {
-    if (this.scheduled || this.running) return;
-    this.scheduled = true;
-    queueMicrotask(() => {
-      this.scheduled = false;
-      void this.drain();
-    });
-  }
-
-  private async drain(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
+  private async runBatch(batch: Pending[]): Promise<boolean> {
+    // a stream closed after its last request is freed only once that request has run
+    const inBatch = new Set(batch.map((b) => b.stream));
+    const closed = this.closedStreams.filter((id) => !inBatch.has(id));
+    this.closedStreams = this.closedStreams.filter((id) => inBatch.has(id));
+    const t0 = performance.now();
     try {
-      while (this.pending.length || this.closedStreams.length) {
-        // one request per stream per batch: its frames must go through its state in order
-        const seen = new Set<number>();
-        const batch: Pending[] = [];
-        const rest: Pending[] = [];
-        for (const p of this.pending) {
-          if (batch.length < this.maxBatch && !seen.has(p.stream)) {
-            seen.add(p.stream);
-            batch.push(p);
-          } else rest.push(p);
+      const items = batch.map((b) => {
+        const all = new Int16Array(b.frames.reduce((n, f) => n + f.length, 0));
+        let o = 0;
+        for (const f of b.frames) {
+          all.set(f, o);
+          o += f.length;
         }
-        this.pending = rest;
-        const closed = this.closedStreams.filter((id) => !seen.has(id));
-        this.closedStreams = this.closedStreams.filter((id) => seen.has(id));
-        const t0 = performance.now();
-        try {
-          const items = batch.map((b) => {
-            const all = new Int16Array(b.frames.reduce((n, f) => n + f.length, 0));
-            let o = 0;
-            for (const f of b.frames) {
-              all.set(f, o);
-              o += f.length;
-            }
-            return { stream: b.stream, frames: all };
-          });
-          const r = await this.run({ items, closed });
-          mBatch.observe((performance.now() - t0) / 1000);
-          this.workerStates = r.open;
-          mWorkerStates.set(r.open);
-          batch.forEach((b, i) => {
-            const out: Int16Array[] = [];
-            let o = 0;
-            for (const f of b.frames) {
-              out.push(r.frames[i].subarray(o, o + f.length));
-              o += f.length;
-            }
-            b.resolve(out);
-          });
-        } catch (e) {
-          // closed ids are resent with the next batch so their states are still freed
-          this.closedStreams.push(...closed);
-          for (const b of batch) b.reject(e);
-          if (!batch.length) break;
+        return { stream: b.stream, frames: all };
+      });
+      const r = await this.run({ items, closed });
+      mBatch.observe((performance.now() - t0) / 1000);
+      this.workerStates = r.open;
+      mWorkerStates.set(r.open);
+      batch.forEach((b, i) => {
+        const out: Int16Array[] = [];
+        let o = 0;
+        for (const f of b.frames) {
+          out.push(r.frames[i].subarray(o, o + f.length));
+          o += f.length;
         }
-      }
-    } finally {
-      this.running = false;
+        b.resolve(out);
+      });
+      return true;
+    } catch (e) {
+      // closed ids are resent with the next batch so their states are still freed
+      this.closedStreams.push(...closed);
+      for (const b of batch) b.reject(e);
+      return batch.length > 0;
     }
   }
 }

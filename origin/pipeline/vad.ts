@@ -6,6 +6,8 @@
  * Input: 512 samples of 16 kHz audio per chunk (32 ms). Output: speech probability.
  */
 
+import { StreamBatcher } from "../../lib/stream_batcher.ts";
+
 export const VAD_CHUNK_SAMPLES = 512;
 export const VAD_CONTEXT_SAMPLES = 64;
 export const VAD_STATE_SIZE = 2 * 128;
@@ -50,17 +52,16 @@ interface Pending {
 
 /**
  * Batches the requests of many streams that arrive while the previous run is in flight into one model call
- * (`run`: a SileroVad in-process, or a worker job). A stream that fell behind sends all its pending chunks at
- * once and catches up in a single round trip.
+ * (`run`: a SileroVad in-process, or a worker job), through lib/stream_batcher.ts.
  */
 export class BatchingVad implements VadBackend {
-  private pending: Pending[] = [];
-  private scheduled = false;
-  private running = false;
+  private readonly batcher: StreamBatcher<VadStreamState, Pending>;
   constructor(
     private readonly run: (items: VadSeqItem[]) => Promise<VadSeqResult>,
-    private readonly maxBatch = 128,
-  ) {}
+    maxBatch = 128,
+  ) {
+    this.batcher = new StreamBatcher((batch) => this.runBatch(batch), maxBatch);
+  }
 
   evaluate(stream: VadStreamState, chunk: Float32Array): Promise<number> {
     return this.evaluateMany(stream, [chunk]).then((p) => p[0]);
@@ -68,60 +69,30 @@ export class BatchingVad implements VadBackend {
 
   evaluateMany(stream: VadStreamState, chunks: Float32Array[]): Promise<Float32Array> {
     if (!chunks.length) return Promise.resolve(new Float32Array(0));
-    return new Promise((resolve, reject) => {
-      this.pending.push({ stream, chunks, resolve, reject });
-      this.schedule();
-    });
+    return new Promise((resolve, reject) => this.batcher.push({ stream, chunks, resolve, reject }));
   }
 
   /** Requests waiting for the model. */
   get queued(): number {
-    return this.pending.length;
+    return this.batcher.queued;
   }
 
-  private schedule(): void {
-    if (this.scheduled || this.running) return;
-    this.scheduled = true;
-    queueMicrotask(() => {
-      this.scheduled = false;
-      void this.drain();
-    });
-  }
-
-  private async drain(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
+  private async runBatch(batch: Pending[]): Promise<boolean> {
     try {
-      while (this.pending.length) {
-        // One request per stream per batch (their states chain).
-        const seen = new Set<VadStreamState>();
-        const batch: Pending[] = [];
-        const rest: Pending[] = [];
-        for (const p of this.pending) {
-          if (batch.length < this.maxBatch && !seen.has(p.stream)) {
-            seen.add(p.stream);
-            batch.push(p);
-          } else rest.push(p);
-        }
-        this.pending = rest;
-        try {
-          const items = batch.map((b) => {
-            const all = new Float32Array(b.chunks.length * VAD_CHUNK_SAMPLES);
-            b.chunks.forEach((c, i) => all.set(c, i * VAD_CHUNK_SAMPLES));
-            return { chunks: all, state: b.stream.state, context: b.stream.context };
-          });
-          const r = await this.run(items);
-          batch.forEach((b, i) => {
-            b.stream.state.set(r.states[i]);
-            b.stream.context.set(r.contexts[i]);
-            b.resolve(r.probs[i]);
-          });
-        } catch (e) {
-          for (const b of batch) b.reject(e);
-        }
-      }
-    } finally {
-      this.running = false;
+      const items = batch.map((b) => {
+        const all = new Float32Array(b.chunks.length * VAD_CHUNK_SAMPLES);
+        b.chunks.forEach((c, i) => all.set(c, i * VAD_CHUNK_SAMPLES));
+        return { chunks: all, state: b.stream.state, context: b.stream.context };
+      });
+      const r = await this.run(items);
+      batch.forEach((b, i) => {
+        b.stream.state.set(r.states[i]);
+        b.stream.context.set(r.contexts[i]);
+        b.resolve(r.probs[i]);
+      });
+    } catch (e) {
+      for (const b of batch) b.reject(e);
     }
+    return true;
   }
 }
