@@ -322,6 +322,7 @@ export function byeMessage(e: ByeEvent): string {
     admin: "An administrator ended this session.",
     error: "The session ended because of a server error.",
     database_unavailable: "The service could not store this session's results for too long. Start again.",
+    completed: "The file transcription finished.",
   };
   const text = base[e.reason] ?? `Session ended (${e.reason}).`;
   return e.message && e.reason !== "client_hangup" ? `${text} (${e.message})` : text;
