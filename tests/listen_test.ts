@@ -272,7 +272,7 @@ Deno.test({
       });
       await t.step("generated bad input: close codes with reasons, never 1011, no orphan rows", async () => {
         const seed = Number(Deno.env.get("LISTEN_FUZZ_SEED") ?? Math.floor(Math.random() * 2 ** 31));
-        const cases = generateListenBadCases(seed, { refusals: 150, violations: 60 });
+        const cases = generateListenBadCases(seed, { refusals: 120, violations: 40 });
         const before = (await rows()).length;
         const codes = new Map<number, number>();
         const run = async (k: ListenBadCase) => {
