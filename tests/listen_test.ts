@@ -9,6 +9,7 @@ import { hasPartialBeforeConfirmed, listen, streamSilence, streamWav } from "./l
 import type { ServerEvent, TranscriptEvent } from "../protocol/session_messages.ts";
 import { LISTEN_CLOSE } from "../protocol/listen.ts";
 import { generateListenBadCases, type ListenBadCase } from "./listen_bad_cases.ts";
+import { roomEventParser, type SseRoomEvent } from "./room_sse.ts";
 import { wavHeader } from "../protocol/wav.ts";
 
 const WAV = Deno.readFileSync(new URL("./fixtures/speech/two_phrases_16k.wav", import.meta.url));
@@ -270,6 +271,59 @@ Deno.test({
         assert.equal(health.status, 200);
         await health.body?.cancel();
       });
+      await t.step(
+        "?room= publishes into a room: the stream's confirmed results reach its SSE viewers",
+        async () => {
+          const created = await fetch(`${stack.url}/v1/rooms`, {
+            method: "POST",
+            headers: { ...auth, "content-type": "application/json" },
+            body: JSON.stringify({ name: "ws" }),
+          });
+          assert.equal(created.status, 201);
+          const room = await created.json() as { id: string };
+          const abort = new AbortController();
+          const sse = await fetch(`${stack.url}/v1/rooms/${room.id}/events`, {
+            headers: auth,
+            signal: abort.signal,
+          });
+          assert.equal(sse.status, 200);
+          const seen: SseRoomEvent[] = [];
+          const parse = roomEventParser((e) => seen.push(e));
+          const reading = (async () => {
+            for await (const chunk of sse.body!) parse(chunk);
+          })().catch(() => {});
+          const c = listen(`${ws}/v1/listen?sample_rate=16000&room=${room.id}`, { headers: auth });
+          try {
+            const state = await c.waitFor(
+              (e) => e.type === "state" && e.state === "active",
+              60_000,
+              "active",
+            );
+            await streamWav(c.ws, WAV, { frameMs: 20 });
+            await streamSilence(c.ws, 16000, 1500);
+            await c.waitFor((e) => e.type === "transcript" && e.status === "confirmed", 90_000, "confirmed");
+            const mine = c.events.find((e) =>
+              e.type === "transcript" && e.status === "confirmed"
+            ) as TranscriptEvent;
+            const deadline = performance.now() + 30_000;
+            const caption = () =>
+              seen.find((e) =>
+                e.type === "caption" && e.data.status === "confirmed" && e.data.segment_id === mine.segment_id
+              );
+            while (!caption() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+            const cap = caption();
+            assert.ok(cap, `room captions: ${JSON.stringify(seen).slice(0, 600)}`);
+            assert.equal(cap.data.session_id, (state as { session_id: string }).session_id);
+            assert.equal(cap.data.text, mine.alternatives[0].text);
+          } finally {
+            c.ws.send(JSON.stringify({ type: "bye" }));
+            await c.closed;
+            abort.abort();
+            await reading;
+          }
+        },
+      );
+
       await t.step("generated bad input: close codes with reasons, never 1011, no orphan rows", async () => {
         const seed = Number(Deno.env.get("LISTEN_FUZZ_SEED") ?? Math.floor(Math.random() * 2 ** 31));
         const cases = generateListenBadCases(seed, { refusals: 120, violations: 40 });
