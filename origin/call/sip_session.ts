@@ -15,7 +15,7 @@
  */
 import type { Database } from "../../db/client.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
-import type { Logger } from "../../lib/log.ts";
+import { log as rootLog, type Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
 import type { CloseReason, SessionOptions } from "../../protocol/session_messages.ts";
 import type { PipelineFactory } from "../session/session.ts";
@@ -88,7 +88,7 @@ export class SipSession extends SessionCore {
         options: init.options,
         database: init.database,
         pipelineFactory: init.pipelineFactory,
-        log: init.log?.child({ call: init.call.id }),
+        log: (init.log ?? rootLog).child({ call: init.call.id }),
         recordOutboundGaps: init.recordOutboundGaps,
         config: {
           mediaTimeoutMs: Infinity,
