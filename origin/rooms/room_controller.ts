@@ -75,6 +75,12 @@ export interface RoomControllerOptions {
   log?: Logger;
   /** Called after each tick's frames were handed out, with the switches made on that tick. */
   onSwitches?: (switches: SwitchRecord[]) => void;
+  /**
+   * Called each tick with the live sources' frames for frame `frame` (null: the jitter buffer had none, the
+   * listeners hear silence), before that frame's commands are applied: a command queued from here (speech
+   * ending idle) already applies to this frame.
+   */
+  onSourceFrames?: (frame: number, speaker: Int16Array | null, voice: Int16Array | null) => void;
 }
 
 const SILENCE = new Int16Array(FRAME_SAMPLES);
@@ -87,6 +93,7 @@ export class RoomController {
   readonly #clock: TickClock;
   readonly #log: Logger;
   readonly #onSwitches: ((s: SwitchRecord[]) => void) | undefined;
+  readonly #onSourceFrames: RoomControllerOptions["onSourceFrames"];
   readonly #listeners = new Map<string, ListenerState>();
   readonly #gains: { out: Float32Array; in: Float32Array };
   readonly #tick = () => this.tick();
@@ -117,6 +124,7 @@ export class RoomController {
     this.#clock = opts.clock ?? frameClock;
     this.#log = (opts.log ?? rootLog).child({ component: "room_controller", room_id: opts.roomId });
     this.#onSwitches = opts.onSwitches;
+    this.#onSourceFrames = opts.onSourceFrames;
   }
 
   /** Index of the next frame to be produced (frame k covers [k·10 ms, (k+1)·10 ms) of room time). */
@@ -244,6 +252,15 @@ export class RoomController {
     if (this.#closed) return;
     const t0 = performance.now();
     const frame = this.#frame;
+    const speakerFrame = this.speaker.pop();
+    const voiceFrame = this.voice.pop();
+    if (this.#onSourceFrames) {
+      try {
+        this.#onSourceFrames(frame, speakerFrame, voiceFrame);
+      } catch (err) {
+        this.#log.warn("source frame callback failed", { err });
+      }
+    }
     this.#applyCommands();
     const made: SwitchRecord[] = [];
     let needTrack = false;
@@ -261,8 +278,8 @@ export class RoomController {
       st.pendingReason = null;
       if (st.playing === "track" || st.fade?.from === "track") needTrack = true;
     }
-    const speaker = this.speaker.pop() ?? SILENCE;
-    const voice = this.voice.pop() ?? SILENCE;
+    const speaker = speakerFrame ?? SILENCE;
+    const voice = voiceFrame ?? SILENCE;
     const track = needTrack && this.#track ? this.#track.next() : SILENCE;
     const pick = (s: ProgramSource) =>
       s === "speaker" ? speaker : s === "voice" ? voice : s === "track" ? track : SILENCE;
