@@ -1,5 +1,5 @@
 /**
- * `deno task bench [name…]`: runs the named benchmarks (default: all that need no extra setup), each in its own
+ * `deno task bench [name…] [-- args…]`: runs the named benchmarks (default: all that need no extra setup), each in its own
  * process (wrtc and worker pools stay isolated), and prints their output. Benchmarks that need PostgreSQL read
  * DATABASE_URL or PARLEY_TEST_DATABASE_URL (start one with `bash .ci/pg.sh start`).
  */
@@ -19,6 +19,15 @@ const BENCHES: Record<
   rooms: {
     file: "rooms.ts",
     what: "listeners per origin in one room (50…500): CPU, publisher pacing p99, listener receive gap p99",
+  },
+  rooms_fanout: {
+    file: "rooms_fanout.ts",
+    what:
+      "room fan-out cost on the JS thread: one RTCAudioSource per listener vs one shared (50/100 listeners)",
+  },
+  rooms_churn: {
+    file: "rooms_churn.ts",
+    what: "300 room listener joins/leaves through the edge's WHEP routes: origin threads, fds, RSS",
   },
   room_captions: {
     file: "room_captions.ts",
@@ -83,7 +92,11 @@ const BENCHES: Record<
   },
 };
 
-const names = Deno.args.length ? Deno.args : Object.keys(BENCHES);
+// `deno task bench rooms -- --steps 50,100`: arguments after `--` go to every named benchmark.
+const dashes = Deno.args.indexOf("--");
+const passed = dashes >= 0 ? Deno.args.slice(dashes + 1) : [];
+const named = dashes >= 0 ? Deno.args.slice(0, dashes) : Deno.args;
+const names = named.length ? named : Object.keys(BENCHES);
 const pg = Deno.env.get("DATABASE_URL") ?? Deno.env.get("PARLEY_TEST_DATABASE_URL");
 let failed = 0;
 for (const name of names) {
@@ -105,13 +118,14 @@ for (const name of names) {
     continue;
   }
   const flags = ["-A", "--unstable-worker-options", ...(b.denoFlags ?? [])];
-  console.log(`\n=== ${name}: ${b.what}\n$ deno run ${flags.join(" ")} bench/${b.file}`);
+  console.log(`\n=== ${name}: ${b.what}\n$ deno run ${flags.join(" ")} bench/${b.file} ${passed.join(" ")}`);
   const st = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       ...flags,
       new URL(b.file, import.meta.url).pathname,
       ...(b.args ?? []),
+      ...passed,
     ],
     stdout: "inherit",
     stderr: "inherit",
