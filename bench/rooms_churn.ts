@@ -69,6 +69,18 @@ async function main(): Promise<void> {
         ((last.rssKiB - base.rssKiB) / 1024).toFixed(1)
       } MiB (${((last.rssKiB - base.rssKiB) / Math.max(1, last.at)).toFixed(1)} KiB per listener)`,
     );
+    if (res.stats.length > 2) {
+      // The baseline can still hold the database's start-up peak (PGlite returns it slowly): growth from the
+      // first checkpoint on is the churn's own.
+      const first = res.stats[1];
+      console.log(
+        `RSS from ${first.at} to ${last.at} listeners: ${
+          ((last.rssKiB - first.rssKiB) / 1024).toFixed(1)
+        } MiB (${
+          ((last.rssKiB - first.rssKiB) / Math.max(1, last.at - first.at)).toFixed(1)
+        } KiB per listener)`,
+      );
+    }
     const s = summarize(res.setupMs);
     console.log(
       `setup through the edge (POST → answer) ms: p50 ${s.p50.toFixed(0)}, p99 ${s.p99.toFixed(0)}, max ${
