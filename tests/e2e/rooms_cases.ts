@@ -262,7 +262,7 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
 
       // ---- publisher
       const speech = publisherSpeech();
-      publisher = new TestClient({ audio: "pcm", pcm48k: speech.pcm });
+      publisher = new TestClient({ audio: "silence" });
       const pres = await fetch(`${url}/v1/sessions?room=${room.id}&mode=transcribe&partials=false`, {
         method: "POST",
         headers: { authorization: `Bearer ${key}`, "content-type": "application/sdp" },
@@ -271,6 +271,11 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
       const ptext = await pres.text();
       assert.equal(pres.status, 201, ptext);
       await publisher.accept(ptext);
+      // The speech starts once the peer is connected: played from the offer on, a slow setup on a loaded
+      // machine cut the first words (and `pcmStartedAt`, the reference of every timing below, was early).
+      const pub = publisher;
+      await pub.waitFor(() => pub.pc.connectionState === "connected", 30_000, "publisher connected");
+      pub.play(speech.pcm);
 
       // ---- a second publisher → 409, no session row left
       const before = (await call(url, "GET", "/v1/sessions?limit=200", key)).body as { sessions: unknown[] };
