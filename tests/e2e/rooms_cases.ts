@@ -210,7 +210,7 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
       }));
       // the first listener is listeners[?]: find the one with keepSamples
       const heard = listeners.find((l) => l.samples)!;
-      await Promise.all(listeners.map((l) => l.waitFor(() => l.eventsOpen, 30_000, "events channel")));
+      await Promise.all(listeners.map((l) => l.waitFor(() => l.eventsOpen, 60_000, "events channel")));
 
       // ---- flood past the cap → 429 each, nothing left behind
       const flood = await Promise.all(Array.from({ length: 5 }, async () => {
@@ -303,7 +303,6 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
           "marker tone",
         );
         const switchRows: string[] = [];
-        const voiceInWindow: Array<{ sw: number; heard: number }> = [];
         for (const source of ["voice", "speaker", "voice", "room"] as const) {
           const seen = sw.received.length;
           const sentAt = performance.now();
@@ -312,7 +311,7 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
             sw.received.slice(seen).find((e): e is SourceEvent =>
               e.type === "source" && e.reason === "request" && e.selected === source
             );
-          await sw.waitFor(() => !!ack(), 5_000, `source event for ${source}`);
+          await sw.waitFor(() => !!ack(), 15_000, `source event for ${source}`);
           const ev = ack()!, ackAt = performance.now();
           const delayMs = (ev.frame - ev.requested_frame) * 10;
           assert.ok(
@@ -322,23 +321,21 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
           assert.equal(ev.playing, source === "voice" ? "voice" : "speaker");
           // At the listeners (audio timeline): a listener on `speaker` hears the publisher's tone, one on the
           // (in transcribe mode silent) `voice` does not. Encoded audio already in flight and in the jitter
-          // buffer still plays after the switch, so the comparison starts 400 ms after the ack and runs until
-          // the speaker listener heard 200 ms of tone (on a starved origin that takes longer than 200 ms).
+          // buffer still plays after the switch (how long depends on the machine's load), so the check is:
+          // after the last publisher frame the `voice` listener heard, the `speaker` listener heard 200 ms of
+          // tone (a switch that did not happen keeps moving that last frame, and the wait times out).
           let audio = "";
-          const toneFrames = (l: ListenerClient, from: number, to = Infinity) =>
-            l.frames.filter((f) => f.at > from && f.at <= to && f.tone === SWITCH_TONE).length;
+          const toneFrames = (l: ListenerClient, from: number) =>
+            l.frames.filter((f) => f.at > from && f.tone === SWITCH_TONE).length;
           if (source === "voice") {
-            const from = ackAt + 400;
-            await heard.waitFor(() => toneFrames(heard, from) >= 20, 15_000, "tone at a speaker listener");
-            const to = performance.now();
-            voiceInWindow.push({
-              sw: sw.frames.filter((f) => f.at > from && f.at <= to && f.rms > 300).length,
-              heard: toneFrames(heard, from, to),
-            });
-            const lastHeard = sw.frames.findLast((f) => f.at > sentAt && f.tone === SWITCH_TONE);
-            audio = `, last tone frame heard ${
-              lastHeard ? (lastHeard.at - sentAt).toFixed(0) : "-"
-            } ms after it`;
+            const lastLoud = () => sw.frames.findLast((f) => f.rms > 300)?.at ?? sentAt;
+            await sw.waitFor(
+              () => toneFrames(heard, Math.max(sentAt, lastLoud())) >= 20,
+              15_000,
+              "200 ms of tone at a speaker listener while the voice listener is quiet",
+            );
+            const last = Math.max(sentAt, lastLoud());
+            audio = `, publisher last heard ${(last - sentAt).toFixed(0)} ms after it`;
           } else {
             await sw.waitFor(() => sw.firstTone(SWITCH_TONE, sentAt, 5) !== undefined, 15_000, "tone again");
             const back = sw.firstTone(SWITCH_TONE, sentAt, 5)!.at - sentAt;
@@ -350,20 +347,6 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
           );
         }
         console.log(`switches: ${switchRows.join("; ")}`);
-        console.log(
-          `publisher frames heard on voice / tone frames on speaker: ${JSON.stringify(voiceInWindow)}`,
-        );
-        for (const w of voiceInWindow) {
-          assert.equal(
-            w.sw,
-            0,
-            `the listener on the (silent) voice source heard the publisher: ${w.sw} frames`,
-          );
-        }
-        assert.ok(
-          voiceInWindow.every((w) => w.heard > 0),
-          "the publisher's tone played while the switches ran",
-        );
       })();
       switching.catch(() => {}); // awaited below; this only keeps an early failure from being "unhandled"
 
