@@ -42,6 +42,14 @@ const tickSeconds = registry.histogram(
   [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05],
 );
 const sinkErrors = registry.counter("parley_room_sink_errors_total", "Listener frame deliveries that threw");
+const sourceDropped = registry.counter(
+  "parley_room_source_dropped_frames_total",
+  "Publisher frames a room's jitter buffer dropped (more arrived at once than it holds), by source",
+);
+const sourceUnderruns = registry.counter(
+  "parley_room_source_underruns_total",
+  "Times a room's live source ran dry while playing (listeners hear silence until it refills), by source",
+);
 
 interface ListenerState {
   readonly id: string;
@@ -105,6 +113,8 @@ export class RoomController {
   #frame = 0;
   #running = false;
   #closed = false;
+  /** Queue counters already counted in the metrics. */
+  #seen = { speakerDropped: 0, voiceDropped: 0, speakerUnderruns: 0, voiceUnderruns: 0 };
   /** Crossfade buffers, reused tick after tick. */
   #mixPool: Int16Array[] = [];
   /** Switches made so far (a listener's first frame is not one). */
@@ -254,6 +264,7 @@ export class RoomController {
     const frame = this.#frame;
     const speakerFrame = this.speaker.pop();
     const voiceFrame = this.voice.pop();
+    this.#countQueues();
     if (this.#onSourceFrames) {
       try {
         this.#onSourceFrames(frame, speakerFrame, voiceFrame);
@@ -321,6 +332,20 @@ export class RoomController {
         this.#log.warn("switch callback failed", { err });
       }
     }
+  }
+
+  #countQueues(): void {
+    const seen = this.#seen;
+    const count = (q: SourceQueue, source: "speaker" | "voice") => {
+      const dropped = Math.floor(q.droppedSamples / FRAME_SAMPLES);
+      const key = `${source}Dropped` as const, ukey = `${source}Underruns` as const;
+      if (dropped > seen[key]) sourceDropped.inc({ source }, dropped - seen[key]);
+      if (q.underruns > seen[ukey]) sourceUnderruns.inc({ source }, q.underruns - seen[ukey]);
+      seen[key] = dropped;
+      seen[ukey] = q.underruns;
+    };
+    count(this.speaker, "speaker");
+    count(this.voice, "voice");
   }
 
   #record(
