@@ -443,9 +443,10 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
           } MiB`,
       );
       assert.deepEqual(churn.failures, []);
-      // A leak of one thread or fd per listener would show as ≥ 20; the slack is runtime pools settling.
-      assert.ok(c1.threads - c0.threads <= 3, `threads ${c0.threads} → ${c1.threads}`);
-      assert.ok(c1.fds - c0.fds <= 6, `fds ${c0.fds} → ${c1.fds}`);
+      // A leak of one thread or fd per listener would show as ≥ 20; the slack is the runtime's pools (workers,
+      // database, HTTP) growing and settling on a loaded machine (+3 threads was seen at load 25).
+      assert.ok(c1.threads - c0.threads <= 6, `threads ${c0.threads} → ${c1.threads}`);
+      assert.ok(c1.fds - c0.fds <= 10, `fds ${c0.fds} → ${c1.fds}`);
       r = await call(url, "GET", `/v1/rooms/${churnRoom}`, key);
       assert.equal((r.body as { live: { listeners: number } }).live.listeners, 0, r.text);
 
