@@ -1,5 +1,5 @@
 /**
- * `deno task bench [name…] [--flag value…]`: runs the named benchmarks (default: all that need no extra setup), each in its own
+ * `deno task bench [name…] [--flag value…]` or `[-- args…]`: runs the named benchmarks (default: all that need no extra setup), each in its own
  * process (wrtc and worker pools stay isolated), and prints their output. Benchmarks that need PostgreSQL read
  * DATABASE_URL or PARLEY_TEST_DATABASE_URL (start one with `bash .ci/pg.sh start`).
  */
@@ -19,6 +19,15 @@ const BENCHES: Record<
   rooms: {
     file: "rooms.ts",
     what: "listeners per origin in one room (50…500): CPU, publisher pacing p99, listener receive gap p99",
+  },
+  rooms_fanout: {
+    file: "rooms_fanout.ts",
+    what:
+      "room fan-out cost on the JS thread: one RTCAudioSource per listener vs one shared (50/100 listeners)",
+  },
+  rooms_churn: {
+    file: "rooms_churn.ts",
+    what: "300 room listener joins/leaves through the edge's WHEP routes: origin threads, fds, RSS",
   },
   room_captions: {
     file: "room_captions.ts",
@@ -88,9 +97,11 @@ const BENCHES: Record<
   },
 };
 
-// `deno task bench <name…> [--flag value…]`: everything from the first `--` argument on goes to the bench(es).
-const firstFlag = Deno.args.findIndex((a) => a.startsWith("--"));
-const benchArgs = firstFlag >= 0 ? Deno.args.slice(firstFlag) : [];
+// `deno task bench <name…> [--flag value…]` or `deno task bench <name…> -- args…`: the arguments from the
+// first flag (or after `--`) go to every named benchmark.
+const dashes = Deno.args.indexOf("--");
+const firstFlag = dashes >= 0 ? dashes : Deno.args.findIndex((a) => a.startsWith("--"));
+const benchArgs = firstFlag < 0 ? [] : Deno.args.slice(dashes >= 0 ? dashes + 1 : firstFlag);
 const named = firstFlag >= 0 ? Deno.args.slice(0, firstFlag) : Deno.args;
 const names = named.length ? named : Object.keys(BENCHES);
 const pg = Deno.env.get("DATABASE_URL") ?? Deno.env.get("PARLEY_TEST_DATABASE_URL");

@@ -56,13 +56,20 @@ export interface RoomStateEvent {
   default_source: RoomDefaultSource;
 }
 
+/** Why what a listener hears changed. */
+export type SwitchReason = "request" | "idle" | "active" | "default" | "join";
+
 /** Sent to one listener when what it hears changes (its request, idle, the room default). */
 export interface SourceEvent {
   type: "source";
   selected: ListenerSource;
   playing: ProgramSource;
-  /** Room frame index (10 ms) at which the switch was made. */
+  /** Room frame index (10 ms) at which the switch was made (its crossfade's first frame). */
   frame: number;
+  /** Room frame index that was next to be produced when the change was asked for (`frame` − this = delay). */
+  requested_frame: number;
+  /** What caused it: the listener's `request`, the room going `idle`/`active`, a `default` change, `join`. */
+  reason: SwitchReason;
 }
 
 export interface ListenerErrorEvent {

@@ -1,16 +1,21 @@
 /**
  * Decides when a room's publisher is quiet. Media updates a timestamp (`noteFrame`: the frame's RMS above
  * `speechRms` counts as speech — cheap, and enough to tell talk from a muted mic, comfort noise or an idle
- * synthesized voice); a periodic timer compares it with `idleAfterMs` and reports `idle` after that long
- * without speech, within one timer period. Speech coming back reports `active` on the frame that carries it
- * (no timer wait: the start of what is said must not be lost). No publisher → idle at once, until one
- * joins AND speaks.
+ * synthesized voice); a periodic check compares it with `idleAfterMs` and reports `idle` after that long
+ * without speech. Speech coming back reports `active` on the frame that carries it (no wait: the start of what
+ * is said must not be lost). No publisher → idle at once, until one joins AND speaks.
+ *
+ * Time comes from `now`, and it must be the timeline the media is heard on. A room passes its frame clock
+ * (frame index × 10 ms), notes the frames its controller actually plays and checks on every tick
+ * (`periodMs: 0`, no timer of its own): with wall-clock arrival times and a separate timer, an event loop
+ * stalled longer than `idleAfterMs` fired the timer before the queued media was delivered, and listeners were
+ * switched to the idle source in the middle of speech.
  */
 import { rms } from "./frame_math.ts";
 
 export interface IdleDetectorOptions {
   idleAfterMs: number;
-  /** Timer period. Default 20 ms. */
+  /** Timer period. Default 20 ms; 0: no timer, the owner calls `check()` (e.g. on every frame tick). */
   periodMs?: number;
   /** RMS (Int16 units) above which a frame counts as speech. Default 300 (≈ −41 dBFS). */
   speechRms?: number;
@@ -25,7 +30,7 @@ export class IdleDetector {
   readonly #speechRms: number;
   readonly #now: () => number;
   readonly #onChange: (idle: boolean, atMs: number) => void;
-  readonly #timer: ReturnType<typeof setInterval>;
+  readonly #timer: ReturnType<typeof setInterval> | undefined;
   #publisher = false;
   #lastSpeechAt = -Infinity;
   #idle = true;
@@ -39,7 +44,8 @@ export class IdleDetector {
     this.#now = opts.now ?? (() => performance.now());
     this.#onChange = opts.onChange;
     this.#idleSince = this.#now();
-    this.#timer = setInterval(() => this.check(), opts.periodMs ?? 20);
+    const period = opts.periodMs ?? 20;
+    if (period > 0) this.#timer = setInterval(() => this.check(), period);
   }
 
   get idle(): boolean {
@@ -71,7 +77,7 @@ export class IdleDetector {
     return true;
   }
 
-  /** The timer's check (public for tests with an injected clock). */
+  /** The periodic check (the timer's, or the owner's when `periodMs` is 0). */
   check(): void {
     if (this.#closed) return;
     const quiet = !this.#publisher || this.#now() - this.#lastSpeechAt >= this.idleAfterMs;

@@ -20,6 +20,7 @@ import { registry } from "../../lib/metrics.ts";
 import type { ListenerSource, RoomEvent, RoomEventBody } from "../../protocol/room_messages.ts";
 import type { ServerEvent } from "../../protocol/session_messages.ts";
 import type { BackingTrack } from "./backing_track.ts";
+import { FRAME_MS } from "../session/outbound_audio.ts";
 import { IdleDetector } from "./idle_detector.ts";
 import { Listener, type ListenerConfig } from "./listener.ts";
 import { PublisherFeed } from "./publisher_feed.ts";
@@ -65,7 +66,7 @@ export interface RoomInit {
   clock?: TickClock;
   listenerConfig?: Partial<ListenerConfig>;
   /** Idle detector tuning (tests). */
-  idle?: { periodMs?: number; speechRms?: number };
+  idle?: { speechRms?: number };
   log?: Logger;
   onClosed?: (room: Room) => void;
   /** The room's seq goes on after this (a room re-materialized from its stored events). Default 0. */
@@ -134,13 +135,21 @@ export class Room {
       clock: init.clock,
       log: this.#log,
       onSwitches: (s) => this.#onSwitches(s),
+      onSourceFrames: (_frame, speaker, voice) => {
+        // The detector runs on the room's frame timeline: what listeners hear, not when media reached us.
+        if (speaker) this.idleDetector.noteFrame(speaker);
+        if (voice) this.idleDetector.noteFrame(voice);
+        this.idleDetector.check();
+      },
     });
     this.#idleSince = performance.now();
+    const controller = this.controller;
     this.idleDetector = new IdleDetector({
       idleAfterMs: this.options.idleAfterMs,
-      periodMs: init.idle?.periodMs,
+      periodMs: 0,
       speechRms: init.idle?.speechRms,
-      onChange: (idle, at) => this.#onIdleChange(idle, at),
+      now: () => controller.frameIndex * FRAME_MS,
+      onChange: (idle) => this.#onIdleChange(idle, performance.now()),
     });
     this.controller.start();
     this.#log.info("room open", { options: this.options, track_id: this.#track?.id ?? null });
@@ -207,14 +216,8 @@ export class Room {
       }
     } else publishersTotal.inc({ result: "attached" });
     const feed = new PublisherFeed(this.id, publisher, {
-      speaker: (s) => {
-        this.controller.speaker.push(s);
-        this.idleDetector.noteFrame(s);
-      },
-      voice: (s) => {
-        this.controller.voice.push(s);
-        this.idleDetector.noteFrame(s);
-      },
+      speaker: (s) => this.controller.speaker.push(s),
+      voice: (s) => this.controller.voice.push(s),
       event: (p, ev) => this.#onPublisherEvent(p, ev),
       detached: (f) => this.#onDetached(f),
     });
@@ -388,7 +391,14 @@ export class Room {
     for (const s of switches) {
       if (this.recentSwitches.push(s) > 256) this.recentSwitches.shift();
       const l = this.#listeners.get(s.listenerId);
-      l?.send({ type: "source", selected: l.selected, playing: s.to, frame: s.appliedFrame });
+      l?.send({
+        type: "source",
+        selected: l.selected,
+        playing: s.to,
+        frame: s.appliedFrame,
+        requested_frame: s.requestedFrame,
+        reason: s.reason,
+      });
     }
   }
 

@@ -42,6 +42,14 @@ const tickSeconds = registry.histogram(
   [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05],
 );
 const sinkErrors = registry.counter("parley_room_sink_errors_total", "Listener frame deliveries that threw");
+const sourceDropped = registry.counter(
+  "parley_room_source_dropped_frames_total",
+  "Publisher frames a room's jitter buffer dropped (more arrived at once than it holds), by source",
+);
+const sourceUnderruns = registry.counter(
+  "parley_room_source_underruns_total",
+  "Times a room's live source ran dry while playing (listeners hear silence until it refills), by source",
+);
 
 interface ListenerState {
   readonly id: string;
@@ -75,6 +83,12 @@ export interface RoomControllerOptions {
   log?: Logger;
   /** Called after each tick's frames were handed out, with the switches made on that tick. */
   onSwitches?: (switches: SwitchRecord[]) => void;
+  /**
+   * Called each tick with the live sources' frames for frame `frame` (null: the jitter buffer had none, the
+   * listeners hear silence), before that frame's commands are applied: a command queued from here (speech
+   * ending idle) already applies to this frame.
+   */
+  onSourceFrames?: (frame: number, speaker: Int16Array | null, voice: Int16Array | null) => void;
 }
 
 const SILENCE = new Int16Array(FRAME_SAMPLES);
@@ -87,6 +101,7 @@ export class RoomController {
   readonly #clock: TickClock;
   readonly #log: Logger;
   readonly #onSwitches: ((s: SwitchRecord[]) => void) | undefined;
+  readonly #onSourceFrames: RoomControllerOptions["onSourceFrames"];
   readonly #listeners = new Map<string, ListenerState>();
   readonly #gains: { out: Float32Array; in: Float32Array };
   readonly #tick = () => this.tick();
@@ -98,6 +113,8 @@ export class RoomController {
   #frame = 0;
   #running = false;
   #closed = false;
+  /** Queue counters already counted in the metrics. */
+  #seen = { speakerDropped: 0, voiceDropped: 0, speakerUnderruns: 0, voiceUnderruns: 0 };
   /** Crossfade buffers, reused tick after tick. */
   #mixPool: Int16Array[] = [];
   /** Switches made so far (a listener's first frame is not one). */
@@ -117,6 +134,7 @@ export class RoomController {
     this.#clock = opts.clock ?? frameClock;
     this.#log = (opts.log ?? rootLog).child({ component: "room_controller", room_id: opts.roomId });
     this.#onSwitches = opts.onSwitches;
+    this.#onSourceFrames = opts.onSourceFrames;
   }
 
   /** Index of the next frame to be produced (frame k covers [k·10 ms, (k+1)·10 ms) of room time). */
@@ -244,6 +262,16 @@ export class RoomController {
     if (this.#closed) return;
     const t0 = performance.now();
     const frame = this.#frame;
+    const speakerFrame = this.speaker.pop();
+    const voiceFrame = this.voice.pop();
+    this.#countQueues();
+    if (this.#onSourceFrames) {
+      try {
+        this.#onSourceFrames(frame, speakerFrame, voiceFrame);
+      } catch (err) {
+        this.#log.warn("source frame callback failed", { err });
+      }
+    }
     this.#applyCommands();
     const made: SwitchRecord[] = [];
     let needTrack = false;
@@ -261,8 +289,8 @@ export class RoomController {
       st.pendingReason = null;
       if (st.playing === "track" || st.fade?.from === "track") needTrack = true;
     }
-    const speaker = this.speaker.pop() ?? SILENCE;
-    const voice = this.voice.pop() ?? SILENCE;
+    const speaker = speakerFrame ?? SILENCE;
+    const voice = voiceFrame ?? SILENCE;
     const track = needTrack && this.#track ? this.#track.next() : SILENCE;
     const pick = (s: ProgramSource) =>
       s === "speaker" ? speaker : s === "voice" ? voice : s === "track" ? track : SILENCE;
@@ -304,6 +332,20 @@ export class RoomController {
         this.#log.warn("switch callback failed", { err });
       }
     }
+  }
+
+  #countQueues(): void {
+    const seen = this.#seen;
+    const count = (q: SourceQueue, source: "speaker" | "voice") => {
+      const dropped = Math.floor(q.droppedSamples / FRAME_SAMPLES);
+      const key = `${source}Dropped` as const, ukey = `${source}Underruns` as const;
+      if (dropped > seen[key]) sourceDropped.inc({ source }, dropped - seen[key]);
+      if (q.underruns > seen[ukey]) sourceUnderruns.inc({ source }, q.underruns - seen[ukey]);
+      seen[key] = dropped;
+      seen[ukey] = q.underruns;
+    };
+    count(this.speaker, "speaker");
+    count(this.voice, "voice");
   }
 
   #record(

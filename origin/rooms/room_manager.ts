@@ -20,7 +20,7 @@ export interface RoomManagerOptions {
   maxRooms?: number;
   clock?: TickClock;
   listenerConfig?: Partial<ListenerConfig>;
-  idle?: { periodMs?: number; speechRms?: number };
+  idle?: { speechRms?: number };
   log?: Logger;
   recordGaps?: boolean;
 }

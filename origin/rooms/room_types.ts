@@ -13,6 +13,7 @@ import type {
   ListenerSource,
   ProgramSource,
   RoomDefaultSource,
+  SwitchReason,
 } from "../../protocol/room_messages.ts";
 import type { ServerEvent } from "../../protocol/session_messages.ts";
 import type { InboundFrame } from "../pipeline/types.ts";
@@ -89,7 +90,7 @@ export type ListenerCloseReason =
   | "room_closed"
   | "error";
 
-export type SwitchReason = "request" | "idle" | "active" | "default" | "join";
+export type { SwitchReason };
 
 /** One switch made by the controller (tests, events, metrics). */
 export interface SwitchRecord {
