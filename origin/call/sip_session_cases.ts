@@ -15,10 +15,13 @@ import { configureLogging } from "../../lib/log.ts";
 import type { ServerEvent } from "../../protocol/session_messages.ts";
 import { EchoPipeline } from "../session/echo.ts";
 import { SessionManager } from "../session/session_manager.ts";
-import { rtpRange, runSipp, sippOk, waitFor } from "../sip/testdata/harness.ts";
+import dgram from "node:dgram";
+import { freePort, rtpRange, runSipp, sippOk, waitFor } from "../sip/testdata/harness.ts";
+import { buildRtcp } from "../sip/rtcp.ts";
+import { buildRtp } from "../sip/rtp_packet.ts";
 import { SipUas } from "../sip/uas.ts";
 import { SipGateway } from "./sip_gateway.ts";
-import { closeReasonOf } from "./sip_session.ts";
+import { closeReasonOf, SipSession } from "./sip_session.ts";
 import { caseList, runCases } from "../session/wrtc_cases.ts";
 
 configureLogging({ level: "error" });
@@ -202,6 +205,86 @@ test("sip session: after release OPTIONS / re-INVITE / retransmitted INVITE get 
     assert.equal(ids.length, 1, "a released call was revived as a session");
     assert.equal((await closedRow(r.db, ids[0]))?.reason, "remote_hangup");
   } finally {
+    await r.close();
+  }
+});
+
+/** Two UDP sockets on an even/odd port pair: a scripted phone's RTP and RTCP (SIPp signals, this socket plays). */
+async function mediaPair(): Promise<{ rtp: dgram.Socket; rtcp: dgram.Socket; port: number; close(): void }> {
+  for (let attempt = 0;; attempt++) {
+    const port = (await freePort()) & ~1;
+    const rtp = dgram.createSocket("udp4"), rtcp = dgram.createSocket("udp4");
+    try {
+      await new Promise<void>((res, rej) => (rtp.once("error", rej), rtp.bind(port, "127.0.0.1", res)));
+      await new Promise<void>((res, rej) => (rtcp.once("error", rej), rtcp.bind(port + 1, "127.0.0.1", res)));
+      return { rtp, rtcp, port, close: () => (rtp.close(), rtcp.close()) };
+    } catch (err) {
+      try {
+        rtp.close();
+        rtcp.close();
+      } catch { /* not bound */ }
+      if (attempt === 5) throw err;
+    }
+  }
+}
+
+async function activeSipSession(r: Rig): Promise<SipSession> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const rows = await r.db.query<{ id: string }>(
+      sql`select id from sessions where kind = 'sip' and state = 'active'`,
+    );
+    const live = rows[0] && r.sessions.live(rows[0].id);
+    if (live instanceof SipSession && live.call.rtp) return live;
+    if (Date.now() > end) throw new Error("call never became an active session");
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+test("sip session: RTCP BYE without SIP BYE → remote_hangup, bye told before release, Parley BYEs, then 481", async () => {
+  const r = await rig();
+  const phone = await mediaPair();
+  try {
+    const sipp = runSipp("uac_rtcp_bye.xml", r.uas.localPort, ["-key", "rtp_port", String(phone.port)]);
+    const session = await activeSipSession(r);
+    const parleyRtp = session.call.rtp!.port;
+    const ssrc = 0x1234abcd;
+    // The phone's voice (silence is enough), so Parley latches its address and learns its SSRC.
+    for (let i = 0; i < 10; i++) {
+      phone.rtp.send(
+        buildRtp({
+          marker: i === 0,
+          payloadType: 0,
+          sequence: i,
+          timestamp: i * 160,
+          ssrc,
+          payload: new Uint8Array(160).fill(0xff),
+        }),
+        parleyRtp,
+        "127.0.0.1",
+      );
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    await waitFor(() => session.call.rtp!.stats.packetsIn >= 10);
+    // A BYE naming another source is not the phone's: the call goes on.
+    phone.rtcp.send(buildRtcp({ ssrc: ssrc + 1, cname: "other", bye: true }), parleyRtp + 1, "127.0.0.1");
+    await waitFor(() => session.call.rtp!.stats.ignoredByes === 1);
+    assert.equal(session.state, "active");
+    // The phone's own RTCP BYE (its SIP BYE never comes): the call ends, Parley BYEs the dialog.
+    phone.rtcp.send(buildRtcp({ ssrc, cname: "phone", bye: true }), parleyRtp + 1, "127.0.0.1");
+    sippOk(await sipp); // got Parley's BYE; then OPTIONS and re-INVITE in the released dialog got 481
+    const row = await closedRow(r.db, session.id);
+    assert.equal(row?.reason, "remote_hangup");
+    const ev = await timeline(r.db, session.id);
+    assert.equal(ev.at(-1)?.type, "bye");
+    assert.equal((ev.at(-1) as { reason?: string }).reason, "remote_hangup");
+    // followers were told (bye persisted) while the call still held its RTP ports
+    assert.deepEqual(r.atPipelineClose, [{ byePersisted: true, portsLeased: 1 }]);
+    await waitFor(() => r.uas.ports.leased === 0);
+    assert.equal(r.sessions.load, 0);
+    assert.deepEqual(await sipSessionIds(r.db), [session.id], "a released call was revived as a session");
+  } finally {
+    phone.close();
     await r.close();
   }
 });
