@@ -35,6 +35,7 @@ export async function createSipComponent(
     sessions: deps.sessions,
     nodeId: deps.nodeId,
     realm: config.SIP_REALM,
+    maxSessionsPerTenant: config.MAX_SESSIONS_PER_TENANT,
     pipelineFactory: deps.pipelineFactory,
     log: deps.log,
   });

@@ -4,10 +4,12 @@
  * digest must hold a credential of that same tenant (403 otherwise; trunks on the allow-list need none). The
  * call becomes a `sip` session row of the tenant, adopted by the origin's SessionManager (capacity, draining,
  * DELETE, say, SIGTERM all reach it like any session), with the number's options and greeting.
+ *
+ * Refusals: unknown number 404; wrong tenant 403; draining or this origin full 503 (another origin may take
+ * it); the tenant at MAX_SESSIONS_PER_TENANT 486 Busy Here (no row is stored).
  */
 import type { Database } from "../../db/client.ts";
-import { claimSession } from "../../db/sessions.ts";
-import { findSipCredential, findSipNumber } from "../../db/sip.ts";
+import { findSipCredential, findSipNumber, insertCallSessionWithinLimit } from "../../db/sip.ts";
 import { log as rootLog, type Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
 import { SessionOptions } from "../../protocol/session_messages.ts";
@@ -28,6 +30,8 @@ export interface SipGatewayOptions {
   pipelineFactory: PipelineFactory;
   log?: Logger;
   recordOutboundGaps?: boolean;
+  /** MAX_SESSIONS_PER_TENANT: live sessions of a tenant, calls and WebRTC sessions together. Default 100. */
+  maxSessionsPerTenant?: number;
 }
 
 export class SipGateway implements SipApplication {
@@ -62,14 +66,20 @@ export class SipGateway implements SipApplication {
     if (this.#o.sessions.load >= this.#o.sessions.capacity) return this.#refuse(call, 503, "full");
     if (call.endReason !== undefined) return; // CANCEL during the lookups
     const id = crypto.randomUUID();
-    await claimSession(db, {
+    const over = await insertCallSessionWithinLimit(db, {
       id,
       tenantId: number.tenantId,
       nodeId: this.#o.nodeId,
       mode: options.data.mode,
       options: options.data,
-      kind: "sip",
+      maxLive: this.#o.maxSessionsPerTenant ?? 100,
     });
+    // The tenant's lines are all in use: 486 Busy Here, the caller hears busy. Not 503: that tells a proxy
+    // to fail over to another server, and every origin would refuse the same tenant.
+    if (over) {
+      this.#log.info("tenant at its session limit", { tenant_id: number.tenantId, live: over.live });
+      return this.#refuse(call, 486, "tenant_limit");
+    }
     const session = new SipSession({
       id,
       tenantId: number.tenantId,

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
 import type { Database } from "../../db/client.ts";
 import { createTenant } from "../../db/api_keys.ts";
-import { eventsAfter, getSessionRow } from "../../db/sessions.ts";
+import { claimSession, eventsAfter, getSessionRow } from "../../db/sessions.ts";
 import { createSipNumber } from "../../db/sip.ts";
 import { openTestDatabase } from "../../db/testing.ts";
 import { configureLogging } from "../../lib/log.ts";
@@ -37,7 +37,9 @@ interface Rig {
   close(): Promise<void>;
 }
 
-async function rig(opts: { mediaTimeoutMs?: number; number?: string } = {}): Promise<Rig> {
+async function rig(
+  opts: { mediaTimeoutMs?: number; number?: string; maxSessionsPerTenant?: number } = {},
+): Promise<Rig> {
   const db = await openTestDatabase();
   const tenant = await createTenant(db, "sip");
   if (opts.number !== "") {
@@ -55,6 +57,7 @@ async function rig(opts: { mediaTimeoutMs?: number; number?: string } = {}): Pro
     sessions,
     nodeId: "sip-test",
     realm: "parley",
+    maxSessionsPerTenant: opts.maxSessionsPerTenant,
     pipelineFactory: (host) => {
       const p = new EchoPipeline(host, { delayMs: 100 });
       const close = p.close.bind(p);
@@ -285,6 +288,33 @@ test("sip session: RTCP BYE without SIP BYE → remote_hangup, bye told before r
     assert.deepEqual(await sipSessionIds(r.db), [session.id], "a released call was revived as a session");
   } finally {
     phone.close();
+    await r.close();
+  }
+});
+
+test("sip session: the tenant's session limit covers calls: over it 486 Busy Here, no row; room again once one ends", async () => {
+  const r = await rig({ maxSessionsPerTenant: 2 });
+  try {
+    // A WebRTC session of the same tenant holds one of its two sessions.
+    await claimSession(r.db, {
+      id: crypto.randomUUID(),
+      tenantId: r.tenantId,
+      nodeId: "sip-test",
+      mode: "echo",
+      options: { mode: "echo" },
+    });
+    const first = runSipp("uac_wait_bye.xml", r.uas.localPort);
+    const live = await activeSipSession(r);
+    sippOk(await runSipp("uac_busy.xml", r.uas.localPort));
+    assert.deepEqual(await sipSessionIds(r.db), [live.id], "a refused call left a session row");
+    assert.equal(r.sessions.load, 1);
+    await r.sessions.end(live.id, "client_hangup");
+    sippOk(await first);
+    sippOk(await runSipp("uac_basic.xml", r.uas.localPort));
+    const ids = await sipSessionIds(r.db);
+    assert.equal(ids.length, 2);
+    assert.equal((await closedRow(r.db, ids[1]))?.reason, "remote_hangup");
+  } finally {
     await r.close();
   }
 });
