@@ -8,6 +8,10 @@
  * timeout, SIGTERM): row `closing` → `bye` event persisted → pipeline and playout stopped → the call released
  * (our BYE unless the caller hung up; RTP and ports freed; the dialog forgotten, so later requests get 481)
  * → row `closed`. The call waits for the first three steps before it frees anything (CallAudioHandler.onEnd).
+ *
+ * With `options.room` (the number's options) the call publishes into the room like a WebRTC session does: the
+ * caller's voice is the room's `speaker` source, Parley's voice its `voice` source, the call's transcripts its
+ * captions. It joins before the call is answered and leaves right after the `bye` (listeners go idle).
  */
 import type { Database } from "../../db/client.ts";
 import { markActive, markClosed, markClosing } from "../../db/sessions.ts";
@@ -25,7 +29,8 @@ import type {
 import type { PipelineHost, SpeechPipeline } from "../pipeline/types.ts";
 import type { LiveSession } from "../session/live_session.ts";
 import { PacedOutboundAudio } from "../session/outbound_audio.ts";
-import type { PipelineFactory } from "../session/session.ts";
+import type { PipelineFactory, RoomPublishing } from "../session/session.ts";
+import type { RoomPublisherFeed } from "../rooms/room_types.ts";
 import { SessionTimeline } from "../session/session_timeline.ts";
 import type { Call } from "../sip/call.ts";
 import type { CallEndReason } from "../sip/sip_types.ts";
@@ -71,6 +76,8 @@ export interface SipSessionInit {
   closeStepTimeoutMs?: number;
   /** Keep every outbound frame gap in memory (pacing benchmark). */
   recordOutboundGaps?: boolean;
+  /** The origin's rooms, for a call that publishes into one (`options.room`). */
+  rooms?: RoomPublishing;
   onClosed?: (session: SipSession) => void;
 }
 
@@ -100,6 +107,8 @@ export class SipSession implements PipelineHost, LiveSession {
   readonly #closedSignal = Promise.withResolvers<void>();
   /** Calls' own end (BYE, RTCP BYE, timeout) vs our close: our close releases the call itself. */
   #callEnded = false;
+  /** Set while this call publishes into a room (options.room). */
+  #roomFeed: RoomPublisherFeed | undefined;
 
   constructor(init: SipSessionInit) {
     this.#init = init;
@@ -114,7 +123,7 @@ export class SipSession implements PipelineHost, LiveSession {
       session_id: init.id,
       call: init.call.id,
     });
-    this.#timeline = new SessionTimeline(this.#db, this.id);
+    this.#timeline = new SessionTimeline(this.#db, this.id, (ev) => this.#roomFeed?.onEvent(ev));
     const sink = new CallOutboundSink((pcm) => this.call.send(pcm));
     this.outbound = new PacedOutboundAudio({
       source: sink,
@@ -123,6 +132,7 @@ export class SipSession implements PipelineHost, LiveSession {
       recordGaps: init.recordOutboundGaps,
     });
     this.#inbound = new CallInbound(() => this.now(), (frame) => {
+      if (this.#state === "active") this.#roomFeed?.onInboundFrame(frame);
       const p = this.#pipeline;
       if (p && p.state === "running" && this.#state === "active") p.push(frame);
     });
@@ -167,6 +177,8 @@ export class SipSession implements PipelineHost, LiveSession {
         return;
       }
       this.#pipeline = pipeline;
+      if (this.#options.room) await this.#joinRoom(this.#options.room);
+      if (this.#isOver()) return;
       await this.call.accept({
         onAudio: (pcm) => {
           if (this.#state === "active") this.#inbound.push(pcm);
@@ -188,6 +200,26 @@ export class SipSession implements PipelineHost, LiveSession {
       this.#log.error("sip session setup failed", { err });
       await this.close("error", "setup failed");
     }
+  }
+
+  /** Publish into the room (RoomBusyError when it has a publisher and refuses a second one). */
+  async #joinRoom(roomId: string): Promise<void> {
+    if (!this.#init.rooms) throw new Error("this origin hosts no rooms");
+    const feed = await this.#init.rooms.attachPublisher(roomId, this.tenantId, {
+      sessionId: this.id,
+      onReplaced: () => {
+        this.#log.info("room publisher replaced by another session", { room_id: roomId });
+        this.outbound.onFrame = undefined;
+        this.#roomFeed = undefined;
+      },
+    });
+    if (this.#isOver()) {
+      feed.detach();
+      return;
+    }
+    this.#roomFeed = feed;
+    this.outbound.onFrame = (frame) => feed.onOutboundFrame(frame);
+    this.#log.info("call publishing into room", { room_id: roomId });
   }
 
   #becomeActive(): void {
@@ -260,6 +292,10 @@ export class SipSession implements PipelineHost, LiveSession {
     };
     await step("mark closing", () => markClosing(this.#db, this.id, reason));
     await step("bye", () => this.#timeline.append({ type: "bye", reason, ...(message ? { message } : {}) }));
+    // Leave the room (its listeners go idle), then the pipeline.
+    this.outbound.onFrame = undefined;
+    this.#roomFeed?.detach();
+    this.#roomFeed = undefined;
     const pipeline = this.#pipeline;
     this.#pipeline = undefined;
     if (pipeline) await step("pipeline close", () => pipeline.close());

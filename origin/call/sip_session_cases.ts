@@ -10,6 +10,10 @@ import type { Database } from "../../db/client.ts";
 import { createTenant } from "../../db/api_keys.ts";
 import { claimSession, eventsAfter, getSessionRow } from "../../db/sessions.ts";
 import { createSipNumber } from "../../db/sip.ts";
+import { createRoom, roomEventsAfter } from "../../db/rooms.ts";
+import { RoomHost } from "../rooms/room_host.ts";
+import { RoomManager } from "../rooms/room_manager.ts";
+import { ListenerClient } from "../rooms/test_listener.ts";
 import { openTestDatabase } from "../../db/testing.ts";
 import { configureLogging } from "../../lib/log.ts";
 import type { ServerEvent } from "../../protocol/session_messages.ts";
@@ -32,24 +36,31 @@ interface Rig {
   uas: SipUas;
   sessions: SessionManager;
   tenantId: string;
+  /** The room the number publishes into (rig({ room: true })). */
+  roomId?: string;
+  roomHost: RoomHost;
   /** What each pipeline saw at its close: was the bye already persisted, were the call's ports still held. */
   atPipelineClose: Array<{ byePersisted: boolean; portsLeased: number }>;
   close(): Promise<void>;
 }
 
 async function rig(
-  opts: { mediaTimeoutMs?: number; number?: string; maxSessionsPerTenant?: number } = {},
+  opts: { mediaTimeoutMs?: number; number?: string; maxSessionsPerTenant?: number; room?: boolean } = {},
 ): Promise<Rig> {
   const db = await openTestDatabase();
   const tenant = await createTenant(db, "sip");
+  const roomId = opts.room
+    ? (await createRoom(db, { tenantId: tenant.id, name: "calls", options: {} })).id
+    : undefined;
   if (opts.number !== "") {
     await createSipNumber(db, {
       tenantId: tenant.id,
       number: opts.number ?? "100",
-      options: { mode: "echo" },
+      options: { mode: "echo", ...(roomId ? { room: roomId } : {}) },
     });
   }
-  const sessions = new SessionManager({ database: db, nodeId: "sip-test", capacity: 10 });
+  const roomHost = new RoomHost({ database: db, nodeId: "sip-test", manager: new RoomManager({}) });
+  const sessions = new SessionManager({ database: db, nodeId: "sip-test", capacity: 10, rooms: roomHost });
   const atPipelineClose: Rig["atPipelineClose"] = [];
   const ref: { uas?: SipUas } = {};
   const gateway = new SipGateway({
@@ -58,6 +69,7 @@ async function rig(
     nodeId: "sip-test",
     realm: "parley",
     maxSessionsPerTenant: opts.maxSessionsPerTenant,
+    rooms: roomHost,
     pipelineFactory: (host) => {
       const p = new EchoPipeline(host, { delayMs: 100 });
       const close = p.close.bind(p);
@@ -87,10 +99,13 @@ async function rig(
     uas,
     sessions,
     tenantId: tenant.id,
+    roomId,
+    roomHost,
     atPipelineClose,
     async close() {
       await sessions.close("origin_shutdown");
       await uas.close();
+      await roomHost.close();
       await db.close();
     },
   };
@@ -314,6 +329,53 @@ test("sip session: the tenant's session limit covers calls: over it 486 Busy Her
     const ids = await sipSessionIds(r.db);
     assert.equal(ids.length, 2);
     assert.equal((await closedRow(r.db, ids[1]))?.reason, "remote_hangup");
+  } finally {
+    await r.close();
+  }
+});
+
+test("sip session: a number with a room: the call publishes into it (listener hears the caller), leaves after its bye", async () => {
+  const r = await rig({ room: true });
+  const listener = new ListenerClient({ keepFrames: false });
+  try {
+    const offer = await listener.offer();
+    const { listener: l, answer } = await r.roomHost.addListener(r.roomId!, r.tenantId, offer, {
+      id: crypto.randomUUID(),
+      source: "speaker",
+    });
+    await listener.accept(answer);
+    await listener.waitFor(
+      () => l.state === "connected" && listener.eventsOpen,
+      10_000,
+      "listener connected",
+    );
+    const quietBefore = listener.loudFrames;
+    // SIPp plays a recorded voice (g711a.pcap) and a DTMF digit, then hangs up.
+    sippOk(await runSipp("uac_basic.xml", r.uas.localPort));
+    const [id] = await sipSessionIds(r.db);
+    assert.equal((await closedRow(r.db, id))?.reason, "remote_hangup");
+    const loud = listener.loudFrames - quietBefore;
+    console.log("room listener: loud 10 ms frames while the caller spoke", loud);
+    assert.ok(loud >= 50, `the room's listener heard ${loud} loud frames of the caller`);
+    // The room's timeline: the call became its publisher, then left it (after the call's bye).
+    const events = await roomEventsAfter(r.db, r.roomId!, 0);
+    const publishers = events.filter((e) => e.type === "room").map((e) => e.type === "room" && e.publisher);
+    assert.ok(publishers.includes(id), `room events: ${JSON.stringify(publishers)}`);
+    assert.equal(publishers.at(-1), null, "the room still has the ended call as its publisher");
+    await waitFor(() => r.roomHost.manager.get(r.roomId!)?.publisher === null);
+  } finally {
+    listener.close();
+    await r.close();
+  }
+});
+
+test("sip session: a number's room already published into → 486 Busy Here, no session row", async () => {
+  const r = await rig({ room: true });
+  try {
+    const feed = await r.roomHost.attachPublisher(r.roomId!, r.tenantId, { sessionId: crypto.randomUUID() });
+    sippOk(await runSipp("uac_busy.xml", r.uas.localPort));
+    assert.deepEqual(await sipSessionIds(r.db), []);
+    feed.detach();
   } finally {
     await r.close();
   }
