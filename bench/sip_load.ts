@@ -7,8 +7,13 @@
  *   - confirmed latency p50/p99: transcript_segments.latency_ms (end of speech → confirmed, as stored);
  *   - outbound RTP pacing: gaps between consecutive 20 ms send ticks, p50/p99/max, over every call;
  *   - calls: answered, ended by the caller's BYE (`remote_hangup`), anything else counts as dropped.
+ * Prints a Markdown table (for docs/benchmarks.md and release notes), then the raw figures as JSON. Exits 1
+ * when a call was dropped or SIPp failed.
  *
- *   deno run -A --unstable-worker-options bench/sip_load.ts [--calls 20] [--hold-ms 9000]
+ *   deno run -A --unstable-worker-options bench/sip_load.ts [--calls 20] [--hold-ms 9000] [--asr auto]
+ *   SIP_LOAD_CALLS=3 deno task bench sip_load
+ *
+ * `--asr` is ASR_ENGINE (default: the origin's default, `auto`); every call runs recognition (mode transcribe).
  */
 import { sql } from "drizzle-orm";
 import { openTestDatabase } from "../db/testing.ts";
@@ -16,7 +21,8 @@ import { createTenant } from "../db/api_keys.ts";
 import { createSipNumber } from "../db/sip.ts";
 import { parseConfig } from "../lib/config.ts";
 import { configureLogging } from "../lib/log.ts";
-import { engineHubConfig } from "../origin/engine_config.ts";
+import { asrEngineChoice, engineHubConfig } from "../origin/engine_config.ts";
+import { wordErrorRate } from "../origin/asr/error_rate.ts";
 import { EngineHub } from "../origin/pipeline/engine_hub.ts";
 import { SessionManager } from "../origin/session/session_manager.ts";
 import { SipGateway } from "../origin/call/sip_gateway.ts";
@@ -29,8 +35,12 @@ function arg(name: string, def: string): string {
   const i = Deno.args.indexOf(`--${name}`);
   return i >= 0 ? Deno.args[i + 1] : def;
 }
-const CALLS = Number(arg("calls", "20"));
+const CALLS = Number(arg("calls", Deno.env.get("SIP_LOAD_CALLS") ?? "20"));
 const HOLD_MS = Number(arg("hold-ms", "9000"));
+const ASR = arg("asr", "auto");
+if (!Number.isInteger(CALLS) || CALLS < 1) {
+  throw new Error(`--calls must be a positive integer, got ${CALLS}`);
+}
 const SENTENCE = "the hem fell shortly below her knees";
 
 configureLogging({ level: "warn" });
@@ -62,7 +72,10 @@ Deno.writeTextFileSync(
 const database = await openTestDatabase();
 const tenant = await createTenant(database, "sip-load");
 await createSipNumber(database, { tenantId: tenant.id, number: "200", options: { mode: "transcribe" } });
-const hub = await EngineHub.create(engineHubConfig(parseConfig({ ASR_ENGINE: "ctc" })));
+const parsedConfig = parseConfig({ ASR_ENGINE: ASR });
+const engine = asrEngineChoice(parsedConfig).engine;
+const hubConfig = engineHubConfig(parsedConfig);
+const hub = await EngineHub.create(hubConfig);
 const sessions = new SessionManager({ database, nodeId: "bench-sip", capacity: CALLS + 10 });
 const gateway = new SipGateway({
   database,
@@ -143,23 +156,58 @@ const rows = await database.query<{ reason: string | null; n: number }>(
 const lat = (await database.query<{ latency_ms: number }>(
   sql`select latency_ms from transcript_segments where latency_ms is not null`,
 )).map((r) => Number(r.latency_ms));
-const texts = await database.query<{ text: string }>(sql`select text from transcript_segments`);
+const texts = await database.query<{ text: string }>(
+  sql`select string_agg(t.text, ' ' order by t.seq) as text from sessions s
+      left join transcript_segments t on t.session_id = s.id where s.kind = 'sip' group by s.id`,
+);
 const gaps = [...gapRecords].flat();
 const byReason = Object.fromEntries(rows.map((r) => [r.reason ?? "open", Number(r.n)]));
 const dropped = CALLS - (byReason.remote_hangup ?? 0);
-const correct = texts.filter((t) => t.text.toLowerCase().includes("shortly below her knees")).length;
+const answered = Object.values(byReason).reduce((a, b) => a + b, 0);
+const norm = (t: string) => t.toLowerCase().replace(/[^a-z' ]/g, " ").replace(/\s+/g, " ").trim();
+// Per call: everything confirmed in it against the sentence played (a call with nothing confirmed scores 1).
+const wers = texts.map((t) => wordErrorRate(SENTENCE, norm(t.text ?? "")));
+const meanWer = wers.length ? wers.reduce((a, b) => a + b, 0) / wers.length : NaN;
 
+const cores = (cpu.user + cpu.system) / 1e6 / wallS;
+const p99Gap = pct(gaps, 99);
+const latP50 = pct(lat, 50);
+const ms = (x: number) => Number.isFinite(x) ? `${Math.round(x)} ms` : "none";
+const table = [
+  `sip_load: ${CALLS} concurrent calls, ${
+    (pcm.length / 8000).toFixed(1)
+  } s of speech each (SIPp pcap, PCMA), ` +
+  `ASR ${ASR} (${engine}), ${navigator.hardwareConcurrency} cores, load avg ${
+    loadEnd[0].toFixed(1)
+  } at the end`,
+  "",
+  "| calls | answered | max at once | dropped | CPU (cores) | confirmed p50 | confirmed p99 | RTP gap p50 | RTP gap p99 | RTP gap max | confirmed | WER per call |",
+  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  `| ${CALLS} | ${answered} | ${maxConcurrent} | ${dropped} | ${cores.toFixed(2)} | ` +
+  `${ms(latP50)} | ${ms(pct(lat, 99))} | ${pct(gaps, 50).toFixed(1)} ms | ` +
+  `${p99Gap.toFixed(1)} ms | ${Math.max(...gaps).toFixed(1)} ms | ${lat.length} | ${meanWer.toFixed(2)} |`,
+  "",
+  `Goals (issue 22): no call dropped (${dropped === 0 ? "met" : "MISSED"}); ` +
+  `outbound RTP gap p99 ≤ 20 ms (${
+    p99Gap <= 20 ? "met" : "MISSED"
+  }; ticks are 20 ms apart, so p99 ≈ 20 means ` +
+  `no late packet in 100).`,
+];
+console.log("\n" + table.join("\n") + "\n");
 console.log(JSON.stringify(
   {
     calls: CALLS,
+    asr: ASR,
     max_concurrent: maxConcurrent,
     sipp_exit: sipp.code,
     sessions_by_reason: byReason,
     dropped,
     wall_s: Number(wallS.toFixed(1)),
-    cpu_cores: Number(((cpu.user + cpu.system) / 1e6 / wallS).toFixed(2)),
+    cpu_cores: Number(cores.toFixed(2)),
     confirmed: lat.length,
-    confirmed_with_sentence: correct,
+    engine,
+    texts: texts.map((t) => t.text),
+    mean_wer: Number(meanWer.toFixed(3)),
     confirmed_latency_ms: { p50: pct(lat, 50), p99: pct(lat, 99) },
     rtp_gap_ms: {
       n: gaps.length,
@@ -169,8 +217,6 @@ console.log(JSON.stringify(
     },
     load_avg_end: loadEnd.map((x) => Number(x.toFixed(1))),
   },
-  null,
-  2,
 ));
 if (sipp.code !== 0) console.log(new TextDecoder().decode(sipp.stderr).slice(-2000));
 

@@ -275,7 +275,7 @@ export const sipNumbers = pgTable("sip_numbers", {
   options: jsonb("options").notNull().default({}),
   /** Spoken when the call is answered (empty: none). */
   greeting: text("greeting"),
-  /** Room the call publishes into (stored; rooms are served elsewhere). */
+  /** Room the calls publish into (mirrors options.room, which the origin reads). */
   room: text("room"),
   createdAt: ts("created_at").notNull().defaultNow(),
 }, (t) => [

@@ -4,9 +4,9 @@
  * `username:realm:password`, RFC 2617 / RFC 8760), which is all a digest check needs.
  */
 import { createHash } from "node:crypto";
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, eq, sql } from "drizzle-orm";
 import type { Database } from "./client.ts";
-import { sipCredentials, sipNumbers } from "./schema.ts";
+import { sessions, sipCredentials, sipNumbers } from "./schema.ts";
 
 export type SipCredentialRow = typeof sipCredentials.$inferSelect;
 export type SipNumberRow = typeof sipNumbers.$inferSelect;
@@ -118,4 +118,37 @@ export async function deleteSipNumber(database: Database, tenantId: string, id: 
 export async function findSipNumber(database: Database, number: string): Promise<SipNumberRow | undefined> {
   const rows = await database.db.select().from(sipNumbers).where(eq(sipNumbers.number, number));
   return rows[0];
+}
+
+/** Advisory lock class of the per-tenant session count (the second key is the tenant's hash). */
+const TENANT_SESSIONS_LOCK = 7061728;
+
+/**
+ * Store an incoming call's session row (kind `sip`, `connecting`) unless its tenant already has `maxLive`
+ * sessions that are not closed: calls and WebRTC sessions share the tenant's limit. Count and insert run in
+ * one transaction under a per-tenant advisory lock, so simultaneous INVITEs (on any origin) cannot pass the
+ * limit together. Returns the tenant's live count when over the limit (nothing stored), else null.
+ */
+export async function insertCallSessionWithinLimit(
+  database: Database,
+  input: { id: string; tenantId: string; nodeId: string; mode: string; options: object; maxLive: number },
+): Promise<{ live: number } | null> {
+  return await database.db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(${TENANT_SESSIONS_LOCK}, hashtext(${input.tenantId}))`);
+    const res = await tx.execute(
+      sql`select count(*)::int as n from sessions where tenant_id = ${input.tenantId} and state <> 'closed'`,
+    );
+    const rows = Array.isArray(res) ? res : (res as unknown as { rows: Array<{ n: number }> }).rows;
+    const live = Number((rows[0] as { n: number }).n);
+    if (live >= input.maxLive) return { live };
+    await tx.insert(sessions).values({
+      id: input.id,
+      tenantId: input.tenantId,
+      nodeId: input.nodeId,
+      mode: input.mode,
+      kind: "sip",
+      options: input.options,
+    });
+    return null;
+  });
 }

@@ -681,12 +681,13 @@ export function coreOperations(): Operation[] {
       tag: "phone",
       summary: "Create a number: calls to this Request-URI user become sessions with these options",
       description:
-        "A number is unique across tenants (409 if taken). `greeting` is spoken on answer; `room` is " +
-        "stored for the call to publish into.",
+        "A number is unique across tenants (409 if taken). `greeting` is spoken on answer; `room` (or " +
+        "`options.room`), a room of the tenant (404 otherwise), is the room each call publishes into. Calls " +
+        "count towards the tenant's session limit: over it a call gets 486 Busy Here.",
       scope: "admin",
       body: { required: true, content: { "application/json": CreateSipNumber } },
       responses: { "201": { description: "created", content: { "application/json": SipNumber } } },
-      errors: [400, 409, 413, 415],
+      errors: [400, 404, 409, 413, 415],
     },
     {
       method: "delete",

@@ -72,6 +72,7 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     nodeId: originNodeId(config),
     pipelineFactory: (host, options) => hub.createPipeline(host, options),
     log,
+    rooms: roomHost,
   });
   const transcriber = new FileTranscriber(hub, log.child({ component: "file_transcriber" }));
   const files: OriginComponent = {

@@ -35,8 +35,11 @@ export const CreateSipNumber = z.object({
   }),
   /** Spoken when a call is answered. */
   greeting: z.string().min(1).max(1000).optional(),
-  /** Room the call publishes into (stored). */
-  room: z.string().min(1).max(100).optional(),
+  /**
+   * Room each call publishes into (a room of the tenant): the caller's voice, Parley's voice and the call's
+   * captions reach the room's listeners and viewers. Shorthand for `options.room`.
+   */
+  room: z.uuid().optional(),
 }).strict();
 export type CreateSipNumber = z.input<typeof CreateSipNumber>;
 
@@ -45,7 +48,8 @@ export const SipNumber = z.object({
   number: z.string(),
   options: SessionOptions,
   greeting: z.string().nullable(),
-  room: z.string().nullable(),
+  /** The room calls publish into (= options.room), or null. */
+  room: z.uuid().nullable(),
   created_at: z.string(),
 });
 export type SipNumber = z.infer<typeof SipNumber>;

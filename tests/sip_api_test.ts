@@ -63,21 +63,40 @@ Deno.test("sip api: numbers map an extension to session options, greeting and ro
   const s = await startStack();
   try {
     const k = s.adminKey;
+    const rm = await api(s, "POST", "/v1/rooms", { key: k, json: { name: "lobby" } });
+    assert.equal(rm.status, 201, rm.text);
+    const roomId = (rm.body as { id: string }).id;
+    // A room that is not the tenant's (or not a room id at all) is refused before anything is stored.
+    const missing = await api(s, "POST", "/v1/numbers", {
+      key: k,
+      json: { number: "100", room: crypto.randomUUID() },
+    });
+    assert.equal(missing.status, 404, missing.text);
+    assert.equal(
+      (await api(s, "POST", "/v1/numbers", { key: k, json: { number: "100", room: "lobby" } })).status,
+      400,
+    );
+    const clash = await api(s, "POST", "/v1/numbers", {
+      key: k,
+      json: { number: "100", room: roomId, options: { mode: "echo", room: crypto.randomUUID() } },
+    });
+    assert.equal(clash.status, 400, clash.text);
     const n = await api(s, "POST", "/v1/numbers", {
       key: k,
-      json: { number: "100", options: { mode: "echo", voice: "en-us" }, greeting: "Hello.", room: "lobby" },
+      json: { number: "100", options: { mode: "echo", voice: "en-us" }, greeting: "Hello.", room: roomId },
     });
     assert.equal(n.status, 201, n.text);
     const num = n.body as {
       id: string;
-      options: { mode: string; barge_in: boolean };
+      options: { mode: string; barge_in: boolean; room: string };
       greeting: string;
       room: string;
     };
     assert.equal(num.options.mode, "echo");
     assert.equal(num.options.barge_in, true, "options are completed with their defaults");
     assert.equal(num.greeting, "Hello.");
-    assert.equal(num.room, "lobby");
+    assert.equal(num.room, roomId);
+    assert.equal(num.options.room, roomId, "the room is the calls' session option");
     const dflt = await api(s, "POST", "/v1/numbers", { key: k, json: { number: "101" } });
     assert.equal((dflt.body as { options: { mode: string } }).options.mode, "transcribe");
     assert.equal((await api(s, "POST", "/v1/numbers", { key: k, json: { number: "100" } })).status, 409);

@@ -26,6 +26,7 @@ import {
 import type { SessionOptions } from "../../protocol/session_messages.ts";
 import type { EdgeApp, EdgeContext } from "../context.ts";
 import { guard } from "../context.ts";
+import { loadRoom } from "./rooms.ts";
 
 function credentialOut(r: SipCredentialRow): SipCredential {
   return { id: r.id, username: r.username, realm: r.realm, created_at: r.createdAt };
@@ -37,7 +38,7 @@ function numberOut(r: SipNumberRow): SipNumber {
     number: r.number,
     options: r.options as SessionOptions,
     greeting: r.greeting,
-    room: r.room,
+    room: (r.options as SessionOptions).room ?? null,
     created_at: r.createdAt,
   };
 }
@@ -77,12 +78,19 @@ export function sipRoutes(app: EdgeApp, ctx: EdgeContext): void {
   app.post("/v1/numbers", admin, async (c) => {
     const parsed = CreateSipNumber.safeParse(await readJson(c, 16 * 1024));
     if (!parsed.success) throw validationError(parsed.error.issues);
+    const { room: shorthand, options } = parsed.data;
+    if (shorthand && options.room && shorthand !== options.room) {
+      throw new ApiError(400, "bad_request", "room and options.room name different rooms");
+    }
+    const room = shorthand ?? options.room;
+    // Calls publish into it like a WebRTC session with options.room: it must be a room of this tenant.
+    if (room) await loadRoom(ctx, c.get("principal"), room);
     const row = await createSipNumber(ctx.database, {
       tenantId: c.get("principal").tenantId,
       number: parsed.data.number,
-      options: parsed.data.options,
+      options: room ? { ...options, room } : options,
       greeting: parsed.data.greeting,
-      room: parsed.data.room,
+      room,
     }).catch(conflict);
     return c.json(numberOut(row), 201);
   });

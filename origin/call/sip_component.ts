@@ -11,7 +11,7 @@ import type { OriginComponent } from "../services.ts";
 import type { PipelineFactory } from "../session/session.ts";
 import type { SessionManager } from "../session/session_manager.ts";
 import { SipUas } from "../sip/uas.ts";
-import { SipGateway } from "./sip_gateway.ts";
+import { SipGateway, type SipGatewayOptions } from "./sip_gateway.ts";
 
 export interface SipComponent extends OriginComponent {
   readonly uas: SipUas;
@@ -25,6 +25,8 @@ export async function createSipComponent(
     nodeId: string;
     pipelineFactory: PipelineFactory;
     log: Logger;
+    /** The origin's rooms (numbers whose options name a room publish calls into it). */
+    rooms?: SipGatewayOptions["rooms"];
     /** Keep outbound RTP tick gaps (pacing benchmark). */
     pacingSamples?: number;
   },
@@ -35,6 +37,9 @@ export async function createSipComponent(
     sessions: deps.sessions,
     nodeId: deps.nodeId,
     realm: config.SIP_REALM,
+    maxSessionsPerTenant: config.MAX_SESSIONS_PER_TENANT,
+    rooms: deps.rooms,
+    nodeTimeoutMs: config.NODE_TIMEOUT_MS,
     pipelineFactory: deps.pipelineFactory,
     log: deps.log,
   });

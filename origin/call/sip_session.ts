@@ -10,8 +10,11 @@
  * timeout, SIGTERM): the core's close (row `closing` → `bye` event persisted → pipeline and playout stopped),
  * then the call is released (our BYE unless the caller hung up; RTP and ports freed; the dialog forgotten, so
  * later requests get 481) → row `closed`. The call waits for the core's steps before it frees anything
- * (CallAudioHandler.onEnd). Media timeouts are the call's (RTP silence), not the core's energy watchdog; a
- * number's `room` option is not used (calls do not publish into rooms).
+ * (CallAudioHandler.onEnd). Media timeouts are the call's (RTP silence), not the core's energy watchdog.
+ *
+ * With `options.room` (the number's options) the call publishes into the room like a WebRTC session does
+ * (through the core): the caller's voice is the room's `speaker` source, Parley's voice its `voice` source,
+ * the call's transcripts its captions. It joins before the call is answered and leaves right after the `bye`.
  */
 import type { Database } from "../../db/client.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
@@ -19,7 +22,7 @@ import { log as rootLog, type Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
 import type { CloseReason, SessionOptions } from "../../protocol/session_messages.ts";
 import type { PipelineFactory } from "../session/session.ts";
-import { SessionCore } from "../session/session_core.ts";
+import { type RoomPublishing, SessionCore } from "../session/session_core.ts";
 import type { Call } from "../sip/call.ts";
 import type { CallEndReason } from "../sip/sip_types.ts";
 import { CallInbound } from "./call_inbound.ts";
@@ -64,6 +67,8 @@ export interface SipSessionInit {
   closeStepTimeoutMs?: number;
   /** Keep every outbound frame gap in memory (pacing benchmark). */
   recordOutboundGaps?: boolean;
+  /** The origin's rooms, for a call that publishes into one (`options.room`). */
+  rooms?: RoomPublishing;
   onClosed?: (session: SipSession) => void;
 }
 
@@ -88,6 +93,7 @@ export class SipSession extends SessionCore {
         options: init.options,
         database: init.database,
         pipelineFactory: init.pipelineFactory,
+        rooms: init.rooms,
         log: (init.log ?? rootLog).child({ call: init.call.id }),
         recordOutboundGaps: init.recordOutboundGaps,
         config: {
@@ -124,7 +130,7 @@ export class SipSession extends SessionCore {
     try {
       this.call.ring();
       try {
-        await this.createPipeline({ joinRoom: false });
+        await this.createPipeline();
       } catch (err) {
         if (err instanceof ClosedError) return;
         throw err;

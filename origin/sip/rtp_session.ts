@@ -4,7 +4,7 @@
  * Outbound: `send()` queues 8 kHz samples; a drift-free 20 ms clock sends one packet per tick (silence when
  * the queue is empty, nothing while our direction forbids sending). Symmetric RTP: media goes to where the
  * remote's RTP comes from (latched on the first valid packet, re-latched only after the old source fell
- * silent). RTCP: SR/RR every interval, BYE on close; a received RTCP BYE is reported. Media timeout: no RTP for
+ * silent). RTCP: SR/RR every interval, BYE on close; a received RTCP BYE from the caller is reported. Media timeout: no RTP for
  * `mediaTimeoutMs`, never counted while the call is on hold or after the remote switched to comfort noise.
  */
 import type dgram from "node:dgram";
@@ -56,6 +56,8 @@ export interface RtpStats {
   comfortNoise: number;
   rtcpIn: number;
   rtcpOut: number;
+  /** RTCP BYEs not from the caller (another address, or not its SSRC): ignored. */
+  ignoredByes: number;
 }
 
 export class RtpSession {
@@ -69,6 +71,7 @@ export class RtpSession {
     comfortNoise: 0,
     rtcpIn: 0,
     rtcpOut: 0,
+    ignoredByes: 0,
   };
   readonly clock: PacedClock;
   readonly #jitter = new JitterBuffer(3);
@@ -211,7 +214,21 @@ export class RtpSession {
     }
     this.stats.rtcpIn++;
     if (r.address === this.#remote.address) this.#remoteRtcp = { address: r.address, port: r.port };
-    if (packets.some((p) => p.type === "bye")) this.o.onRtcpBye?.();
+    const bye = packets.find((p) => p.type === "bye");
+    if (bye && this.#byeIsThePeers(bye.ssrcs, r.address)) this.o.onRtcpBye?.();
+    else if (bye) {
+      this.stats.ignoredByes++;
+      rtpMetrics.ignoredByes.inc();
+    }
+  }
+
+  /**
+   * An RTCP BYE ends the call, so a stray or forged one must not: it has to come from the caller's media
+   * address and, once the caller's RTP was seen, name the caller's SSRC.
+   */
+  #byeIsThePeers(ssrcs: number[], from: string): boolean {
+    if (from !== this.#remote.address) return false;
+    return this.#remoteSsrc === undefined || ssrcs.includes(this.#remoteSsrc);
   }
 
   #canSend(): boolean {

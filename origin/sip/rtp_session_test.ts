@@ -172,6 +172,29 @@ Deno.test("rtp: RTCP BYE is reported; SR/RR are sent; 10k junk datagrams change 
     assert.ok(rtp.stats.junk > 9000, `junk counted ${rtp.stats.junk}`);
     assert.equal(rtp.remote.port, p.port, "junk must not move the latched remote");
     assert.ok(rtp.stats.rtcpOut >= 1, "no RTCP report sent");
+    // A BYE from another address (127.0.0.2 is loopback too) is not the caller's: ignored.
+    const stranger = dgram.createSocket("udp4");
+    await new Promise<void>((res) => stranger.bind(0, "127.0.0.2", res));
+    stranger.send(buildRtcp({ ssrc: 9, cname: "x", bye: true }), rtp.port + 1, "127.0.0.1");
+    await waitFor(() => rtp.stats.ignoredByes === 1, 1000);
+    stranger.close();
+    // Once the caller's RTP was seen, a BYE naming another SSRC is not the caller's either.
+    p.sock.send(
+      buildRtp({
+        marker: true,
+        payloadType: 8,
+        sequence: 1,
+        timestamp: 160,
+        ssrc: 9,
+        payload: new Uint8Array(160),
+      }),
+      rtp.port,
+      "127.0.0.1",
+    );
+    await waitFor(() => frames + rtp.stats.packetsIn > 0, 1000);
+    rtcpPeer.sock.send(buildRtcp({ ssrc: 10, cname: "phone", bye: true }), rtp.port + 1, "127.0.0.1");
+    await waitFor(() => rtp.stats.ignoredByes === 2, 1000);
+    assert.equal(byes, 0);
     rtcpPeer.sock.send(buildRtcp({ ssrc: 9, cname: "phone", bye: true }), rtp.port + 1, "127.0.0.1");
     await waitFor(() => byes === 1, 1000);
   } finally {

@@ -20,4 +20,8 @@ export const rtpMetrics = {
     "UDP datagrams on RTP/RTCP ports that were not valid media",
   ),
   late: registry.counter("parley_rtp_late_total", "RTP packets dropped by the jitter buffer as late"),
+  ignoredByes: registry.counter(
+    "parley_rtcp_bye_ignored_total",
+    "RTCP BYEs ignored: not from the caller's media address or not naming its SSRC",
+  ),
 };
