@@ -5,5 +5,5 @@
 import { runCasesInChild } from "../origin/session/wrtc_cases.ts";
 
 Deno.test("session through a database outage (child process, explicit exit)", async () => {
-  await runCasesInChild(new URL("./session_outage_cases.ts", import.meta.url), 120_000);
+  await runCasesInChild(new URL("./session_outage_cases.ts", import.meta.url));
 });
