@@ -243,6 +243,7 @@ Deno.test({
         decoder.close();
       }
     } catch (e) {
+      console.error("failed:", e); // before the dangling audio stream's rejection can hide it
       for (const p of procs) console.error(`--- ${p.id} stderr ---\n${p.err()}`);
       throw e;
     } finally {

@@ -24,6 +24,12 @@ export const STORED_CODECS: readonly StoredCodec[] = ["pcm", "opus"];
 export const OPUS_RATE = 48000;
 /** Default Opus bit rate for stored job speech (mono). */
 export const DEFAULT_STORED_OPUS_BITRATE = 24000;
+/**
+ * Opus encoder complexity for stored job audio: below libopus' default of 10, because encoding runs on the
+ * origin's event loop for every chunk and 10 costs more CPU than synthesizing the speech; the cost and the
+ * quality checks are in docs/benchmarks.md and tests/tts_audio_storage_test.ts.
+ */
+export const STORED_OPUS_COMPLEXITY = 5;
 
 export interface StoredAudio {
   codec: StoredCodec;
@@ -80,6 +86,7 @@ export async function encodeStoredAudio(
   const resampler = sampleRate === OPUS_RATE ? null : new StreamingResampler(sampleRate, OPUS_RATE);
   const enc = await createEncoder("opus", OPUS_RATE, {
     bitrate: opts.bitrate ?? DEFAULT_STORED_OPUS_BITRATE,
+    complexity: STORED_OPUS_COMPLEXITY,
   });
   try {
     const parts: Uint8Array[] = [];
