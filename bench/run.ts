@@ -54,6 +54,10 @@ const BENCHES: Record<
     file: "flite_speed.ts",
     what: "flite synthesis speed per voice (audio s per CPU s), first-sentence latency",
   },
+  tts_storage: {
+    file: "tts_storage.ts",
+    what: "TTS job audio bytes per audio second stored as PCM vs Ogg Opus; encode/decode cost; 200k-char job",
+  },
   tts_fairness: {
     file: "tts_fairness.ts",
     needsPg: true,

@@ -191,7 +191,12 @@ export const ttsChunks = pgTable("tts_chunks", {
   claimedAt: ts("claimed_at"),
   /** Incremented by every claim; the lease token a result write must present. */
   attempts: integer("attempts").notNull().default(0),
+  /** The chunk's audio, encoded as `codec` says (the column keeps its first name: rows from before hold PCM). */
   pcm: bytea("pcm"),
+  /** `pcm` (PCM16 LE at sample_rate) or `opus` (one Ogg Opus stream, lib/audio/stored_audio.ts). */
+  codec: text("codec").notNull().default("pcm"),
+  /** Samples at sample_rate the audio decodes to (null on PCM rows from before: octet_length(pcm) / 2). */
+  samples: integer("samples"),
   audioMs: integer("audio_ms"),
   sampleRate: integer("sample_rate"),
   createdAt: ts("created_at").notNull().defaultNow(),

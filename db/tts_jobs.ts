@@ -404,10 +404,14 @@ export async function extendLease(
 }
 
 export interface ChunkResult {
-  /** PCM16 little-endian mono at the job's sample rate. */
+  /** The chunk's audio as `codec` says (default `pcm`: PCM16 little-endian mono at the job's sample rate). */
   pcm: Uint8Array;
   audioMs: number;
   sampleRate: number;
+  /** `pcm` or `opus` (lib/audio/stored_audio.ts). */
+  codec?: string;
+  /** Samples at `sampleRate` the audio decodes to (default: PCM bytes / 2). */
+  samples?: number;
 }
 
 /**
@@ -421,9 +425,13 @@ export async function writeResult(
   result: ChunkResult,
 ): Promise<{ accepted: boolean; jobStatus?: JobStatus; firstAudioSeconds?: number }> {
   const pcm = database.kind === "postgres" ? toBuffer(result.pcm) : result.pcm;
+  const codec = result.codec ?? "pcm";
+  const samples = result.samples ?? (codec === "pcm" ? result.pcm.length >> 1 : null);
+  if (samples === null) throw new TypeError(`a ${codec} chunk result needs its sample count`);
   const rows = await database.query<{ status: JobStatus; first_audio_s: number | string | null }>(sql`
     with done as (
       update tts_chunks set status = 'done', pcm = ${pcm}, audio_ms = ${Math.round(result.audioMs)},
+        codec = ${codec}, samples = ${samples},
         sample_rate = ${result.sampleRate}, done_at = now(), lease_until = null
       where job_id = ${c.jobId} and idx = ${c.idx} and status = 'running' and attempts = ${c.attempt}
       returning job_id, idx, char_length(text) as chars, audio_ms
@@ -605,27 +613,58 @@ export async function listJobs(
   return { jobs: page.map((r) => (delete r.qmicros, normJob(r))), nextCursor };
 }
 
+export interface DoneChunk {
+  idx: number;
+  audio_ms: number;
+  /** The stored audio (with `withAudio`), encoded as `codec` says. */
+  pcm?: Uint8Array;
+  codec: string;
+  /** Samples at the job's rate the audio decodes to. */
+  samples: number;
+}
+
 /** Done chunks with idx ≥ from (in idx order), with or without their audio. */
 export async function doneChunks(
   database: Database,
   jobId: string,
   from: number,
   opts: { withAudio: boolean; limit: number },
-): Promise<Array<{ idx: number; audio_ms: number; pcm?: Uint8Array }>> {
-  const rows = await database.query<{ idx: number; audio_ms: number; pcm?: Uint8Array }>(sql`
-    select idx, audio_ms ${opts.withAudio ? sql`, pcm` : sql``} from tts_chunks
+): Promise<DoneChunk[]> {
+  const rows = await database.query<DoneChunk>(sql`
+    select idx, audio_ms, codec, coalesce(samples, octet_length(pcm) / 2, 0) as samples
+      ${opts.withAudio ? sql`, pcm` : sql``} from tts_chunks
     where job_id = ${jobId} and idx >= ${from} and status = 'done'
     order by idx limit ${opts.limit}`);
-  return rows.map((r) => ({ ...r, idx: Number(r.idx), audio_ms: Number(r.audio_ms) }));
+  return rows.map((r) => ({
+    ...r,
+    idx: Number(r.idx),
+    audio_ms: Number(r.audio_ms),
+    samples: Number(r.samples),
+  }));
 }
 
-/** Bytes of audio in a job's done chunks (a finished job's Content-Length). */
+/**
+ * Bytes of PCM16 in a job's done chunks once decoded (a finished job's Content-Length), whatever they are
+ * stored as.
+ */
 export async function doneAudioBytes(database: Database, jobId: string): Promise<number> {
   const rows = await database.query<{ n: number | string }>(
-    sql`select coalesce(sum(octet_length(pcm)), 0)::bigint::text as n
+    sql`select coalesce(sum(coalesce(samples::bigint * 2, octet_length(pcm))), 0)::bigint::text as n
       from tts_chunks where job_id = ${jobId} and status = 'done'`,
   );
   return Number(rows[0].n);
+}
+
+/** Bytes a job's audio takes in the database, per codec, with the audio seconds they hold. */
+export async function storedAudioBytes(
+  database: Database,
+  jobId: string,
+): Promise<Array<{ codec: string; bytes: number; seconds: number }>> {
+  const rows = await database.query<{ codec: string; bytes: string; seconds: number | string }>(sql`
+    select codec, coalesce(sum(octet_length(pcm)), 0)::bigint::text as bytes,
+      coalesce(sum(coalesce(samples, octet_length(pcm) / 2)::float8 / sample_rate), 0)::float8 as seconds
+    from tts_chunks where job_id = ${jobId} and status = 'done' group by codec order by codec`);
+  return rows.map((r) => ({ codec: r.codec, bytes: Number(r.bytes), seconds: Number(r.seconds) }));
 }
 
 /** Claimable work by priority class (the queue-depth gauge). */

@@ -10,6 +10,8 @@ import {
   claimChunk,
   type ClaimOrder,
   completeInterruptedSubmits,
+  doneAudioBytes,
+  doneChunks,
   endJob,
   extendLease,
   failChunk,
@@ -19,6 +21,7 @@ import {
   reclaimExpired,
   releaseChunk,
   SPLIT_SUBMIT_MIN_CHUNKS,
+  storedAudioBytes,
   submitJobs,
   sweepJobAudio,
   writeResult,
@@ -395,5 +398,34 @@ Deno.test("tts db: job audio retention deletes ended jobs older than N days with
     );
     assert.equal(Number(chunks[0].n), 0, "chunks go with the job");
     assert.equal(await sweepJobAudio(db, 7), 0, "idempotent");
+  });
+});
+
+Deno.test("tts db: chunks stored as PCM and as Opus side by side: codec, sample count, decoded length, bytes", async () => {
+  await withDb(async (db, tenant) => {
+    const [{ job: j }] = await submitJobs(db, [job(tenant, ["one.", "two.", "three."])]);
+    const c0 = (await claimChunk(db, { nodeId: "n1", leaseMs: 30_000 }))!;
+    await writeResult(db, c0, { pcm: pcm(1000), audioMs: 23, sampleRate: 22050 }); // PCM: 500 samples
+    const c1 = (await claimChunk(db, { nodeId: "n1", leaseMs: 30_000 }))!;
+    const opus = pcm(120); // stands in for Ogg Opus bytes of 4410 samples
+    await writeResult(db, c1, { pcm: opus, audioMs: 200, sampleRate: 22050, codec: "opus", samples: 4410 });
+    const c2 = (await claimChunk(db, { nodeId: "n1", leaseMs: 30_000 }))!;
+    await assert.rejects(
+      writeResult(db, c2, { pcm: opus, audioMs: 1, sampleRate: 22050, codec: "opus" }),
+      /sample count/,
+    );
+    await writeResult(db, c2, { pcm: pcm(200), audioMs: 5, sampleRate: 22050 });
+    // A row from before the codec column: default codec, no sample count.
+    await db.query(sql`update tts_chunks set samples = null where job_id = ${j.id} and idx = 2`);
+    const done = await doneChunks(db, j.id, 0, { withAudio: false, limit: 10 });
+    assert.deepEqual(done.map((c) => [c.idx, c.codec, c.samples]), [[0, "pcm", 500], [1, "opus", 4410], [
+      2,
+      "pcm",
+      100,
+    ]]);
+    assert.equal(await doneAudioBytes(db, j.id), 1000 + 4410 * 2 + 200, "the decoded PCM's size");
+    const stored = await storedAudioBytes(db, j.id);
+    assert.deepEqual(stored.map((s) => [s.codec, s.bytes]), [["opus", 120], ["pcm", 1200]]);
+    assert.ok(Math.abs(stored[0].seconds - 0.2) < 1e-9);
   });
 });

@@ -118,6 +118,10 @@ export const CONFIG_SCHEMA = {
   RETENTION_DAYS: int(0, 36500).default(0),
   /** Delete ended TTS jobs (with their audio) that finished more than this many days ago; 0 keeps forever. */
   TTS_AUDIO_RETENTION_DAYS: int(0, 36500).default(0),
+  /** How TTS job audio is stored: Ogg Opus (about 14× smaller) or PCM as synthesized. Reads serve both. */
+  TTS_AUDIO_CODEC: z.enum(["opus", "pcm"]).default("opus"),
+  /** Opus bit rate of stored TTS job audio, bits/s (mono speech). */
+  TTS_AUDIO_OPUS_BITRATE: int(6000, 128000).default(24000),
 } as const;
 
 export type ConfigKey = keyof typeof CONFIG_SCHEMA;

@@ -12,6 +12,7 @@ import { testDatabaseUrl } from "../db/testing.ts";
 import { openDatabase } from "../db/client.ts";
 import { SPLIT_SUBMIT_MIN_CHUNKS } from "../db/tts_jobs.ts";
 import { createApiKey, createTenant } from "../db/api_keys.ts";
+import { StoredAudioDecoder } from "../lib/audio/stored_audio.ts";
 import { parseWav } from "../origin/pipeline/wav.ts";
 import type { TtsJob, TtsJobCreated } from "../protocol/tts.ts";
 import { sql } from "drizzle-orm";
@@ -200,29 +201,49 @@ Deno.test({
       }
       const done = new Set(chunks.map((c) => c.claimed_by));
       assert.ok(done.size >= 2, `work spread over origins: ${[...done]}`);
-      // complete, continuous WAVs: data = the chunks' PCM in order, nothing missing or repeated
-      for (const j of jobs) {
-        const res = await fetch(`${edge}/v1/tts/jobs/${j.id}/audio`, {
-          headers: { authorization: `Bearer ${key}` },
-        });
-        const wav = new Uint8Array(await res.arrayBuffer());
-        const pcm = await database.query<{ pcm: Uint8Array }>(
-          sql`select pcm from tts_chunks where job_id = ${j.id} order by idx`,
-        );
-        const expected = pcm.reduce((s, r) => s + r.pcm.byteLength, 0);
-        assert.equal(wav.length, 44 + expected);
-        let off = 44;
-        for (const r of pcm) {
-          assert.deepEqual(wav.subarray(off, off + r.pcm.byteLength), new Uint8Array(r.pcm));
-          off += r.pcm.byteLength;
+      // complete, continuous WAVs: data = the chunks' stored audio (decoded) in order, nothing missing or repeated
+      const decoder = new StoredAudioDecoder();
+      try {
+        for (const j of jobs) {
+          const res = await fetch(`${edge}/v1/tts/jobs/${j.id}/audio`, {
+            headers: { authorization: `Bearer ${key}` },
+          });
+          const wav = new Uint8Array(await res.arrayBuffer());
+          const rows = await database.query<{ pcm: Uint8Array; codec: string; samples: number | null }>(
+            sql`select pcm, codec, samples from tts_chunks where job_id = ${j.id} order by idx`,
+          );
+          const parts: Uint8Array[] = [];
+          for (const r of rows) {
+            parts.push(
+              await decoder.decode(
+                { codec: r.codec, bytes: new Uint8Array(r.pcm), samples: r.samples },
+                22050,
+              ),
+            );
+          }
+          const expected = parts.reduce((s, p) => s + p.byteLength, 0);
+          assert.equal(wav.length, 44 + expected);
+          let off = 44;
+          for (const p of parts) {
+            const got = wav.subarray(off, off + p.byteLength);
+            assert.ok(got.every((v, i) => v === p[i]), `job ${j.id}: chunk audio at byte ${off}`);
+            off += p.byteLength;
+          }
+          assert.ok(Math.abs(parseWav(wav).samples.length / 22050 - j.progress.audio_seconds) < 0.01);
+          if (j.id === ids[0]) {
+            const s = await streamed;
+            assert.deepEqual(
+              s.subarray(44),
+              wav.subarray(44),
+              "the stream open across the crash is complete",
+            );
+          }
         }
-        assert.ok(Math.abs(parseWav(wav).samples.length / 22050 - j.progress.audio_seconds) < 0.01);
-        if (j.id === ids[0]) {
-          const s = await streamed;
-          assert.deepEqual(s.subarray(44), wav.subarray(44), "the stream open across the crash is complete");
-        }
+      } finally {
+        decoder.close();
       }
     } catch (e) {
+      console.error("failed:", e); // before the dangling audio stream's rejection can hide it
       for (const p of procs) console.error(`--- ${p.id} stderr ---\n${p.err()}`);
       throw e;
     } finally {

@@ -37,6 +37,8 @@ export interface EncodeOptions {
   bitrate?: number;
   /** FLAC compression level 0–8 (default 5). */
   flacLevel?: number;
+  /** Opus encoder complexity 0–10 (libopus default 10): lower costs less CPU for slightly lower quality. */
+  complexity?: number;
 }
 
 export interface AudioEncoder {
@@ -216,6 +218,9 @@ interface OpusInternals {
   handler: { _encode(pcm: number, bytes: number, out: number, frameSize: number): number };
 }
 
+/** libopus' OPUS_SET_COMPLEXITY request code (opus_defines.h). */
+const OPUS_SET_COMPLEXITY_REQUEST = 4010;
+
 /** libopus' look-ahead at 48 kHz (Fs/400 + Fs/250), the pre-skip every decoder must drop. */
 const OPUS_PRE_SKIP = 312;
 
@@ -230,7 +235,7 @@ class OggOpusEncoder extends BaseEncoder {
   private framesOut = 0;
   private headersSent = false;
 
-  constructor(sampleRate: number, bitrate?: number) {
+  constructor(sampleRate: number, bitrate?: number, complexity?: number) {
     super("opus", sampleRate);
     this.frame = sampleRate / 50; // 20 ms
     this.scale = 48000 / sampleRate;
@@ -245,6 +250,9 @@ class OggOpusEncoder extends BaseEncoder {
         throw new EncoderCapacityError("opus: too many Opus encoders open in this process; retry shortly");
       }
       this.opus.setBitrate(bitrate ?? 32000);
+      if (complexity !== undefined) {
+        this.opus.encoderCTL(OPUS_SET_COMPLEXITY_REQUEST, Math.max(0, Math.min(10, Math.round(complexity))));
+      }
     } catch (e) {
       this.opus.delete();
       openEncoders.dec({ format: "opus" });
@@ -421,7 +429,7 @@ async function makeEncoder(
       return new Mp3StreamEncoder(sampleRate, options.bitrate);
     case "opus":
       checkRate(format, sampleRate, OPUS_RATES);
-      return new OggOpusEncoder(sampleRate, options.bitrate);
+      return new OggOpusEncoder(sampleRate, options.bitrate, options.complexity);
     case "flac":
       checkRate(format, sampleRate);
       await flacLoaded();

@@ -43,6 +43,7 @@ export async function createTtsJobWorker(
       batchEvery: config.TTS_BATCH_SHARE_EVERY,
       liveYieldMaxMs: config.TTS_LIVE_YIELD_MAX_MS,
     },
+    storage: { codec: config.TTS_AUDIO_CODEC, bitrate: config.TTS_AUDIO_OPUS_BITRATE },
     log,
   });
 }

@@ -29,6 +29,7 @@ import { registry } from "../../lib/metrics.ts";
 import type { OriginComponent } from "../services.ts";
 import type { PriorityGate } from "./priority_gate.ts";
 import type { ChunkSynthesizer } from "./synth.ts";
+import { encodeStoredAudio, type StoredAudio, type StoredCodec } from "../../lib/audio/stored_audio.ts";
 
 export interface TtsWorkerOptions {
   nodeId: string;
@@ -45,6 +46,8 @@ export interface TtsWorkerOptions {
   /** Shares between priority classes (lib/config.ts: TTS_INTERACTIVE_RANK_CHARS, TTS_BATCH_SHARE_EVERY,
    * TTS_LIVE_YIELD_MAX_MS); absent = strict priority. */
   share?: { interactiveChars: number; batchEvery: number; liveYieldMaxMs: number };
+  /** How chunk audio is stored (TTS_AUDIO_CODEC, TTS_AUDIO_OPUS_BITRATE). Default: Ogg Opus at its default rate. */
+  storage?: { codec: StoredCodec; bitrate?: number };
   log?: Logger;
 }
 
@@ -67,6 +70,19 @@ const mRepaired = registry.counter(
 const mExpired = registry.counter(
   "parley_tts_lease_expiries_total",
   "Chunks requeued after their lease expired",
+);
+const mStoredBytes = registry.counter(
+  "parley_tts_audio_stored_bytes_total",
+  "Bytes of chunk audio written to the database, by stored codec",
+);
+const mStoredSeconds = registry.counter(
+  "parley_tts_audio_stored_seconds_total",
+  "Seconds of chunk audio written to the database, by stored codec (bytes/seconds = bytes per audio second)",
+);
+const mEncode = registry.histogram(
+  "parley_tts_audio_encode_seconds",
+  "Time to compress one chunk's audio for storage",
+  [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2],
 );
 const mQueue = registry.gauge("parley_tts_queue_depth", "Claimable chunks by job priority (sampled)");
 const mInflight = registry.gauge("parley_tts_chunks_in_flight", "Chunks this origin is synthesizing");
@@ -201,7 +217,22 @@ export class TtsJobWorker implements OriginComponent {
         mChunks.inc({ outcome: "lease_lost" });
         return;
       }
-      const w = await writeResult(this.database, c, audio);
+      const stored = await this.#compress(audio.pcm, audio.sampleRate);
+      if (lost || this.#state !== "running") {
+        mChunks.inc({ outcome: "lease_lost" });
+        return;
+      }
+      const w = await writeResult(this.database, c, {
+        pcm: stored.bytes,
+        audioMs: audio.audioMs,
+        sampleRate: audio.sampleRate,
+        codec: stored.codec,
+        samples: stored.samples,
+      });
+      if (w.accepted) {
+        mStoredBytes.inc({ codec: stored.codec }, stored.bytes.length);
+        mStoredSeconds.inc({ codec: stored.codec }, stored.samples / audio.sampleRate);
+      }
       if (w.accepted) {
         this.completed++;
         mChunks.inc({ outcome: "done" });
@@ -212,6 +243,20 @@ export class TtsJobWorker implements OriginComponent {
     } finally {
       clearInterval(renew);
       this.#held.delete(key);
+    }
+  }
+
+  /** Compress a chunk for storage; if the encoder cannot (no capacity, a fault) the chunk is stored as PCM. */
+  async #compress(pcm: Uint8Array, sampleRate: number): Promise<StoredAudio> {
+    const codec = this.opts.storage?.codec ?? "opus";
+    const t0 = performance.now();
+    try {
+      const out = await encodeStoredAudio(pcm, sampleRate, codec, { bitrate: this.opts.storage?.bitrate });
+      if (codec !== "pcm") mEncode.observe((performance.now() - t0) / 1000);
+      return out;
+    } catch (err) {
+      this.#log.warn("chunk audio compression failed; storing PCM", { codec, err: String(err) });
+      return { codec: "pcm", bytes: pcm, samples: pcm.length >> 1 };
     }
   }
 

@@ -303,6 +303,89 @@ test("edge killed mid-session: media and events go on; a restarted edge routes D
   });
 });
 
+test("origin SIGKILLed mid-session: a restart under its NODE_ID settles leftovers; otherwise origin_lost within the node timeout (PostgreSQL)", async () => {
+  if (!pgUrl) {
+    console.log("  (skipped: needs PARLEY_TEST_DATABASE_URL — PGlite allows one process)");
+    return;
+  }
+  await withScratchPostgres(pgUrl, `parley_kill9_${Deno.pid}`, async (db) => {
+    // Timeouts as ParleyProcess sets them (HEARTBEAT_MS 300, NODE_TIMEOUT_MS 1500); the sweeper runs every second.
+    const nodeTimeoutMs = 1500, heartbeatMs = 300, sweepMs = 1000;
+    const edgePort = freePort();
+    // One unsupervised process, so SIGKILL hits the process that serves the sessions (a supervised child
+    // whose supervisor dies shuts down cleanly instead: origin_shutdown).
+    const startOrigin = async () => {
+      const o = new ParleyProcess("origin", {
+        DATABASE_URL: db,
+        MEDIA_TIMEOUT_MS: "20000",
+        NODE_ID: `k9-${Deno.pid}`,
+        ORIGIN_RECYCLE_SESSIONS: "0",
+        ORIGIN_PORT: String(freePort()),
+      });
+      procs.push(o);
+      await o.waitFor(/Parley origin \S+ serving/, 90_000);
+      return o;
+    };
+    const sql = postgres(db, { max: 1, onnotice: () => {} });
+    const row = async (id: string) => {
+      const [r] = await sql`select state, reason from sessions where id = ${id}`;
+      return { state: r.state as string, reason: r.reason as string | null };
+    };
+    try {
+      const [first, { edge, key, url }] = await Promise.all([startOrigin(), edgeOn(db, edgePort)]);
+      const live = async () => {
+        const c = client();
+        const id = await connect(url, key, c, { mode: "echo" });
+        await active(c);
+        c.send({ type: "ping", id: "alive" });
+        await c.waitForEvent("pong", (e) => e.id === "alive", 5000);
+        return id;
+      };
+
+      // 1. kill -9 while no edge sweeps (the edge is stopped first): the session is left `active`; the origin
+      //    restarted under the same NODE_ID settles it as origin_lost before it serves.
+      const idA = await live();
+      edge.kill("SIGTERM");
+      assert.equal((await edge.status()).code, 0);
+      first.kill("SIGKILL");
+      await first.status();
+      assert.deepEqual(
+        await row(idA),
+        { state: "active", reason: null },
+        "left behind: nobody settled it yet",
+      );
+      const second = await startOrigin();
+      // "serving" is printed after the start-up settle ran.
+      assert.deepEqual(await row(idA), { state: "closed", reason: "origin_lost" });
+
+      // 2. kill -9 with a live session and no restart: the edges' sweeper settles it once the node's heartbeat
+      //    is stale, within the node timeout (plus one heartbeat, one sweep and slack for a loaded machine).
+      const edge2 = new ParleyProcess("edge", { DATABASE_URL: db, PORT: String(edgePort) });
+      procs.push(edge2);
+      await waitReady(url);
+      const idB = await live();
+      second.kill("SIGKILL");
+      await second.status();
+      const killedAt = performance.now();
+      while ((await row(idB)).state !== "closed") {
+        assert.ok(performance.now() - killedAt < 20_000, "the killed origin's session was never settled");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const settledMs = performance.now() - killedAt;
+      assert.equal((await row(idB)).reason, "origin_lost");
+      const st = (await call(url, "GET", `/v1/sessions/${idB}`, key)).body as { reason?: string };
+      assert.equal(st.reason, "origin_lost", "the API says so too");
+      const bound = nodeTimeoutMs + heartbeatMs + sweepMs + 3000;
+      console.log(
+        `  killed origin's session settled as origin_lost ${Math.round(settledMs)} ms after SIGKILL`,
+      );
+      assert.ok(settledMs < bound, `settled after ${Math.round(settledMs)} ms (bound ${bound})`);
+    } finally {
+      await sql.end();
+    }
+  });
+});
+
 test("origin recycling: successors take over, live sessions finish on the old process, SIGTERM exits 0 (PostgreSQL)", async () => {
   if (!pgUrl) {
     console.log("  (skipped: needs PARLEY_TEST_DATABASE_URL — PGlite allows one process)");
