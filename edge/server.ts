@@ -3,6 +3,7 @@
  * lets in-flight requests finish (Deno.serve shutdown), stops the sweeper. It does not own the database
  * (the role runner does), so edge and origin can share one in `deno task start`.
  */
+import { endOpenStreams } from "./open_streams.ts";
 import type { Database } from "../db/client.ts";
 import { sharedSecret } from "../db/settings.ts";
 import type { Config } from "../lib/config.ts";
@@ -90,6 +91,8 @@ export class EdgeServer {
       this.#state = "closing";
       clearInterval(this.#sweeper);
       this.ctx.dbWatch.close();
+      // follow and viewer streams never end on their own: end them so the shutdown can drain
+      endOpenStreams();
       await this.#server.shutdown();
       this.#state = "closed";
       this.ctx.log.info("edge closed");

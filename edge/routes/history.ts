@@ -8,6 +8,7 @@
  * The zod schemas below validate the requests and are also what edge/openapi.ts documents; the responses are
  * the types of protocol/history.ts.
  */
+import { endOpenStreams, trackOpenStream } from "../open_streams.ts";
 import { z } from "zod";
 import {
   eventsPage,
@@ -277,28 +278,20 @@ export function snippetHtml(headline: string): string {
 
 // ------------------------------------------------------------------------------------------------ follow (SSE)
 
-/** Open follow streams of this process; SIGTERM/SIGINT ends them so the edge can drain (clients reconnect). */
-const openStreams = new Set<() => void>();
-const SHUTDOWN_SIGNALS: Deno.Signal[] = ["SIGTERM", "SIGINT"];
-/** End every open follow stream of this process (SIGTERM/SIGINT do this; exported for tests and drains). */
+/** End every open follow stream (and room viewer) of this process (tests; the edge does it when it closes). */
 export function endAllFollowStreams(): void {
-  endAllStreams();
+  endOpenStreams();
 }
-function endAllStreams(): void {
-  for (const stop of [...openStreams]) stop();
-}
+let follows = 0;
 function trackStream(stop: () => void): () => void {
-  if (openStreams.size === 0) {
-    for (const s of SHUTDOWN_SIGNALS) Deno.addSignalListener(s, endAllStreams);
-  }
-  openStreams.add(stop);
-  followStreams.set(openStreams.size);
+  const untrack = trackOpenStream(stop);
+  followStreams.set(++follows);
+  let tracked = true;
   return () => {
-    if (!openStreams.delete(stop)) return;
-    followStreams.set(openStreams.size);
-    if (openStreams.size === 0) {
-      for (const s of SHUTDOWN_SIGNALS) Deno.removeSignalListener(s, endAllStreams);
-    }
+    if (!tracked) return;
+    tracked = false;
+    untrack();
+    followStreams.set(--follows);
   };
 }
 

@@ -41,6 +41,7 @@ import { OriginUnreachableError } from "../origin_client.ts";
 import { rateLimit } from "../rate_limit.ts";
 import { roomEventFanout } from "../room_feed.ts";
 import { SSE_HEADERS } from "../sse.ts";
+import { trackOpenStream } from "../open_streams.ts";
 import type { MiddlewareHandler } from "hono";
 
 const listenerSetup = registry.histogram(
@@ -334,6 +335,7 @@ export function roomRoutes(app: EdgeApp, ctx: EdgeContext): void {
     let last = after;
     let controller!: ReadableStreamDefaultController<Uint8Array>;
     let leave: (() => void) | undefined;
+    let untrack: (() => void) | undefined;
     let keepAlive: ReturnType<typeof setInterval> | undefined;
     let done = false;
     let replaying = true;
@@ -343,6 +345,7 @@ export function roomRoutes(app: EdgeApp, ctx: EdgeContext): void {
       done = true;
       clearInterval(keepAlive);
       leave?.();
+      untrack?.();
       viewersOpen.dec();
       try {
         controller.close();
@@ -375,6 +378,7 @@ export function roomRoutes(app: EdgeApp, ctx: EdgeContext): void {
       async start(ctrl) {
         controller = ctrl;
         viewersOpen.inc();
+        untrack = trackOpenStream(stop);
         ctrl.enqueue(enc.encode(`retry: 2000\n: room ${row.id} after seq ${after}\n\n`));
         try {
           const joined = await fanout.join(row.id, sink);
