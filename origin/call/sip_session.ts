@@ -22,7 +22,7 @@ import type {
   SessionOptions,
   SessionState,
 } from "../../protocol/session_messages.ts";
-import type { PipelineHost, SpeechPipeline } from "../pipeline/types.ts";
+import type { PipelineHost, SayOptions, SpeechPipeline } from "../pipeline/types.ts";
 import type { LiveSession } from "../session/live_session.ts";
 import { PacedOutboundAudio } from "../session/outbound_audio.ts";
 import type { PipelineFactory } from "../session/session.ts";
@@ -200,7 +200,7 @@ export class SipSession implements PipelineHost, LiveSession {
       .finally(() => this.#emitState().catch(() => {}));
     const greeting = this.#init.greeting?.trim();
     if (greeting) {
-      this.#pipeline?.say(greeting, this.#options.voice).catch((err) => {
+      this.#pipeline?.say(greeting, { voice: this.#options.voice }).catch((err) => {
         if (!this.#isOver()) this.#log.warn("greeting failed", { err });
       });
     }
@@ -224,13 +224,13 @@ export class SipSession implements PipelineHost, LiveSession {
     return this.#timeline.append(event);
   }
 
-  say(text: string, voice?: string): Promise<void> {
+  say(text: string, opts: SayOptions = {}): Promise<void> {
     if (this.#isOver()) return Promise.reject(new ClosedError(`session ${this.id}`));
     const p = this.#pipeline;
     if (!p || this.#state !== "active") {
       return Promise.reject(new ClosedError(`session ${this.id} not active`));
     }
-    return p.say(text, voice);
+    return p.say(text, opts);
   }
 
   /** The call ended on its own (BYE, RTCP BYE, media timeout, session timer, UAS shutdown). */

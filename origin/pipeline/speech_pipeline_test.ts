@@ -28,7 +28,9 @@ const fixture = (name: string) => new URL(`../../tests/fixtures/speech/${name}`,
 let hubP: Promise<EngineHub> | null = null;
 function hub(): Promise<EngineHub> {
   hubP ??= EngineHub.create({
-    ...engineHubConfig(parseConfig({ ASR_ENGINE: "whisper", ASR_MODEL: "tiny-whisper" })),
+    ...engineHubConfig(
+      parseConfig({ ASR_ENGINE: "whisper", ASR_MODEL: "tiny-whisper", TTS_ENGINE: "espeak" }),
+    ),
     workers: 1,
   });
   return hubP;

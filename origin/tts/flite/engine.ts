@@ -3,8 +3,7 @@
  * phoneme timings from flite's own segment durations (see ./align.ts), visemes from its ARPAbet phones, and a
  * speaking rate through flite's `duration_stretch`.
  *
- * Shaped like `SynthesisEngine` of ../engine.ts (plus `opts.speed`); `name` and the voice type carry "flite",
- * which the shared engine-name list does not know yet, hence the `Omit`.
+ * Built by ../factory.ts (`TTS_ENGINE=flite`, the default) inside the inference workers.
  */
 import type { SynthesisEngine, SynthesisResult } from "../engine.ts";
 import { log } from "../../../lib/log.ts";
@@ -34,7 +33,7 @@ const mSeconds = registry.histogram(
 );
 const mFailures = registry.counter("parley_flite_failures_total", "flite syntheses that failed, by kind");
 
-export class FliteEngine implements Omit<SynthesisEngine, "name" | "listVoices" | "synthesize"> {
+export class FliteEngine implements SynthesisEngine {
   readonly name = "flite" as const;
   private rt: FliteRuntime | null;
   private constructor(rt: FliteRuntime, private readonly defaultVoice: string) {
