@@ -212,7 +212,11 @@ export type ServerEventBody = ServerEvent extends infer E ? E extends ServerEven
 
 /** Text to speak on a live session: the `say` control message, and `POST /v1/sessions/{id}/say`. */
 export const SayRequest = z.object({
-  text: z.string().min(1).max(5000),
+  /** Refused when it has nothing to speak (no letter or digit: e.g. only control characters or punctuation). */
+  text: z.string().min(1).max(5000).regex(
+    /[\p{L}\p{N}]/u,
+    "nothing to speak: the text has no letters or digits",
+  ),
   voice: VoiceName.optional(),
   speed: Speed.optional(),
   /** `text` is SSML (protocol/ssml.ts subset): validated and normalised before synthesis. */
