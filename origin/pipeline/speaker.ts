@@ -62,6 +62,8 @@ const mTtsSeconds = registry.counter(
 );
 /** Characters of text per SSML utterance (the first is heard sooner when chunks are short). */
 const SSML_CHUNK_CHARS = 200;
+/** Something an engine can say: a letter or a digit. */
+const SPEAKABLE = /[\p{L}\p{N}]/u;
 
 const mBargeIn = registry.counter("parley_barge_in_total", "Playback stopped because the user spoke");
 
@@ -103,18 +105,23 @@ export class Speaker {
       sentences = chunkSsml(doc, SSML_CHUNK_CHARS).map((segments) => ({
         text: segments.flatMap((s) => s.kind === "text" ? [s.text] : []).join(" "),
         ssml: { segments, text: "" },
-      })).filter((s) => s.text.trim());
+      }));
     } else {
       const clean = text.trim().slice(0, this.init.maxChars);
       sentences = clean ? splitSentences(clean) : [];
     }
+    // a sentence with nothing to speak (only punctuation or control characters) would be an utterance without
+    // audio: it is dropped here, so every utterance has audio and its telop
+    sentences = sentences.filter((s) => SPEAKABLE.test(s.text));
     if (!sentences.length) return Promise.resolve();
     const sayId = ++this.sayCounter;
     const generation = this.generation;
     const v = opts.voice ?? this.init.voice();
     const speed = opts.speed ?? this.init.speed();
-    // Sentences are synthesized `lookahead` ahead of the one being queued: the first plays while the next
-    // ones render, and a long text never floods the shared pool (other sessions' synthesis interleaves).
+    // Sentences are synthesized up to `lookahead` ahead of the one being queued: the first plays while the
+    // next ones render, and a long text never floods the shared pool (other sessions' synthesis interleaves).
+    // The first sentence is submitted alone: its synthesis decides the first audio, and a second sentence
+    // rendering beside it would take CPU from it; the rest start once it is done, long before it has played.
     const lookahead = 2;
     const jobs: Array<Promise<{ ok: true; r: TtsJobResult } | { ok: false; e: Error }> | undefined> = [];
     const start = (i: number) => {
@@ -125,14 +132,14 @@ export class Speaker {
         (e) => ({ ok: false as const, e }),
       );
     };
-    for (let i = 0; i < lookahead; i++) start(i);
+    start(0);
     const run = async () => {
       for (let i = 0; i < sentences.length; i++) {
         start(i);
         const job = jobs[i];
         if (!job) return; // cancelled (interrupt / close)
         const res = await job;
-        start(i + lookahead);
+        for (let k = i + 1; k <= i + lookahead; k++) start(k);
         if (this.closed || generation !== this.generation) return;
         if (!res.ok) {
           this.log.warn("synthesis failed", { error: res.e });
@@ -144,6 +151,8 @@ export class Speaker {
           return;
         }
         const r = res.r;
+        const pcm = r.pcm instanceof Int16Array ? r.pcm : floatToInt16(r.pcm);
+        if (!pcm.length) continue; // the engine found nothing to say in it: no utterance, no events
         const id = `u${sayId}.${i + 1}`;
         this.utterances.set(id, {
           id,
@@ -154,7 +163,6 @@ export class Speaker {
           estimated: r.estimated,
           state: "queued",
         });
-        const pcm = r.pcm instanceof Int16Array ? r.pcm : floatToInt16(r.pcm);
         this.init.host.outbound.enqueue(id, pcm);
         this.init.host.outbound.endUtterance(id);
         mTtsSeconds.inc(undefined, pcm.length / r.sampleRate);
