@@ -70,6 +70,11 @@ const BENCHES: Record<
     file: "voice_judge.ts",
     what: "intelligibility: held-out sentences per engine/voice → PocketSphinx CLI → WER side by side",
   },
+  voice_judge_live: {
+    file: "voice_judge_live.ts",
+    what:
+      "intelligibility through a live session: say → WebRTC client recording → PocketSphinx CLI, beside direct",
+  },
   openai_api: {
     file: "openai_api.ts",
     what:
