@@ -99,6 +99,7 @@ export function parseSpeech(
   }
   if (!chunkText(input).length) throw new ParamError("input", "empty (nothing to speak)");
   const v = str("voice", true)!;
+  if (!v.trim()) throw new ParamError("voice", "required (see GET /v1/voices)");
   if (v.length > 100) throw new ParamError("voice", "longer than 100 characters");
   const defaults = { engine: configured, voice: defaultVoice };
   // an OpenAI name (alloy …) selects the model's engine's voice for it; anything else is a Parley voice name
