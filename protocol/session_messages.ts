@@ -8,6 +8,7 @@
  * (session_events) before they are sent, so a resuming client can fetch what it missed.
  */
 import { z } from "zod";
+import { ForbiddenKeyError, parseClientJson } from "./json.ts";
 import { PgText } from "./pg_domains.ts";
 import { isKnownVoiceName, MAX_SPEED, MIN_SPEED, unknownVoiceMessage } from "./voices.ts";
 
@@ -250,8 +251,9 @@ export function parseJsonMessage<T>(
   if (raw.length > maxBytes) return { ok: false, error: "control message too large" };
   let json: unknown;
   try {
-    json = JSON.parse(raw);
-  } catch {
+    json = parseClientJson(raw);
+  } catch (e) {
+    if (e instanceof ForbiddenKeyError) return { ok: false, error: e.message };
     return { ok: false, error: "control message is not valid JSON" };
   }
   const r = schema.safeParse(json);

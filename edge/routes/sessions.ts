@@ -27,6 +27,7 @@ import { readBodyLimited, readJson, validationError } from "../../lib/http.ts";
 import { registry } from "../../lib/metrics.ts";
 import { checkOffer, MAX_SDP_BYTES } from "../../protocol/sdp.ts";
 import { parseSsml, SsmlError } from "../../protocol/ssml.ts";
+import { ForbiddenKeyError, parseClientJson } from "../../protocol/json.ts";
 import { type CloseReason, SayRequest, SessionOptions } from "../../protocol/session_messages.ts";
 import {
   type CreateSessionRequest,
@@ -168,8 +169,9 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
     } else if (wantsJson) {
       let json: unknown;
       try {
-        json = JSON.parse(new TextDecoder().decode(raw));
-      } catch {
+        json = parseClientJson(new TextDecoder().decode(raw));
+      } catch (e) {
+        if (e instanceof ForbiddenKeyError) throw new ApiError(400, "validation_failed", e.message);
         throw new ApiError(400, "invalid_json", "body is not valid JSON");
       }
       const parsed = JsonOffer.safeParse(json);
