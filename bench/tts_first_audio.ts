@@ -24,7 +24,10 @@ const first = (s: string) => s.split(/(?<=[.!?])\s/)[0];
 
 const rows: string[] = [];
 for (const engine of ["flite", "espeak"] as TtsEngineName[]) {
-  const hub = await EngineHub.create(engineHubConfig(parseConfig({ TTS_ENGINE: engine, ASR_ENGINE: "ctc" })));
+  const hub = await EngineHub.create({
+    ...engineHubConfig(parseConfig({ TTS_ENGINE: engine, ASR_ENGINE: "ctc" })),
+    initTimeoutMs: 600_000, // a loaded shared machine loads the workers slowly; this measures what comes after
+  });
   const host = new FakeHost(`bench-${engine}`, "bench", false);
   let firstAudio: (() => void) | null = null;
   const enqueue = host.outbound.enqueue.bind(host.outbound);
