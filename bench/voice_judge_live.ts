@@ -24,28 +24,42 @@ const voices = (arg("--voices") ?? "flite:rms,espeak:en-us").split(",");
 const TAIL_MS = 600;
 
 const dir = await Deno.makeTempDir({ prefix: "voice-judge-live-" });
-const port = freePort();
-const proc = new ParleyProcess("all", {
-  DATA_DIR: `${dir}/data`,
-  PORT: String(port),
-  ORIGIN_PORT: String(freePort()),
-  RATE_LIMIT_RPS: "1000",
-  RATE_LIMIT_BURST: "1000",
-  LOG_LEVEL: "error",
-  ASR_ENGINE: "ctc",
-});
-const url = `http://127.0.0.1:${port}`;
-let key: string;
-try {
-  // generous: a loaded shared machine starts slowly, and this is a benchmark, not a start-up test
-  key = (await proc.waitFor(/First admin API key[^:]*: (pk_\S+)/, 600_000))[1];
-  await waitReady(url, 600_000);
-  await proc.waitFor(/Parley \(edge \+ origin\) ready/, 600_000);
-} catch (e) {
-  proc.kill("SIGTERM");
-  await proc.status();
-  throw e;
+
+/** Starts `main.ts all`; a start that fails (e.g. a port taken meanwhile by another process) is retried. */
+async function start(): Promise<{ proc: ParleyProcess; url: string; key: string }> {
+  for (let attempt = 1;; attempt++) {
+    const port = freePort();
+    const proc = new ParleyProcess("all", {
+      DATA_DIR: `${dir}/data${attempt}`,
+      PORT: String(port),
+      ORIGIN_PORT: String(freePort()),
+      RATE_LIMIT_RPS: "1000",
+      RATE_LIMIT_BURST: "1000",
+      LOG_LEVEL: "error",
+      ASR_ENGINE: "ctc",
+    });
+    const url = `http://127.0.0.1:${port}`;
+    const exited = proc.status().then((s) => {
+      throw new Error(`main.ts all exited (${s.code}): ${proc.stderr.slice(-500)}`);
+    });
+    try {
+      // generous: a loaded shared machine starts slowly, and this is a benchmark, not a start-up test
+      const key =
+        (await Promise.race([proc.waitFor(/First admin API key[^:]*: (pk_\S+)/, 600_000), exited]))[1];
+      await Promise.race([waitReady(url, 600_000), exited]);
+      await Promise.race([proc.waitFor(/Parley \(edge \+ origin\) ready/, 600_000), exited]);
+      exited.catch(() => {});
+      return { proc, url, key };
+    } catch (e) {
+      exited.catch(() => {});
+      proc.kill("SIGTERM");
+      await proc.status();
+      if (attempt >= 3) throw e;
+      console.error(`start failed, retrying: ${String(e).slice(0, 300)}`);
+    }
+  }
 }
+const { proc, url, key } = await start();
 
 /** Each sentence spoken with `say` on one live session in `voice`, recorded at the client: `<prefix>-<i>.wav`. */
 async function speakLive(voice: string, prefix: string): Promise<{ audioS: number }> {
@@ -131,3 +145,4 @@ console.log(`load average: ${Deno.loadavg().map((x) => x.toFixed(1)).join(" ")}`
 console.log("| voice | direct WER | live WER (errors / words) | live − direct, points | live audio s |");
 console.log("|---|---|---|---|---|");
 for (const r of rows) console.log(r);
+Deno.exit(0); // a failed start attempt may leave a poller behind
