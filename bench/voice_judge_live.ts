@@ -37,6 +37,8 @@ async function start(): Promise<{ proc: ParleyProcess; url: string; key: string 
       RATE_LIMIT_BURST: "1000",
       LOG_LEVEL: "error",
       ASR_ENGINE: "ctc",
+      // the client's microphone is digital silence, which Opus may not send at all (DTX): no media timeout
+      MEDIA_TIMEOUT_MS: "3600000",
     });
     const url = `http://127.0.0.1:${port}`;
     const exited = proc.status().then((s) => {
