@@ -88,10 +88,20 @@ const BENCHES: Record<
     file: "voice_judge.ts",
     what: "intelligibility: held-out sentences per engine/voice → PocketSphinx CLI → WER side by side",
   },
+  voice_judge_live: {
+    file: "voice_judge_live.ts",
+    what:
+      "intelligibility through a live session: say → WebRTC client recording → PocketSphinx CLI, beside direct",
+  },
   openai_api: {
     file: "openai_api.ts",
     what:
       "OpenAI-compatible API: 60 s transcription wall/RTF, /v1/audio/speech first byte idle and behind 8 long jobs",
+  },
+  tts_first_audio: {
+    file: "tts_first_audio.ts",
+    denoFlags: ["--unstable-worker-options"],
+    what: "first audio of a say's first sentence through the inference workers, flite vs espeak (p50/p90)",
   },
   eval_asr: { file: "eval_asr.ts", what: "bundled recognizer CER/WER (clean, 10 dB) and real-time factor" },
   wrtc_finalization: {

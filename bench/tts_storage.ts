@@ -6,6 +6,7 @@
  * characters per audio second.
  *   deno run -A --unstable-worker-options bench/tts_storage.ts [--chars 3000] [--bitrate 24000]
  */
+import { defaultVoiceOf } from "../protocol/voices.ts";
 import { chunkText } from "../protocol/tts_text.ts";
 import { PoolSynthesizer } from "../origin/tts_jobs/synth.ts";
 import { ttsConfig } from "../origin/engine_config.ts";
@@ -32,7 +33,8 @@ const dec = new StoredAudioDecoder();
 let pcmBytes = 0, opusBytes = 0, seconds = 0, encMs = 0, decMs = 0, rate = 0;
 try {
   for (const chunk of chunks) {
-    const a = await synth.synthesize(chunk, config.TTS_VOICE, config.TTS_ENGINE, 22050);
+    // espeak at 22.05 kHz: the engine and rate the stored-PCM baseline was measured with
+    const a = await synth.synthesize(chunk, defaultVoiceOf("espeak"), "espeak", 22050);
     rate = a.sampleRate;
     pcmBytes += a.pcm.length;
     seconds += a.pcm.length / 2 / a.sampleRate;

@@ -12,8 +12,7 @@
  */
 import { EspeakEngine } from "../origin/tts/espeak_engine.ts";
 import { FliteEngine } from "../origin/tts/flite/engine.ts";
-import { editDistance } from "../origin/asr/error_rate.ts";
-import { wavHeader } from "../protocol/wav.ts";
+import { cleanHyp, heldOutSentences, run, score, transcribeBatch, write16k } from "./sphinx_judge.ts";
 
 const arg = (name: string, dflt: number) => {
   const i = Deno.args.indexOf(name);
@@ -24,11 +23,7 @@ const jobs = arg("--jobs", 2);
 const continuous = Deno.args.includes("--continuous");
 const split = arg("--split", 1);
 
-const sentences = (await Deno.readTextFile(new URL("voice_judge_sentences.txt", import.meta.url)))
-  .split("\n").map((s) => s.trim()).filter((s) => s && !s.startsWith("#")).slice(0, limit);
-
-const normalise = (s: string) =>
-  s.toLowerCase().replace(/[’]/g, "'").replace(/[^a-z' ]+/g, " ").replace(/\s+/g, " ").trim();
+const sentences = await heldOutSentences(limit);
 
 interface Synth {
   label: string;
@@ -48,61 +43,21 @@ const allVoices: Synth[] = [
 const only = Deno.args.includes("--voices") ? Deno.args[Deno.args.indexOf("--voices") + 1].split(",") : null;
 const voices = allVoices.filter((v) => !only || only.some((o) => v.label.endsWith(` ${o}`)));
 const dir = await Deno.makeTempDir({ prefix: "voice-judge-" });
-const MODEL = "/usr/share/pocketsphinx/model/en-us";
-
-async function run(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
-  if (!out.success) throw new Error(`${cmd} failed (${out.code})`);
-  return new TextDecoder().decode(out.stdout);
-}
-
-/** Writes the synthesized audio as a 16 kHz mono WAV (sox resamples). */
-async function write16k(pcm: Int16Array | Float32Array, sampleRate: number, name: string): Promise<void> {
-  const i16 = pcm instanceof Int16Array
-    ? pcm
-    : Int16Array.from(pcm, (x) => Math.max(-32768, Math.min(32767, Math.round(x * 32767))));
-  const src = `${dir}/${name}${sampleRate === 16000 ? "" : ".src"}.wav`;
-  const bytes = new Uint8Array(44 + i16.byteLength);
-  bytes.set(wavHeader(sampleRate, i16.byteLength));
-  bytes.set(new Uint8Array(i16.buffer, i16.byteOffset, i16.byteLength), 44);
-  await Deno.writeFile(src, bytes);
-  if (sampleRate === 16000) return;
-  await run("sox", [src, "-r", "16000", "-c", "1", "-b", "16", `${dir}/${name}.wav`]);
-  await Deno.remove(src);
-}
 
 /**
- * Transcribes files `<prefix>-<i>.wav`. Default: one `pocketsphinx_batch` process per voice (the acoustic model
- * and 27 MB LM load once; each file is one utterance). `--continuous`: one `pocketsphinx_continuous -infile`
- * per file (its VAD splits utterances at pauses; model load per file).
+ * Transcribes files `<prefix>-<i>.wav`. Default: `pocketsphinx_batch` (sphinx_judge.ts). `--continuous`: one
+ * `pocketsphinx_continuous -infile` per file (its VAD splits utterances at pauses; model load per file).
  */
 async function transcribe(prefix: string, n: number): Promise<string[]> {
-  const names = Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
-  if (continuous) {
-    const out: string[] = [];
-    for (const f of names) {
-      out.push(await run("pocketsphinx_continuous", ["-infile", `${dir}/${f}.wav`, "-logfn", "/dev/null"]));
-    }
-    return out.map(clean);
+  if (!continuous) return transcribeBatch(dir, prefix, n, split);
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push(
+      await run("pocketsphinx_continuous", ["-infile", `${dir}/${prefix}-${i}.wav`, "-logfn", "/dev/null"]),
+    );
   }
-  // `--split N`: N recognizer processes per voice, each on every N-th file
-  const byName = new Map<string, string>();
-  await Promise.all(Array.from({ length: split }, async (_, k) => {
-    const part = `${prefix}.${k}`;
-    await Deno.writeTextFile(`${dir}/${part}.ctl`, names.filter((_, i) => i % split === k).join("\n") + "\n");
-    await run("pocketsphinx_batch", [
-      ...["-hmm", `${MODEL}/en-us`, "-lm", `${MODEL}/en-us.lm.bin`, "-dict", `${MODEL}/cmudict-en-us.dict`],
-      ...["-adcin", "yes", "-adchdr", "44", "-cepdir", dir, "-cepext", ".wav", "-ctl", `${dir}/${part}.ctl`],
-      ...["-hyp", `${dir}/${part}.hyp`, "-logfn", "/dev/null"],
-    ]);
-    for (const line of (await Deno.readTextFile(`${dir}/${part}.hyp`)).split("\n")) {
-      const m = line.match(/^(.*) \((\S+) -?[0-9]+\)$/);
-      if (m) byName.set(m[2], m[1]);
-    }
-  }));
-  return names.map((f) => clean(byName.get(f) ?? ""));
+  return out.map(cleanHyp);
 }
-const clean = (hyp: string) => normalise(hyp.replace(/<[^>]*>|\[[^\]]*\]|\([0-9]+\)/g, " "));
 
 async function judge(v: Synth, vi: number) {
   let audioS = 0, synthS = 0;
@@ -111,15 +66,10 @@ async function judge(v: Synth, vi: number) {
     const r = await v.synth(s);
     synthS += (performance.now() - t0) / 1000;
     audioS += r.pcm.length / r.sampleRate;
-    await write16k(r.pcm, r.sampleRate, `v${vi}-${i}`);
+    await write16k(dir, r.pcm, r.sampleRate, `v${vi}-${i}`);
   }
   const hyps = await transcribe(`v${vi}`, sentences.length);
-  let errors = 0, words = 0;
-  for (const [i, s] of sentences.entries()) {
-    const ref = normalise(s).split(" ");
-    errors += editDistance(ref, hyps[i].split(" ").filter(Boolean));
-    words += ref.length;
-  }
+  const { errors, words } = score(sentences, hyps);
   console.log(`${v.label}: WER ${(100 * errors / words).toFixed(1)}% (${errors}/${words})`);
   return { label: v.label, errors, words, audioS, synthS };
 }

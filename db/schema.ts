@@ -161,6 +161,10 @@ export const ttsJobs = pgTable("tts_jobs", {
   chunksQueued: integer("chunks_queued").notNull().default(0),
   audioMs: bigint("audio_ms", { mode: "number" }).notNull().default(0),
   sampleRate: integer("sample_rate").notNull().default(22050),
+  /** Speaking rate, 0.5–2.0. */
+  speed: real("speed").notNull().default(1),
+  /** `text` is SSML; its chunks hold regenerated safe SSML (protocol/ssml.ts ssmlJobChunks), never user markup. */
+  ssml: boolean("ssml").notNull().default(false),
   error: text("error"),
   queuedAt: ts("queued_at").notNull().defaultNow(),
   startedAt: ts("started_at"),

@@ -40,6 +40,8 @@ export interface JobRow {
   chars_done: number;
   audio_ms: number;
   sample_rate: number;
+  speed: number;
+  ssml: boolean;
   error: string | null;
   queued_at: string;
   started_at: string | null;
@@ -58,6 +60,10 @@ export interface NewJob {
   format: TtsFormat;
   priority: TtsPriority;
   sampleRate: number;
+  /** Speaking rate (default 1). */
+  speed?: number;
+  /** `text` is SSML and `chunks` are safe regenerated SSML. */
+  ssml?: boolean;
   chunks: string[];
 }
 
@@ -74,6 +80,8 @@ export interface ClaimedChunk extends ChunkLease {
   voice: string;
   engine: TtsJobEngine;
   sampleRate: number;
+  speed: number;
+  ssml: boolean;
   tenantId: string;
   chunksTotal: number;
 }
@@ -84,7 +92,9 @@ const iso = (col: SQL) => sql`to_char(${col} at time zone 'UTC', 'YYYY-MM-DD"T"H
 const JOB_COLUMNS =
   sql`j.id, j.tenant_id, j.batch_id, j.idempotency_key, j.voice, j.engine, j.format, j.priority,
   j.status, j.chunks_total, j.chunks_done, j.chunks_queued, j.chars_total, j.chars_done, j.audio_ms::float8 as audio_ms,
-  j.sample_rate, j.error, ${iso(sql`j.queued_at`)} as queued_at, ${iso(sql`j.started_at`)} as started_at,
+  j.sample_rate, j.speed::float8 as speed, j.ssml, j.error, ${iso(sql`j.queued_at`)} as queued_at, ${
+    iso(sql`j.started_at`)
+  } as started_at,
   ${iso(sql`j.first_audio_at`)} as first_audio_at, ${iso(sql`j.finished_at`)} as finished_at`;
 
 function normJob(r: Record<string, unknown>): JobRow {
@@ -170,12 +180,12 @@ async function submitOne(
   const inserted = await query<Record<string, unknown>>(sql`
     with ins as (
       insert into tts_jobs as j (tenant_id, api_key_id, batch_id, idempotency_key, text, voice, engine, format,
-        priority, chunks_total, chunks_queued, chars_total, sample_rate)
+        priority, chunks_total, chunks_queued, chars_total, sample_rate, speed, ssml)
       values (${j.tenantId}, ${j.apiKeyId ?? null}, ${j.batchId ?? null}, ${
     j.idempotencyKey ?? null
   }, ${j.text},
         ${j.voice}, ${j.engine}, ${j.format}, ${j.priority}, ${j.chunks.length}, ${head.length}, ${charsTotal},
-        ${j.sampleRate})
+        ${j.sampleRate}, ${j.speed ?? 1}, ${j.ssml ?? false})
       on conflict do nothing
       returning ${JOB_COLUMNS}
     ), chunks as (
@@ -240,13 +250,15 @@ async function insertChunks(query: Query, jobId: string, chunks: string[], from:
  */
 export async function completeInterruptedSubmits(
   database: Database,
-  split: (text: string) => string[],
+  split: (text: string, ssml: boolean) => string[],
   olderThanMs = 10_000,
   limit = 20,
 ): Promise<{ completed: string[]; failed: string[] }> {
-  const rows = await database.query<{ id: string; text: string; chunks_total: number; first: string | null }>(
+  const rows = await database.query<
+    { id: string; text: string; ssml: boolean; chunks_total: number; first: string | null }
+  >(
     sql`
-    select j.id, j.text, j.chunks_total,
+    select j.id, j.text, j.ssml, j.chunks_total,
       (select k.text from tts_chunks k where k.job_id = j.id and k.idx = 0) as first
     from tts_jobs j
     where j.status in ('queued', 'running') and j.queued_at < now() - make_interval(secs => ${
@@ -258,7 +270,12 @@ export async function completeInterruptedSubmits(
   const out = { completed: [] as string[], failed: [] as string[] };
   for (const r of rows) {
     const id = String(r.id);
-    const chunks = split(r.text);
+    let chunks: string[];
+    try {
+      chunks = split(r.text, Boolean(r.ssml));
+    } catch {
+      chunks = []; // stored SSML no longer parses: fail the job below
+    }
     if (chunks.length !== Number(r.chunks_total) || (r.first !== null && chunks[0] !== r.first)) {
       await endJob(
         database,
@@ -368,9 +385,10 @@ export async function claimChunk(
       update tts_jobs j set status = 'running', started_at = coalesce(j.started_at, now()),
         chunks_queued = j.chunks_queued - 1, chars_claimed = j.chars_claimed + char_length(claimed.text)
       from claimed where j.id = claimed.job_id
-      returning j.id, j.voice, j.engine, j.sample_rate, j.tenant_id, j.chunks_total, j.status
+      returning j.id, j.voice, j.engine, j.sample_rate, j.speed, j.ssml, j.tenant_id, j.chunks_total, j.status
     )
     select claimed.job_id, claimed.idx, claimed.text, claimed.attempts, job.voice, job.engine, job.sample_rate,
+      job.speed, job.ssml,
       job.tenant_id, job.chunks_total${
     opts.durable ? sql`` : sql`, set_config('synchronous_commit', 'off', true) as async_commit`
   }
@@ -385,6 +403,8 @@ export async function claimChunk(
     voice: String(r.voice),
     engine: r.engine as TtsJobEngine,
     sampleRate: Number(r.sample_rate),
+    speed: Number(r.speed ?? 1),
+    ssml: r.ssml === true,
     tenantId: String(r.tenant_id),
     chunksTotal: Number(r.chunks_total),
   };

@@ -13,6 +13,7 @@ import { tokenRoutes } from "./routes/tokens.ts";
 import { databaseUnavailableResponse } from "./unavailable.ts";
 import { roomRoutes } from "./routes/rooms.ts";
 import { trackRoutes } from "./routes/tracks.ts";
+import { voiceRoutes } from "./routes/voices.ts";
 
 /** Extra route groups (TTS jobs, history, web client) register through this hook as they land. */
 export type RouteGroup = (app: Hono<{ Variables: EdgeVariables }>, ctx: EdgeContext) => void;
@@ -33,6 +34,7 @@ export function createEdgeApp(
   engineRoutes(app, ctx);
   sipRoutes(app, ctx);
   listenRoutes(app, ctx);
+  voiceRoutes(app, ctx);
   for (const group of extra) group(app, ctx);
   return app;
 }

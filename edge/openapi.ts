@@ -7,6 +7,7 @@
  * ones its tests parse real responses with). tests/openapi_test.ts checks that every /v1 route registered on
  * the edge app is documented.
  */
+import type { VoiceList } from "../protocol/voices.ts";
 import { z } from "zod";
 import { SCOPES } from "../protocol/api.ts";
 import { CLOSE_REASONS, SayRequest, SESSION_STATES, SessionOptions } from "../protocol/session_messages.ts";
@@ -68,6 +69,8 @@ const ERROR_CODES: ErrorCode[] = [
   "bad_request",
   "invalid_json",
   "validation_failed",
+  "unknown_voice",
+  "invalid_ssml",
   "unauthorized",
   "forbidden",
   "not_found",
@@ -184,6 +187,8 @@ const TtsJobSchema = z.object({
   status: z.enum(TTS_JOB_STATUSES),
   voice: z.string(),
   engine: z.enum(TTS_JOB_ENGINES),
+  speed: z.number(),
+  ssml: z.boolean(),
   format: z.enum(TTS_FORMATS),
   priority: z.enum(TTS_PRIORITIES),
   sample_rate: z.number().int(),
@@ -218,6 +223,23 @@ const TtsJobListSchema = z.object({
   next_cursor: z.string().nullable().describe("pass as `cursor` for the next page; null on the last page"),
 });
 
+const VoiceInfoSchema = z.object({
+  id: z.string().describe("`<engine>:<voice>`: what `voice` accepts anywhere"),
+  engine: z.enum(TTS_JOB_ENGINES),
+  voice: z.string().describe("the engine's own id (a bare id is accepted too)"),
+  languages: z.array(z.string()),
+  gender: z.enum(["male", "female"]).nullable(),
+  description: z.string(),
+  sample_rate: z.number().int().describe("the engine's native rate (sessions and jobs resample)"),
+  timings: z.enum(["exact", "estimated"]).describe("exact: word/phoneme times from the engine itself"),
+  openai_aliases: z.array(z.string()).describe("OpenAI voice names (`alloy` …) that select this voice"),
+});
+const VoiceListSchema = z.object({
+  object: z.literal("list"),
+  default: z.string().describe("the default voice's id"),
+  data: z.array(VoiceInfoSchema),
+});
+
 // The documented TTS response schemas must describe exactly the wire types in protocol/tts.ts.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const _ttsSchemasMatchProtocol: [
@@ -225,7 +247,8 @@ const _ttsSchemasMatchProtocol: [
   Same<z.infer<typeof TtsJobCreatedSchema>, TtsJobCreated>,
   Same<z.infer<typeof TtsBatchCreatedSchema>, TtsBatchCreated>,
   Same<z.infer<typeof TtsJobListSchema>, TtsJobList>,
-] = [true, true, true, true];
+  Same<z.infer<typeof VoiceListSchema>, VoiceList>,
+] = [true, true, true, true, true];
 
 /**
  * Named schemas (components.schemas), referenced with $ref wherever the same zod object is a whole body.
@@ -698,6 +721,28 @@ export function coreOperations(): Operation[] {
       pathParams: uuidParam("number id"),
       responses: { "204": { description: "deleted" } },
       errors: [404],
+    },
+    {
+      method: "get",
+      path: "/v1/voices",
+      tag: "tts",
+      summary: "Every synthesis voice, by engine, with language, output rate, timing kind and OpenAI aliases",
+      description: [
+        "Voice names for sessions, `say`, TTS jobs and batches and `POST /v1/audio/speech`: `<engine>:<voice>`",
+        "(e.g. `flite:rms`, `espeak:de`), a bare id looked up in the default engine first, or an OpenAI name",
+        "(`alloy`, `nova` …: `openai_aliases` says which voice each one selects). OpenAI's list shape",
+        "(`object`, `data`). No authentication (a static list that names no tenant data).",
+        "```sh",
+        "curl $PARLEY/v1/voices",
+        "```",
+        "```js",
+        'const voices = await client.get("/voices");',
+        "```",
+      ].join("\n"),
+      scope: null,
+      responses: {
+        "200": { description: "the voice catalogue", content: { "application/json": VoiceListSchema } },
+      },
     },
     {
       method: "get",

@@ -1,9 +1,9 @@
 /** OpenAPI operations of the OpenAI-compatible routes (edge/routes/openai*.ts), each with curl and SDK examples. */
+import { OPENAI_VOICES } from "../protocol/voices.ts";
 import type { Operation } from "./openapi.ts";
 import {
   OPENAI_SPEECH_MODELS,
   OPENAI_TRANSCRIBE_MODELS,
-  OPENAI_VOICES,
   SPEECH_FORMATS,
   SPEECH_MAX_INPUT,
   SPEECH_MAX_SPEED,
@@ -219,55 +219,6 @@ export function openAiOperations(): Operation[] {
       pathParams: { id: { schema: { type: "string" }, description: "model id" } },
       responses: { "200": { description: "the model", content: { "application/json": { type: "object" } } } },
       errors: [404],
-    },
-    {
-      method: "get",
-      path: "/v1/voices",
-      tag: "openai",
-      summary:
-        "Every voice of the synthesis engines, with language, output rate, timing kind and OpenAI aliases",
-      description: [
-        "Asked of a live origin (the engines' own voice lists). `id` is what `voice` accepts.",
-        "```sh",
-        'curl -H "Authorization: Bearer $KEY" $PARLEY/v1/voices',
-        "```",
-        "```js",
-        'const voices = await client.get("/voices");',
-        "```",
-      ].join("\n"),
-      scope: "any",
-      responses: {
-        "200": {
-          description: "the list",
-          content: {
-            "application/json": {
-              type: "object",
-              properties: {
-                object: { const: "list" },
-                default: { type: "string" },
-                data: {
-                  type: "array",
-                  items: {
-                    type: "object",
-                    properties: {
-                      id: { type: "string" },
-                      engine: { type: "string" },
-                      voice: { type: "string" },
-                      name: { type: "string" },
-                      languages: { type: "array", items: { type: "string" } },
-                      gender: { type: ["string", "null"] },
-                      sample_rate: { type: ["integer", "null"] },
-                      timings: { enum: ["exact", "estimated"] },
-                      openai_aliases: { type: "array", items: { type: "string" } },
-                    },
-                  },
-                },
-              },
-            },
-          },
-        },
-      },
-      errors: [503],
     },
   ];
 }

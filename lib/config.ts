@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { ASR_ENGINE_SETTINGS, TTS_ENGINES } from "../protocol/engines.ts";
+import { resolveVoice } from "../protocol/voices.ts";
 
 const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) =>
   ["true", "1", "yes"].includes(v)
@@ -69,8 +70,9 @@ export const CONFIG_SCHEMA = {
   SPHINX_JSGF: z.string().min(1).optional(),
   /** Folder holding libpocketsphinx.so.3 and libsphinxbase.so.3. */
   SPHINX_LIB_DIR: z.string().min(1).optional(),
-  TTS_ENGINE: z.enum(TTS_ENGINES).default("espeak"),
-  TTS_VOICE: z.string().min(1).default("en-us"),
+  TTS_ENGINE: z.enum(TTS_ENGINES).default("flite"),
+  /** The default voice; unset → the engine's own default (flite rms, espeak en-us). Validated below. */
+  TTS_VOICE: z.string().min(1).optional(),
   /** TTS job synthesis slots; default cores − 1 (at least 1), leaving a core to live sessions. */
   TTS_WORKERS: int(0, 64).default(Math.max(1, (navigator.hardwareConcurrency ?? 2) - 1)),
   TTS_MAX_TEXT_CHARS: int(1, 10_000_000).default(200_000),
@@ -155,6 +157,13 @@ export function parseConfig(env: Record<string, string | undefined> = Deno.env.t
       "SIP_RTP_PORT_MAX",
       `must be greater than SIP_RTP_PORT_MIN (${cfg.SIP_RTP_PORT_MIN})`,
     );
+  }
+  if (cfg.TTS_VOICE !== undefined) {
+    const v = resolveVoice(cfg.TTS_VOICE, { engine: cfg.TTS_ENGINE });
+    if (!v || v.engine !== cfg.TTS_ENGINE) {
+      throw new ConfigError("TTS_VOICE", `not a voice of TTS_ENGINE ${cfg.TTS_ENGINE} (see GET /v1/voices)`);
+    }
+    cfg.TTS_VOICE = v.voice;
   }
   return cfg;
 }

@@ -6,6 +6,8 @@ export type ErrorCode =
   | "bad_request"
   | "invalid_json"
   | "validation_failed"
+  | "unknown_voice"
+  | "invalid_ssml"
   | "unauthorized"
   | "forbidden"
   | "not_found"

@@ -2,6 +2,7 @@
  * HTTP plumbing shared by the edge and origin Hono apps: request ids, JSON access logs, request metrics, the
  * one error shape, JSON body parsing with limits. Routes throw ApiError; nothing else reaches clients.
  */
+import { ForbiddenKeyError, parseClientJson } from "../protocol/json.ts";
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { ApiError, errorBody } from "./errors.ts";
@@ -120,8 +121,9 @@ export async function readJson(c: Context, limit: number): Promise<unknown> {
     throw new ApiError(400, "invalid_json", "body is not valid UTF-8");
   }
   try {
-    return JSON.parse(text);
-  } catch {
+    return parseClientJson(text);
+  } catch (e) {
+    if (e instanceof ForbiddenKeyError) throw new ApiError(400, "validation_failed", e.message);
     throw new ApiError(400, "invalid_json", "body is not valid JSON");
   }
 }

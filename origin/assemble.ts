@@ -17,7 +17,6 @@ import { originNodeId } from "./node_id.ts";
 import { createTtsJobWorker } from "./tts_jobs/component.ts";
 import { livePriority } from "./tts_jobs/priority_gate.ts";
 import { FileTranscriber } from "./transcribe/file_transcriber.ts";
-import { voiceService } from "./transcribe/voices.ts";
 import { RoomHost } from "./rooms/room_host.ts";
 import { RoomManager } from "./rooms/room_manager.ts";
 import { createSipComponent } from "./call/sip_component.ts";
@@ -84,7 +83,6 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
   return {
     sessions,
     transcriber,
-    voices: voiceService(hub, config.TTS_ENGINE),
     rooms: roomHost,
     components: sip ? [engines, files, rooms, jobs, sip] : [engines, files, rooms, jobs],
     engines: engineDescriptors(config),

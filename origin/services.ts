@@ -3,9 +3,10 @@
  * origin/session (WebRTC sessions), origin/pipeline (engines) and origin/tts_jobs (batch synthesis); these
  * interfaces keep the server wiring independent of them and let tests plug in small doubles.
  */
+import type { SayOptions } from "./pipeline/types.ts";
 import type { CreateSessionRequest, SessionSummary } from "../protocol/internal_api.ts";
 import type { CloseReason } from "../protocol/session_messages.ts";
-import type { OpenAiVoice, TranscribeLine } from "../protocol/openai.ts";
+import type { TranscribeLine } from "../protocol/openai.ts";
 
 /** Thrown by SessionService.create when this origin can't take the session (edge retries elsewhere → 503). */
 export class OriginBusyError extends Error {
@@ -30,7 +31,7 @@ export interface SessionService {
   /** End one session (idempotent); null when this origin doesn't know it. */
   end(id: string, reason: CloseReason): Promise<SessionSummary | null>;
   /** Speak on a live session (REST `say`); null when unknown here, ClosedError when it is closing. */
-  say(id: string, text: string, voice?: string): Promise<SessionSummary | null>;
+  say(id: string, text: string, opts?: SayOptions): Promise<SessionSummary | null>;
   /** Live sessions (the load reported in heartbeats). */
   readonly load: number;
   /** Stop taking sessions (draining). */
@@ -60,9 +61,4 @@ export interface TranscriptionService {
   ): AsyncGenerator<TranscribeLine>;
   /** Transcriptions running now (part of the load reported in heartbeats). */
   readonly active: number;
-}
-
-/** The voices this origin's synthesis engines offer (GET /v1/voices). */
-export interface VoiceService {
-  list(): Promise<OpenAiVoice[]>;
 }

@@ -10,7 +10,7 @@ export type AsrEngineName = typeof ASR_ENGINES[number];
 export const ASR_ENGINE_SETTINGS = ["auto", ...ASR_ENGINES] as const;
 export type AsrEngineSetting = typeof ASR_ENGINE_SETTINGS[number];
 
-export const TTS_ENGINES = ["espeak", "vits"] as const;
+export const TTS_ENGINES = ["flite", "espeak", "vits"] as const;
 export type TtsEngineName = typeof TTS_ENGINES[number];
 
 /** What speech an engine handles well, in words a user can act on. */
@@ -18,6 +18,7 @@ export type EngineUnderstands =
   | "human English"
   | "synthetic English only"
   | "human speech, many languages"
+  | "speaks English"
   | "speaks English and other languages";
 
 /** One engine as `GET /v1/engines` and the origin's node row describe it. */

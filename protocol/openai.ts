@@ -6,7 +6,7 @@
  *                                   verbose_json, or SSE transcript.text.delta / transcript.text.done
  *   POST /v1/audio/speech           {model, input, voice, response_format, speed, stream_format} → audio | SSE
  *   GET  /v1/models                 {object:"list", data:[{id, object:"model", created, owned_by}]}
- *   GET  /v1/voices                 {object:"list", data:[OpenAiVoice]}
+ *   GET  /v1/voices                 {object:"list", default, data:[VoiceInfo]} (protocol/voices.ts)
  *
  *   POST /internal/transcriptions?language=   body: 16 kHz mono PCM16 LE → 200 application/x-ndjson of
  *                                             TranscribeLine, one line per confirmed segment, then `done`
@@ -14,7 +14,6 @@
 import { ASR_ENGINES, type AsrEngineName, TTS_ENGINES, type TtsEngineName } from "./engines.ts";
 
 export const INTERNAL_TRANSCRIPTIONS_PATH = "/internal/transcriptions";
-export const INTERNAL_VOICES_PATH = "/internal/voices";
 /** Sample rate of the audio the edge sends to an origin for transcription. */
 export const TRANSCRIBE_RATE = 16000;
 
@@ -65,25 +64,6 @@ export function speechModel(model: string, configured: TtsEngineName): TtsEngine
   return null;
 }
 
-/**
- * OpenAI voice names → a voice per engine. One row per OpenAI name; a new engine is one more column (e.g.
- * `flite: "slt"`). An engine without a column falls back to its default voice.
- */
-// deno-fmt-ignore
-export const OPENAI_VOICES: Record<string, Partial<Record<TtsEngineName | "flite", string>>> = {
-  alloy:   { espeak: "en-us" },
-  ash:     { espeak: "en-us-nyc" },
-  ballad:  { espeak: "en-gb-x-rp" },
-  coral:   { espeak: "en-029" },
-  echo:    { espeak: "en-gb-scotland" },
-  fable:   { espeak: "en-gb-x-gbclan" },
-  onyx:    { espeak: "en-gb-x-gbcwmd" },
-  nova:    { espeak: "en-029" },
-  sage:    { espeak: "en-us" },
-  shimmer: { espeak: "en-gb-x-rp" },
-  verse:   { espeak: "en-us-nyc" },
-};
-
 /** OpenAI's error body; `code` and `message` are also Parley's `{error:{code,message}}`. */
 export interface OpenAiError {
   error: { message: string; type: string; param: string | null; code: string };
@@ -94,22 +74,6 @@ export interface OpenAiModel {
   object: "model";
   created: number;
   owned_by: string;
-}
-
-export interface OpenAiVoice {
-  /** What `voice` accepts: `<engine>:<voice>` (always), or the bare voice for the configured engine. */
-  id: string;
-  engine: TtsEngineName;
-  voice: string;
-  name: string;
-  languages: string[];
-  gender: string | null;
-  /** Rate of the engine's output (job audio is delivered at 22050 Hz, speech responses as requested). */
-  sample_rate: number | null;
-  /** `exact`: the engine reports word/phoneme times; `estimated`: derived from text length. */
-  timings: "exact" | "estimated";
-  /** OpenAI voice names that map to this voice. */
-  openai_aliases: string[];
 }
 
 export interface TranscriptionSegment {

@@ -8,7 +8,9 @@
  * (session_events) before they are sent, so a resuming client can fetch what it missed.
  */
 import { z } from "zod";
+import { ForbiddenKeyError, parseClientJson } from "./json.ts";
 import { PgText } from "./pg_domains.ts";
+import { isKnownVoiceName, MAX_SPEED, MIN_SPEED, unknownVoiceMessage } from "./voices.ts";
 
 export const SESSION_MODES = ["transcribe", "echo", "say"] as const;
 export type SessionMode = typeof SESSION_MODES[number];
@@ -47,10 +49,19 @@ export type Viseme = typeof VISEMES[number];
 
 // ---------- session options (given at creation, some changeable with set_options) ----------
 
+/** A voice name resolvable by protocol/voices.ts (`resolveVoice`); unknown names name GET /v1/voices. */
+export const VoiceName = z.string().min(1).max(64).refine((v) => isKnownVoiceName(v), {
+  error: (i) => unknownVoiceMessage(String(i.input)),
+});
+export const Speed = z.number().min(MIN_SPEED).max(MAX_SPEED);
+
 export const SessionOptions = z.object({
   mode: z.enum(SESSION_MODES).default("transcribe"),
   language: PgText.min(2).max(16).default("en"),
-  voice: PgText.min(1).max(64).optional(),
+  /** A voice name of protocol/voices.ts (`flite:rms`, `espeak:de`, or a bare id); see GET /v1/voices. */
+  voice: VoiceName.optional(),
+  /** Speaking rate of the session's voice (1 = the voice's own rate). */
+  speed: Speed.optional(),
   /** Stop playback when the user starts speaking over it. */
   barge_in: z.boolean().default(true),
   /** End-of-speech silence in ms before a segment is confirmed. */
@@ -207,8 +218,15 @@ export type ServerEventBody = ServerEvent extends infer E ? E extends ServerEven
 
 /** Text to speak on a live session: the `say` control message, and `POST /v1/sessions/{id}/say`. */
 export const SayRequest = z.object({
-  text: z.string().min(1).max(5000),
-  voice: z.string().max(64).optional(),
+  /** Refused when it has nothing to speak (no letter or digit: e.g. only control characters or punctuation). */
+  text: z.string().min(1).max(5000).regex(
+    /[\p{L}\p{N}]/u,
+    "nothing to speak: the text has no letters or digits",
+  ),
+  voice: VoiceName.optional(),
+  speed: Speed.optional(),
+  /** `text` is SSML (protocol/ssml.ts subset): validated and normalised before synthesis. */
+  ssml: z.boolean().optional(),
 }).strict();
 export type SayRequest = z.infer<typeof SayRequest>;
 
@@ -238,8 +256,9 @@ export function parseJsonMessage<T>(
   if (raw.length > maxBytes) return { ok: false, error: "control message too large" };
   let json: unknown;
   try {
-    json = JSON.parse(raw);
-  } catch {
+    json = parseClientJson(raw);
+  } catch (e) {
+    if (e instanceof ForbiddenKeyError) return { ok: false, error: e.message };
     return { ok: false, error: "control message is not valid JSON" };
   }
   const r = schema.safeParse(json);

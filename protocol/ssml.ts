@@ -426,3 +426,11 @@ export function chunkSsml(doc: SsmlDocument, maxChars = 300): SsmlSegment[][] {
   if (cur.length) chunks.push(cur);
   return chunks;
 }
+
+/**
+ * The chunks of an SSML job as stored (tts_chunks.text): each one a regenerated safe document of `chunkSsml`'s
+ * segments. Deterministic, so an interrupted submit can be split again the same way. Throws SsmlError.
+ */
+export function ssmlJobChunks(input: string, maxChars = 300): string[] {
+  return chunkSsml(parseSsml(input), maxChars).map((segments) => toSafeSsml({ segments, text: "" }));
+}

@@ -26,8 +26,14 @@ export const TTS_MAX_BATCH = 100;
 export const TTS_SAMPLE_RATE = 22050;
 
 export interface CreateTtsJobRequest {
+  /** Plain text, or SSML with `ssml: true`. */
   text: string;
+  /** A voice name of protocol/voices.ts (`flite:rms`, `espeak:de`, `rms`); see GET /v1/voices. */
   voice?: string;
+  /** Speaking rate, 0.5–2.0 (default 1). */
+  speed?: number;
+  /** `text` is SSML (the subset of protocol/ssml.ts); malformed markup is a 400 `invalid_ssml`. */
+  ssml?: boolean;
   engine?: TtsJobEngine;
   format?: TtsFormat;
   priority?: TtsPriority;
@@ -36,6 +42,8 @@ export interface CreateTtsJobRequest {
 export interface CreateTtsBatchRequest {
   texts: string[];
   voice?: string;
+  speed?: number;
+  ssml?: boolean;
   engine?: TtsJobEngine;
   format?: TtsFormat;
   /** Default for batches: "batch". */
@@ -83,6 +91,8 @@ export interface TtsJob {
   status: TtsJobStatus;
   voice: string;
   engine: TtsJobEngine;
+  speed: number;
+  ssml: boolean;
   format: TtsFormat;
   priority: TtsPriority;
   sample_rate: number;
@@ -133,7 +143,3 @@ export const ESPEAK_VOICES: readonly string[] = [
   "ta", "te", "th", "ti", "tk", "tn", "tr", "tt", "ug", "uk", "ur", "uz", "vi", "vi-vn-x-central",
   "vi-vn-x-south", "xex", "yue",
 ];
-
-export function isKnownVoice(engine: TtsJobEngine, voice: string): boolean {
-  return engine === "vits" ? voice === "default" : ESPEAK_VOICES.includes(voice);
-}

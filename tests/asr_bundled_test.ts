@@ -84,7 +84,10 @@ async function confirmedThroughPipeline(sentences48k: Int16Array[]): Promise<str
   // the VAD ends a segment after 0.4 s of silence
   const pcm = concat(silence(900), ...sentences48k.flatMap((s) => [s, silence(900)]));
 
-  const hub = await EngineHub.create({ ...engineHubConfig(parseConfig({ ASR_ENGINE: "ctc" })), workers: 1 });
+  const hub = await EngineHub.create({
+    ...engineHubConfig(parseConfig({ ASR_ENGINE: "ctc", TTS_ENGINE: "espeak" })),
+    workers: 1,
+  });
   const host = new FakeHost("s-bundled");
   const p = hub.createPipeline(host, SessionOptions.parse({ mode: "transcribe" }));
   try {

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { api, startStack } from "./harness.ts";
+import type { SayOptions } from "../origin/pipeline/types.ts";
 import { claimSession, markActive } from "../db/sessions.ts";
 
 const md5 = (s: string) => createHash("md5").update(s).digest("hex");
@@ -120,14 +121,14 @@ Deno.test("sip api: numbers map an extension to session options, greeting and ro
 });
 
 Deno.test("sip api: POST /v1/sessions/{id}/say reaches the owning origin's session; bad input and unknown ids", async () => {
-  const said: Array<{ id: string; text: string; voice?: string }> = [];
+  const said: Array<{ id: string; text: string; opts?: SayOptions }> = [];
   const s = await startStack({
     parts: () => ({
       sessions: {
         create: () => Promise.reject(new Error("not used")),
         get: () => null,
-        say: (id: string, text: string, voice?: string) => {
-          said.push({ id, text, voice });
+        say: (id: string, text: string, opts?: SayOptions) => {
+          said.push({ id, text, opts });
           return Promise.resolve({ session_id: id, state: "active" as const, node_id: "n" });
         },
         end: () => Promise.resolve(null),
@@ -154,7 +155,47 @@ Deno.test("sip api: POST /v1/sessions/{id}/say reaches the owning origin's sessi
       json: { text: "Hello caller.", voice: "en-us" },
     });
     assert.equal(r.status, 202, r.text);
-    assert.deepEqual(said, [{ id, text: "Hello caller.", voice: "en-us" }]);
+    assert.deepEqual(said, [{ id, text: "Hello caller.", opts: { voice: "en-us" } }]);
+    const ssml = await api(s, "POST", `/v1/sessions/${id}/say`, {
+      key: s.adminKey,
+      json: {
+        text: "<speak>Hi <break time='200ms'/> there</speak>",
+        voice: "flite:slt",
+        speed: 1.5,
+        ssml: true,
+      },
+    });
+    assert.equal(ssml.status, 202, ssml.text);
+    assert.deepEqual(said[1].opts, { voice: "flite:slt", speed: 1.5, ssml: true });
+    // refused at the edge, before the origin hears of them
+    const unknown = await api(s, "POST", `/v1/sessions/${id}/say`, {
+      key: s.adminKey,
+      json: { text: "x", voice: "klingon" },
+    });
+    assert.equal(unknown.status, 400, unknown.text);
+    assert.match(unknown.text, /GET \/v1\/voices/);
+    const bad = await api(s, "POST", `/v1/sessions/${id}/say`, {
+      key: s.adminKey,
+      json: { text: "<speak>Hi <script>x</script></speak>", ssml: true },
+    });
+    assert.equal(bad.status, 400, bad.text);
+    assert.equal((bad.body as { error: { code: string } }).error.code, "invalid_ssml");
+    assert.match(bad.text, /at character \d+/);
+    for (
+      const body of [
+        '{"text":"x","speed":3}',
+        '{"text":"x","__proto__":{"voice":"x"}}',
+        '{"text":"x","extra":1}',
+      ]
+    ) {
+      const res = await api(s, "POST", `/v1/sessions/${id}/say`, {
+        key: s.adminKey,
+        body,
+        headers: { "content-type": "application/json" },
+      });
+      assert.equal(res.status, 400, body);
+    }
+    assert.equal(said.length, 2);
     assert.equal(
       (await api(s, "POST", `/v1/sessions/${id}/say`, { key: s.adminKey, json: { text: "" } })).status,
       400,

@@ -27,11 +27,17 @@ class HeldSynth implements ChunkSynthesizer {
     this.#release();
     this.#hold = null;
   }
-  async synthesize(text: string, voice: string, engine: string, rate: number) {
+  async synthesize(
+    text: string,
+    voice: string,
+    engine: string,
+    rate: number,
+    opts?: { speed?: number; ssml?: boolean },
+  ) {
     this.calls.push(text);
     const gate = this.#hold; // a call waits for the hold it found; release() lets it through
     if (gate) await gate;
-    return await this.inner.synthesize(text, voice, engine, rate);
+    return await this.inner.synthesize(text, voice, engine, rate, opts);
   }
   ready() {
     return true;

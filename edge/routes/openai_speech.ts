@@ -17,7 +17,6 @@ import { readJson } from "../../lib/http.ts";
 import { registry } from "../../lib/metrics.ts";
 import { TTS_ENGINES, type TtsEngineName } from "../../protocol/engines.ts";
 import {
-  OPENAI_VOICES,
   SPEECH_FORMATS,
   SPEECH_MAX_INPUT,
   SPEECH_MAX_SPEED,
@@ -27,7 +26,8 @@ import {
   type SpeechFormat,
   speechModel,
 } from "../../protocol/openai.ts";
-import { isKnownVoice, TTS_SAMPLE_RATE } from "../../protocol/tts.ts";
+import { TTS_SAMPLE_RATE } from "../../protocol/tts.ts";
+import { openAiVoice, resolveVoice, unknownVoiceMessage } from "../../protocol/voices.ts";
 import { chunkText, cleanText, countChars } from "../../protocol/tts_text.ts";
 import type { EdgeApp, EdgeContext } from "../context.ts";
 import { guard } from "../context.ts";
@@ -64,7 +64,11 @@ export interface SpeechRequest {
 }
 
 /** Checks an OpenAI speech body; every refusal names its field. */
-export function parseSpeech(body: unknown, configured: TtsEngineName, defaultVoice: string): SpeechRequest {
+export function parseSpeech(
+  body: unknown,
+  configured: TtsEngineName,
+  defaultVoice: string | undefined,
+): SpeechRequest {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new ApiError(400, "invalid_json", "body must be a JSON object");
   }
@@ -95,22 +99,19 @@ export function parseSpeech(body: unknown, configured: TtsEngineName, defaultVoi
   }
   if (!chunkText(input).length) throw new ParamError("input", "empty (nothing to speak)");
   const v = str("voice", true)!;
+  if (!v.trim()) throw new ParamError("voice", "required (see GET /v1/voices)");
   if (v.length > 100) throw new ParamError("voice", "longer than 100 characters");
-  let voice: string;
-  const colon = v.indexOf(":");
-  if (colon > 0 && (TTS_ENGINES as readonly string[]).includes(v.slice(0, colon))) {
-    const named = v.slice(0, colon) as TtsEngineName;
-    if (named !== engine && (TTS_ENGINES as readonly string[]).includes(model)) {
-      throw new ParamError("voice", `voice of engine ${named} with model ${model}`);
+  const defaults = { engine: configured, voice: defaultVoice };
+  // an OpenAI name (alloy …) selects the model's engine's voice for it; anything else is a Parley voice name
+  const named = openAiVoice(v, engine, defaults) ?? resolveVoice(v, { engine, voice: defaultVoice });
+  if (!named) throw new ParamError("voice", unknownVoiceMessage(v));
+  if (named.engine !== engine) {
+    if ((TTS_ENGINES as readonly string[]).includes(model)) {
+      throw new ParamError("voice", `voice of engine ${named.engine} with model ${model}`);
     }
-    engine = named;
-    voice = v.slice(colon + 1) || (engine === "vits" ? "default" : defaultVoice);
-  } else if (v.toLowerCase() in OPENAI_VOICES) {
-    voice = OPENAI_VOICES[v.toLowerCase()][engine] ?? (engine === "vits" ? "default" : defaultVoice);
-  } else voice = v;
-  if (!isKnownVoice(engine, voice)) {
-    throw new ParamError("voice", `unknown voice "${v}" for ${engine}; see GET /v1/voices`);
+    engine = named.engine;
   }
+  const voice = named.voice;
   const format = str("response_format", false) ?? "mp3";
   if (!(SPEECH_FORMATS as readonly string[]).includes(format)) {
     throw new ParamError("response_format", `one of ${SPEECH_FORMATS.join(", ")} (no AAC encoder here)`);

@@ -26,6 +26,8 @@ import { ApiError } from "../../lib/errors.ts";
 import { readBodyLimited, readJson, validationError } from "../../lib/http.ts";
 import { registry } from "../../lib/metrics.ts";
 import { checkOffer, MAX_SDP_BYTES } from "../../protocol/sdp.ts";
+import { parseSsml, SsmlError } from "../../protocol/ssml.ts";
+import { ForbiddenKeyError, parseClientJson } from "../../protocol/json.ts";
 import { type CloseReason, SayRequest, SessionOptions } from "../../protocol/session_messages.ts";
 import {
   type CreateSessionRequest,
@@ -59,7 +61,7 @@ function optionsFromQuery(q: Record<string, string>): Record<string, unknown> {
   for (const [k, v] of Object.entries(q)) {
     if (k === "resume" || k === "last_seq") continue;
     if (v === "true" || v === "false") o[k] = v === "true";
-    else if (/^\d+$/.test(v)) o[k] = Number(v);
+    else if (/^\d+(\.\d+)?$/.test(v)) o[k] = Number(v);
     else o[k] = v;
   }
   return o;
@@ -171,8 +173,9 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
     } else if (wantsJson) {
       let json: unknown;
       try {
-        json = JSON.parse(new TextDecoder().decode(raw));
-      } catch {
+        json = parseClientJson(new TextDecoder().decode(raw));
+      } catch (e) {
+        if (e instanceof ForbiddenKeyError) throw new ApiError(400, "validation_failed", e.message);
         throw new ApiError(400, "invalid_json", "body is not valid JSON");
       }
       const parsed = JsonOffer.safeParse(json);
@@ -356,6 +359,14 @@ export function sessionRoutes(app: EdgeApp, ctx: EdgeContext): void {
     const row = await loadSession(ctx, c.get("principal"), c.req.param("id") ?? "");
     const parsed = SayRequest.safeParse(await readJson(c, 16 * 1024));
     if (!parsed.success) throw validationError(parsed.error.issues);
+    if (parsed.data.ssml) {
+      try {
+        parseSsml(parsed.data.text); // refused here with its position; the origin parses it again to speak it
+      } catch (e) {
+        if (e instanceof SsmlError) throw new ApiError(400, "invalid_ssml", e.message);
+        throw e;
+      }
+    }
     if (row.state === "closing" || row.state === "closed") {
       throw new ApiError(409, "conflict", `session is ${row.state}`);
     }

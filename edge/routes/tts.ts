@@ -30,7 +30,6 @@ import { ApiError } from "../../lib/errors.ts";
 import { readJson, validationError } from "../../lib/http.ts";
 import { registry } from "../../lib/metrics.ts";
 import {
-  isKnownVoice,
   TTS_FORMATS,
   TTS_JOB_ENGINES,
   TTS_JOB_STATUSES,
@@ -47,6 +46,8 @@ import {
   type TtsPriority,
 } from "../../protocol/tts.ts";
 import { chunkText, cleanText, countChars } from "../../protocol/tts_text.ts";
+import { SsmlError, ssmlJobChunks } from "../../protocol/ssml.ts";
+import { MAX_SPEED, MIN_SPEED, resolveVoice, unknownVoiceMessage } from "../../protocol/voices.ts";
 import type { Principal } from "../auth.ts";
 import type { EdgeApp, EdgeContext } from "../context.ts";
 import { guard } from "../context.ts";
@@ -59,7 +60,11 @@ const mSubmitted = registry.counter("parley_tts_jobs_submitted_total", "TTS jobs
 const mStreams = registry.gauge("parley_tts_streams_open", "Open TTS audio and event streams on this edge");
 
 const JobOptions = {
+  /** A voice name of protocol/voices.ts; a bare id is looked up in `engine` (if given) first. */
   voice: PgText.min(1).max(64).optional(),
+  speed: z.number().min(MIN_SPEED).max(MAX_SPEED).optional(),
+  /** `text` (each of `texts`) is SSML (protocol/ssml.ts subset). */
+  ssml: z.boolean().optional(),
   engine: z.enum(TTS_JOB_ENGINES).optional(),
   format: z.enum(TTS_FORMATS).optional(),
   priority: z.enum(TTS_PRIORITIES).optional(),
@@ -88,6 +93,8 @@ export function jobJson(r: JobRow): TtsJob {
     status: r.status,
     voice: r.voice,
     engine: r.engine,
+    speed: r.speed,
+    ssml: r.ssml,
     format: r.format,
     priority: r.priority,
     sample_rate: r.sample_rate,
@@ -144,20 +151,42 @@ export function ttsRoutes(app: EdgeApp, ctx: EdgeContext): void {
         `${where}text has ${n} characters; the limit is ${maxChars}`,
       );
     }
-    const chunks = chunkText(text);
+    let chunks: string[];
+    if (o.ssml) {
+      try {
+        chunks = ssmlJobChunks(text); // validated and normalised here: user markup is never stored as a chunk
+      } catch (e) {
+        if (e instanceof SsmlError) throw new ApiError(400, "invalid_ssml", `${where}${e.message}`);
+        throw e;
+      }
+      chunks = chunks.filter((c) => /[\p{L}\p{N}]/u.test(c.replace(/<[^>]*>/g, "")));
+    } else {
+      chunks = chunkText(text);
+    }
     if (!chunks.length) {
       throw new ApiError(400, "validation_failed", `${where}text is empty (nothing to speak)`);
     }
-    const engine: TtsJobEngine = o.engine ?? ctx.config.TTS_ENGINE;
-    const voice = o.voice ?? (engine === "vits" ? "default" : ctx.config.TTS_VOICE);
-    if (!isKnownVoice(engine, voice)) {
-      throw new ApiError(400, "validation_failed", `${where}unknown voice "${voice}" for engine ${engine}`);
+    // a bare voice id is looked up in the requested engine first, then in the others
+    const defaultEngine: TtsJobEngine = o.engine ?? ctx.config.TTS_ENGINE;
+    const resolved = resolveVoice(o.voice, {
+      engine: defaultEngine,
+      voice: o.engine && o.engine !== ctx.config.TTS_ENGINE ? undefined : ctx.config.TTS_VOICE,
+    });
+    if (!resolved) throw new ApiError(400, "unknown_voice", `${where}${unknownVoiceMessage(o.voice ?? "")}`);
+    if (o.engine && resolved.engine !== o.engine) {
+      throw new ApiError(
+        400,
+        "unknown_voice",
+        `${where}voice "${o.voice}" is a ${resolved.engine} voice, not ${o.engine} (list voices at GET /v1/voices)`,
+      );
     }
+    const { engine, voice } = resolved;
     return {
       tenantId: p.tenantId,
       apiKeyId: p.keyId,
-      text: cleanText(text), // stored cleaned: Postgres text cannot hold NUL
-
+      text: o.ssml ? text : cleanText(text), // stored cleaned: Postgres text cannot hold NUL (SSML refuses it)
+      speed: o.speed ?? 1,
+      ssml: o.ssml ?? false,
       voice,
       engine,
       format: o.format ?? "wav",

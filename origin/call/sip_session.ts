@@ -21,6 +21,7 @@ import { ClosedError } from "../../lib/closed_error.ts";
 import { log as rootLog, type Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
 import type { CloseReason, SessionOptions } from "../../protocol/session_messages.ts";
+import type { SayOptions } from "../pipeline/types.ts";
 import type { PipelineFactory } from "../session/session.ts";
 import { type RoomPublishing, SessionCore } from "../session/session_core.ts";
 import type { Call } from "../sip/call.ts";
@@ -155,7 +156,7 @@ export class SipSession extends SessionCore {
       if (this.isOver()) return;
       this.becomeActive();
       if (this.#greeting) {
-        this.pipeline?.say(this.#greeting, this.options.voice).catch((err) => {
+        this.pipeline?.say(this.#greeting, { voice: this.options.voice }).catch((err) => {
           if (!this.isOver()) this.log.warn("greeting failed", { err });
         });
       }
@@ -167,11 +168,11 @@ export class SipSession extends SessionCore {
   }
 
   /** A call speaks only once answered (before that there is no RTP clock to play on). */
-  override say(text: string, voice?: string): Promise<void> {
+  override say(text: string, opts: SayOptions = {}): Promise<void> {
     if (!this.isOver() && this.state !== "active") {
       return Promise.reject(new ClosedError(`session ${this.id} not active`));
     }
-    return super.say(text, voice);
+    return super.say(text, opts);
   }
 
   /** The call ended on its own (BYE, RTCP BYE, media timeout, session timer, UAS shutdown). */

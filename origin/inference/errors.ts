@@ -4,6 +4,12 @@
  * isolate test `instanceof` whichever side raised it.
  */
 import { ClosedError } from "../../lib/closed_error.ts";
+import {
+  EngineClosedError,
+  InvalidOptionError,
+  SynthesisError,
+  UnknownVoiceError,
+} from "../tts/flite/errors.ts";
 
 /** A low-priority job refused because the queue is full (shed under overload). */
 export class OverloadedError extends Error {
@@ -42,21 +48,26 @@ export function toWire(err: unknown): WireError {
   return { name: "Error", message: String(err) };
 }
 
-const CLASSES: Record<string, new (message: string) => Error> = {
-  OverloadedError,
-  SupersededError,
-  WorkerCrashedError,
-  JobCancelledError,
-  EngineError,
-  RangeError,
-  TypeError,
+const CLASSES: Record<string, (message: string) => Error> = {
+  OverloadedError: (m) => new OverloadedError(m),
+  SupersededError: (m) => new SupersededError(m),
+  WorkerCrashedError: (m) => new WorkerCrashedError(m),
+  JobCancelledError: (m) => new JobCancelledError(m),
+  EngineError: (m) => new EngineError(m),
+  RangeError: (m) => new RangeError(m),
+  TypeError: (m) => new TypeError(m),
+  // the flite engine's failure kinds (a trap inside one synthesis is a SynthesisError)
+  SynthesisError: (m) => new SynthesisError(m),
+  InvalidOptionError: (m) => new InvalidOptionError(m),
+  UnknownVoiceError: (m) => new UnknownVoiceError("", [], m),
+  EngineClosedError: () => new EngineClosedError(),
 };
 
 /** The error `toWire` described, as an instance of its class when that class is known here (else Error). */
 export function fromWire(w: WireError): Error {
   if (w.closed) return new ClosedError(w.closed.what, w.closed.state);
-  const Class = CLASSES[w.name];
-  if (Class) return new Class(w.message);
+  const make = CLASSES[w.name];
+  if (make) return make(w.message);
   const e = new Error(w.message);
   e.name = w.name;
   return e;

@@ -12,6 +12,8 @@ import type { DenoiseStates } from "../audio/denoise_states.ts";
 import { floatToInt16, resampleAll } from "../../lib/audio/resampler.ts";
 import os from "node:os";
 import { EngineError, fromWire, toWire } from "./errors.ts";
+import { renderSsml } from "../tts/ssml_render.ts";
+import { MAX_SPEED, MIN_SPEED } from "../../protocol/voices.ts";
 
 let asr: AsrEngine | null = null;
 let vad: SileroVad | null = null;
@@ -132,7 +134,14 @@ async function run(job: Job): Promise<{ value: unknown; transfer: Transferable[]
     }
     case "tts": {
       const engine = await getTts(job.engine ?? ttsConfig!.engine);
-      const r = await engine.synthesize(job.text, job.voice);
+      const r = job.ssml
+        ? await renderSsml(engine, job.ssml, {
+          voice: job.voice,
+          speed: job.speed,
+          minSpeed: MIN_SPEED,
+          maxSpeed: MAX_SPEED,
+        })
+        : await engine.synthesize(job.text, job.voice, { speed: job.speed });
       let pcm = r.pcm, sampleRate = r.sampleRate;
       if (job.outRate && job.outRate !== r.sampleRate) {
         // 8 zero crossings: synthetic voice has little energy near Nyquist; images stay > 60 dB down (tested).

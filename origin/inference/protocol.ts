@@ -5,6 +5,7 @@ import type { TtsEngineName } from "../../protocol/engines.ts";
 import type { VadSeqItem, VadSeqResult } from "../pipeline/vad.ts";
 import type { WireError } from "./errors.ts";
 import type { DenoiseJob, DenoiseResult } from "../audio/denoise_states.ts";
+import type { SsmlDocument } from "../../protocol/ssml.ts";
 
 /** What a worker loads at start. Any subset. */
 export interface WorkerInit {
@@ -37,7 +38,17 @@ export type StreamJob =
 export type Job =
   | { kind: "asr"; pcm16k: Float32Array; final?: boolean; language?: string }
   | StreamJob
-  | { kind: "tts"; text: string; voice?: string; engine?: TtsEngineName; outRate?: number }
+  | {
+    kind: "tts";
+    text: string;
+    voice?: string;
+    engine?: TtsEngineName;
+    outRate?: number;
+    /** Speaking rate (protocol/voices.ts MIN_SPEED–MAX_SPEED). */
+    speed?: number;
+    /** Validated, normalised SSML (protocol/ssml.ts): rendered run by run instead of `text`. */
+    ssml?: SsmlDocument;
+  }
   | { kind: "voices"; engine?: TtsEngineName }
   | { kind: "vad"; items: VadSeqItem[] }
   | ({ kind: "denoise" } & DenoiseJob)

@@ -19,7 +19,9 @@ import type { SessionOptions } from "../../protocol/session_messages.ts";
 import type { PipelineHost, SpeechPipeline } from "./types.ts";
 import type { AsrConfig } from "../asr/engine.ts";
 import type { TtsConfig, Voice } from "../tts/engine.ts";
-import { TTS_ENGINES, type TtsEngineName } from "../../protocol/engines.ts";
+import type { TtsEngineName } from "../../protocol/engines.ts";
+import { resolveVoice, unknownVoiceMessage } from "../../protocol/voices.ts";
+import { UnknownVoiceError } from "../tts/flite/errors.ts";
 import { InferencePool } from "../inference/pool.ts";
 import { type RecognitionStreams, StreamingStrategy } from "./stream_decode.ts";
 import { OverloadedError, WorkerCrashedError } from "../inference/errors.ts";
@@ -74,18 +76,6 @@ export const HUB_TUNING: Omit<EngineHubConfig, "asr" | "tts" | "workers"> = {
 
 /** The engines and worker count (origin/engine_config.ts builds them from Config), tuning optional. */
 export type EngineHubOptions = Pick<EngineHubConfig, "asr" | "tts" | "workers"> & Partial<EngineHubConfig>;
-
-/**
- * Session voices: "en-us" (default engine's voice), or "<engine>:<voice>" to pick the engine per session,
- * e.g. "espeak:de", "vits" / "vits:" (the configured VITS model).
- */
-export function parseVoice(voice: string | undefined): { engine?: TtsEngineName; voice?: string } {
-  const v = voice ?? "";
-  const colon = v.indexOf(":");
-  const engine = (colon < 0 ? v : v.slice(0, colon)) as TtsEngineName;
-  if (!TTS_ENGINES.includes(engine)) return { voice: voice || undefined };
-  return { engine, voice: (colon < 0 ? "" : v.slice(colon + 1)) || undefined };
-}
 
 const mDecodeOverload = registry.counter(
   "parley_asr_partials_shed_total",
@@ -371,12 +361,22 @@ export class EngineHub {
           if (e instanceof OverloadedError) mDecodeOverload.inc();
           throw e;
         }),
-      synthesize: (text, voice, owner) => {
-        const { engine, voice: v } = parseVoice(voice);
-        return pool.submit({ kind: "tts", text, voice: v, engine, outRate: 48000 }, {
-          priority: "normal",
-          owner,
+      synthesize: (text, voice, owner, opts = {}) => {
+        const resolved = resolveVoice(voice, {
+          engine: this.config.tts.engine,
+          voice: this.config.tts.voice,
         });
+        if (!resolved) {
+          return Promise.reject(new UnknownVoiceError(voice ?? "", [], unknownVoiceMessage(voice ?? "")));
+        }
+        const v = resolved.engine === "vits" ? undefined : resolved.voice;
+        return pool.submit(
+          { kind: "tts", text, voice: v, engine: resolved.engine, outRate: 48000, ...opts },
+          {
+            priority: "normal",
+            owner,
+          },
+        );
       },
       cancel: (owner) => void pool.cancelOwner(owner),
       promote: (key) => void pool.promote(key, "high"),

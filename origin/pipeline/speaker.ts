@@ -5,7 +5,8 @@
  * the owner, ./speech_pipeline.ts).
  */
 import type { TelopEvent, UtteranceEvent } from "../../protocol/session_messages.ts";
-import type { PipelineHost } from "./types.ts";
+import type { PipelineHost, SayOptions } from "./types.ts";
+import { chunkSsml, parseSsml, type SsmlDocument, SsmlError } from "../../protocol/ssml.ts";
 import type { TtsJobResult } from "../inference/protocol.ts";
 import type { SynthPhoneme, SynthWord } from "../tts/engine.ts";
 import { splitSentences } from "../tts/sentences.ts";
@@ -16,8 +17,16 @@ import { registry } from "../../lib/metrics.ts";
 
 /** The shared synthesis pool, as the pipeline sees it. */
 export interface SynthesisEngines {
-  /** 48 kHz synthesis of one sentence; `voice` as in session options (e.g. "en-us", "espeak:de", "vits"). */
-  synthesize(text: string, voice: string | undefined, owner: string): Promise<TtsJobResult>;
+  /**
+   * 48 kHz synthesis of one sentence (or one chunk of normalised SSML); `voice` as in session options
+   * (protocol/voices.ts names: "flite:rms", "espeak:de", "en-us").
+   */
+  synthesize(
+    text: string,
+    voice: string | undefined,
+    owner: string,
+    opts?: { speed?: number; ssml?: SsmlDocument },
+  ): Promise<TtsJobResult>;
   /** Reject the queued jobs of an owner. */
   cancel(owner: string): void;
 }
@@ -27,8 +36,9 @@ export interface SpeakerInit {
   engines: SynthesisEngines;
   /** Key of this speaker's synthesis jobs (for cancelling them). */
   owner: string;
-  /** The session's voice option, read when a `say` starts. */
+  /** The session's voice and speed options, read when a `say` starts. */
   voice: () => string | undefined;
+  speed: () => number | undefined;
   /** Longest text accepted by say(). */
   maxChars: number;
   /** Names the object in ClosedError. */
@@ -50,6 +60,11 @@ const mTtsSeconds = registry.counter(
   "parley_tts_audio_seconds_total",
   "Synthesized audio queued for playout",
 );
+/** Characters of text per SSML utterance (the first is heard sooner when chunks are short). */
+const SSML_CHUNK_CHARS = 200;
+/** Something an engine can say: a letter or a digit. */
+const SPEAKABLE = /[\p{L}\p{N}]/u;
+
 const mBargeIn = registry.counter("parley_barge_in_total", "Playback stopped because the user spoke");
 
 export class Speaker {
@@ -73,33 +88,58 @@ export class Speaker {
   }
 
   /** Speak `text` sentence by sentence after what is already queued. Resolves once all of it is queued. */
-  say(text: string, voice?: string): Promise<void> {
+  say(text: string, opts: SayOptions = {}): Promise<void> {
     if (this.closed) return Promise.reject(new ClosedError(this.init.name));
-    const clean = text.trim().slice(0, this.init.maxChars);
-    if (!clean) return Promise.resolve();
+    let sentences: Array<{ text: string; ssml?: SsmlDocument }>;
+    if (opts.ssml) {
+      if (text.length > this.init.maxChars) {
+        return Promise.reject(new SsmlError(`SSML longer than ${this.init.maxChars} characters`, 0));
+      }
+      let doc: SsmlDocument;
+      try {
+        doc = parseSsml(text); // user markup stops here: only normalised segments reach an engine
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      // one utterance per chunk: chunks end at segment or sentence boundaries, never inside a tag
+      sentences = chunkSsml(doc, SSML_CHUNK_CHARS).map((segments) => ({
+        text: segments.flatMap((s) => s.kind === "text" ? [s.text] : []).join(" "),
+        ssml: { segments, text: "" },
+      }));
+    } else {
+      const clean = text.trim().slice(0, this.init.maxChars);
+      sentences = clean ? splitSentences(clean) : [];
+    }
+    // a sentence with nothing to speak (only punctuation or control characters) would be an utterance without
+    // audio: it is dropped here, so every utterance has audio and its telop
+    sentences = sentences.filter((s) => SPEAKABLE.test(s.text));
+    if (!sentences.length) return Promise.resolve();
     const sayId = ++this.sayCounter;
     const generation = this.generation;
-    const sentences = splitSentences(clean);
-    const v = voice ?? this.init.voice();
-    // Sentences are synthesized `lookahead` ahead of the one being queued: the first plays while the next
-    // ones render, and a long text never floods the shared pool (other sessions' synthesis interleaves).
+    const v = opts.voice ?? this.init.voice();
+    const speed = opts.speed ?? this.init.speed();
+    // Sentences are synthesized up to `lookahead` ahead of the one being queued: the first plays while the
+    // next ones render, and a long text never floods the shared pool (other sessions' synthesis interleaves).
+    // The first sentence is submitted alone: its synthesis decides the first audio, and a second sentence
+    // rendering beside it would take CPU from it; the rest start once it is done, long before it has played.
     const lookahead = 2;
     const jobs: Array<Promise<{ ok: true; r: TtsJobResult } | { ok: false; e: Error }> | undefined> = [];
     const start = (i: number) => {
       if (i >= sentences.length || jobs[i] || generation !== this.generation || this.closed) return;
-      jobs[i] = this.init.engines.synthesize(sentences[i].text, v, this.init.owner).then(
+      const { text, ssml } = sentences[i];
+      jobs[i] = this.init.engines.synthesize(text, v, this.init.owner, { speed, ssml }).then(
         (r) => ({ ok: true as const, r }),
         (e) => ({ ok: false as const, e }),
       );
     };
-    for (let i = 0; i < lookahead; i++) start(i);
+    start(0);
     const run = async () => {
       for (let i = 0; i < sentences.length; i++) {
         start(i);
         const job = jobs[i];
         if (!job) return; // cancelled (interrupt / close)
         const res = await job;
-        start(i + lookahead);
+        for (let k = i + 1; k <= i + lookahead; k++) start(k);
         if (this.closed || generation !== this.generation) return;
         if (!res.ok) {
           this.log.warn("synthesis failed", { error: res.e });
@@ -111,6 +151,8 @@ export class Speaker {
           return;
         }
         const r = res.r;
+        const pcm = r.pcm instanceof Int16Array ? r.pcm : floatToInt16(r.pcm);
+        if (!pcm.length) continue; // the engine found nothing to say in it: no utterance, no events
         const id = `u${sayId}.${i + 1}`;
         this.utterances.set(id, {
           id,
@@ -121,7 +163,6 @@ export class Speaker {
           estimated: r.estimated,
           state: "queued",
         });
-        const pcm = r.pcm instanceof Int16Array ? r.pcm : floatToInt16(r.pcm);
         this.init.host.outbound.enqueue(id, pcm);
         this.init.host.outbound.endUtterance(id);
         mTtsSeconds.inc(undefined, pcm.length / r.sampleRate);

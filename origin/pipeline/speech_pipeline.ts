@@ -8,7 +8,7 @@
  * event loop that paces audio is never blocked for more than a few hundred microseconds per frame.
  */
 import type { SessionOptions } from "../../protocol/session_messages.ts";
-import type { InboundFrame, PipelineHost, SpeechPipeline } from "./types.ts";
+import type { InboundFrame, PipelineHost, SayOptions, SpeechPipeline } from "./types.ts";
 import type { VadBackend } from "./vad.ts";
 import type { FrameDenoiser } from "../audio/denoise.ts";
 import {
@@ -91,6 +91,7 @@ export class StreamingPipeline implements SpeechPipeline {
       engines,
       owner: `${owner}:tts`,
       voice: () => this.options.voice,
+      speed: () => this.options.speed,
       maxChars: cfg.maxSayChars,
       name: `pipeline ${host.sessionId}`,
       log: this.log,
@@ -116,8 +117,8 @@ export class StreamingPipeline implements SpeechPipeline {
     return this.recognizer.drain();
   }
 
-  say(text: string, voice?: string): Promise<void> {
-    return this.speaker.say(text, voice);
+  say(text: string, opts?: SayOptions): Promise<void> {
+    return this.speaker.say(text, opts);
   }
 
   setMuted(muted: boolean): void {
@@ -144,7 +145,7 @@ export class StreamingPipeline implements SpeechPipeline {
     if (m.type === "speech_started") {
       if (this.options.barge_in) this.speaker.interrupt();
     } else if (this.options.mode === "echo") {
-      this.speaker.say(m.event.alternatives[0].text, this.options.voice).catch((err) => {
+      this.speaker.say(m.event.alternatives[0].text).catch((err) => {
         if (!(err instanceof ClosedError)) this.log.warn("echo failed", { error: err });
       });
     }

@@ -28,7 +28,9 @@ const fixture = (name: string) => new URL(`../../tests/fixtures/speech/${name}`,
 let hubP: Promise<EngineHub> | null = null;
 function hub(): Promise<EngineHub> {
   hubP ??= EngineHub.create({
-    ...engineHubConfig(parseConfig({ ASR_ENGINE: "whisper", ASR_MODEL: "tiny-whisper" })),
+    ...engineHubConfig(
+      parseConfig({ ASR_ENGINE: "whisper", ASR_MODEL: "tiny-whisper", TTS_ENGINE: "espeak" }),
+    ),
     workers: 1,
   });
   return hubP;
@@ -189,7 +191,7 @@ Deno.test({
       await p.drain();
       await sleep(300);
       assert.equal(p.position16k >= 16000 * 3.9, true);
-      assert.deepEqual(host.events, []);
+      assert.equal(host.events.length, 0, JSON.stringify(host.events));
       assert.equal(asrJobs(), before);
     } finally {
       await p.close();
@@ -314,6 +316,37 @@ Deno.test({
       assert.ok(t.phonemes.some((ph) => ph.viseme === "closed"));
       const last = t.words[t.words.length - 1];
       assert.ok(last.start_ms + last.duration_ms <= t.duration_ms + 1);
+    } finally {
+      await p.close();
+      host.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "say: sentences with nothing to speak (control characters, punctuation) get no utterance; never audio without telop",
+  ...opts,
+  fn: async () => {
+    const h = await hub();
+    const host = new FakeHost("s-control");
+    const p = h.createPipeline(host, SessionOptions.parse({ mode: "say" }));
+    try {
+      await p.say("\u0001\u0002\u0007 ... !!!");
+      assert.equal(host.outbound.queuedMs(), 0);
+      assert.equal(host.events.length, 0, JSON.stringify(host.events));
+      await p.say("\u0001\u0002. Hello there.");
+      await waitFor(
+        () => host.events.some((e) => e.type === "utterance" && e.phase === "finished"),
+        8000,
+        "played",
+      );
+      const telops = host.events.filter((e): e is TelopEvent => e.type === "telop");
+      const utterances = host.events.filter((e) => e.type === "utterance" && e.phase === "started");
+      // one utterance, and its audio came with its telop
+      assert.deepEqual(telops.map((t) => t.words.map((w) => w.text)), [["Hello", "there"]]);
+      assert.equal(utterances.length, 1);
+      assert.ok(host.outbound.played.length > 20);
     } finally {
       await p.close();
       host.close();
@@ -460,7 +493,10 @@ Deno.test({
   fn: async () => {
     await assert.rejects(
       EngineHub.create({
-        ...engineHubConfig(parseConfig({ ASR_ENGINE: "whisper", ASR_MODEL: "no-such-model" })),
+        // espeak: loads at once, so the init failure is the missing model's, not a slow flite compile's
+        ...engineHubConfig(
+          parseConfig({ ASR_ENGINE: "whisper", ASR_MODEL: "no-such-model", TTS_ENGINE: "espeak" }),
+        ),
         workers: 1,
         initTimeoutMs: 30_000,
       }),

@@ -51,12 +51,24 @@ export interface PipelineHost {
   now(): number;
 }
 
+/** A `say`'s own choices; unset ones come from the session options. */
+export interface SayOptions {
+  /** A voice name of protocol/voices.ts. */
+  voice?: string;
+  speed?: number;
+  /** `text` is SSML (protocol/ssml.ts subset). */
+  ssml?: boolean;
+}
+
 /** What a Session drives. Created per session by the process-wide engine hub. */
 export interface SpeechPipeline {
   readonly state: "running" | "closed";
   push(frame: InboundFrame): void;
-  /** `say` control message / echo mode: speak text back (sentence by sentence). */
-  say(text: string, voice?: string): Promise<void>;
+  /**
+   * `say` control message / echo mode: speak text back (sentence by sentence). Rejects with SsmlError
+   * (protocol/ssml.ts) for invalid markup when `opts.ssml`, before anything is synthesized.
+   */
+  say(text: string, opts?: SayOptions): Promise<void>;
   setMuted(muted: boolean): void;
   setOptions(options: Partial<SessionOptions>): void;
   /** Idempotent. Stops timers, cancels queued inference for this session, flushes nothing further. */

@@ -5,7 +5,7 @@
  * started/finished events (so the playout path and event ordering are exercised too).
  */
 import type { SessionOptions } from "../../protocol/session_messages.ts";
-import type { InboundFrame, PipelineHost, SpeechPipeline } from "../pipeline/types.ts";
+import type { InboundFrame, PipelineHost, SayOptions, SpeechPipeline } from "../pipeline/types.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 
 export interface EchoOptions {
@@ -68,7 +68,7 @@ export class EchoPipeline implements SpeechPipeline {
     }
   }
 
-  say(text: string): Promise<void> {
+  say(text: string, _opts?: SayOptions): Promise<void> {
     if (this.#state === "closed") return Promise.reject(new ClosedError("echo pipeline"));
     const id = `say-${++this.#utterances}`;
     const words = text.trim().split(/\s+/).filter(Boolean).length || 1;

@@ -43,7 +43,8 @@ import {
   type SessionOptions,
   type SessionState,
 } from "../../protocol/session_messages.ts";
-import type { InboundFrame, PipelineHost, SpeechPipeline } from "../pipeline/types.ts";
+import type { InboundFrame, PipelineHost, SayOptions, SpeechPipeline } from "../pipeline/types.ts";
+import { SsmlError } from "../../protocol/ssml.ts";
 import type { RoomPublisher, RoomPublisherFeed } from "../rooms/room_types.ts";
 import { EchoPipeline } from "./echo.ts";
 import { DEFAULT_EVENT_LOG_LIMITS, retryWhileUnavailable, SessionEventLog } from "./event_log.ts";
@@ -443,10 +444,10 @@ export abstract class SessionCore implements PipelineHost, LiveSession {
       case "say": {
         const p = this.#pipeline;
         if (!p) break;
-        p.say(msg.text, msg.voice).catch((err) => {
+        p.say(msg.text, { voice: msg.voice, speed: msg.speed, ssml: msg.ssml }).catch((err) => {
           if (this.isOver()) return;
-          this.emit({ type: "error", code: "say_failed", message: String((err as Error)?.message ?? err) })
-            .catch(() => {});
+          const code = err instanceof SsmlError ? "invalid_ssml" : "say_failed";
+          this.emit({ type: "error", code, message: String((err as Error)?.message ?? err) }).catch(() => {});
         });
         break;
       }
@@ -473,11 +474,11 @@ export abstract class SessionCore implements PipelineHost, LiveSession {
   }
 
   /** `say` from the REST API (routed here by the internal API): speak text on this session. */
-  say(text: string, voice?: string): Promise<void> {
+  say(text: string, opts: SayOptions = {}): Promise<void> {
     if (this.isOver()) return Promise.reject(new ClosedError(`session ${this.id}`));
     const p = this.#pipeline;
     if (!p) return Promise.reject(new ApiError(409, "conflict", "session is not ready to speak yet"));
-    return p.say(text, voice);
+    return p.say(text, opts);
   }
 
   #deliver(ev: ServerEvent): void {

@@ -18,6 +18,7 @@
  * and its emit chain is drained, so the new Session's replay (events after resume_after_seq, from Postgres)
  * covers everything the old peer persisted. See session.ts for the no-gap/no-duplicate argument.
  */
+import type { SayOptions } from "../pipeline/types.ts";
 import type { Database } from "../../db/client.ts";
 import { attachSession, claimSession, sessionRowOfTenant, SessionStoreError } from "../../db/sessions.ts";
 import { ApiError } from "../../lib/errors.ts";
@@ -137,7 +138,7 @@ export class SessionManager implements SessionService {
   }
 
   /** REST `say` on a live session of this origin. null when unknown here; ClosedError when it is closing. */
-  say(id: string, text: string, voice?: string): Promise<SessionSummary | null> {
+  say(id: string, text: string, opts: SayOptions = {}): Promise<SessionSummary | null> {
     const s = this.#sessions.get(id);
     if (!s) {
       return this.#recent.get(id) ? Promise.reject(new ClosedError(`session ${id}`)) : Promise.resolve(null);
@@ -147,7 +148,7 @@ export class SessionManager implements SessionService {
       return Promise.reject(new ClosedError(`session ${id}`));
     }
     // Accepted once queued: synthesis and playout go on after the response (their events are on the timeline).
-    s.say(text, voice).catch((err) => {
+    s.say(text, opts).catch((err) => {
       if (!(err instanceof ClosedError)) this.#log.warn("say failed", { session_id: id, err: String(err) });
     });
     return Promise.resolve(summary);

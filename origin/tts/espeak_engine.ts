@@ -3,9 +3,17 @@
  * positions in ms. Synchronous inside the WASM module — run it in an inference worker, not on the media loop.
  */
 import EspeakInitializer from "@echogarden/espeak-ng-emscripten";
-import type { SynthesisEngine, SynthesisResult, SynthPhoneme, SynthWord, Voice } from "./engine.ts";
+import type {
+  SynthesisEngine,
+  SynthesisOptions,
+  SynthesisResult,
+  SynthPhoneme,
+  SynthWord,
+  Voice,
+} from "./engine.ts";
 import { visemeOf } from "./visemes.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
+import { MAX_SPEED, MIN_SPEED } from "../../protocol/voices.ts";
 
 interface EspeakEvent {
   type: string;
@@ -18,9 +26,13 @@ interface EspeakEvent {
 // deno-lint-ignore no-explicit-any
 type EspeakWorker = any;
 
+/** eSpeak NG's default speaking rate (words per minute); `speed` scales it. */
+const ESPEAK_DEFAULT_WPM = 175;
+
 export class EspeakEngine implements SynthesisEngine {
   readonly name = "espeak" as const;
   private currentVoice = "";
+  private currentRate = ESPEAK_DEFAULT_WPM;
   private constructor(private w: EspeakWorker | null, private readonly defaultVoice: string) {}
 
   static async load(defaultVoice = "en-us"): Promise<EspeakEngine> {
@@ -38,19 +50,28 @@ export class EspeakEngine implements SynthesisEngine {
       throw new Error(`unknown espeak voice "${voice}"`);
     }
     this.currentVoice = voice;
+    this.currentRate = -1; // a voice change may reset the rate: set it again
   }
 
-  synthesize(text: string, voice?: string): Promise<SynthesisResult> {
+  synthesize(text: string, voice?: string, opts: SynthesisOptions = {}): Promise<SynthesisResult> {
     try {
-      return Promise.resolve(this.synthesizeSync(text, voice));
+      return Promise.resolve(this.synthesizeSync(text, voice, opts.speed ?? 1));
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
-  private synthesizeSync(text: string, voice?: string): SynthesisResult {
+  private synthesizeSync(text: string, voice: string | undefined, speed: number): SynthesisResult {
     if (!this.w) throw new ClosedError("espeak engine");
+    if (!(speed >= MIN_SPEED && speed <= MAX_SPEED)) {
+      throw new RangeError(`speed must be between ${MIN_SPEED} and ${MAX_SPEED}, got ${speed}`);
+    }
     this.setVoice(voice || this.defaultVoice);
+    const rate = Math.round(ESPEAK_DEFAULT_WPM * speed);
+    if (rate !== this.currentRate) {
+      this.w.set_rate(rate);
+      this.currentRate = rate;
+    }
     const chunks: Int16Array[] = [];
     const events: EspeakEvent[] = [];
     let n = 0;

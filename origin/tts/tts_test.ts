@@ -31,7 +31,7 @@ Deno.test("visemes: vowels to a/i/u/e/o, bilabials closed, pauses rest", () => {
 });
 
 Deno.test("espeak: PCM at 22050 Hz with word and phoneme timings inside the audio, voices listed", async () => {
-  const e = await loadSynthesisEngine(ttsConfig(parseConfig({})));
+  const e = await loadSynthesisEngine(ttsConfig(parseConfig({ TTS_ENGINE: "espeak" })));
   try {
     const text = "Hello world. Maybe we should eat apples.";
     const r = await e.synthesize(text);

@@ -7,6 +7,7 @@ import { InferencePool } from "../inference/pool.ts";
 import type { TtsConfig } from "../tts/engine.ts";
 import type { TtsEngineName } from "../../protocol/engines.ts";
 import { floatToInt16 } from "../../lib/audio/resampler.ts";
+import { parseSsml } from "../../protocol/ssml.ts";
 
 export interface SynthesizedChunk {
   /** PCM16 little-endian mono. */
@@ -16,7 +17,14 @@ export interface SynthesizedChunk {
 }
 
 export interface ChunkSynthesizer {
-  synthesize(text: string, voice: string, engine: string, sampleRate: number): Promise<SynthesizedChunk>;
+  /** `opts.ssml`: `text` is a chunk of regenerated safe SSML (protocol/ssml.ts ssmlJobChunks). */
+  synthesize(
+    text: string,
+    voice: string,
+    engine: string,
+    sampleRate: number,
+    opts?: { speed?: number; ssml?: boolean },
+  ): Promise<SynthesizedChunk>;
   ready(): boolean;
   close(): Promise<void>;
 }
@@ -42,6 +50,7 @@ export class PoolSynthesizer implements ChunkSynthesizer {
     voice: string,
     engine: string,
     sampleRate: number,
+    opts: { speed?: number; ssml?: boolean } = {},
   ): Promise<SynthesizedChunk> {
     const r = await this.pool.submit({
       kind: "tts",
@@ -49,6 +58,8 @@ export class PoolSynthesizer implements ChunkSynthesizer {
       voice: engine === "vits" ? undefined : voice,
       engine: engine as TtsEngineName,
       outRate: sampleRate,
+      speed: opts.speed,
+      ssml: opts.ssml ? parseSsml(text) : undefined,
     }, { priority: "normal", retry: true });
     const pcm = r.pcm instanceof Int16Array ? r.pcm : floatToInt16(r.pcm);
     return {

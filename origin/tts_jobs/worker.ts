@@ -25,6 +25,7 @@ import {
 } from "../../db/tts_jobs.ts";
 import { log as rootLog, type Logger } from "../../lib/log.ts";
 import { chunkText } from "../../protocol/tts_text.ts";
+import { ssmlJobChunks } from "../../protocol/ssml.ts";
 import { registry } from "../../lib/metrics.ts";
 import type { OriginComponent } from "../services.ts";
 import type { PriorityGate } from "./priority_gate.ts";
@@ -193,7 +194,10 @@ export class TtsJobWorker implements OriginComponent {
     try {
       let audio;
       try {
-        audio = await this.opts.synth.synthesize(c.text, c.voice, c.engine, c.sampleRate);
+        audio = await this.opts.synth.synthesize(c.text, c.voice, c.engine, c.sampleRate, {
+          speed: c.speed,
+          ssml: c.ssml,
+        });
       } catch (err) {
         if (this.#state !== "running" || lost) return;
         const outcome = await failChunk(
@@ -271,7 +275,10 @@ export class TtsJobWorker implements OriginComponent {
           failed_jobs: r.failedJobs,
         });
       }
-      const fixed = await completeInterruptedSubmits(this.database, chunkText);
+      const fixed = await completeInterruptedSubmits(
+        this.database,
+        (text, ssml) => ssml ? ssmlJobChunks(text) : chunkText(text),
+      );
       if (fixed.completed.length || fixed.failed.length) {
         mRepaired.inc({ outcome: "completed" }, fixed.completed.length);
         mRepaired.inc({ outcome: "failed" }, fixed.failed.length);

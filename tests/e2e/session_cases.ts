@@ -98,6 +98,42 @@ test("all-in-one: say → audio + telop back, ping/pong, invalid control, DELETE
   for (const w of telop.words) {
     assert.ok(w.start_ms >= 0 && w.start_ms + w.duration_ms <= telop.duration_ms + 50);
   }
+  // issue 20 (6): say/set_options with an unknown voice, and a say of control characters only, get an `error`
+  // event and no audio; the session goes on
+  const errorsNow = () => c.received.filter((e) => e.type === "error").length;
+  const utterancesNow = () => c.received.filter((e) => e.type === "utterance").length;
+  const before = { errors: errorsNow(), utterances: utterancesNow() };
+  c.send({ type: "say", text: "Hello.", voice: "klingon" });
+  c.send({ type: "set_options", options: { voice: "flite:nobody" } });
+  c.send({ type: "say", text: "\u0001\u0002\u0007\u001b" });
+  await c.waitFor(() => errorsNow() >= before.errors + 3, 10_000, "three error events");
+  const errs = c.received.filter((e) => e.type === "error").slice(before.errors);
+  assert.match(JSON.stringify(errs[0]), /GET \/v1\/voices/);
+  assert.match(JSON.stringify(errs[1]), /GET \/v1\/voices/);
+  assert.match(JSON.stringify(errs[2]), /nothing to speak/);
+  c.send({ type: "ping", id: "p2" });
+  await c.waitForEvent("pong", (e) => e.id === "p2");
+  assert.equal(utterancesNow(), before.utterances, "no utterance for refused says");
+  // session options: unknown voice, unknown keys and __proto__ are 400 before anything is stored
+  for (
+    const options of [
+      '{"voice":"klingon"}',
+      '{"mode":"say","colour":"blue"}',
+      '{"__proto__":{"mode":"echo"}}',
+      '{"mode":"say","speed":3}',
+    ]
+  ) {
+    const r = await call(
+      s.url,
+      "POST",
+      "/v1/sessions",
+      s.key,
+      `{"sdp":${JSON.stringify(await client().offer())},"options":${options}}`,
+      { "content-type": "application/json" },
+    );
+    assert.equal(r.status, 400, `${options}: ${r.text}`);
+    if (options.includes("klingon")) assert.match(r.text, /GET \/v1\/voices/);
+  }
   // limits: one more session fits (2 per tenant), the third is refused with 429
   const c2 = client("silence");
   await connect(s.url, s.key, c2, { mode: "transcribe" });

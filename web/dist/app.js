@@ -1742,6 +1742,71 @@ var RoomView = class {
   }
 };
 
+// web/src/voices.ts
+var FIELDS = [
+  "voice",
+  "job-voice",
+];
+var VoicePicker = class {
+  #audio = new Audio();
+  #url = "";
+  constructor() {
+    for (const id of FIELDS) {
+      $(`${id}-preview`).addEventListener("click", () => void this.preview(id));
+    }
+  }
+  /** Fills the list; a field still on its initial value moves to the server's default voice. */
+  async load() {
+    try {
+      const res = await fetch("/v1/voices");
+      if (!res.ok) throw new Error(`GET /v1/voices: ${res.status}`);
+      const list = await res.json();
+      const dl = $("voices");
+      dl.replaceChildren(...list.data.map((v) => {
+        const o = document.createElement("option");
+        o.value = v.id;
+        o.label = `${v.description}${v.gender ? `, ${v.gender}` : ""} \xB7 ${v.sample_rate / 1e3} kHz` +
+          (v.timings === "exact" ? "" : " \xB7 estimated timings");
+        return o;
+      }));
+      for (const id of FIELDS) {
+        const input = $(id);
+        if (input.value === input.defaultValue) input.value = list.default;
+      }
+    } catch (e) {
+      announce(`Could not load the voice list: ${describeError(e)}`, "error");
+    }
+  }
+  /** Speaks one sentence in the field's voice (a small interactive TTS job). */
+  async preview(id) {
+    const voice = $(id).value.trim() || void 0;
+    const btn = $(`${id}-preview`);
+    btn.disabled = true;
+    try {
+      const job = await sendJson("POST", "/v1/tts/jobs", {
+        text: "Hello! This is how I sound.",
+        voice,
+        priority: "interactive",
+      });
+      for (let i = 0; i < 300; i++) {
+        const j = await getJson(job.links.self);
+        if (j.status === "succeeded") break;
+        if (j.status === "failed" || j.status === "canceled") throw new Error(j.error ?? j.status);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const blob = await (await request(job.links.audio)).blob();
+      if (this.#url) URL.revokeObjectURL(this.#url);
+      this.#url = URL.createObjectURL(blob);
+      this.#audio.src = this.#url;
+      await this.#audio.play();
+    } catch (e) {
+      announce(`Preview failed: ${describeError(e)}`, "error");
+    } finally {
+      btn.disabled = false;
+    }
+  }
+};
+
 // web/src/main.ts
 var VIEWS = [
   "live",
@@ -1759,6 +1824,8 @@ function boot() {
   const live = new LiveView();
   const hist = new HistoryView();
   const jobs = new JobsView();
+  const voices = new VoicePicker();
+  void voices.load();
   globalThis.parley = {
     live,
     history: hist,

@@ -10,6 +10,7 @@ import { LiveView } from "./live.ts";
 import { HistoryView } from "./history.ts";
 import { JobsView } from "./jobs.ts";
 import { RoomView } from "./room.ts";
+import { VoicePicker } from "./voices.ts";
 
 type View = "live" | "history" | "jobs";
 const VIEWS: View[] = ["live", "history", "jobs"];
@@ -27,6 +28,8 @@ function boot(): void {
   const live = new LiveView();
   const hist = new HistoryView();
   const jobs = new JobsView();
+  const voices = new VoicePicker();
+  void voices.load();
   // For debugging from the console (and for the end-to-end test).
   (globalThis as Record<string, unknown>).parley = { live, history: hist, jobs };
 

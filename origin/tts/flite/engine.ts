@@ -3,8 +3,7 @@
  * phoneme timings from flite's own segment durations (see ./align.ts), visemes from its ARPAbet phones, and a
  * speaking rate through flite's `duration_stretch`.
  *
- * Shaped like `SynthesisEngine` of ../engine.ts (plus `opts.speed`); `name` and the voice type carry "flite",
- * which the shared engine-name list does not know yet, hence the `Omit`.
+ * Built by ../factory.ts (`TTS_ENGINE=flite`, the default) inside the inference workers.
  */
 import type { SynthesisEngine, SynthesisResult } from "../engine.ts";
 import { log } from "../../../lib/log.ts";
@@ -34,9 +33,43 @@ const mSeconds = registry.histogram(
 );
 const mFailures = registry.counter("parley_flite_failures_total", "flite syntheses that failed, by kind");
 
-export class FliteEngine implements Omit<SynthesisEngine, "name" | "listVoices" | "synthesize"> {
+const mLexicon = registry.counter(
+  "parley_flite_lexicon_lookups_total",
+  "Word pronunciations for flite's timings, by result (hit: known, miss: listed by a flite run)",
+);
+
+/** Pronunciations kept per engine (word groups; a few hundred bytes each). */
+const LEXICON_MAX = 20_000;
+
+/** A bounded map that forgets the least recently used entry. */
+class Lru<V> {
+  #m = new Map<string, V>();
+  constructor(private readonly max: number) {}
+  has(k: string): boolean {
+    return this.#m.has(k);
+  }
+  get(k: string): V | undefined {
+    const v = this.#m.get(k);
+    if (v !== undefined) {
+      this.#m.delete(k);
+      this.#m.set(k, v);
+    }
+    return v;
+  }
+  set(k: string, v: V): void {
+    this.#m.delete(k);
+    this.#m.set(k, v);
+    if (this.#m.size > this.max) this.#m.delete(this.#m.keys().next().value!);
+  }
+  clear(): void {
+    this.#m.clear();
+  }
+}
+
+export class FliteEngine implements SynthesisEngine {
   readonly name = "flite" as const;
   private rt: FliteRuntime | null;
+  private readonly lexicon = new Lru<string[]>(LEXICON_MAX);
   private constructor(rt: FliteRuntime, private readonly defaultVoice: string) {
     this.rt = rt;
   }
@@ -109,13 +142,25 @@ export class FliteEngine implements Omit<SynthesisEngine, "name" | "listVoices" 
     }
   }
 
-  /** Phones of each group: one comma-separated run; per-group runs if flite merged or split a group. */
+  /**
+   * Phones of each group: one comma-separated run of the groups not yet known; per-group runs if flite merged or
+   * split a group. Each group is listed on its own between commas (phrase breaks), so its phones do not depend
+   * on its neighbours and are kept in `lexicon`: a sentence of known words needs no listing run.
+   */
   private pronunciations(rt: FliteRuntime, groups: readonly string[]): string[][] {
     if (!groups.length) return [];
     const listing = (t: string) => rt.run(["-voice", FRONT_END_VOICE, "-t", t, "-ps"], { wav: false }).stdout;
-    const all = parseGroupPhones(listing(groups.map(speakable).join(", ")));
-    if (all.length === groups.length) return all;
-    return groups.map((g) => parseGroupPhones(listing(speakable(g))).flat());
+    const missing = [...new Set(groups.filter((g) => !this.lexicon.has(g)))];
+    if (missing.length) {
+      mLexicon.inc({ result: "miss" }, missing.length);
+      const all = parseGroupPhones(listing(missing.map(speakable).join(", ")));
+      const per = all.length === missing.length
+        ? all
+        : missing.map((g) => parseGroupPhones(listing(speakable(g))).flat());
+      missing.forEach((g, i) => this.lexicon.set(g, per[i]));
+    }
+    mLexicon.inc({ result: "hit" }, groups.length - missing.length);
+    return groups.map((g) => this.lexicon.get(g)!);
   }
 
   listVoices(): Promise<FliteVoice[]> {
@@ -131,6 +176,7 @@ export class FliteEngine implements Omit<SynthesisEngine, "name" | "listVoices" 
   async close(): Promise<void> {
     const rt = this.rt;
     this.rt = null;
+    this.lexicon.clear();
     await rt?.close();
   }
 }

@@ -12,8 +12,10 @@ export class SynthesisError extends Error {
 /** The requested voice is not one of `listVoices()`. */
 export class UnknownVoiceError extends Error {
   readonly code = "unknown_voice";
-  constructor(readonly voice: string, known: readonly string[]) {
-    super(`unknown flite voice "${voice}" (known: ${known.join(", ")}; list voices at GET /v1/voices)`);
+  constructor(readonly voice: string, known: readonly string[], message?: string) {
+    super(
+      message ?? `unknown flite voice "${voice}" (known: ${known.join(", ")}; list voices at GET /v1/voices)`,
+    );
     this.name = "UnknownVoiceError";
   }
 }

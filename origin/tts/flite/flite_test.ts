@@ -99,6 +99,35 @@ Deno.test("flite: a trap fails one call with SynthesisError; the engine keeps wo
   assert.throws(() => rt.run(["-t", "x"], { wav: false }), EngineClosedError);
 });
 
+Deno.test("flite: known words need no pronunciation run; the timings are the same as when listed", async () => {
+  const rt = await FliteRuntime.create();
+  const e = await FliteEngine.load({ runtime: rt, warmUp: false });
+  const runs: string[] = [];
+  const run = rt.run.bind(rt);
+  rt.run = (args, opts) => {
+    runs.push(args.find((a) => a.startsWith("-p"))!);
+    return run(args, opts);
+  };
+  try {
+    const text = "It's five past nine, Dr. Smith.";
+    const first = await e.synthesize(text, "rms");
+    assert.deepEqual(runs, ["-psdur", "-pw", "-ps"]); // audio, words, then the new words' phones
+    runs.length = 0;
+    const again = await e.synthesize(text, "rms");
+    assert.deepEqual(runs, ["-psdur", "-pw"]);
+    assert.deepEqual(again.words, first.words);
+    assert.deepEqual(again.phonemes, first.phonemes);
+    // a sentence with one new word lists only that word
+    runs.length = 0;
+    await e.synthesize("Dr. Smith, it's nine.", "rms");
+    assert.deepEqual(runs, ["-psdur", "-pw"]);
+    await e.synthesize("Dr. Smith sings.", "rms");
+    assert.deepEqual(runs.slice(2), ["-psdur", "-pw", "-ps"]);
+  } finally {
+    await e.close();
+  }
+});
+
 Deno.test("flite: speed 2.0 roughly halves the duration, 0.5 doubles it", async () => {
   const e = await FliteEngine.load();
   try {
