@@ -205,7 +205,7 @@ lines.push(
 if (Object.keys(fliteByVoice).length) {
   lines.push("");
   lines.push(
-    "Flite voices (models/eval-flite): the same held-out sentences at default speed, spoken by flite's rms (Parley's default voice; its other sentences and speeds are in the fine-tune's training mix) and by kal16 (a flite voice never used in training). Clean.",
+    "Flite voices (models/eval-flite): the same held-out sentences at default speed, spoken by flite's rms (Parley's default voice) and kal16 (a voice models/train/finetune_flite.sh never trains on; it trains on other sentences of rms, slt and awb). Clean.",
   );
   lines.push("");
   lines.push("| voice | utterances | greedy CER | greedy WER | beam CER | beam WER | beam WER <= 25% |");
