@@ -7,8 +7,9 @@
  *   deno task eval:asr --write              # also writes models/parley-asr-en/EVAL.md
  *   deno task eval:asr --beam 32 --limit 20
  *   deno task eval:asr --model /tmp/other/parley-asr-en   # another export of the model folder
+ *   deno task eval:asr --no-flite           # skip the flite voices (models/eval-flite)
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
 import { loadCtcRecognizer } from "../origin/asr/ctc_decoder.ts";
@@ -130,6 +131,35 @@ for (const [i, m] of manifest.entries()) {
     }
   }
 }
+
+/**
+ * Flite voices (models/eval-flite, made by models/train/synth_flite.py): the same held-out sentences spoken at
+ * default speed by Parley's default voice (rms, a training voice of the flite fine-tune) and by a voice never used
+ * in training (kal16). Clean only, per voice.
+ */
+const FLITE_DIR = fileURLToPath(new URL("../models/eval-flite", import.meta.url));
+const fliteByVoice: Record<string, { greedy: Acc; beam: Acc; n: number; over25: number }> = {};
+let fliteOver25: string[] = [];
+if (existsSync(`${FLITE_DIR}/manifest.tsv`) && !flag("--no-flite")) {
+  const rows = readFileSync(`${FLITE_DIR}/manifest.tsv`, "utf8").trim().split("\n").slice(1)
+    .map((l) => l.split("\t")).map(([file, voice, text]) => ({ file, voice, text }));
+  const perVoice: Record<string, number> = {};
+  const picked = rows.filter((r) => (perVoice[r.voice] = (perVoice[r.voice] ?? 0) + 1) <= limit);
+  for (const m of picked) {
+    const r = await rec.transcribe(readWav16(`${FLITE_DIR}/${m.file}`), { beamWidth });
+    const v = fliteByVoice[m.voice] ??= { greedy: newAcc(), beam: newAcc(), n: 0, over25: 0 };
+    v.n++;
+    score(v.greedy, m.text, r.greedy);
+    score(v.beam, m.text, r.hypotheses[0].text);
+    const one = newAcc();
+    score(one, m.text, r.hypotheses[0].text);
+    if (one.we / one.wn > 0.25) {
+      v.over25++;
+      fliteOver25.push(`| ${m.file} | ${m.text} | ${r.hypotheses[0].text} | ${pct(one.we, one.wn)} |`);
+    }
+  }
+  fliteOver25 = fliteOver25.slice(0, 20);
+}
 await rec.dispose();
 
 const lines: string[] = [];
@@ -172,6 +202,22 @@ lines.push(
     )
   }.`,
 );
+if (Object.keys(fliteByVoice).length) {
+  lines.push("");
+  lines.push(
+    "Flite voices (models/eval-flite): the same held-out sentences at default speed, spoken by flite's rms (Parley's default voice) and kal16 (a voice models/train/finetune_flite.sh never trains on; it trains on other sentences of rms, slt and awb). Clean.",
+  );
+  lines.push("");
+  lines.push("| voice | utterances | greedy CER | greedy WER | beam CER | beam WER | beam WER <= 25% |");
+  lines.push("|---|---|---|---|---|---|---|");
+  for (const [v, a] of Object.entries(fliteByVoice)) {
+    lines.push(
+      `| ${v} | ${a.n} | ${pct(a.greedy.ce, a.greedy.cn)} | ${pct(a.greedy.we, a.greedy.wn)} | ${
+        pct(a.beam.ce, a.beam.cn)
+      } | ${pct(a.beam.we, a.beam.wn)} | ${a.n - a.over25} of ${a.n} |`,
+    );
+  }
+}
 lines.push("");
 lines.push(
   `Real-time factor (model + beam decode, clean, 1 thread): ${(wallMs / 1000 / audioSec).toFixed(4)} (${
@@ -200,6 +246,14 @@ if (over25.length) {
   lines.push("| file | voice | reference | beam | WER |");
   lines.push("|---|---|---|---|---|");
   lines.push(...over25);
+}
+if (fliteOver25.length) {
+  lines.push("");
+  lines.push(`Flite, beam: the first ${fliteOver25.length} sentences above WER 25%:`);
+  lines.push("");
+  lines.push("| file | reference | beam | WER |");
+  lines.push("|---|---|---|---|");
+  lines.push(...fliteOver25);
 }
 const report = lines.join("\n") + "\n";
 console.log(report);

@@ -13,14 +13,19 @@
  *  - `live`       each recording played into a live WebRTC session (Opus, real time) through edge + origin
  *                 processes with ASR_ENGINE=sphinx (bench/human_asr_live.ts): what a user of Parley gets
  *
+ *  - `ctc`        the bundled CTC recognizer (models/parley-asr-en, or --model <dir>), beam + LM; not in the default
+ *                 set (it is trained on synthetic speech only): `--systems ctc`
+ *
  *   deno task bench human_asr   or   deno run -A --unstable-worker-options bench/human_asr.ts [--json] [--no-live]
- *     [--systems cli,ffi_fresh,ffi_pooled,live]
+ *     [--systems cli,ffi_fresh,ffi_pooled,live,ctc] [--model <parley-asr-en dir>]
  */
 import { editDistance } from "../origin/asr/error_rate.ts";
 import { SphinxDecoder } from "../origin/asr/sphinx/sphinx_decoder.ts";
 import { type SphinxConfig, sphinxConfigOrExit } from "../origin/asr/sphinx/sphinx_detect.ts";
 import { readWav16k } from "../origin/asr/sphinx/sphinx_testdata.ts";
 import { durationS, humanCorpus, type HumanRecording, wav16k } from "./human_corpus.ts";
+import { loadCtcRecognizer } from "../origin/asr/ctc_decoder.ts";
+import { int16ToFloat } from "../lib/audio/resampler.ts";
 
 export interface SystemResult {
   text: string;
@@ -64,6 +69,29 @@ export function cliSystem(config: SphinxConfig): AsrSystem {
       return { text: lines.filter(Boolean).join(" "), decodeMs: performance.now() - t0, cpuMs };
     },
     close: () => Promise.resolve(),
+  };
+}
+
+/**
+ * The bundled CTC recognizer (models/parley-asr-en or --model <dir>), beam + lexicon + LM, whole file at once. It
+ * is trained on synthetic speech only: its figure on human recordings is for information.
+ */
+export function ctcSystem(modelDir: string): AsrSystem {
+  let rec: Awaited<ReturnType<typeof loadCtcRecognizer>> | null = null;
+  return {
+    name: "ctc",
+    what: `bundled CTC recognizer (${modelDir}), beam + lexicon + LM`,
+    async recognize(_rec, path) {
+      rec ??= await loadCtcRecognizer(modelDir, { intraOpNumThreads: 1 });
+      const t0 = performance.now();
+      const c0 = cpuNowMs();
+      const r = await rec.transcribe(int16ToFloat(readWav16k(path)));
+      return { text: r.hypotheses[0]?.text ?? "", decodeMs: performance.now() - t0, cpuMs: cpuNowMs() - c0 };
+    },
+    async close() {
+      await rec?.dispose();
+      rec = null;
+    },
   };
 }
 
@@ -196,7 +224,9 @@ if (import.meta.main) {
   // --systems cli,live picks columns (default: all four)
   const si = Deno.args.indexOf("--systems");
   const wanted = si >= 0 ? Deno.args[si + 1].split(",") : ["cli", "ffi_fresh", "ffi_pooled", "live"];
-  const systems = [cliSystem(config), ffiFreshSystem(config), ffiPooledSystem(config)]
+  const mi = Deno.args.indexOf("--model");
+  const ctcDir = mi >= 0 ? Deno.args[mi + 1] : new URL("../models/parley-asr-en", import.meta.url).pathname;
+  const systems = [cliSystem(config), ffiFreshSystem(config), ffiPooledSystem(config), ctcSystem(ctcDir)]
     .filter((s) => wanted.includes(s.name));
   const live = wanted.includes("live") && !Deno.args.includes("--no-live");
   if (live) systems.push(await (await import("./human_asr_live.ts")).liveSessionSystem());

@@ -69,7 +69,15 @@ def shq(s: str) -> str:
 def synth(job):
     """job: dict with text, voice, speed, pitch, gap, and augmentation params -> (int16 bytes at 16 kHz, phonemes)."""
     wav, phones = espeak(job)
+    return post(wav, job), phones
+
+
+def post(wav: bytes, job) -> bytes:
+    """A synthesizer's WAV -> int16 bytes at 16 kHz after the job's channel effects (sox speed / pitch, a
+    sample-rate round trip, reverb, or an Opus round trip), digital silence trimmed to 0.1 s margins."""
     effects = []
+    if job.get("pitch_cents"):
+        effects.append(f"pitch {job['pitch_cents']}")
     if job.get("sp", 1.0) != 1.0:
         effects.append(f"speed {job['sp']:.3f}")
     if job.get("rt"):
@@ -90,7 +98,7 @@ def synth(job):
     nz = np.nonzero(np.abs(a) > 64)[0]
     if len(nz):
         a = a[max(0, nz[0] - 1600):nz[-1] + 1600]
-    return a.tobytes(), phones
+    return a.tobytes()
 
 
 # Channel mixes: (share, low, high) of the sox speed change; (share, bitrates) of the Opus round trip; (cumulative

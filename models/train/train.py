@@ -38,12 +38,37 @@ def encode(text):
     return [CHAR2ID["|" if c == " " else c] for c in text]
 
 
-def load_set(work, name):
+def load_set(work, name, data="data"):
     """-> (int16 memmap, [(offset, samples, text, phonemes)]); phonemes is "" in data from an older synth.py."""
-    rows = [ln.rstrip("\n").split("\t") for ln in open(os.path.join(work, "data", f"{name}.tsv"))]
-    audio = np.memmap(os.path.join(work, "data", f"{name}.bin"), dtype=np.int16, mode="r")
+    rows = [ln.rstrip("\n").split("\t") for ln in open(os.path.join(work, data, f"{name}.tsv"))]
+    audio = np.memmap(os.path.join(work, data, f"{name}.bin"), dtype=np.int16, mode="r")
     items = [(int(r[0]), int(r[1]), r[2], r[4] if len(r) > 4 else "") for r in rows]
     return audio, items
+
+
+def load_sets(work, spec):
+    """spec: comma-separated "dir/name[:limit]" (e.g. "data-flite/train,data/train:8000") -> one (audio, items)
+    with the sets concatenated in order, each cut to its first `limit` utterances. One set without a limit stays
+    a memmap (the from-scratch recipe); a mix is copied into memory."""
+    parts = []
+    for p in spec.split(","):
+        path, _, limit = p.partition(":")
+        d, name = os.path.split(path)
+        audio, items = load_set(os.path.join(work, d), name, data="")
+        if limit:
+            if len(items) < int(limit):
+                raise SystemExit(f"{path}: {len(items)} utterances, fewer than the {limit} asked for")
+            items = items[:int(limit)]
+        parts.append((audio, items))
+    if len(parts) == 1 and ":" not in spec:
+        return parts[0]
+    chunks, out, off = [], [], 0
+    for audio, items in parts:
+        for o, n, t, ph in items:
+            chunks.append(audio[o:o + n])
+            out.append((off, n, t, ph))
+            off += n
+    return np.concatenate(chunks), out
 
 
 def phone_vocab(items, min_count=20):
@@ -222,6 +247,9 @@ def main():
     ap.add_argument("--noise-p", type=float, default=0.5, help="share of utterances with additive noise")
     ap.add_argument("--snr-lo", type=float, default=5.0, help="lowest SNR (dB) of the additive noise")
     ap.add_argument("--ckpt-dir", default="ckpt")
+    ap.add_argument("--train-data", default="data/train", help='training sets under --work, comma-separated '
+                    '"dir/name[:first N utterances]" (a fine-tune mixes synth_flite.py\'s and synth.py\'s)')
+    ap.add_argument("--dev-data", default="data/dev", help="dev sets, same syntax (the first --n-dev are used)")
     ap.add_argument("--ddp", type=int, default=2, help="data-parallel processes, one thread each (on 2 cores: "
                     "2 processes x 1 thread ran ~3x the utterances/s of 1 process x 2 threads)")
     ap.add_argument("--ddp-port", type=int, default=29533)
@@ -243,8 +271,8 @@ def run(rank, a):
     torch.manual_seed(a.seed)
     rng_np = np.random.default_rng(a.seed + 1000 * rank)
     rng_py = random.Random(a.seed)  # same on every rank: the same batch list, split by rank
-    audio, items = load_set(a.work, "train")
-    dev_audio, dev_items = load_set(a.work, "dev")
+    audio, items = load_sets(a.work, a.train_data)
+    dev_audio, dev_items = load_sets(a.work, a.dev_data)
     dev_items = dev_items[:a.n_dev]
     bank = NoiseBank(np.random.default_rng(a.seed + 1))
     phones = phone_vocab(items) if a.phone_weight > 0 and items[0][3] else []
@@ -262,7 +290,10 @@ def run(rank, a):
 
     # fixed log-mel normalization constants from 200 training utterances (stage 2 keeps stage 1's)
     if a.init:
-        model.load_state_dict(torch.load(a.init)["raw"])
+        init = torch.load(a.init)["raw"]
+        if not phones:  # a fine-tune without the phoneme target drops the stage-1 phoneme head
+            init = {k: v for k, v in init.items() if not k.startswith("phone_")}
+        model.load_state_dict(init)
         print(f"init from {a.init}", flush=True)
     else:
         with torch.no_grad():
