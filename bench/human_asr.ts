@@ -17,7 +17,7 @@
  *                 set (it is trained on synthetic speech only): `--systems ctc`
  *
  *   deno task bench human_asr   or   deno run -A --unstable-worker-options bench/human_asr.ts [--json] [--no-live]
- *     [--systems cli,ffi_fresh,ffi_pooled,live,ctc] [--model <parley-asr-en dir>]
+ *     [--systems cli,ffi_fresh,ffi_pooled,live,ctc] [--model <parley-asr-en dir>] [--live-quiet-ms 20000]
  */
 import { editDistance } from "../origin/asr/error_rate.ts";
 import { SphinxDecoder } from "../origin/asr/sphinx/sphinx_decoder.ts";
@@ -230,6 +230,7 @@ if (import.meta.main) {
     .filter((s) => wanted.includes(s.name));
   const live = wanted.includes("live") && !Deno.args.includes("--no-live");
   if (live) systems.push(await (await import("./human_asr_live.ts")).liveSessionSystem());
+  const load0 = Deno.loadavg()[0];
   const report = await runHumanAsr(systems) as {
     audioS: number;
     wer: Record<string, Record<string, number>>;
@@ -246,6 +247,8 @@ if (import.meta.main) {
     await done();
   }
   const names = systems.map((s) => s.name);
+  // the machine may be shared: the 1-minute load average at the start and end of the run
+  console.log(`load average ${load0.toFixed(1)} at start, ${Deno.loadavg()[0].toFixed(1)} at end`);
   console.log(
     `Human recordings: ${report.rows.length} files, ${report.audioS.toFixed(1)} s (bench/human_corpus.ts)`,
   );

@@ -14,7 +14,14 @@ import { call, freePort, ParleyProcess, waitReady } from "../tests/e2e/stack_pro
 
 const TAIL_MS = 1500;
 
+/** `--live-quiet-ms N`: how long a session must stay silent (no transcript event) before it is ended. */
+function quietWindowMs(): number {
+  const i = Deno.args.indexOf("--live-quiet-ms");
+  return i >= 0 ? Number(Deno.args[i + 1]) : 20_000;
+}
+
 export async function liveSessionSystem(env: Record<string, string> = {}): Promise<AsrSystem> {
+  const quietMs = quietWindowMs();
   const port = freePort();
   const engine = env.ASR_ENGINE ?? "sphinx";
   const proc = new ParleyProcess("all", {
@@ -57,12 +64,13 @@ export async function liveSessionSystem(env: Record<string, string> = {}): Promi
           c.received.filter((e): e is TranscriptEvent => e.type === "transcript" && e.status === "confirmed");
         const audioMs = played.length / 48;
         await new Promise((r) => setTimeout(r, audioMs));
-        // then until no transcript event (partial or confirmed) for 6 s: a recognizer behind real time on a
-        // loaded machine is still catching up
+        // then until no transcript event (partial or confirmed) for `quietMs`: a recognizer behind real time on
+        // a loaded machine is still catching up (at load 25 on 2 cores even the CLI runs at 4× real time, and a
+        // confirmed result can come long after the last partial); a session ended earlier loses its last segment
         let n = -1;
         while (n !== c.received.length) {
           n = c.received.length;
-          await new Promise((r) => setTimeout(r, 6000));
+          await new Promise((r) => setTimeout(r, quietMs));
         }
         const errors = c.received.filter((e) => e.type === "error");
         if (errors.length) console.error(`live ${path}: ${JSON.stringify(errors)}`);

@@ -174,8 +174,8 @@ async function run(scripts: Script[], tailMs = 4000): Promise<RunResult> {
     const frames = Math.ceil(s.pcm.length / 480);
     return { script: s, host, p, events, frames, pushWall: new Float64Array(frames), next: 0 };
   });
-  // streaming engines open one decoder per session at its start (built once per worker, then reused):
-  // measure from when every session's stream is open
+  // streaming engines open one recognition stream per session at its start (it takes a warm decoder per
+  // utterance): measure from when every session's stream is open
   await settled();
   const shed0 = registry.counter("parley_partials_dropped_total", "").get({ reason: "overloaded" }) +
     registry.counter("parley_partials_dropped_total", "").get({ reason: "SupersededError" }) +

@@ -74,6 +74,11 @@ const BENCHES: Record<
     needsPg: true,
     what: "1M segments: transcript page and search p99, ingest rate",
   },
+  sphinx_leak: {
+    file: "../origin/pipeline/stream_churn.ts",
+    args: ["--sessions", "500", "--concurrency", "10"],
+    what: "500 sessions with the streaming sphinx recognizer: RSS (anonymous), threads, fds before / after",
+  },
   human_asr: {
     file: "human_asr.ts",
     denoFlags: ["--unstable-worker-options"],

@@ -72,12 +72,17 @@ export interface AsrEngine {
   transcribe(pcm16k: Float32Array, opts?: AsrTranscribeOptions): Promise<AsrResult>;
   /** Streaming engines: a recognizer for one audio stream (utterance after utterance). */
   openAsrStream?(): Promise<AsrStream>;
+  /**
+   * Idle-time work the worker runs between jobs (a streaming engine builds a warm decoder after one was lent).
+   * Synchronous and bounded: one step per call; true when it did something.
+   */
+  housekeeping?(): boolean;
   dispose(): Promise<void>;
 }
 
 /**
  * One audio stream of a streaming engine, fed as audio arrives (never re-decoded). An utterance starts with the
- * first `process` after `finish` / `cancel`; `close` frees the stream's decoder (idempotent).
+ * first `process` after `finish` / `cancel`; `close` gives back any decoder it holds (idempotent).
  */
 export interface AsrStream {
   process(pcm16k: Float32Array): void;

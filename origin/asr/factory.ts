@@ -7,17 +7,30 @@ import type { AsrEngineName } from "../../protocol/engines.ts";
 import type { AsrConfig, AsrEngine } from "./engine.ts";
 
 /**
- * Sphinx decoders one worker may hold (one per live session's stream; each holds its own model copy, ~100 MB).
- * A stream that finds none gets OverloadedError and its session an `error` event.
+ * PocketSphinx decoders per speech worker. A stream holds a decoder only while an utterance runs, so this bounds
+ * the utterances one worker decodes at once, not its sessions; each decoder is its own model copy (~90 MB). A
+ * worker is one thread and a decoder needs a good part of a core in real time, so more than a few concurrent
+ * utterances only fall behind: the extra ones wait (their audio kept) for a decoder to come free.
  */
-export const SPHINX_DECODERS_PER_WORKER = 32;
+export const SPHINX_DECODERS_PER_WORKER = 4;
+/** Built at worker start, before the origin reports ready: the first utterances pay no model load. */
+export const SPHINX_PREWARM_PER_WORKER = 2;
+/** Idle decoders a worker keeps (more are freed) and the warm level its housekeeping restores. */
+export const SPHINX_KEEP_IDLE = 2;
+export const SPHINX_WARM_IDLE = 1;
 
 const LOADERS: Record<AsrEngineName, (config: AsrConfig) => Promise<AsrEngine>> = {
   ctc: async (config) => (await import("./ctc_engine.ts")).CtcEngine.load(config),
   whisper: async (config) => (await import("./whisper_engine.ts")).WhisperEngine.load(config),
   sphinx: async (config) => {
     const { SphinxEngine } = await import("./sphinx/sphinx_engine.ts");
-    return SphinxEngine.load({ config: config.sphinx, maxDecoders: SPHINX_DECODERS_PER_WORKER, prewarm: 1 });
+    return SphinxEngine.load({
+      config: config.sphinx,
+      maxDecoders: SPHINX_DECODERS_PER_WORKER,
+      prewarm: SPHINX_PREWARM_PER_WORKER,
+      keepIdle: SPHINX_KEEP_IDLE,
+      warmIdle: SPHINX_WARM_IDLE,
+    });
   },
 };
 

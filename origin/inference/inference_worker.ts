@@ -194,6 +194,16 @@ async function closeAll(): Promise<void> {
   tts.clear();
 }
 
+/**
+ * The engine's idle-time step (a warm decoder), after a job's result is posted: it delays the next job, never the
+ * one just served. A failure here is the next job's to meet.
+ */
+function housekeeping(): void {
+  try {
+    asr?.housekeeping?.();
+  } catch { /* a decoder that cannot be built now is built on demand, with its error then */ }
+}
+
 // Jobs are served strictly one at a time (onnxruntime-node runs synchronously anyway).
 let chain: Promise<void> = Promise.resolve();
 
@@ -222,6 +232,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
           busyMs: performance.now() - t0,
         });
       }
+      housekeeping();
     });
   } else if (msg.type === "close") {
     chain = chain.then(async () => {

@@ -49,6 +49,13 @@ export class StreamingStrategy implements DecodeStrategy {
   private stream: Promise<RecognitionStream> | null = null;
   private generation = 0;
   private closed = false;
+  /**
+   * Settles once the previous segment's confirmed result is in. A segment's audio goes to the worker only after
+   * it: the worker takes audio of a new segment as the end of the old one (it drops that unfinished utterance),
+   * so a new segment's first piece must never overtake the old segment's finish (a worker behind real time makes
+   * the old segment's last piece, and so its finish, late).
+   */
+  private previous: Promise<void> = Promise.resolve();
 
   /**
    * `id`: the session's stream id (unique per process); `onError(code, message)`: tell the session (an `error`
@@ -93,6 +100,7 @@ export class StreamingStrategy implements DecodeStrategy {
 
   open(segmentId: number): SegmentDecoder {
     const { stream, generation } = this.current();
+    const after = this.previous;
     let pending: Float32Array[] = [];
     let pendingLength = 0;
     let fed = 0;
@@ -108,7 +116,7 @@ export class StreamingStrategy implements DecodeStrategy {
       const pcm = take();
       fed += pcm.length;
       mFeeds.inc();
-      const r = stream.then((s) => s.feed(segmentId, pcm, partial));
+      const r = after.then(() => stream).then((s) => s.feed(segmentId, pcm, partial));
       last = r;
       r.then(() => {
         if (last !== r) return;
@@ -122,6 +130,26 @@ export class StreamingStrategy implements DecodeStrategy {
     };
     /** After the outstanding piece (its failure is handled by `send`). */
     const settled = () => last ? last.then(() => {}, () => {}) : Promise.resolve();
+    const confirm = async (end: SegmentEnd): Promise<AsrResult> => {
+      // nothing fed (a segment opened at its end): the whole audio goes with the finish
+      await after;
+      await settled();
+      const pcm = fed === 0 ? end.audio : take();
+      try {
+        return await stream.then((s) => s.finish(segmentId, pcm));
+      } catch (err) {
+        if (this.closed || !this.isStreamLoss(err)) throw err;
+        this.lost(generation, err);
+        // decode the whole segment again on a new stream (a live worker)
+        const retry = this.current();
+        try {
+          return await retry.stream.then((s) => s.finish(segmentId, end.audio.slice()));
+        } catch (again) {
+          if (this.isStreamLoss(again)) this.lost(retry.generation, again);
+          throw again;
+        }
+      }
+    };
     return {
       feed: (audio) => {
         if (this.closed) return;
@@ -144,24 +172,10 @@ export class StreamingStrategy implements DecodeStrategy {
         // the end-of-speech window: catch the decoder up, so the confirmed result has little left to do
         if (!last && pendingLength) void send(false).catch(() => {});
       },
-      confirm: async (end: SegmentEnd) => {
-        // nothing fed (a segment opened at its end): the whole audio goes with the finish
-        await settled();
-        const pcm = fed === 0 ? end.audio : take();
-        try {
-          return await stream.then((s) => s.finish(segmentId, pcm));
-        } catch (err) {
-          if (this.closed || !this.isStreamLoss(err)) throw err;
-          this.lost(generation, err);
-          // decode the whole segment again on a new stream (a live worker)
-          const retry = this.current();
-          try {
-            return await retry.stream.then((s) => s.finish(segmentId, end.audio.slice()));
-          } catch (again) {
-            if (this.isStreamLoss(again)) this.lost(retry.generation, again);
-            throw again;
-          }
-        }
+      confirm: (end: SegmentEnd) => {
+        const done = confirm(end);
+        this.previous = done.then(() => {}, () => {});
+        return done;
       },
     };
   }

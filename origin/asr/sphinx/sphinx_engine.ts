@@ -1,58 +1,43 @@
 /**
- * PocketSphinx behind today's `AsrEngine` interface (whole-segment `transcribe`, so the current re-decoding
- * pipeline can use it as it is), plus the streaming API for a recognizer that feeds audio as it arrives:
- * `openStream()` lends a pooled decoder for the life of one stream.
+ * PocketSphinx behind today's `AsrEngine` interface (whole-segment `transcribe`), plus streams:
  *
- * `openAsrStream()` is the same stream behind the engine-neutral `AsrStream` interface (the inference worker's).
+ *  - `openAsrStream()`: the engine-neutral `AsrStream` of the inference worker; it holds a pooled decoder only
+ *    while an utterance runs (sphinx_utterance_stream.ts), so sessions cost no decoder while silent.
+ *  - `openStream()`: a stream that holds one pooled decoder for its whole life (tools, benchmarks).
+ *
+ * `housekeeping()` (between jobs) keeps a warm decoder idle, so the next utterance pays no model load.
  */
-import type { AsrEngine, AsrResult, AsrStream, AsrTranscribeOptions } from "../engine.ts";
+import type { AsrEngine, AsrStream, AsrTranscribeOptions } from "../engine.ts";
 import { detectSphinx, type SphinxConfig, sphinxConfigFromEnv } from "./sphinx_detect.ts";
-import {
-  type SphinxDecoder,
-  type SphinxPartial,
-  type SphinxResult,
-  type SphinxWord,
-} from "./sphinx_decoder.ts";
-import { SphinxBusyError, SphinxClosedError, SphinxUnavailableError } from "./sphinx_errors.ts";
+import { type SphinxDecoder, type SphinxPartial, type SphinxResult } from "./sphinx_decoder.ts";
+import { SphinxClosedError, SphinxUnavailableError } from "./sphinx_errors.ts";
 import { SphinxPool } from "./sphinx_pool.ts";
+import { type SphinxAsrResult, SphinxUtteranceStream, toAsrResult } from "./sphinx_utterance_stream.ts";
+import { toInt16 } from "./pcm.ts";
 
-export interface SphinxAsrResult extends AsrResult {
-  /** Word timings (ms from the segment start) and posteriors of the best alternative. */
-  words: SphinxWord[];
-}
+export type { SphinxAsrResult };
+export { toInt16 };
 
 export interface SphinxEngineOptions {
   config?: SphinxConfig;
-  /** Decoders kept for concurrent streams/segments in this worker. Default 4. */
+  /** Decoders alive at once in this worker (lent + idle). Default 4. */
   maxDecoders?: number;
-  /** Decoders built at load so the first segment does not pay the model load. Default 1. */
+  /** Idle decoders kept when released (more are freed). Default 2. */
+  keepIdle?: number;
+  /** `housekeeping()` keeps this many idle. Default 1. */
+  warmIdle?: number;
+  /** Decoders built at load so the first utterances do not pay the model load. Default 1. */
   prewarm?: number;
 }
 
 /** Samples per `ps_process_raw` call in `transcribe`: 100 ms, like a live feed. */
 const FEED = 1600;
 
-/** [-1, 1] float → Int16 with clipping (the decoder takes 16-bit PCM). */
-export function toInt16(x: Float32Array | Int16Array): Int16Array {
-  if (x instanceof Int16Array) return x;
-  const out = new Int16Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = Math.max(-32768, Math.min(32767, Math.round(x[i] * 32767)));
-  return out;
-}
-
-function toAsrResult(r: SphinxResult, inferenceMs: number): SphinxAsrResult {
-  return {
-    alternatives: r.text ? [{ text: r.text, score: r.confidence ?? 0 }] : [],
-    confidence: r.confidence,
-    inferenceMs,
-    words: r.words,
-  };
-}
-
 export class SphinxEngine implements AsrEngine {
   readonly name = "sphinx" as const;
   readonly model: string;
   private readonly streams = new Set<SphinxStream>();
+  private readonly utteranceStreams = new Set<SphinxUtteranceStream>();
   private disposed = false;
 
   private constructor(readonly pool: SphinxPool) {
@@ -67,7 +52,12 @@ export class SphinxEngine implements AsrEngine {
     if (!avail.available) {
       return Promise.reject(new SphinxUnavailableError(avail.message, avail.missingPackages));
     }
-    const pool = new SphinxPool({ config, maxDecoders: opts.maxDecoders });
+    const pool = new SphinxPool({
+      config,
+      maxDecoders: opts.maxDecoders,
+      keepIdle: opts.keepIdle,
+      warmIdle: opts.warmIdle,
+    });
     try {
       pool.prewarm(opts.prewarm ?? 1);
     } catch (e) {
@@ -94,30 +84,20 @@ export class SphinxEngine implements AsrEngine {
     return toAsrResult(r, performance.now() - t0);
   }
 
-  /**
-   * `openStream()` as an engine-neutral `AsrStream`. Never waits: with every decoder lent it throws
-   * SphinxBusyError (a worker serving streams one job at a time must not block on a release).
-   */
-  async openAsrStream(): Promise<AsrStream> {
-    const st = this.pool.stats();
-    if (st.idle === 0 && st.lent >= this.pool.maxDecoders) {
-      throw new SphinxBusyError(
-        `all ${this.pool.maxDecoders} PocketSphinx decoders of this worker are in use`,
-      );
+  /** A stream that takes a pooled decoder per utterance. Never waits (see SphinxUtteranceStream). */
+  openAsrStream(): Promise<AsrStream> {
+    if (this.disposed) {
+      return Promise.reject(new SphinxClosedError("sphinx engine is disposed (openAsrStream after dispose)"));
     }
-    const s = await this.openStream();
-    return {
-      process: (pcm) => s.process(pcm),
-      partial: () => s.partial().text,
-      finish: () => {
-        const t0 = performance.now();
-        return toAsrResult(s.finish(), performance.now() - t0);
-      },
-      cancel: () => {
-        if (s.inUtterance) s.cancel();
-      },
-      close: () => s.close(),
-    };
+    const s = new SphinxUtteranceStream(this.pool, (x) => this.utteranceStreams.delete(x));
+    this.utteranceStreams.add(s);
+    return Promise.resolve(s);
+  }
+
+  /** Between jobs: builds a warm idle decoder if the pool is below its warm level. True when it built one. */
+  housekeeping(): boolean {
+    if (this.disposed) return false;
+    return this.pool.refill();
   }
 
   /** A streaming recognizer for one audio stream; holds one pooled decoder until its `close()`. */
@@ -141,6 +121,7 @@ export class SphinxEngine implements AsrEngine {
     if (this.disposed) return Promise.resolve();
     this.disposed = true;
     for (const s of [...this.streams]) s.close();
+    for (const s of [...this.utteranceStreams]) s.close();
     this.pool.close();
     return Promise.resolve();
   }

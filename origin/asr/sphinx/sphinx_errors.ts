@@ -31,11 +31,3 @@ export class SphinxClosedError extends Error {
     this.name = "SphinxClosedError";
   }
 }
-
-/** Every decoder the pool may hold is lent: a new stream would wait for one (and block its worker). */
-export class SphinxBusyError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "SphinxBusyError";
-  }
-}

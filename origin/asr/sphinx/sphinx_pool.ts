@@ -1,18 +1,30 @@
 /**
- * A bounded pool of PocketSphinx decoders. Building one costs a model load (most of a second), so decoders are
- * made lazily up to `maxDecoders`, lent out per stream or utterance, reset on release and reused. When all are
- * lent, `acquire` waits (FIFO) for a release. `close()` frees every decoder, idle and lent, and rejects waiters.
+ * A bounded pool of PocketSphinx decoders. Building one costs a model load (a second of CPU, far more on a loaded
+ * host) and tens of MB, so a worker builds its warm decoders at start (`prewarm`), lends them per utterance or
+ * stream, resets them on release and reuses them; `refill()` (between jobs) builds a new warm one after a lend.
+ *
+ * Bounds: at most `maxDecoders` alive (lent + idle), plus at most one short-lived overflow decoder
+ * (`takeOverflow`, for a confirmed result that cannot wait); at most `keepIdle` idle ones. A released decoder
+ * beyond those is freed at once (`ps_free`, then the freed heap goes back to the OS), so a burst of sessions
+ * does not leave its peak of native memory behind.
+ *
+ * `acquire` waits (FIFO) while all are lent. `close()` frees every decoder, idle and lent, and rejects waiters.
  */
 import { registry } from "../../../lib/metrics.ts";
 import { SphinxDecoder } from "./sphinx_decoder.ts";
 import type { SphinxConfig } from "./sphinx_detect.ts";
 import { sphinxConfigFromEnv } from "./sphinx_detect.ts";
 import { SphinxClosedError } from "./sphinx_errors.ts";
+import { trimNativeHeap } from "./native_heap.ts";
 
 export interface SphinxPoolOptions {
   config?: SphinxConfig;
   /** Upper bound on native decoders alive at once (each holds its own model copy). Default 4. */
   maxDecoders?: number;
+  /** Idle decoders kept on release; more are freed. Default 2 (at most `maxDecoders`). */
+  keepIdle?: number;
+  /** `refill()` builds idle decoders up to this many. Default 1 (at most `keepIdle`). */
+  warmIdle?: number;
   /** How decoders are built; a test may count or fail them. */
   openDecoder?: (config: SphinxConfig) => SphinxDecoder;
 }
@@ -23,6 +35,8 @@ export interface SphinxPoolStats {
   waiting: number;
   /** Decoders built over the pool's life. */
   created: number;
+  /** Decoders freed over the pool's life (beyond the idle bound, broken, or at close). */
+  freed: number;
 }
 
 interface Waiter {
@@ -35,34 +49,47 @@ interface Waiter {
 const mWait = registry.histogram(
   "parley_sphinx_pool_wait_seconds",
   "Time acquire() waited for a free decoder",
-  [
-    0.001,
-    0.01,
-    0.1,
-    0.5,
-    1,
-    5,
-  ],
+  [0.001, 0.01, 0.1, 0.5, 1, 5],
 );
+const mBuilt = registry.counter(
+  "parley_sphinx_decoders_built_total",
+  "PocketSphinx decoders built by pools, by why (prewarm, refill, demand, overflow)",
+);
+const mFreed = registry.counter(
+  "parley_sphinx_decoders_freed_total",
+  "PocketSphinx decoders freed by pools, by why (surplus, broken, close)",
+);
+
+type BuildReason = "prewarm" | "refill" | "demand" | "overflow";
 
 export class SphinxPool {
   readonly config: SphinxConfig;
   readonly maxDecoders: number;
+  readonly keepIdle: number;
+  readonly warmIdle: number;
   private readonly open: (config: SphinxConfig) => SphinxDecoder;
   private idle: SphinxDecoder[] = [];
   private readonly lent = new Set<SphinxDecoder>();
   private waiters: Waiter[] = [];
   private created = 0;
+  private freed = 0;
   private isClosed = false;
 
   constructor(opts: SphinxPoolOptions = {}) {
     this.config = opts.config ?? sphinxConfigFromEnv();
     this.maxDecoders = Math.max(1, Math.floor(opts.maxDecoders ?? 4));
+    this.keepIdle = Math.max(1, Math.min(this.maxDecoders, Math.floor(opts.keepIdle ?? 2)));
+    this.warmIdle = Math.max(0, Math.min(this.keepIdle, Math.floor(opts.warmIdle ?? 1)));
     this.open = opts.openDecoder ?? ((c) => SphinxDecoder.open(c));
   }
 
   get closed(): boolean {
     return this.isClosed;
+  }
+
+  /** Decoders alive now (lent and idle). */
+  get alive(): number {
+    return this.idle.length + this.lent.size;
   }
 
   stats(): SphinxPoolStats {
@@ -71,15 +98,45 @@ export class SphinxPool {
       lent: this.lent.size,
       waiting: this.waiters.length,
       created: this.created,
+      freed: this.freed,
     };
   }
 
-  /** Builds idle decoders now (up to `n`, within the bound) so the first streams do not pay the model load. */
+  /** Builds idle decoders now (up to `n`, within `keepIdle` and the bound) so the first users pay no model load. */
   prewarm(n = 1): void {
     this.assertOpen("prewarm");
-    while (this.idle.length + this.lent.size < Math.min(n, this.maxDecoders)) {
-      this.idle.push(this.build());
+    const target = Math.min(n, this.keepIdle);
+    while (this.idle.length < target && this.alive < this.maxDecoders) {
+      this.idle.push(this.build("prewarm"));
     }
+  }
+
+  /**
+   * Housekeeping between jobs: builds one idle decoder when fewer than `warmIdle` are idle and the bound allows.
+   * True when it built one (the caller may call again).
+   */
+  refill(): boolean {
+    if (this.isClosed || this.idle.length >= this.warmIdle || this.alive >= this.maxDecoders) return false;
+    this.idle.push(this.build("refill"));
+    return true;
+  }
+
+  /** A decoder now, without waiting: an idle one, or a new one within the bound; null when all are lent. */
+  take(): SphinxDecoder | null {
+    this.assertOpen("take");
+    const ready = this.idle.pop();
+    if (ready) return this.lend(ready);
+    if (this.alive < this.maxDecoders) return this.lend(this.build("demand"));
+    return null;
+  }
+
+  /**
+   * A decoder beyond the bound, for work that cannot wait (a serial worker cannot wait for a release). It is
+   * freed on release, since the pool is then over its bound or its idle limit.
+   */
+  takeOverflow(): SphinxDecoder {
+    this.assertOpen("takeOverflow");
+    return this.take() ?? this.lend(this.build("overflow"));
   }
 
   /** A decoder ready for `start()`. Waits while all `maxDecoders` are lent; rejects once the pool is closed. */
@@ -88,14 +145,11 @@ export class SphinxPool {
       return Promise.reject(new SphinxClosedError("sphinx pool is closed (acquire after close)"));
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const ready = this.idle.pop();
-    if (ready) return Promise.resolve(this.lend(ready));
-    if (this.lent.size < this.maxDecoders) {
-      try {
-        return Promise.resolve(this.lend(this.build()));
-      } catch (e) {
-        return Promise.reject(e);
-      }
+    try {
+      const d = this.take();
+      if (d) return Promise.resolve(d);
+    } catch (e) {
+      return Promise.reject(e);
     }
     const t0 = performance.now();
     return new Promise<SphinxDecoder>((resolve, reject) => {
@@ -118,20 +172,23 @@ export class SphinxPool {
     });
   }
 
-  /** Returns a lent decoder: it is reset and reused, or freed if the pool is closed or the decoder broken. */
+  /**
+   * Returns a lent decoder: reset and handed to a waiter or kept idle; freed when the pool is closed, the decoder
+   * broken, or it would exceed the bound or the idle limit.
+   */
   release(decoder: SphinxDecoder): void {
     if (!this.lent.delete(decoder)) {
       if (this.isClosed) return; // close() already freed it
       throw new Error("release() of a decoder this pool did not lend");
     }
     if (this.isClosed || decoder.closed) {
-      decoder.close();
+      this.free(decoder, this.isClosed ? "close" : "broken");
       return;
     }
     try {
       decoder.reset();
     } catch {
-      decoder.close();
+      this.free(decoder, "broken");
       this.serveWaiterWithNew();
       return;
     }
@@ -139,8 +196,10 @@ export class SphinxPool {
     if (w) {
       this.detach(w);
       w.resolve(this.lend(decoder));
-    } else {
+    } else if (this.idle.length < this.keepIdle && this.alive < this.maxDecoders) {
       this.idle.push(decoder);
+    } else {
+      this.free(decoder, "surplus");
     }
   }
 
@@ -156,13 +215,23 @@ export class SphinxPool {
     const all = [...this.idle, ...this.lent];
     this.idle = [];
     this.lent.clear();
-    for (const d of all) d.close();
+    for (const d of all) this.free(d, "close", false);
+    trimNativeHeap();
   }
 
-  private build(): SphinxDecoder {
+  private build(reason: BuildReason): SphinxDecoder {
     const d = this.open(this.config);
     this.created++;
+    mBuilt.inc({ reason });
     return d;
+  }
+
+  private free(d: SphinxDecoder, reason: "surplus" | "broken" | "close", trim = true): void {
+    const wasOpen = !d.closed;
+    d.close();
+    this.freed++;
+    mFreed.inc({ reason });
+    if (wasOpen && trim) trimNativeHeap();
   }
 
   private lend(d: SphinxDecoder): SphinxDecoder {
@@ -176,7 +245,7 @@ export class SphinxPool {
     if (!w) return;
     this.detach(w);
     try {
-      w.resolve(this.lend(this.build()));
+      w.resolve(this.lend(this.build("demand")));
     } catch (e) {
       w.reject(e);
     }

@@ -4,6 +4,7 @@ import { DEFAULT_SPHINX_CONFIG } from "./sphinx_detect.ts";
 import { SphinxClosedError } from "./sphinx_errors.ts";
 import { SphinxPool } from "./sphinx_pool.ts";
 import { assertThrowsKind, requireSphinx } from "./sphinx_testdata.ts";
+import { SMALL_LM_CONFIG } from "./sphinx_churn.ts";
 
 requireSphinx();
 
@@ -29,7 +30,7 @@ Deno.test("sphinx pool: bounded, reuses decoders, waiters served FIFO, close cas
   const fourth = pool.acquire(aborted.signal);
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(third, null, "a third decoder beyond the bound");
-  assert.deepEqual(pool.stats(), { idle: 0, lent: 2, waiting: 2, created: 2 });
+  assert.deepEqual(pool.stats(), { idle: 0, lent: 2, waiting: 2, created: 2, freed: 0 });
   aborted.abort(new Error("caller gave up"));
   await assert.rejects(fourth, /caller gave up/);
   pool.release(a); // mid-utterance: reset, then handed to the first waiter
@@ -53,7 +54,7 @@ Deno.test("sphinx pool: prewarm builds up to the bound; a decoder closed by its 
   const pool = new SphinxPool({ config: DEFAULT_SPHINX_CONFIG, maxDecoders: 1 });
   try {
     pool.prewarm(3);
-    assert.deepEqual(pool.stats(), { idle: 1, lent: 0, waiting: 0, created: 1 });
+    assert.deepEqual(pool.stats(), { idle: 1, lent: 0, waiting: 0, created: 1, freed: 0 });
     const d = await pool.acquire();
     d.close();
     pool.release(d); // dropped, not reused
@@ -64,4 +65,40 @@ Deno.test("sphinx pool: prewarm builds up to the bound; a decoder closed by its 
   } finally {
     pool.close();
   }
+});
+
+Deno.test("sphinx pool: idle decoders beyond keepIdle are freed; refill keeps one warm; overflow is freed", () => {
+  const pool = new SphinxPool({ config: SMALL_LM_CONFIG, maxDecoders: 3, keepIdle: 1, warmIdle: 1 });
+  try {
+    pool.prewarm(5);
+    assert.deepEqual(
+      pool.stats(),
+      { idle: 1, lent: 0, waiting: 0, created: 1, freed: 0 },
+      "prewarm stops at keepIdle",
+    );
+    const a = pool.take()!, b = pool.take()!, c = pool.take()!;
+    assert.equal(pool.take(), null, "a fourth within the bound of 3");
+    assert.equal(pool.refill(), false, "no refill at the bound");
+    const over = pool.takeOverflow();
+    assert.equal(pool.alive, 4);
+    for (const d of [a, b, c]) d.start();
+    pool.release(over); // over the bound: freed
+    assert.ok(over.closed);
+    pool.release(a); // kept idle, reset
+    assert.ok(!a.closed && !a.inUtterance);
+    pool.release(b); // beyond keepIdle: freed
+    pool.release(c);
+    assert.ok(b.closed && c.closed);
+    assert.deepEqual(pool.stats(), { idle: 1, lent: 0, waiting: 0, created: 4, freed: 3 });
+    assert.equal(pool.take(), a, "the warm decoder is reused");
+    assert.equal(pool.refill(), true, "a lend leaves none idle: refill builds one");
+    assert.equal(pool.refill(), false, "one warm is enough");
+    pool.release(a); // idle is full: freed
+    assert.deepEqual(pool.stats(), { idle: 1, lent: 0, waiting: 0, created: 5, freed: 4 });
+  } finally {
+    pool.close();
+  }
+  assert.equal(pool.stats().freed, 5);
+  assertThrowsKind(() => pool.take(), SphinxClosedError, "closed");
+  assert.equal(pool.refill(), false);
 });

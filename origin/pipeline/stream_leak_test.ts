@@ -1,0 +1,53 @@
+/**
+ * Native decoder memory is freed at the session level: sessions with the streaming sphinx recognizer, 8 at a
+ * time (more utterances than a worker keeps decoders for), in a child process (origin/pipeline/stream_churn.ts).
+ * The burst's extra decoders are freed and their heap returned, so once the sessions are gone anonymous memory
+ * is back near its level with the hub ready (its warm decoders built); threads and fds do not grow.
+ * The 500-session run is `deno task bench sphinx_leak`.
+ */
+import assert from "node:assert/strict";
+import type { StreamChurnSample, StreamChurnSummary } from "./stream_churn.ts";
+import { requireSphinx } from "../asr/sphinx/sphinx_testdata.ts";
+
+requireSphinx();
+
+/** Less than one decoder's model copy (~90 MB of anonymous memory). */
+const MAX_GROWTH_KB = 60_000;
+
+Deno.test("sphinx sessions: 30 sessions in bursts of 8 leave no decoder memory behind; threads and fds flat", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--unstable-worker-options",
+      new URL("./stream_churn.ts", import.meta.url).pathname,
+      "--sessions",
+      "30",
+      "--concurrency",
+      "8",
+      "--speech-ms",
+      "600",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.ok(out.success, `churn failed: ${new TextDecoder().decode(out.stderr)}`);
+  const lines = text.trim().split("\n").map((l) => JSON.parse(l));
+  const s = Object.fromEntries(
+    lines.filter((l) => "phase" in l).map((l: StreamChurnSample) => [l.phase, l]),
+  ) as Record<StreamChurnSample["phase"], StreamChurnSample>;
+  const summary = lines.at(-1) as StreamChurnSummary;
+  console.log(
+    `30 sphinx sessions: anonymous memory ${s.ready.anonKb} (ready) → ${s.warm.anonKb} (after ${s.warm.sessions}) → ` +
+      `${s.end.anonKb} → ${s.settled.anonKb} kB (settled); threads ${s.ready.threads} → ${s.settled.threads}; ` +
+      `fds ${s.ready.fds} → ${s.settled.fds}; confirmed ${summary.confirmed}/${summary.sessions}, errors ${summary.errors}`,
+  );
+  assert.equal(summary.sessions, 30);
+  assert.equal(summary.errors, 0);
+  assert.ok(summary.confirmed >= 20, `only ${summary.confirmed} of 30 sessions got a confirmed result`);
+  const growth = s.settled.anonKb - s.ready.anonKb;
+  assert.ok(growth < MAX_GROWTH_KB, `anonymous memory grew ${growth} kB over 30 sessions`);
+  assert.ok(s.settled.threads <= s.ready.threads, `threads ${s.ready.threads} → ${s.settled.threads}`);
+  assert.ok(s.settled.fds <= s.ready.fds, `fds ${s.ready.fds} → ${s.settled.fds}`);
+});
