@@ -10,6 +10,7 @@
  * - flac: libflacjs (libFLAC in WASM), 16-bit.
  * WASM encoder state is freed by `close()` (idempotent; `end()` closes too).
  */
+import { concatBytes, int16LeBytes } from "./bytes.ts";
 import { Mp3Encoder } from "@breezystack/lamejs";
 import OpusScript from "opusscript";
 import Flac from "libflacjs/dist/libflac.js";
@@ -98,24 +99,6 @@ function toInt16(pcm: Int16Array | Float32Array): Int16Array {
   return out;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-function le16(samples: Int16Array): Uint8Array {
-  const out = new Uint8Array(samples.length * 2);
-  const dv = new DataView(out.buffer);
-  for (let i = 0; i < samples.length; i++) dv.setInt16(i * 2, samples[i], true);
-  return out;
-}
-
 function checkRate(format: EncodeFormat, sampleRate: number, allowed?: readonly number[]): void {
   if (!Number.isInteger(sampleRate) || sampleRate < 1000 || sampleRate > 384000) {
     throw new RangeError(`${format}: invalid sample rate ${sampleRate}`);
@@ -169,11 +152,11 @@ class PcmEncoder extends BaseEncoder {
     super(format, sampleRate);
   }
   protected encode(samples: Int16Array): Uint8Array {
-    const body = le16(samples);
+    const body = int16LeBytes(samples);
     if (this.started || this.format === "pcm") return body;
     this.started = true;
     const size = this.totalSamples === undefined ? null : this.totalSamples * 2;
-    return concat([wavHeader(this.sampleRate, size), body]);
+    return concatBytes([wavHeader(this.sampleRate, size), body]);
   }
   protected finish(): Uint8Array {
     return this.started || this.format === "pcm" ? EMPTY : this.encode(new Int16Array(0));
@@ -334,7 +317,7 @@ class OggOpusEncoder extends BaseEncoder {
     this.encodeFrames(samples, out);
     const page = this.pages.flush();
     if (page) out.push(page);
-    return out.length ? concat(out) : EMPTY;
+    return out.length ? concatBytes(out) : EMPTY;
   }
 
   protected finish(): Uint8Array {
@@ -357,7 +340,7 @@ class OggOpusEncoder extends BaseEncoder {
     );
     if (page) out.push(page);
     out.push(this.pages.flush(true)!);
-    return concat(out);
+    return concatBytes(out);
   }
 
   protected free(): void {
@@ -391,7 +374,7 @@ class FlacEncoder extends BaseEncoder {
     }
   }
   private drain(): Uint8Array {
-    const out = this.chunks.length ? concat(this.chunks) : EMPTY;
+    const out = this.chunks.length ? concatBytes(this.chunks) : EMPTY;
     this.chunks = [];
     return out;
   }
@@ -458,7 +441,7 @@ export async function encodeAudio(
   const enc = await makeEncoder(format, sampleRate, options, pcm.length);
   try {
     const body = enc.write(pcm);
-    return concat([body, enc.end()]);
+    return concatBytes([body, enc.end()]);
   } finally {
     enc.close();
   }

@@ -13,6 +13,7 @@
  * Both directions work in slices of under a second of audio and yield to the event loop between slices, so a
  * 20-second chunk never holds an origin's or edge's loop for the whole encode or decode.
  */
+import { concatBytes, int16LeBytes } from "./bytes.ts";
 import { OggOpusDecoder } from "ogg-opus-decoder";
 import { createEncoder } from "./encode.ts";
 import { floatToInt16, StreamingResampler } from "./resampler.ts";
@@ -42,23 +43,6 @@ export interface StoredAudio {
 const SLICE = 12000;
 
 const yieldLoop = () => new Promise<void>((r) => setTimeout(r, 0));
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-function le16Bytes(x: Int16Array): Uint8Array {
-  const out = new Uint8Array(x.length * 2);
-  const dv = new DataView(out.buffer);
-  for (let i = 0; i < x.length; i++) dv.setInt16(i * 2, x[i], true);
-  return out;
-}
 
 function le16Samples(bytes: Uint8Array): Int16Array {
   const n = bytes.length >> 1;
@@ -114,7 +98,7 @@ export async function encodeStoredAudio(
     }
     if (left > 0) push(new Float32Array(left));
     parts.push(enc.end());
-    return { codec, bytes: concat(parts), samples };
+    return { codec, bytes: concatBytes(parts), samples };
   } finally {
     enc.close();
   }
@@ -190,7 +174,7 @@ export class StoredAudioDecoder {
       push(tail);
     }
     // Anything still missing (the codec's last few samples) stays zero: the length is the stored one.
-    return le16Bytes(out);
+    return int16LeBytes(out);
   }
 
   close(): void {
