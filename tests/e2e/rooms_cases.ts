@@ -484,12 +484,10 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
         } ms wall clock; ` +
           `idle_after_ms ${IDLE_AFTER_MS} ± 100; origin clock skipped ${skipped} frames in that window)`,
       );
-      // Reported, not asserted: on an idle machine this listener-side figure reads 40 ms while the room's own
-      // source events show the one idle transition idle_after_ms after the last speech frame (the room core
-      // case asserts that exactly); the listener-side measurement is still wrong (issue 21).
-      if (idleAudioMs < IDLE_AFTER_MS - 100 || idleAudioMs > IDLE_AFTER_MS + 100 + skipped * 10) {
-        console.log(`idle switch at the listener outside idle_after_ms ± 100 ms: ${idleAudioMs} ms`);
-      }
+      assert.ok(
+        idleAudioMs >= IDLE_AFTER_MS - 100 && idleAudioMs <= IDLE_AFTER_MS + 100 + skipped * 10,
+        `idle after ${idleAudioMs} ms (${skipped} frames skipped)`,
+      );
 
       // the recognizer transcribes what one listener heard: the voice part by position (from just before the
       // first voice frame to the track), since vowels can classify as the track's tone
@@ -516,11 +514,7 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
         console.log(
           `listener audio transcribed: "${hyp}" WER ${(w * 100).toFixed(1)}% (ref "${speech.text}"); ${lost}`,
         );
-        // Reported, not asserted: the frame classifier this relies on (power near 440 Hz = the track) also
-        // takes voiced speech for the track, so words are cut before the recognizer hears them (issue 21).
-        if (w > 0.25) {
-          console.log(`listener WER above the bundled recognizer's 25 % bound: ${(w * 100).toFixed(1)}%`);
-        }
+        assert.ok(w <= 0.25, `WER ${(w * 100).toFixed(1)}%: ${hyp} (${lost})`);
       } finally {
         await rec.dispose();
       }
