@@ -75,12 +75,16 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const hub = await EngineHub.create({
-      ...engineHubConfig(parseConfig({ ASR_ENGINE: "ctc", ASR_MODEL: "parley-asr-en" })),
+      // espeak: the bundled recognizer is trained on espeak speech (not on flite, the default voice)
+      ...engineHubConfig(
+        parseConfig({ ASR_ENGINE: "ctc", ASR_MODEL: "parley-asr-en", TTS_ENGINE: "espeak" }),
+      ),
       workers: 1,
     });
+    let p: ReturnType<typeof hub.createPipeline> | undefined;
     try {
       const host = new FakeHost("s-ns");
-      const p = hub.createPipeline(host, SessionOptions.parse({ noise_suppression: true, partials: false }));
+      p = hub.createPipeline(host, SessionOptions.parse({ noise_suppression: true, partials: false }));
       const tts = await hub.synthesize("turn on the kitchen lights", { outRate: 48000 });
       const speech = tts.pcm as Int16Array;
       const base = await feed(p, host, concat(silence(500), speech, silence(900)), false, undefined, 10_000);
@@ -114,6 +118,8 @@ Deno.test({
       }
       assert.deepEqual(hub.denoiseStats(), { streams: 0, workerStates: 0 });
     } finally {
+      // the pipeline first: a failed assertion above must not leave it open under the hub's close
+      await p?.close();
       await hub.close();
     }
   },
