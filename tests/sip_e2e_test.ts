@@ -1,6 +1,6 @@
 /**
  * Phone calls as Parley sessions, end to end with a real softphone: baresip (Debian) calls a real
- * `main.ts all` process (SIP_PORT set, ASR_ENGINE=ctc, PGlite), speaks an espeak-ng sentence from its `aufile`
+ * `main.ts all` process (SIP_PORT set, ASR_ENGINE=ctc, TTS_ENGINE=espeak, PGlite), speaks an espeak-ng sentence from its `aufile`
  * microphone and records what it hears. Checked through the public REST API only: the call is a `sip` session,
  * the confirmed transcript is in history (bundled recognizer's bound), the greeting and a REST `say` are in
  * baresip's recording and intelligible (transcribed with the same recognizer), DTMF digits are events, and
@@ -89,6 +89,8 @@ Deno.test({
       PORT: String(port),
       ORIGIN_PORT: String(freePort()),
       ASR_ENGINE: "ctc",
+      // Parley's greeting is judged by the bundled recognizer, which is trained on espeak (not flite) speech
+      TTS_ENGINE: "espeak",
       SIP_PORT: String(sipPort),
       SIP_HOST: "127.0.0.1",
       SIP_TRUNKS: "127.0.0.1",
@@ -298,6 +300,7 @@ Deno.test({
         ORIGIN_PORT: String(freePort()),
         ORIGIN_RECYCLE_SESSIONS: "0",
         ASR_ENGINE: "ctc",
+        TTS_ENGINE: "espeak",
         SIP_PORT: String(sipPort),
         SIP_HOST: "127.0.0.1",
         SIP_TRUNKS: "127.0.0.1",
