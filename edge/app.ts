@@ -11,6 +11,7 @@ import { sessionRoutes } from "./routes/sessions.ts";
 import { sipRoutes } from "./routes/sip.ts";
 import { tokenRoutes } from "./routes/tokens.ts";
 import { databaseUnavailableResponse } from "./unavailable.ts";
+import { originUnreachableResponse } from "./origin_client.ts";
 import { roomRoutes } from "./routes/rooms.ts";
 import { trackRoutes } from "./routes/tracks.ts";
 import { voiceRoutes } from "./routes/voices.ts";
@@ -24,7 +25,11 @@ export function createEdgeApp(
 ): Hono<{ Variables: EdgeVariables }> {
   const app = new Hono<{ Variables: EdgeVariables }>();
   app.use("*", observe("edge", ctx.log));
-  installErrorHandling(app, ctx.log, databaseUnavailableResponse);
+  installErrorHandling(
+    app,
+    ctx.log,
+    (err) => databaseUnavailableResponse(err) ?? originUnreachableResponse(err),
+  );
   opsRoutes(app, ctx);
   tokenRoutes(app, ctx);
   adminRoutes(app, ctx);

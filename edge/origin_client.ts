@@ -7,14 +7,34 @@
 import { SIGNATURE_HEADER, signRequest } from "../protocol/internal_auth.ts";
 import { REQUEST_ID_HEADER } from "../lib/http.ts";
 import { registry } from "../lib/metrics.ts";
+import { ApiError } from "../lib/errors.ts";
 
 const originCalls = registry.counter("parley_edge_origin_calls_total", "Edge → origin calls by outcome");
 
 export class OriginUnreachableError extends Error {
+  /** The call's timeout fired before an answer (as opposed to a refused or reset connection). */
+  readonly timedOut: boolean;
   constructor(readonly nodeUrl: string, cause: unknown) {
     super(`origin ${nodeUrl} unreachable: ${cause instanceof Error ? cause.message : String(cause)}`);
     this.name = "OriginUnreachableError";
+    this.timedOut = cause instanceof DOMException &&
+      (cause.name === "TimeoutError" || cause.name === "AbortError");
   }
+}
+
+/**
+ * The edge's answer when an origin could not be reached or did not answer in time: 504 after a timeout, 502
+ * otherwise, with the error body and a short Retry-After. Routes that can retry elsewhere catch the error first.
+ */
+export function originUnreachableResponse(err: unknown): ApiError | undefined {
+  if (!(err instanceof OriginUnreachableError)) return undefined;
+  const timedOut = err.timedOut;
+  return new ApiError(
+    timedOut ? 504 : 502,
+    "origin_error",
+    timedOut ? "the media node did not answer in time; retry" : "the media node could not be reached; retry",
+    { "Retry-After": "1" },
+  );
 }
 
 export interface OriginResponse {

@@ -182,7 +182,7 @@ Deno.test("BackingTrack: loops sample-exactly across the seam; rejects non-48 kH
   assert.ok(t.next().every((x) => x === 0));
 });
 
-Deno.test("SourceQueue: rechunks to 480, prefills after an underrun, drops the oldest past its bound", () => {
+Deno.test("SourceQueue: rechunks to 480, prefills after an underrun, drops the oldest past its hard cap", () => {
   const q = new SourceQueue({ prefillFrames: 2, maxFrames: 4 });
   q.push(new Int16Array(700).fill(1));
   assert.equal(q.pop(), null, "waits for 2 frames");
@@ -197,6 +197,52 @@ Deno.test("SourceQueue: rechunks to 480, prefills after an underrun, drops the o
   assert.equal(q.length, 4 * 480);
   assert.equal(q.pop()![0], 12, "the two oldest frames were dropped");
   assert.ok(q.droppedSamples >= 2 * 480);
+});
+
+/** Frame n: a loud frame carries 1000 + n (mean amplitude ≥ 1000), a quiet one n % 100 (below quietLevel). */
+function frameOf(n: number, loud: boolean): Int16Array {
+  return new Int16Array(480).fill(loud ? 1000 + n : n % 100);
+}
+
+Deno.test("SourceQueue: a burst after a stall is kept whole, then the standing delay drains in quiet frames only", () => {
+  const q = new SourceQueue({ prefillFrames: 2, windowFrames: 10, forceAfterFrames: 1000 });
+  // 30 frames at once (an event-loop stall): loud speech with a quiet frame every 5th.
+  for (let n = 0; n < 30; n++) q.push(frameOf(n, n % 5 !== 4));
+  const played: number[] = [];
+  // The producer then keeps pace: one frame in, one frame out, for 60 ticks.
+  for (let n = 30; n < 90; n++) {
+    q.push(frameOf(n, n % 5 !== 4));
+    const f = q.pop()!;
+    played.push(f[0]);
+  }
+  assert.equal(played[0], 1000, "nothing of the burst was thrown away at once");
+  const loud = played.filter((v) => v >= 1000).map((v) => v - 1000);
+  const shed = Math.round(q.droppedSamples / 480);
+  assert.ok(shed > 0, "the standing delay was drained");
+  assert.ok(q.length / 480 <= 30 - shed + 1);
+  // Every loud frame pushed before the last played one was played: only quiet frames were shed.
+  const lastLoud = loud[loud.length - 1];
+  const expectedLoud = Array.from({ length: lastLoud + 1 }, (_, n) => n).filter((n) => n % 5 !== 4);
+  assert.deepEqual(loud, expectedLoud);
+});
+
+Deno.test("SourceQueue: a talker who never pauses is drained anyway after forceAfterFrames; a steady queue is left alone", () => {
+  const q = new SourceQueue({ prefillFrames: 2, windowFrames: 10, forceAfterFrames: 20 });
+  for (let n = 0; n < 30; n++) q.push(frameOf(n, true));
+  for (let n = 30; n < 200; n++) {
+    q.push(frameOf(n, true));
+    q.pop();
+  }
+  assert.ok(q.length / 480 <= 2 + 2 + 1, `drained to the target, ${q.length / 480} frames left`);
+  const steady = new SourceQueue({ prefillFrames: 2, windowFrames: 10, forceAfterFrames: 20 });
+  steady.push(frameOf(0, true));
+  steady.push(frameOf(1, true));
+  for (let n = 2; n < 300; n++) {
+    steady.push(frameOf(n, true));
+    steady.pop();
+  }
+  assert.equal(steady.droppedSamples, 0);
+  assert.equal(steady.underruns, 0);
 });
 
 Deno.test("IdleDetector: idle after idleAfterMs without speech (within one period), active on the speech frame", () => {
