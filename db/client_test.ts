@@ -1,13 +1,17 @@
 import assert from "node:assert/strict";
 import { sql } from "drizzle-orm";
 import { DatabaseClosedError, openDatabase } from "./client.ts";
-import { openTestDatabase } from "./testing.ts";
+import { openTestDatabase, testDatabaseUrl } from "./testing.ts";
 import { tenants } from "./schema.ts";
 import { configureLogging } from "../lib/log.ts";
 
 configureLogging({ level: "error" });
 
-Deno.test("pglite data dir: migrations idempotent on reopen, lock file blocks a second opener", async () => {
+Deno.test({
+  name: "pglite data dir: migrations idempotent on reopen, lock file blocks a second opener",
+  // PGlite only: the PostgreSQL pass would run the same embedded database again.
+  ignore: testDatabaseUrl() !== undefined,
+}, async () => {
   const dir = await Deno.makeTempDir();
   const dataDir = `${dir}/nested/pglite`;
   const a = await openDatabase({ dataDir });
@@ -27,7 +31,11 @@ Deno.test("pglite data dir: migrations idempotent on reopen, lock file blocks a 
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("a stale lock file (dead pid) is taken over", async () => {
+Deno.test({
+  name: "a stale lock file (dead pid) is taken over",
+  // PGlite only: the PostgreSQL pass would run the same embedded database again.
+  ignore: testDatabaseUrl() !== undefined,
+}, async () => {
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/pglite.lock`, "999999");
   const d = await openDatabase({ dataDir: `${dir}/pglite` });

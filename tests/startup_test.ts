@@ -49,7 +49,11 @@ async function waitHealthy(url: string, ms: number): Promise<number> {
   throw new Error(`not healthy within ${ms} ms`);
 }
 
-Deno.test("deno task start: fresh data dir healthy within 15 s, admin key once, lock, SIGTERM exit 0", async () => {
+Deno.test({
+  name: "deno task start: fresh data dir healthy within 15 s, admin key once, lock, SIGTERM exit 0",
+  // `deno task start` always runs on PGlite: the PostgreSQL pass would only repeat it.
+  ignore: testDatabaseUrl() !== undefined,
+}, async () => {
   const dataDir = await Deno.makeTempDir();
   const port = freePort();
   const env = { DATA_DIR: dataDir, PORT: String(port), ORIGIN_PORT: String(freePort()) };
@@ -89,7 +93,11 @@ Deno.test("deno task start: fresh data dir healthy within 15 s, admin key once, 
   await Deno.remove(dataDir, { recursive: true });
 });
 
-Deno.test("deno task start: /readyz is 503 and the output says loading until the origin serves; then ready", async () => {
+Deno.test({
+  name: "deno task start: /readyz is 503 and the output says loading until the origin serves; then ready",
+  // `deno task start` always runs on PGlite: the PostgreSQL pass would only repeat it.
+  ignore: testDatabaseUrl() !== undefined,
+}, async () => {
   const dataDir = await Deno.makeTempDir();
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
