@@ -27,6 +27,7 @@ import { EngineHub } from "../origin/pipeline/engine_hub.ts";
 import { SessionManager } from "../origin/session/session_manager.ts";
 import { SipGateway } from "../origin/call/sip_gateway.ts";
 import { SipUas } from "../origin/sip/uas.ts";
+import { mediaClock } from "../origin/sip/media_clock.ts";
 import { floatToInt16, int16ToFloat, resampleAll } from "../lib/audio/resampler.ts";
 import { readWav } from "../origin/pipeline/wav.ts";
 import { rtpPcap } from "./rtp_pcap.ts";
@@ -100,10 +101,16 @@ await uas.listen();
 // Keep each call's gap record (the arrays outlive the calls).
 const gapRecords = new Set<number[]>();
 let maxConcurrent = 0;
+const loadSamples: number[] = [];
+let lastLoadSample = 0;
 const sampler = setInterval(() => {
+  if (performance.now() - lastLoadSample >= 1000) {
+    loadSamples.push(Deno.loadavg()[0]);
+    lastLoadSample = performance.now();
+  }
   const live = uas.calls;
   maxConcurrent = Math.max(maxConcurrent, live.length);
-  for (const c of live) if (c.rtp) gapRecords.add(c.rtp.clock.gaps);
+  for (const c of live) if (c.rtp) gapRecords.add(c.rtp.gaps);
 }, 100);
 
 console.log(
@@ -112,6 +119,19 @@ console.log(
       Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
     }`,
 );
+/**
+ * The main thread's CPU time and its time waiting for a CPU (Linux schedstat): on a shared machine the second
+ * says how much of the pacing is the scheduler's, not this process's.
+ */
+function mainThreadSched(): { cpuMs: number; waitMs: number } | undefined {
+  try {
+    const [cpu, wait] = Deno.readTextFileSync(`/proc/self/task/${Deno.pid}/schedstat`).split(" ").map(Number);
+    return { cpuMs: cpu / 1e6, waitMs: wait / 1e6 };
+  } catch {
+    return undefined;
+  }
+}
+const sched0 = mainThreadSched();
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const sipp = await new Deno.Command("sipp", {
@@ -147,6 +167,13 @@ const wallS = (performance.now() - t0) / 1000;
 const deadline = performance.now() + 10_000;
 while (sessions.load > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 100));
 const cpu = process.cpuUsage(cpu0);
+const sched1 = mainThreadSched();
+const mainThread = sched0 && sched1
+  ? {
+    cpu_s: Number(((sched1.cpuMs - sched0.cpuMs) / 1000).toFixed(2)),
+    runqueue_wait_s: Number(((sched1.waitMs - sched0.waitMs) / 1000).toFixed(2)),
+  }
+  : undefined;
 clearInterval(sampler);
 const loadEnd = Deno.loadavg();
 
@@ -170,6 +197,7 @@ const wers = texts.map((t) => wordErrorRate(SENTENCE, norm(t.text ?? "")));
 const meanWer = wers.length ? wers.reduce((a, b) => a + b, 0) / wers.length : NaN;
 
 const cores = (cpu.user + cpu.system) / 1e6 / wallS;
+const loadMean = loadSamples.reduce((a, b) => a + b, 0) / Math.max(1, loadSamples.length);
 const p99Gap = pct(gaps, 99);
 const latP50 = pct(lat, 50);
 const ms = (x: number) => Number.isFinite(x) ? `${Math.round(x)} ms` : "none";
@@ -192,6 +220,11 @@ const table = [
     p99Gap <= 20 ? "met" : "MISSED"
   }; ticks are 20 ms apart, so p99 ≈ 20 means ` +
   `no late packet in 100).`,
+  `Load average during the run: mean ${loadMean.toFixed(1)}, max ${Math.max(...loadSamples).toFixed(1)}` +
+  (mainThread
+    ? `; main thread: ${mainThread.cpu_s} s on a CPU, ${mainThread.runqueue_wait_s} s runnable but waiting for one`
+    : "") +
+  `; media clock skipped ${mediaClock.skipped} ticks after stalls.`,
 ];
 console.log("\n" + table.join("\n") + "\n");
 console.log(JSON.stringify(
@@ -216,6 +249,9 @@ console.log(JSON.stringify(
       max: Number(Math.max(...gaps).toFixed(1)),
     },
     load_avg_end: loadEnd.map((x) => Number(x.toFixed(1))),
+    load_avg_during: { mean: Number(loadMean.toFixed(1)), max: Number(Math.max(...loadSamples).toFixed(1)) },
+    main_thread: mainThread,
+    clock_skipped_ticks: mediaClock.skipped,
   },
 ));
 if (sipp.code !== 0) console.log(new TextDecoder().decode(sipp.stderr).slice(-2000));
