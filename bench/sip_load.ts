@@ -100,6 +100,7 @@ await uas.listen();
 
 // Keep each call's gap record (the arrays outlive the calls).
 const gapRecords = new Set<number[]>();
+const latenessRecords = new Set<number[]>();
 let maxConcurrent = 0;
 const loadSamples: number[] = [];
 let lastLoadSample = 0;
@@ -110,7 +111,12 @@ const sampler = setInterval(() => {
   }
   const live = uas.calls;
   maxConcurrent = Math.max(maxConcurrent, live.length);
-  for (const c of live) if (c.rtp) gapRecords.add(c.rtp.gaps);
+  for (const c of live) {
+    if (c.rtp) {
+      gapRecords.add(c.rtp.gaps);
+      latenessRecords.add(c.rtp.lateness);
+    }
+  }
 }, 100);
 
 console.log(
@@ -188,13 +194,12 @@ const texts = await database.query<{ text: string }>(
       left join transcript_segments t on t.session_id = s.id where s.kind = 'sip' group by s.id`,
 );
 const gaps = [...gapRecords].flat();
-// Each packet's lateness against its call's ideal 20 ms grid (the running sum of gap − 20, measured from the
-// call's most punctual packet): the depth a phone's jitter buffer needs, where a gap p99 of 20 leaves no slack.
-const lateness = [...gapRecords].flatMap((g) => {
-  let dev = 0;
-  const devs = g.map((x) => (dev += x - 20));
-  const floor = Math.min(0, ...devs);
-  return devs.map((d) => d - floor);
+// Each packet's lateness against its call's ideal 20 ms grid (RtpSession.lateness, skipped ticks counted),
+// from the call's most punctual packet: the jitter-buffer depth a phone needs, where a gap p99 of 20 ms leaves
+// no slack at all.
+const lateness = [...latenessRecords].flatMap((l) => {
+  const floor = Math.min(0, ...l);
+  return l.map((x) => x - floor);
 });
 const byReason = Object.fromEntries(rows.map((r) => [r.reason ?? "open", Number(r.n)]));
 const dropped = CALLS - (byReason.remote_hangup ?? 0);

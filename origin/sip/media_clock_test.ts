@@ -150,6 +150,9 @@ Deno.test("media clock: an RtpSession keeps RTP timestamps on wall-clock time ac
     // Every tick, sent or skipped, advances the timestamp by one packet (160 samples).
     assert.equal(span, 160 * (pkts.length - 1 + clock.skipped));
     assert.ok(rtp.gaps.length >= pkts.length - 2);
+    // Lateness counts the skipped ticks as elapsed: after the stall the packets are back on the grid.
+    const late = rtp.lateness.at(-1)!;
+    assert.ok(late < 100, `lateness after the stall ${late} ms`);
   } finally {
     await rtp.close();
     await rtp.close();

@@ -79,8 +79,15 @@ export class RtpSession implements MediaClockMember {
   };
   /** Gaps between consecutive outbound packets in ms (the last `recordPacing`), for pacing statistics. */
   readonly gaps: number[] = [];
+  /**
+   * Each outbound packet's lateness in ms against the call's ideal 20 ms grid, anchored at the first packet
+   * (skipped ticks count as elapsed): the jitter-buffer depth a phone needs. The last `recordPacing`.
+   */
+  readonly lateness: number[] = [];
   readonly #clock: MediaClock;
   #lastSentAt = 0;
+  #firstSentAt = 0;
+  #ticksSinceFirst = 0;
   /** The next packet's G.711 payload, prepared on the previous clock pass. */
   #next: Uint8Array | undefined;
   readonly #silence: Uint8Array;
@@ -252,6 +259,7 @@ export class RtpSession implements MediaClockMember {
     if (this.#closed) return;
     // Skipped ticks keep the RTP timestamp on wall-clock time: the phone hears a gap, not a lasting delay.
     this.#ts = (this.#ts + SAMPLES_PER_PACKET * (skipped + 1)) >>> 0;
+    if (this.#firstSentAt > 0) this.#ticksSinceFirst += skipped + 1;
     if (this.#next === undefined) this.prepareNext();
     const payload = this.#next!;
     this.#next = undefined;
@@ -306,7 +314,11 @@ export class RtpSession implements MediaClockMember {
     if (this.#lastSentAt > 0) {
       this.gaps.push(now - this.#lastSentAt);
       if (this.gaps.length > keep) this.gaps.shift();
+    } else {
+      this.#firstSentAt = now;
     }
+    this.lateness.push(now - (this.#firstSentAt + this.#ticksSinceFirst * SAMPLES_PER_PACKET / 8));
+    if (this.lateness.length > keep) this.lateness.shift();
     this.#lastSentAt = now;
   }
 
