@@ -27,6 +27,7 @@ import { EngineHub } from "../origin/pipeline/engine_hub.ts";
 import { SessionManager } from "../origin/session/session_manager.ts";
 import { SipGateway } from "../origin/call/sip_gateway.ts";
 import { SipUas } from "../origin/sip/uas.ts";
+import { mediaClock } from "../origin/sip/media_clock.ts";
 import { floatToInt16, int16ToFloat, resampleAll } from "../lib/audio/resampler.ts";
 import { readWav } from "../origin/pipeline/wav.ts";
 import { rtpPcap } from "./rtp_pcap.ts";
@@ -99,11 +100,23 @@ await uas.listen();
 
 // Keep each call's gap record (the arrays outlive the calls).
 const gapRecords = new Set<number[]>();
+const latenessRecords = new Set<number[]>();
 let maxConcurrent = 0;
+const loadSamples: number[] = [];
+let lastLoadSample = 0;
 const sampler = setInterval(() => {
+  if (performance.now() - lastLoadSample >= 1000) {
+    loadSamples.push(Deno.loadavg()[0]);
+    lastLoadSample = performance.now();
+  }
   const live = uas.calls;
   maxConcurrent = Math.max(maxConcurrent, live.length);
-  for (const c of live) if (c.rtp) gapRecords.add(c.rtp.clock.gaps);
+  for (const c of live) {
+    if (c.rtp) {
+      gapRecords.add(c.rtp.gaps);
+      latenessRecords.add(c.rtp.lateness);
+    }
+  }
 }, 100);
 
 console.log(
@@ -112,6 +125,19 @@ console.log(
       Deno.loadavg().map((x) => x.toFixed(1)).join(" ")
     }`,
 );
+/**
+ * The main thread's CPU time and its time waiting for a CPU (Linux schedstat): on a shared machine the second
+ * says how much of the pacing is the scheduler's, not this process's.
+ */
+function mainThreadSched(): { cpuMs: number; waitMs: number } | undefined {
+  try {
+    const [cpu, wait] = Deno.readTextFileSync(`/proc/self/task/${Deno.pid}/schedstat`).split(" ").map(Number);
+    return { cpuMs: cpu / 1e6, waitMs: wait / 1e6 };
+  } catch {
+    return undefined;
+  }
+}
+const sched0 = mainThreadSched();
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const sipp = await new Deno.Command("sipp", {
@@ -147,6 +173,13 @@ const wallS = (performance.now() - t0) / 1000;
 const deadline = performance.now() + 10_000;
 while (sessions.load > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 100));
 const cpu = process.cpuUsage(cpu0);
+const sched1 = mainThreadSched();
+const mainThread = sched0 && sched1
+  ? {
+    cpu_s: Number(((sched1.cpuMs - sched0.cpuMs) / 1000).toFixed(2)),
+    runqueue_wait_s: Number(((sched1.waitMs - sched0.waitMs) / 1000).toFixed(2)),
+  }
+  : undefined;
 clearInterval(sampler);
 const loadEnd = Deno.loadavg();
 
@@ -161,6 +194,13 @@ const texts = await database.query<{ text: string }>(
       left join transcript_segments t on t.session_id = s.id where s.kind = 'sip' group by s.id`,
 );
 const gaps = [...gapRecords].flat();
+// Each packet's lateness against its call's ideal 20 ms grid (RtpSession.lateness, skipped ticks counted),
+// from the call's most punctual packet: the jitter-buffer depth a phone needs, where a gap p99 of 20 ms leaves
+// no slack at all.
+const lateness = [...latenessRecords].flatMap((l) => {
+  const floor = Math.min(0, ...l);
+  return l.map((x) => x - floor);
+});
 const byReason = Object.fromEntries(rows.map((r) => [r.reason ?? "open", Number(r.n)]));
 const dropped = CALLS - (byReason.remote_hangup ?? 0);
 const answered = Object.values(byReason).reduce((a, b) => a + b, 0);
@@ -170,6 +210,7 @@ const wers = texts.map((t) => wordErrorRate(SENTENCE, norm(t.text ?? "")));
 const meanWer = wers.length ? wers.reduce((a, b) => a + b, 0) / wers.length : NaN;
 
 const cores = (cpu.user + cpu.system) / 1e6 / wallS;
+const loadMean = loadSamples.reduce((a, b) => a + b, 0) / Math.max(1, loadSamples.length);
 const p99Gap = pct(gaps, 99);
 const latP50 = pct(lat, 50);
 const ms = (x: number) => Number.isFinite(x) ? `${Math.round(x)} ms` : "none";
@@ -181,17 +222,23 @@ const table = [
     loadEnd[0].toFixed(1)
   } at the end`,
   "",
-  "| calls | answered | max at once | dropped | CPU (cores) | confirmed p50 | confirmed p99 | RTP gap p50 | RTP gap p99 | RTP gap max | confirmed | WER per call |",
-  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  "| calls | answered | max at once | dropped | CPU (cores) | confirmed p50 | confirmed p99 | RTP gap p50 | RTP gap p99 | RTP gap max | RTP lateness p99 | confirmed | WER per call |",
+  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   `| ${CALLS} | ${answered} | ${maxConcurrent} | ${dropped} | ${cores.toFixed(2)} | ` +
   `${ms(latP50)} | ${ms(pct(lat, 99))} | ${pct(gaps, 50).toFixed(1)} ms | ` +
-  `${p99Gap.toFixed(1)} ms | ${Math.max(...gaps).toFixed(1)} ms | ${lat.length} | ${meanWer.toFixed(2)} |`,
+  `${p99Gap.toFixed(1)} ms | ${Math.max(...gaps).toFixed(1)} ms | ${pct(lateness, 99).toFixed(1)} ms | ` +
+  `${lat.length} | ${meanWer.toFixed(2)} |`,
   "",
   `Goals (issue 22): no call dropped (${dropped === 0 ? "met" : "MISSED"}); ` +
   `outbound RTP gap p99 ≤ 20 ms (${
     p99Gap <= 20 ? "met" : "MISSED"
   }; ticks are 20 ms apart, so p99 ≈ 20 means ` +
   `no late packet in 100).`,
+  `Load average during the run: mean ${loadMean.toFixed(1)}, max ${Math.max(...loadSamples).toFixed(1)}` +
+  (mainThread
+    ? `; main thread: ${mainThread.cpu_s} s on a CPU, ${mainThread.runqueue_wait_s} s runnable but waiting for one`
+    : "") +
+  `; media clock skipped ${mediaClock.skipped} ticks after stalls.`,
 ];
 console.log("\n" + table.join("\n") + "\n");
 console.log(JSON.stringify(
@@ -215,7 +262,11 @@ console.log(JSON.stringify(
       p99: Number(pct(gaps, 99).toFixed(1)),
       max: Number(Math.max(...gaps).toFixed(1)),
     },
+    rtp_lateness_ms: { p50: Number(pct(lateness, 50).toFixed(1)), p99: Number(pct(lateness, 99).toFixed(1)) },
     load_avg_end: loadEnd.map((x) => Number(x.toFixed(1))),
+    load_avg_during: { mean: Number(loadMean.toFixed(1)), max: Number(Math.max(...loadSamples).toFixed(1)) },
+    main_thread: mainThread,
+    clock_skipped_ticks: mediaClock.skipped,
   },
 ));
 if (sipp.code !== 0) console.log(new TextDecoder().decode(sipp.stderr).slice(-2000));

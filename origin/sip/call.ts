@@ -15,6 +15,7 @@ import type { ServerTransaction } from "./server_transaction.ts";
 import type { SessionTimerOffer } from "./session_timer.ts";
 import type { CallAudioHandler, CallEndReason, SipPeer, SipRequest } from "./sip_types.ts";
 import type { Logger } from "../../lib/log.ts";
+import type { MediaClock } from "./media_clock.ts";
 import { withTimeout } from "../../lib/with_timeout.ts";
 
 /** Bound on the application's onEnd (it may persist a `bye`); the release goes on after it regardless. */
@@ -28,6 +29,7 @@ export interface CallHost {
   readonly localPort: number;
   readonly mediaTimeoutMs: number;
   readonly pacingSamples: number;
+  readonly mediaClock?: MediaClock;
   readonly allowHeader: string;
   allocatePorts(): Promise<PortLease>;
   send(bytes: Uint8Array, peer: SipPeer): void;
@@ -231,6 +233,7 @@ export class Call {
       onNeedAudio: this.#handler.onNeedAudio ? () => this.#handler.onNeedAudio?.() : undefined,
       cname: `parley-${this.id}`,
       recordPacing: this.host.pacingSamples,
+      clock: this.host.mediaClock,
     });
   }
 

@@ -1,8 +1,10 @@
 /**
  * One call's audio over RTP/RTCP. Inbound: RTP → jitter buffer → G.711 decode → handler.onAudio (160 samples
  * = 20 ms at 8 kHz), telephone-events → DTMF digits, CN (PT 13) noted as "comfort noise", junk ignored.
- * Outbound: `send()` queues 8 kHz samples; a drift-free 20 ms clock sends one packet per tick (silence when
- * the queue is empty, nothing while our direction forbids sending). Symmetric RTP: media goes to where the
+ * Outbound: `send()` queues 8 kHz samples; the origin's shared 20 ms media clock (media_clock.ts) sends one
+ * packet per tick (silence when the queue is empty, nothing while our direction forbids sending). Each packet's
+ * payload is pulled and G.711-encoded on the previous pass, after every call has sent, so a send is only an
+ * RTP header and a datagram. Symmetric RTP: media goes to where the
  * remote's RTP comes from (latched on the first valid packet, re-latched only after the old source fell
  * silent). RTCP: SR/RR every interval, BYE on close; a received RTCP BYE from the caller is reported. Media timeout: no RTP for
  * `mediaTimeoutMs`, never counted while the call is on hold or after the remote switched to comfort noise.
@@ -15,7 +17,7 @@ import { buildRtcp, parseRtcp } from "./rtcp.ts";
 import { JitterBuffer } from "./jitter_buffer.ts";
 import { DtmfDetector } from "./telephone_event.ts";
 import { decodeG711, encodeG711 } from "./g711.ts";
-import { PacedClock } from "./paced_clock.ts";
+import { type MediaClock, mediaClock, type MediaClockMember } from "./media_clock.ts";
 import { rtpMetrics } from "./sip_metrics.ts";
 
 export const SAMPLES_PER_PACKET = 160;
@@ -42,8 +44,10 @@ export interface RtpSessionOptions {
   mediaTimeoutMs?: number;
   rtcpIntervalMs?: number;
   cname?: string;
-  /** Keep the last N outbound tick gaps for pacing statistics. */
+  /** Keep the last N gaps between outbound packets (ms) for pacing statistics. */
   recordPacing?: number;
+  /** The send clock; default the origin's shared one. */
+  clock?: MediaClock;
 }
 
 export interface RtpStats {
@@ -60,7 +64,7 @@ export interface RtpStats {
   ignoredByes: number;
 }
 
-export class RtpSession {
+export class RtpSession implements MediaClockMember {
   readonly stats: RtpStats = {
     packetsIn: 0,
     packetsOut: 0,
@@ -73,7 +77,20 @@ export class RtpSession {
     rtcpOut: 0,
     ignoredByes: 0,
   };
-  readonly clock: PacedClock;
+  /** Gaps between consecutive outbound packets in ms (the last `recordPacing`), for pacing statistics. */
+  readonly gaps: number[] = [];
+  /**
+   * Each outbound packet's lateness in ms against the call's ideal 20 ms grid, anchored at the first packet
+   * (skipped ticks count as elapsed): the jitter-buffer depth a phone needs. The last `recordPacing`.
+   */
+  readonly lateness: number[] = [];
+  readonly #clock: MediaClock;
+  #lastSentAt = 0;
+  #firstSentAt = 0;
+  #ticksSinceFirst = 0;
+  /** The next packet's G.711 payload, prepared on the previous clock pass. */
+  #next: Uint8Array | undefined;
+  readonly #silence: Uint8Array;
   readonly #jitter = new JitterBuffer(3);
   readonly #dtmf: DtmfDetector;
   readonly #ssrc = (Math.random() * 2 ** 32) >>> 0;
@@ -106,8 +123,9 @@ export class RtpSession {
     this.#dtmf = new DtmfDetector((d, ms) => o.onDtmf?.(d, ms));
     o.lease.rtp.on("message", (m: Uint8Array, r: dgram.RemoteInfo) => this.#onRtp(m, r));
     o.lease.rtcp.on("message", (m: Uint8Array, r: dgram.RemoteInfo) => this.#onRtcp(m, r));
-    this.clock = new PacedClock(20, () => this.#tick(), 3, o.recordPacing ?? 0);
-    this.clock.start();
+    this.#silence = encodeG711(o.payloadType, new Int16Array(SAMPLES_PER_PACKET));
+    this.#clock = o.clock ?? mediaClock;
+    this.#clock.add(this);
     this.#rtcpTimer = setInterval(() => this.#sendRtcp(false), o.rtcpIntervalMs ?? 5000);
     if (o.mediaTimeoutMs) {
       this.#timeoutTimer = setInterval(() => this.#checkTimeout(), Math.min(250, o.mediaTimeoutMs / 4));
@@ -236,27 +254,16 @@ export class RtpSession {
       this.#remote.address !== "0.0.0.0";
   }
 
-  #tick(): void {
+  /** Media clock: this tick's packet goes out now (its payload was prepared on the previous pass). */
+  sendTick(skipped: number): void {
     if (this.#closed) return;
-    for (let i = 0; i < 4 && this.#queued < SAMPLES_PER_PACKET && this.o.onNeedAudio; i++) {
-      const before = this.#queued;
-      this.o.onNeedAudio();
-      if (this.#queued === before) break;
-    }
-    const pcm = new Int16Array(SAMPLES_PER_PACKET);
-    let filled = 0;
-    while (filled < SAMPLES_PER_PACKET && this.#queue.length > 0) {
-      const head = this.#queue[0];
-      const take = Math.min(head.length, SAMPLES_PER_PACKET - filled);
-      pcm.set(head.subarray(0, take), filled);
-      filled += take;
-      if (take === head.length) this.#queue.shift();
-      else this.#queue[0] = head.subarray(take);
-    }
-    this.#queued -= filled;
-    this.#ts = (this.#ts + SAMPLES_PER_PACKET) >>> 0;
+    // Skipped ticks keep the RTP timestamp on wall-clock time: the phone hears a gap, not a lasting delay.
+    this.#ts = (this.#ts + SAMPLES_PER_PACKET * (skipped + 1)) >>> 0;
+    if (this.#firstSentAt > 0) this.#ticksSinceFirst += skipped + 1;
+    if (this.#next === undefined) this.prepareNext();
+    const payload = this.#next!;
+    this.#next = undefined;
     if (!this.#canSend()) return;
-    const payload = encodeG711(this.o.payloadType, pcm);
     const pkt = buildRtp({
       marker: this.#marker,
       payloadType: this.o.payloadType,
@@ -271,6 +278,48 @@ export class RtpSession {
     this.stats.packetsOut++;
     this.stats.octetsOut += payload.length;
     rtpMetrics.packetsOut.inc();
+    this.#recordGap();
+  }
+
+  /** Media clock, after every call sent: pull audio (the session's playout) and encode the next packet. */
+  prepareNext(): void {
+    if (this.#closed || this.#next !== undefined) return;
+    for (let i = 0; i < 4 && this.#queued < SAMPLES_PER_PACKET && this.o.onNeedAudio; i++) {
+      const before = this.#queued;
+      this.o.onNeedAudio();
+      if (this.#queued === before) break;
+    }
+    if (this.#queued === 0) {
+      this.#next = this.#silence;
+      return;
+    }
+    const pcm = new Int16Array(SAMPLES_PER_PACKET);
+    let filled = 0;
+    while (filled < SAMPLES_PER_PACKET && this.#queue.length > 0) {
+      const head = this.#queue[0];
+      const take = Math.min(head.length, SAMPLES_PER_PACKET - filled);
+      pcm.set(head.subarray(0, take), filled);
+      filled += take;
+      if (take === head.length) this.#queue.shift();
+      else this.#queue[0] = head.subarray(take);
+    }
+    this.#queued -= filled;
+    this.#next = encodeG711(this.o.payloadType, pcm);
+  }
+
+  #recordGap(): void {
+    const keep = this.o.recordPacing ?? 0;
+    if (keep <= 0) return;
+    const now = performance.now();
+    if (this.#lastSentAt > 0) {
+      this.gaps.push(now - this.#lastSentAt);
+      if (this.gaps.length > keep) this.gaps.shift();
+    } else {
+      this.#firstSentAt = now;
+    }
+    this.lateness.push(now - (this.#firstSentAt + this.#ticksSinceFirst * SAMPLES_PER_PACKET / 8));
+    if (this.lateness.length > keep) this.lateness.shift();
+    this.#lastSentAt = now;
   }
 
   #rtcpBytes(bye: boolean): Uint8Array {
@@ -328,7 +377,8 @@ export class RtpSession {
     if (this.#closed) return;
     this.#sendRtcp(true);
     this.#closed = true;
-    this.clock.close();
+    this.#clock.remove(this);
+    this.#next = undefined;
     clearInterval(this.#rtcpTimer);
     clearInterval(this.#timeoutTimer);
     this.o.lease.rtp.removeAllListeners("message");

@@ -9,6 +9,7 @@
  * again: it gets 481.
  */
 import { log as rootLog, type Logger } from "../../lib/log.ts";
+import { type MediaClock, mediaClock } from "./media_clock.ts";
 import { Call, type CallHost } from "./call.ts";
 import { ClientTransaction } from "./client_transaction.ts";
 import { type DigestAlgorithm, DigestAuthenticator } from "./digest.ts";
@@ -62,8 +63,10 @@ export interface SipUasOptions {
   tombstoneMs?: number;
   /** How long close() waits for BYE responses before closing the transport anyway. */
   shutdownGraceMs?: number;
-  /** Keep this many outbound tick gaps per call for pacing statistics (0: none). */
+  /** Keep this many outbound packet gaps per call for pacing statistics (0: none). */
   pacingSamples?: number;
+  /** The clock that sends every call's RTP; default the origin's shared one. */
+  mediaClock?: MediaClock;
   log?: Logger;
 }
 
@@ -73,6 +76,7 @@ export class SipUas implements CallHost {
   readonly log: Logger;
   readonly mediaTimeoutMs: number;
   readonly pacingSamples: number;
+  readonly mediaClock: MediaClock;
   readonly allowHeader = ALLOW;
   readonly #timers: SipTimers;
   readonly #serverTx = new Map<string, ServerTransaction>();
@@ -89,6 +93,7 @@ export class SipUas implements CallHost {
     this.#timers = { ...DEFAULT_TIMERS, ...o.timers };
     this.mediaTimeoutMs = o.mediaTimeoutMs ?? 0;
     this.pacingSamples = o.pacingSamples ?? 0;
+    this.mediaClock = o.mediaClock ?? mediaClock;
     this.transport = new SipTransport({ host: o.host, port: o.port }, (b, p) => this.#onBytes(b, p));
     this.ports = new PortAllocator(o.host, o.rtpPortMin, o.rtpPortMax);
     if (o.credentials) {
