@@ -1,42 +1,61 @@
 /**
- * Rooms benchmark: how many WHEP listeners one origin process feeds from one room.
+ * Rooms benchmark: how many WHEP listeners one origin process feeds from one room, on this machine's cores.
  *
- * The origin runs in a CHILD process (its CPU and threads are its own): a RoomManager with one room, and a
- * publisher as the Session will be one — its mic frames (a spoken WAV, looped) pushed into the room's feed from
- * the 10 ms clock, and its own paced outbound audio (PacedOutboundAudio on a real RTCAudioSource, the same
- * clock, recording every frame gap) tapped into the room as the `voice` source. Listeners hear `speaker`.
- * This process hosts the listener clients (recvonly wrtc peers), stepping the count up; at each step, after a
- * settle time, it measures for `--seconds`:
- *   - origin CPU (cores) and where it goes: CPU per thread name from /proc/<pid>/task/<tid>/{comm,stat}
+ * Three kinds of process, so the origin's CPU is its own:
+ *   - the ORIGIN (child, `--serve`): a RoomManager with one room and a publisher as the Session is one — its
+ *     mic frames (a spoken WAV, looped) pushed into the room's feed from the 10 ms clock, and its own paced
+ *     outbound audio (PacedOutboundAudio on a real RTCAudioSource, same clock, every frame gap recorded)
+ *     tapped into the room as the `voice` source. Listeners hear `speaker`.
+ *   - CLIENT HOSTS (children, `--clients`): recvonly wrtc listener clients, at most `--per-client` each (the
+ *     sink callbacks of one host's listeners share its JS thread; spreading them keeps the receive gap a
+ *     measure of what the origin sends rather than of one overloaded client thread).
+ *   - this DRIVER: steps the listener count, joins with bounded concurrency (`--join-concurrency` per host,
+ *     hosts one after another), a per-join timeout and a per-step deadline. A step that cannot reach its
+ *     count is measured at what it reached, reported with its failures by stage, and ends the stepping.
+ *
+ * At each step, after a settle time, for `--seconds`:
+ *   - origin CPU (cores) and CPU per thread name (/proc/<pid>/task/<tid>/{comm,stat}); the clients' CPU
  *   - the publisher's outbound pacing: p99 gap between frames handed to its RTCAudioSource (goal ≤ 20 ms)
  *   - listeners' send gap at the origin (frames handed to each listener's source) p99
  *   - listeners' receive gap at the clients (RTCAudioSink callbacks) p99 (goal ≤ 40 ms)
- *   - the room tick's duration (the controller handing every listener its frame) p99/max
- * and prints the largest count meeting both goals.
+ *   - the room tick's duration (the controller handing every listener its frame) p99
+ * and prints a table and the largest count meeting both goals.
  *
- *   deno run -A bench/rooms.ts [--steps 50,100,200,300,500] [--seconds 10] [--settle 2] [--origin URL]
- *     [--max-rss-mib 2000]
- *   deno run -A bench/rooms.ts --serve [--port 0]          (the origin alone, for clients on another machine)
+ * `--variants full,fanout,speech,maxaveragebitrate=96000` runs the steps once per variant of how listeners
+ * are sent Opus (a room `audio_profile`, `speech` = SPEECH_OPUS, or explicit offer parameters), each on a
+ * fresh origin: the levers side by side in one run. A `+rt` suffix (`full+rt`) keeps libwebrtc's real-time
+ * send threads, which rooms demote by default (origin/session/wrtc_threads.ts). `--perf-step N` samples the
+ * origin with `perf record` during step N's window and prints where its CPU goes by library and by function.
+ * CPU is also reported per unit of work (ms per second of audio handed to one listener): on a contended
+ * machine the origin falls behind and does less work, so cores alone understate its cost.
  *
- * The clients decode every listener's Opus stream; on one 2-core machine they compete with the origin, so the
- * receive gaps are pessimistic there: `--origin URL` points the clients at an origin started with `--serve`
- * elsewhere (its CPU figures come from its own /proc).
+ *   deno run -A bench/rooms.ts [--steps 50,100,200,300,500] [--seconds 8] [--settle 3] [--variants full]
+ *     [--per-client 25] [--join-concurrency 8] [--join-timeout-ms 20000] [--step-deadline-s 240]
+ *     [--perf-step 100] [--origin URL]
+ *   deno run -A bench/rooms.ts --serve [--port 0] [--variant full]     (the origin alone)
+ *
+ * With `--origin URL` the clients use an origin started with `--serve` elsewhere (one variant; its CPU
+ * figures come from its own /proc).
  */
 import { configureLogging } from "../lib/log.ts";
 import { readWav } from "../origin/pipeline/wav.ts";
 import { BackingTrack } from "../origin/rooms/backing_track.ts";
+import { type OpusSendParams, shapeOpusOffer, SPEECH_OPUS } from "../origin/rooms/opus_profile.ts";
 import { RoomManager } from "../origin/rooms/room_manager.ts";
 import { ListenerClient } from "../origin/rooms/test_listener.ts";
 import { FRAME_SAMPLES, frameClock, PacedOutboundAudio } from "../origin/session/outbound_audio.ts";
 import { cpuSeconds, procStats } from "../origin/session/proc_stats.ts";
 import { exitCleanly, RTCAudioSource } from "../origin/session/wrtc.ts";
 import type { RTCAudioData } from "../origin/session/wrtc.ts";
-import { readyLine, summarize } from "./churn.ts";
+import { ROOM_AUDIO_PROFILES, type RoomAudioProfile } from "../protocol/rooms.ts";
+import { summarize } from "./churn.ts";
 
 function arg(name: string, dflt: string): string {
   const i = Deno.args.indexOf(`--${name}`);
   return i >= 0 ? Deno.args[i + 1] : dflt;
 }
+
+const loadavg = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 
 /** CPU seconds per thread name (threads of the same name summed; "deno" = the JS main thread + V8 helpers). */
 function cpuByThread(): Record<string, number> {
@@ -52,15 +71,88 @@ function cpuByThread(): Record<string, number> {
   return out;
 }
 
+/** Line-delimited JSON over a child's stdin/stdout: one request, one reply line. */
+class ChildLink {
+  readonly child: Deno.ChildProcess;
+  readonly #reader: ReadableStreamDefaultReader<string>;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #buf = "";
+  constructor(child: Deno.ChildProcess) {
+    this.child = child;
+    this.#reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    this.#writer = child.stdin.getWriter();
+  }
+  async line<T>(timeoutMs: number): Promise<T> {
+    const deadline = performance.now() + timeoutMs;
+    while (!this.#buf.includes("\n")) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const r = await Promise.race([
+        this.#reader.read(),
+        new Promise<never>((_, rej) =>
+          timer = setTimeout(
+            () => rej(new Error(`child ${this.child.pid}: no reply in ${timeoutMs} ms`)),
+            Math.max(0, deadline - performance.now()),
+          )
+        ),
+      ]).finally(() => clearTimeout(timer));
+      if (r.done) throw new Error(`child ${this.child.pid} exited`);
+      this.#buf += r.value;
+    }
+    const i = this.#buf.indexOf("\n");
+    const l = this.#buf.slice(0, i);
+    this.#buf = this.#buf.slice(i + 1);
+    return JSON.parse(l);
+  }
+  async ask<T>(msg: unknown, timeoutMs: number): Promise<T> {
+    await this.#writer.write(new TextEncoder().encode(JSON.stringify(msg) + "\n"));
+    return await this.line<T>(timeoutMs);
+  }
+}
+
+function spawnSelf(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL(import.meta.url).pathname, ...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+}
+
 // ---------------------------------------------------------------- origin
 
-function serve(port: number): void {
+/**
+ * A variant of how listeners are sent Opus: a room profile (`full`, `fanout`), `speech` (SPEECH_OPUS) or explicit offer parameters
+ * (`maxplaybackrate=16000;ptime=60`, applied to each offer before the room sees it, on a `full` room).
+ */
+function parseVariant(
+  variant: string,
+): { profile: RoomAudioProfile; params?: OpusSendParams; realtime: boolean } {
+  // `+rt` keeps libwebrtc's real-time send threads (the rooms demote them by default).
+  const realtime = variant.endsWith("+rt");
+  const spec = realtime ? variant.slice(0, -3) : variant;
+  return { ...parseOpusVariant(spec), realtime };
+}
+
+function parseOpusVariant(spec: string): { profile: RoomAudioProfile; params?: OpusSendParams } {
+  if ((ROOM_AUDIO_PROFILES as readonly string[]).includes(spec)) return { profile: spec as RoomAudioProfile };
+  if (spec === "speech") return { profile: "full", params: SPEECH_OPUS };
+  const params: Record<string, number> = {};
+  for (const kv of spec.split(/[;,]/).filter(Boolean)) {
+    const [k, v] = kv.split("=");
+    if (!k || !Number.isFinite(Number(v))) throw new Error(`bad variant ${JSON.stringify(spec)}`);
+    params[k] = Number(v);
+  }
+  return { profile: "full", params: params as OpusSendParams };
+}
+
+function serve(port: number, variant: string): void {
   configureLogging({ level: "error" });
+  const { profile, params, realtime } = parseVariant(variant);
   const speech = readWav(new URL("../tests/fixtures/speech/one_phrase_48k.wav", import.meta.url)).samples;
-  const manager = new RoomManager({ recordGaps: true, maxRooms: 1 });
+  const manager = new RoomManager({ recordGaps: true, maxRooms: 1, demoteThreads: !realtime });
   const room = manager.create(
     "bench",
-    { maxListeners: 2000, idleAfterMs: 60_000, defaultSource: "speaker" },
+    { maxListeners: 2000, idleAfterMs: 60_000, defaultSource: "speaker", audioProfile: profile },
     {
       track: new BackingTrack("speech", speech),
     },
@@ -134,6 +226,8 @@ function serve(port: number): void {
       tick: summarize(tickTimes),
       onDataAvgMs: onDataMs / Math.max(1, frames),
       onDataMaxMs,
+      wallS: wall,
+      listenerSeconds: frames / 100,
       loadavg: Deno.readTextFileSync("/proc/loadavg").split(" ")[0],
       proc: procStats(),
     };
@@ -142,7 +236,10 @@ function serve(port: number): void {
     const u = new URL(req.url);
     try {
       if (req.method === "POST" && u.pathname === "/listeners") {
-        const { listener, answer } = await room.addListener(await req.text(), { source: "speaker" });
+        const offer = await req.text();
+        const { listener, answer } = await room.addListener(params ? shapeOpusOffer(offer, params) : offer, {
+          source: "speaker",
+        });
         return Response.json({ id: listener.id, sdp: answer }, { status: 201 });
       }
       const m = u.pathname.match(/^\/listeners\/([0-9a-f-]+)$/);
@@ -171,17 +268,173 @@ function serve(port: number): void {
   console.log(JSON.stringify({ port: (server.addr as Deno.NetAddr).port, pid: Deno.pid }));
 }
 
-// ---------------------------------------------------------------- driver
+// ---------------------------------------------------------------- client host
 
-async function startChild(): Promise<{ base: string; child: Deno.ChildProcess }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, "--serve", "--port", "0"],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const { port } = await readyLine<{ port: number }>(child);
-  return { base: `http://127.0.0.1:${port}`, child };
+/** Receive gaps kept as a histogram of 0.1 ms bins (mergeable across hosts). */
+type GapHist = Record<string, number>;
+
+interface JoinRequest {
+  cmd: "join";
+  n: number;
+  concurrency: number;
+  timeoutMs: number;
+  deadlineMs: number;
 }
+interface JoinReply {
+  listeners: number;
+  added: number;
+  failures: Record<string, number>;
+  setupMs: Record<string, number>;
+}
+interface CollectReply {
+  hist: GapHist;
+  frames: number;
+  /** Listeners whose received audio had speech energy during the window. */
+  hearing: number;
+  rssMiB: number;
+}
+
+async function clientHost(base: string): Promise<void> {
+  configureLogging({ level: "error" });
+  const clients: ListenerClient[] = [];
+  let loudAtReset: number[] = [];
+  const out = (v: unknown) => Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(v) + "\n"));
+  const http = async (method: string, path: string, timeoutMs: number, body?: string) => {
+    const res = await fetch(base + path, { method, body, signal: AbortSignal.timeout(timeoutMs) });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${res.status} ${text.slice(0, 120)}`);
+    return JSON.parse(text);
+  };
+  /** One listener: offer → POST → answer → audio arriving, within timeoutMs; failures name their stage. */
+  const join = async (timeoutMs: number): Promise<number> => {
+    const t0 = performance.now();
+    const c = new ListenerClient({ keepFrames: false });
+    let stage = "offer", id: string | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        (async () => {
+          const offer = await c.offer();
+          stage = "post";
+          const r = await http("POST", "/listeners", timeoutMs, offer);
+          id = r.id;
+          stage = "answer";
+          await c.accept(r.sdp);
+          stage = "audio";
+          await c.waitFor(() => c.receivedFrames > 5, timeoutMs, "audio");
+        })(),
+        new Promise<never>((_, rej) => timer = setTimeout(() => rej(new Error("timeout")), timeoutMs)),
+      ]);
+      clients.push(c);
+      return performance.now() - t0;
+    } catch (err) {
+      c.close();
+      if (id) http("DELETE", `/listeners/${id}`, 5000).catch(() => {});
+      const why = String((err as Error).message ?? err).split("\n")[0].slice(0, 60);
+      throw new Error(`${stage}: ${why.startsWith("timeout") ? "timeout" : why}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const reader = Deno.stdin.readable.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  out({ ready: true, pid: Deno.pid });
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    let i: number;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      const msg = JSON.parse(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+      if (msg.cmd === "join") {
+        const req = msg as JoinRequest;
+        const target = clients.length + req.n;
+        const failures: Record<string, number> = {};
+        const setup: number[] = [];
+        const deadline = performance.now() + req.deadlineMs;
+        let failed = 0, inflight = 0;
+        const verbose = Deno.env.get("ROOMS_BENCH_VERBOSE") === "1";
+        const beat = verbose
+          ? setInterval(() =>
+            console.error(
+              `host ${Deno.pid}: ${clients.length}/${target} joined, ${inflight} in flight, ${failed} failed`,
+            ), 5000)
+          : undefined;
+        // Bounded concurrency: `concurrency` joins in flight; stop launching at the deadline or after too
+        // many failures (a saturated origin refuses or times out every further join).
+        await Promise.all(Array.from({ length: Math.min(req.concurrency, req.n) }, async () => {
+          while (
+            clients.length + inflight < target && performance.now() < deadline &&
+            failed < Math.max(10, req.n / 5)
+          ) {
+            inflight++;
+            try {
+              setup.push(await join(req.timeoutMs));
+            } catch (err) {
+              failed++;
+              const k = (err as Error).message;
+              failures[k] = (failures[k] ?? 0) + 1;
+            } finally {
+              inflight--;
+            }
+          }
+        }));
+        clearInterval(beat);
+        out(
+          {
+            listeners: clients.length,
+            added: setup.length,
+            failures,
+            setupMs: summarize(setup),
+          } satisfies JoinReply,
+        );
+      } else if (msg.cmd === "reset") {
+        for (const c of clients) c.gapsMs.length = 0;
+        loudAtReset = clients.map((c) => c.loudFrames);
+        out({ ok: true });
+      } else if (msg.cmd === "collect") {
+        const hist: GapHist = {};
+        let frames = 0;
+        for (const c of clients) {
+          for (const g of c.gapsMs) {
+            const k = String(Math.round(g * 10));
+            hist[k] = (hist[k] ?? 0) + 1;
+          }
+          frames += c.gapsMs.length;
+        }
+        // Sinks keep firing (silence) after the origin dropped a listener: count who still hears the voice.
+        const hearing = clients.filter((c, i) => c.loudFrames > (loudAtReset[i] ?? 0)).length;
+        out({ hist, frames, hearing, rssMiB: procStats().rssKiB / 1024 } satisfies CollectReply);
+      } else if (msg.cmd === "close") {
+        await exitCleanly(() => {
+          for (const c of clients) c.close();
+          return Promise.resolve();
+        }, 0);
+      }
+    }
+  }
+  await exitCleanly(() => {
+    for (const c of clients) c.close();
+    return Promise.resolve();
+  }, 0);
+}
+
+function histSummary(h: GapHist): { n: number; p50: number; p99: number; max: number } {
+  const bins = Object.entries(h).map(([k, v]) => [Number(k) / 10, v] as const).sort((a, b) => a[0] - b[0]);
+  const n = bins.reduce((a, [, v]) => a + v, 0);
+  const at = (q: number) => {
+    let acc = 0;
+    for (const [g, v] of bins) {
+      acc += v;
+      if (acc >= q * n) return g;
+    }
+    return NaN;
+  };
+  return { n, p50: at(0.5), p99: at(0.99), max: bins.at(-1)?.[0] ?? NaN };
+}
+
+// ---------------------------------------------------------------- driver
 
 type Stats = {
   listeners: number;
@@ -192,119 +445,267 @@ type Stats = {
   tick: Record<string, number>;
   onDataAvgMs: number;
   onDataMaxMs: number;
+  /** Measurement window (s) and audio handed to listeners in it (listener-seconds). */
+  wallS: number;
+  listenerSeconds: number;
   loadavg: string;
   proc: { threads: number; fds: number; rssKiB: number };
 };
 
-async function main(): Promise<void> {
-  configureLogging({ level: "error" });
-  const steps = arg("steps", "50,100,200,300,500").split(",").map(Number);
-  const seconds = Number(arg("seconds", "10"));
-  const settle = Number(arg("settle", "2"));
-  const remote = arg("origin", "");
-  const { base, child } = remote ? { base: remote, child: undefined } : await startChild();
-  const http = async (method: string, path: string, body?: string) => {
-    const res = await fetch(base + path, { method, body, signal: AbortSignal.timeout(20_000) });
+interface Row {
+  variant: string;
+  n: number;
+  reached: number;
+  failures: Record<string, number>;
+  joinS: number;
+  s: Stats;
+  recv: ReturnType<typeof histSummary>;
+  clientCores: number;
+  /** Listeners hearing the voice in the window (origin alive and sending). */
+  hearing: number;
+  load: string;
+}
+
+/** `perf record` the origin for `seconds`; the top of its profile by library and by function. */
+async function perfOrigin(pid: number, seconds: number, tag: string): Promise<string> {
+  const data = `/tmp/parley-rooms-perf-${Deno.pid}-${tag.replace(/[^a-z0-9]+/gi, "_")}.data`;
+  const rec = await new Deno.Command("perf", {
+    args: ["record", "-F", "499", "-p", String(pid), "-o", data, "--", "sleep", String(seconds)],
+    stdout: "null",
+    stderr: "piped",
+  }).output().catch((err) => ({ success: false, stderr: new TextEncoder().encode(String(err)) }));
+  if (!rec.success) return `perf record failed: ${new TextDecoder().decode(rec.stderr).slice(0, 200)}`;
+  const report = async (sort: string, lines: number) => {
+    const r = await new Deno.Command("perf", {
+      args: ["report", "-i", data, "--stdio", "--no-children", "--sort", sort, "--percent-limit", "0.7"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return new TextDecoder().decode(r.stdout).split("\n").filter((l) => l.trim() && !l.startsWith("#"))
+      .slice(0, lines).join("\n");
+  };
+  const text = `by library:\n${await report("dso", 12)}\nby function:\n${await report("dso,sym", 40)}`;
+  await Deno.remove(data).catch(() => {});
+  return text;
+}
+
+async function runVariant(variant: string, steps: number[], opts: {
+  seconds: number;
+  settle: number;
+  perClient: number;
+  concurrency: number;
+  joinTimeoutMs: number;
+  stepDeadlineS: number;
+  perfStep: number;
+  remote: string;
+}): Promise<Row[]> {
+  let originChild: Deno.ChildProcess | undefined;
+  let base = opts.remote;
+  if (!base) {
+    originChild = spawnSelf(["--serve", "--port", "0", "--variant", variant]);
+    const ready = await new ChildLink(originChild).line<{ port: number }>(60_000);
+    base = `http://127.0.0.1:${ready.port}`;
+  }
+  const http = async (method: string, path: string) => {
+    const res = await fetch(base + path, { method, signal: AbortSignal.timeout(30_000) });
     const text = await res.text();
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
     return JSON.parse(text);
   };
-  const clients: ListenerClient[] = [];
-  // On a saturated machine the client process was seen to grow by gigabytes while joining (cause not
-  // established; queued sink callbacks are the suspect): stop instead of eating the machine's memory.
-  const maxRssMiB = Number(arg("max-rss-mib", "2000"));
-  const tooBig = () => {
-    const mib = procStats().rssKiB / 1024;
-    if (mib > maxRssMiB) {
-      console.log(`  stopping: client process RSS ${mib.toFixed(0)} MiB > ${maxRssMiB} MiB`);
-    }
-    return mib > maxRssMiB;
-  };
-  const join = async () => {
-    const c = new ListenerClient({ keepFrames: false });
-    try {
-      const offer = await c.offer();
-      const { sdp } = await http("POST", "/listeners", offer);
-      await c.accept(sdp);
-      await c.waitFor(() => c.receivedFrames > 5, 10_000, "audio");
-      clients.push(c);
-    } catch (err) {
-      c.close();
-      throw err;
-    }
-  };
-  console.log(
-    `rooms bench: 1 room, listeners stepping ${steps.join("/")}, ${seconds} s per step; load average ${
-      Deno.readTextFileSync("/proc/loadavg").split(" ")[0]
-    } on ${navigator.hardwareConcurrency} cores`,
-  );
-  const rows: Array<{ n: number; s: Stats; recv: Record<string, number>; driverCores: number }> = [];
-  for (const n of steps) {
-    const tj = performance.now();
-    let failed = 0;
-    while (clients.length < n && failed < 20 && !tooBig()) {
-      const r = await Promise.allSettled(Array.from({ length: Math.min(10, n - clients.length) }, join));
-      for (const x of r) {
-        if (x.status === "rejected") {
-          failed++;
-          console.log(`  join failed: ${x.reason}`);
+  const hosts: Array<{ link: ChildLink; listeners: number }> = [];
+  const rows: Row[] = [];
+  const clientCpu = () => hosts.reduce((a, h) => a + cpuSeconds(h.link.child.pid), 0);
+  try {
+    for (const n of steps) {
+      const tj = performance.now();
+      const failures: Record<string, number> = {};
+      const total = () => hosts.reduce((a, h) => a + h.listeners, 0);
+      const deadline = tj + opts.stepDeadlineS * 1000;
+      let stalled = false;
+      while (total() < n && performance.now() < deadline && !stalled) {
+        // Every batch goes to a fresh client host: a host whose listeners were already receiving was seen to
+        // stop answering while it joined more (its JS thread stuck in wrtc), so hosts are filled once.
+        const child = spawnSelf(["--clients", base]);
+        const host = { link: new ChildLink(child), listeners: 0 };
+        hosts.push(host);
+        await host.link.line(60_000);
+        const want = Math.min(n - total(), opts.perClient);
+        let r: JoinReply;
+        try {
+          r = await host.link.ask<JoinReply>(
+            {
+              cmd: "join",
+              n: want,
+              concurrency: opts.concurrency,
+              timeoutMs: opts.joinTimeoutMs,
+              deadlineMs: Math.max(1000, deadline - performance.now()),
+            } satisfies JoinRequest,
+            Math.max(1000, deadline - performance.now()) + 2 * opts.joinTimeoutMs,
+          );
+        } catch (err) {
+          // A client host that stopped answering (its event loop starved or stuck in wrtc): count its
+          // listeners as lost, end it, and end the step.
+          const k = `client host: ${(err as Error).message.replace(/child \d+: /, "")}`;
+          failures[k] = (failures[k] ?? 0) + host.listeners + want;
+          try {
+            host.link.child.kill("SIGKILL");
+          } catch { /* exited */ }
+          hosts.splice(hosts.indexOf(host), 1);
+          stalled = true;
+          break;
         }
+        host.listeners = r.listeners;
+        for (const [k, v] of Object.entries(r.failures)) failures[k] = (failures[k] ?? 0) + v;
+        if (r.added < want) stalled = true;
+      }
+      const reached = total();
+      const joinS = (performance.now() - tj) / 1000;
+      console.log(
+        `  [${variant}] ${reached}/${n} listeners joined (${joinS.toFixed(1)} s)${
+          Object.keys(failures).length ? `; failures ${JSON.stringify(failures)}` : ""
+        }`,
+      );
+      await new Promise((r) => setTimeout(r, opts.settle * 1000));
+      await http("POST", "/reset");
+      await Promise.all(hosts.map((h) => h.link.ask({ cmd: "reset" }, 30_000).catch(() => {})));
+      const cpu0 = clientCpu(), w0 = performance.now();
+      const perf = opts.perfStep === n && originChild
+        ? perfOrigin(originChild.pid, opts.seconds, `${variant}-${n}`)
+        : undefined;
+      await new Promise((r) => setTimeout(r, opts.seconds * 1000));
+      const clientCores = (clientCpu() - cpu0) / ((performance.now() - w0) / 1000);
+      let s: Stats;
+      try {
+        s = await http("GET", "/stats");
+      } catch (err) {
+        // An origin too starved to answer its stats request: the step failed; report it and stop stepping.
+        console.log(`  [${variant}] ${reached} listeners: origin did not answer /stats (${err}); stopping`);
+        break;
+      }
+      const replies = await Promise.all(
+        hosts.map((h) =>
+          h.link.ask<CollectReply>({ cmd: "collect" }, 60_000).catch((): CollectReply => ({
+            hist: {},
+            frames: 0,
+            hearing: 0,
+            rssMiB: NaN,
+          }))
+        ),
+      );
+      const hist: GapHist = {};
+      for (const r of replies) for (const [k, v] of Object.entries(r.hist)) hist[k] = (hist[k] ?? 0) + v;
+      const recv = histSummary(hist);
+      const hearing = replies.reduce((a, r) => a + r.hearing, 0);
+      const row = { variant, n, reached, failures, joinS, s, recv, clientCores, hearing, load: loadavg() };
+      rows.push(row);
+      console.log(
+        `  [${variant}] ${reached} listeners: origin ${s.cores.toFixed(2)} cores (threads ${
+          JSON.stringify(s.byThread)
+        }), clients ${clientCores.toFixed(2)} cores in ${hosts.length} processes; pacing p99 ${
+          s.pacing.p99.toFixed(1)
+        } ms; send gap p99 ${s.send.p99.toFixed(1)}; receive gap p99 ${
+          recv.p99.toFixed(1)
+        } ms (n ${recv.n}); ` +
+          `${s.listeners} live at the origin, ${hearing} hearing speech; tick p99 ${
+            s.tick.p99.toFixed(2)
+          } ms; onData per listener frame avg ${
+            s.onDataAvgMs.toFixed(3)
+          } ms; origin threads ${s.proc.threads}, RSS ${
+            (s.proc.rssKiB / 1024).toFixed(0)
+          } MiB; load ${row.load}`,
+      );
+      if (perf) console.log(`  [${variant}] origin perf profile at ${reached} listeners:\n${await perf}`);
+      if (reached < n) {
+        console.log(`  [${variant}] stopping: could not reach ${n} listeners`);
+        break;
       }
     }
-    console.log(`  ${clients.length} listeners joined (${((performance.now() - tj) / 1000).toFixed(1)} s)`);
-    if (clients.length < n) {
-      console.log(`  stopping: could not reach ${n} listeners`);
-      break;
+  } finally {
+    await Promise.all(hosts.map(async (h) => {
+      await h.link.ask({ cmd: "close" }, 5_000).catch(() => {});
+      try {
+        h.link.child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await h.link.child.status;
+    }));
+    if (originChild) {
+      originChild.kill("SIGTERM");
+      const t = setTimeout(() => originChild.kill("SIGKILL"), 15_000);
+      await originChild.status;
+      clearTimeout(t);
     }
-    await new Promise((r) => setTimeout(r, settle * 1000));
-    await http("POST", "/reset");
-    for (const c of clients) c.gapsMs.length = 0;
-    const cpu0 = cpuSeconds(), w0 = performance.now();
-    await new Promise((r) => setTimeout(r, seconds * 1000));
-    const driverCores = (cpuSeconds() - cpu0) / ((performance.now() - w0) / 1000);
-    const s: Stats = await http("GET", "/stats");
-    const recv = summarize(clients.flatMap((c) => c.gapsMs));
-    rows.push({ n, s, recv, driverCores });
-    console.log(
-      `${n} listeners: origin ${s.cores.toFixed(2)} cores (threads ${JSON.stringify(s.byThread)}), ` +
-        `clients ${driverCores.toFixed(2)} cores; pacing p99 ${s.pacing.p99.toFixed(1)} ms; ` +
-        `send gap p99 ${s.send.p99.toFixed(1)}; receive gap p99 ${recv.p99.toFixed(1)} ms; tick p99 ${
-          s.tick.p99.toFixed(2)
-        } ms; onData per listener frame avg ${s.onDataAvgMs.toFixed(3)} ms, worst ${
-          s.onDataMaxMs.toFixed(1)
-        } ms; origin threads ${s.proc.threads}, RSS ${
-          (s.proc.rssKiB / 1024).toFixed(0)
-        } MiB; load ${s.loadavg}`,
-    );
   }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  configureLogging({ level: "error" });
+  const steps = arg("steps", "50,100,200,300,500").split(",").map(Number);
+  const variants = arg("variants", "full").split(",").filter(Boolean);
+  const opts = {
+    seconds: Number(arg("seconds", "8")),
+    settle: Number(arg("settle", "3")),
+    perClient: Number(arg("per-client", "25")),
+    concurrency: Number(arg("join-concurrency", "8")),
+    joinTimeoutMs: Number(arg("join-timeout-ms", "20000")),
+    stepDeadlineS: Number(arg("step-deadline-s", "240")),
+    perfStep: Number(arg("perf-step", "0")),
+    remote: arg("origin", ""),
+  };
+  console.log(
+    `rooms bench: 1 room, listeners stepping ${steps.join("/")}, ${opts.seconds} s per step, variants ${
+      variants.join(" | ")
+    }; ≤ ${opts.perClient} listeners per client process; load average ${loadavg()} on ${navigator.hardwareConcurrency} cores`,
+  );
+  const rows: Row[] = [];
+  for (const v of variants) rows.push(...await runVariant(v, steps, opts));
   const f = (v: number) => Number.isFinite(v) ? v.toFixed(1) : "-";
+  const enc = (s: Stats) => s.byThread["AudioEncoder"] ?? 0;
+  // A step counts only if every listener joined, is still live at the origin and hears the voice.
+  const ok = (r: Row) =>
+    r.reached === r.n && r.s.listeners === r.n && r.hearing === r.n && r.recv.p99 <= 40 &&
+    r.s.pacing.p99 <= 20;
+  // CPU per unit of work done (ms per second of audio handed to one listener): on a contended machine the
+  // origin falls behind and does less work, so cores alone understate its cost.
+  const perLs = (s: Stats, cores: number) =>
+    s.listenerSeconds > 0 ? (1000 * cores * s.wallS / s.listenerSeconds).toFixed(1) : "-";
   console.log(
-    "\n| listeners | origin cores | cores/100 listeners | client cores | publisher pacing p99 ms | send gap p99 ms | receive gap p99 ms | receive max ms | tick p99 ms | origin threads | RSS MiB |",
+    "\n| variant | listeners | live at origin / hearing | origin cores | origin CPU ms per listener·s | AudioEncoder ms per listener·s | client cores | publisher pacing p99 ms | send gap p99 ms | receive gap p99 ms | receive max ms | tick p99 ms | origin threads | RSS MiB | load |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
-  for (const { n, s, recv, driverCores } of rows) {
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+  for (const r of rows) {
+    const meets = ok(r);
     console.log(
-      `| ${n} | ${s.cores.toFixed(2)} | ${(100 * s.cores / n).toFixed(2)} | ${driverCores.toFixed(2)} | ${
-        f(s.pacing.p99)
-      } | ${f(s.send.p99)} | ${f(recv.p99)} | ${f(recv.max)} | ${
-        s.tick.p99.toFixed(2)
-      } | ${s.proc.threads} | ${(s.proc.rssKiB / 1024).toFixed(0)} |`,
+      `| ${r.variant} | ${r.reached === r.n ? r.n : `${r.reached} of ${r.n}`}${
+        meets ? " ✓" : ""
+      } | ${r.s.listeners} / ${r.hearing} | ${r.s.cores.toFixed(2)} | ${perLs(r.s, r.s.cores)} | ${
+        perLs(r.s, enc(r.s))
+      } | ${r.clientCores.toFixed(2)} | ${f(r.s.pacing.p99)} | ${f(r.s.send.p99)} | ${f(r.recv.p99)} | ${
+        f(r.recv.max)
+      } | ${r.s.tick.p99.toFixed(2)} | ${r.s.proc.threads} | ${(r.s.proc.rssKiB / 1024).toFixed(0)} | ${
+        r.load.split(" ")[0]
+      } |`,
     );
   }
-  const ok = rows.filter((r) => r.recv.p99 <= 40 && r.s.pacing.p99 <= 20).map((r) => r.n);
-  console.log(
-    `largest count with receive gap p99 ≤ 40 ms and publisher pacing p99 ≤ 20 ms: ${
-      ok.length ? Math.max(...ok) : "none"
-    } (goal ≥ 300)`,
-  );
-  console.log(`origin CPU by thread at the last step: ${JSON.stringify(rows.at(-1)?.s.byThread)}`);
-  for (const c of clients) c.close();
-  child?.kill("SIGTERM");
-  const status = child ? await child.status : undefined;
-  await exitCleanly(() => Promise.resolve(), status && status.code !== 0 ? 1 : 0);
+  for (const v of variants) {
+    const good = rows.filter((r) => r.variant === v && ok(r)).map((r) => r.n);
+    const short = rows.filter((r) => r.variant === v && r.reached < r.n)
+      .map((r) =>
+        `${r.n}: reached ${r.reached} (${
+          Object.keys(r.failures).length ? JSON.stringify(r.failures) : "step deadline, joins too slow"
+        })`
+      );
+    console.log(
+      `[${v}] largest count with every listener live and hearing, receive gap p99 ≤ 40 ms, publisher pacing p99 ≤ 20 ms: ${
+        good.length ? Math.max(...good) : "none"
+      } (goal ≥ 300)${short.length ? `; not reached: ${short.join("; ")}` : ""}`,
+    );
+  }
+  await exitCleanly(() => Promise.resolve(), 0);
 }
 
 if (import.meta.main) {
-  if (Deno.args.includes("--serve")) serve(Number(arg("port", "8097")));
+  if (Deno.args.includes("--serve")) serve(Number(arg("port", "8097")), arg("variant", "full"));
+  else if (Deno.args.includes("--clients")) await clientHost(arg("clients", ""));
   else await main();
 }

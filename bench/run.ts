@@ -18,7 +18,12 @@ const BENCHES: Record<
   pacing: { file: "pacing.ts", what: "outbound 10 ms frame pacing with 20 sessions" },
   rooms: {
     file: "rooms.ts",
-    what: "listeners per origin in one room (50…500): CPU, publisher pacing p99, listener receive gap p99",
+    what:
+      "listeners per origin in one room (50…500; --variants full,fanout): CPU, publisher pacing p99, listener receive gap p99",
+  },
+  room_opus_cost: {
+    file: "room_opus_cost.ts",
+    what: "one room listener's Opus encoder: CPU per audio second for each offer setting (full, fanout, …)",
   },
   rooms_fanout: {
     file: "rooms_fanout.ts",

@@ -21,6 +21,14 @@ import { IDLE_SOURCES, LISTENER_SOURCES, ROOM_DEFAULT_SOURCES } from "./room_mes
 
 export const MAX_ROOM_LISTENERS = 2000;
 
+/**
+ * How listeners are sent Opus (each listener has its own encoder on the origin): `full` (as the client
+ * offers: ~32 kbit/s fullband, 20 ms packets) or `fanout` (96 kbit/s fullband CELT in 60 ms packets: less
+ * origin CPU per listener, three times the bandwidth, 40 ms more delay). See origin/rooms/opus_profile.ts.
+ */
+export const ROOM_AUDIO_PROFILES = ["full", "fanout"] as const;
+export type RoomAudioProfile = typeof ROOM_AUDIO_PROFILES[number];
+
 export const RoomOptionsInput = z.object({
   /** What listeners hear while the publisher is quiet or absent. */
   idle_source: z.enum(IDLE_SOURCES).default("silence"),
@@ -36,6 +44,7 @@ export const RoomOptionsInput = z.object({
   /** The backing track played as the idle source (`track`) or default source `track`. */
   track_id: z.uuid().nullable().default(null),
   crossfade_ms: z.union([z.literal(10), z.literal(20)]).default(10),
+  audio_profile: z.enum(ROOM_AUDIO_PROFILES).default("full"),
 }).strict();
 export type RoomOptionsInput = z.infer<typeof RoomOptionsInput>;
 

@@ -22,6 +22,7 @@ import {
 } from "../../protocol/room_messages.ts";
 import { FRAME_SAMPLES, SAMPLE_RATE } from "../session/outbound_audio.ts";
 import { validateOffer } from "../session/sdp.ts";
+import { demoteSendStreamThreads } from "../session/wrtc_threads.ts";
 import {
   closePeer,
   type MediaStreamTrack,
@@ -34,6 +35,7 @@ import {
   waitIceGathering,
 } from "../session/wrtc.ts";
 import { ListenerEventQueue } from "./listener_events.ts";
+import { type OpusSendParams, shapeOpusOffer } from "./opus_profile.ts";
 import type { FrameSink, ListenerCloseReason } from "./room_types.ts";
 
 const sendGap = registry.histogram(
@@ -74,6 +76,13 @@ export interface ListenerInit {
   onClosed?: (listener: Listener, reason: ListenerCloseReason) => void;
   /** Keep every send gap (ms) in memory (benchmarks). */
   recordGaps?: boolean;
+  /** Shape this listener's Opus encoder (the room's audio profile); undefined = as the client offered. */
+  opus?: OpusSendParams;
+  /**
+   * Set libwebrtc's real-time send-stream threads of this process to SCHED_OTHER once this listener's
+   * stream exists (origin/session/wrtc_threads.ts). Default true.
+   */
+  demoteThreads?: boolean;
 }
 
 export class Listener implements FrameSink {
@@ -86,6 +95,8 @@ export class Listener implements FrameSink {
   readonly #log: Logger;
   readonly #onSelect: ListenerInit["onSelect"];
   readonly #onClosed: ListenerInit["onClosed"];
+  readonly #opus: OpusSendParams | undefined;
+  readonly #demoteThreads: boolean;
   readonly #source: RTCAudioSource;
   readonly #track: MediaStreamTrack;
   #pc: RTCPeerConnection | undefined;
@@ -111,6 +122,8 @@ export class Listener implements FrameSink {
     this.#onSelect = init.onSelect;
     this.#onClosed = init.onClosed;
     this.gapsMs = init.recordGaps ? [] : undefined;
+    this.#opus = init.opus;
+    this.#demoteThreads = init.demoteThreads ?? true;
     this.events = new ListenerEventQueue({ onOverflow: () => this.close("slow_consumer") });
     this.#source = new AudioSource();
     this.#track = this.#source.createTrack();
@@ -146,13 +159,15 @@ export class Listener implements FrameSink {
       pc.onconnectionstatechange = () => this.#guard(() => this.#onConnectionState());
       pc.oniceconnectionstatechange = () => this.#guard(() => this.#onIceState());
       try {
-        await pc.setRemoteDescription({ type: "offer", sdp: offerSdp });
+        const sdp = this.#opus ? shapeOpusOffer(offerSdp, this.#opus) : offerSdp;
+        await pc.setRemoteDescription({ type: "offer", sdp });
       } catch (err) {
         throw new ApiError(400, "bad_request", `SDP offer rejected: ${(err as Error).message ?? err}`);
       }
       if (this.#isClosed()) throw new ApiError(409, "conflict", "listener closed during setup");
       pc.addTrack(this.#track);
       await pc.setLocalDescription(await pc.createAnswer());
+      if (this.#demoteThreads) demoteSendStreamThreads();
       const complete = await waitIceGathering(pc, this.config.iceGatherTimeoutMs);
       if (this.#isClosed()) throw new ApiError(409, "conflict", "listener closed during setup");
       if (!complete) this.#log.warn("ICE gathering incomplete at timeout; answering with what we have");
@@ -213,6 +228,8 @@ export class Listener implements FrameSink {
     if (this.#isClosed()) return;
     if (s === "connected" && this.#state === "connecting") {
       this.#state = "connected";
+      // The encoder's thread starts with the media: demote it too.
+      if (this.#demoteThreads) demoteSendStreamThreads();
       clearTimeout(this.#connectTimer);
       this.#connectTimer = undefined;
     } else if (s === "failed") this.close("ice_failed");

@@ -22,6 +22,7 @@ import type { ServerEvent } from "../../protocol/session_messages.ts";
 import type { BackingTrack } from "./backing_track.ts";
 import { FRAME_MS } from "../session/outbound_audio.ts";
 import { IdleDetector } from "./idle_detector.ts";
+import { opusParamsOf } from "./opus_profile.ts";
 import { Listener, type ListenerConfig } from "./listener.ts";
 import { PublisherFeed } from "./publisher_feed.ts";
 import { RoomController } from "./room_controller.ts";
@@ -75,6 +76,8 @@ export interface RoomInit {
   onEvent?: (event: RoomEvent) => void;
   /** Listeners keep every send gap in memory (benchmarks). */
   recordGaps?: boolean;
+  /** Listeners' real-time libwebrtc send threads → SCHED_OTHER (origin/session/wrtc_threads.ts). Default true. */
+  demoteThreads?: boolean;
 }
 
 export interface RoomSummary {
@@ -104,6 +107,7 @@ export class Room {
   readonly #onClosed: ((room: Room) => void) | undefined;
   readonly #onEvent: ((event: RoomEvent) => void) | undefined;
   readonly #recordGaps: boolean;
+  readonly #demoteThreads: boolean;
   readonly #listeners = new Map<string, Listener>();
   #reserved = 0;
   #track: BackingTrack | null;
@@ -124,6 +128,7 @@ export class Room {
     this.#onEvent = init.onEvent;
     this.#seq = init.initialSeq ?? 0;
     this.#recordGaps = init.recordGaps ?? false;
+    this.#demoteThreads = init.demoteThreads ?? true;
     this.#track = init.track ?? null;
     this.controller = new RoomController({
       roomId: init.id,
@@ -318,6 +323,8 @@ export class Room {
       config: this.#listenerConfig,
       log: this.#log,
       recordGaps: this.#recordGaps,
+      opus: opusParamsOf(this.options.audioProfile),
+      demoteThreads: this.#demoteThreads,
       onSelect: (l, source) => this.select(l.id, source),
       onClosed: (l, reason) => this.#onListenerClosed(l, reason),
     });

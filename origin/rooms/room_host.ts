@@ -54,6 +54,7 @@ export function roomOptionsOf(row: Pick<RoomRow, "name" | "options">): RoomOptio
     maxListeners: o.max_listeners,
     publisherPolicy: o.publisher_policy,
     crossfadeMs: o.crossfade_ms,
+    audioProfile: o.audio_profile,
   };
 }
 

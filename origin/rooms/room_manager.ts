@@ -23,6 +23,8 @@ export interface RoomManagerOptions {
   idle?: { speechRms?: number };
   log?: Logger;
   recordGaps?: boolean;
+  /** Listeners' real-time libwebrtc send threads → SCHED_OTHER (origin/session/wrtc_threads.ts). Default true. */
+  demoteThreads?: boolean;
 }
 
 export class RoomManager {
@@ -78,6 +80,7 @@ export class RoomManager {
       idle: this.#opts.idle,
       log: this.#opts.log,
       recordGaps: this.#opts.recordGaps,
+      demoteThreads: this.#opts.demoteThreads,
       initialSeq: extra.initialSeq,
       onEvent: extra.onEvent,
       onClosed: (r) => {

@@ -15,6 +15,7 @@ import type {
   RoomDefaultSource,
   SwitchReason,
 } from "../../protocol/room_messages.ts";
+import type { RoomAudioProfile } from "../../protocol/rooms.ts";
 import type { ServerEvent } from "../../protocol/session_messages.ts";
 import type { InboundFrame } from "../pipeline/types.ts";
 
@@ -46,6 +47,8 @@ export interface RoomOptions {
   publisherPolicy: "reject" | "replace";
   /** Crossfade length of a switch, 10 or 20 ms (whole frames). */
   crossfadeMs: number;
+  /** How listeners are sent Opus (opus_profile.ts): `full` or `speech`. */
+  audioProfile: RoomAudioProfile;
 }
 
 export const DEFAULT_ROOM_OPTIONS: RoomOptions = {
@@ -55,6 +58,7 @@ export const DEFAULT_ROOM_OPTIONS: RoomOptions = {
   maxListeners: 500,
   publisherPolicy: "reject",
   crossfadeMs: 10,
+  audioProfile: "full",
 };
 
 /** What the room knows of the session publishing into it (the Session implements it). */

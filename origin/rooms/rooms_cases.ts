@@ -18,6 +18,7 @@ import { readWav } from "../pipeline/wav.ts";
 import { FRAME_SAMPLES, frameClock } from "../session/outbound_audio.ts";
 import { procStats } from "../session/proc_stats.ts";
 import { ensureKeepalive } from "../session/wrtc.ts";
+import { threadPolicies } from "../session/wrtc_threads.ts";
 import { caseList, runCases } from "../session/wrtc_cases.ts";
 import { BackingTrack } from "./backing_track.ts";
 import { Room } from "./room.ts";
@@ -425,6 +426,50 @@ test("listener cap under a concurrent flood, bad offers, publisher conflict and 
     () => r2.attachPublisher({ sessionId: "p3" }),
     (e) => e instanceof ApiError && e.status === 404,
   );
+});
+
+test("audio profile: fanout listeners get 60 ms CELT packets, full ones 20 ms; no real-time send threads", async () => {
+  const { manager, room } = makeRoom({ maxListeners: 4 });
+  const fan = manager.create(crypto.randomUUID(), { audioProfile: "fanout" });
+  const drivers = [room, fan].map((r) => {
+    const tone = new Tone(MARKERS[0]);
+    return new PublisherDriver(r.attachPublisher({ sessionId: `pub-${r.id}` }), {
+      speaker: () => tone.next(),
+    });
+  });
+  const full = await join(room, { keepFrames: false, source: "speaker" });
+  const fanout = await join(fan, { keepFrames: false, source: "speaker" });
+  await Promise.all([full, fanout].map(({ c }) => c.waitFor(() => c.loudFrames > 20, 5000, "the tone")));
+  const a = await Promise.all([full.c.inboundAudio(), fanout.c.inboundAudio()]);
+  const t0 = performance.now();
+  await sleep(1500);
+  const b = await Promise.all([full.c.inboundAudio(), fanout.c.inboundAudio()]);
+  const secs = (performance.now() - t0) / 1000;
+  const [pf, pn] = [0, 1].map((i) => ({
+    pps: (b[i].packets - a[i].packets) / secs,
+    bytesPerPacket: (b[i].bytes - a[i].bytes) / Math.max(1, b[i].packets - a[i].packets),
+  }));
+  console.log(
+    `  full ${pf.pps.toFixed(1)} packets/s, ${pf.bytesPerPacket.toFixed(0)} B each; fanout ${
+      pn.pps.toFixed(1)
+    } packets/s, ${pn.bytesPerPacket.toFixed(0)} B each`,
+  );
+  // 20 ms packets are 50/s, 60 ms ones 16.7/s (a loaded machine delays some, it does not add any).
+  assert.ok(pn.pps > 5 && pn.pps < 25, `fanout packets/s ${pn.pps}`);
+  assert.ok(pf.pps > 30, `full packets/s ${pf.pps}`);
+  // 96 kbit/s in 60 ms packets: several times the bytes of a 32 kbit/s 20 ms packet.
+  assert.ok(
+    pn.bytesPerPacket > 3 * pf.bytesPerPacket,
+    `bytes per packet ${pn.bytesPerPacket} vs ${pf.bytesPerPacket}`,
+  );
+  const rt = threadPolicies().filter((t) =>
+    ["rtp_send_contro", "TaskQueuePacedS", "AudioEncoder"].includes(t.comm) && t.policy !== 0
+  );
+  assert.deepEqual(rt, [], "listeners' send threads are SCHED_OTHER");
+  for (const d of drivers) d.stop();
+  full.c.close();
+  fanout.c.close();
+  manager.close();
 });
 
 // A short run in the suite; bench/rooms_churn.ts does 300 through the edge (ROOMS_CHURN=300 runs 300 here).

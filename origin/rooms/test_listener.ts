@@ -125,6 +125,18 @@ export class ListenerClient {
     await this.pc.setRemoteDescription({ type: "answer", sdp: answer });
   }
 
+  /** Packets and payload bytes received on the audio stream so far (the peer's inbound-rtp stats). */
+  async inboundAudio(): Promise<{ packets: number; bytes: number }> {
+    let packets = 0, bytes = 0;
+    (await this.pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && (r.kind === "audio" || r.mediaType === "audio")) {
+        packets += Number(r.packetsReceived ?? 0);
+        bytes += Number(r.bytesReceived ?? 0);
+      }
+    });
+    return { packets, bytes };
+  }
+
   select(source: string): void {
     this.events.send(JSON.stringify({ type: "select", source }));
   }

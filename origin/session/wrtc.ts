@@ -89,6 +89,8 @@ export interface RTCPeerConnection {
   addTrack(track: MediaStreamTrack, ...streams: unknown[]): RTCRtpSender;
   addTransceiver(kind: string, init?: Record<string, unknown>): RTCRtpTransceiver;
   getTransceivers(): RTCRtpTransceiver[];
+  /** Standard stats reports (inbound-rtp, outbound-rtp, …), each a plain object with a `type`. */
+  getStats(): Promise<{ forEach(cb: (report: Record<string, unknown>) => void): void }>;
   close(): void;
 }
 
