@@ -24,7 +24,7 @@ export interface SourceQueueOptions {
   targetFrames?: number;
   /** Pops per observation window of the minimum fill level. Default 50 (500 ms). */
   windowFrames?: number;
-  /** Mean absolute amplitude (Int16) below which a frame may be shed. Default 300 (about -40 dBFS). */
+  /** Mean absolute amplitude (Int16) below which a frame may be shed. Default 100 (about -50 dBFS). */
   quietLevel?: number;
   /** Pops after which an excess is shed from any frame, quiet or not. Default 200 (2 s). */
   forceAfterFrames?: number;
@@ -57,7 +57,7 @@ export class SourceQueue {
     this.#max = Math.max(this.#prefill + 1, opts.maxFrames ?? 50);
     this.#target = Math.min(this.#max - 1, opts.targetFrames ?? this.#prefill + 2);
     this.#window = opts.windowFrames ?? 50;
-    this.#quiet = opts.quietLevel ?? 300;
+    this.#quiet = opts.quietLevel ?? 100;
     this.#forceAfter = opts.forceAfterFrames ?? 200;
     this.#buf = new Int16Array((this.#max + 2) * FRAME_SAMPLES);
   }
