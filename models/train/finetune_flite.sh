@@ -18,7 +18,7 @@ N_ESPEAK="${N_ESPEAK:-1200}"   # espeak-ng utterances replayed: the first N of r
 N_FLITE="${N_FLITE:-900}"      # flite utterances (rms x2, slt, awb; kal16 and kal held out), seen twice per epoch
 STEPS="${STEPS:-600}"
 LR="${LR:-2e-4}"
-NOISE_P="${NOISE_P:-0.6}"     # share of utterances with on-the-fly additive noise (white/pink/brown/babble, 5-30 dB)
+NOISE_P="${NOISE_P:-0.5}"     # share of utterances with on-the-fly additive noise (white/pink/brown/babble, 5-30 dB)
 PY="nice -n 19 /usr/bin/python3"
 mkdir -p "$WORK"
 cd "$HERE"
