@@ -18,6 +18,7 @@ N_ESPEAK="${N_ESPEAK:-1200}"   # espeak-ng utterances replayed: the first N of r
 N_FLITE="${N_FLITE:-900}"      # flite utterances (rms x2, slt, awb; kal16 and kal held out), seen twice per epoch
 STEPS="${STEPS:-600}"
 LR="${LR:-2e-4}"
+NOISE_P="${NOISE_P:-0.5}"     # share of utterances with on-the-fly additive noise (white/pink/brown/babble, 5-30 dB)
 PY="nice -n 19 /usr/bin/python3"
 mkdir -p "$WORK"
 cd "$HERE"
@@ -34,9 +35,9 @@ t() { echo "== $1 ($(date +%T), $(( ($(date +%s) - start) / 60 )) min)"; }
 start=$(date +%s)
 [ -s "$WORK/corpus/train.txt" ] || { t corpus; $PY build_corpus.py --seed "$SEED"; }
 t "espeak-ng replay data (run.sh's first $N_ESPEAK training jobs; the committed eval WAVs are left alone)"
-$PY synth.py --seed "$SEED" --n-train 36000 --limit "$N_ESPEAK" --skip-eval --procs 2
+$PY synth.py --seed "$SEED" --n-train 36000 --limit "$N_ESPEAK" --skip-eval --resume --procs 2
 t "flite data (+ models/eval-flite, byte-identical)"
-$PY synth_flite.py --seed "$SEED" --n-train 6000 --limit "$N_FLITE" --procs 2
+$PY synth_flite.py --seed "$SEED" --n-train 6000 --limit "$N_FLITE" --resume --procs 2
 t "start weights"
 if [ -e "$WORK/ckpt/last.pt" ]; then INIT="$WORK/ckpt/last.pt"; else
   INIT="$WORK/base/from_onnx.pt"
@@ -50,7 +51,7 @@ rm -rf "$WORK/ckpt-flite"
 $PY train.py --seed "$SEED" --init "$INIT" --ckpt-dir ckpt-flite \
   --train-data "data-flite/train:$N_FLITE,data-flite/train:$N_FLITE,data/train:$N_ESPEAK" --dev-data "data-flite/dev,data/dev:75" --n-dev 150 \
   --steps "$STEPS" --lr "$LR" --min-lr 1e-5 --warmup 30 --batch-seconds 24 --phone-weight 0 --ema 0.99 \
-  --eval-every 200 --save-every 50 --sortagrad 0 2>&1 | tee "$WORK/finetune.log"
+  --noise-p "$NOISE_P" --eval-every 200 --save-every 50 --sortagrad 0 2>&1 | tee "$WORK/finetune.log"
 t export
 $PY export.py --ckpt "$WORK/ckpt-flite/last.pt"
 cd "$HERE/../.."

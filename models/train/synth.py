@@ -193,16 +193,55 @@ def held_job(rng: random.Random, text: str):
                 pitch=rng.randint(30, 70), gap=0)
 
 
-def write_set(pool, jobs, path_bin, path_tsv):
-    off = 0
-    with open(path_bin, "wb") as fb, open(path_tsv, "w") as ft:
-        for i, (a, phones) in enumerate(pool.imap(synth, jobs, chunksize=32)):
+def existing_rows(jobs, path_bin, path_tsv, voice_of, pcm_of, verify=2):
+    """--resume: the rows already in path_tsv must be the first jobs (same text and voice), path_bin must hold
+    exactly their audio, and the last `verify` of them are synthesized again and must come out byte-identical
+    (synthesis is deterministic), so the data on disk is what this run would make. -> (rows, samples) kept."""
+    if not (os.path.exists(path_tsv) and os.path.exists(path_bin)):
+        return 0, 0
+    lines = open(path_tsv).readlines()
+    if lines and (not lines[-1].endswith("\n") or len(lines[-1].split("\t")) != 5):
+        lines.pop()  # an interrupted run's last, partial row
+        with open(path_tsv, "w") as ft:
+            ft.writelines(lines)
+    rows = [ln.rstrip("\n").split("\t") for ln in lines]
+    samples = 0
+    for r in rows:
+        if int(r[0]) != samples:
+            raise SystemExit(f"{path_tsv}: offsets are not contiguous; delete it and its .bin to start again")
+        samples += int(r[1])
+    if os.path.getsize(path_bin) < 2 * samples:
+        raise SystemExit(f"{path_bin} is shorter than {path_tsv} says; delete both to start again")
+    # the audio is flushed before its row, so an interrupted run can leave audio without a row: dropped
+    os.truncate(path_bin, 2 * samples)
+    for i, (r, j) in enumerate(zip(rows, jobs)):
+        if r[2] != j["text"] or r[3] != voice_of(j):
+            raise SystemExit(f"{path_tsv} row {i} is not this run's job {i} ({r[2]!r} {r[3]} != {j['text']!r} "
+                             f"{voice_of(j)}): other seed, corpus or options; delete it to start again")
+    with open(path_bin, "rb") as fb:
+        for i in range(max(0, min(len(rows), len(jobs)) - verify), min(len(rows), len(jobs))):
+            fb.seek(2 * int(rows[i][0]))
+            if fb.read(2 * int(rows[i][1])) != pcm_of(jobs[i]):
+                raise SystemExit(f"{path_tsv} row {i}: the stored audio differs from a fresh synthesis of the job")
+    print(f"  {path_tsv}: resuming after {len(rows)} rows (checked: jobs match, last {verify} byte-identical)",
+          flush=True)
+    return len(rows), samples
+
+
+def write_set(pool, jobs, path_bin, path_tsv, resume=False):
+    start, off = existing_rows(jobs, path_bin, path_tsv, lambda j: j["voice"], lambda j: synth(j)[0]) \
+        if resume else (0, 0)
+    mode = "a" if start else "w"
+    with open(path_bin, mode + "b") as fb, open(path_tsv, mode) as ft:
+        for i, (a, phones) in enumerate(pool.imap(synth, jobs[start:], chunksize=32), start):
             n = len(a) // 2
             fb.write(a)
+            fb.flush()  # audio before its row: an interrupted run resumes cleanly (see existing_rows)
             j = jobs[i]
             ft.write(f"{off}\t{n}\t{j['text']}\t{j['voice']}\t{phones}\n")
+            ft.flush()
             off += n
-            if i % 5000 == 0:
+            if i % 5000 == 0 or i == start:
                 print(f"  {path_tsv}: {i}/{len(jobs)}", flush=True)
 
 
@@ -216,6 +255,8 @@ def main():
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--degrade", type=int, default=2, choices=[1, 2], help="channel degradation mix (see degrade)")
     ap.add_argument("--skip-eval", action="store_true", help="do not rewrite the committed eval WAVs")
+    ap.add_argument("--resume", action="store_true", help="keep the dev/train rows already made (checked to be "
+                    "this run's first jobs) and synthesize only the rest")
     ap.add_argument("--random-voices", type=int, default=0, help="random espeak-ng variants to generate")
     ap.add_argument("--random-voice-p", type=float, default=0.5, help="share of training jobs that use one")
     ap.add_argument("--n-extra", type=int, default=0, help="training utterances beyond --n-train, from the "
@@ -276,8 +317,8 @@ def main():
                     w.setframerate(16000)
                     w.writeframes(pcm)
                 mf.write(f"{name}\t{eval_jobs[i]['voice']}\t{eval_jobs[i]['text']}\n")
-        write_set(pool, dev_jobs, os.path.join(data, "dev.bin"), os.path.join(data, "dev.tsv"))
-        write_set(pool, train_jobs, os.path.join(data, "train.bin"), os.path.join(data, "train.tsv"))
+        write_set(pool, dev_jobs, os.path.join(data, "dev.bin"), os.path.join(data, "dev.tsv"), a.resume)
+        write_set(pool, train_jobs, os.path.join(data, "train.bin"), os.path.join(data, "train.tsv"), a.resume)
     print("done")
 
 

@@ -25,7 +25,7 @@ import tempfile
 import wave
 from multiprocessing import Pool
 
-from synth import CHANNEL_V2, channel, post
+from synth import CHANNEL_V2, channel, existing_rows, post
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -81,6 +81,8 @@ def main():
     ap.add_argument("--out", default="")
     ap.add_argument("--eval-dir", default=os.path.join(HERE, "..", "eval-flite"))
     ap.add_argument("--skip-eval", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="keep the dev/train rows already made (checked to be "
+                    "this run's first jobs) and synthesize only the rest")
     ap.add_argument("--eval-only", action="store_true")
     a = ap.parse_args()
     out = a.out or os.path.join(a.work, "data-flite")
@@ -128,14 +130,19 @@ def main():
             return
 
         for name, js in (("dev", dev_jobs), ("train", jobs)):
-            off = 0
-            with open(os.path.join(out, f"{name}.bin"), "wb") as fb, open(os.path.join(out, f"{name}.tsv"), "w") as ft:
-                for i, pcm in enumerate(pool.imap(synth, js, chunksize=16)):
+            path_bin, path_tsv = os.path.join(out, f"{name}.bin"), os.path.join(out, f"{name}.tsv")
+            start, off = existing_rows(js, path_bin, path_tsv, lambda j: f"flite-{j['voice']}", synth) \
+                if a.resume else (0, 0)
+            mode = "a" if start else "w"
+            with open(path_bin, mode + "b") as fb, open(path_tsv, mode) as ft:
+                for i, pcm in enumerate(pool.imap(synth, js[start:], chunksize=16), start):
                     n = len(pcm) // 2
                     fb.write(pcm)
+                    fb.flush()  # audio before its row: an interrupted run resumes cleanly (see existing_rows)
                     ft.write(f"{off}\t{n}\t{js[i]['text']}\tflite-{js[i]['voice']}\t\n")
+                    ft.flush()
                     off += n
-                    if i % 1000 == 0:
+                    if i % 1000 == 0 or i == start:
                         print(f"  flite {name} {i}/{len(js)}", flush=True)
     print(f"train: {len(jobs)} flite utterances, {off / 16000 / 3600:.2f} h -> {out}")
 
