@@ -15,6 +15,7 @@
  * or not connected within connectTimeoutMs), ice_disconnected_timeout (ICE disconnected longer than
  * iceDisconnectedGraceMs); media_timeout, origin_shutdown, admin and error come from the core.
  */
+import { demoteSendStreamThreads } from "./wrtc_threads.ts";
 import { ApiError } from "../../lib/errors.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 import { registry } from "../../lib/metrics.ts";
@@ -126,6 +127,8 @@ export class Session extends SessionCore {
       if (!complete) this.log.warn("ICE gathering incomplete at timeout; answering with what we have");
       const sdp = pc.localDescription?.sdp;
       if (!sdp) throw new Error("no local description after gathering");
+      // libwebrtc made this peer's send-stream threads real-time; give the CPU back to the media clock.
+      demoteSendStreamThreads();
       this.#answeredPerf = performance.now();
       this.setupMs = this.#answeredPerf - t0;
       setupSeconds.observe(this.setupMs / 1000);
@@ -188,8 +191,10 @@ export class Session extends SessionCore {
     const pc = this.#pc;
     if (!pc || this.isOver()) return;
     const s = pc.connectionState;
-    if (s === "connected" && this.state === "connecting") this.#connected();
-    else if (s === "failed") this.close("ice_failed", "peer connection failed").catch(() => {});
+    if (s === "connected" && this.state === "connecting") {
+      demoteSendStreamThreads();
+      this.#connected();
+    } else if (s === "failed") this.close("ice_failed", "peer connection failed").catch(() => {});
   }
 
   #onIceState(): void {

@@ -8,6 +8,7 @@
  * `UdpRelay` sits between client and server on 127.0.0.1 so a test can cut the network (drop every packet)
  * without either side closing anything: that is how ICE disconnection/failure is forced.
  */
+import { demoteSendStreamThreads } from "./wrtc_threads.ts";
 import dgram from "node:dgram";
 import type { ServerEvent } from "../../protocol/session_messages.ts";
 import {
@@ -152,6 +153,8 @@ export class TestClient {
 
   async accept(answerSdp: string): Promise<void> {
     await this.pc.setRemoteDescription({ type: "answer", sdp: answerSdp });
+    // The client's send threads would otherwise run real-time and starve the server under test on one machine.
+    demoteSendStreamThreads();
   }
 
   send(msg: unknown): void {

@@ -10,8 +10,9 @@
  *
  * `demoteSendStreamThreads()` scans /proc/self/task for real-time threads of those names and sets them to
  * SCHED_OTHER (sched_setscheduler through FFI). Threads already seen are skipped. Without FFI permission or
- * outside Linux it does nothing and says so once. It is process-wide: the send threads of one-to-one sessions
- * on the same origin are demoted too when a room listener calls it (sessions do not call it themselves).
+ * outside Linux it does nothing and says so once. Room listeners and sessions call it once their peer is
+ * answered and again when it connects (the threads appear during negotiation); the test client does too, so
+ * that on one machine the clients' threads do not starve the server under test.
  */
 import { log } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
