@@ -5,7 +5,8 @@
  * PocketSphinx CLI like bench/voice_judge.ts. Beside it, the same sentences synthesized directly by the engine
  * (the voice_judge figure): the live figure should be within 3 points (48 kHz resampling and Opus spoil nothing).
  *
- * Flags: `--limit N` (first N held-out sentences, default 10), `--voices flite:rms,espeak:en-us`.
+ * Flags: `--limit N` (first N held-out sentences, default 10), `--voices flite:rms,espeak:en-us`, `--keep DIR`
+ * (keep the 16 kHz WAVs there, with `<prefix>.tsv`: sentence, live and direct hypotheses, errors of each).
  */
 import { EspeakEngine } from "../origin/tts/espeak_engine.ts";
 import { FliteEngine } from "../origin/tts/flite/engine.ts";
@@ -23,7 +24,9 @@ const voices = (arg("--voices") ?? "flite:rms,espeak:en-us").split(",");
 /** Audio kept after the `finished` event: the last packets are still in flight. */
 const TAIL_MS = 600;
 
-const dir = await Deno.makeTempDir({ prefix: "voice-judge-live-" });
+const keep = arg("--keep");
+if (keep) await Deno.mkdir(keep, { recursive: true });
+const dir = keep ?? await Deno.makeTempDir({ prefix: "voice-judge-live-" });
 
 /** Starts `main.ts all`; a start that fails (e.g. a port taken meanwhile by another process) is retried. */
 async function start(): Promise<{ proc: ParleyProcess; url: string; key: string }> {
@@ -61,6 +64,7 @@ async function start(): Promise<{ proc: ParleyProcess; url: string; key: string 
     }
   }
 }
+const began = performance.now();
 const { proc, url, key } = await start();
 
 /** Each sentence spoken with `say` on one live session in `voice`, recorded at the client: `<prefix>-<i>.wav`. */
@@ -123,10 +127,21 @@ try {
   for (const [vi, voice] of voices.entries()) {
     const live = await speakLive(voice, `live${vi}`);
     await speakDirect(voice, `direct${vi}`);
-    const [l, d] = await Promise.all([
-      transcribeBatch(dir, `live${vi}`, sentences.length).then((h) => score(sentences, h)),
-      transcribeBatch(dir, `direct${vi}`, sentences.length).then((h) => score(sentences, h)),
+    const [lh, dh] = await Promise.all([
+      transcribeBatch(dir, `live${vi}`, sentences.length),
+      transcribeBatch(dir, `direct${vi}`, sentences.length),
     ]);
+    const [l, d] = [score(sentences, lh), score(sentences, dh)];
+    if (keep) {
+      const errs = (h: string, i: number) => score([sentences[i]], [h]).errors;
+      await Deno.writeTextFile(
+        `${dir}/${voice.replace(":", "_")}.tsv`,
+        "i\tsentence\tlive\tdirect\tlive_errors\tdirect_errors\n" +
+          sentences.map((s, i) => [i, s, lh[i], dh[i], errs(lh[i], i), errs(dh[i], i)].join("\t")).join(
+            "\n",
+          ) + "\n",
+      );
+    }
     const pct = (x: { errors: number; words: number }) => (100 * x.errors / x.words).toFixed(1);
     console.log(`${voice}: live WER ${pct(l)} % (${l.errors}/${l.words}), direct ${pct(d)} %`);
     rows.push(
@@ -138,11 +153,12 @@ try {
 } finally {
   proc.kill("SIGTERM");
   await proc.status();
-  await Deno.remove(dir, { recursive: true });
+  if (!keep) await Deno.remove(dir, { recursive: true });
 }
 console.log(
   `\nlive-session judge: ${sentences.length} held-out sentences, PocketSphinx en-us (pocketsphinx_batch)`,
 );
+console.log(`wall time ${((performance.now() - began) / 1000).toFixed(0)} s`);
 console.log(`load average: ${Deno.loadavg().map((x) => x.toFixed(1)).join(" ")}`);
 console.log("| voice | direct WER | live WER (errors / words) | live − direct, points | live audio s |");
 console.log("|---|---|---|---|---|");
