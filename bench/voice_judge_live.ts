@@ -6,7 +6,8 @@
  * (the voice_judge figure): the live figure should be within 3 points (48 kHz resampling and Opus spoil nothing).
  *
  * Flags: `--limit N` (first N held-out sentences, default 10), `--voices flite:rms,espeak:en-us`, `--keep DIR`
- * (keep the 16 kHz WAVs there, with `<prefix>.tsv`: sentence, live and direct hypotheses, errors of each).
+ * (keep the 16 kHz WAVs there, with `<voice>.tsv`: sentence, live and direct hypotheses, errors of each),
+ * `--wait-s S` (longest play-out of one sentence, default 60), `--from K` (skip the first K sentences).
  */
 import { EspeakEngine } from "../origin/tts/espeak_engine.ts";
 import { FliteEngine } from "../origin/tts/flite/engine.ts";
@@ -19,10 +20,13 @@ const arg = (name: string) => {
   const i = Deno.args.indexOf(name);
   return i >= 0 ? Deno.args[i + 1] : undefined;
 };
-const sentences = await heldOutSentences(Number(arg("--limit") ?? 10));
+const from = Number(arg("--from") ?? 0);
+const sentences = (await heldOutSentences(from + Number(arg("--limit") ?? 10))).slice(from);
 const voices = (arg("--voices") ?? "flite:rms,espeak:en-us").split(",");
-/** Audio kept after the `finished` event: the last packets are still in flight. */
+/** Audio kept after the last `finished` event: the last packets are still in flight. */
 const TAIL_MS = 600;
+/** How long one sentence may take to play out (`--wait-s`; a loaded shared machine stalls for many seconds). */
+const WAIT_MS = Number(arg("--wait-s") ?? 60) * 1000;
 
 const keep = arg("--keep");
 if (keep) await Deno.mkdir(keep, { recursive: true });
@@ -83,20 +87,27 @@ async function speakLive(voice: string, prefix: string): Promise<{ audioS: numbe
     await c.accept(body.sdp);
     await c.waitForEvent("state", (e) => e.state === "active", 30_000);
     await c.waitFor(() => c.control.readyState === "open", 30_000, "control channel open");
-    const finished = () =>
-      c.received.filter((e): e is UtteranceEvent => e.type === "utterance" && e.phase === "finished").length;
+    const count = (phase: UtteranceEvent["phase"], from: number) =>
+      c.received.slice(from).filter((e) => e.type === "utterance" && e.phase === phase).length;
     for (const [i, s] of sentences.entries()) {
-      const before = finished();
+      const from = c.received.length;
       c.takeRecording(); // drop the silence in between
       c.send({ type: "say", text: s });
-      await c.waitFor(() => finished() > before || c.received.some((e) => e.type === "error"), 60_000)
-        .catch(() => {
-          const seen = c.received.map((e) => e.type === "utterance" ? `utterance:${e.phase}` : e.type);
-          throw new Error(`no "finished" for sentence ${i} in ${voice}; events: ${seen.join(" ")}`);
-        });
-      const err = c.received.find((e) => e.type === "error");
-      if (err) throw new Error(`say failed: ${JSON.stringify(err)}`);
-      await new Promise((res) => setTimeout(res, TAIL_MS));
+      // a sentence may be several utterances (the say's lead piece, then the rest): done when every started one
+      // has finished and nothing new starts within TAIL_MS (whose audio is still in flight)
+      const done = () => count("finished", from) > 0 && count("finished", from) >= count("started", from);
+      for (;;) {
+        await c.waitFor(() => done() || c.received.slice(from).some((e) => e.type === "error"), WAIT_MS)
+          .catch(() => {
+            const seen = c.received.map((e) => e.type === "utterance" ? `utterance:${e.phase}` : e.type);
+            throw new Error(`no "finished" for sentence ${i} in ${voice}; events: ${seen.join(" ")}`);
+          });
+        const err = c.received.slice(from).find((e) => e.type === "error");
+        if (err) throw new Error(`say failed: ${JSON.stringify(err)}`);
+        const started = count("started", from);
+        await new Promise((res) => setTimeout(res, TAIL_MS));
+        if (count("started", from) === started && done()) break;
+      }
       const pcm = c.takeRecording();
       audioS += pcm.length / c.recordedRate;
       await write16k(dir, pcm, c.recordedRate, `${prefix}-${i}`);
