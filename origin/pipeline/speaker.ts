@@ -77,7 +77,8 @@ const SPEAKABLE = /[\p{L}\p{N}]/u;
 const mBargeIn = registry.counter("parley_barge_in_total", "Playback stopped because the user spoke");
 const mLeadSplits = registry.counter(
   "parley_say_lead_splits_total",
-  "First sentences of a say cut into a lead piece and the rest, by where the cut is (punctuation, word)",
+  "First sentences of a say cut into a lead piece and the rest, by where the cut is (punctuation, word; " +
+    "none_slow: not cut, synthesis too slow for the rest to be ready in time)",
 );
 const mFirstAudio = registry.histogram(
   "parley_say_first_audio_seconds",
@@ -91,6 +92,10 @@ interface Piece {
   ssml?: SsmlDocument;
   trim?: { headMs?: number; tailMs?: number };
 }
+/** Audio per character of text before any is measured (an English voice at its own rate). */
+const DEFAULT_AUDIO_MS_PER_CHAR = 60;
+/** Weight of the newest synthesis in the moving averages. */
+const PACE_ALPHA = 0.3;
 /** Silence kept before the first word of a say that starts in silence (the engine's own is ~170 ms). */
 const START_PAUSE_MS = 60;
 /** Pause kept on each side of a lead cut: after a comma ≈ the engine's phrase break; between words, a joint. */
@@ -104,6 +109,9 @@ export class Speaker {
   private speakChain: Promise<void> = Promise.resolve();
   /** Says whose sentences are not all queued yet. */
   private queuing = 0;
+  /** Recent synthesis wall time and audio per character of text (moving averages; null until measured). */
+  private synthMsPerChar: number | null = null;
+  private audioMsPerChar = DEFAULT_AUDIO_MS_PER_CHAR;
   private readonly utterances = new Map<string, Utterance>();
   private readonly log: Logger;
 
@@ -162,8 +170,12 @@ export class Speaker {
     const start = (i: number) => {
       if (i >= sentences.length || jobs[i] || generation !== this.generation || this.closed) return;
       const { text, ssml } = sentences[i];
+      const submitted = performance.now();
       jobs[i] = this.init.engines.synthesize(text, v, this.init.owner, { speed, ssml }).then(
-        (r) => ({ ok: true as const, r }),
+        (
+          r,
+        ) => (this.learnPace(text.length, performance.now() - submitted, r.durationMs),
+          { ok: true as const, r }),
         (e) => ({ ok: false as const, e }),
       );
     };
@@ -229,6 +241,14 @@ export class Speaker {
       if (!first.ssml || seg?.kind === "text") first.trim = { headMs: START_PAUSE_MS };
       return null;
     }
+    // the rest must be ready before the lead has played, or the sentence stops in the middle: on a machine so
+    // loaded that it would not be, the sentence is synthesized whole (a later start, no gap)
+    const leadAudioMs = this.audioMsPerChar * cut.lead.text.length;
+    if (this.synthMsPerChar !== null && this.synthMsPerChar * cut.rest.text.length > leadAudioMs) {
+      mLeadSplits.inc({ at: "none_slow" });
+      if (!first.ssml || seg?.kind === "text") first.trim = { headMs: START_PAUSE_MS };
+      return null;
+    }
     mLeadSplits.inc({ at: cut.at });
     this.log.debug("say: first sentence cut into a lead piece", {
       at: cut.at,
@@ -244,6 +264,13 @@ export class Speaker {
       rest.text = restSegments.flatMap((s) => s.kind === "text" ? [s.text] : []).join(" ");
     }
     return [lead, rest];
+  }
+
+  private learnPace(chars: number, wallMs: number, audioMs: number): void {
+    if (chars < 8 || audioMs <= 0) return;
+    const avg = (old: number | null, x: number) => old === null ? x : old + PACE_ALPHA * (x - old);
+    this.synthMsPerChar = avg(this.synthMsPerChar, wallMs / chars);
+    this.audioMsPerChar = avg(this.audioMsPerChar, audioMs / chars);
   }
 
   /**

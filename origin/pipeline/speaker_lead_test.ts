@@ -183,3 +183,35 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "speaker lead piece: not cut when synthesis is too slow for the rest to be ready before the lead has played",
+  ...opts,
+  fn: async () => {
+    const e = await FliteEngine.load();
+    const host = new FakeHost("s-slow", "t", false);
+    const { engines: fast, jobs } = engines(e);
+    // a machine so loaded that synthesis takes 100 ms per character of text (test double around the real engine)
+    const slow: SynthesisEngines = {
+      synthesize: async (t, v, o, x) => {
+        await new Promise((r) => setTimeout(r, 100 * t.length));
+        return fast.synthesize(t, v, o, x);
+      },
+      cancel: () => {},
+    };
+    const sp = speaker(host, slow);
+    try {
+      await sp.say("The bus was late again because of the rain.");
+      assert.equal(jobs.length, 2, "no pace known yet: cut");
+      assert.ok(sp.interrupt());
+      jobs.length = 0;
+      await sp.say("The meeting has been moved to Thursday afternoon.");
+      assert.deepEqual(jobs.map((j) => j.text), ["The meeting has been moved to Thursday afternoon."]);
+    } finally {
+      sp.close();
+      host.close();
+      await e.close();
+    }
+  },
+});
