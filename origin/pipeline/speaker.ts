@@ -3,6 +3,11 @@
  * 48 kHz outbound audio, one utterance per sentence, with `utterance` (started / finished / interrupted) and
  * `telop` (word and phoneme timings) events at playout. `interrupt()` stops playback (barge-in is decided by
  * the owner, ./speech_pipeline.ts).
+ *
+ * Quick start: when a `say` begins in silence, its first sentence is cut into a short lead piece and the rest
+ * (../tts/lead_split.ts), each its own utterance with its own telop: the lead is synthesized alone and plays
+ * while the rest is synthesized. The pauses the engine puts around each piece are trimmed to a phrase break
+ * (../tts/trim_edges.ts), so the pieces join like one sentence; every telop stays exact for its own audio.
  */
 import type { TelopEvent, UtteranceEvent } from "../../protocol/session_messages.ts";
 import type { PipelineHost, SayOptions } from "./types.ts";
@@ -10,6 +15,8 @@ import { chunkSsml, parseSsml, type SsmlDocument, SsmlError } from "../../protoc
 import type { TtsJobResult } from "../inference/protocol.ts";
 import type { SynthPhoneme, SynthWord } from "../tts/engine.ts";
 import { splitSentences } from "../tts/sentences.ts";
+import { splitLead } from "../tts/lead_split.ts";
+import { trimEdges } from "../tts/trim_edges.ts";
 import { floatToInt16 } from "../../lib/audio/resampler.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -41,6 +48,8 @@ export interface SpeakerInit {
   speed: () => number | undefined;
   /** Longest text accepted by say(). */
   maxChars: number;
+  /** Cut the first sentence of a say that starts in silence into a lead piece and the rest (default true). */
+  leadPiece?: boolean;
   /** Names the object in ClosedError. */
   name: string;
   log: Logger;
@@ -66,6 +75,31 @@ const SSML_CHUNK_CHARS = 200;
 const SPEAKABLE = /[\p{L}\p{N}]/u;
 
 const mBargeIn = registry.counter("parley_barge_in_total", "Playback stopped because the user spoke");
+const mLeadSplits = registry.counter(
+  "parley_say_lead_splits_total",
+  "First sentences of a say cut into a lead piece and the rest, by where the cut is (punctuation, word; " +
+    "none_slow: not cut, synthesis too slow for the rest to be ready in time)",
+);
+const mFirstAudio = registry.histogram(
+  "parley_say_first_audio_seconds",
+  "From a say that starts in silence to its first audio queued for playout, by lead (split: cut, whole: not)",
+  [0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5],
+);
+
+/** A piece of a say: one utterance, synthesized by one job; `trim` shortens its edge pauses (ms kept). */
+interface Piece {
+  text: string;
+  ssml?: SsmlDocument;
+  trim?: { headMs?: number; tailMs?: number };
+}
+/** Audio per character of text before any is measured (an English voice at its own rate). */
+const DEFAULT_AUDIO_MS_PER_CHAR = 60;
+/** Weight of the newest synthesis in the moving averages. */
+const PACE_ALPHA = 0.3;
+/** Silence kept before the first word of a say that starts in silence (the engine's own is ~170 ms). */
+const START_PAUSE_MS = 60;
+/** Pause kept on each side of a lead cut: after a comma ≈ the engine's phrase break; between words, a joint. */
+const JOIN_PAUSE_MS = { punctuation: 60, word: 12 } as const;
 
 export class Speaker {
   private closed = false;
@@ -73,6 +107,11 @@ export class Speaker {
   /** Bumped by interrupt/close: sentences of an older `say` still being synthesized are not queued. */
   private generation = 0;
   private speakChain: Promise<void> = Promise.resolve();
+  /** Says whose sentences are not all queued yet. */
+  private queuing = 0;
+  /** Recent synthesis wall time and audio per character of text (moving averages; null until measured). */
+  private synthMsPerChar: number | null = null;
+  private audioMsPerChar = DEFAULT_AUDIO_MS_PER_CHAR;
   private readonly utterances = new Map<string, Utterance>();
   private readonly log: Logger;
 
@@ -90,7 +129,7 @@ export class Speaker {
   /** Speak `text` sentence by sentence after what is already queued. Resolves once all of it is queued. */
   say(text: string, opts: SayOptions = {}): Promise<void> {
     if (this.closed) return Promise.reject(new ClosedError(this.init.name));
-    let sentences: Array<{ text: string; ssml?: SsmlDocument }>;
+    let sentences: Piece[];
     if (opts.ssml) {
       if (text.length > this.init.maxChars) {
         return Promise.reject(new SsmlError(`SSML longer than ${this.init.maxChars} characters`, 0));
@@ -114,6 +153,10 @@ export class Speaker {
     // audio: it is dropped here, so every utterance has audio and its telop
     sentences = sentences.filter((s) => SPEAKABLE.test(s.text));
     if (!sentences.length) return Promise.resolve();
+    const t0 = performance.now();
+    const fromSilence = !this.speaking && this.queuing === 0;
+    const split = fromSilence && (this.init.leadPiece ?? true) ? this.cutLead(sentences[0]) : null;
+    if (split) sentences.splice(0, 1, ...split);
     const sayId = ++this.sayCounter;
     const generation = this.generation;
     const v = opts.voice ?? this.init.voice();
@@ -127,19 +170,25 @@ export class Speaker {
     const start = (i: number) => {
       if (i >= sentences.length || jobs[i] || generation !== this.generation || this.closed) return;
       const { text, ssml } = sentences[i];
+      const submitted = performance.now();
       jobs[i] = this.init.engines.synthesize(text, v, this.init.owner, { speed, ssml }).then(
-        (r) => ({ ok: true as const, r }),
+        (
+          r,
+        ) => (this.learnPace(text.length, performance.now() - submitted, r.durationMs),
+          { ok: true as const, r }),
         (e) => ({ ok: false as const, e }),
       );
     };
-    start(0);
+    // a say queued behind audio starts its synthesis when its turn comes, not beside the one being prepared
+    if (fromSilence) start(0);
     const run = async () => {
       for (let i = 0; i < sentences.length; i++) {
         start(i);
         const job = jobs[i];
         if (!job) return; // cancelled (interrupt / close)
         const res = await job;
-        for (let k = i + 1; k <= i + lookahead; k++) start(k);
+        // after a lead piece, the rest of its sentence renders alone: it must be ready before the lead has played
+        for (let k = i + 1; k <= i + (split && i === 0 ? 1 : lookahead); k++) start(k);
         if (this.closed || generation !== this.generation) return;
         if (!res.ok) {
           this.log.warn("synthesis failed", { error: res.e });
@@ -150,8 +199,11 @@ export class Speaker {
           });
           return;
         }
-        const r = res.r;
-        const pcm = r.pcm instanceof Int16Array ? r.pcm : floatToInt16(r.pcm);
+        const raw = res.r;
+        const whole = { ...raw, pcm: raw.pcm instanceof Int16Array ? raw.pcm : floatToInt16(raw.pcm) };
+        const trim = sentences[i].trim;
+        const r = trim ? trimEdges(whole, trim) : whole;
+        const pcm = r.pcm;
         if (!pcm.length) continue; // the engine found nothing to say in it: no utterance, no events
         const id = `u${sayId}.${i + 1}`;
         this.utterances.set(id, {
@@ -166,11 +218,59 @@ export class Speaker {
         this.init.host.outbound.enqueue(id, pcm);
         this.init.host.outbound.endUtterance(id);
         mTtsSeconds.inc(undefined, pcm.length / r.sampleRate);
+        if (fromSilence && i === 0) {
+          mFirstAudio.observe((performance.now() - t0) / 1000, { lead: split ? "split" : "whole" });
+        }
       }
     };
-    const p = this.speakChain.then(run);
+    this.queuing++;
+    const p = this.speakChain.then(run).finally(() => this.queuing--);
     this.speakChain = p.catch(() => {});
     return p;
+  }
+
+  /**
+   * The lead piece and the rest of a say's first sentence (or first SSML chunk, cut inside its first text run),
+   * or null when it is too short or has no safe cut. The start of the say is trimmed to START_PAUSE_MS.
+   */
+  private cutLead(first: Piece): Piece[] | null {
+    const seg = first.ssml?.segments[0];
+    const cut = splitLead(first.ssml ? (seg?.kind === "text" ? seg.text : "") : first.text);
+    if (!cut) {
+      // an SSML chunk that opens with a <break> keeps it
+      if (!first.ssml || seg?.kind === "text") first.trim = { headMs: START_PAUSE_MS };
+      return null;
+    }
+    // the rest must be ready before the lead has played, or the sentence stops in the middle: on a machine so
+    // loaded that it would not be, the sentence is synthesized whole (a later start, no gap)
+    const leadAudioMs = this.audioMsPerChar * cut.lead.text.length;
+    if (this.synthMsPerChar !== null && this.synthMsPerChar * cut.rest.text.length > leadAudioMs) {
+      mLeadSplits.inc({ at: "none_slow" });
+      if (!first.ssml || seg?.kind === "text") first.trim = { headMs: START_PAUSE_MS };
+      return null;
+    }
+    mLeadSplits.inc({ at: cut.at });
+    this.log.debug("say: first sentence cut into a lead piece", {
+      at: cut.at,
+      lead_chars: cut.lead.text.length,
+    });
+    const pause = JOIN_PAUSE_MS[cut.at];
+    const lead: Piece = { text: cut.lead.text, trim: { headMs: START_PAUSE_MS, tailMs: pause } };
+    const rest: Piece = { text: cut.rest.text, trim: { headMs: pause } };
+    if (first.ssml && seg?.kind === "text") {
+      const restSegments = [{ ...seg, text: cut.rest.text }, ...first.ssml.segments.slice(1)];
+      lead.ssml = { segments: [{ ...seg, text: cut.lead.text }], text: "" };
+      rest.ssml = { segments: restSegments, text: "" };
+      rest.text = restSegments.flatMap((s) => s.kind === "text" ? [s.text] : []).join(" ");
+    }
+    return [lead, rest];
+  }
+
+  private learnPace(chars: number, wallMs: number, audioMs: number): void {
+    if (chars < 8 || audioMs <= 0) return;
+    const avg = (old: number | null, x: number) => old === null ? x : old + PACE_ALPHA * (x - old);
+    this.synthMsPerChar = avg(this.synthMsPerChar, wallMs / chars);
+    this.audioMsPerChar = avg(this.audioMsPerChar, audioMs / chars);
   }
 
   /**

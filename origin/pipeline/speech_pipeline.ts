@@ -29,12 +29,15 @@ export interface PipelineConfig extends RecognizerConfig {
   maxSayChars: number;
   /** Start the final decode as soon as silence begins (ready when the end-of-speech window closes). */
   speculativeFinal: boolean;
+  /** A say that starts in silence plays a short lead piece of its first sentence first (see ./speaker.ts). */
+  sayLeadPiece: boolean;
 }
 
 export const DEFAULT_PIPELINE_CONFIG: PipelineConfig = {
   ...DEFAULT_RECOGNIZER_CONFIG,
   maxSayChars: 5000,
   speculativeFinal: true,
+  sayLeadPiece: true,
 };
 
 /** What the hub gives a pipeline: the shared engines, as async calls. */
@@ -93,6 +96,7 @@ export class StreamingPipeline implements SpeechPipeline {
       voice: () => this.options.voice,
       speed: () => this.options.speed,
       maxChars: cfg.maxSayChars,
+      leadPiece: cfg.sayLeadPiece,
       name: `pipeline ${host.sessionId}`,
       log: this.log,
     });
