@@ -184,6 +184,8 @@ export async function runHumanAsr(systems: AsrSystem[]): Promise<Record<string, 
       const results: Record<string, SystemResult> = {};
       for (const s of systems) results[s.name] = await s.recognize(rec, path);
       rows.push({ rec, seconds, results });
+      // progress on stderr: a run cut short (a timeout on a loaded machine) still shows what it measured
+      console.error(`${rec.id}: ${systems.map((s) => `${s.name}: ${results[s.name].text}`).join(" | ")}`);
     }
   } finally {
     for (const s of systems) await s.close();

@@ -22,6 +22,8 @@ export async function pipelineSystem(env: Record<string, string> = {}): Promise<
   const hub = await EngineHub.create({
     ...engineHubConfig(parseConfig({ ASR_ENGINE: "sphinx", ...env })),
     jobTimeoutMs: 120_000,
+    // a loaded shared machine can take minutes to load the workers' models
+    initTimeoutMs: 600_000,
   });
   const mi = Deno.args.indexOf("--pipeline-min-confidence");
   const config: Partial<PipelineConfig> = mi >= 0 ? { minConfidence: Number(Deno.args[mi + 1]) } : {};
