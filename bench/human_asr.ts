@@ -13,11 +13,14 @@
  *  - `live`       each recording played into a live WebRTC session (Opus, real time) through edge + origin
  *                 processes with ASR_ENGINE=sphinx (bench/human_asr_live.ts): what a user of Parley gets
  *
+ *  - `pipeline`   the same session speech pipeline in process (VAD, segmenter, streaming sphinx) without WebRTC
+ *                 and Opus, faster than real time (bench/human_asr_pipeline.ts): not in the default set
+ *
  *  - `ctc`        the bundled CTC recognizer (models/parley-asr-en, or --model <dir>), beam + LM; not in the default
  *                 set (it is trained on synthetic speech only): `--systems ctc`
  *
  *   deno task bench human_asr   or   deno run -A --unstable-worker-options bench/human_asr.ts [--json] [--no-live]
- *     [--systems cli,ffi_fresh,ffi_pooled,live,ctc] [--model <parley-asr-en dir>] [--live-quiet-ms 20000]
+ *     [--systems cli,ffi_fresh,ffi_pooled,pipeline,live,ctc] [--model <parley-asr-en dir>] [--live-quiet-ms 20000]
  */
 import { editDistance } from "../origin/asr/error_rate.ts";
 import { SphinxDecoder } from "../origin/asr/sphinx/sphinx_decoder.ts";
@@ -181,6 +184,8 @@ export async function runHumanAsr(systems: AsrSystem[]): Promise<Record<string, 
       const results: Record<string, SystemResult> = {};
       for (const s of systems) results[s.name] = await s.recognize(rec, path);
       rows.push({ rec, seconds, results });
+      // progress on stderr: a run cut short (a timeout on a loaded machine) still shows what it measured
+      console.error(`${rec.id}: ${systems.map((s) => `${s.name}: ${results[s.name].text}`).join(" | ")}`);
     }
   } finally {
     for (const s of systems) await s.close();
@@ -229,6 +234,9 @@ if (import.meta.main) {
   const systems = [cliSystem(config), ffiFreshSystem(config), ffiPooledSystem(config), ctcSystem(ctcDir)]
     .filter((s) => wanted.includes(s.name));
   const live = wanted.includes("live") && !Deno.args.includes("--no-live");
+  if (wanted.includes("pipeline")) {
+    systems.push(await (await import("./human_asr_pipeline.ts")).pipelineSystem());
+  }
   if (live) systems.push(await (await import("./human_asr_live.ts")).liveSessionSystem());
   const load0 = Deno.loadavg()[0];
   const report = await runHumanAsr(systems) as {

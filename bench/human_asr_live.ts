@@ -2,7 +2,9 @@
  * The `live` column of bench/human_asr.ts: each human recording played into its own live WebRTC session
  * (Opus, real time) of a real `main.ts all` process (edge + origin, PGlite in a temp dir) with the configured
  * recognizer (default ASR_ENGINE=sphinx); the session's confirmed transcripts, in segment order, are the
- * result. The recording is followed by 1.5 s of silence so its last segment ends.
+ * result. The recording is preceded by 0.5 s of silence (a session's audio path — the client's Opus encoder,
+ * the receiver's jitter buffer — starts with the first frame, and several recordings start speaking within
+ * 150 ms: their first word was cut) and followed by 1.5 s of silence so its last segment ends.
  */
 import type { AsrSystem, SystemResult } from "./human_asr.ts";
 import type { HumanRecording } from "./human_corpus.ts";
@@ -12,6 +14,7 @@ import { TestClient } from "../origin/session/test_client.ts";
 import type { TranscriptEvent } from "../protocol/session_messages.ts";
 import { call, freePort, ParleyProcess, waitReady } from "../tests/e2e/stack_process.ts";
 
+const LEAD_MS = 500;
 const TAIL_MS = 1500;
 
 /** `--live-quiet-ms N`: how long a session must stay silent (no transcript event) before it is ended. */
@@ -44,8 +47,8 @@ export async function liveSessionSystem(env: Record<string, string> = {}): Promi
       (env.SPHINX_LM ? ` SPHINX_LM=${env.SPHINX_LM}` : ""),
     async recognize(_rec: HumanRecording, path: string): Promise<SystemResult> {
       const pcm48k = floatToInt16(resampleAll(int16ToFloat(readWav16k(path)), 16000, 48000));
-      const played = new Int16Array(pcm48k.length + 48 * TAIL_MS);
-      played.set(pcm48k);
+      const played = new Int16Array(48 * LEAD_MS + pcm48k.length + 48 * TAIL_MS);
+      played.set(pcm48k, 48 * LEAD_MS);
       const c = new TestClient({ audio: "silence", pcm48k: played });
       let id = "";
       try {

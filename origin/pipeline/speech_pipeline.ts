@@ -134,6 +134,12 @@ export class StreamingPipeline implements SpeechPipeline {
     if (options.vad_silence_ms) this.recognizer.setSilenceMs(options.vad_silence_ms);
   }
 
+  /** End of input: the open segment is ended and its confirmed result emitted (see SpeechPipeline.finish). */
+  finish(): Promise<void> {
+    if (this._state === "closed") return Promise.resolve();
+    return this.recognizer.finish();
+  }
+
   close(): Promise<void> {
     if (this._state === "closed") return Promise.resolve();
     this._state = "closed";

@@ -112,6 +112,8 @@ export class StreamingStrategy implements DecodeStrategy {
     };
     /** The last piece sent: at most one is outstanding, so a slow worker gets bigger pieces, not a longer queue. */
     let last: Promise<string | null> | null = null;
+    /** Set when the segment ends: no piece is sent after that, everything pending goes with the finish. */
+    let confirming = false;
     const send = (partial: boolean): Promise<string | null> => {
       const pcm = take();
       fed += pcm.length;
@@ -121,7 +123,9 @@ export class StreamingStrategy implements DecodeStrategy {
       r.then(() => {
         if (last !== r) return;
         last = null;
-        if (pendingLength >= FLUSH_SAMPLES && !this.closed) void send(false).catch(() => {});
+        // once confirming, the rest goes with the finish: a piece sent from here could reach the worker after
+        // it (the finish is submitted in fewer promise steps) and would be lost
+        if (pendingLength >= FLUSH_SAMPLES && !this.closed && !confirming) void send(false).catch(() => {});
       }, (err) => {
         if (last === r) last = null;
         if (this.isStreamLoss(err)) this.lost(generation, err);
@@ -131,9 +135,11 @@ export class StreamingStrategy implements DecodeStrategy {
     /** After the outstanding piece (its failure is handled by `send`). */
     const settled = () => last ? last.then(() => {}, () => {}) : Promise.resolve();
     const confirm = async (end: SegmentEnd): Promise<AsrResult> => {
+      confirming = true;
       // nothing fed (a segment opened at its end): the whole audio goes with the finish
       await after;
-      await settled();
+      // every piece sent is in the worker before the finish: wait for the outstanding one (no new one is sent)
+      while (last) await settled();
       const pcm = fed === 0 ? end.audio : take();
       try {
         return await stream.then((s) => s.finish(segmentId, pcm));
@@ -152,15 +158,16 @@ export class StreamingStrategy implements DecodeStrategy {
     };
     return {
       feed: (audio) => {
-        if (this.closed) return;
+        if (this.closed || confirming) return;
         pending.push(audio.slice());
         pendingLength += audio.length;
         if (!last && pendingLength >= FLUSH_SAMPLES) void send(false).catch(() => {});
       },
       partial: async () => {
         const t0 = performance.now();
-        // queued behind the outstanding piece, if any (same worker, FIFO): no wait for it here
-        const text = (await send(true)) ?? "";
+        // queued behind the outstanding piece, if any (same worker, FIFO): no wait for it here; none once the
+        // segment is confirming (its result is on the way)
+        const text = confirming ? "" : (await send(true)) ?? "";
         return {
           alternatives: text ? [{ text, score: 0 }] : [],
           // a running hypothesis has no posterior yet
@@ -170,7 +177,7 @@ export class StreamingStrategy implements DecodeStrategy {
       },
       speculate: () => {
         // the end-of-speech window: catch the decoder up, so the confirmed result has little left to do
-        if (!last && pendingLength) void send(false).catch(() => {});
+        if (!last && pendingLength && !confirming) void send(false).catch(() => {});
       },
       confirm: (end: SegmentEnd) => {
         const done = confirm(end);

@@ -72,3 +72,25 @@ Deno.test("streaming strategy: a new segment's audio waits for the previous segm
   s.close();
   s.close();
 });
+
+Deno.test("streaming strategy: audio that waited behind a slow piece goes before the finish, not after", async () => {
+  const w = slowStream();
+  const s = new StreamingStrategy({ open: () => Promise.resolve(w.stream) }, "tail", () => {});
+  const one = s.open(1);
+  one.feed!(new Float32Array(2560)); // outstanding in the slow worker
+  await new Promise((r) => setTimeout(r, 0));
+  // the rest of the segment arrives at once (a worker far behind, or audio pushed faster than real time) and
+  // the segment ends while the first piece is still out
+  for (let i = 0; i < 10; i++) one.feed!(new Float32Array(2560));
+  const r1 = one.confirm({ audio: new Float32Array(11 * 2560), speechEnd: 11 * 2560, forced: false });
+  await w.drain();
+  assert.equal((await r1).alternatives[0].text, "segment 1");
+  const finish = w.calls.findIndex((c) => c.kind === "finish");
+  assert.equal(
+    finish,
+    w.calls.length - 1,
+    `nothing of the segment after its finish: ${JSON.stringify(w.calls)}`,
+  );
+  assert.equal(w.calls.reduce((n, c) => n + c.samples, 0), 11 * 2560, "every sample sent once");
+  s.close();
+});

@@ -71,6 +71,12 @@ export interface SpeechPipeline {
   say(text: string, opts?: SayOptions): Promise<void>;
   setMuted(muted: boolean): void;
   setOptions(options: Partial<SessionOptions>): void;
+  /**
+   * End of input (the caller ends the session gracefully): the segment still open is ended as if silence
+   * followed, and the promise resolves once its result has been emitted. Without it, a close drops the words
+   * being spoken or decoded when the audio stops (a file's or a call's last words). The caller bounds the wait.
+   */
+  finish?(): Promise<void>;
   /** Idempotent. Stops timers, cancels queued inference for this session, flushes nothing further. */
   close(): Promise<void>;
 }

@@ -20,7 +20,7 @@
  * Close reasons from the core: client_hangup (`bye` control message, DELETE through the manager),
  * media_timeout (no inbound audio energy for mediaTimeoutMs while the client has not said it is muted),
  * database_unavailable (the event backlog passed its bound), origin_shutdown, admin, error; transports add
- * their own. close() order: timers → row `closing` → `bye` event (persisted, sent, flushed) → leave the room →
+ * their own. close() order: timers → the open speech segment finished (bounded, graceful reasons) → row `closing` → `bye` event (persisted, sent, flushed) → leave the room →
  * pipeline → outbound clock → the transport's own resources (`releaseTransport`) → row `closed`. After close
  * every public call rejects with ClosedError and no event, timer or keep-alive (ping) can bring the session back.
  */
@@ -76,6 +76,11 @@ export interface SessionConfig {
   echoDelayMs: number;
   /** Bound on any single database step during close (a dead DB must not stop a close). */
   closeStepTimeoutMs: number;
+  /**
+   * A graceful close first ends the speech segment still open and waits at most this long for its confirmed
+   * result (persisted, and sent if the event path is open), so the last words before a hang-up are kept.
+   */
+  finishSpeechMs: number;
   /** Database outage: max events waiting in memory per session, and max wait of any (event_log.ts). */
   eventBacklogMax: number;
   eventMaxWaitMs: number;
@@ -93,6 +98,7 @@ export const DEFAULT_SESSION_CONFIG: SessionConfig = {
   energyThreshold: 8,
   echoDelayMs: 200,
   closeStepTimeoutMs: 5_000,
+  finishSpeechMs: 3_000,
   eventBacklogMax: DEFAULT_EVENT_LOG_LIMITS.maxBacklog,
   eventMaxWaitMs: DEFAULT_EVENT_LOG_LIMITS.maxWaitMs,
   byePersistWaitMs: 1_000,
@@ -195,6 +201,8 @@ export abstract class SessionCore implements PipelineHost, LiveSession {
   #pending: ServerEvent[] = [];
   #live = false;
   #closing: Promise<void> | undefined;
+  /** While a closing session's pipeline finishes its last segment: its results may still be emitted. */
+  #finishing = false;
   readonly #closedSignal = Promise.withResolvers<void>();
 
   constructor(init: SessionInit, outbound: OutboundSinkSpec, component: string) {
@@ -468,7 +476,7 @@ export abstract class SessionCore implements PipelineHost, LiveSession {
    * session is closing (the `bye` is the last event).
    */
   emit(event: ServerEventBody): Promise<number> {
-    if (this.isOver()) return Promise.reject(new ClosedError(`session ${this.id}`));
+    if (this.isOver() && !this.#finishing) return Promise.reject(new ClosedError(`session ${this.id}`));
     // Stored in order, retried through a database outage (event_log.ts), and sent only once stored.
     return this.#timeline.append(event);
   }
@@ -549,6 +557,20 @@ export abstract class SessionCore implements PipelineHost, LiveSession {
     this.clearTransportTimers();
     clearInterval(this.#mediaTimer);
     this.#mediaTimer = undefined;
+    // 1b. the words still being spoken or decoded when the audio stopped: end the open segment and wait
+    // (bounded) for its result. Not on detach (the session goes on elsewhere) nor after an error or a database
+    // that is gone (nothing could be stored).
+    const finishing = this.#pipeline;
+    if (o.bye && finishing?.finish && o.reason !== "error" && o.reason !== "database_unavailable") {
+      this.#finishing = true;
+      try {
+        await withTimeout(finishing.finish(), this.config.finishSpeechMs, "finish speech");
+      } catch (err) {
+        this.log.warn("last speech segment not finished before close", { err: String(err) });
+      } finally {
+        this.#finishing = false;
+      }
+    }
     // 2. row → closing
     if (o.persist) await step("mark closing", () => markClosing(this.#db, this.id, o.reason!));
     // 3. bye (persisted like every event, then sent and flushed) — or just drain the chain on detach
