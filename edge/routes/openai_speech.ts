@@ -133,6 +133,9 @@ export function parseSpeech(
 }
 
 /** PCM16 of the job (22050 Hz) → stretched → 24 kHz → encoded bytes; everything freed in `finally`. */
+/** Samples (at TTS_SAMPLE_RATE) encoded per step of a streamed response: 200 ms. */
+const ENCODE_SLICE = Math.round(TTS_SAMPLE_RATE / 5);
+
 async function* transcode(
   pcm: AsyncGenerator<Uint8Array, boolean>,
   format: SpeechFormat,
@@ -164,8 +167,13 @@ async function* transcode(
         bytes = bytes.subarray(0, bytes.length - 1);
       }
       const samples = new Int16Array(bytes.slice().buffer);
-      const out = step(stretcher ? stretcher.write(samples) : samples);
-      if (out.length) yield out;
+      // A chunk is seconds of audio: encode it in short slices and hand each on, so that the first bytes leave
+      // after one slice's encode (MP3 in pure JS is far slower than real time per call on a whole chunk).
+      for (let at = 0; at < samples.length; at += ENCODE_SLICE) {
+        const slice = samples.subarray(at, at + ENCODE_SLICE);
+        const out = step(stretcher ? stretcher.write(slice) : slice);
+        if (out.length) yield out;
+      }
     }
     const tail = stretcher ? stretcher.end() : new Int16Array(0);
     const last = encoder.write(floatToInt16(resampler.process(tail)));
