@@ -204,3 +204,21 @@ Deno.test("flite: ARPAbet visemes", () => {
   assert.equal(visemeOfArpabet("pau"), "rest");
   assert.equal(visemeOfArpabet("s"), "rest");
 });
+
+Deno.test("flite: a run leaves no temp folder behind, also when the runtime is never closed", async () => {
+  const saved = Deno.env.get("TMPDIR");
+  const tmp = Deno.makeTempDirSync({ prefix: "parley-flite-test-" }); // private: other processes use /tmp too
+  Deno.env.set("TMPDIR", tmp);
+  try {
+    const rt = await FliteRuntime.create();
+    const e = await FliteEngine.load({ runtime: rt, warmUp: false });
+    const r = await e.synthesize("Nothing is left behind.", "rms");
+    assert.ok(r.pcm.length > 0);
+    assert.throws(() => rt.run(["--no-such-option"], { wav: true })); // a failed run cleans up too
+    assert.deepEqual([...Deno.readDirSync(tmp)].map((d) => d.name), []);
+  } finally {
+    if (saved === undefined) Deno.env.delete("TMPDIR");
+    else Deno.env.set("TMPDIR", saved);
+    Deno.removeSync(tmp, { recursive: true });
+  }
+});

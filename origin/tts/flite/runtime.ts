@@ -48,14 +48,12 @@ export class FliteRuntime {
   private closed = false;
   private constructor(
     private readonly module: WebAssembly.Module,
-    private readonly dir: string,
     private readonly renewEvery: number,
   ) {}
 
   static async create(opts: { renewEvery?: number } = {}): Promise<FliteRuntime> {
     const module = await compiledFlite();
-    const dir = await Deno.makeTempDir({ prefix: "parley-flite-" });
-    return new FliteRuntime(module, dir, opts.renewEvery ?? 1000);
+    return new FliteRuntime(module, opts.renewEvery ?? 1000);
   }
 
   /** Instances created so far (tests: a trap must cause exactly one renewal). */
@@ -71,12 +69,22 @@ export class FliteRuntime {
     new Uint8Array(live.memory.buffer).set(live.pristine);
     const extra = live.memory.buffer.byteLength - live.pristine.length;
     if (extra > 0) new Uint8Array(live.memory.buffer, live.pristine.length, extra).fill(0);
-    const outPath = `${this.dir}/stdout.txt`;
-    const wavPath = `${this.dir}/out.wav`;
+    // A folder per run, removed when the run ends: a worker isolate terminated without close() (a pool restart,
+    // a killed process) leaves nothing behind.
+    const dir = Deno.makeTempDirSync({ prefix: "parley-flite-" });
     try {
-      Deno.removeSync(wavPath);
-    } catch { /* absent */ }
-    const errPath = `${this.dir}/stderr.txt`;
+      return this.runIn(dir, live, args, opts);
+    } finally {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch { /* already gone */ }
+    }
+  }
+
+  private runIn(dir: string, live: Live, args: readonly string[], opts: { wav: boolean }): FliteRun {
+    const outPath = `${dir}/stdout.txt`;
+    const wavPath = `${dir}/out.wav`;
+    const errPath = `${dir}/stderr.txt`;
     const fd = fs.openSync(outPath, "w");
     const efd = fs.openSync(errPath, "w");
     let rc: number;
@@ -85,7 +93,7 @@ export class FliteRuntime {
         version: "preview1",
         args: ["flite", ...args, "-o", opts.wav ? "/out/out.wav" : "none"],
         env: {},
-        preopens: { "/out": this.dir },
+        preopens: { "/out": dir },
         returnOnExit: true,
         stdout: fd,
         stderr: efd,
@@ -156,14 +164,10 @@ export class FliteRuntime {
     return live;
   }
 
-  /** Drops the instance and removes the temp dir. Idempotent. */
+  /** Drops the instance. Idempotent. */
   close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
     this.closed = true;
     this.live = null;
-    try {
-      Deno.removeSync(this.dir, { recursive: true });
-    } catch { /* already gone */ }
     return Promise.resolve();
   }
 }
