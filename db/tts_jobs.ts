@@ -84,6 +84,9 @@ export interface ClaimedChunk extends ChunkLease {
   ssml: boolean;
   tenantId: string;
   chunksTotal: number;
+  priority: TtsPriority;
+  /** The text of the chunk before this one (null for the first): tells whether this one starts mid-sentence. */
+  prevText: string | null;
 }
 
 /** ISO-8601 UTC with milliseconds, identical on both drivers. */
@@ -350,6 +353,8 @@ export async function claimChunk(
     share?: ClaimShare;
     scan?: number;
     durable?: boolean;
+    /** Claim a chunk of an interactive job only (a slot kept for them). */
+    interactiveOnly?: boolean;
   },
 ): Promise<ClaimedChunk | null> {
   const rows = await database.query<Record<string, unknown>>(sql`
@@ -358,7 +363,9 @@ export async function claimChunk(
         select j.id, j.priority, j.chars_claimed, j.queued_at,
           sum(j.chars_claimed) over (partition by j.tenant_id) as tenant_claimed
         from tts_jobs j
-        where j.chunks_queued > 0 and j.status in ('queued', 'running')
+        where j.chunks_queued > 0 and j.status in ('queued', 'running')${
+    opts.interactiveOnly ? sql` and j.priority = 'interactive'` : sql``
+  }
       ) r
       order by ${orderBy(opts.order ?? "fair", opts.share)}
       limit ${opts.scan ?? 64}
@@ -385,11 +392,12 @@ export async function claimChunk(
       update tts_jobs j set status = 'running', started_at = coalesce(j.started_at, now()),
         chunks_queued = j.chunks_queued - 1, chars_claimed = j.chars_claimed + char_length(claimed.text)
       from claimed where j.id = claimed.job_id
-      returning j.id, j.voice, j.engine, j.sample_rate, j.speed, j.ssml, j.tenant_id, j.chunks_total, j.status
+      returning j.id, j.voice, j.engine, j.sample_rate, j.speed, j.ssml, j.tenant_id, j.chunks_total, j.status,
+        j.priority
     )
     select claimed.job_id, claimed.idx, claimed.text, claimed.attempts, job.voice, job.engine, job.sample_rate,
-      job.speed, job.ssml,
-      job.tenant_id, job.chunks_total${
+      job.speed, job.ssml, job.tenant_id, job.chunks_total, job.priority,
+      (select p.text from tts_chunks p where p.job_id = claimed.job_id and p.idx = claimed.idx - 1) as prev_text${
     opts.durable ? sql`` : sql`, set_config('synchronous_commit', 'off', true) as async_commit`
   }
     from claimed join job on job.id = claimed.job_id`);
@@ -407,6 +415,8 @@ export async function claimChunk(
     ssml: r.ssml === true,
     tenantId: String(r.tenant_id),
     chunksTotal: Number(r.chunks_total),
+    priority: r.priority as TtsPriority,
+    prevText: r.prev_text == null ? null : String(r.prev_text),
   };
 }
 

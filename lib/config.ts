@@ -75,6 +75,11 @@ export const CONFIG_SCHEMA = {
   TTS_VOICE: z.string().min(1).optional(),
   /** TTS job synthesis slots; default cores − 1 (at least 1), leaving a core to live sessions. */
   TTS_WORKERS: int(0, 64).default(Math.max(1, (navigator.hardwareConcurrency ?? 2) - 1)),
+  /**
+   * More TTS job slots that take interactive chunks only (POST /v1/audio/speech, `priority: interactive`), so a
+   * short request never waits for a batch chunk in progress. Only on an origin with TTS_WORKERS > 0.
+   */
+  TTS_INTERACTIVE_WORKERS: int(0, 16).default(1),
   TTS_MAX_TEXT_CHARS: int(1, 10_000_000).default(200_000),
   /** Longest upload POST /v1/audio/transcriptions transcribes synchronously (413 above). */
   TRANSCRIBE_MAX_SECONDS: int(1, 3600).default(600),

@@ -407,7 +407,9 @@ export function chunkSsml(doc: SsmlDocument, maxChars = 300): SsmlSegment[][] {
   const pieces: SsmlSegment[] = [];
   for (const s of doc.segments) {
     if (s.kind === "break") pieces.push(s);
-    else {for (const t of chunkText(s.text, { maxChars, firstMaxChars: maxChars, mergeChars: 0 })) {
+    else {for (
+        const t of chunkText(s.text, { maxChars, firstMaxChars: maxChars, mergeChars: 0, lead: false })
+      ) {
         pieces.push({ kind: "text", text: t, rate: s.rate });
       }}
   }

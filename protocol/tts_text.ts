@@ -11,18 +11,31 @@
  *    A single "word" longer than `maxChars` (a URL, a run of digits) is cut between grapheme clusters, never
  *    inside one (emoji sequences stay whole).
  *  - Tiny neighbouring sentences are merged up to `mergeChars`, so "Yes. No. OK." is one chunk.
- *  - The first chunk is capped at `firstMaxChars`: a long job's first audio takes about as long as a short job's.
+ *  - The first chunk is the lead piece of the first sentence when it has a safe cut (./lead_split.ts: a clause or
+ *    a few words), alone in its chunk: its synthesis is short, so the first audio leaves sooner, and the rest of
+ *    the sentence is synthesized while it plays. The synthesizer trims the pause at such a cut to a phrase break
+ *    (`chunkEnd`). Otherwise the first chunk is capped at `firstMaxChars`: a long job's first audio takes about as
+ *    long as a short job's.
  *
  * Lengths are UTF-16 code units (≥ code points), so a chunk never exceeds `maxChars` characters either way.
  */
+
+import { splitLead } from "./lead_split.ts";
 
 export interface ChunkOptions {
   maxChars: number;
   firstMaxChars: number;
   mergeChars: number;
+  /** Cut the first sentence at its lead piece (./lead_split.ts). */
+  lead: boolean;
 }
 
-export const DEFAULT_CHUNK_OPTIONS: ChunkOptions = { maxChars: 300, firstMaxChars: 60, mergeChars: 100 };
+export const DEFAULT_CHUNK_OPTIONS: ChunkOptions = {
+  maxChars: 300,
+  firstMaxChars: 60,
+  mergeChars: 100,
+  lead: true,
+};
 
 const sentenceSeg = new Intl.Segmenter(undefined, { granularity: "sentence" });
 const wordSeg = new Intl.Segmenter(undefined, { granularity: "word" });
@@ -94,18 +107,39 @@ export function chunkText(text: string, opts: Partial<ChunkOptions> = {}): strin
     if (s.length <= o.maxChars) pieces.push(s);
     else pieces.push(...splitLong(s, o.maxChars));
   }
+  // the lead piece stays alone in the first chunk; the rest of its sentence may merge with what follows
+  const cut = o.lead && pieces.length ? splitLead(pieces[0]) : null;
+  if (cut) pieces.splice(0, 1, cut.lead.text, cut.rest.text);
   // merge tiny neighbours
   const merged: string[] = [];
-  for (const p of pieces) {
+  for (const [i, p] of pieces.entries()) {
     const last = merged.length - 1;
-    if (last >= 0 && merged[last].length + 1 + p.length <= o.mergeChars) merged[last] += " " + p;
-    else merged.push(p);
+    if (last >= 0 && !(cut && i === 1) && merged[last].length + 1 + p.length <= o.mergeChars) {
+      merged[last] += " " + p;
+    } else merged.push(p);
   }
-  if (merged.length && merged[0].length > o.firstMaxChars) {
+  if (!cut && merged.length && merged[0].length > o.firstMaxChars) {
     const head = splitLong(merged[0], o.firstMaxChars);
     const first = head[0];
     const rest = merged[0].slice(merged[0].indexOf(first) + first.length).trim();
     merged.splice(0, 1, first, ...(rest ? [rest] : []));
   }
   return merged;
+}
+
+/** How a chunk ends: a whole sentence, or a cut inside one after clause punctuation or between two words. */
+export type ChunkEnd = "sentence" | "clause" | "word";
+
+const SENTENCE_END = /[.!?\u2026\u3002\uFF01\uFF1F\u061F]$/u;
+const CLOSERS = /["'\u201D\u2019\u00BB)\]}]+$/u;
+
+/**
+ * What follows a chunk's last word: the synthesizer keeps an engine's sentence-final pause after a sentence, and
+ * trims the pause at a cut inside a sentence (after a clause mark to a phrase break, between words to a joint),
+ * so that the chunks of one sentence join like one synthesis.
+ */
+export function chunkEnd(text: string): ChunkEnd {
+  const t = text.trimEnd().replace(CLOSERS, "");
+  if (!t || SENTENCE_END.test(t)) return "sentence";
+  return CLAUSE_END.test(t) ? "clause" : "word";
 }

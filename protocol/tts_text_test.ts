@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chunkText, cleanText, countChars } from "./tts_text.ts";
+import { chunkEnd, chunkText, cleanText, countChars } from "./tts_text.ts";
 
 const words = (s: string) => s.split(/\s+/).filter(Boolean);
 
@@ -56,4 +56,38 @@ Deno.test("cleanText / countChars", () => {
   assert.equal(cleanText("a\r\nb\u2028c\u0001d"), "a\nb\nc d");
   assert.equal(countChars("😀ab"), 3);
   assert.equal(cleanText("e\u0301"), "é");
+});
+
+Deno.test("chunker: the first sentence's lead piece is the first chunk, alone; the rest merges on", () => {
+  // the 50-character speech of the benchmarks: a word cut before an article
+  assert.deepEqual(chunkText("The quick brown fox jumps over the lazy dog today."), [
+    "The quick brown fox jumps over",
+    "the lazy dog today.",
+  ]);
+  // a clause mark is preferred; the rest of the sentence and the next short sentence share a chunk
+  assert.deepEqual(chunkText("Good morning everyone, the meeting starts at nine. Be on time."), [
+    "Good morning everyone,",
+    "the meeting starts at nine. Be on time.",
+  ]);
+  // short sentences are not cut; lead: false keeps the old rule (SSML chunks use it)
+  assert.deepEqual(chunkText("Hello there, friend."), ["Hello there, friend."]);
+  assert.deepEqual(chunkText("The quick brown fox jumps over the lazy dog today.", { lead: false }), [
+    "The quick brown fox jumps over the lazy dog today.",
+  ]);
+  // no safe cut (numbers, abbreviations): the first chunk is capped as before
+  const dense = "Call 555-0100 or 555-0199 at 5pm E.S.T. re: ticket #4821-B/7 (urgent) ASAP today.";
+  const c = chunkText(dense);
+  assert.ok(c[0].length <= 60);
+  assert.deepEqual(words(c.join(" ")), words(dense));
+});
+
+Deno.test("chunkEnd: a sentence, a clause cut, a word cut", () => {
+  assert.equal(chunkEnd("over the lazy dog today."), "sentence");
+  assert.equal(chunkEnd('He said "stop!"'), "sentence");
+  assert.equal(chunkEnd("Really?)"), "sentence");
+  assert.equal(chunkEnd("日本語の文章です。"), "sentence");
+  assert.equal(chunkEnd("Good morning everyone,"), "clause");
+  assert.equal(chunkEnd("first of all;  "), "clause");
+  assert.equal(chunkEnd("The quick brown fox jumps"), "word");
+  assert.equal(chunkEnd(""), "sentence");
 });

@@ -169,10 +169,15 @@ async function* transcode(
       const samples = new Int16Array(bytes.slice().buffer);
       // A chunk is seconds of audio: encode it in short slices and hand each on, so that the first bytes leave
       // after one slice's encode (MP3 in pure JS is far slower than real time per call on a whole chunk).
+      // Each slice's bytes are followed by a turn of the event loop: the HTTP server writes to the socket on this
+      // thread, so without it the bytes of a whole chunk would leave together after its last slice.
       for (let at = 0; at < samples.length; at += ENCODE_SLICE) {
         const slice = samples.subarray(at, at + ENCODE_SLICE);
         const out = step(stretcher ? stretcher.write(slice) : slice);
-        if (out.length) yield out;
+        if (out.length) {
+          yield out;
+          await new Promise<void>((r) => setTimeout(r, 0));
+        }
       }
     }
     const tail = stretcher ? stretcher.end() : new Int16Array(0);

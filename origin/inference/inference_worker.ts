@@ -13,7 +13,10 @@ import { floatToInt16, resampleAll } from "../../lib/audio/resampler.ts";
 import os from "node:os";
 import { EngineError, fromWire, toWire } from "./errors.ts";
 import { renderSsml } from "../tts/ssml_render.ts";
+import { trimEdges } from "../tts/trim_edges.ts";
 import { MAX_SPEED, MIN_SPEED } from "../../protocol/voices.ts";
+
+const asInt16 = (x: Float32Array | Int16Array) => x instanceof Int16Array ? x : floatToInt16(x);
 
 let asr: AsrEngine | null = null;
 let vad: SileroVad | null = null;
@@ -141,14 +144,15 @@ async function run(job: Job): Promise<{ value: unknown; transfer: Transferable[]
           minSpeed: MIN_SPEED,
           maxSpeed: MAX_SPEED,
         })
-        : await engine.synthesize(job.text, job.voice, { speed: job.speed });
-      let pcm = r.pcm, sampleRate = r.sampleRate;
+        : await engine.synthesize(job.text, job.voice, { speed: job.speed, words: job.words });
+      const t = job.trim ? trimEdges({ ...r, pcm: asInt16(r.pcm) }, job.trim) : r;
+      let pcm = t.pcm, sampleRate = t.sampleRate;
       if (job.outRate && job.outRate !== r.sampleRate) {
         // 8 zero crossings: synthetic voice has little energy near Nyquist; images stay > 60 dB down (tested).
-        pcm = floatToInt16(resampleAll(r.pcm, r.sampleRate, job.outRate, { zerosPerSide: 8 }));
+        pcm = floatToInt16(resampleAll(t.pcm, t.sampleRate, job.outRate, { zerosPerSide: 8 }));
         sampleRate = job.outRate;
       }
-      return { value: { ...r, pcm, sampleRate }, transfer: [pcm.buffer as ArrayBuffer] };
+      return { value: { ...t, pcm, sampleRate }, transfer: [pcm.buffer as ArrayBuffer] };
     }
     case "voices": {
       const engine = await getTts(job.engine ?? ttsConfig!.engine);

@@ -48,6 +48,10 @@ export type Job =
     speed?: number;
     /** Validated, normalised SSML (protocol/ssml.ts): rendered run by run instead of `text`. */
     ssml?: SsmlDocument;
+    /** Silence kept at the edges (origin/tts/trim_edges.ts), applied at the engine's rate before `outRate`. */
+    trim?: { headMs?: number; tailMs?: number };
+    /** false: no word timings needed (origin/tts/engine.ts SynthesisOptions.words). */
+    words?: boolean;
   }
   | { kind: "voices"; engine?: TtsEngineName }
   | { kind: "vad"; items: VadSeqItem[] }

@@ -5,7 +5,7 @@
  * the owner, ./speech_pipeline.ts).
  *
  * Quick start: when a `say` begins in silence, its first sentence is cut into a short lead piece and the rest
- * (../tts/lead_split.ts), each its own utterance with its own telop: the lead is synthesized alone and plays
+ * (protocol/lead_split.ts), each its own utterance with its own telop: the lead is synthesized alone and plays
  * while the rest is synthesized. The pauses the engine puts around each piece are trimmed to a phrase break
  * (../tts/trim_edges.ts), so the pieces join like one sentence; every telop stays exact for its own audio.
  */
@@ -15,8 +15,8 @@ import { chunkSsml, parseSsml, type SsmlDocument, SsmlError } from "../../protoc
 import type { TtsJobResult } from "../inference/protocol.ts";
 import type { SynthPhoneme, SynthWord } from "../tts/engine.ts";
 import { splitSentences } from "../tts/sentences.ts";
-import { splitLead } from "../tts/lead_split.ts";
-import { trimEdges } from "../tts/trim_edges.ts";
+import { splitLead } from "../../protocol/lead_split.ts";
+import { JOIN_PAUSE_MS, START_PAUSE_MS, trimEdges } from "../tts/trim_edges.ts";
 import { floatToInt16 } from "../../lib/audio/resampler.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -96,10 +96,6 @@ interface Piece {
 const DEFAULT_AUDIO_MS_PER_CHAR = 60;
 /** Weight of the newest synthesis in the moving averages. */
 const PACE_ALPHA = 0.3;
-/** Silence kept before the first word of a say that starts in silence (the engine's own is ~170 ms). */
-const START_PAUSE_MS = 60;
-/** Pause kept on each side of a lead cut: after a comma ≈ the engine's phrase break; between words, a joint. */
-const JOIN_PAUSE_MS = { punctuation: 60, word: 12 } as const;
 
 export class Speaker {
   private closed = false;
@@ -254,7 +250,7 @@ export class Speaker {
       at: cut.at,
       lead_chars: cut.lead.text.length,
     });
-    const pause = JOIN_PAUSE_MS[cut.at];
+    const pause = JOIN_PAUSE_MS[cut.at === "punctuation" ? "clause" : "word"];
     const lead: Piece = { text: cut.lead.text, trim: { headMs: START_PAUSE_MS, tailMs: pause } };
     const rest: Piece = { text: cut.rest.text, trim: { headMs: pause } };
     if (first.ssml && seg?.kind === "text") {

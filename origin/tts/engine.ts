@@ -38,6 +38,11 @@ export interface Voice {
 export interface SynthesisOptions {
   /** Speaking rate, MIN_SPEED–MAX_SPEED of protocol/voices.ts (1 = the voice's own rate). */
   speed?: number;
+  /**
+   * false: the caller needs no word timings (TTS jobs store audio only). An engine that spends work on them may
+   * skip it and return `words: []`; `phonemes` still has the engine's phones and pauses (./trim_edges.ts uses them).
+   */
+  words?: boolean;
 }
 
 export interface SynthesisEngine {

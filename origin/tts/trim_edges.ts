@@ -1,6 +1,6 @@
 /**
  * Shortens the silence an engine puts before the first word and after the last one, using the result's own
- * word timings (exact for flite and espeak). A sentence cut into a lead piece and a rest (./lead_split.ts) is
+ * word timings (exact for flite and espeak). A sentence cut into a lead piece and a rest (protocol/lead_split.ts) is
  * two syntheses, each with a sentence's leading and trailing pause; trimming them to a phrase break's length
  * joins the pieces like one sentence. Word and phoneme times move with the audio: cuts are whole milliseconds
  * of whole samples, so the times stay exact.
@@ -16,19 +16,33 @@ export interface Trimmable {
   estimated: boolean;
 }
 
+/** Silence kept before the first word of speech that starts in silence (the engine's own is ~170 ms). */
+export const START_PAUSE_MS = 60;
+/**
+ * Pause kept on each side of a cut inside a sentence (protocol/tts_text.ts chunkEnd): after a clause mark ≈ the
+ * engine's phrase break; between words, a joint.
+ */
+export const JOIN_PAUSE_MS = { clause: 60, word: 12 } as const;
+
+/** Pause phones: flite's `pau`, espeak's `_`. */
+const PAUSES = new Set(["pau", "_", "sil", ""]);
+
 /** Fade over the cut so that a pause's low noise does not end in a click. */
 const FADE_MS = 4;
 
 /**
  * Keeps at most `headMs` of silence before the first word and `tailMs` after the last (unset: unchanged).
- * A result without words or with estimated timings is returned unchanged (its edges are not known).
+ * Without words (SynthesisOptions.words false) the first and last phones other than pauses are the edges. A
+ * result with estimated timings, or with neither, is returned unchanged (its edges are not known).
  */
 export function trimEdges<T extends Trimmable>(r: T, keep: { headMs?: number; tailMs?: number }): T {
-  if (!r.words.length || r.estimated || !r.pcm.length) return r;
+  // the speech's edges: its words, or without word timings its phones other than pauses
+  const spoken = r.words.length ? r.words : r.phonemes.filter((p) => !PAUSES.has(p.phoneme));
+  if (!spoken.length || r.estimated || !r.pcm.length) return r;
   const perMs = r.sampleRate / 1000;
   if (!Number.isInteger(perMs)) return r; // a cut of whole ms would not be whole samples
-  const firstStart = r.words[0].start_ms;
-  const lastEnd = Math.max(...r.words.map((w) => w.start_ms + w.duration_ms));
+  const firstStart = Math.min(...spoken.map((w) => w.start_ms));
+  const lastEnd = Math.max(...spoken.map((w) => w.start_ms + w.duration_ms));
   const totalMs = Math.floor(r.pcm.length / perMs);
   const headCut = keep.headMs === undefined ? 0 : Math.max(0, Math.floor(firstStart - keep.headMs));
   const endMs = keep.tailMs === undefined ? null : Math.min(totalMs, Math.ceil(lastEnd + keep.tailMs));

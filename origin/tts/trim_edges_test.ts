@@ -40,7 +40,7 @@ Deno.test("trimEdges: keeps the asked pause on each side; times move with the au
   assert.equal(r.pcm.at(-1), 0);
 });
 
-Deno.test("trimEdges: one side only; nothing to cut; estimated timings or no words are left alone", () => {
+Deno.test("trimEdges: one side only; nothing to cut; estimated timings or no timings are left alone", () => {
   const head = trimEdges(result(), { headMs: 60 });
   assert.equal(head.durationMs, 860);
   assert.equal(head.words[0].start_ms, 60);
@@ -51,6 +51,21 @@ Deno.test("trimEdges: one side only; nothing to cut; estimated timings or no wor
   assert.equal(trimEdges(same, { headMs: 500, tailMs: 900 }), same);
   const est = { ...result(), estimated: true };
   assert.equal(trimEdges(est, { headMs: 0 }), est);
-  const none = { ...result(), words: [] };
+  const none = { ...result(), words: [], phonemes: [] };
   assert.equal(trimEdges(none, { headMs: 0 }), none);
+});
+
+Deno.test("trimEdges: without words the phones other than pauses give the edges", () => {
+  const whole = result();
+  const withWords = trimEdges(whole, { headMs: 50, tailMs: 20 });
+  const noWords = trimEdges({ ...result(), words: [] }, { headMs: 50, tailMs: 20 });
+  assert.deepEqual(noWords.pcm, withWords.pcm);
+  assert.deepEqual(noWords.phonemes, withWords.phonemes);
+  // only pauses: nothing known to trim to
+  const silent = {
+    ...result(),
+    words: [],
+    phonemes: [{ phoneme: "pau", start_ms: 0, duration_ms: 1000, viseme: "rest" as const }],
+  };
+  assert.equal(trimEdges(silent, { headMs: 10 }), silent);
 });

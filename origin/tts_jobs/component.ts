@@ -1,7 +1,7 @@
 /**
- * Builds an origin's TTS job worker from config: the synthesis pool (`TTS_WORKERS` isolates with the default
- * engine) and the claim loop, behind the process-wide live-priority gate. `TTS_WORKERS=0`: this origin
- * synthesizes no jobs but still helps reclaim expired leases.
+ * Builds an origin's TTS job worker from config: the synthesis pool (`TTS_WORKERS` + `TTS_INTERACTIVE_WORKERS`
+ * isolates with the default engine) and the claim loops, behind the process-wide live-priority gate.
+ * `TTS_WORKERS=0`: this origin synthesizes no jobs but still helps reclaim expired leases.
  */
 import type { Database } from "../../db/client.ts";
 import type { Config } from "../../lib/config.ts";
@@ -23,15 +23,17 @@ export async function createTtsJobWorker(
   log: Logger,
   over: { synth?: ChunkSynthesizer; nodeId?: string } = {},
 ): Promise<TtsJobWorker> {
+  const interactive = config.TTS_WORKERS > 0 ? config.TTS_INTERACTIVE_WORKERS : 0;
   const synth = over.synth ?? (config.TTS_WORKERS > 0
     ? await PoolSynthesizer.create({
-      workers: config.TTS_WORKERS,
+      workers: config.TTS_WORKERS + interactive,
       tts: ttsConfig(config),
     })
     : noSynth);
   return await TtsJobWorker.start(database, {
     nodeId: over.nodeId ?? config.NODE_ID ?? `origin-${Deno.hostname()}-${Deno.pid}`,
     concurrency: config.TTS_WORKERS,
+    interactiveSlots: interactive,
     leaseMs: config.TTS_LEASE_MS,
     pollMs: config.TTS_POLL_MS,
     order: config.TTS_CLAIM_ORDER,

@@ -9,6 +9,12 @@ import type { TtsEngineName } from "../../protocol/engines.ts";
 import { floatToInt16 } from "../../lib/audio/resampler.ts";
 import { parseSsml } from "../../protocol/ssml.ts";
 
+/** Silence kept before the first and after the last word (origin/tts/trim_edges.ts); unset = as synthesized. */
+export interface ChunkTrim {
+  headMs?: number;
+  tailMs?: number;
+}
+
 export interface SynthesizedChunk {
   /** PCM16 little-endian mono. */
   pcm: Uint8Array;
@@ -23,7 +29,7 @@ export interface ChunkSynthesizer {
     voice: string,
     engine: string,
     sampleRate: number,
-    opts?: { speed?: number; ssml?: boolean },
+    opts?: { speed?: number; ssml?: boolean; trim?: ChunkTrim },
   ): Promise<SynthesizedChunk>;
   ready(): boolean;
   close(): Promise<void>;
@@ -50,7 +56,7 @@ export class PoolSynthesizer implements ChunkSynthesizer {
     voice: string,
     engine: string,
     sampleRate: number,
-    opts: { speed?: number; ssml?: boolean } = {},
+    opts: { speed?: number; ssml?: boolean; trim?: ChunkTrim } = {},
   ): Promise<SynthesizedChunk> {
     const r = await this.pool.submit({
       kind: "tts",
@@ -60,6 +66,8 @@ export class PoolSynthesizer implements ChunkSynthesizer {
       outRate: sampleRate,
       speed: opts.speed,
       ssml: opts.ssml ? parseSsml(text) : undefined,
+      trim: opts.trim,
+      words: false, // a job stores audio only
     }, { priority: "normal", retry: true });
     const pcm = r.pcm instanceof Int16Array ? r.pcm : floatToInt16(r.pcm);
     return {

@@ -1,6 +1,7 @@
 /**
- * The TTS job worker of one origin (an OriginComponent). `concurrency` slots each loop: wait for the live
- * priority gate, claim one chunk (the fair single-statement claim in db/tts_jobs.ts), synthesize it in the
+ * The TTS job worker of one origin (an OriginComponent). `concurrency` slots, and `interactiveSlots` more that
+ * take interactive jobs' chunks only (a short request never waits behind a batch chunk), each loop: wait for
+ * the live priority gate, claim one chunk (the fair single-statement claim in db/tts_jobs.ts), synthesize it in the
  * worker pool while renewing the lease every leaseMs/3, write the result (exactly once), repeat. Idle slots
  * sleep until a NOTIFY on `parley_tts_work` (submit, requeue) or the fallback poll. Every origin also reclaims
  * expired leases (chunks of crashed origins) every leaseMs/2, with SKIP LOCKED so origins don't collide, and
@@ -30,12 +31,15 @@ import { registry } from "../../lib/metrics.ts";
 import type { OriginComponent } from "../services.ts";
 import type { PriorityGate } from "./priority_gate.ts";
 import type { ChunkSynthesizer } from "./synth.ts";
+import { chunkTrim } from "./chunk_trim.ts";
 import { encodeStoredAudio, type StoredAudio, type StoredCodec } from "../../lib/audio/stored_audio.ts";
 
 export interface TtsWorkerOptions {
   nodeId: string;
   /** Chunks synthesized at once on this origin (TTS_WORKERS). 0 = this origin runs no TTS jobs. */
   concurrency: number;
+  /** More slots that claim interactive jobs' chunks only (TTS_INTERACTIVE_WORKERS). Default 0. */
+  interactiveSlots?: number;
   leaseMs: number;
   /** Fallback poll when no NOTIFY arrives. */
   pollMs: number;
@@ -110,7 +114,8 @@ export class TtsJobWorker implements OriginComponent {
 
   static async start(database: Database, opts: TtsWorkerOptions): Promise<TtsJobWorker> {
     const w = new TtsJobWorker(database, opts);
-    if (opts.concurrency > 0) {
+    const slots = opts.concurrency + (opts.interactiveSlots ?? 0);
+    if (slots > 0) {
       w.#unlisten = await database.listen(WORK_CHANNEL, () => w.#wake(), () => w.#wake());
     }
     const reclaimEvery = Math.max(200, Math.floor(opts.leaseMs / 2));
@@ -118,9 +123,10 @@ export class TtsJobWorker implements OriginComponent {
     w.#timers.push(setInterval(() => w.#wake(), opts.pollMs));
     mQueue.collect(() => Object.entries(w.#depth).map(([priority, n]) => [{ priority }, n]));
     mInflight.collect(() => w.#held.size);
-    for (let i = 0; i < opts.concurrency; i++) w.#loops.push(w.#loop(i));
+    for (let i = 0; i < slots; i++) w.#loops.push(w.#loop(i, i >= opts.concurrency));
     w.#log.info("tts job worker started", {
       concurrency: opts.concurrency,
+      interactive_slots: opts.interactiveSlots ?? 0,
       lease_ms: opts.leaseMs,
       order: opts.order,
     });
@@ -147,7 +153,7 @@ export class TtsJobWorker implements OriginComponent {
     return new Promise((resolve) => this.#wakers.push(resolve));
   }
 
-  async #loop(slot: number): Promise<void> {
+  async #loop(slot: number, interactiveOnly: boolean): Promise<void> {
     while (this.#state === "running") {
       try {
         const share = this.opts.share;
@@ -158,9 +164,10 @@ export class TtsJobWorker implements OriginComponent {
           nodeId: this.opts.nodeId,
           leaseMs: this.opts.leaseMs,
           order: this.opts.order,
+          interactiveOnly,
           share: {
             interactiveChars: share?.interactiveChars,
-            batchFirst: every > 0 && this.#claimTurn++ % every === every - 1,
+            batchFirst: !interactiveOnly && every > 0 && this.#claimTurn++ % every === every - 1,
           },
         });
         if (!c) {
@@ -197,6 +204,7 @@ export class TtsJobWorker implements OriginComponent {
         audio = await this.opts.synth.synthesize(c.text, c.voice, c.engine, c.sampleRate, {
           speed: c.speed,
           ssml: c.ssml,
+          trim: chunkTrim(c),
         });
       } catch (err) {
         if (this.#state !== "running" || lost) return;
@@ -221,7 +229,11 @@ export class TtsJobWorker implements OriginComponent {
         mChunks.inc({ outcome: "lease_lost" });
         return;
       }
-      const stored = await this.#compress(audio.pcm, audio.sampleRate);
+      // An interactive job's first chunk (a lead piece, about a second) is kept as PCM: it is on the path to the
+      // first byte of POST /v1/audio/speech, where an Opus encode here and a decode at the edge cost ~40 ms.
+      const stored = c.priority === "interactive" && c.idx === 0
+        ? { codec: "pcm" as const, bytes: audio.pcm, samples: audio.pcm.length >> 1 }
+        : await this.#compress(audio.pcm, audio.sampleRate);
       if (lost || this.#state !== "running") {
         mChunks.inc({ outcome: "lease_lost" });
         return;

@@ -9,7 +9,9 @@ import { createTenant } from "../../db/api_keys.ts";
 import { openTestDatabase, testJob } from "../../db/testing.ts";
 import { reclaimExpired, submitJobs } from "../../db/tts_jobs.ts";
 import { PriorityGate } from "./priority_gate.ts";
-import type { ChunkSynthesizer } from "./synth.ts";
+import type { ChunkSynthesizer, ChunkTrim } from "./synth.ts";
+import { chunkText } from "../../protocol/tts_text.ts";
+import { JOIN_PAUSE_MS, START_PAUSE_MS } from "../tts/trim_edges.ts";
 import { TtsJobWorker } from "./worker.ts";
 
 class SlowSynth implements ChunkSynthesizer {
@@ -95,6 +97,108 @@ Deno.test({
         sql`select sum(chunks_queued)::int as n from tts_jobs`,
       );
       assert.equal(Number(jobsQueued[0].n), queued.length, "chunks_queued counters match the rows");
+    } finally {
+      await worker.close();
+      await db.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "tts worker: pauses at cuts inside a sentence are trimmed; an interactive job's first chunk is kept as PCM",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const db = await openTestDatabase();
+    const tenant = (await createTenant(db, "t")).id;
+    const seen = new Map<string, ChunkTrim | undefined>();
+    const synth: ChunkSynthesizer = {
+      synthesize(text, _voice, _engine, _rate, opts) {
+        seen.set(text, opts?.trim);
+        const pcm = new Int16Array(2205).map((_, i) => Math.round(3000 * Math.sin(i / 7)));
+        return Promise.resolve({ pcm: new Uint8Array(pcm.buffer), sampleRate: 22050, audioMs: 100 });
+      },
+      ready: () => true,
+      close: () => Promise.resolve(),
+    };
+    const worker = await TtsJobWorker.start(db, {
+      nodeId: "w1",
+      concurrency: 1,
+      leaseMs: 5000,
+      pollMs: 100,
+      order: "fair",
+      maxAttempts: 3,
+      synth,
+    });
+    try {
+      const text = "The quick brown fox jumps over the lazy dog today. It slept.";
+      const chunks = chunkText(text);
+      assert.equal(chunks.length, 2);
+      const [{ job: a }] = await submitJobs(db, [newJob(tenant, chunks)]);
+      const [{ job: b }] = await submitJobs(db, [newJob(tenant, chunks, { priority: "batch" })]);
+      const codecs = async (id: string) =>
+        (await db.query<{ codec: string }>(
+          sql`select codec from tts_chunks where job_id = ${id} and status = 'done' order by idx`,
+        )).map((r) => r.codec);
+      await until(async () => (await codecs(a.id)).length === 2 && (await codecs(b.id)).length === 2);
+      assert.deepEqual(seen.get(chunks[0]), { headMs: START_PAUSE_MS, tailMs: JOIN_PAUSE_MS.word });
+      assert.deepEqual(seen.get(chunks[1]), { headMs: JOIN_PAUSE_MS.word });
+      assert.deepEqual(await codecs(a.id), ["pcm", "opus"]);
+      assert.deepEqual(await codecs(b.id), ["opus", "opus"], "a batch job's first chunk is compressed");
+    } finally {
+      await worker.close();
+      await db.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "tts worker: the interactive slot takes an interactive chunk while batch chunks hold the others, never batch",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const db = await openTestDatabase();
+    const tenant = (await createTenant(db, "i")).id;
+    const started: string[] = [];
+    let inFlight = 0, maxInFlight = 0;
+    const synth: ChunkSynthesizer = {
+      async synthesize(text) {
+        started.push(text);
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        await new Promise((r) => setTimeout(r, text.startsWith("hi") ? 50 : 800));
+        inFlight--;
+        return { pcm: new Uint8Array(200), sampleRate: 22050, audioMs: 100 / 22.05 };
+      },
+      ready: () => true,
+      close: () => Promise.resolve(),
+    };
+    const worker = await TtsJobWorker.start(db, {
+      nodeId: "w1",
+      concurrency: 1,
+      interactiveSlots: 1,
+      leaseMs: 5000,
+      pollMs: 100,
+      order: "fair",
+      maxAttempts: 3,
+      synth,
+      storage: { codec: "pcm" },
+    });
+    try {
+      await submitJobs(db, [newJob(tenant, ["b1.", "b2.", "b3."], { priority: "batch" })]);
+      await until(() => Promise.resolve(started.length === 1));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(maxInFlight, 1, "the interactive slot left the batch job alone");
+      const t0 = performance.now();
+      const [{ job }] = await submitJobs(db, [newJob(tenant, ["hi there."])]);
+      await until(async () =>
+        (await db.query(sql`select 1 from tts_chunks where job_id = ${job.id} and status = 'done'`))
+          .length === 1
+      );
+      assert.ok(performance.now() - t0 < 700, "done before the batch chunk in progress");
+      assert.equal(started[1], "hi there.");
+      assert.equal(maxInFlight, 2);
     } finally {
       await worker.close();
       await db.close();

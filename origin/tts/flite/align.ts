@@ -183,6 +183,17 @@ export function mapGroupsToTokens(
   return spans;
 }
 
+/** Telop phonemes (pauses included) of flite's timed phones, in whole ms within the audio. */
+export function timedPhonemes(real: readonly TimedPhone[], durationMs: number): SynthPhoneme[] {
+  const ms = (s: number) => Math.min(durationMs, Math.round(s * 1000));
+  return real.map((p) => ({
+    phoneme: p.phone,
+    start_ms: ms(p.startS),
+    duration_ms: Math.max(0, ms(p.endS) - ms(p.startS)),
+    viseme: visemeOfArpabet(p.phone),
+  }));
+}
+
 /** Builds telop words (one per source-token span) and phonemes from the aligned listing. */
 export function buildTimings(
   text: string,
@@ -192,12 +203,7 @@ export function buildTimings(
   durationMs: number,
 ): { words: SynthWord[]; phonemes: SynthPhoneme[] } {
   const ms = (s: number) => Math.min(durationMs, Math.round(s * 1000));
-  const phonemes: SynthPhoneme[] = real.map((p) => ({
-    phoneme: p.phone,
-    start_ms: ms(p.startS),
-    duration_ms: Math.max(0, ms(p.endS) - ms(p.startS)),
-    viseme: visemeOfArpabet(p.phone),
-  }));
+  const phonemes = timedPhonemes(real, durationMs);
   const labels = labelPhones(real, pron);
   const gStart = new Array<number>(groups.length).fill(Infinity);
   const gEnd = new Array<number>(groups.length).fill(-Infinity);

@@ -8,7 +8,7 @@
 import type { SynthesisEngine, SynthesisResult } from "../engine.ts";
 import { log } from "../../../lib/log.ts";
 import { registry } from "../../../lib/metrics.ts";
-import { buildTimings, parseGroupPhones, parsePsdur, wordGroups } from "./align.ts";
+import { buildTimings, parseGroupPhones, parsePsdur, timedPhonemes, wordGroups } from "./align.ts";
 import { EngineClosedError, InvalidOptionError, UnknownVoiceError } from "./errors.ts";
 import { FliteRuntime } from "./runtime.ts";
 import { FLITE_VOICE_IDS, FLITE_VOICES, type FliteVoice } from "./voices.ts";
@@ -17,6 +17,8 @@ import { parseWav } from "./wav.ts";
 export interface FliteSynthesisOptions {
   /** Speaking rate, 0.5–2.0 (1 = the voice's own rate). */
   speed?: number;
+  /** false: no word timings (../engine.ts SynthesisOptions): one flite run instead of two or three. */
+  words?: boolean;
 }
 
 export const FLITE_MIN_SPEED = 0.5;
@@ -127,6 +129,17 @@ export class FliteEngine implements SynthesisEngine {
       const { pcm, sampleRate: rate } = parseWav(audio.wav!);
       const durationMs = (pcm.length * 1000) / rate;
       const real = parsePsdur(audio.stdout);
+      if (opts.words === false) {
+        mSeconds.observe((performance.now() - t0) / 1000, { voice: v });
+        return {
+          pcm,
+          sampleRate: rate,
+          durationMs,
+          words: [],
+          phonemes: timedPhonemes(real, durationMs),
+          estimated: false,
+        };
+      }
       const words = rt.run(["-voice", FRONT_END_VOICE, "-t", clean, "-pw"], { wav: false }).stdout.trim()
         .split(/\s+/)
         .filter(Boolean);

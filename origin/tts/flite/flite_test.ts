@@ -222,3 +222,26 @@ Deno.test("flite: a run leaves no temp folder behind, also when the runtime is n
     Deno.removeSync(tmp, { recursive: true });
   }
 });
+
+Deno.test("flite: words: false is one run and the same audio", async () => {
+  const rt = await FliteRuntime.create();
+  const e = await FliteEngine.load({ runtime: rt, warmUp: false });
+  let runs = 0;
+  const run = rt.run.bind(rt);
+  rt.run = (args, opts) => {
+    runs++;
+    return run(args, opts);
+  };
+  try {
+    const text = "Twelve quiet owls, then the rest.";
+    const full = await e.synthesize(text, "rms");
+    runs = 0;
+    const bare = await e.synthesize(text, "rms", { words: false });
+    assert.equal(runs, 1);
+    assert.deepEqual(bare.pcm, full.pcm);
+    assert.deepEqual(bare.words, []);
+    assert.deepEqual(bare.phonemes, full.phonemes);
+  } finally {
+    await e.close();
+  }
+});

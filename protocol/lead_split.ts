@@ -1,6 +1,6 @@
 /**
- * The lead piece of a `say`: the first sentence is cut in two so that a short first piece can be synthesized
- * (and heard) while the rest of the sentence is synthesized. The cut keeps the prosody acceptable: at the first
+ * The lead piece of a `say` or a TTS job (protocol/tts_text.ts): the first sentence is cut in two so that a short
+ * first piece can be synthesized (and heard) while the rest of the sentence is synthesized. The cut keeps the prosody acceptable: at the first
  * clause punctuation (comma, semicolon, colon, dash) when there is one early in the sentence, otherwise between
  * two words, preferably before a conjunction, preposition or article (where a speaker may pause), never inside a
  * word, and only between plain words so that the engine's text normalisation reads both pieces as it would read
