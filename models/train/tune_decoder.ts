@@ -4,6 +4,11 @@
  * models/parley-asr-en/decoder_config.json. Logits come from the exported ONNX model via Transformers.js.
  *
  *   deno run -A models/train/tune_decoder.ts [--n 300] [--beam 64] [--model <dir>] [--lm a.json --lm b.json --no-write]
+ *     [--dev data/dev:75,data-flite/dev]
+ *
+ * --dev: dev sets under work/, comma-separated "dir/name[:first N]" as train.py's --dev-data (default: the first --n
+ * of data/dev, espeak-ng only); e.g. espeak-ng and flite dev together when the model must serve both. Every
+ * utterance weighs by its words, so pick equal-sized sets to weigh the voices equally.
  *
  * Several --lm files are each tuned (to compare LMs on the same logits); only the model folder's own lm.json
  * result is written.
@@ -39,18 +44,25 @@ const model = await AutoModelForCTC.from_pretrained(basename(MODEL_DIR), {
   session_options: { intraOpNumThreads: 1 },
 });
 
-const rows = readFileSync(`${HERE}work/data/dev.tsv`, "utf8").trim().split("\n").map((l) => l.split("\t")).slice(0, N);
-const bin = readFileSync(`${HERE}work/data/dev.bin`);
-const i16 = new Int16Array(bin.buffer, bin.byteOffset, bin.byteLength / 2);
+const DEV = (arg("--dev") ?? `data/dev:${N}`).split(",").map((spec) => {
+  const [name, n] = spec.split(":");
+  return { name, n: n === undefined ? Infinity : Number(n) };
+});
 
 const items: Array<{ ref: string; logits: Float32Array; frames: number; V: number }> = [];
-for (const [off, n, text] of rows) {
-  const pcm = new Float32Array(Number(n));
-  for (let i = 0; i < pcm.length; i++) pcm[i] = i16[Number(off) + i] / 32768;
-  const inp = await processor(pcm);
-  const out = await model({ input_values: inp.input_values });
-  const [, frames, V] = out.logits.dims;
-  items.push({ ref: text, logits: new Float32Array(out.logits.data), frames, V });
+for (const { name, n: limit } of DEV) {
+  const rows = readFileSync(`${HERE}work/${name}.tsv`, "utf8").trim().split("\n").map((l) => l.split("\t"))
+    .slice(0, limit);
+  const bin = readFileSync(`${HERE}work/${name}.bin`);
+  const i16 = new Int16Array(bin.buffer, bin.byteOffset, bin.byteLength / 2);
+  for (const [off, n, text] of rows) {
+    const pcm = new Float32Array(Number(n));
+    for (let i = 0; i < pcm.length; i++) pcm[i] = i16[Number(off) + i] / 32768;
+    const inp = await processor(pcm);
+    const out = await model({ input_values: inp.input_values });
+    const [, frames, V] = out.logits.dims;
+    items.push({ ref: text, logits: new Float32Array(out.logits.data), frames, V });
+  }
 }
 await model.dispose();
 
@@ -61,7 +73,7 @@ for (const it of items) {
   gw += ed(it.ref.split(" "), base.greedy(it.logits, it.frames, it.V).split(" ").filter(Boolean));
   wn += it.ref.split(" ").length;
 }
-console.log(`dev ${items.length} utts, greedy WER ${(100 * gw / wn).toFixed(2)}%`);
+console.log(`dev ${DEV.map((d) => d.name).join(" + ")}: ${items.length} utts, greedy WER ${(100 * gw / wn).toFixed(2)}%`);
 const ALPHAS = (arg("--alphas") ?? "0.8,0.9,1,1.1,1.2").split(",").map(Number);
 const BETAS = (arg("--betas") ?? "-0.5,0,0.5,1").split(",").map(Number);
 const UNKS = (arg("--unks") ?? "-Infinity,-14").split(",").map(Number);
@@ -103,7 +115,7 @@ if (WRITE && Number.isFinite(best.wer)) {
         alpha: best.alpha,
         beta: best.beta,
         unkScore: Number.isFinite(best.unkScore) ? best.unkScore : null,
-        tuned_on: `dev split (${items.length} held-out sentences x held-out voices, not the eval set)`,
+        tuned_on: `dev split (${DEV.map((d) => `${d.name}${Number.isFinite(d.n) ? `:${d.n}` : ""}`).join(" + ")}: ${items.length} utterances, held-out sentences, not the eval set)`,
         beam_width: BEAM,
         dev_wer_beam: Number(best.wer.toFixed(4)),
         dev_wer_greedy: Number((gw / wn).toFixed(4)),
