@@ -13,7 +13,7 @@ import { Baresip } from "../origin/sip/testdata/baresip.ts";
 import { loadCtcRecognizer } from "../origin/asr/ctc_decoder.ts";
 import { wordErrorRate as wer } from "../origin/asr/error_rate.ts";
 import { int16ToFloat, resampleAll } from "../lib/audio/resampler.ts";
-import { call, freePort, ParleyProcess, waitReady } from "./e2e/stack_process.ts";
+import { call, freePort, ParleyProcess, seededDataDir, waitReady } from "./e2e/stack_process.ts";
 import { roomEventParser, type SseRoomEvent } from "./room_sse.ts";
 import { testDatabaseUrl, withScratchPostgres } from "../db/testing.ts";
 
@@ -81,7 +81,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "parley-sip-e2e-" });
+    const dir = await seededDataDir("parley-sip-e2e-");
     const port = freePort();
     const sipPort = freePort();
     const rtpMin = 20000 + (Deno.pid % 400) * 20;
