@@ -31,7 +31,7 @@ export async function migrationsDigest(...extra: string[]): Promise<string> {
 const TEMPLATE_RECIPE = "2";
 const pgliteKey = () => migrationsDigest(TEMPLATE_RECIPE, import.meta.resolve("@electric-sql/pglite"));
 
-/** Write `bytes` to `path` through a private file renamed into place: a reader never sees half a file. */
+/** Make `path` (a file or a directory) under a private name and rename it into place: nobody sees half of it. */
 async function publish(path: string, write: (part: string) => Promise<void>): Promise<void> {
   const part = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 6)}`;
   try {

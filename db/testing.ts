@@ -43,7 +43,16 @@ async function ensurePgTemplate(url: string): Promise<string> {
     try {
       const d = await openDatabase({ url: withDbName(url, building) });
       await d.close();
-      await admin.unsafe(`alter database ${building} rename to ${name}`);
+      // The server may still count the closed pool's backends for a moment ("being accessed by other users").
+      for (let attempt = 0;; attempt++) {
+        try {
+          await admin.unsafe(`alter database ${building} rename to ${name}`);
+          break;
+        } catch (e) {
+          if ((e as { code?: string }).code !== "55006" || attempt >= 50) throw e;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
     } catch (e) {
       await admin.unsafe(`drop database if exists ${building} with (force)`);
       // another process finished the same template first: use theirs
