@@ -2,9 +2,13 @@
  * Fresh, migrated databases for tests. Default: PGlite restored from a migrated template dump (much faster
  * than migrating each fresh DB; docs/benchmarks.md). With PARLEY_TEST_DATABASE_URL set (CI's second pass), each call creates a new
  * database on that real PostgreSQL server from a migrated template database, and drops it on close.
+ *
+ * Both templates are shared by every test file of a run and by later runs (db/test_template.ts says why and
+ * how they are named).
  */
 import postgres from "postgres";
 import { type Database, openDatabase } from "./client.ts";
+import { migrationsDigest, pgliteTemplateDump } from "./test_template.ts";
 import { configureLogging } from "../lib/log.ts";
 import type { NewJob } from "./tts_jobs.ts";
 
@@ -23,21 +27,42 @@ function withDbName(url: string, name: string): string {
   return u.toString();
 }
 
+/**
+ * The migrated template database on the server at `url`, shared by every test file of a run (and by later
+ * runs against the same server). Built under a private name and renamed when complete, so a template that
+ * exists under the final name is always fully migrated, even if a builder died halfway.
+ */
 async function ensurePgTemplate(url: string): Promise<string> {
-  const name = `parley_tmpl_${Deno.pid}`;
+  const name = `parley_tmpl_${await migrationsDigest()}`;
   const admin = postgres(url, { max: 1, onnotice: () => {} });
   try {
-    await admin.unsafe(`drop database if exists ${name}`);
-    await admin.unsafe(`create database ${name}`);
+    const [found] = await admin`select 1 as ok from pg_database where datname = ${name}`;
+    if (found) return name;
+    const building = `${name}_b${Deno.pid}_${crypto.randomUUID().slice(0, 6)}`;
+    await admin.unsafe(`create database ${building}`);
+    try {
+      const d = await openDatabase({ url: withDbName(url, building) });
+      await d.close();
+      // The server may still count the closed pool's backends for a moment ("being accessed by other users").
+      for (let attempt = 0;; attempt++) {
+        try {
+          await admin.unsafe(`alter database ${building} rename to ${name}`);
+          break;
+        } catch (e) {
+          if ((e as { code?: string }).code !== "55006" || attempt >= 50) throw e;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    } catch (e) {
+      await admin.unsafe(`drop database if exists ${building} with (force)`);
+      // another process finished the same template first: use theirs
+      const [other] = await admin`select 1 as ok from pg_database where datname = ${name}`;
+      if (!other) throw e;
+    }
+    return name;
   } finally {
     await admin.end();
   }
-  const d = await openDatabase({ url: withDbName(url, name) });
-  await d.close();
-  globalThis.addEventListener("unload", () => {
-    // best effort: templates are per-pid and dropped by CI's cluster teardown anyway
-  });
-  return name;
 }
 
 /**
@@ -97,15 +122,7 @@ export async function openTestDatabase(): Promise<Database> {
       },
     }) as Database;
   }
-  pgliteTemplate ??= (async () => {
-    const { PGlite } = await import("@electric-sql/pglite");
-    const t = await openDatabase({ dataDir: "memory://" });
-    // reach the underlying PGlite through drizzle's session client to dump it
-    const client = (t.db as unknown as { $client: InstanceType<typeof PGlite> }).$client;
-    const blob = await client.dumpDataDir("none");
-    await t.close();
-    return blob;
-  })();
+  pgliteTemplate ??= pgliteTemplateDump();
   return await openDatabase({ dataDir: "memory://", loadDataDir: await pgliteTemplate, migrate: false });
 }
 

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { testDatabaseUrl, withScratchPostgres } from "../db/testing.ts";
-import { freePort } from "./e2e/stack_process.ts";
+import { freePort, seededDataDir } from "./e2e/stack_process.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -98,7 +98,8 @@ Deno.test({
   // `deno task start` always runs on PGlite: the PostgreSQL pass would only repeat it.
   ignore: testDatabaseUrl() !== undefined,
 }, async () => {
-  const dataDir = await Deno.makeTempDir();
+  // A migrated database: a first start (initdb, migrations) is the test above; this one is about the engines.
+  const dataDir = await seededDataDir();
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
   const p = spawn(["run", "-A", "--unstable-worker-options", "main.ts", "all"], {

@@ -22,7 +22,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { readFileSync } from "node:fs";
-import { call, freePort, ParleyProcess, waitReady } from "./stack_process.ts";
+import { call, freePort, ParleyProcess, seededDataDir, waitReady } from "./stack_process.ts";
 import { TestClient } from "../../origin/session/test_client.ts";
 import { ListenerClient } from "../../origin/rooms/test_listener.ts";
 import { encodeWav, readWav } from "../../origin/pipeline/wav.ts";
@@ -80,7 +80,7 @@ const { cases, test } = caseList();
 test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data channels + SSE), idle track", async () => {
   {
     const port = freePort();
-    const dataDir = await Deno.makeTempDir();
+    const dataDir = await seededDataDir();
     const proc = new ParleyProcess("all", {
       PORT: String(port),
       ORIGIN_PORT: String(freePort()),

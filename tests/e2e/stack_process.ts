@@ -2,7 +2,20 @@
  * Parley as real processes for end-to-end tests: `main.ts all` on a temp PGlite dir, or separate `main.ts edge`
  * and `main.ts origin` processes on a PostgreSQL database. Parses the URL and the first admin key from stdout.
  */
+import { seedPgliteDataDir } from "../../db/test_template.ts";
+
 const ROOT = new URL("../../", import.meta.url).pathname;
+
+/**
+ * A temp DATA_DIR holding an already migrated PGlite database, for process stacks whose test is not about a
+ * first start (tests/startup_test.ts and tests/pglite_restart_test.ts start on empty ones): a fresh data dir
+ * costs every start PGlite's initdb and all migrations.
+ */
+export async function seededDataDir(prefix = "parley-e2e-"): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix });
+  await seedPgliteDataDir(dir);
+  return dir;
+}
 
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });

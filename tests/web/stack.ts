@@ -1,11 +1,11 @@
 /**
  * A whole Parley process (edge + origin, `main.ts all`) as a subprocess on free loopback ports with a temp
- * DATA_DIR: the browser tests talk to exactly what `deno task start` runs, and wrtc stays isolated from the
+ * DATA_DIR (an already migrated database): the browser tests talk to exactly what `deno task start` runs, and wrtc stays isolated from the
  * test process. The first admin key is read from stdout.
  */
 const ROOT = new URL("../..", import.meta.url).pathname;
 
-import { freePort } from "../e2e/stack_process.ts";
+import { freePort, seededDataDir } from "../e2e/stack_process.ts";
 
 export interface ProcessStack {
   url: string;
@@ -21,7 +21,7 @@ export async function startProcessStack(
   env: Record<string, string> = {},
   opts: { readyMs?: number } = {},
 ): Promise<ProcessStack> {
-  const dataDir = await Deno.makeTempDir({ prefix: "parley-web-" });
+  const dataDir = await seededDataDir("parley-web-");
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--unstable-worker-options", "main.ts", "all"],
