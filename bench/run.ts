@@ -103,6 +103,11 @@ const BENCHES: Record<
     what:
       "intelligibility through a live session: say → WebRTC client recording → PocketSphinx CLI, beside direct",
   },
+  speech_judge: {
+    file: "speech_judge.ts",
+    what:
+      "intelligibility of TTS job chunks joined (lead cut, trimmed pauses) vs the whole sentence, PocketSphinx",
+  },
   openai_api: {
     file: "openai_api.ts",
     what:
