@@ -6,6 +6,7 @@
  * a new digest, hence a new template. Migrating an empty database stays tested where it is the subject
  * (db/client_test.ts, tests/startup_test.ts, tests/pglite_restart_test.ts).
  */
+import { concatBytes } from "../lib/audio/bytes.ts";
 import { MIGRATIONS_DIR, openDatabase } from "./client.ts";
 
 const TMP = Deno.env.get("TMPDIR") || "/tmp";
@@ -20,10 +21,9 @@ export async function migrationsDigest(...extra: string[]): Promise<string> {
   for (const n of [...names, ...meta]) {
     parts.push(enc.encode(`${n}\n`), Deno.readFileSync(`${MIGRATIONS_DIR}/${n}`), enc.encode("\n"));
   }
-  const all = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) all.set(p, (o += p.length) - p.length);
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", concatBytes(parts) as Uint8Array<ArrayBuffer>),
+  );
   return Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 

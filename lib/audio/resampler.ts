@@ -174,6 +174,11 @@ export function floatToInt16(x: Float32Array): Int16Array {
   return out;
 }
 
+/** Engine output as Int16: Int16 as it is, float converted (floatToInt16). */
+export function asInt16(x: Int16Array | Float32Array): Int16Array {
+  return x instanceof Int16Array ? x : floatToInt16(x);
+}
+
 export function int16ToFloat(x: Int16Array): Float32Array {
   const out = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) out[i] = x[i] / 32768;

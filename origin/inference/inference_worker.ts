@@ -9,14 +9,12 @@ import type { SynthesisEngine, TtsConfig } from "../tts/engine.ts";
 import type { TtsEngineName } from "../../protocol/engines.ts";
 import type { SileroVad } from "../pipeline/silero_vad.ts";
 import type { DenoiseStates } from "../audio/denoise_states.ts";
-import { floatToInt16, resampleAll } from "../../lib/audio/resampler.ts";
+import { asInt16, floatToInt16, resampleAll } from "../../lib/audio/resampler.ts";
 import os from "node:os";
 import { EngineError, fromWire, toWire } from "./errors.ts";
 import { renderSsml } from "../tts/ssml_render.ts";
 import { trimEdges } from "../tts/trim_edges.ts";
 import { MAX_SPEED, MIN_SPEED } from "../../protocol/voices.ts";
-
-const asInt16 = (x: Float32Array | Int16Array) => x instanceof Int16Array ? x : floatToInt16(x);
 
 let asr: AsrEngine | null = null;
 let vad: SileroVad | null = null;

@@ -17,7 +17,7 @@ import type { SynthPhoneme, SynthWord } from "../tts/engine.ts";
 import { splitSentences } from "../tts/sentences.ts";
 import { splitLead } from "../../protocol/lead_split.ts";
 import { JOIN_PAUSE_MS, START_PAUSE_MS, trimEdges } from "../tts/trim_edges.ts";
-import { floatToInt16 } from "../../lib/audio/resampler.ts";
+import { asInt16 } from "../../lib/audio/resampler.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 import type { Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
@@ -196,7 +196,7 @@ export class Speaker {
           return;
         }
         const raw = res.r;
-        const whole = { ...raw, pcm: raw.pcm instanceof Int16Array ? raw.pcm : floatToInt16(raw.pcm) };
+        const whole = { ...raw, pcm: asInt16(raw.pcm) };
         const trim = sentences[i].trim;
         const r = trim ? trimEdges(whole, trim) : whole;
         const pcm = r.pcm;

@@ -6,7 +6,7 @@
 import { InferencePool } from "../inference/pool.ts";
 import type { TtsConfig } from "../tts/engine.ts";
 import type { TtsEngineName } from "../../protocol/engines.ts";
-import { floatToInt16 } from "../../lib/audio/resampler.ts";
+import { asInt16 } from "../../lib/audio/resampler.ts";
 import { parseSsml } from "../../protocol/ssml.ts";
 
 /** Silence kept before the first and after the last word (origin/tts/trim_edges.ts); unset = as synthesized. */
@@ -69,7 +69,7 @@ export class PoolSynthesizer implements ChunkSynthesizer {
       trim: opts.trim,
       words: false, // a job stores audio only
     }, { priority: "normal", retry: true });
-    const pcm = r.pcm instanceof Int16Array ? r.pcm : floatToInt16(r.pcm);
+    const pcm = asInt16(r.pcm);
     return {
       pcm: new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength),
       sampleRate: r.sampleRate,

@@ -1,7 +1,7 @@
 /**
  * A whole Parley process (edge + origin, `main.ts all`) as a subprocess on free loopback ports with a temp
- * DATA_DIR (an already migrated database): the browser tests talk to exactly what `deno task start` runs, and wrtc stays isolated from the
- * test process. The first admin key is read from stdout.
+ * DATA_DIR (an already migrated database): the browser tests talk to exactly what `deno task start` runs, and
+ * wrtc stays isolated from the test process. The first admin key is read from stdout.
  */
 const ROOT = new URL("../..", import.meta.url).pathname;
 
