@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { ASR_ENGINE_SETTINGS, TTS_ENGINES } from "../protocol/engines.ts";
 import { resolveVoice } from "../protocol/voices.ts";
+import { parseSphinxArgs, SPHINX_SEARCHES } from "./sphinx_args.ts";
 
 const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) =>
   ["true", "1", "yes"].includes(v)
@@ -70,6 +71,19 @@ export const CONFIG_SCHEMA = {
   SPHINX_JSGF: z.string().min(1).optional(),
   /** Folder holding libpocketsphinx.so.3 and libsphinxbase.so.3. */
   SPHINX_LIB_DIR: z.string().min(1).optional(),
+  /** `live`: bounded real-time search; `full`: PocketSphinx's defaults (origin/asr/sphinx/sphinx_detect.ts). */
+  SPHINX_SEARCH: z.enum(SPHINX_SEARCHES).default("live"),
+  /** How long a speech worker keeps an idle PocketSphinx decoder beyond its warm ones (each holds ~90 MB). */
+  SPHINX_IDLE_DECODER_MS: int(0, 3_600_000).default(60_000),
+  /** Further `-name value` decoder arguments, after the search preset. */
+  SPHINX_ARGS: z.string().optional().refine((v) => {
+    try {
+      parseSphinxArgs(v);
+      return true;
+    } catch {
+      return false;
+    }
+  }, { message: 'must be "-name value" pairs, e.g. "-beam 1e-60 -pl_window 5"' }),
   TTS_ENGINE: z.enum(TTS_ENGINES).default("flite"),
   /** The default voice; unset → the engine's own default (flite rms, espeak en-us). Validated below. */
   TTS_VOICE: z.string().min(1).optional(),

@@ -31,6 +31,9 @@ type EngineSettings = Pick<
   | "SPHINX_DICT"
   | "SPHINX_JSGF"
   | "SPHINX_LIB_DIR"
+  | "SPHINX_SEARCH"
+  | "SPHINX_ARGS"
+  | "SPHINX_IDLE_DECODER_MS"
 >;
 
 /** One onnxruntime intra-op thread per worker: several workers share few cores. */

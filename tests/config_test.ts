@@ -22,6 +22,9 @@ Deno.test("config: a bad value names the variable", () => {
       [{ INTERNAL_SECRET: "short" }, "INTERNAL_SECRET"],
       [{ ALLOW_REMOTE_MODELS: "maybe" }, "ALLOW_REMOTE_MODELS"],
       [{ HEARTBEAT_MS: "5000", NODE_TIMEOUT_MS: "4000" }, "NODE_TIMEOUT_MS"],
+      [{ SPHINX_SEARCH: "fast" }, "SPHINX_SEARCH"],
+      [{ SPHINX_ARGS: "-beam" }, "SPHINX_ARGS"],
+      [{ SPHINX_ARGS: "beam 1e-60" }, "SPHINX_ARGS"],
     ] as const
   ) {
     assert.throws(

@@ -9,15 +9,20 @@ import type { AsrConfig, AsrEngine } from "./engine.ts";
 /**
  * PocketSphinx decoders per speech worker. A stream holds a decoder only while an utterance runs, so this bounds
  * the utterances one worker decodes at once, not its sessions; each decoder is its own model copy (~90 MB). A
- * worker is one thread and a decoder needs a good part of a core in real time, so more than a few concurrent
- * utterances only fall behind: the extra ones wait (their audio kept) for a decoder to come free.
+ * worker is one thread; with the `live` search a decoder needs about a tenth of a core in real time, so one
+ * worker keeps up with about eight utterances at once, and more only fall behind: the extra ones wait (their
+ * audio kept) for a decoder to come free.
  */
-export const SPHINX_DECODERS_PER_WORKER = 4;
+export const SPHINX_DECODERS_PER_WORKER = 8;
 /** Built at worker start, before the origin reports ready: the first utterances pay no model load. */
 export const SPHINX_PREWARM_PER_WORKER = 2;
-/** Idle decoders a worker keeps (more are freed) and the warm level its housekeeping restores. */
+/** Idle decoders a worker keeps for good (more are freed after `SPHINX_IDLE_DECODER_MS` idle). */
 export const SPHINX_KEEP_IDLE = 2;
-export const SPHINX_WARM_IDLE = 1;
+/**
+ * Idle decoders a worker keeps ready, built off its thread between jobs: a new utterance normally finds one, and
+ * a burst of them waits for a build without stalling the worker's other streams.
+ */
+export const SPHINX_WARM_IDLE = 2;
 
 const LOADERS: Record<AsrEngineName, (config: AsrConfig) => Promise<AsrEngine>> = {
   ctc: async (config) => (await import("./ctc_engine.ts")).CtcEngine.load(config),
@@ -30,6 +35,8 @@ const LOADERS: Record<AsrEngineName, (config: AsrConfig) => Promise<AsrEngine>> 
       prewarm: SPHINX_PREWARM_PER_WORKER,
       keepIdle: SPHINX_KEEP_IDLE,
       warmIdle: SPHINX_WARM_IDLE,
+      idleTimeoutMs: config.sphinx?.idleDecoderMs,
+      asyncBuilds: true,
     });
   },
 };

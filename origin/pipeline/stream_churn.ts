@@ -61,10 +61,12 @@ async function main(): Promise<void> {
   const sessions = arg("sessions", 60);
   const concurrency = arg("concurrency", 8);
   const speechMs = arg("speech-ms", 800);
-  const settleMs = arg("settle-ms", 3000);
+  // Surplus idle decoders are freed after this long idle (production: 60 s), checked every second.
+  const idleDecoderMs = arg("idle-decoder-ms", 1000);
+  const settleMs = arg("settle-ms", idleDecoderMs + 4000);
   const emit = (s: unknown) => console.log(JSON.stringify(s));
   const hub = await EngineHub.create({
-    ...engineHubConfig(parseConfig({ ASR_ENGINE: "sphinx" })),
+    ...engineHubConfig(parseConfig({ ASR_ENGINE: "sphinx", SPHINX_IDLE_DECODER_MS: String(idleDecoderMs) })),
     workers: 2,
     jobTimeoutMs: 120_000,
   });

@@ -110,18 +110,48 @@ export class SphinxDecoder {
    * Throws SphinxUnavailableError when files are missing, SphinxInitError when PocketSphinx refuses them.
    */
   static open(settings: SphinxConfig = sphinxConfigFromEnv()): SphinxDecoder {
+    const b = SphinxDecoder.begin(settings);
+    let ps: Deno.PointerValue;
+    try {
+      ps = b.lib.ps.ps_init(b.config);
+    } catch (e) {
+      b.abandon();
+      throw e;
+    }
+    return b.complete(ps);
+  }
+
+  /**
+   * Like `open`, but the model load (`ps_init`, most of the cost) runs on a thread of Deno's blocking pool, so
+   * the calling worker keeps serving its other streams meanwhile. Decoders share no mutable native state (the
+   * library's logging is set once, at load, and decoders are built without `-logfn`), so a build may run while
+   * other decoders decode.
+   */
+  static async openAsync(settings: SphinxConfig = sphinxConfigFromEnv()): Promise<SphinxDecoder> {
+    const b = SphinxDecoder.begin(settings);
+    let ps: Deno.PointerValue;
+    try {
+      ps = await b.lib.ps.ps_init_nonblocking(b.config);
+    } catch (e) {
+      b.abandon();
+      throw e;
+    }
+    return b.complete(ps);
+  }
+
+  /** Checks, parses the arguments and holds the library (so it cannot be unloaded under a build in flight). */
+  private static begin(settings: SphinxConfig) {
     const avail = detectSphinx(settings);
     if (!avail.available) throw new SphinxUnavailableError(avail.message, avail.missingPackages);
     const lib = sphinxLibrary(settings.libDir);
     const t0 = performance.now();
+    // No `-logfn`: it would reopen the library's one global log file while other decoders may be writing to it.
     const args = new CStringArray([
       "-hmm",
       settings.modelDir,
       "-dict",
       settings.dict,
       ...(settings.jsgf ? ["-jsgf", settings.jsgf] : ["-lm", settings.lm]),
-      "-logfn",
-      "/dev/null",
       ...settings.extraArgs,
     ]);
     const { ps: P, base: B } = lib;
@@ -131,21 +161,27 @@ export class SphinxDecoder {
         `PocketSphinx rejected the decoder arguments ${JSON.stringify(args.values)} (SPHINX_LOG=1 shows why)`,
       );
     }
-    const ps = P.ps_init(config);
-    if (!ps) {
-      B.cmd_ln_free_r(config);
-      const what = settings.jsgf ? `grammar ${settings.jsgf}` : `LM ${settings.lm}`;
-      const msg =
-        `PocketSphinx could not load model ${settings.modelDir}, ${what}, dict ${settings.dict} (SPHINX_LOG=1 shows why)`;
-      log_.error("sphinx decoder init failed", { modelDir: settings.modelDir });
-      throw new SphinxInitError(msg);
-    }
     lib.hold();
-    mOpen.inc();
-    const seconds = (performance.now() - t0) / 1000;
-    mInit.observe(seconds);
-    log_.debug("sphinx decoder ready", { initMs: Math.round(seconds * 1000), modelDir: settings.modelDir });
-    return new SphinxDecoder(lib, ps, config, settings);
+    const abandon = () => {
+      lib.release();
+      B.cmd_ln_free_r(config);
+    };
+    const complete = (ps: Deno.PointerValue): SphinxDecoder => {
+      if (!ps) {
+        abandon();
+        const what = settings.jsgf ? `grammar ${settings.jsgf}` : `LM ${settings.lm}`;
+        const msg =
+          `PocketSphinx could not load model ${settings.modelDir}, ${what}, dict ${settings.dict} (SPHINX_LOG=1 shows why)`;
+        log_.error("sphinx decoder init failed", { modelDir: settings.modelDir });
+        throw new SphinxInitError(msg);
+      }
+      mOpen.inc();
+      const seconds = (performance.now() - t0) / 1000;
+      mInit.observe(seconds);
+      log_.debug("sphinx decoder ready", { initMs: Math.round(seconds * 1000), modelDir: settings.modelDir });
+      return new SphinxDecoder(lib, ps, config, settings);
+    };
+    return { lib, config, abandon, complete };
   }
 
   get closed(): boolean {

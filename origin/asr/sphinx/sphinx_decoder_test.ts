@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { wordErrorRate } from "../error_rate.ts";
 import { SphinxDecoder } from "./sphinx_decoder.ts";
 import { probeSphinx } from "./sphinx_probe.ts";
-import { DEFAULT_SPHINX_CONFIG, detectSphinx, sphinxConfigFrom } from "./sphinx_detect.ts";
+import {
+  DEFAULT_SPHINX_CONFIG,
+  detectSphinx,
+  SPHINX_SEARCH_PRESETS,
+  sphinxConfigFrom,
+} from "./sphinx_detect.ts";
 import {
   SphinxClosedError,
   SphinxDecodeError,
@@ -128,6 +133,25 @@ Deno.test("sphinx: close frees the decoder, is idempotent, and use after close t
     assertThrowsKind(use, SphinxClosedError, "sphinx decoder is closed");
   }
   assertThrowsKind(() => d.reset(), SphinxClosedError);
+});
+
+Deno.test("sphinx: search presets, SPHINX_ARGS laid over them, bad values refused", () => {
+  assert.deepEqual(sphinxConfigFrom({}).extraArgs, [...SPHINX_SEARCH_PRESETS.live]);
+  assert.deepEqual(DEFAULT_SPHINX_CONFIG.extraArgs, [...SPHINX_SEARCH_PRESETS.live]);
+  assert.deepEqual(sphinxConfigFrom({ SPHINX_SEARCH: "full" }).extraArgs, []);
+  assert.deepEqual(
+    sphinxConfigFrom({ SPHINX_ARGS: "-maxhmmpf 10000 -pl_window 5" }).extraArgs,
+    ["-fwdflat", "no", "-maxhmmpf", "10000", "-maxwpf", "5", "-pl_window", "5"],
+  );
+  assert.throws(() => sphinxConfigFrom({ SPHINX_SEARCH: "fast" }), RangeError);
+  assert.throws(() => sphinxConfigFrom({ SPHINX_ARGS: "-beam" }), RangeError);
+  // An override of a preset option builds (PocketSphinx refuses an option given twice); an unknown one does not.
+  SphinxDecoder.open(sphinxConfigFrom({ SPHINX_ARGS: "-maxhmmpf 10000" })).close();
+  assertThrowsKind(
+    () => SphinxDecoder.open(sphinxConfigFrom({ SPHINX_ARGS: "-no_such_option 1" })),
+    SphinxInitError,
+    "rejected",
+  );
 });
 
 Deno.test("sphinx: missing files give the one-line install message", () => {

@@ -22,8 +22,12 @@ export interface SphinxEngineOptions {
   config?: SphinxConfig;
   /** Decoders alive at once in this worker (lent + idle). Default 4. */
   maxDecoders?: number;
-  /** Idle decoders kept when released (more are freed). Default 2. */
+  /** Idle decoders kept for good when released (more are freed). Default 2. */
   keepIdle?: number;
+  /** Idle decoders beyond `keepIdle` are freed after this long idle. Default 0: on release. */
+  idleTimeoutMs?: number;
+  /** Model loads after start-up run off the worker's thread (SphinxPool `asyncBuilds`). Default false. */
+  asyncBuilds?: boolean;
   /** `housekeeping()` keeps this many idle. Default 1. */
   warmIdle?: number;
   /** Decoders built at load so the first utterances do not pay the model load. Default 1. */
@@ -39,10 +43,16 @@ export class SphinxEngine implements AsrEngine {
   private readonly streams = new Set<SphinxStream>();
   private readonly utteranceStreams = new Set<SphinxUtteranceStream>();
   private disposed = false;
+  /** Frees surplus idle decoders when no job comes to run `housekeeping()` (an origin gone quiet). */
+  private readonly trimTimer?: ReturnType<typeof setInterval>;
 
   private constructor(readonly pool: SphinxPool) {
     const c = pool.config;
     this.model = `${c.modelDir} + ${c.jsgf ?? c.lm} + ${c.dict}`;
+    if (pool.idleTimeoutMs > 0) {
+      this.trimTimer = setInterval(() => pool.trimIdle(), Math.max(1_000, pool.idleTimeoutMs / 2));
+      Deno.unrefTimer(this.trimTimer);
+    }
   }
 
   /** Throws SphinxUnavailableError (one line naming the Debian packages) when PocketSphinx is missing. */
@@ -57,6 +67,8 @@ export class SphinxEngine implements AsrEngine {
       maxDecoders: opts.maxDecoders,
       keepIdle: opts.keepIdle,
       warmIdle: opts.warmIdle,
+      idleTimeoutMs: opts.idleTimeoutMs,
+      asyncBuilds: opts.asyncBuilds,
     });
     try {
       pool.prewarm(opts.prewarm ?? 1);
@@ -97,6 +109,7 @@ export class SphinxEngine implements AsrEngine {
   /** Between jobs: builds a warm idle decoder if the pool is below its warm level. True when it built one. */
   housekeeping(): boolean {
     if (this.disposed) return false;
+    this.pool.trimIdle();
     return this.pool.refill();
   }
 
@@ -116,14 +129,15 @@ export class SphinxEngine implements AsrEngine {
     return s;
   }
 
-  /** Closes every open stream and frees every decoder. Idempotent. */
+  /** Closes every open stream and frees every decoder, builds in flight included once they land. Idempotent. */
   dispose(): Promise<void> {
-    if (this.disposed) return Promise.resolve();
+    if (this.disposed) return this.pool.settled();
     this.disposed = true;
+    clearInterval(this.trimTimer);
     for (const s of [...this.streams]) s.close();
     for (const s of [...this.utteranceStreams]) s.close();
     this.pool.close();
-    return Promise.resolve();
+    return this.pool.settled();
   }
 }
 

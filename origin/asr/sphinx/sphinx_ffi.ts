@@ -3,14 +3,16 @@
  *
  * One loaded library pair per isolate (process or worker): `sphinxLibrary()` opens it on first use and
  * `closeSphinxLibrary()` unloads it once no decoder holds it. `cmd_ln_init` is variadic, so configs are built with
- * `cmd_ln_parse_r(NULL, ps_args(), argc, argv, 0)`. All calls are synchronous: run decoders in an inference
- * worker, never on the media loop.
+ * `cmd_ln_parse_r(NULL, ps_args(), argc, argv, 0)`. All calls but `ps_init_nonblocking` are synchronous: run
+ * decoders in an inference worker, never on the media loop.
  */
 import { SphinxClosedError } from "./sphinx_errors.ts";
 
 const POCKETSPHINX = {
   ps_args: { parameters: [], result: "pointer" },
   ps_init: { parameters: ["pointer"], result: "pointer" },
+  /** The same call on a thread of Deno's blocking pool (a promise): a model load need not stall its worker. */
+  ps_init_nonblocking: { name: "ps_init", parameters: ["pointer"], result: "pointer", nonblocking: true },
   ps_free: { parameters: ["pointer"], result: "i32" },
   ps_start_stream: { parameters: ["pointer"], result: "i32" },
   ps_start_utt: { parameters: ["pointer"], result: "i32" },
@@ -72,8 +74,9 @@ export class SphinxLibrary {
       base.close();
       throw e;
     }
-    // Silence sphinxbase's global logger (it prints the whole config and model loading to stderr); a decoder's
-    // `-logfn` would redirect it again, so decoders are built with `-logfn /dev/null` as well.
+    // Silence sphinxbase's global logger (it prints the whole config and model loading to stderr). It is one
+    // per process, shared by every isolate's decoders, so decoders are built without `-logfn` (which would
+    // reopen it).
     if (Deno.env.get("SPHINX_LOG") !== "1") base.symbols.err_set_logfp(null);
     return new SphinxLibrary(ps, base, paths);
   }

@@ -4,11 +4,19 @@
  * stream, resets them on release and reuses them; `refill()` (between jobs) builds a new warm one after a lend.
  *
  * Bounds: at most `maxDecoders` alive (lent + idle), plus at most one short-lived overflow decoder
- * (`takeOverflow`, for a confirmed result that cannot wait); at most `keepIdle` idle ones. A released decoder
- * beyond those is freed at once (`ps_free`, then the freed heap goes back to the OS), so a burst of sessions
- * does not leave its peak of native memory behind.
+ * (`takeOverflow`, for a confirmed result that cannot wait); at most `keepIdle` idle ones for good. A released
+ * decoder beyond those is freed (`ps_free`, then the freed heap goes back to the OS), so a burst of sessions
+ * does not leave its peak of native memory behind: at once, or with `idleTimeoutMs` once it has been idle that
+ * long (`trimIdle()`), so that utterances coming and going at a steady rate do not free and rebuild a decoder
+ * (a model load) every few seconds.
  *
- * `acquire` waits (FIFO) while all are lent. `close()` frees every decoder, idle and lent, and rejects waiters.
+ * With `asyncBuilds`, a model load never runs on the caller's thread after start-up: `take()` with none idle
+ * starts a build on Deno's blocking pool and returns null (a stream keeps its audio meanwhile), and `refill()`
+ * keeps `warmIdle` decoders ready the same way. A worker then goes on decoding its other streams while a decoder
+ * is built, instead of stalling all of them for a model load.
+ *
+ * `acquire` waits (FIFO) while all are lent. `close()` frees every decoder, idle and lent, and rejects waiters;
+ * a build still in flight is freed when it lands (`settled()` resolves then).
  */
 import { registry } from "../../../lib/metrics.ts";
 import { SphinxDecoder } from "./sphinx_decoder.ts";
@@ -25,8 +33,19 @@ export interface SphinxPoolOptions {
   keepIdle?: number;
   /** `refill()` builds idle decoders up to this many. Default 1 (at most `keepIdle`). */
   warmIdle?: number;
+  /**
+   * Idle decoders beyond `keepIdle` are kept this long before `trimIdle()` frees them. Default 0: freed on
+   * release.
+   */
+  idleTimeoutMs?: number;
+  /** The clock for idle times (tests). Default `performance.now`. */
+  now?: () => number;
   /** How decoders are built; a test may count or fail them. */
   openDecoder?: (config: SphinxConfig) => SphinxDecoder;
+  /** Build off the caller's thread after start-up (see above). Default false. */
+  asyncBuilds?: boolean;
+  /** How decoders are built off-thread. Default `SphinxDecoder.openAsync`. */
+  openDecoderAsync?: (config: SphinxConfig) => Promise<SphinxDecoder>;
 }
 
 export interface SphinxPoolStats {
@@ -37,6 +56,8 @@ export interface SphinxPoolStats {
   created: number;
   /** Decoders freed over the pool's life (beyond the idle bound, broken, or at close). */
   freed: number;
+  /** Off-thread builds in flight. */
+  building: number;
 }
 
 interface Waiter {
@@ -60,15 +81,32 @@ const mFreed = registry.counter(
   "PocketSphinx decoders freed by pools, by why (surplus, broken, close)",
 );
 
+const mBuildFailed = registry.counter(
+  "parley_sphinx_decoder_build_failures_total",
+  "Off-thread PocketSphinx decoder builds that failed (the next take builds in place and reports the error)",
+);
+
 type BuildReason = "prewarm" | "refill" | "demand" | "overflow";
+
+/** After an off-thread build failed, builds run in place for this long, so the error reaches a caller. */
+const BUILD_FAILURE_BACKOFF_MS = 5_000;
 
 export class SphinxPool {
   readonly config: SphinxConfig;
   readonly maxDecoders: number;
   readonly keepIdle: number;
   readonly warmIdle: number;
+  readonly idleTimeoutMs: number;
   private readonly open: (config: SphinxConfig) => SphinxDecoder;
+  private readonly openAsync: (config: SphinxConfig) => Promise<SphinxDecoder>;
+  readonly asyncBuilds: boolean;
+  private building = 0;
+  private readonly inFlight = new Set<Promise<void>>();
+  private lastBuildFailure = -Infinity;
+  private readonly now: () => number;
+  /** Oldest first; `take()` lends the most recently released (its running cepstral mean is the freshest). */
   private idle: SphinxDecoder[] = [];
+  private readonly idleSince = new WeakMap<SphinxDecoder, number>();
   private readonly lent = new Set<SphinxDecoder>();
   private waiters: Waiter[] = [];
   private created = 0;
@@ -80,7 +118,11 @@ export class SphinxPool {
     this.maxDecoders = Math.max(1, Math.floor(opts.maxDecoders ?? 4));
     this.keepIdle = Math.max(1, Math.min(this.maxDecoders, Math.floor(opts.keepIdle ?? 2)));
     this.warmIdle = Math.max(0, Math.min(this.keepIdle, Math.floor(opts.warmIdle ?? 1)));
+    this.idleTimeoutMs = Math.max(0, opts.idleTimeoutMs ?? 0);
     this.open = opts.openDecoder ?? ((c) => SphinxDecoder.open(c));
+    this.openAsync = opts.openDecoderAsync ?? ((c) => SphinxDecoder.openAsync(c));
+    this.asyncBuilds = opts.asyncBuilds ?? false;
+    this.now = opts.now ?? (() => performance.now());
   }
 
   get closed(): boolean {
@@ -99,6 +141,7 @@ export class SphinxPool {
       waiting: this.waiters.length,
       created: this.created,
       freed: this.freed,
+      building: this.building,
     };
   }
 
@@ -107,7 +150,7 @@ export class SphinxPool {
     this.assertOpen("prewarm");
     const target = Math.min(n, this.keepIdle);
     while (this.idle.length < target && this.alive < this.maxDecoders) {
-      this.idle.push(this.build("prewarm"));
+      this.park(this.build("prewarm"));
     }
   }
 
@@ -116,18 +159,61 @@ export class SphinxPool {
    * True when it built one (the caller may call again).
    */
   refill(): boolean {
-    if (this.isClosed || this.idle.length >= this.warmIdle || this.alive >= this.maxDecoders) return false;
-    this.idle.push(this.build("refill"));
+    if (this.isClosed) return false;
+    if (this.offThread()) {
+      while (
+        this.idle.length + this.building < this.warmIdle && this.alive + this.building < this.maxDecoders
+      ) {
+        this.buildOffThread("refill");
+      }
+      return false;
+    }
+    if (this.idle.length >= this.warmIdle || this.alive >= this.maxDecoders) return false;
+    this.park(this.build("refill"));
     return true;
   }
 
-  /** A decoder now, without waiting: an idle one, or a new one within the bound; null when all are lent. */
-  take(): SphinxDecoder | null {
+  /**
+   * Frees idle decoders beyond `keepIdle` that have been idle for `idleTimeoutMs` (oldest first). Cheap when
+   * there is nothing to free; returns how many it freed.
+   */
+  trimIdle(): number {
+    if (this.isClosed) return 0;
+    const now = this.now();
+    let n = 0;
+    while (this.idle.length > this.keepIdle) {
+      const oldest = this.idle[0];
+      if (now - (this.idleSince.get(oldest) ?? now) < this.idleTimeoutMs) break;
+      this.idle.shift();
+      this.free(oldest, "surplus", false);
+      n++;
+    }
+    if (n > 0) trimNativeHeap();
+    return n;
+  }
+
+  /**
+   * A decoder now, without waiting: an idle one, or a new one within the bound; null when all are lent. With
+   * off-thread builds, null while the build it started (one per call with `build`) is in flight.
+   */
+  take(build = true): SphinxDecoder | null {
     this.assertOpen("take");
     const ready = this.idle.pop();
     if (ready) return this.lend(ready);
+    if (this.offThread()) {
+      // One build per caller that found none (a caller asking again passes `build = false`): a burst of new
+      // utterances gets as many builds, within the bound.
+      if (build && this.alive + this.building < this.maxDecoders) this.buildOffThread("demand");
+      return null;
+    }
+    if (!build) return null;
     if (this.alive < this.maxDecoders) return this.lend(this.build("demand"));
     return null;
+  }
+
+  /** Resolves once no off-thread build is in flight (after `close()`: once the last one has been freed). */
+  async settled(): Promise<void> {
+    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
   }
 
   /**
@@ -196,8 +282,10 @@ export class SphinxPool {
     if (w) {
       this.detach(w);
       w.resolve(this.lend(decoder));
-    } else if (this.idle.length < this.keepIdle && this.alive < this.maxDecoders) {
-      this.idle.push(decoder);
+    } else if (
+      (this.idle.length < this.keepIdle || this.idleTimeoutMs > 0) && this.alive < this.maxDecoders
+    ) {
+      this.park(decoder);
     } else {
       this.free(decoder, "surplus");
     }
@@ -219,6 +307,39 @@ export class SphinxPool {
     trimNativeHeap();
   }
 
+  private offThread(): boolean {
+    return this.asyncBuilds && this.now() - this.lastBuildFailure >= BUILD_FAILURE_BACKOFF_MS;
+  }
+
+  /** A build on the blocking pool; when it lands the decoder serves a waiter, or waits idle, or is freed. */
+  private buildOffThread(reason: "refill" | "demand"): void {
+    this.building++;
+    const p = this.openAsync(this.config).then(
+      (d) => {
+        this.building--;
+        this.created++;
+        mBuilt.inc({ reason });
+        if (this.isClosed) {
+          this.free(d, "close");
+          return;
+        }
+        const w = this.waiters.shift();
+        if (w) {
+          this.detach(w);
+          w.resolve(this.lend(d));
+        } else {
+          this.park(d);
+        }
+      },
+      () => {
+        this.building--;
+        this.lastBuildFailure = this.now();
+        mBuildFailed.inc();
+      },
+    ).finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+  }
+
   private build(reason: BuildReason): SphinxDecoder {
     const d = this.open(this.config);
     this.created++;
@@ -232,6 +353,11 @@ export class SphinxPool {
     this.freed++;
     mFreed.inc({ reason });
     if (wasOpen && trim) trimNativeHeap();
+  }
+
+  private park(d: SphinxDecoder): void {
+    this.idleSince.set(d, this.now());
+    this.idle.push(d);
   }
 
   private lend(d: SphinxDecoder): SphinxDecoder {

@@ -38,6 +38,8 @@ export class SphinxUtteranceStream implements AsrStream {
   /** Audio of the running utterance not yet fed (no decoder was free). */
   private backlog: Int16Array[] = [];
   private backlogSamples = 0;
+  /** This utterance already asked the pool for a build (off-thread builds): do not ask again. */
+  private asked = false;
   private isClosed = false;
 
   constructor(
@@ -85,6 +87,7 @@ export class SphinxUtteranceStream implements AsrStream {
     if (!this.decoder && !this.backlogSamples) return toAsrResult(emptyResult(), 0);
     const d = this.decoder ?? this.startOn(this.pool.takeOverflow());
     this.decoder = null;
+    this.asked = false;
     try {
       const r = d.finish();
       return toAsrResult(r, performance.now() - t0);
@@ -94,6 +97,7 @@ export class SphinxUtteranceStream implements AsrStream {
   }
 
   cancel(): void {
+    this.asked = false;
     this.backlog = [];
     this.backlogSamples = 0;
     const d = this.decoder;
@@ -113,7 +117,9 @@ export class SphinxUtteranceStream implements AsrStream {
   }
 
   private tryTake(): SphinxDecoder | null {
-    const d = this.pool.take();
+    // Only the utterance's first try may start a build; later tries take whatever is idle by then.
+    const d = this.pool.take(!this.asked);
+    this.asked = !d;
     return d ? this.startOn(d) : null;
   }
 

@@ -49,7 +49,14 @@ Deno.test("sphinx utterance stream: a decoder only while an utterance runs; sile
     feedAll(streams[3], pcm.subarray(0, 8000));
     assert.equal(engine.housekeeping(), true, "none idle after a lend: housekeeping builds a warm one");
     assert.equal(engine.housekeeping(), false);
-    assert.deepEqual(engine.pool.stats(), { idle: 1, lent: 1, waiting: 0, created: 2, freed: 0 });
+    assert.deepEqual(engine.pool.stats(), {
+      idle: 1,
+      lent: 1,
+      waiting: 0,
+      created: 2,
+      freed: 0,
+      building: 0,
+    });
     assert.deepEqual(streams[2].finish().alternatives, [], "finish without audio: empty, no decoder");
     for (const x of streams) x.close();
     assert.equal(engine.pool.stats().lent, 0);
