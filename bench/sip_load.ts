@@ -42,7 +42,11 @@ const ASR = arg("asr", "auto");
 if (!Number.isInteger(CALLS) || CALLS < 1) {
   throw new Error(`--calls must be a positive integer, got ${CALLS}`);
 }
-const SENTENCE = "the hem fell shortly below her knees";
+// `--wav F --ref "words"`: a recording (any rate, 16-bit mono WAV) and its transcript instead of espeak-ng's
+// sentence, e.g. a pocketsphinx-testdata LibriVox file to judge PocketSphinx on human speech over the phone.
+const WAV = arg("wav", "");
+const SENTENCE = WAV ? arg("ref", "") : "the hem fell shortly below her knees";
+if (WAV && !SENTENCE) throw new Error("--wav needs --ref with its transcript");
 
 configureLogging({ level: "warn" });
 const pct = (xs: number[], p: number) => {
@@ -51,10 +55,10 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor(p / 100 * s.length))];
 };
 
-// ---- material: espeak sentence → 8 kHz → G.711 RTP pcap (1 s silence, speech, 2 s silence) ----
+// ---- material: espeak sentence (or --wav) → 8 kHz → G.711 RTP pcap (1 s silence, speech, 2 s silence) ----
 const tmp = Deno.makeTempDirSync({ prefix: "sip-load-" });
-const raw = `${tmp}/s.wav`;
-await new Deno.Command("espeak-ng", { args: ["-w", raw, SENTENCE] }).output();
+const raw = WAV || `${tmp}/s.wav`;
+if (!WAV) await new Deno.Command("espeak-ng", { args: ["-w", raw, SENTENCE] }).output();
 const w = readWav(raw);
 const speech = floatToInt16(resampleAll(int16ToFloat(w.samples), w.sampleRate, 8000));
 const pcm = new Int16Array(8000 + speech.length + 16000);

@@ -3,7 +3,7 @@ import { alignCtc } from "./ctc_align.ts";
 import { loadCtcRecognizer } from "./ctc_decoder.ts";
 import { EspeakEngine } from "../tts/espeak_engine.ts";
 import { int16ToFloat, resampleAll } from "../../lib/audio/resampler.ts";
-import { isLowConfidence } from "./junk_filter.ts";
+import { isLowConfidence, MIN_CONFIDENCE_BY_ENGINE } from "./junk_filter.ts";
 
 const VOCAB = ["<pad>", "|", "'", ..."abcdefghijklmnopqrstuvwxyz"];
 const id = (c: string) => VOCAB.indexOf(c === " " ? "|" : c);
@@ -52,6 +52,12 @@ Deno.test("isLowConfidence: all words below the threshold drops; one sure word k
   assert.equal(isLowConfidence({ confidence: 0.2 }, 0.5), true);
   assert.equal(isLowConfidence({ confidence: null }, 0.5), false);
   assert.equal(isLowConfidence({ confidence: 0.9, words: [w(null)] }, 0.5), false);
+  // sphinx runs without the filter (its threshold is 0): even a zero posterior keeps the result.
+  assert.equal(MIN_CONFIDENCE_BY_ENGINE.sphinx, 0);
+  assert.equal(
+    isLowConfidence({ confidence: 0, words: [w(0), w(0)] }, MIN_CONFIDENCE_BY_ENGINE.sphinx!),
+    false,
+  );
 });
 
 /** Sentences with espeak-ng's own word start times (shared with bench/word_timing.ts). */
