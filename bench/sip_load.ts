@@ -27,7 +27,6 @@ import { EngineHub } from "../origin/pipeline/engine_hub.ts";
 import { SessionManager } from "../origin/session/session_manager.ts";
 import { SipGateway } from "../origin/call/sip_gateway.ts";
 import { SipUas } from "../origin/sip/uas.ts";
-import { mediaClock } from "../origin/sip/media_clock.ts";
 import { floatToInt16, int16ToFloat, resampleAll } from "../lib/audio/resampler.ts";
 import { readWav } from "../origin/pipeline/wav.ts";
 import { rtpPcap } from "./rtp_pcap.ts";
@@ -238,7 +237,7 @@ const table = [
   (mainThread
     ? `; main thread: ${mainThread.cpu_s} s on a CPU, ${mainThread.runqueue_wait_s} s runnable but waiting for one`
     : "") +
-  `; media clock skipped ${mediaClock.skipped} ticks after stalls.`,
+  `; media clock skipped ${uas.rtpWorker.skippedTicks} ticks after stalls.`,
 ];
 console.log("\n" + table.join("\n") + "\n");
 console.log(JSON.stringify(
@@ -266,7 +265,7 @@ console.log(JSON.stringify(
     load_avg_end: loadEnd.map((x) => Number(x.toFixed(1))),
     load_avg_during: { mean: Number(loadMean.toFixed(1)), max: Number(Math.max(...loadSamples).toFixed(1)) },
     main_thread: mainThread,
-    clock_skipped_ticks: mediaClock.skipped,
+    clock_skipped_ticks: uas.rtpWorker.skippedTicks,
   },
 ));
 if (sipp.code !== 0) console.log(new TextDecoder().decode(sipp.stderr).slice(-2000));
