@@ -36,9 +36,13 @@ export interface MediaClockOptions {
   maxBacklog?: number;
   /** Timer, then Atomics.wait, then a spin to the due instant (see above). Off the main isolate only. */
   precise?: boolean;
-  /** Precise mode: the timer fires this long before the due instant. Default 2 ms. */
+  /** Precise mode: the timer fires this long before the due instant. Default 5 ms. */
   leadMs?: number;
-  /** Precise mode: Atomics.wait ends this long before the due instant, the rest is a spin. Default 0.2 ms. */
+  /**
+   * Precise mode: Atomics.wait ends this long before the due instant, the rest is a spin. Default 1 ms: a
+   * sleeping thread sometimes wakes a millisecond or more late (an idle virtual CPU above all), a spinning one
+   * does not; it costs that much CPU per period.
+   */
   spinMs?: number;
   /** Runs after every pass (the RTP worker posts the pass's batch to main here). */
   afterPass?: () => void;
@@ -74,8 +78,8 @@ export class MediaClock {
     this.#maxBacklog = Math.max(this.#maxCatchUp, o.maxBacklog ?? 5);
     this.#log = (o.log ?? rootLog).child({ component: "rtp_clock" });
     this.#precise = o.precise ?? false;
-    this.#leadMs = o.leadMs ?? 2;
-    this.#spinMs = o.spinMs ?? 0.2;
+    this.#leadMs = o.leadMs ?? 5;
+    this.#spinMs = o.spinMs ?? 1;
     this.#afterPass = o.afterPass;
     this.#metrics = o.metrics ?? registryRtpMetrics;
   }

@@ -232,7 +232,8 @@ export class RtpEndpoint implements MediaClockMember {
     this.#marker = false;
     this.#seq = (this.#seq + 1) & 0xffff;
     this.sockets.rtp.send(pkt, this.#remote.port, this.#remote.address);
-    // The send instant is taken right after the send call: what the pacing figures say is what happened.
+    // Taken at the send call, not the planned instant: the pacing figures say when each send was made. (Deno's
+    // node:dgram hands the datagram to the kernel a little later, after the pass, in the same turn.)
     const sentAt = performance.now();
     this.stats.packetsOut++;
     this.stats.octetsOut += payload.length;

@@ -29,8 +29,15 @@ export interface RtpWorkerOptions {
   deadAfterMs?: number;
   /** Starts the worker (a test keeps the handle to kill it). */
   spawn?: () => Worker;
+  /** A worker that has not loaded its modules (posted `ready`) within this is lost. Default 30000 ms. */
+  startTimeoutMs?: number;
   /** Bound on the polite shutdown in close(). Default 1000 ms. */
   closeTimeoutMs?: number;
+  /**
+   * SCHED_FIFO priority (1–99) for the worker's thread, so its sends are not delayed behind other runnable
+   * threads; 0 leaves the scheduling alone. Best effort (thread_priority.ts). Default 10.
+   */
+  realtimePriority?: number;
 }
 
 type Reply = Extract<RtpWorkerEvent, { type: "reply" }>;
@@ -46,12 +53,17 @@ export class RtpWorker {
   readonly #deadAfterMs: number;
   readonly #spawn: () => Worker;
   readonly #closeTimeoutMs: number;
+  readonly #realtimePriority: number;
+  readonly #startTimeoutMs: number;
   #worker: Worker | undefined;
   #generation = 0;
   #nextReq = 1;
   readonly #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   readonly #clients = new Map<number, RtpWorkerClient>();
   #lastHeard = 0;
+  /** The current worker posted `ready` (its modules loaded): only then does silence count as death. */
+  #ready = false;
+  #spawnedAt = 0;
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #watchdogDue = 0;
   #skippedBefore = 0;
@@ -65,6 +77,8 @@ export class RtpWorker {
     this.#deadAfterMs = o.deadAfterMs ?? 3000;
     this.#spawn = o.spawn ?? defaultSpawn;
     this.#closeTimeoutMs = o.closeTimeoutMs ?? 1000;
+    this.#realtimePriority = o.realtimePriority ?? 10;
+    this.#startTimeoutMs = o.startTimeoutMs ?? 30_000;
   }
 
   /** The current worker's incarnation: a lease bound in an older one died with it. */
@@ -139,6 +153,8 @@ export class RtpWorker {
     const w = this.#spawn();
     this.#worker = w;
     this.#lastHeard = performance.now();
+    this.#spawnedAt = this.#lastHeard;
+    this.#ready = false;
     const generation = this.#generation;
     w.onmessage = (e: MessageEvent<RtpWorkerEvent>) => {
       if (generation === this.#generation) this.#onMessage(e.data);
@@ -150,6 +166,7 @@ export class RtpWorker {
     w.onmessageerror = () => {
       if (generation === this.#generation) this.#fail("rtp worker message could not be read");
     };
+    w.postMessage({ type: "init", realtimePriority: this.#realtimePriority } satisfies RtpWorkerCommand);
     const every = Math.max(20, Math.min(500, this.#deadAfterMs / 4));
     this.#watchdogDue = performance.now() + every;
     this.#watchdog = setInterval(() => this.#check(every), every);
@@ -161,6 +178,13 @@ export class RtpWorker {
     const now = performance.now();
     const late = now - this.#watchdogDue;
     this.#watchdogDue = now + every;
+    // Loading (and, under `deno test`, type-checking) the worker's modules can take seconds on a busy machine.
+    if (!this.#ready) {
+      if (now - this.#spawnedAt > this.#startTimeoutMs) {
+        this.#fail(`rtp worker did not start within ${this.#startTimeoutMs} ms`);
+      }
+      return;
+    }
     // This isolate itself was blocked: the worker's messages are waiting in the queue, not missing.
     if (late > this.#deadAfterMs / 2) {
       this.#lastHeard = now;
@@ -175,6 +199,7 @@ export class RtpWorker {
     this.#lastHeard = performance.now();
     switch (m.type) {
       case "ready":
+        this.#ready = true;
         return;
       case "reply": {
         const p = this.#pending.get(m.req);

@@ -11,8 +11,16 @@ import { RtpEndpoint } from "./rtp_endpoint.ts";
 import { RtpMetricsBatcher } from "./rtp_metrics_batcher.ts";
 import type { RtpEndpointReport, RtpWorkerCommand, RtpWorkerEvent } from "./rtp_worker_types.ts";
 import type { Logger } from "../../lib/log.ts";
+import { raiseThreadPriority } from "./thread_priority.ts";
 
 const METRICS_EVERY_MS = 1000;
+/**
+ * Deno's node:dgram allocates a fresh receive buffer of this size for every datagram (64 KiB unless set; on
+ * Linux it doubles the value given to setRecvBufferSize, which here sizes only that buffer, not SO_RCVBUF).
+ * At 50 packets a second per call, 64 KiB each would be most of the worker's garbage and its collections
+ * pause the send clock. RTP and RTCP datagrams are far smaller; a longer datagram is cut and counted as junk.
+ */
+const RECEIVE_BUFFER_BYTES = 4096;
 
 interface Bound {
   rtp: dgram.Socket;
@@ -61,6 +69,12 @@ export class RtpWorkerRuntime {
 
   async #dispatch(cmd: RtpWorkerCommand): Promise<void> {
     switch (cmd.type) {
+      case "init": {
+        const r = raiseThreadPriority(cmd.realtimePriority);
+        const level = r.policy === "fifo" || cmd.realtimePriority === 0 ? "info" : "warn";
+        this.#log[level]("rtp worker thread priority", { policy: r.policy, detail: r.detail });
+        return;
+      }
       case "bind": {
         const ok = !this.#closed && !this.#bound.has(cmd.port) && await this.#bind(cmd.host, cmd.port);
         this.#post({ type: "reply", req: cmd.req, ok });
@@ -81,6 +95,7 @@ export class RtpWorkerRuntime {
         }
         b.endpoint = new RtpEndpoint(cmd.config, b, this.#metrics);
         this.#clock.add(b.endpoint);
+
         return;
       }
       case "update":
@@ -128,6 +143,7 @@ export class RtpWorkerRuntime {
       if (rtp) await closeSocket(rtp);
       return false;
     }
+    for (const s of [rtp, rtcp]) s.setRecvBufferSize(RECEIVE_BUFFER_BYTES / 2);
     this.#bound.set(port, { rtp, rtcp });
     return true;
   }

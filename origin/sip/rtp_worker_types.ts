@@ -67,6 +67,8 @@ export interface RtpMediaUpdate {
 
 /** Main → worker. */
 export type RtpWorkerCommand =
+  /** First message: raise the worker thread's scheduling priority (SCHED_FIFO priority, 0: leave it). */
+  | { type: "init"; realtimePriority: number }
   | { type: "bind"; req: number; host: string; port: number }
   | { type: "unbind"; req: number; port: number }
   | { type: "open"; config: RtpEndpointConfig }

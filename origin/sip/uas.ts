@@ -70,6 +70,8 @@ export interface SipUasOptions {
    * first call and closed with the UAS (one per origin process).
    */
   rtpWorker?: RtpWorker;
+  /** SCHED_FIFO priority for the UAS's own RTP worker thread (0: normal scheduling). Default 10. */
+  rtpRealtimePriority?: number;
   log?: Logger;
 }
 
@@ -98,7 +100,7 @@ export class SipUas implements CallHost {
     this.mediaTimeoutMs = o.mediaTimeoutMs ?? 0;
     this.pacingSamples = o.pacingSamples ?? 0;
     this.#ownsRtpWorker = o.rtpWorker === undefined;
-    this.rtpWorker = o.rtpWorker ?? new RtpWorker({ log: this.log });
+    this.rtpWorker = o.rtpWorker ?? new RtpWorker({ log: this.log, realtimePriority: o.rtpRealtimePriority });
     this.transport = new SipTransport({ host: o.host, port: o.port }, (b, p) => this.#onBytes(b, p));
     this.ports = new PortAllocator(o.host, o.rtpPortMin, o.rtpPortMax, this.rtpWorker);
     if (o.credentials) {
