@@ -225,7 +225,7 @@ const table = [
   "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   `| ${CALLS} | ${answered} | ${maxConcurrent} | ${dropped} | ${cores.toFixed(2)} | ` +
   `${ms(latP50)} | ${ms(pct(lat, 99))} | ${pct(gaps, 50).toFixed(1)} ms | ` +
-  `${p99Gap.toFixed(1)} ms | ${Math.max(...gaps).toFixed(1)} ms | ${pct(lateness, 99).toFixed(1)} ms | ` +
+  `${p99Gap.toFixed(2)} ms | ${Math.max(...gaps).toFixed(1)} ms | ${pct(lateness, 99).toFixed(1)} ms | ` +
   `${lat.length} | ${meanWer.toFixed(2)} |`,
   "",
   `Goals (issue 22): no call dropped (${dropped === 0 ? "met" : "MISSED"}); ` +
@@ -257,11 +257,12 @@ console.log(JSON.stringify(
     confirmed_latency_ms: { p50: pct(lat, 50), p99: pct(lat, 99) },
     rtp_gap_ms: {
       n: gaps.length,
-      p50: Number(pct(gaps, 50).toFixed(1)),
-      p99: Number(pct(gaps, 99).toFixed(1)),
-      max: Number(Math.max(...gaps).toFixed(1)),
+      p50: Number(pct(gaps, 50).toFixed(2)),
+      p99: Number(pct(gaps, 99).toFixed(2)),
+      p999: Number(pct(gaps, 99.9).toFixed(2)),
+      max: Number(Math.max(...gaps).toFixed(2)),
     },
-    rtp_lateness_ms: { p50: Number(pct(lateness, 50).toFixed(1)), p99: Number(pct(lateness, 99).toFixed(1)) },
+    rtp_lateness_ms: { p50: Number(pct(lateness, 50).toFixed(2)), p99: Number(pct(lateness, 99).toFixed(2)) },
     load_avg_end: loadEnd.map((x) => Number(x.toFixed(1))),
     load_avg_during: { mean: Number(loadMean.toFixed(1)), max: Number(Math.max(...loadSamples).toFixed(1)) },
     main_thread: mainThread,
