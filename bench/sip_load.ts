@@ -27,7 +27,6 @@ import { EngineHub } from "../origin/pipeline/engine_hub.ts";
 import { SessionManager } from "../origin/session/session_manager.ts";
 import { SipGateway } from "../origin/call/sip_gateway.ts";
 import { SipUas } from "../origin/sip/uas.ts";
-import { mediaClock } from "../origin/sip/media_clock.ts";
 import { floatToInt16, int16ToFloat, resampleAll } from "../lib/audio/resampler.ts";
 import { readWav } from "../origin/pipeline/wav.ts";
 import { rtpPcap } from "./rtp_pcap.ts";
@@ -230,7 +229,7 @@ const table = [
   "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   `| ${CALLS} | ${answered} | ${maxConcurrent} | ${dropped} | ${cores.toFixed(2)} | ` +
   `${ms(latP50)} | ${ms(pct(lat, 99))} | ${pct(gaps, 50).toFixed(1)} ms | ` +
-  `${p99Gap.toFixed(1)} ms | ${Math.max(...gaps).toFixed(1)} ms | ${pct(lateness, 99).toFixed(1)} ms | ` +
+  `${p99Gap.toFixed(2)} ms | ${Math.max(...gaps).toFixed(1)} ms | ${pct(lateness, 99).toFixed(1)} ms | ` +
   `${lat.length} | ${meanWer.toFixed(2)} |`,
   "",
   `Goals (issue 22): no call dropped (${dropped === 0 ? "met" : "MISSED"}); ` +
@@ -242,7 +241,7 @@ const table = [
   (mainThread
     ? `; main thread: ${mainThread.cpu_s} s on a CPU, ${mainThread.runqueue_wait_s} s runnable but waiting for one`
     : "") +
-  `; media clock skipped ${mediaClock.skipped} ticks after stalls.`,
+  `; media clock skipped ${uas.rtpWorker.skippedTicks} ticks after stalls.`,
 ];
 console.log("\n" + table.join("\n") + "\n");
 console.log(JSON.stringify(
@@ -262,15 +261,16 @@ console.log(JSON.stringify(
     confirmed_latency_ms: { p50: pct(lat, 50), p99: pct(lat, 99) },
     rtp_gap_ms: {
       n: gaps.length,
-      p50: Number(pct(gaps, 50).toFixed(1)),
-      p99: Number(pct(gaps, 99).toFixed(1)),
-      max: Number(Math.max(...gaps).toFixed(1)),
+      p50: Number(pct(gaps, 50).toFixed(2)),
+      p99: Number(pct(gaps, 99).toFixed(2)),
+      p999: Number(pct(gaps, 99.9).toFixed(2)),
+      max: Number(Math.max(...gaps).toFixed(2)),
     },
-    rtp_lateness_ms: { p50: Number(pct(lateness, 50).toFixed(1)), p99: Number(pct(lateness, 99).toFixed(1)) },
+    rtp_lateness_ms: { p50: Number(pct(lateness, 50).toFixed(2)), p99: Number(pct(lateness, 99).toFixed(2)) },
     load_avg_end: loadEnd.map((x) => Number(x.toFixed(1))),
     load_avg_during: { mean: Number(loadMean.toFixed(1)), max: Number(Math.max(...loadSamples).toFixed(1)) },
     main_thread: mainThread,
-    clock_skipped_ticks: mediaClock.skipped,
+    clock_skipped_ticks: uas.rtpWorker.skippedTicks,
   },
 ));
 if (sipp.code !== 0) console.log(new TextDecoder().decode(sipp.stderr).slice(-2000));

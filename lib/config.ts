@@ -119,6 +119,12 @@ export const CONFIG_SCHEMA = {
   SIP_RTP_PORT_MAX: int(1025, 65535).default(40999),
   /** No RTP from a call (not held, no comfort noise) for this long → the call ends with `media_timeout`. */
   SIP_RTP_TIMEOUT_MS: int(1000, 3_600_000).default(30_000),
+  /**
+   * SCHED_FIFO priority of the RTP worker's thread (1–99; 0 = normal scheduling), so outbound packets leave on
+   * time while other threads are busy. Needs CAP_SYS_NICE (or RLIMIT_RTPRIO); without it a lower nice value is
+   * tried, then nothing changes (logged).
+   */
+  SIP_RTP_REALTIME_PRIORITY: int(0, 99).default(10),
   /** Comma-separated trunk addresses (IPv4 or IPv4/prefix) allowed to call without digest authentication. */
   SIP_TRUNKS: z.string().default("").transform((v, ctx) => {
     const list = v.split(",").map((x) => x.trim()).filter(Boolean);

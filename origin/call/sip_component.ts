@@ -53,6 +53,7 @@ export async function createSipComponent(
     credentials: gateway.credentials,
     realm: config.SIP_REALM,
     mediaTimeoutMs: config.SIP_RTP_TIMEOUT_MS,
+    rtpRealtimePriority: config.SIP_RTP_REALTIME_PRIORITY,
     pacingSamples: deps.pacingSamples,
     log: deps.log,
   });

@@ -48,6 +48,8 @@ export function closeReasonOf(reason: CallEndReason): { reason: CloseReason; mes
       return { reason: "media_timeout", message: "SIP session timer expired without refresh" };
     case "local_hangup":
       return { reason: "client_hangup" };
+    case "media_error":
+      return { reason: "error", message: "the call's RTP media failed (RTP worker lost)" };
     default:
       return { reason: "error", message: `call ended: ${reason}` };
   }

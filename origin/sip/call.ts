@@ -15,7 +15,6 @@ import type { ServerTransaction } from "./server_transaction.ts";
 import type { SessionTimerOffer } from "./session_timer.ts";
 import type { CallAudioHandler, CallEndReason, SipPeer, SipRequest } from "./sip_types.ts";
 import type { Logger } from "../../lib/log.ts";
-import type { MediaClock } from "./media_clock.ts";
 import { withTimeout } from "../../lib/with_timeout.ts";
 
 /** Bound on the application's onEnd (it may persist a `bye`); the release goes on after it regardless. */
@@ -29,7 +28,6 @@ export interface CallHost {
   readonly localPort: number;
   readonly mediaTimeoutMs: number;
   readonly pacingSamples: number;
-  readonly mediaClock?: MediaClock;
   readonly allowHeader: string;
   allocatePorts(): Promise<PortLease>;
   send(bytes: Uint8Array, peer: SipPeer): void;
@@ -230,10 +228,13 @@ export class Call {
       // The phone's SIP BYE may come only later (or never): release now and BYE its dialog ourselves.
       onRtcpBye: () => void this.#closeWith("remote_hangup", 480, true),
       onMediaTimeout: () => void this.close("media_timeout"),
+      onMediaFailure: (why) => {
+        this.host.log.error("sip call lost its media", { call: this.id, reason: why });
+        void this.close("media_error");
+      },
       onNeedAudio: this.#handler.onNeedAudio ? () => this.#handler.onNeedAudio?.() : undefined,
       cname: `parley-${this.id}`,
       recordPacing: this.host.pacingSamples,
-      clock: this.host.mediaClock,
     });
   }
 

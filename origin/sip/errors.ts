@@ -14,3 +14,7 @@ export class PortRangeExhausted extends Error {
 export class SdpNegotiationError extends Error {
   override name = "SdpNegotiationError";
 }
+/** The RTP worker crashed, stopped answering, or was closed: its calls' media is gone. */
+export class RtpWorkerLost extends Error {
+  override name = "RtpWorkerLost";
+}

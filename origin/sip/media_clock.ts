@@ -1,5 +1,5 @@
 /**
- * The origin's one RTP send clock: a single timer ticks every 20 ms and, in one pass, sends every call's due
+ * The origin's one RTP send clock (it runs in the RTP worker, rtp_worker.ts): a single timer ticks every 20 ms and, in one pass, sends every call's due
  * packet, then lets every call prepare (pull, resample, encode) its next packet. One timer instead of one per
  * call means one wake-up per period instead of one per call, and sending first means a call's send instant does
  * not wait behind any call's audio preparation.
@@ -11,10 +11,16 @@
  * at all: those ticks are skipped, members are told how many so their RTP timestamps keep wall-clock time (the
  * phone hears a gap, as after packet loss, instead of a delay that never goes away), and the skip is counted.
  *
+ * Precise mode (the RTP worker's clock): a timer wakes the thread `leadMs` before the due instant, so messages
+ * and datagrams that arrived meanwhile are handled first; then `Atomics.wait` sleeps until `spinMs` before it,
+ * and a short spin ends exactly on it. A timer alone fires up to about a millisecond late, which a 20 ms gap
+ * goal cannot absorb. The blocking part costs at most `leadMs` per period and is only allowed off the main
+ * isolate's event loop (the worker owns nothing else).
+ *
  * The timer runs only while the clock has members, so an idle origin (or a test) holds no timer.
  */
 import { log as rootLog, type Logger } from "../../lib/log.ts";
-import { registry } from "../../lib/metrics.ts";
+import { registryRtpMetrics, type RtpMetricsSink } from "./sip_metrics.ts";
 
 /** What the clock drives: one call's outbound RTP. */
 export interface MediaClockMember {
@@ -28,23 +34,21 @@ export interface MediaClockOptions {
   periodMs?: number;
   maxCatchUpPerPass?: number;
   maxBacklog?: number;
+  /** Timer, then Atomics.wait, then a spin to the due instant (see above). Off the main isolate only. */
+  precise?: boolean;
+  /** Precise mode: the timer fires this long before the due instant. Default 5 ms. */
+  leadMs?: number;
+  /**
+   * Precise mode: Atomics.wait ends this long before the due instant, the rest is a spin. Default 1 ms: a
+   * sleeping thread sometimes wakes a millisecond or more late (an idle virtual CPU above all), a spinning one
+   * does not; it costs that much CPU per period.
+   */
+  spinMs?: number;
+  /** Runs after every pass (the RTP worker posts the pass's batch to main here). */
+  afterPass?: () => void;
+  metrics?: RtpMetricsSink;
   log?: Logger;
 }
-
-const passGap = registry.histogram(
-  "parley_rtp_send_gap_seconds",
-  "Gap between consecutive passes of the shared RTP media clock (each pass sends every call's due packet)",
-  [0.005, 0.01, 0.015, 0.019, 0.021, 0.025, 0.03, 0.04, 0.06, 0.1, 0.25],
-);
-const passSeconds = registry.histogram(
-  "parley_rtp_clock_pass_seconds",
-  "Time one media clock pass took: every call's send, then every call's next-packet preparation",
-  [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05],
-);
-const skippedTicks = registry.counter(
-  "parley_rtp_clock_skipped_ticks_total",
-  "20 ms RTP ticks the media clock skipped after a stall longer than its backlog",
-);
 
 export class MediaClock {
   readonly periodMs: number;
@@ -52,6 +56,12 @@ export class MediaClock {
   readonly #maxBacklog: number;
   readonly #log: Logger;
   readonly #members = new Set<MediaClockMember>();
+  readonly #precise: boolean;
+  readonly #leadMs: number;
+  readonly #spinMs: number;
+  readonly #afterPass?: () => void;
+  readonly #metrics: RtpMetricsSink;
+  readonly #sleeper = new Int32Array(new SharedArrayBuffer(4));
   #timer: ReturnType<typeof setTimeout> | undefined;
   #t0 = 0;
   #n = 0;
@@ -67,6 +77,11 @@ export class MediaClock {
     this.#maxCatchUp = Math.max(1, o.maxCatchUpPerPass ?? 2);
     this.#maxBacklog = Math.max(this.#maxCatchUp, o.maxBacklog ?? 5);
     this.#log = (o.log ?? rootLog).child({ component: "rtp_clock" });
+    this.#precise = o.precise ?? false;
+    this.#leadMs = o.leadMs ?? 5;
+    this.#spinMs = o.spinMs ?? 1;
+    this.#afterPass = o.afterPass;
+    this.#metrics = o.metrics ?? registryRtpMetrics;
   }
 
   get size(): number {
@@ -108,7 +123,16 @@ export class MediaClock {
 
   #schedule(): void {
     const due = this.#t0 + (this.#n + 1) * this.periodMs;
-    this.#timer = setTimeout(() => this.#pass(), Math.max(0, due - performance.now()));
+    if (!this.#precise) {
+      this.#timer = setTimeout(() => this.#pass(), Math.max(0, due - performance.now()));
+      return;
+    }
+    this.#timer = setTimeout(() => {
+      const rest = due - this.#spinMs - performance.now();
+      if (rest > 0) Atomics.wait(this.#sleeper, 0, 0, rest);
+      while (performance.now() < due) { /* the last fraction of a millisecond: a sleep would overshoot it */ }
+      this.#pass();
+    }, Math.max(0, due - this.#leadMs - performance.now()));
   }
 
   #pass(): void {
@@ -121,10 +145,10 @@ export class MediaClock {
       this.#n += skipped;
       due = 1;
       this.skipped += skipped;
-      skippedTicks.inc(undefined, skipped);
+      this.#metrics.count("skippedTicks", skipped);
       this.#noteSkip(skipped, now);
     }
-    passGap.observe((now - this.#lastPass) / 1000);
+    this.#metrics.observe("sendGap", (now - this.#lastPass) / 1000);
     this.#lastPass = now;
     const sends = Math.max(1, Math.min(due, this.#maxCatchUp));
     for (let i = 0; i < sends; i++) {
@@ -144,7 +168,12 @@ export class MediaClock {
         }
       }
     }
-    passSeconds.observe((performance.now() - now) / 1000);
+    this.#metrics.observe("passSeconds", (performance.now() - now) / 1000);
+    try {
+      this.#afterPass?.();
+    } catch (err) {
+      this.#log.error("rtp clock after-pass hook failed", { err });
+    }
     if (this.#members.size > 0 && !this.#closed) this.#schedule();
   }
 
@@ -160,6 +189,3 @@ export class MediaClock {
     this.#skipsSinceLog = 0;
   }
 }
-
-/** The origin's shared clock. */
-export const mediaClock: MediaClock = new MediaClock();

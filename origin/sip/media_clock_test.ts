@@ -1,15 +1,15 @@
 /**
  * The shared RTP media clock: drift-free 20 ms passes, every member sends before any prepares, bounded catch-up
  * after a late pass, skipped ticks reported after a long stall, no timer while empty, idempotent close; and an
- * RtpSession on it keeps its RTP timestamps on wall-clock time across a stall.
+ * RTP endpoint on it keeps its RTP timestamps on wall-clock time across a stall.
  */
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { MediaClock, type MediaClockMember } from "./media_clock.ts";
-import { PortAllocator } from "./port_allocator.ts";
-import { RtpSession } from "./rtp_session.ts";
+import { RtpEndpoint } from "./rtp_endpoint.ts";
+import { RtpMetricsBatcher } from "./rtp_metrics_batcher.ts";
 import { parseRtp } from "./rtp_packet.ts";
-import { rtpRange, waitFor } from "./testdata/harness.ts";
+import { waitFor } from "./testdata/harness.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const busy = (ms: number) => {
@@ -119,24 +119,43 @@ Deno.test("media clock: no timer without members; close is idempotent and ends t
   assert.equal(clock.running, false);
 });
 
-Deno.test("media clock: an RtpSession keeps RTP timestamps on wall-clock time across a stall", async () => {
-  const range = rtpRange(4);
-  const alloc = new PortAllocator("127.0.0.1", range.rtpPortMin, range.rtpPortMax);
-  const clock = new MediaClock();
+Deno.test("media clock: an RTP endpoint keeps RTP timestamps on wall-clock time across a stall", async () => {
+  const sockets = { rtp: dgram.createSocket("udp4"), rtcp: dgram.createSocket("udp4") };
+  await Promise.all(
+    [sockets.rtp, sockets.rtcp].map((s) => new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()))),
+  );
   const sock = dgram.createSocket("udp4");
   const got: Uint8Array[] = [];
   sock.on("message", (b) => got.push(new Uint8Array(b)));
   await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
-  const rtp = new RtpSession({
-    lease: await alloc.allocate(),
-    payloadType: 8,
-    remoteAddress: "127.0.0.1",
-    remotePort: sock.address().port,
-    direction: "sendrecv",
-    held: false,
-    clock,
-    recordPacing: 100,
+  const gaps: number[] = [];
+  const lateness: number[] = [];
+  // The endpoint runs on this thread's clock here, as it does on the RTP worker's.
+  const clock = new MediaClock({
+    afterPass: () => {
+      const r = ep.takeReport();
+      gaps.push(...r?.gaps ?? []);
+      lateness.push(...r?.lateness ?? []);
+    },
   });
+  const ep = new RtpEndpoint(
+    {
+      port: sockets.rtp.address().port,
+      payloadType: 8,
+      remoteAddress: "127.0.0.1",
+      remotePort: sock.address().port,
+      direction: "sendrecv",
+      held: false,
+      mediaTimeoutMs: 0,
+      rtcpIntervalMs: 5000,
+      cname: "test",
+      recordPacing: true,
+      queuePackets: 3,
+    },
+    sockets,
+    new RtpMetricsBatcher(),
+  );
+  clock.add(ep);
   try {
     await waitFor(() => got.length >= 3, 2000);
     busy(300);
@@ -149,17 +168,17 @@ Deno.test("media clock: an RtpSession keeps RTP timestamps on wall-clock time ac
     const span = (pkts[pkts.length - 1].timestamp - pkts[0].timestamp + 2 ** 32) % 2 ** 32;
     // Every tick, sent or skipped, advances the timestamp by one packet (160 samples).
     assert.equal(span, 160 * (pkts.length - 1 + clock.skipped));
-    assert.ok(rtp.gaps.length >= pkts.length - 2);
+    assert.ok(gaps.length >= pkts.length - 2);
     // Lateness counts the skipped ticks as elapsed: after the stall the packets are back on the grid.
-    const late = rtp.lateness.at(-1)!;
+    const late = lateness.at(-1)!;
     assert.ok(late < 100, `lateness after the stall ${late} ms`);
   } finally {
-    await rtp.close();
-    await rtp.close();
-    sock.close();
+    clock.remove(ep);
+    assert.ok(ep.close()?.stats, "the first close hands over the final figures");
+    assert.equal(ep.close(), undefined, "close is idempotent");
+    for (const s of [sock, sockets.rtp, sockets.rtcp]) s.close();
   }
   assert.equal(clock.size, 0);
   assert.equal(clock.running, false);
-  assert.equal(alloc.leased, 0);
   clock.close();
 });

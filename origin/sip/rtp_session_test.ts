@@ -1,11 +1,12 @@
 /**
- * RtpSession and PortAllocator with real UDP sockets on 127.0.0.1: symmetric RTP, echo of decoded audio,
+ * RtpSession and PortAllocator (sockets in the RTP worker) with real UDP sockets on 127.0.0.1: symmetric RTP, echo of decoded audio,
  * media timeout (and none during hold or comfort noise), RTCP BYE, 10k junk datagrams, pacing, and ports
  * that are always released.
  */
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { PortAllocator } from "./port_allocator.ts";
+import { RtpWorker } from "./rtp_worker_host.ts";
 import { RtpSession } from "./rtp_session.ts";
 import { buildRtp, parseRtp } from "./rtp_packet.ts";
 import { buildRtcp } from "./rtcp.ts";
@@ -33,7 +34,8 @@ function tone(n = 160): Int16Array {
 const range = rtpRange(3);
 
 Deno.test("rtp: symmetric RTP — media goes to where the remote's packets come from, not the SDP port", async () => {
-  const alloc = new PortAllocator("127.0.0.1", range.rtpPortMin, range.rtpPortMax);
+  const worker = new RtpWorker();
+  const alloc = new PortAllocator("127.0.0.1", range.rtpPortMin, range.rtpPortMax, worker);
   const p = await peer();
   const frames: Int16Array[] = [];
   const rtp = new RtpSession({
@@ -70,10 +72,12 @@ Deno.test("rtp: symmetric RTP — media goes to where the remote's packets come 
     p.sock.close();
   }
   assert.equal(alloc.leased, 0);
+  await worker.close();
 });
 
 Deno.test("rtp: media timeout fires when RTP stops, never while held or after comfort noise", async () => {
-  const alloc = new PortAllocator("127.0.0.1", range.rtpPortMin, range.rtpPortMax);
+  const worker = new RtpWorker();
+  const alloc = new PortAllocator("127.0.0.1", range.rtpPortMin, range.rtpPortMax, worker);
   const p = await peer();
   const send = (rtp: RtpSession, pt: number, seq: number) =>
     p.sock.send(
@@ -125,10 +129,12 @@ Deno.test("rtp: media timeout fires when RTP stops, never while held or after co
     p.sock.close();
   }
   assert.equal(alloc.leased, 0);
+  await worker.close();
 });
 
 Deno.test("rtp: RTCP BYE is reported; SR/RR are sent; 10k junk datagrams change nothing", async () => {
-  const alloc = new PortAllocator("127.0.0.1", range.rtpPortMin, range.rtpPortMax);
+  const worker = new RtpWorker();
+  const alloc = new PortAllocator("127.0.0.1", range.rtpPortMin, range.rtpPortMax, worker);
   const p = await peer();
   const rtcpPeer = await peer();
   let byes = 0;
@@ -202,13 +208,15 @@ Deno.test("rtp: RTCP BYE is reported; SR/RR are sent; 10k junk datagrams change 
     rtcpPeer.sock.close();
   }
   assert.equal(alloc.leased, 0);
+  await worker.close();
 });
 
 Deno.test("port allocator: exhaustion is an error, release is idempotent, foreign-held ports are skipped", async () => {
   const min = range.rtpPortMin + 200;
   const blocker = dgram.createSocket("udp4");
   await new Promise<void>((r) => blocker.bind(min, "127.0.0.1", () => r()));
-  const alloc = new PortAllocator("127.0.0.1", min, min + 5);
+  const worker = new RtpWorker();
+  const alloc = new PortAllocator("127.0.0.1", min, min + 5, worker);
   const a = await alloc.allocate();
   const b = await alloc.allocate();
   assert.deepEqual([a.port, b.port], [min + 2, min + 4]);
@@ -221,4 +229,5 @@ Deno.test("port allocator: exhaustion is an error, release is idempotent, foreig
   await Promise.all([b.release(), c.release()]);
   assert.equal(alloc.leased, 0);
   blocker.close();
+  await worker.close();
 });

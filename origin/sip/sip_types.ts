@@ -88,6 +88,8 @@ export type CallEndReason =
   | "ack_timeout"
   | "session_expired"
   | "bad_answer"
+  /** The RTP worker died (crash or hang): the call had no media any more. */
+  | "media_error"
   | "shutdown";
 
 /** What Parley (or a test) plugs into the UAS. Called once per new INVITE that passed access control. */

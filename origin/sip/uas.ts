@@ -9,7 +9,7 @@
  * again: it gets 481.
  */
 import { log as rootLog, type Logger } from "../../lib/log.ts";
-import { type MediaClock, mediaClock } from "./media_clock.ts";
+import { RtpWorker } from "./rtp_worker_host.ts";
 import { Call, type CallHost } from "./call.ts";
 import { ClientTransaction } from "./client_transaction.ts";
 import { type DigestAlgorithm, DigestAuthenticator } from "./digest.ts";
@@ -65,8 +65,13 @@ export interface SipUasOptions {
   shutdownGraceMs?: number;
   /** Keep this many outbound packet gaps per call for pacing statistics (0: none). */
   pacingSamples?: number;
-  /** The clock that sends every call's RTP; default the origin's shared one. */
-  mediaClock?: MediaClock;
+  /**
+   * The RTP worker that holds every call's RTP sockets and send clock; default one of its own, started on the
+   * first call and closed with the UAS (one per origin process).
+   */
+  rtpWorker?: RtpWorker;
+  /** SCHED_FIFO priority for the UAS's own RTP worker thread (0: normal scheduling). Default 10. */
+  rtpRealtimePriority?: number;
   log?: Logger;
 }
 
@@ -76,7 +81,8 @@ export class SipUas implements CallHost {
   readonly log: Logger;
   readonly mediaTimeoutMs: number;
   readonly pacingSamples: number;
-  readonly mediaClock: MediaClock;
+  readonly rtpWorker: RtpWorker;
+  readonly #ownsRtpWorker: boolean;
   readonly allowHeader = ALLOW;
   readonly #timers: SipTimers;
   readonly #serverTx = new Map<string, ServerTransaction>();
@@ -93,9 +99,10 @@ export class SipUas implements CallHost {
     this.#timers = { ...DEFAULT_TIMERS, ...o.timers };
     this.mediaTimeoutMs = o.mediaTimeoutMs ?? 0;
     this.pacingSamples = o.pacingSamples ?? 0;
-    this.mediaClock = o.mediaClock ?? mediaClock;
+    this.#ownsRtpWorker = o.rtpWorker === undefined;
+    this.rtpWorker = o.rtpWorker ?? new RtpWorker({ log: this.log, realtimePriority: o.rtpRealtimePriority });
     this.transport = new SipTransport({ host: o.host, port: o.port }, (b, p) => this.#onBytes(b, p));
-    this.ports = new PortAllocator(o.host, o.rtpPortMin, o.rtpPortMax);
+    this.ports = new PortAllocator(o.host, o.rtpPortMin, o.rtpPortMax, this.rtpWorker);
     if (o.credentials) {
       this.#auth = new DigestAuthenticator(o.realm ?? "parley", o.credentials, 300_000, o.digestAlgorithms);
     }
@@ -391,7 +398,7 @@ export class SipUas implements CallHost {
     return tx.done.finally(() => this.#clientTx.delete(branch));
   }
 
-  /** BYE to every call, then stop listening and release every port. Idempotent. */
+  /** BYE to every call, then stop listening, release every port and close the RTP worker. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     const calls = this.calls;
@@ -409,5 +416,6 @@ export class SipUas implements CallHost {
     this.#serverTx.clear();
     this.#clientTx.clear();
     await this.transport.close();
+    if (this.#ownsRtpWorker) await this.rtpWorker.close();
   }
 }

@@ -1,0 +1,306 @@
+/**
+ * The main isolate's handle on the origin's RTP worker (rtp_worker.ts): it starts the worker on first use,
+ * binds and unbinds port pairs in it (PortAllocator), routes each tick's batch to the calls' RtpSessions and
+ * answers their audio requests in one message, forwards the worker's metrics to this isolate's registry and its
+ * logs to this isolate's logger.
+ *
+ * Failure: an uncaught error in the worker, or no message from it for `deadAfterMs` while it has calls or
+ * requests outstanding (a hang, or a worker terminated behind our back), marks it lost: every call on it is
+ * told (`onWorkerLost`, the call ends with `media_error`), pending requests reject with RtpWorkerLost, and its
+ * ports are free again (a terminated worker's sockets close with it). The next bind starts a fresh worker.
+ * `close()` shuts the worker down (its sockets closed, then terminated); idempotent.
+ */
+import { log as rootLog, type Logger } from "../../lib/log.ts";
+import { RtpWorkerLost } from "./errors.ts";
+import { applyRtpMetrics, rtpMetrics } from "./sip_metrics.ts";
+import type { RtpEndpointReport, RtpWorkerCommand, RtpWorkerEvent } from "./rtp_worker_types.ts";
+
+/** What the worker host needs from one call's main-side session (RtpSession). */
+export interface RtpWorkerClient {
+  onReport(r: RtpEndpointReport): void;
+  /** Prepare up to `n` G.711 payloads now (fewer when there is no audio). */
+  prepare(n: number): Uint8Array[];
+  onWorkerLost(reason: string): void;
+}
+
+export interface RtpWorkerOptions {
+  log?: Logger;
+  /** Silence from a worker with calls or requests outstanding that counts as dead. Default 3000 ms. */
+  deadAfterMs?: number;
+  /** Starts the worker (a test keeps the handle to kill it). */
+  spawn?: () => Worker;
+  /** A worker that has not loaded its modules (posted `ready`) within this is lost. Default 30000 ms. */
+  startTimeoutMs?: number;
+  /** Bound on the polite shutdown in close(). Default 1000 ms. */
+  closeTimeoutMs?: number;
+  /**
+   * SCHED_FIFO priority (1–99) for the worker's thread, so its sends are not delayed behind other runnable
+   * threads; 0 leaves the scheduling alone. Best effort (thread_priority.ts). Default 10.
+   */
+  realtimePriority?: number;
+}
+
+type Reply = Extract<RtpWorkerEvent, { type: "reply" }>;
+type Request = Extract<RtpWorkerCommand, { req: number }>;
+/** Requests without their number (request() assigns it). */
+type RequestBody = Request extends infer R ? R extends { req: number } ? Omit<R, "req"> : never : never;
+
+const defaultSpawn = () =>
+  new Worker(new URL("./rtp_worker.ts", import.meta.url), { type: "module", name: "rtp" });
+
+export class RtpWorker {
+  readonly #log: Logger;
+  readonly #deadAfterMs: number;
+  readonly #spawn: () => Worker;
+  readonly #closeTimeoutMs: number;
+  readonly #realtimePriority: number;
+  readonly #startTimeoutMs: number;
+  #worker: Worker | undefined;
+  #generation = 0;
+  #nextReq = 1;
+  readonly #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+  readonly #clients = new Map<number, RtpWorkerClient>();
+  #lastHeard = 0;
+  /** The current worker posted `ready` (its modules loaded): only then does silence count as death. */
+  #ready = false;
+  #spawnedAt = 0;
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  #watchdogDue = 0;
+  #skippedBefore = 0;
+  #skippedNow = 0;
+  #closing: Promise<void> | undefined;
+  /** Worker deaths since this handle was created. */
+  failures = 0;
+
+  constructor(o: RtpWorkerOptions = {}) {
+    this.#log = (o.log ?? rootLog).child({ component: "rtp_worker" });
+    this.#deadAfterMs = o.deadAfterMs ?? 3000;
+    this.#spawn = o.spawn ?? defaultSpawn;
+    this.#closeTimeoutMs = o.closeTimeoutMs ?? 1000;
+    this.#realtimePriority = o.realtimePriority ?? 10;
+    this.#startTimeoutMs = o.startTimeoutMs ?? 30_000;
+  }
+
+  /** The current worker's incarnation: a lease bound in an older one died with it. */
+  get generation(): number {
+    return this.#generation;
+  }
+  get running(): boolean {
+    return this.#worker !== undefined;
+  }
+  /** Clock ticks skipped after stalls, over every incarnation. */
+  get skippedTicks(): number {
+    return this.#skippedBefore + this.#skippedNow;
+  }
+
+  /** Binds the RTP/RTCP pair in the worker; the incarnation it is bound in, or null when a port is taken. */
+  async bind(host: string, port: number): Promise<number | null> {
+    const r = await this.#request({ type: "bind", host, port });
+    return r.reply.ok ? r.generation : null;
+  }
+
+  /** Closes the pair's sockets in the worker and resolves after they are closed (at once if that worker died). */
+  async unbind(port: number, generation: number): Promise<void> {
+    if (generation !== this.#generation || !this.#worker) return;
+    try {
+      await this.#request({ type: "unbind", port });
+    } catch (e) {
+      if (!(e instanceof RtpWorkerLost)) throw e;
+    }
+  }
+
+  /** Routes the port's events to `client` (RtpSession, which then sends `open`). */
+  attach(port: number, client: RtpWorkerClient): void {
+    if (this.#idle()) this.#lastHeard = performance.now();
+    this.#clients.set(port, client);
+  }
+
+  detach(port: number, client: RtpWorkerClient): void {
+    if (this.#clients.get(port) === client) this.#clients.delete(port);
+  }
+
+  /** Fire-and-forget command for a port bound in `generation` (dropped when that worker is gone). */
+  post(cmd: RtpWorkerCommand, generation: number, transfer: Transferable[] = []): void {
+    if (generation !== this.#generation || !this.#worker) return;
+    this.#worker.postMessage(cmd, transfer);
+  }
+
+  /** A command with a reply, in `generation` (RtpWorkerLost when that worker is gone or dies meanwhile). */
+  async request(cmd: RequestBody, generation: number): Promise<Reply> {
+    if (generation !== this.#generation || !this.#worker) throw new RtpWorkerLost("rtp worker gone");
+    return (await this.#request(cmd)).reply;
+  }
+
+  async #request(cmd: RequestBody): Promise<{ reply: Reply; generation: number }> {
+    if (this.#closing) throw new RtpWorkerLost("rtp worker closed");
+    const worker = this.#ensure();
+    const generation = this.#generation;
+    const req = this.#nextReq++;
+    if (this.#idle()) this.#lastHeard = performance.now();
+    const reply = await new Promise<Reply>((resolve, reject) => {
+      this.#pending.set(req, { resolve, reject });
+      worker.postMessage({ ...cmd, req } as RtpWorkerCommand);
+    });
+    return { reply, generation };
+  }
+
+  #idle(): boolean {
+    return this.#clients.size === 0 && this.#pending.size === 0;
+  }
+
+  #ensure(): Worker {
+    if (this.#worker) return this.#worker;
+    const w = this.#spawn();
+    this.#worker = w;
+    this.#lastHeard = performance.now();
+    this.#spawnedAt = this.#lastHeard;
+    this.#ready = false;
+    const generation = this.#generation;
+    w.onmessage = (e: MessageEvent<RtpWorkerEvent>) => {
+      if (generation === this.#generation) this.#onMessage(e.data);
+    };
+    w.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      if (generation === this.#generation) this.#fail(`rtp worker crashed: ${e.message}`);
+    };
+    w.onmessageerror = () => {
+      if (generation === this.#generation) this.#fail("rtp worker message could not be read");
+    };
+    w.postMessage({ type: "init", realtimePriority: this.#realtimePriority } satisfies RtpWorkerCommand);
+    const every = Math.max(20, Math.min(500, this.#deadAfterMs / 4));
+    this.#watchdogDue = performance.now() + every;
+    this.#watchdog = setInterval(() => this.#check(every), every);
+    this.#log.info("rtp worker started", { generation });
+    return w;
+  }
+
+  #check(every: number): void {
+    const now = performance.now();
+    const late = now - this.#watchdogDue;
+    this.#watchdogDue = now + every;
+    // Loading (and, under `deno test`, type-checking) the worker's modules can take seconds on a busy machine.
+    if (!this.#ready) {
+      if (now - this.#spawnedAt > this.#startTimeoutMs) {
+        this.#fail(`rtp worker did not start within ${this.#startTimeoutMs} ms`);
+      }
+      return;
+    }
+    // This isolate itself was blocked: the worker's messages are waiting in the queue, not missing.
+    if (late > this.#deadAfterMs / 2) {
+      this.#lastHeard = now;
+      return;
+    }
+    if (!this.#idle() && now - this.#lastHeard > this.#deadAfterMs) {
+      this.#fail(`rtp worker unresponsive for ${Math.round(now - this.#lastHeard)} ms`);
+    }
+  }
+
+  #onMessage(m: RtpWorkerEvent): void {
+    this.#lastHeard = performance.now();
+    switch (m.type) {
+      case "ready":
+        this.#ready = true;
+        return;
+      case "reply": {
+        const p = this.#pending.get(m.req);
+        this.#pending.delete(m.req);
+        p?.resolve(m);
+        return;
+      }
+      case "log":
+        this.#log[m.level](m.msg, m.fields);
+        return;
+      case "tick":
+        return this.#onTick(m);
+    }
+  }
+
+  #onTick(m: Extract<RtpWorkerEvent, { type: "tick" }>): void {
+    this.#skippedNow = m.skipped;
+    if (m.metrics) applyRtpMetrics(m.metrics);
+    for (const r of m.reports) {
+      const c = this.#clients.get(r.port);
+      if (!c) continue;
+      try {
+        c.onReport(r);
+      } catch (err) {
+        this.#log.error("rtp report handler failed", { port: r.port, err: err as Error });
+      }
+    }
+    if (m.need.length === 0) return;
+    const batch: Array<{ port: number; asked: number; payloads: Uint8Array[] }> = [];
+    const transfer: Transferable[] = [];
+    for (const [port, asked] of m.need) {
+      let payloads: Uint8Array[] = [];
+      try {
+        payloads = this.#clients.get(port)?.prepare(asked) ?? [];
+      } catch (err) {
+        this.#log.error("rtp audio preparation failed", { port, err: err as Error });
+      }
+      for (const p of payloads) {
+        if (p.buffer instanceof ArrayBuffer && p.byteOffset === 0 && p.byteLength === p.buffer.byteLength) {
+          transfer.push(p.buffer);
+        }
+      }
+      batch.push({ port, asked, payloads });
+    }
+    this.#worker?.postMessage({ type: "audio", batch } satisfies RtpWorkerCommand, transfer);
+  }
+
+  /** The worker is gone: every call on it ends, every request fails, its ports are free. */
+  #fail(reason: string): void {
+    const w = this.#worker;
+    if (!w) return;
+    this.#teardown(w);
+    this.failures++;
+    rtpMetrics.workerFailures.inc();
+    this.#log.error("rtp worker lost", { reason, calls: this.#clients.size });
+    const clients = [...this.#clients.values()];
+    this.#clients.clear();
+    for (const c of clients) {
+      try {
+        c.onWorkerLost(reason);
+      } catch (err) {
+        this.#log.error("rtp worker-lost handler failed", { err: err as Error });
+      }
+    }
+  }
+
+  #teardown(w: Worker): void {
+    this.#worker = undefined;
+    this.#generation++;
+    this.#skippedBefore += this.#skippedNow;
+    this.#skippedNow = 0;
+    clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
+    w.terminate();
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) p.reject(new RtpWorkerLost("rtp worker gone"));
+  }
+
+  /** Polite shutdown (sockets closed, last metrics), bounded; then terminate. Idempotent. */
+  close(): Promise<void> {
+    return this.#closing ??= this.#close();
+  }
+
+  async #close(): Promise<void> {
+    const w = this.#worker;
+    if (!w) return;
+    const req = this.#nextReq++;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        this.#pending.set(req, { resolve: () => resolve(), reject: () => resolve() });
+        w.postMessage({ type: "shutdown", req } satisfies RtpWorkerCommand);
+      }),
+      new Promise<void>((r) => (timer = setTimeout(r, this.#closeTimeoutMs))),
+    ]);
+    clearTimeout(timer);
+    this.#teardown(w);
+    const clients = [...this.#clients.values()];
+    this.#clients.clear();
+    for (const c of clients) c.onWorkerLost("rtp worker closed");
+    this.#log.info("rtp worker closed");
+  }
+}
