@@ -16,20 +16,24 @@ import type { PortLease } from "./port_allocator.ts";
 import type { MediaDirection } from "./sdp.ts";
 import { encodeG711 } from "./g711.ts";
 import type { RtpWorkerClient } from "./rtp_worker_host.ts";
-import { emptyRtpStats, type RtpEndpointReport, type RtpStats } from "./rtp_worker_types.ts";
+import {
+  emptyRtpStats,
+  type RtpEndpointConfig,
+  type RtpEndpointReport,
+  type RtpStats,
+} from "./rtp_worker_types.ts";
 import { SAMPLES_PER_PACKET } from "./rtp_endpoint.ts";
 
 export { CN_PAYLOAD_TYPE, SAMPLES_PER_PACKET } from "./rtp_endpoint.ts";
 export type { RtpStats } from "./rtp_worker_types.ts";
 
-export interface RtpSessionOptions {
+/** The call's media settings as the worker's endpoint takes them, plus the main side's lease and callbacks. */
+export interface RtpSessionOptions extends
+  Pick<
+    RtpEndpointConfig,
+    "payloadType" | "dtmfPayloadType" | "remoteAddress" | "remotePort" | "direction" | "held"
+  > {
   lease: PortLease;
-  payloadType: 0 | 8;
-  dtmfPayloadType?: number;
-  remoteAddress: string;
-  remotePort: number;
-  direction: MediaDirection;
-  held: boolean;
   onAudio?: (pcm8k: Int16Array) => void;
   onDtmf?: (digit: string, durationMs: number) => void;
   onRtcpBye?: () => void;
