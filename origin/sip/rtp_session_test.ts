@@ -12,17 +12,9 @@ import { buildRtp, parseRtp } from "./rtp_packet.ts";
 import { buildRtcp } from "./rtcp.ts";
 import { encodeG711 } from "./g711.ts";
 import { PortRangeExhausted } from "./errors.ts";
-import { rtpRange, waitFor } from "./testdata/harness.ts";
+import { rtpRange, udpPeer, waitFor } from "./testdata/harness.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function peer(): Promise<{ sock: dgram.Socket; port: number; got: Uint8Array[] }> {
-  const sock = dgram.createSocket("udp4");
-  const got: Uint8Array[] = [];
-  sock.on("message", (m) => got.push(new Uint8Array(m)));
-  await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
-  return { sock, port: sock.address().port, got };
-}
 
 function tone(n = 160): Int16Array {
   return Int16Array.from(
@@ -36,7 +28,7 @@ const range = rtpRange(3);
 Deno.test("rtp: symmetric RTP — media goes to where the remote's packets come from, not the SDP port", async () => {
   const worker = new RtpWorker();
   const alloc = new PortAllocator("127.0.0.1", range.rtpPortMin, range.rtpPortMax, worker);
-  const p = await peer();
+  const p = await udpPeer();
   const frames: Int16Array[] = [];
   const rtp = new RtpSession({
     lease: await alloc.allocate(),
@@ -78,7 +70,7 @@ Deno.test("rtp: symmetric RTP — media goes to where the remote's packets come 
 Deno.test("rtp: media timeout fires when RTP stops, never while held or after comfort noise", async () => {
   const worker = new RtpWorker();
   const alloc = new PortAllocator("127.0.0.1", range.rtpPortMin, range.rtpPortMax, worker);
-  const p = await peer();
+  const p = await udpPeer();
   const send = (rtp: RtpSession, pt: number, seq: number) =>
     p.sock.send(
       buildRtp({
@@ -135,8 +127,8 @@ Deno.test("rtp: media timeout fires when RTP stops, never while held or after co
 Deno.test("rtp: RTCP BYE is reported; SR/RR are sent; 10k junk datagrams change nothing", async () => {
   const worker = new RtpWorker();
   const alloc = new PortAllocator("127.0.0.1", range.rtpPortMin, range.rtpPortMax, worker);
-  const p = await peer();
-  const rtcpPeer = await peer();
+  const p = await udpPeer();
+  const rtcpPeer = await udpPeer();
   let byes = 0;
   let frames = 0;
   let digits = 0;

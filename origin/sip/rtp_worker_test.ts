@@ -16,18 +16,10 @@ import { MediaClock, type MediaClockMember } from "./media_clock.ts";
 import { RtpWorkerLost } from "./errors.ts";
 import { rtpMetrics } from "./sip_metrics.ts";
 import { EchoApp } from "./testdata/echo_app.ts";
-import { rtpRange, runSipp, startUas, waitFor } from "./testdata/harness.ts";
+import { rtpRange, runSipp, startUas, trackedRtpWorker, udpPeer, waitFor } from "./testdata/harness.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const range = rtpRange(7);
-
-async function peer(): Promise<{ sock: dgram.Socket; port: number; got: Uint8Array[] }> {
-  const sock = dgram.createSocket("udp4");
-  const got: Uint8Array[] = [];
-  sock.on("message", (m) => got.push(new Uint8Array(m)));
-  await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
-  return { sock, port: sock.address().port, got };
-}
 
 function tone(n: number, amp = 6000): Int16Array {
   return Int16Array.from({ length: n }, (_, i) => Math.round(amp * Math.sin((2 * Math.PI * 440 * i) / 8000)));
@@ -61,7 +53,7 @@ async function bindable(port: number): Promise<boolean> {
 Deno.test("rtp worker: round trip — audio and DTMF in, prepared audio out, figures back, ports free after close", async () => {
   const worker = new RtpWorker();
   const alloc = new PortAllocator("127.0.0.1", range.rtpPortMin, range.rtpPortMax, worker);
-  const p = await peer();
+  const p = await udpPeer();
   const frames: Int16Array[] = [];
   const digits: string[] = [];
   const out0 = rtpMetrics.packetsOut.get();
@@ -138,7 +130,7 @@ Deno.test("rtp worker: round trip — audio and DTMF in, prepared audio out, fig
 Deno.test("rtp worker: the send clock pulls the application's audio (onNeedAudio), a few packets ahead", async () => {
   const worker = new RtpWorker();
   const alloc = new PortAllocator("127.0.0.1", range.rtpPortMin, range.rtpPortMax, worker);
-  const p = await peer();
+  const p = await udpPeer();
   let pulls = 0;
   let rtp: RtpSession | undefined = undefined;
   rtp = new RtpSession({
@@ -171,17 +163,9 @@ Deno.test("rtp worker: the send clock pulls the application's audio (onNeedAudio
 });
 
 Deno.test("rtp worker: a killed worker — its calls are told, their ports come free, the next call gets a fresh one", async () => {
-  const spawned: Worker[] = [];
-  const worker = new RtpWorker({
-    deadAfterMs: 400,
-    spawn: () => {
-      const w = new Worker(new URL("./rtp_worker.ts", import.meta.url), { type: "module", name: "rtp" });
-      spawned.push(w);
-      return w;
-    },
-  });
+  const { worker, spawned } = trackedRtpWorker(400);
   const alloc = new PortAllocator("127.0.0.1", range.rtpPortMin, range.rtpPortMax, worker);
-  const p = await peer();
+  const p = await udpPeer();
   const failures: string[] = [];
   const open = async () =>
     new RtpSession({
@@ -231,15 +215,7 @@ Deno.test("rtp worker: a killed worker — its calls are told, their ports come 
 });
 
 Deno.test("rtp worker: a call whose RTP worker dies ends with media_error, BYEs the caller, releases its ports", async () => {
-  const spawned: Worker[] = [];
-  const rtpWorker = new RtpWorker({
-    deadAfterMs: 400,
-    spawn: () => {
-      const w = new Worker(new URL("./rtp_worker.ts", import.meta.url), { type: "module", name: "rtp" });
-      spawned.push(w);
-      return w;
-    },
-  });
+  const { worker: rtpWorker, spawned } = trackedRtpWorker(400);
   const app = new EchoApp();
   const uas = await startUas(app, { rtpWorker, ...rtpRange(8) });
   try {

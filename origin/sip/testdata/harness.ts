@@ -2,6 +2,8 @@
 import { SipUas, type SipUasOptions } from "../uas.ts";
 import type { SipApplication } from "../sip_types.ts";
 import net from "node:net";
+import dgram from "node:dgram";
+import { RtpWorker } from "../rtp_worker_host.ts";
 
 export const SIPP_DIR = new URL("./sipp/", import.meta.url).pathname;
 
@@ -123,4 +125,27 @@ export function sippOk(r: SippResult): void {
   if (r.code !== 0) {
     throw new Error(`sipp exit ${r.code}\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`);
   }
+}
+
+/** A UDP peer on loopback that keeps every datagram it receives (the far end of a call's RTP). */
+export async function udpPeer(): Promise<{ sock: dgram.Socket; port: number; got: Uint8Array[] }> {
+  const sock = dgram.createSocket("udp4");
+  const got: Uint8Array[] = [];
+  sock.on("message", (m) => got.push(new Uint8Array(m)));
+  await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
+  return { sock, port: sock.address().port, got };
+}
+
+/** An RTP worker host whose spawned Workers are listed, so a test can kill one behind the host's back. */
+export function trackedRtpWorker(deadAfterMs: number): { worker: RtpWorker; spawned: Worker[] } {
+  const spawned: Worker[] = [];
+  const worker = new RtpWorker({
+    deadAfterMs,
+    spawn: () => {
+      const w = new Worker(new URL("../rtp_worker.ts", import.meta.url), { type: "module", name: "rtp" });
+      spawned.push(w);
+      return w;
+    },
+  });
+  return { worker, spawned };
 }
