@@ -1,8 +1,9 @@
 /**
  * A supervised pool of inference workers (Deno Web Workers) shared by all sessions of the process.
  *
- * - Bounded priority queue: `high` (confirmed decodes, VAD) > `normal` (synthesis) > `low` (partial decodes) >
- *   `background` (uploaded files: never shed, but every live job overtakes it).
+ * - Bounded priority queue: `urgent` (a streaming recognizer's end of utterance: the confirmed result a user
+ *   waits for) > `high` (confirmed decodes, VAD, streaming audio) > `normal` (synthesis) > `low` (partial
+ *   decodes) > `background` (uploaded files: never shed, but every live job overtakes it).
  *   `low` jobs are refused with `OverloadedError` once the queue holds `lowQueueLimit` jobs, and a queued job with
  *   the same `coalesceKey` is superseded by a newer one (only the freshest partial per session waits). Other
  *   priorities are refused only at `queueLimit`.
@@ -14,8 +15,9 @@
  *   calls reject with ClosedError.
  * - A job that fails in the worker rejects with an error of the class the worker threw (./errors.ts).
  * - Pinned jobs (`worker`, from `pin()`): state kept in one worker (a recognition stream) is only reachable
- *   there, so such jobs run on that worker, in order within their priority, and never elsewhere: once that
- *   worker dies (or was replaced) they reject with WorkerCrashedError, and are never retried.
+ *   there, so such jobs run on that worker, in submission order per owner whatever their priority (a pinned job
+ *   that overtakes others lifts its owner's earlier queued jobs along, just ahead of it), and never elsewhere:
+ *   once that worker dies (or was replaced) they reject with WorkerCrashedError, and are never retried.
  */
 import type { FromWorker, Job, JobResult, ToWorker, WorkerInit } from "./protocol.ts";
 import {
@@ -29,8 +31,8 @@ import { ClosedError } from "../../lib/closed_error.ts";
 import { log as rootLog } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
 
-export type Priority = "high" | "normal" | "low" | "background";
-const PRIORITY_RANK: Record<Priority, number> = { high: 0, normal: 1, low: 2, background: 3 };
+export type Priority = "urgent" | "high" | "normal" | "low" | "background";
+const PRIORITY_RANK: Record<Priority, number> = { urgent: 0, high: 1, normal: 2, low: 3, background: 4 };
 
 export interface PoolOptions {
   name: string;
@@ -259,13 +261,30 @@ export class InferencePool {
         resolve: resolve as (v: unknown) => void,
         reject,
       };
-      // insert after the last job of the same or higher priority (FIFO within a priority)
-      const rank = PRIORITY_RANK[priority];
-      let at = this.queue.length;
-      while (at > 0 && PRIORITY_RANK[this.queue[at - 1].opts.priority!] > rank) at--;
-      this.queue.splice(at, 0, q);
+      this.enqueue(q);
       this.dispatch();
     });
+  }
+
+  /**
+   * Inserts after the last job of the same or higher priority (FIFO within a priority). A pinned job with an
+   * owner keeps its owner's order: the owner's earlier queued jobs that it overtook move, in their order, to
+   * just ahead of it (a stream's end must not run before the audio queued for it).
+   */
+  private enqueue(q: QueuedJob): void {
+    const rank = PRIORITY_RANK[q.opts.priority!];
+    let at = this.queue.length;
+    while (at > 0 && PRIORITY_RANK[this.queue[at - 1].opts.priority!] > rank) at--;
+    const owner = q.opts.worker ? q.opts.owner : undefined;
+    if (owner !== undefined) {
+      const overtaken = this.queue.filter((j, i) => i >= at && j.opts.worker && j.opts.owner === owner);
+      if (overtaken.length) {
+        this.queue = this.queue.filter((j) => !overtaken.includes(j));
+        this.queue.splice(at, 0, ...overtaken);
+        at += overtaken.length;
+      }
+    }
+    this.queue.splice(at, 0, q);
   }
 
   private liveQueued(): number {
@@ -283,10 +302,7 @@ export class InferencePool {
     if (i < 0) return false;
     const [q] = this.queue.splice(i, 1);
     q.opts = { ...q.opts, priority, coalesceKey: undefined };
-    const rank = PRIORITY_RANK[priority];
-    let at = this.queue.length;
-    while (at > 0 && PRIORITY_RANK[this.queue[at - 1].opts.priority!] > rank) at--;
-    this.queue.splice(at, 0, q);
+    this.enqueue(q);
     this.dispatch();
     return true;
   }

@@ -189,3 +189,40 @@ Deno.test("pool: pinned jobs run only on their worker; its death rejects them; a
     await pool.close();
   }
 });
+
+Deno.test("pool: an urgent pinned job overtakes other owners' queued jobs but runs after its own", async () => {
+  const pool = await InferencePool.create({ name: "t-urgent", size: 1, init: {} });
+  try {
+    const w = pool.pin()!;
+    const order: string[] = [];
+    const job = (name: string, owner: string, priority?: "urgent" | "high" | "normal") =>
+      pool.submit({ kind: "sleep", ms: 1 }, { worker: w, owner, priority }).then(() => order.push(name));
+    const all = [
+      pool.submit({ kind: "sleep", ms: 60 }, { worker: w }).then(() => order.push("busy")),
+      job("b1", "b", "high"),
+      job("a1", "a", "high"),
+      job("b2", "b", "high"),
+      job("a2", "a", "high"),
+      job("c1", "c", "high"),
+      job("a-end", "a", "urgent"), // lifts a1, a2 ahead of b's and c's audio, in their order
+      job("b-end", "b", "urgent"), // after a-end (FIFO among urgent), lifting b1, b2
+      job("tts", "d", "normal"),
+    ];
+    await Promise.all(all);
+    assert.deepEqual(order, ["busy", "a1", "a2", "a-end", "b1", "b2", "b-end", "c1", "tts"]);
+    // unpinned jobs keep plain priority order: an owner's earlier low job is not lifted
+    order.length = 0;
+    await Promise.all([
+      pool.submit({ kind: "sleep", ms: 40 }).then(() => order.push("busy")),
+      pool.submit({ kind: "sleep", ms: 1 }, { owner: "s", priority: "low" }).then(() =>
+        order.push("partial")
+      ),
+      pool.submit({ kind: "sleep", ms: 1 }, { owner: "s", priority: "high" }).then(() =>
+        order.push("confirmed")
+      ),
+    ]);
+    assert.deepEqual(order, ["busy", "confirmed", "partial"]);
+  } finally {
+    await pool.close();
+  }
+});

@@ -6,7 +6,8 @@
  *  - `denoise` pool: 1 worker with per-stream RNNoise states, started on the first session that asks for
  *    noise suppression; frames of all such sessions arriving together go in one batch.
  *  - `speech` pool: `workers` workers, each with the ASR engine and the synthesis engine(s); priority queue
- *    (confirmed decodes > synthesis > partial decodes), partials shed first under overload.
+ *    (a streaming recognizer's end of utterance > confirmed decodes and streaming audio > synthesis > partial
+ *    decodes), partials shed first under overload.
  *
  * Usage (origin):
  *   const hub = await EngineHub.create(engineHubConfig(config));   // at startup, before /readyz is green
@@ -327,8 +328,15 @@ export class EngineHub {
               transfer: true,
             })
               .then((r) => r.partial),
+          // The end of an utterance overtakes other streams' queued audio (its own runs first, see the pool):
+          // when the workers fall behind, the confirmed result a user waits for is not queued behind every
+          // other session's speech, and the audio it overtook is still decoded, only later.
           finish: (segment, pcm16k) =>
-            pool.submit({ kind: "stream_finish", stream, segment, pcm16k }, { ...opts, transfer: true }),
+            pool.submit({ kind: "stream_finish", stream, segment, pcm16k }, {
+              ...opts,
+              priority: "urgent",
+              transfer: true,
+            }),
           close: () => {
             if (closed) return;
             closed = true;
