@@ -32,14 +32,14 @@ const args = Deno.args;
 const nEspeak = Number(args[args.indexOf("--espeak") + 1]) || 40;
 const humanGroups = args.includes("--human") ? args[args.indexOf("--human") + 1].split(",") : null;
 const SNRS = [10, 5] as const;
-const COLOURS = ["whitenoise", "pinknoise", "brownnoise"] as const;
+export const COLOURS = ["whitenoise", "pinknoise", "brownnoise"] as const;
 
 function norm(s: string): string[] {
   return s.toLowerCase().replace(/[^a-z' ]+/g, " ").split(/\s+/).filter(Boolean);
 }
 
 /** Active speech level (RMS of the 20 ms frames within 30 dB of the loudest). */
-function activeRms(x: Float32Array): number {
+export function activeRms(x: Float32Array): number {
   const F = 320;
   const e: number[] = [];
   for (let i = 0; i + F <= x.length; i += F) {
@@ -52,7 +52,7 @@ function activeRms(x: Float32Array): number {
   return Math.sqrt(active.reduce((a, b) => a + b, 0) / Math.max(1, active.length));
 }
 
-async function soxNoise(colour: string, samples: number, dir: string): Promise<Float32Array> {
+export async function soxNoise(colour: string, samples: number, dir: string): Promise<Float32Array> {
   const path = `${dir}/${colour}_${samples}.wav`;
   const out = await new Deno.Command("sox", {
     args: ["-R", "-n", "-r", "16000", "-b", "16", "-c", "1", path, "synth", `${samples / 16000}`, colour],
@@ -68,7 +68,7 @@ async function soxNoise(colour: string, samples: number, dir: string): Promise<F
   })();
 }
 
-function mix(speech: Float32Array, noise: Float32Array, snrDb: number): Float32Array {
+export function mix(speech: Float32Array, noise: Float32Array, snrDb: number): Float32Array {
   const g = activeRms(speech) / (activeRms(noise) * Math.pow(10, snrDb / 20));
   const out = new Float32Array(speech.length);
   for (let i = 0; i < out.length; i++) out[i] = Math.max(-1, Math.min(1, speech[i] + g * noise[i]));
@@ -76,14 +76,20 @@ function mix(speech: Float32Array, noise: Float32Array, snrDb: number): Float32A
 }
 
 /** RNNoise the way the pipeline runs it: 48 kHz, 10 ms frames, one state per stream. */
-async function denoise(pcm16k: Float32Array, timing: { ms: number; frames: number }): Promise<Float32Array> {
+export async function denoise(
+  pcm16k: Float32Array,
+  timing: { ms: number; frames: number },
+  blend = 0,
+): Promise<Float32Array> {
   const x48 = resampleAll(pcm16k, 16000, 48000);
   const ns = await NoiseSuppressor.create();
   const y48 = new Float32Array(x48.length);
   try {
     const t0 = performance.now();
     for (let i = 0; i + RNNOISE_FRAME <= x48.length; i += RNNOISE_FRAME) {
-      y48.set(ns.process(x48.subarray(i, i + RNNOISE_FRAME)), i);
+      const f = ns.process(x48.subarray(i, i + RNNOISE_FRAME));
+      // blend > 0 adds back that share of what RNNoise removed (a gentler suppression)
+      for (let k = 0; k < RNNOISE_FRAME; k++) y48[i + k] = f[k] + blend * (x48[i + k] - f[k]);
       timing.frames++;
     }
     timing.ms += performance.now() - t0;

@@ -90,6 +90,11 @@ const BENCHES: Record<
     what:
       "human recordings (Debian packages): PocketSphinx CLI vs Parley's FFI decoder vs a live session, WER and RTF",
   },
+  sphinx_dev: {
+    file: "sphinx_dev.ts",
+    what:
+      "PocketSphinx settings and RNNoise pairings on development speech (flite voices, not the human corpus)",
+  },
   sphinx_timing: {
     file: "sphinx_timing.ts",
     what: "PocketSphinx word start error against espeak's word times (median |start error|)",
