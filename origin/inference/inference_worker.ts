@@ -15,6 +15,7 @@ import { EngineError, fromWire, toWire } from "./errors.ts";
 import { renderSsml } from "../tts/ssml_render.ts";
 import { trimEdges } from "../tts/trim_edges.ts";
 import { MAX_SPEED, MIN_SPEED } from "../../protocol/voices.ts";
+import { registry } from "../../lib/metrics.ts";
 
 let asr: AsrEngine | null = null;
 let vad: SileroVad | null = null;
@@ -206,6 +207,20 @@ function housekeeping(): void {
   } catch { /* a decoder that cannot be built now is built on demand, with its error then */ }
 }
 
+// This isolate's metrics (decoders, synthesis, noise suppression) reach the process's /metrics through the
+// pool: a snapshot every `metricsEveryMs` when it changed since the last one sent.
+registry.gauge("parley_inference_worker_heap_used_bytes", "V8 heap in use by this inference worker's isolate")
+  .collect(() => Deno.memoryUsage().heapUsed);
+let metricsTimer: ReturnType<typeof setInterval> | undefined;
+let lastMetrics = "";
+function sendMetrics(): void {
+  const families = registry.snapshot();
+  const text = JSON.stringify(families);
+  if (text === lastMetrics) return;
+  lastMetrics = text;
+  post({ type: "metrics", families });
+}
+
 // Jobs are served strictly one at a time (onnxruntime-node runs synchronously anyway).
 let chain: Promise<void> = Promise.resolve();
 
@@ -213,6 +228,8 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
   const msg = e.data;
   if (msg.type === "init") {
     const t0 = performance.now();
+    clearInterval(metricsTimer);
+    metricsTimer = setInterval(sendMetrics, msg.init.metricsEveryMs ?? 1000);
     chain = chain.then(() =>
       init(msg.init).then(
         (loaded) => post({ type: "ready", loaded, loadMs: performance.now() - t0 }),
@@ -239,6 +256,8 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
   } else if (msg.type === "close") {
     chain = chain.then(async () => {
       await closeAll();
+      clearInterval(metricsTimer);
+      sendMetrics();
       post({ type: "closed" });
     });
   }

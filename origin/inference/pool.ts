@@ -326,6 +326,8 @@ export class InferencePool {
       const err = new ClosedError(`pool ${this.name}`);
       for (const q of this.queue.splice(0)) q.reject(err);
       await Promise.all(this.slots.map((s) => this.stopSlot(s, err)));
+      // a closed pool's workers are gone for good: their metrics leave /metrics with them
+      for (const s of this.slots) registry.setRemote(`${this.name}-${s.index}`, null);
       pools.delete(this);
       this.log.info("pool closed");
     })();
@@ -403,6 +405,9 @@ export class InferencePool {
         this.dispatch();
         break;
       }
+      case "metrics":
+        registry.setRemote(`${this.name}-${slot.index}`, msg.families);
+        break;
       case "closed":
         slot.closed?.();
         break;

@@ -3,6 +3,7 @@ import { InferencePool } from "./pool.ts";
 import { EngineError, OverloadedError, SupersededError, toWire, WorkerCrashedError } from "./errors.ts";
 import { ClosedError } from "../../lib/closed_error.ts";
 import { configureLogging } from "../../lib/log.ts";
+import { registry } from "../../lib/metrics.ts";
 import { newVadState } from "../pipeline/vad.ts";
 
 configureLogging({ level: "error", sink: () => {} });
@@ -225,4 +226,31 @@ Deno.test("pool: an urgent pinned job overtakes other owners' queued jobs but ru
   } finally {
     await pool.close();
   }
+});
+
+Deno.test("pool: a worker's own metrics reach the process registry under its worker label, until the pool closes", async () => {
+  const pool = await InferencePool.create({ name: "t-metrics", size: 1, init: { metricsEveryMs: 50 } });
+  const line = () =>
+    registry.render().split("\n").find((l) =>
+      l.startsWith('parley_inference_worker_heap_used_bytes{worker="t-metrics-0"} ')
+    );
+  try {
+    await pool.submit({ kind: "sleep", ms: 1 });
+    const t0 = performance.now();
+    while (!line() && performance.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 20));
+    const l = line();
+    assert.ok(l, "the worker's heap gauge is in /metrics");
+    assert.ok(Number(l.split(" ")[1]) > 0);
+    assert.equal(
+      registry.render().split("\n").filter((x) =>
+        x === "# TYPE parley_inference_worker_heap_used_bytes gauge"
+      )
+        .length,
+      1,
+      "one family header",
+    );
+  } finally {
+    await pool.close();
+  }
+  assert.equal(line(), undefined, "gone with the pool");
 });

@@ -1,4 +1,5 @@
 /** Typed IPC between the inference pool (main isolate) and its workers. */
+import type { MetricFamily } from "../../lib/metrics.ts";
 import type { AsrConfig, AsrResult } from "../asr/engine.ts";
 import type { SynthesisResult, TtsConfig, Voice } from "../tts/engine.ts";
 import type { TtsEngineName } from "../../protocol/engines.ts";
@@ -20,6 +21,8 @@ export interface WorkerInit {
    * and recognition absorbs the delay instead.
    */
   nice?: number;
+  /** How often the worker sends its metrics to the pool's process (origin/inference/pool.ts), ms; default 1000. */
+  metricsEveryMs?: number;
 }
 
 /**
@@ -87,4 +90,5 @@ export type FromWorker =
   | { type: "init_error"; error: string }
   | { type: "result"; id: number; ok: true; value: unknown; busyMs: number }
   | { type: "result"; id: number; ok: false; error: WireError; busyMs: number }
+  | { type: "metrics"; families: MetricFamily[] }
   | { type: "closed" };

@@ -11,7 +11,9 @@
  * Prints one JSON line per checkpoint (`ready`: hub loaded, warm decoders built; `warm`: after a sixth of the
  * sessions; `end`: after all; `settled`: `--settle-ms` later, the burst's extra decoders freed), then a summary
  * line `{confirmed, errors, sessions}`. `anonKb` (RssAnon) is what leaked native memory grows; the model files
- * are memory-mapped, so VmRSS also moves with the page cache.
+ * are memory-mapped, so VmRSS also moves with the page cache. `decoders` (PocketSphinx decoders alive, all
+ * workers) and `workerHeapMb` (the workers' V8 heaps) come from the workers' metrics, as `/metrics` shows them,
+ * up to a second old: they tell decoders kept warm from memory that nothing holds.
  */
 import { EngineHub } from "./engine_hub.ts";
 import { concat, FakeHost, feed, silence } from "./host_double.ts";
@@ -21,6 +23,7 @@ import { SessionOptions, type TranscriptEvent } from "../../protocol/session_mes
 import { configureLogging } from "../../lib/log.ts";
 import { librivoxUtterances, readWav16k } from "../asr/sphinx/sphinx_testdata.ts";
 import { floatToInt16, int16ToFloat, resampleAll } from "../../lib/audio/resampler.ts";
+import { registry } from "../../lib/metrics.ts";
 
 export interface StreamChurnSample {
   phase: "ready" | "warm" | "end" | "settled";
@@ -29,6 +32,17 @@ export interface StreamChurnSample {
   anonKb: number;
   threads: number;
   fds: number;
+  decoders: number;
+  workerHeapMb: number;
+}
+
+/** Sum of a metric's samples over all label sets in the process registry's exposition. */
+function metricSum(name: string): number {
+  let sum = 0;
+  for (const line of registry.render().split("\n")) {
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.split(" ").at(-1));
+  }
+  return sum;
 }
 
 export interface StreamChurnSummary {
@@ -48,6 +62,8 @@ function sample(phase: StreamChurnSample["phase"], sessions: number): StreamChur
     anonKb: kb("RssAnon"),
     threads: count("/proc/self/task"),
     fds: count("/proc/self/fd"),
+    decoders: metricSum("parley_sphinx_decoders_open"),
+    workerHeapMb: Math.round(metricSum("parley_inference_worker_heap_used_bytes") / 1e5) / 10,
   };
 }
 

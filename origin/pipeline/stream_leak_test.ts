@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import type { StreamChurnSample, StreamChurnSummary } from "./stream_churn.ts";
+import { SPHINX_KEEP_IDLE } from "../asr/factory.ts";
 import { requireSphinx } from "../asr/sphinx/sphinx_testdata.ts";
 
 requireSphinx();
@@ -41,7 +42,8 @@ Deno.test("sphinx sessions: 16 sessions in bursts of 8 leave no decoder memory b
   console.log(
     `16 sphinx sessions: anonymous memory ${s.ready.anonKb} (ready) → ${s.warm.anonKb} (after ${s.warm.sessions}) → ` +
       `${s.end.anonKb} → ${s.settled.anonKb} kB (settled); threads ${s.ready.threads} → ${s.settled.threads}; ` +
-      `fds ${s.ready.fds} → ${s.settled.fds}; confirmed ${summary.confirmed}/${summary.sessions}, errors ${summary.errors}`,
+      `fds ${s.ready.fds} → ${s.settled.fds}; decoders ${s.ready.decoders} → ${s.end.decoders} → ` +
+      `${s.settled.decoders}; confirmed ${summary.confirmed}/${summary.sessions}, errors ${summary.errors}`,
   );
   assert.equal(summary.sessions, 16);
   assert.equal(summary.errors, 0);
@@ -50,4 +52,10 @@ Deno.test("sphinx sessions: 16 sessions in bursts of 8 leave no decoder memory b
   assert.ok(growth < MAX_GROWTH_KB, `anonymous memory grew ${growth} kB over 16 sessions`);
   assert.ok(s.settled.threads <= s.ready.threads, `threads ${s.ready.threads} → ${s.settled.threads}`);
   assert.ok(s.settled.fds <= s.ready.fds, `fds ${s.ready.fds} → ${s.settled.fds}`);
+  // the workers' own metrics reach this process: decoders were counted, and the burst's extra ones were freed
+  assert.ok(s.ready.decoders > 0, "decoders counted through the workers' metrics");
+  assert.ok(
+    s.settled.decoders <= 2 * SPHINX_KEEP_IDLE,
+    `${s.settled.decoders} decoders left on 2 workers that keep ${SPHINX_KEEP_IDLE} idle each`,
+  );
 });
