@@ -34,6 +34,8 @@ export interface StreamChurnSample {
   fds: number;
   decoders: number;
   workerHeapMb: number;
+  /** This isolate's V8 heap in use (the pipelines, hosts and their events live here). */
+  mainHeapMb: number;
 }
 
 /** Sum of a metric's samples over all label sets in the process registry's exposition. */
@@ -64,6 +66,7 @@ function sample(phase: StreamChurnSample["phase"], sessions: number): StreamChur
     fds: count("/proc/self/fd"),
     decoders: metricSum("parley_sphinx_decoders_open"),
     workerHeapMb: Math.round(metricSum("parley_inference_worker_heap_used_bytes") / 1e5) / 10,
+    mainHeapMb: Math.round(Deno.memoryUsage().heapUsed / 1e5) / 10,
   };
 }
 
