@@ -12,8 +12,13 @@ import { requireSphinx } from "../asr/sphinx/sphinx_testdata.ts";
 
 requireSphinx();
 
-/** Less than one decoder's model copy (~90 MB of anonymous memory). */
-const MAX_GROWTH_KB = 60_000;
+/**
+ * A decoder left alive fails the count check below (the workers' `parley_sphinx_decoders_open`). Anonymous
+ * memory also holds what the allocator keeps after a burst of up to 8 decoders is freed: up to 70 MB over these
+ * 16 sessions, on this code and on the code before it (origin/asr/sphinx/README.md, churn). This bound, about
+ * 1.3 decoders' model copies (~90 MB each), catches native growth that is not a decoder.
+ */
+const MAX_GROWTH_KB = 120_000;
 
 Deno.test("sphinx sessions: 16 sessions in bursts of 8 leave no decoder memory behind; threads and fds flat", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
