@@ -12,7 +12,7 @@ import { buildRtp, parseRtp } from "./rtp_packet.ts";
 import { buildRtcp } from "./rtcp.ts";
 import { encodeG711 } from "./g711.ts";
 import { PortRangeExhausted } from "./errors.ts";
-import { rtpRange, udpPeer, waitFor } from "./testdata/harness.ts";
+import { loopbackRtp, rtpRange, udpPeer, waitFor } from "./testdata/harness.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -30,15 +30,8 @@ Deno.test("rtp: symmetric RTP — media goes to where the remote's packets come 
   const alloc = new PortAllocator("127.0.0.1", range.rtpPortMin, range.rtpPortMax, worker);
   const p = await udpPeer();
   const frames: Int16Array[] = [];
-  const rtp = new RtpSession({
-    lease: await alloc.allocate(),
-    payloadType: 0,
-    remoteAddress: "127.0.0.1",
-    remotePort: 9, // the SDP lies (NAT): nothing listens there
-    direction: "sendrecv",
-    held: false,
-    onAudio: (pcm) => frames.push(pcm),
-  });
+  // the SDP lies (NAT): nothing listens on port 9
+  const rtp = await loopbackRtp(alloc, 9, { payloadType: 0, onAudio: (pcm) => frames.push(pcm) });
   try {
     for (let i = 0; i < 10; i++) {
       const pkt = buildRtp({
@@ -84,12 +77,9 @@ Deno.test("rtp: media timeout fires when RTP stops, never while held or after co
       rtp.port,
       "127.0.0.1",
     );
-  const make = async (held: boolean, onTimeout: () => void) =>
-    new RtpSession({
-      lease: await alloc.allocate(),
+  const make = (held: boolean, onTimeout: () => void) =>
+    loopbackRtp(alloc, p.port, {
       payloadType: 0,
-      remoteAddress: "127.0.0.1",
-      remotePort: p.port,
       direction: held ? "recvonly" : "sendrecv",
       held,
       mediaTimeoutMs: 300,
@@ -133,14 +123,8 @@ Deno.test("rtp: RTCP BYE is reported; SR/RR are sent; 10k junk datagrams change 
   let frames = 0;
   let digits = 0;
   let timeouts = 0;
-  const rtp = new RtpSession({
-    lease: await alloc.allocate(),
-    payloadType: 8,
+  const rtp = await loopbackRtp(alloc, p.port, {
     dtmfPayloadType: 101,
-    remoteAddress: "127.0.0.1",
-    remotePort: p.port,
-    direction: "sendrecv",
-    held: false,
     rtcpIntervalMs: 200,
     mediaTimeoutMs: 5000,
     onRtcpBye: () => byes++,

@@ -16,7 +16,15 @@ import { MediaClock, type MediaClockMember } from "./media_clock.ts";
 import { RtpWorkerLost } from "./errors.ts";
 import { rtpMetrics } from "./sip_metrics.ts";
 import { EchoApp } from "./testdata/echo_app.ts";
-import { rtpRange, runSipp, startUas, trackedRtpWorker, udpPeer, waitFor } from "./testdata/harness.ts";
+import {
+  loopbackRtp,
+  rtpRange,
+  runSipp,
+  startUas,
+  trackedRtpWorker,
+  udpPeer,
+  waitFor,
+} from "./testdata/harness.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const range = rtpRange(7);
@@ -133,13 +141,7 @@ Deno.test("rtp worker: the send clock pulls the application's audio (onNeedAudio
   const p = await udpPeer();
   let pulls = 0;
   let rtp: RtpSession | undefined = undefined;
-  rtp = new RtpSession({
-    lease: await alloc.allocate(),
-    payloadType: 8,
-    remoteAddress: "127.0.0.1",
-    remotePort: p.port,
-    direction: "sendrecv",
-    held: false,
+  rtp = await loopbackRtp(alloc, p.port, {
     queuePackets: 3,
     onNeedAudio: () => {
       pulls++;
@@ -167,16 +169,7 @@ Deno.test("rtp worker: a killed worker — its calls are told, their ports come 
   const alloc = new PortAllocator("127.0.0.1", range.rtpPortMin, range.rtpPortMax, worker);
   const p = await udpPeer();
   const failures: string[] = [];
-  const open = async () =>
-    new RtpSession({
-      lease: await alloc.allocate(),
-      payloadType: 8,
-      remoteAddress: "127.0.0.1",
-      remotePort: p.port,
-      direction: "sendrecv",
-      held: false,
-      onMediaFailure: (why) => failures.push(why),
-    });
+  const open = () => loopbackRtp(alloc, p.port, { onMediaFailure: (why) => failures.push(why) });
   const a = await open();
   const b = await open();
   try {

@@ -4,6 +4,8 @@ import type { SipApplication } from "../sip_types.ts";
 import net from "node:net";
 import dgram from "node:dgram";
 import { RtpWorker } from "../rtp_worker_host.ts";
+import { RtpSession, type RtpSessionOptions } from "../rtp_session.ts";
+import type { PortAllocator } from "../port_allocator.ts";
 
 export const SIPP_DIR = new URL("./sipp/", import.meta.url).pathname;
 
@@ -148,4 +150,21 @@ export function trackedRtpWorker(deadAfterMs: number): { worker: RtpWorker; spaw
     },
   });
   return { worker, spawned };
+}
+
+/** A PCMA (payload type 8) session on a port from `alloc`, talking to a loopback peer; `extra` adds or overrides. */
+export async function loopbackRtp(
+  alloc: PortAllocator,
+  peerPort: number,
+  extra: Partial<RtpSessionOptions> = {},
+): Promise<RtpSession> {
+  return new RtpSession({
+    lease: await alloc.allocate(),
+    payloadType: 8,
+    remoteAddress: "127.0.0.1",
+    remotePort: peerPort,
+    direction: "sendrecv",
+    held: false,
+    ...extra,
+  });
 }
