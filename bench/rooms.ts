@@ -31,8 +31,16 @@
  *
  *   deno run -A bench/rooms.ts [--steps 50,100,200,300,500] [--seconds 8] [--settle 3] [--variants full]
  *     [--per-client 25] [--join-concurrency 8] [--join-timeout-ms 20000] [--step-deadline-s 240]
- *     [--perf-step 100] [--origin URL]
+ *     [--perf-step 100] [--origin URL] [--client-kind wrtc|werift] [--pin]
  *   deno run -A bench/rooms.ts --serve [--port 0] [--variant full]     (the origin alone)
+ *
+ * `--client-kind werift` makes the listeners light werift peers that count packets and their arrival gaps
+ * (bench/room_packet_client.ts; one in five also decodes for the energy check) instead of wrtc peers that
+ * decode and play: a wrtc listener costs ~14 ms of CPU per listener·s, so on 2 cores a few hundred of them
+ * starve the origin they measure. Their receive gap is then between packets (20 ms nominal), not sink frames.
+ *
+ * `--pin` runs the origin on CPU 0 and the client hosts on CPU 1 (taskset): the origin's figures are then its
+ * own core's, whatever the clients cost; the clients' receive gaps show when one core cannot carry them.
  *
  * With `--origin URL` the clients use an origin started with `--serve` elsewhere (one variant; its CPU
  * figures come from its own /proc).
@@ -43,6 +51,7 @@ import { BackingTrack } from "../origin/rooms/backing_track.ts";
 import { type OpusSendParams, shapeOpusOffer, SPEECH_OPUS } from "../origin/rooms/opus_profile.ts";
 import { RoomManager } from "../origin/rooms/room_manager.ts";
 import { ListenerClient } from "../origin/rooms/test_listener.ts";
+import { PacketListenerClient } from "./room_packet_client.ts";
 import { FRAME_SAMPLES, frameClock, PacedOutboundAudio } from "../origin/session/outbound_audio.ts";
 import { cpuSeconds, procStats } from "../origin/session/proc_stats.ts";
 import { exitCleanly, RTCAudioSource } from "../origin/session/wrtc.ts";
@@ -109,9 +118,11 @@ class ChildLink {
   }
 }
 
-function spawnSelf(args: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, ...args],
+/** `cpus` (a taskset list): the child and every thread it makes run only there (exec'd, same pid). */
+function spawnSelf(args: string[], cpus = ""): Deno.ChildProcess {
+  const run = ["run", "-A", new URL(import.meta.url).pathname, ...args];
+  return new Deno.Command(cpus ? "taskset" : Deno.execPath(), {
+    args: cpus ? ["-c", cpus, Deno.execPath(), ...run] : run,
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
@@ -294,9 +305,13 @@ interface CollectReply {
   rssMiB: number;
 }
 
-async function clientHost(base: string): Promise<void> {
+/** What a client host's listeners are: wrtc (libwebrtc's whole receive path) or werift packet counters. */
+type ClientKind = "wrtc" | "werift";
+type BenchClient = ListenerClient | PacketListenerClient;
+
+async function clientHost(base: string, kind: ClientKind): Promise<void> {
   configureLogging({ level: "error" });
-  const clients: ListenerClient[] = [];
+  const clients: BenchClient[] = [];
   let loudAtReset: number[] = [];
   const out = (v: unknown) => Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(v) + "\n"));
   const http = async (method: string, path: string, timeoutMs: number, body?: string) => {
@@ -308,7 +323,10 @@ async function clientHost(base: string): Promise<void> {
   /** One listener: offer → POST → answer → audio arriving, within timeoutMs; failures name their stage. */
   const join = async (timeoutMs: number): Promise<number> => {
     const t0 = performance.now();
-    const c = new ListenerClient({ keepFrames: false });
+    // werift clients: one in five decodes its audio for the energy check, the rest count packets.
+    const c: BenchClient = kind === "werift"
+      ? new PacketListenerClient({ decode: clients.length % 5 === 0 })
+      : new ListenerClient({ keepFrames: false });
     let stage = "offer", id: string | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -498,11 +516,13 @@ async function runVariant(variant: string, steps: number[], opts: {
   stepDeadlineS: number;
   perfStep: number;
   remote: string;
+  clientKind: ClientKind;
+  pin: boolean;
 }): Promise<Row[]> {
   let originChild: Deno.ChildProcess | undefined;
   let base = opts.remote;
   if (!base) {
-    originChild = spawnSelf(["--serve", "--port", "0", "--variant", variant]);
+    originChild = spawnSelf(["--serve", "--port", "0", "--variant", variant], opts.pin ? "0" : "");
     const ready = await new ChildLink(originChild).line<{ port: number }>(60_000);
     base = `http://127.0.0.1:${ready.port}`;
   }
@@ -525,7 +545,7 @@ async function runVariant(variant: string, steps: number[], opts: {
       while (total() < n && performance.now() < deadline && !stalled) {
         // Every batch goes to a fresh client host: a host whose listeners were already receiving was seen to
         // stop answering while it joined more (its JS thread stuck in wrtc), so hosts are filled once.
-        const child = spawnSelf(["--clients", base]);
+        const child = spawnSelf(["--clients", base, "--client-kind", opts.clientKind], opts.pin ? "1" : "");
         const host = { link: new ChildLink(child), listeners: 0 };
         hosts.push(host);
         await host.link.line(60_000);
@@ -651,7 +671,10 @@ async function main(): Promise<void> {
     stepDeadlineS: Number(arg("step-deadline-s", "240")),
     perfStep: Number(arg("perf-step", "0")),
     remote: arg("origin", ""),
+    clientKind: arg("client-kind", "wrtc") as ClientKind,
+    pin: Deno.args.includes("--pin"),
   };
+  if (!["wrtc", "werift"].includes(opts.clientKind)) throw new Error(`--client-kind wrtc|werift`);
   console.log(
     `rooms bench: 1 room, listeners stepping ${steps.join("/")}, ${opts.seconds} s per step, variants ${
       variants.join(" | ")
@@ -706,6 +729,7 @@ async function main(): Promise<void> {
 
 if (import.meta.main) {
   if (Deno.args.includes("--serve")) serve(Number(arg("port", "8097")), arg("variant", "full"));
-  else if (Deno.args.includes("--clients")) await clientHost(arg("clients", ""));
-  else await main();
+  else if (Deno.args.includes("--clients")) {
+    await clientHost(arg("clients", ""), arg("client-kind", "wrtc") as ClientKind);
+  } else await main();
 }

@@ -65,6 +65,9 @@ let certificate: ReturnType<typeof createSelfSignedCertificate> | null = null;
 const processCertificate = () =>
   certificate ??= createSelfSignedCertificate({ signature: 3, hash: 4 } as never, 23 as never);
 
+/** Receiver reports come every ~1–5 s; silence this much past the ICE grace means the client is gone. */
+const LIVENESS_SLACK_MS = 5_000;
+
 const OPUS = () => new RTCRtpCodecParameters({ mimeType: "audio/opus", clockRate: 48_000, channels: 2 });
 
 export interface ForwardListenerInit {
@@ -101,6 +104,9 @@ export class ForwardListener implements RoomListener, PacketSink {
   #seq = Math.floor(Math.random() * 0x10000);
   #timestamp = Math.floor(Math.random() * 0x1_0000_0000);
   #lastPacketAt = 0;
+  #liveTimer: ReturnType<typeof setInterval> | undefined;
+  /** Last RTCP from the client (its receiver reports), performance.now(). */
+  #heardAt = 0;
   /** 10 ms frames sent (two per packet), packets sent, and the largest gap between two packets (ms). */
   frames = 0;
   packets = 0;
@@ -139,7 +145,9 @@ export class ForwardListener implements RoomListener, PacketSink {
     return this.#peerState;
   }
   get timersPending(): boolean {
-    return this.#connectTimer !== undefined || this.#graceTimer !== undefined || this.events.flushScheduled;
+    return this.#connectTimer !== undefined || this.#graceTimer !== undefined ||
+      this.#liveTimer !== undefined ||
+      this.events.flushScheduled;
   }
 
   /** Negotiate. Resolves with the answer SDP; rejects with ApiError 400 for a bad offer (the listener closes). */
@@ -159,7 +167,9 @@ export class ForwardListener implements RoomListener, PacketSink {
       }
       applyWeriftDtlsFix();
       applyWeriftFastSrtp();
-      // No STUN server: werift defaults to a public one, a DNS lookup and a wait per listener.
+      // ICE lite, as SFUs run it: host candidates only, the client checks. (A full agent in werift also asks a
+      // public STUN server for each peer, with or without iceServers: a DNS lookup and a wait, offline.) An
+      // ICE-lite agent sends no consent checks of its own, so liveness is the client's RTCP (below).
       const pc = new RTCPeerConnection({
         codecs: { audio: [OPUS()], video: [] },
         iceServers: [],
@@ -182,6 +192,7 @@ export class ForwardListener implements RoomListener, PacketSink {
       if (!audio) throw new ApiError(400, "bad_request", "SDP offer has no audio section to send on");
       audio.setDirection("sendonly");
       this.#sender = audio.sender;
+      audio.sender.onRtcp.subscribe(() => this.#heardAt = performance.now());
       const answer = await pc.createAnswer();
       await pc.setLocalDescription({
         type: "answer",
@@ -270,7 +281,15 @@ export class ForwardListener implements RoomListener, PacketSink {
       this.#state = "connected";
       clearTimeout(this.#connectTimer);
       this.#connectTimer = undefined;
+      this.#heardAt = performance.now();
+      // A client that vanished without DELETE stops sending receiver reports (libwebrtc: every few seconds).
+      this.#liveTimer = setInterval(() => {
+        if (performance.now() - this.#heardAt > this.config.iceDisconnectedGraceMs + LIVENESS_SLACK_MS) {
+          this.close("ice_disconnected_timeout");
+        }
+      }, 1000);
     } else if (s === "failed") this.close("ice_failed");
+    else if (s === "closed") this.close("client_hangup");
   }
 
   #onIceState(s: string): void {
@@ -332,7 +351,8 @@ export class ForwardListener implements RoomListener, PacketSink {
     this.#reason = reason;
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#graceTimer);
-    this.#connectTimer = this.#graceTimer = undefined;
+    clearInterval(this.#liveTimer);
+    this.#connectTimer = this.#graceTimer = this.#liveTimer = undefined;
     this.events.close();
     const pc = this.#pc;
     this.#pc = undefined;

@@ -7,7 +7,8 @@
  * Here, per session key (cached on the cipher instance): one AES-128-ECB cipher (node:crypto) that turns the
  * packet's counter blocks into the key stream in one call, and an HMAC-SHA1 whose keyed state is computed once
  * and cloned per packet (@noble/hashes). The output is byte-identical to werift's (werift_fast_srtp_test.ts
- * compares them on random packets); decryption, SRTCP and the GCM profile stay werift's.
+ * compares them on random packets). werift's decryption gets the same keyed HMAC for its tag check (the
+ * bench's werift listener clients receive thousands of packets per second); SRTCP and GCM stay werift's.
  */
 import { Buffer } from "node:buffer";
 import { type Cipheriv, createCipheriv } from "node:crypto";
@@ -27,6 +28,7 @@ interface CipherAesCtrLike {
   srtpSessionAuthTag: Buffer;
   authTagLength: number;
   encryptRtp(header: RtpHeaderLike, payload: Buffer, rolloverCounter: number): Buffer;
+  generateSrtpAuthTag(roc: number, ...buffers: Uint8Array[]): Buffer;
 }
 type Mac = ReturnType<typeof hmac.create>;
 
@@ -42,6 +44,7 @@ interface FastState {
 
 const states = new WeakMap<CipherAesCtrLike, FastState>();
 let original: CipherAesCtrLike["encryptRtp"] | null = null;
+let originalTag: CipherAesCtrLike["generateSrtpAuthTag"] | null = null;
 
 function stateOf(c: CipherAesCtrLike): FastState {
   let s = states.get(c);
@@ -104,23 +107,48 @@ function ctrPrototype(): CipherAesCtrLike {
   return Object.getPrototypeOf(session.localContext.cipher) as CipherAesCtrLike;
 }
 
-/** Install the fast path on werift's AES-CM cipher (idempotent). */
+/** werift's SRTP auth tag (used when it decrypts), from the cached keyed HMAC state. */
+function fastAuthTag(this: CipherAesCtrLike, roc: number, ...buffers: Uint8Array[]): Buffer {
+  const s = stateOf(this);
+  const mac = s.mac._cloneInto(s.work);
+  for (const b of buffers) mac.update(b);
+  const rocBytes = new Uint8Array(4);
+  new DataView(rocBytes.buffer).setUint32(0, roc >>> 0);
+  mac.update(rocBytes);
+  mac.digestInto(s.tag);
+  return Buffer.from(s.tag.subarray(0, 10));
+}
+
+/** Install the fast paths on werift's AES-CM cipher (idempotent). */
 export function applyWeriftFastSrtp(): void {
   if (original) return;
   const proto = ctrPrototype();
-  if (typeof proto.encryptRtp !== "function") throw new Error("werift CipherAesCtr.encryptRtp not found");
+  if (typeof proto.encryptRtp !== "function" || typeof proto.generateSrtpAuthTag !== "function") {
+    throw new Error("werift CipherAesCtr methods not found");
+  }
   original = proto.encryptRtp;
+  originalTag = proto.generateSrtpAuthTag;
   proto.encryptRtp = fastEncryptRtp;
+  proto.generateSrtpAuthTag = fastAuthTag;
 }
 
-/** werift's own encryptRtp (for the equivalence test). */
+/** werift's own encryptRtp with its own auth tag (for the equivalence test). */
 export function referenceEncryptRtp(
   cipher: CipherAesCtrLike,
   header: RtpHeaderLike,
   payload: Buffer,
   roc: number,
 ): Buffer {
-  return (original ?? ctrPrototype().encryptRtp).call(cipher, header, payload, roc);
+  const proto = ctrPrototype();
+  const self = Object.create(cipher, {
+    generateSrtpAuthTag: { value: originalTag ?? proto.generateSrtpAuthTag },
+  });
+  return (original ?? proto.encryptRtp).call(self, header, payload, roc);
+}
+
+/** werift's own auth tag (for the equivalence test). */
+export function referenceAuthTag(cipher: CipherAesCtrLike, roc: number, ...buffers: Uint8Array[]): Buffer {
+  return (originalTag ?? ctrPrototype().generateSrtpAuthTag).call(cipher, roc, ...buffers);
 }
 
 export type { CipherAesCtrLike };

@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { randomBytes } from "node:crypto";
 import { RtpHeader, SrtpSession } from "werift";
-import { applyWeriftFastSrtp, type CipherAesCtrLike, referenceEncryptRtp } from "./werift_fast_srtp.ts";
+import {
+  applyWeriftFastSrtp,
+  type CipherAesCtrLike,
+  referenceAuthTag,
+  referenceEncryptRtp,
+} from "./werift_fast_srtp.ts";
 
 function session(): { cipher: CipherAesCtrLike; session: SrtpSession } {
   const s = new SrtpSession({
@@ -38,6 +43,12 @@ Deno.test("werift fast SRTP: byte-identical to werift's AES-CM/HMAC-SHA1-80 on 5
       const fast = cipher.encryptRtp(header, payload, roc);
       const ref = referenceEncryptRtp(cipher, header, payload, roc);
       assert.ok(Buffer.compare(fast, ref) === 0, `packet ${k}/${i} (${payload.length} B) differs`);
+      const parts = [randomBytes(12), payload];
+      assert.ok(
+        Buffer.compare(cipher.generateSrtpAuthTag(roc, ...parts), referenceAuthTag(cipher, roc, ...parts)) ===
+          0,
+        `auth tag ${k}/${i}`,
+      );
     }
   }
 });
