@@ -16,6 +16,7 @@ import { Buffer } from "node:buffer";
 import OpusScript from "opusscript";
 import { RTCPeerConnection, RTCRtpCodecParameters } from "werift";
 import type { RTCDataChannel } from "werift";
+import { applyWeriftDtlsFix } from "../origin/rooms/werift_dtls_fix.ts";
 import { applyWeriftFastSrtp } from "../origin/rooms/werift_fast_srtp.ts";
 
 const SPEECH_PACKET_BYTES = 40;
@@ -32,6 +33,8 @@ export class PacketListenerClient {
   #closed = false;
 
   constructor(opts: { decode?: boolean } = {}) {
+    // As DTLS server (a wrtc origin answers as client) werift needs the same fix as the origin's listeners.
+    applyWeriftDtlsFix();
     applyWeriftFastSrtp();
     this.#decoder = opts.decode ? new OpusScript(48_000, 1) : null;
     this.pc = new RTCPeerConnection({

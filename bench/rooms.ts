@@ -31,13 +31,18 @@
  *
  *   deno run -A bench/rooms.ts [--steps 50,100,200,300,500] [--seconds 8] [--settle 3] [--variants full]
  *     [--per-client 25] [--join-concurrency 8] [--join-timeout-ms 20000] [--step-deadline-s 240]
- *     [--perf-step 100] [--origin URL] [--client-kind wrtc|werift] [--pin]
+ *     [--perf-step 100] [--origin URL] [--client-kind wrtc|werift] [--pin] [--live-every 1]
  *   deno run -A bench/rooms.ts --serve [--port 0] [--variant full]     (the origin alone)
  *
  * `--client-kind werift` makes the listeners light werift peers that count packets and their arrival gaps
  * (bench/room_packet_client.ts; one in five also decodes for the energy check) instead of wrtc peers that
  * decode and play: a wrtc listener costs ~14 ms of CPU per listener·s, so on 2 cores a few hundred of them
  * starve the origin they measure. Their receive gap is then between packets (20 ms nominal), not sink frames.
+ *
+ * `--live-every K` measures the receive side on every K-th client host only: the others are stopped (SIGSTOP)
+ * for each measurement window, so their listeners stay joined and the origin sends to all of them (its whole
+ * per-listener work), while their packets wait unread in the kernel instead of costing client CPU. Receive
+ * gaps and "hearing" are then of the sampled listeners; the origin's figures are of all.
  *
  * `--pin` runs the origin on CPU 0 and the client hosts on CPU 1 (taskset): the origin's figures are then its
  * own core's, whatever the clients cost; the clients' receive gaps show when one core cannot carry them.
@@ -479,8 +484,9 @@ interface Row {
   s: Stats;
   recv: ReturnType<typeof histSummary>;
   clientCores: number;
-  /** Listeners hearing the voice in the window (origin alive and sending). */
+  /** Listeners hearing the voice in the window (origin alive and sending), of the `sampled` ones measured. */
   hearing: number;
+  sampled: number;
   load: string;
 }
 
@@ -518,6 +524,7 @@ async function runVariant(variant: string, steps: number[], opts: {
   remote: string;
   clientKind: ClientKind;
   pin: boolean;
+  liveEvery: number;
 }): Promise<Row[]> {
   let originChild: Deno.ChildProcess | undefined;
   let base = opts.remote;
@@ -532,7 +539,8 @@ async function runVariant(variant: string, steps: number[], opts: {
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
     return JSON.parse(text);
   };
-  const hosts: Array<{ link: ChildLink; listeners: number }> = [];
+  /** `live: false` hosts are stopped (SIGSTOP) during each window: their listeners stay joined, unread. */
+  const hosts: Array<{ link: ChildLink; listeners: number; live: boolean }> = [];
   const rows: Row[] = [];
   const clientCpu = () => hosts.reduce((a, h) => a + cpuSeconds(h.link.child.pid), 0);
   try {
@@ -546,7 +554,7 @@ async function runVariant(variant: string, steps: number[], opts: {
         // Every batch goes to a fresh client host: a host whose listeners were already receiving was seen to
         // stop answering while it joined more (its JS thread stuck in wrtc), so hosts are filled once.
         const child = spawnSelf(["--clients", base, "--client-kind", opts.clientKind], opts.pin ? "1" : "");
-        const host = { link: new ChildLink(child), listeners: 0 };
+        const host = { link: new ChildLink(child), listeners: 0, live: hosts.length % opts.liveEvery === 0 };
         hosts.push(host);
         await host.link.line(60_000);
         const want = Math.min(n - total(), opts.perClient);
@@ -587,7 +595,9 @@ async function runVariant(variant: string, steps: number[], opts: {
       );
       await new Promise((r) => setTimeout(r, opts.settle * 1000));
       await http("POST", "/reset");
-      await Promise.all(hosts.map((h) => h.link.ask({ cmd: "reset" }, 30_000).catch(() => {})));
+      const live = hosts.filter((h) => h.live), muted = hosts.filter((h) => !h.live);
+      await Promise.all(live.map((h) => h.link.ask({ cmd: "reset" }, 30_000).catch(() => {})));
+      for (const h of muted) Deno.kill(h.link.child.pid, "SIGSTOP");
       const cpu0 = clientCpu(), w0 = performance.now();
       const perf = opts.perfStep === n && originChild
         ? perfOrigin(originChild.pid, opts.seconds, `${variant}-${n}`)
@@ -600,10 +610,11 @@ async function runVariant(variant: string, steps: number[], opts: {
       } catch (err) {
         // An origin too starved to answer its stats request: the step failed; report it and stop stepping.
         console.log(`  [${variant}] ${reached} listeners: origin did not answer /stats (${err}); stopping`);
+        for (const h of muted) Deno.kill(h.link.child.pid, "SIGCONT");
         break;
       }
       const replies = await Promise.all(
-        hosts.map((h) =>
+        live.map((h) =>
           h.link.ask<CollectReply>({ cmd: "collect" }, 60_000).catch((): CollectReply => ({
             hist: {},
             frames: 0,
@@ -615,8 +626,22 @@ async function runVariant(variant: string, steps: number[], opts: {
       const hist: GapHist = {};
       for (const r of replies) for (const [k, v] of Object.entries(r.hist)) hist[k] = (hist[k] ?? 0) + v;
       const recv = histSummary(hist);
+      for (const h of muted) Deno.kill(h.link.child.pid, "SIGCONT");
       const hearing = replies.reduce((a, r) => a + r.hearing, 0);
-      const row = { variant, n, reached, failures, joinS, s, recv, clientCores, hearing, load: loadavg() };
+      const sampled = live.reduce((a, h) => a + h.listeners, 0);
+      const row = {
+        variant,
+        n,
+        reached,
+        failures,
+        joinS,
+        s,
+        recv,
+        clientCores,
+        hearing,
+        sampled,
+        load: loadavg(),
+      };
       rows.push(row);
       console.log(
         `  [${variant}] ${reached} listeners: origin ${s.cores.toFixed(2)} cores (threads ${
@@ -626,7 +651,7 @@ async function runVariant(variant: string, steps: number[], opts: {
         } ms; send gap p99 ${s.send.p99.toFixed(1)}; receive gap p99 ${
           recv.p99.toFixed(1)
         } ms (n ${recv.n}); ` +
-          `${s.listeners} live at the origin, ${hearing} hearing speech; tick p99 ${
+          `${s.listeners} live at the origin, ${hearing} of ${sampled} sampled hearing speech; tick p99 ${
             s.tick.p99.toFixed(2)
           } ms; onData per listener frame avg ${
             s.onDataAvgMs.toFixed(3)
@@ -673,6 +698,7 @@ async function main(): Promise<void> {
     remote: arg("origin", ""),
     clientKind: arg("client-kind", "wrtc") as ClientKind,
     pin: Deno.args.includes("--pin"),
+    liveEvery: Math.max(1, Number(arg("live-every", "1"))),
   };
   if (!["wrtc", "werift"].includes(opts.clientKind)) throw new Error(`--client-kind wrtc|werift`);
   console.log(
@@ -686,14 +712,14 @@ async function main(): Promise<void> {
   const enc = (s: Stats) => s.byThread["AudioEncoder"] ?? 0;
   // A step counts only if every listener joined, is still live at the origin and hears the voice.
   const ok = (r: Row) =>
-    r.reached === r.n && r.s.listeners === r.n && r.hearing === r.n && r.recv.p99 <= 40 &&
+    r.reached === r.n && r.s.listeners === r.n && r.hearing === r.sampled && r.recv.p99 <= 40 &&
     r.s.pacing.p99 <= 20;
   // CPU per unit of work done (ms per second of audio handed to one listener): on a contended machine the
   // origin falls behind and does less work, so cores alone understate its cost.
   const perLs = (s: Stats, cores: number) =>
     s.listenerSeconds > 0 ? (1000 * cores * s.wallS / s.listenerSeconds).toFixed(1) : "-";
   console.log(
-    "\n| variant | listeners | live at origin / hearing | origin cores | origin CPU ms per listener·s | AudioEncoder ms per listener·s | client cores | publisher pacing p99 ms | send gap p99 ms | receive gap p99 ms | receive max ms | tick p99 ms | origin threads | RSS MiB | load |",
+    "\n| variant | listeners | live at origin / hearing of sampled | origin cores | origin CPU ms per listener·s | AudioEncoder ms per listener·s | client cores | publisher pacing p99 ms | send gap p99 ms | receive gap p99 ms | receive max ms | tick p99 ms | origin threads | RSS MiB | load |",
   );
   console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
@@ -701,13 +727,13 @@ async function main(): Promise<void> {
     console.log(
       `| ${r.variant} | ${r.reached === r.n ? r.n : `${r.reached} of ${r.n}`}${
         meets ? " ✓" : ""
-      } | ${r.s.listeners} / ${r.hearing} | ${r.s.cores.toFixed(2)} | ${perLs(r.s, r.s.cores)} | ${
-        perLs(r.s, enc(r.s))
-      } | ${r.clientCores.toFixed(2)} | ${f(r.s.pacing.p99)} | ${f(r.s.send.p99)} | ${f(r.recv.p99)} | ${
-        f(r.recv.max)
-      } | ${r.s.tick.p99.toFixed(2)} | ${r.s.proc.threads} | ${(r.s.proc.rssKiB / 1024).toFixed(0)} | ${
-        r.load.split(" ")[0]
-      } |`,
+      } | ${r.s.listeners} / ${r.hearing} of ${r.sampled} | ${r.s.cores.toFixed(2)} | ${
+        perLs(r.s, r.s.cores)
+      } | ${perLs(r.s, enc(r.s))} | ${r.clientCores.toFixed(2)} | ${f(r.s.pacing.p99)} | ${
+        f(r.s.send.p99)
+      } | ${f(r.recv.p99)} | ${f(r.recv.max)} | ${r.s.tick.p99.toFixed(2)} | ${r.s.proc.threads} | ${
+        (r.s.proc.rssKiB / 1024).toFixed(0)
+      } | ${r.load.split(" ")[0]} |`,
     );
   }
   for (const v of variants) {
