@@ -165,6 +165,10 @@ export class ForwardListener implements RoomListener, PacketSink {
           "SDP offer has no opus/48000 codec (a shared room sends Opus only)",
         );
       }
+      // This side answers as DTLS server (see the header), so the client must be able to take the client role.
+      if (/^a=setup:passive/im.test(offerSdp)) {
+        throw new ApiError(400, "bad_request", "SDP offer has a=setup:passive; offer actpass (or active)");
+      }
       applyWeriftDtlsFix();
       applyWeriftFastSrtp();
       // ICE lite, as SFUs run it: host candidates only, the client checks. (A full agent in werift also asks a
