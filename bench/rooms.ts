@@ -31,8 +31,21 @@
  *
  *   deno run -A bench/rooms.ts [--steps 50,100,200,300,500] [--seconds 8] [--settle 3] [--variants full]
  *     [--per-client 25] [--join-concurrency 8] [--join-timeout-ms 20000] [--step-deadline-s 240]
- *     [--perf-step 100] [--origin URL]
+ *     [--perf-step 100] [--origin URL] [--client-kind wrtc|werift] [--pin] [--live-every 1]
  *   deno run -A bench/rooms.ts --serve [--port 0] [--variant full]     (the origin alone)
+ *
+ * `--client-kind werift` makes the listeners light werift peers that count packets and their arrival gaps
+ * (bench/room_packet_client.ts; one in five also decodes for the energy check) instead of wrtc peers that
+ * decode and play: a wrtc listener costs ~14 ms of CPU per listener·s, so on 2 cores a few hundred of them
+ * starve the origin they measure. Their receive gap is then between packets (20 ms nominal), not sink frames.
+ *
+ * `--live-every K` measures the receive side on every K-th client host only: the others are stopped (SIGSTOP)
+ * for each measurement window, so their listeners stay joined and the origin sends to all of them (its whole
+ * per-listener work), while their packets wait unread in the kernel instead of costing client CPU. Receive
+ * gaps and "hearing" are then of the sampled listeners; the origin's figures are of all.
+ *
+ * `--pin` runs the origin on CPU 0 and the client hosts on CPU 1 (taskset): the origin's figures are then its
+ * own core's, whatever the clients cost; the clients' receive gaps show when one core cannot carry them.
  *
  * With `--origin URL` the clients use an origin started with `--serve` elsewhere (one variant; its CPU
  * figures come from its own /proc).
@@ -43,6 +56,7 @@ import { BackingTrack } from "../origin/rooms/backing_track.ts";
 import { type OpusSendParams, shapeOpusOffer, SPEECH_OPUS } from "../origin/rooms/opus_profile.ts";
 import { RoomManager } from "../origin/rooms/room_manager.ts";
 import { ListenerClient } from "../origin/rooms/test_listener.ts";
+import { PacketListenerClient } from "./room_packet_client.ts";
 import { FRAME_SAMPLES, frameClock, PacedOutboundAudio } from "../origin/session/outbound_audio.ts";
 import { cpuSeconds, procStats } from "../origin/session/proc_stats.ts";
 import { exitCleanly, RTCAudioSource } from "../origin/session/wrtc.ts";
@@ -109,9 +123,11 @@ class ChildLink {
   }
 }
 
-function spawnSelf(args: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, ...args],
+/** `cpus` (a taskset list): the child and every thread it makes run only there (exec'd, same pid). */
+function spawnSelf(args: string[], cpus = ""): Deno.ChildProcess {
+  const run = ["run", "-A", new URL(import.meta.url).pathname, ...args];
+  return new Deno.Command(cpus ? "taskset" : Deno.execPath(), {
+    args: cpus ? ["-c", cpus, Deno.execPath(), ...run] : run,
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
@@ -294,9 +310,13 @@ interface CollectReply {
   rssMiB: number;
 }
 
-async function clientHost(base: string): Promise<void> {
+/** What a client host's listeners are: wrtc (libwebrtc's whole receive path) or werift packet counters. */
+type ClientKind = "wrtc" | "werift";
+type BenchClient = ListenerClient | PacketListenerClient;
+
+async function clientHost(base: string, kind: ClientKind): Promise<void> {
   configureLogging({ level: "error" });
-  const clients: ListenerClient[] = [];
+  const clients: BenchClient[] = [];
   let loudAtReset: number[] = [];
   const out = (v: unknown) => Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(v) + "\n"));
   const http = async (method: string, path: string, timeoutMs: number, body?: string) => {
@@ -308,7 +328,10 @@ async function clientHost(base: string): Promise<void> {
   /** One listener: offer → POST → answer → audio arriving, within timeoutMs; failures name their stage. */
   const join = async (timeoutMs: number): Promise<number> => {
     const t0 = performance.now();
-    const c = new ListenerClient({ keepFrames: false });
+    // werift clients: one in five decodes its audio for the energy check, the rest count packets.
+    const c: BenchClient = kind === "werift"
+      ? new PacketListenerClient({ decode: clients.length % 5 === 0 })
+      : new ListenerClient({ keepFrames: false });
     let stage = "offer", id: string | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -461,8 +484,9 @@ interface Row {
   s: Stats;
   recv: ReturnType<typeof histSummary>;
   clientCores: number;
-  /** Listeners hearing the voice in the window (origin alive and sending). */
+  /** Listeners hearing the voice in the window (origin alive and sending), of the `sampled` ones measured. */
   hearing: number;
+  sampled: number;
   load: string;
 }
 
@@ -498,11 +522,14 @@ async function runVariant(variant: string, steps: number[], opts: {
   stepDeadlineS: number;
   perfStep: number;
   remote: string;
+  clientKind: ClientKind;
+  pin: boolean;
+  liveEvery: number;
 }): Promise<Row[]> {
   let originChild: Deno.ChildProcess | undefined;
   let base = opts.remote;
   if (!base) {
-    originChild = spawnSelf(["--serve", "--port", "0", "--variant", variant]);
+    originChild = spawnSelf(["--serve", "--port", "0", "--variant", variant], opts.pin ? "0" : "");
     const ready = await new ChildLink(originChild).line<{ port: number }>(60_000);
     base = `http://127.0.0.1:${ready.port}`;
   }
@@ -512,7 +539,8 @@ async function runVariant(variant: string, steps: number[], opts: {
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
     return JSON.parse(text);
   };
-  const hosts: Array<{ link: ChildLink; listeners: number }> = [];
+  /** `live: false` hosts are stopped (SIGSTOP) during each window: their listeners stay joined, unread. */
+  const hosts: Array<{ link: ChildLink; listeners: number; live: boolean }> = [];
   const rows: Row[] = [];
   const clientCpu = () => hosts.reduce((a, h) => a + cpuSeconds(h.link.child.pid), 0);
   try {
@@ -525,8 +553,8 @@ async function runVariant(variant: string, steps: number[], opts: {
       while (total() < n && performance.now() < deadline && !stalled) {
         // Every batch goes to a fresh client host: a host whose listeners were already receiving was seen to
         // stop answering while it joined more (its JS thread stuck in wrtc), so hosts are filled once.
-        const child = spawnSelf(["--clients", base]);
-        const host = { link: new ChildLink(child), listeners: 0 };
+        const child = spawnSelf(["--clients", base, "--client-kind", opts.clientKind], opts.pin ? "1" : "");
+        const host = { link: new ChildLink(child), listeners: 0, live: hosts.length % opts.liveEvery === 0 };
         hosts.push(host);
         await host.link.line(60_000);
         const want = Math.min(n - total(), opts.perClient);
@@ -567,7 +595,9 @@ async function runVariant(variant: string, steps: number[], opts: {
       );
       await new Promise((r) => setTimeout(r, opts.settle * 1000));
       await http("POST", "/reset");
-      await Promise.all(hosts.map((h) => h.link.ask({ cmd: "reset" }, 30_000).catch(() => {})));
+      const live = hosts.filter((h) => h.live), muted = hosts.filter((h) => !h.live);
+      await Promise.all(live.map((h) => h.link.ask({ cmd: "reset" }, 30_000).catch(() => {})));
+      for (const h of muted) Deno.kill(h.link.child.pid, "SIGSTOP");
       const cpu0 = clientCpu(), w0 = performance.now();
       const perf = opts.perfStep === n && originChild
         ? perfOrigin(originChild.pid, opts.seconds, `${variant}-${n}`)
@@ -580,10 +610,11 @@ async function runVariant(variant: string, steps: number[], opts: {
       } catch (err) {
         // An origin too starved to answer its stats request: the step failed; report it and stop stepping.
         console.log(`  [${variant}] ${reached} listeners: origin did not answer /stats (${err}); stopping`);
+        for (const h of muted) Deno.kill(h.link.child.pid, "SIGCONT");
         break;
       }
       const replies = await Promise.all(
-        hosts.map((h) =>
+        live.map((h) =>
           h.link.ask<CollectReply>({ cmd: "collect" }, 60_000).catch((): CollectReply => ({
             hist: {},
             frames: 0,
@@ -595,8 +626,22 @@ async function runVariant(variant: string, steps: number[], opts: {
       const hist: GapHist = {};
       for (const r of replies) for (const [k, v] of Object.entries(r.hist)) hist[k] = (hist[k] ?? 0) + v;
       const recv = histSummary(hist);
+      for (const h of muted) Deno.kill(h.link.child.pid, "SIGCONT");
       const hearing = replies.reduce((a, r) => a + r.hearing, 0);
-      const row = { variant, n, reached, failures, joinS, s, recv, clientCores, hearing, load: loadavg() };
+      const sampled = live.reduce((a, h) => a + h.listeners, 0);
+      const row = {
+        variant,
+        n,
+        reached,
+        failures,
+        joinS,
+        s,
+        recv,
+        clientCores,
+        hearing,
+        sampled,
+        load: loadavg(),
+      };
       rows.push(row);
       console.log(
         `  [${variant}] ${reached} listeners: origin ${s.cores.toFixed(2)} cores (threads ${
@@ -606,7 +651,7 @@ async function runVariant(variant: string, steps: number[], opts: {
         } ms; send gap p99 ${s.send.p99.toFixed(1)}; receive gap p99 ${
           recv.p99.toFixed(1)
         } ms (n ${recv.n}); ` +
-          `${s.listeners} live at the origin, ${hearing} hearing speech; tick p99 ${
+          `${s.listeners} live at the origin, ${hearing} of ${sampled} sampled hearing speech; tick p99 ${
             s.tick.p99.toFixed(2)
           } ms; onData per listener frame avg ${
             s.onDataAvgMs.toFixed(3)
@@ -651,7 +696,11 @@ async function main(): Promise<void> {
     stepDeadlineS: Number(arg("step-deadline-s", "240")),
     perfStep: Number(arg("perf-step", "0")),
     remote: arg("origin", ""),
+    clientKind: arg("client-kind", "wrtc") as ClientKind,
+    pin: Deno.args.includes("--pin"),
+    liveEvery: Math.max(1, Number(arg("live-every", "1"))),
   };
+  if (!["wrtc", "werift"].includes(opts.clientKind)) throw new Error(`--client-kind wrtc|werift`);
   console.log(
     `rooms bench: 1 room, listeners stepping ${steps.join("/")}, ${opts.seconds} s per step, variants ${
       variants.join(" | ")
@@ -663,14 +712,14 @@ async function main(): Promise<void> {
   const enc = (s: Stats) => s.byThread["AudioEncoder"] ?? 0;
   // A step counts only if every listener joined, is still live at the origin and hears the voice.
   const ok = (r: Row) =>
-    r.reached === r.n && r.s.listeners === r.n && r.hearing === r.n && r.recv.p99 <= 40 &&
+    r.reached === r.n && r.s.listeners === r.n && r.hearing === r.sampled && r.recv.p99 <= 40 &&
     r.s.pacing.p99 <= 20;
   // CPU per unit of work done (ms per second of audio handed to one listener): on a contended machine the
   // origin falls behind and does less work, so cores alone understate its cost.
   const perLs = (s: Stats, cores: number) =>
     s.listenerSeconds > 0 ? (1000 * cores * s.wallS / s.listenerSeconds).toFixed(1) : "-";
   console.log(
-    "\n| variant | listeners | live at origin / hearing | origin cores | origin CPU ms per listener·s | AudioEncoder ms per listener·s | client cores | publisher pacing p99 ms | send gap p99 ms | receive gap p99 ms | receive max ms | tick p99 ms | origin threads | RSS MiB | load |",
+    "\n| variant | listeners | live at origin / hearing of sampled | origin cores | origin CPU ms per listener·s | AudioEncoder ms per listener·s | client cores | publisher pacing p99 ms | send gap p99 ms | receive gap p99 ms | receive max ms | tick p99 ms | origin threads | RSS MiB | load |",
   );
   console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) {
@@ -678,13 +727,13 @@ async function main(): Promise<void> {
     console.log(
       `| ${r.variant} | ${r.reached === r.n ? r.n : `${r.reached} of ${r.n}`}${
         meets ? " ✓" : ""
-      } | ${r.s.listeners} / ${r.hearing} | ${r.s.cores.toFixed(2)} | ${perLs(r.s, r.s.cores)} | ${
-        perLs(r.s, enc(r.s))
-      } | ${r.clientCores.toFixed(2)} | ${f(r.s.pacing.p99)} | ${f(r.s.send.p99)} | ${f(r.recv.p99)} | ${
-        f(r.recv.max)
-      } | ${r.s.tick.p99.toFixed(2)} | ${r.s.proc.threads} | ${(r.s.proc.rssKiB / 1024).toFixed(0)} | ${
-        r.load.split(" ")[0]
-      } |`,
+      } | ${r.s.listeners} / ${r.hearing} of ${r.sampled} | ${r.s.cores.toFixed(2)} | ${
+        perLs(r.s, r.s.cores)
+      } | ${perLs(r.s, enc(r.s))} | ${r.clientCores.toFixed(2)} | ${f(r.s.pacing.p99)} | ${
+        f(r.s.send.p99)
+      } | ${f(r.recv.p99)} | ${f(r.recv.max)} | ${r.s.tick.p99.toFixed(2)} | ${r.s.proc.threads} | ${
+        (r.s.proc.rssKiB / 1024).toFixed(0)
+      } | ${r.load.split(" ")[0]} |`,
     );
   }
   for (const v of variants) {
@@ -706,6 +755,7 @@ async function main(): Promise<void> {
 
 if (import.meta.main) {
   if (Deno.args.includes("--serve")) serve(Number(arg("port", "8097")), arg("variant", "full"));
-  else if (Deno.args.includes("--clients")) await clientHost(arg("clients", ""));
-  else await main();
+  else if (Deno.args.includes("--clients")) {
+    await clientHost(arg("clients", ""), arg("client-kind", "wrtc") as ClientKind);
+  } else await main();
 }

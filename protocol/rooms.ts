@@ -22,11 +22,17 @@ import { IDLE_SOURCES, LISTENER_SOURCES, ROOM_DEFAULT_SOURCES } from "./room_mes
 export const MAX_ROOM_LISTENERS = 2000;
 
 /**
- * How listeners are sent Opus (each listener has its own encoder on the origin): `full` (as the client
- * offers: ~32 kbit/s fullband, 20 ms packets) or `fanout` (96 kbit/s fullband CELT in 60 ms packets: less
- * origin CPU per listener, three times the bandwidth, 40 ms more delay). See origin/rooms/opus_profile.ts.
+ * How listeners are sent Opus.
+ * - `full` (default): each listener has its own encoder on the origin, as the client offers (~32 kbit/s
+ *   fullband, 20 ms packets).
+ * - `fanout`: each listener's own encoder at 96 kbit/s fullband CELT in 60 ms packets (less origin CPU per
+ *   listener, three times the bandwidth, 40 ms more delay). See origin/rooms/opus_profile.ts.
+ * - `shared`: each program (speaker, voice, track, silence) is encoded once (48 kbit/s, 20 ms packets) and the
+ *   same packets are forwarded to every listener hearing it: the origin's cost per listener is SRTP and one
+ *   UDP send per packet. Switches land on 20 ms packet boundaries (at most one frame after the request) and
+ *   cut without a crossfade. See origin/rooms/forward_listener.ts.
  */
-export const ROOM_AUDIO_PROFILES = ["full", "fanout"] as const;
+export const ROOM_AUDIO_PROFILES = ["full", "fanout", "shared"] as const;
 export type RoomAudioProfile = typeof ROOM_AUDIO_PROFILES[number];
 
 export const RoomOptionsInput = z.object({

@@ -12,11 +12,10 @@
  */
 import { concatBytes, int16LeBytes } from "./bytes.ts";
 import { Mp3Encoder } from "@breezystack/lamejs";
-import OpusScript from "opusscript";
 import Flac from "libflacjs/dist/libflac.js";
 import { wavHeader } from "../../protocol/wav.ts";
 import { OggPageWriter } from "./ogg_mux.ts";
-import { EncoderCapacityError } from "./errors.ts";
+import { OPUS_PRE_SKIP, OpusFrameEncoder } from "./opus_frames.ts";
 import { registry } from "../metrics.ts";
 
 export type EncodeFormat = "wav" | "pcm" | "mp3" | "opus" | "flac";
@@ -185,30 +184,8 @@ class Mp3StreamEncoder extends BaseEncoder {
   protected free(): void {}
 }
 
-/**
- * opusscript's WASM memory. It grows only while an instance is constructed (encoding allocates nothing), and
- * growing detaches every older view; the view an instance makes last (`outPCM`) is therefore current until
- * the next construction.
- */
-let opusHeap: ArrayBuffer | null = null;
-
-/** The parts of an opusscript instance that encodeOne() uses (see there for why). */
-interface OpusInternals {
-  outPCM: Uint16Array;
-  inPCMPointer: number;
-  inPCMLength: number;
-  outOpusPointer: number;
-  handler: { _encode(pcm: number, bytes: number, out: number, frameSize: number): number };
-}
-
-/** libopus' OPUS_SET_COMPLEXITY request code (opus_defines.h). */
-const OPUS_SET_COMPLEXITY_REQUEST = 4010;
-
-/** libopus' look-ahead at 48 kHz (Fs/400 + Fs/250), the pre-skip every decoder must drop. */
-const OPUS_PRE_SKIP = 312;
-
 class OggOpusEncoder extends BaseEncoder {
-  private readonly opus: OpusScript;
+  private readonly opus: OpusFrameEncoder;
   private readonly frame: number;
   private readonly pages: OggPageWriter;
   private readonly scale: number;
@@ -223,21 +200,9 @@ class OggOpusEncoder extends BaseEncoder {
     this.frame = sampleRate / 50; // 20 ms
     this.scale = 48000 / sampleRate;
     this.pages = new OggPageWriter(crypto.getRandomValues(new Uint32Array(1))[0]);
-    this.opus = new OpusScript(sampleRate as 48000, 1, OpusScript.Application.AUDIO);
     try {
-      // If opusscript's heap cannot grow any more its allocations come back as null pointers: refuse here,
-      // not mid-stream.
-      const o = this.opus as unknown as OpusInternals;
-      opusHeap = o.outPCM.buffer as ArrayBuffer;
-      if (!o.inPCMPointer || !o.outOpusPointer || o.inPCMLength < this.frame * 4) {
-        throw new EncoderCapacityError("opus: too many Opus encoders open in this process; retry shortly");
-      }
-      this.opus.setBitrate(bitrate ?? 32000);
-      if (complexity !== undefined) {
-        this.opus.encoderCTL(OPUS_SET_COMPLEXITY_REQUEST, Math.max(0, Math.min(10, Math.round(complexity))));
-      }
+      this.opus = new OpusFrameEncoder(sampleRate as 48000, { bitrate, complexity });
     } catch (e) {
-      this.opus.delete();
       openEncoders.dec({ format: "opus" });
       throw e;
     }
@@ -268,22 +233,6 @@ class OggOpusEncoder extends BaseEncoder {
     return out;
   }
 
-  /**
-   * opusscript's encode() stages the input through `HEAPU16.subarray(bytePointer)`, i.e. at twice the address
-   * it allocated, where it overwrites other live encoders' buffers and the allocator's chunk headers once a few
-   * encoders are open (heap corruption, then failures after free). The same call is made here with the input
-   * staged at the buffer opusscript really allocated, in the layout its native side reads (one byte of the
-   * little-endian frame per 16-bit slot, length in bytes), through `opusHeap` (see there).
-   */
-  private encodeOne(frame: Int16Array): Uint8Array {
-    const o = this.opus as unknown as OpusInternals;
-    const bytes = new Uint8Array(frame.buffer, frame.byteOffset, frame.byteLength);
-    new Uint16Array(opusHeap!, o.inPCMPointer, bytes.length).set(bytes);
-    const len = o.handler._encode(o.inPCMPointer, bytes.length, o.outOpusPointer, frame.length);
-    if (len < 0) throw new Error(`opus_encode failed (${len})`);
-    return new Uint8Array(opusHeap!, o.outOpusPointer, len).slice();
-  }
-
   private encodeFrames(samples: Int16Array, out: Uint8Array[]): void {
     let buf = samples;
     if (this.carry.length > 0) {
@@ -293,7 +242,7 @@ class OggOpusEncoder extends BaseEncoder {
     }
     let off = 0;
     for (; off + this.frame <= buf.length; off += this.frame) {
-      const packet = this.encodeOne(buf.subarray(off, off + this.frame));
+      const packet = this.opus.encode(buf.subarray(off, off + this.frame));
       this.framesOut++;
       // Granules count decoded samples at 48 kHz, the pre-skip included; only the last page is trimmed.
       const granule = BigInt(this.framesOut * this.frame * this.scale);
@@ -344,7 +293,7 @@ class OggOpusEncoder extends BaseEncoder {
   }
 
   protected free(): void {
-    this.opus.delete();
+    this.opus.close();
   }
 }
 

@@ -36,7 +36,7 @@ import {
 } from "../session/wrtc.ts";
 import { ListenerEventQueue } from "./listener_events.ts";
 import { type OpusSendParams, shapeOpusOffer } from "./opus_profile.ts";
-import type { FrameSink, ListenerCloseReason } from "./room_types.ts";
+import type { FrameSink, ListenerCloseReason, RoomListener } from "./room_types.ts";
 
 const sendGap = registry.histogram(
   "parley_room_listener_send_gap_seconds",
@@ -71,9 +71,9 @@ export interface ListenerInit {
   config?: Partial<ListenerConfig>;
   log?: Logger;
   /** The client asked for another source on its events channel. */
-  onSelect?: (listener: Listener, source: ListenerSource) => void;
+  onSelect?: (listener: RoomListener, source: ListenerSource) => void;
   /** Called once, when the listener closed (for any reason). */
-  onClosed?: (listener: Listener, reason: ListenerCloseReason) => void;
+  onClosed?: (listener: RoomListener, reason: ListenerCloseReason) => void;
   /** Keep every send gap (ms) in memory (benchmarks). */
   recordGaps?: boolean;
   /** Shape this listener's Opus encoder (the room's audio profile); undefined = as the client offered. */
@@ -85,7 +85,7 @@ export interface ListenerInit {
   demoteThreads?: boolean;
 }
 
-export class Listener implements FrameSink {
+export class Listener implements FrameSink, RoomListener {
   readonly id: string;
   readonly roomId: string;
   readonly config: ListenerConfig;

@@ -23,6 +23,7 @@ import type { BackingTrack } from "./backing_track.ts";
 import { FRAME_MS } from "../session/outbound_audio.ts";
 import { IdleDetector } from "./idle_detector.ts";
 import { opusParamsOf } from "./opus_profile.ts";
+import { ForwardListener } from "./forward_listener.ts";
 import { Listener, type ListenerConfig } from "./listener.ts";
 import { PublisherFeed } from "./publisher_feed.ts";
 import { RoomController } from "./room_controller.ts";
@@ -33,6 +34,7 @@ import {
   RoomBusyError,
   type RoomDefaultSource,
   RoomFullError,
+  type RoomListener,
   RoomNotFoundError,
   type RoomOptions,
   type RoomPublisher,
@@ -108,7 +110,7 @@ export class Room {
   readonly #onEvent: ((event: RoomEvent) => void) | undefined;
   readonly #recordGaps: boolean;
   readonly #demoteThreads: boolean;
-  readonly #listeners = new Map<string, Listener>();
+  readonly #listeners = new Map<string, RoomListener>();
   #reserved = 0;
   #track: BackingTrack | null;
   #feed: PublisherFeed | null = null;
@@ -173,10 +175,10 @@ export class Room {
     return this.#seq;
   }
 
-  listener(id: string): Listener | undefined {
+  listener(id: string): RoomListener | undefined {
     return this.#listeners.get(id);
   }
-  listeners(): Listener[] {
+  listeners(): RoomListener[] {
     return [...this.#listeners.values()];
   }
 
@@ -309,25 +311,30 @@ export class Room {
   async addListener(
     offerSdp: string,
     opts: { id?: string; source?: ListenerSource } = {},
-  ): Promise<{ listener: Listener; answer: string }> {
+  ): Promise<{ listener: RoomListener; answer: string }> {
     if (this.#closed) throw new RoomNotFoundError(`room ${this.id}`);
     if (this.#listeners.size + this.#reserved >= this.options.maxListeners) {
       rejectedTotal.inc({ reason: "room_full" });
       throw new RoomFullError(this.id, this.options.maxListeners);
     }
     this.#reserved++;
-    const listener = new Listener({
+    const common = {
       id: opts.id ?? crypto.randomUUID(),
       roomId: this.id,
       selected: opts.source ?? "room",
       config: this.#listenerConfig,
       log: this.#log,
       recordGaps: this.#recordGaps,
-      opus: opusParamsOf(this.options.audioProfile),
-      demoteThreads: this.#demoteThreads,
-      onSelect: (l, source) => this.select(l.id, source),
-      onClosed: (l, reason) => this.#onListenerClosed(l, reason),
-    });
+      onSelect: (l: RoomListener, source: ListenerSource) => this.select(l.id, source),
+      onClosed: (l: RoomListener, reason: ListenerCloseReason) => this.#onListenerClosed(l, reason),
+    };
+    const listener: ForwardListener | Listener = this.options.audioProfile === "shared"
+      ? new ForwardListener(common)
+      : new Listener({
+        ...common,
+        opus: opusParamsOf(this.options.audioProfile),
+        demoteThreads: this.#demoteThreads,
+      });
     let answer: string;
     try {
       answer = await listener.start(offerSdp);
@@ -386,7 +393,7 @@ export class Room {
     return true;
   }
 
-  #onListenerClosed(l: Listener, reason: ListenerCloseReason): void {
+  #onListenerClosed(l: RoomListener, reason: ListenerCloseReason): void {
     this.controller.removeListener(l.id);
     if (this.#listeners.get(l.id) === l) {
       this.#listeners.delete(l.id);

@@ -15,6 +15,13 @@
  * the same thing get the same buffer; a crossfade is mixed once per (from, to, step) and shared, so a room-wide
  * switch (idle) costs one mix, not one per listener.
  *
+ * Listeners of a `shared` room are PacketSinks (forward_listener.ts): each program they play is encoded once
+ * per 20 ms (program_encoder.ts) and the packet handed to all of them. Their switches are decided only on
+ * packet boundaries (even frames; a request lands at most one frame later) and cut without a fade, since an
+ * encoded packet cannot be mixed per listener. Half of them (alternating as they join) get each packet on the
+ * tick after it completed, so a tick sends to half the listeners, not all of them at once: the clock's other
+ * work (the publisher's own paced audio) waits for a shorter burst.
+ *
  * One tick drives all listeners of the room, from the process-wide drift-corrected FrameClock
  * (origin/session/outbound_audio.ts) unless another clock is given.
  */
@@ -23,10 +30,12 @@ import { registry } from "../../lib/metrics.ts";
 import { FRAME_MS, FRAME_SAMPLES, frameClock } from "../session/outbound_audio.ts";
 import type { BackingTrack } from "./backing_track.ts";
 import { crossfadeInto, fadeGains } from "./frame_math.ts";
+import { PACKET_FRAMES, ProgramEncoder } from "./program_encoder.ts";
 import type {
   FrameSink,
   IdleSource,
   ListenerSource,
+  PacketSink,
   ProgramSource,
   RoomDefaultSource,
   SwitchReason,
@@ -53,7 +62,11 @@ const sourceUnderruns = registry.counter(
 
 interface ListenerState {
   readonly id: string;
-  readonly sink: FrameSink;
+  readonly sink: FrameSink | PacketSink;
+  /** The sink takes encoded packets (switched on packet boundaries only). */
+  readonly packets: boolean;
+  /** Packet listeners: 0 gets a packet on the tick it completes, 1 on the next tick (halves the send burst). */
+  readonly slice: number;
   selected: ListenerSource;
   /** What the listener hears (the fade target while fading); null before its first frame. */
   playing: ProgramSource | null;
@@ -115,6 +128,14 @@ export class RoomController {
   #closed = false;
   /** Queue counters already counted in the metrics. */
   #seen = { speakerDropped: 0, voiceDropped: 0, speakerUnderruns: 0, voiceUnderruns: 0 };
+  /** One encoder per program heard by packet listeners (freed on the first packet boundary nobody hears it). */
+  readonly #encoders = new Map<ProgramSource, ProgramEncoder>();
+  /** Packet listeners by the program they play, rebuilt every tick. */
+  readonly #byProgram = new Map<ProgramSource, PacketSink[]>();
+  /** Packets for slice-1 listeners, sent on the tick after their packet completed. */
+  #deferred: Array<{ sink: PacketSink; packet: Uint8Array }> = [];
+  #nextSlice = 0;
+  readonly #slice1 = new Set<PacketSink>();
   /** Crossfade buffers, reused tick after tick. */
   #mixPool: Int16Array[] = [];
   /** Switches made so far (a listener's first frame is not one). */
@@ -170,12 +191,14 @@ export class RoomController {
   }
 
   /** A new listener gets frames from the next tick on (its first frame is its source, no fade). */
-  addListener(id: string, sink: FrameSink, selected: ListenerSource): void {
+  addListener(id: string, sink: FrameSink | PacketSink, selected: ListenerSource): void {
     if (this.#closed) throw new Error(`room ${this.roomId} controller is closed`);
     if (this.#listeners.has(id)) throw new Error(`listener ${id} is already in room ${this.roomId}`);
     this.#listeners.set(id, {
       id,
       sink,
+      packets: "pushPacket" in sink,
+      slice: "pushPacket" in sink ? (this.#nextSlice ^= 1) : 0,
       selected,
       playing: null,
       fade: null,
@@ -186,6 +209,8 @@ export class RoomController {
 
   /** The listener gets no further frame (takes effect at once: its sink is about to be released). */
   removeListener(id: string): boolean {
+    const st = this.#listeners.get(id);
+    if (st?.packets) this.#deferred = this.#deferred.filter((d) => d.sink !== st.sink);
     return this.#listeners.delete(id);
   }
 
@@ -275,7 +300,31 @@ export class RoomController {
     this.#applyCommands();
     const made: SwitchRecord[] = [];
     let needTrack = false;
+    const packetStart = frame % PACKET_FRAMES === 0;
+    for (const list of this.#byProgram.values()) list.length = 0;
+    const slice1 = this.#slice1;
+    slice1.clear();
     for (const st of this.#listeners.values()) {
+      if (st.packets) {
+        if (packetStart) {
+          const target = this.#resolve(st.selected);
+          if (st.playing === null) {
+            st.playing = target;
+            made.push(this.#record(st, "join", target, target, frame, t0));
+          } else if (target !== st.playing) {
+            made.push(this.#record(st, st.pendingReason ?? "request", st.playing, target, frame, t0));
+            st.playing = target;
+          }
+          st.pendingReason = null;
+        }
+        if (st.playing === null) continue;
+        if (st.playing === "track") needTrack = true;
+        let list = this.#byProgram.get(st.playing);
+        if (!list) this.#byProgram.set(st.playing, list = []);
+        list.push(st.sink as PacketSink);
+        if (st.slice === 1) slice1.add(st.sink as PacketSink);
+        continue;
+      }
       const target = this.#resolve(st.selected);
       if (st.playing === null) {
         st.playing = target;
@@ -296,7 +345,36 @@ export class RoomController {
       s === "speaker" ? speaker : s === "voice" ? voice : s === "track" ? track : SILENCE;
     let mixes: Map<string, Int16Array> | undefined;
     let pooled = 0;
+    // Last tick's packets for slice-1 listeners first (removeListener drops a removed listener's).
+    const deferred = this.#deferred;
+    this.#deferred = [];
+    for (const { sink, packet } of deferred) this.#deliver(sink, packet);
+    for (const [program, sinks] of this.#byProgram) {
+      if (sinks.length === 0) {
+        // Nobody hears this program any more: free its encoder (a later listener gets a fresh one).
+        if (packetStart) this.#closeEncoder(program);
+        continue;
+      }
+      let packet: Uint8Array | null;
+      try {
+        // A refused encoder (EncoderCapacityError: opusscript's heap is full) is retried on the next tick.
+        let enc = this.#encoders.get(program);
+        if (!enc) this.#encoders.set(program, enc = new ProgramEncoder(program));
+        if (packetStart) enc.resetPacket();
+        packet = enc.push(pick(program));
+      } catch (err) {
+        sinkErrors.inc();
+        this.#log.warn("program encode failed", { program, err });
+        continue;
+      }
+      if (!packet) continue;
+      for (const sink of sinks) {
+        if (slice1.has(sink)) this.#deferred.push({ sink, packet });
+        else this.#deliver(sink, packet);
+      }
+    }
     for (const st of this.#listeners.values()) {
+      if (st.packets) continue;
       let out: Int16Array;
       const fade = st.fade;
       if (fade) {
@@ -313,7 +391,7 @@ export class RoomController {
         if (++fade.step >= this.fadeFrames) st.fade = null;
       } else out = pick(st.playing!);
       try {
-        st.sink.pushFrame(out);
+        (st.sink as FrameSink).pushFrame(out);
       } catch (err) {
         sinkErrors.inc();
         this.#log.warn("listener frame delivery failed", { listener_id: st.id, err });
@@ -380,5 +458,29 @@ export class RoomController {
     this.voice.clear();
     this.#mixPool = [];
     this.#track = null;
+    for (const enc of this.#encoders.values()) enc.close();
+    this.#encoders.clear();
+    this.#byProgram.clear();
+    this.#deferred = [];
+    this.#slice1.clear();
+  }
+
+  #deliver(sink: PacketSink, packet: Uint8Array): void {
+    try {
+      sink.pushPacket(packet);
+    } catch (err) {
+      sinkErrors.inc();
+      this.#log.warn("listener packet delivery failed", { err });
+    }
+  }
+
+  #closeEncoder(program: ProgramSource): void {
+    this.#encoders.get(program)?.close();
+    this.#encoders.delete(program);
+  }
+
+  /** Program encoders open (shared rooms; leak checks). */
+  get encoders(): number {
+    return this.#encoders.size;
   }
 }

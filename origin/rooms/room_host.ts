@@ -23,11 +23,11 @@ import { registry } from "../../lib/metrics.ts";
 import type { RoomEvent } from "../../protocol/room_messages.ts";
 import { RoomOptionsInput } from "../../protocol/rooms.ts";
 import { BackingTrack } from "./backing_track.ts";
-import type { Listener } from "./listener.ts";
 import type { Room } from "./room.ts";
 import type { RoomManager } from "./room_manager.ts";
 import {
   RoomBusyError,
+  type RoomListener,
   RoomNotFoundError,
   type RoomOptions,
   type RoomPublisher,
@@ -177,7 +177,7 @@ export class RoomHost {
     tenantId: string,
     offer: string,
     opts: { id: string; source: "speaker" | "voice" | "room" },
-  ): Promise<{ listener: Listener; answer: string }> {
+  ): Promise<{ listener: RoomListener; answer: string }> {
     const room = await this.ensure(roomId, tenantId);
     return await room.addListener(offer, opts);
   }

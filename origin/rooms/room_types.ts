@@ -10,6 +10,7 @@
 import { ApiError } from "../../lib/errors.ts";
 import type {
   IdleSource,
+  ListenerEvent,
   ListenerSource,
   ProgramSource,
   RoomDefaultSource,
@@ -24,6 +25,40 @@ export type { IdleSource, ListenerSource, ProgramSource, RoomDefaultSource };
 /** Receives exactly one 480-sample frame per room tick. The buffer is only valid during the call. */
 export interface FrameSink {
   pushFrame(samples: Int16Array): void;
+}
+
+/**
+ * A listener of a `shared` room: it is handed the program's encoded 20 ms packet, not PCM
+ * (origin/rooms/program_encoder.ts); the controller switches it only on packet boundaries.
+ */
+export interface PacketSink {
+  readonly kind: "packets";
+  pushPacket(payload: Uint8Array): void;
+}
+
+export type ListenerState = "new" | "connecting" | "connected" | "closed";
+
+/** What a room needs of a listener, whichever way it is sent audio (listener.ts, forward_listener.ts). */
+export interface RoomListener {
+  readonly id: string;
+  readonly roomId: string;
+  selected: ListenerSource;
+  readonly state: ListenerState;
+  readonly reason: ListenerCloseReason | null;
+  /** "ended" once closed (leak checks). */
+  readonly trackState: string;
+  readonly peerState: string;
+  readonly timersPending: boolean;
+  /** 10 ms frames sent so far, and the largest gap between two sends (ms); benches reset them. */
+  frames: number;
+  maxGapMs: number;
+  /** Time spent handing audio to the peer (total and worst call), ms. */
+  onDataMs: number;
+  onDataMaxMs: number;
+  readonly gapsMs: number[] | undefined;
+  start(offerSdp: string): Promise<string>;
+  send(ev: ListenerEvent): void;
+  close(reason?: ListenerCloseReason): void;
 }
 
 /** A 10 ms tick source (origin/session/outbound_audio.ts `FrameClock`; a manual clock in unit tests). */
@@ -47,7 +82,10 @@ export interface RoomOptions {
   publisherPolicy: "reject" | "replace";
   /** Crossfade length of a switch, 10 or 20 ms (whole frames). */
   crossfadeMs: number;
-  /** How listeners are sent Opus (opus_profile.ts): `full` or `speech`. */
+  /**
+   * How listeners are sent Opus: `full` or `fanout` (an encoder per listener, opus_profile.ts), or `shared`
+   * (each program encoded once and forwarded, program_encoder.ts / forward_listener.ts).
+   */
   audioProfile: RoomAudioProfile;
 }
 

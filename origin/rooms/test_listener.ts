@@ -153,10 +153,17 @@ export class ListenerClient {
     return undefined;
   }
 
-  async waitFor(pred: () => boolean, timeoutMs = 5000, what = "condition"): Promise<void> {
+  /** `what` names the condition in the timeout error (a function: evaluated then, to show the state). */
+  async waitFor(
+    pred: () => boolean,
+    timeoutMs = 5000,
+    what: string | (() => string) = "condition",
+  ): Promise<void> {
     const t0 = performance.now();
     while (!pred()) {
-      if (performance.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+      if (performance.now() - t0 > timeoutMs) {
+        throw new Error(`timed out waiting for ${typeof what === "function" ? what() : what}`);
+      }
       await new Promise((r) => setTimeout(r, 10));
     }
   }

@@ -13,7 +13,8 @@
  * chose; idle → backing track after idle_after_ms ± 100 ms (measured at the listener: last voice frame →
  * first track frame, on its audio timeline); a listener past the cap gets 429, a bad offer 400, a second
  * publisher 409, and none of them leave a row or a listener behind; a DELETEd listener is gone from the room;
- * 20 listener joins/leaves through the edge leave the origin's threads and fds flat.
+ * 20 listener joins/leaves through the edge (a room with `audio_profile: "shared"`) leave the origin's threads
+ * and fds flat.
  *
  * The origin's frame clock skips frames when its event loop stalls (a starved, loaded machine): the test
  * samples that counter all along and reports it with the audio figures, and the idle bound widens by the
@@ -420,8 +421,13 @@ test("rooms e2e: 20 WHEP listeners hear the publisher, captions in order (data c
       assert.equal(r.status, 404, "deleted once");
       void victim;
 
-      // ---- listener churn through the edge (a short run; bench/rooms_churn.ts does 300): threads/fds flat
-      r = await call(url, "POST", "/v1/rooms", key, { name: "churn", options: { max_listeners: 10 } });
+      // ---- listener churn through the edge (a short run; bench/rooms_churn.ts does 300): threads/fds flat.
+      // This room is `shared` (the other profile's WHEP path, through the API): its listeners are werift peers
+      // whose sockets and timers must go with them too.
+      r = await call(url, "POST", "/v1/rooms", key, {
+        name: "churn",
+        options: { max_listeners: 10, audio_profile: "shared" },
+      });
       assert.equal(r.status, 201, r.text);
       const churnRoom = (r.body as { id: string }).id;
       const churn = await runRoomChurn({
