@@ -354,7 +354,11 @@ def run(rank, a):
                 w = a.phone_weight if a.phone_weight_end < 0 else \
                     a.phone_weight + (a.phone_weight_end - a.phone_weight) * step / max(1, total)
                 plogp = F.log_softmax(phone_logits.double(), dim=-1).transpose(0, 1)
-                ploss = F.ctc_loss(plogp, P[0], frames, P[1], blank=0, reduction="mean", zero_infinity=True)
+                # Utterances without phonemes (flite's, which espeak-ng did not speak) are left out of this
+                # loss rather than taught to emit blanks; with every row labelled this is reduction="mean".
+                has = P[1] > 0
+                per = F.ctc_loss(plogp, P[0], frames, P[1], blank=0, reduction="none", zero_infinity=True)
+                ploss = (per / P[1].clamp(min=1))[has].mean() if bool(has.any()) else per.sum() * 0
                 phone_acc += float(ploss)
                 loss = loss + w * ploss
             opt.zero_grad()
