@@ -13,13 +13,7 @@
  * section (its `events` channel, created before the offer).
  */
 import { ApiError } from "../../lib/errors.ts";
-import { log as rootLog, type Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
-import {
-  type ListenerEvent,
-  type ListenerSource,
-  parseListenerControl,
-} from "../../protocol/room_messages.ts";
 import { FRAME_SAMPLES, SAMPLE_RATE } from "../session/outbound_audio.ts";
 import { validateOffer } from "../session/sdp.ts";
 import { demoteSendStreamThreads } from "../session/wrtc_threads.ts";
@@ -34,48 +28,19 @@ import {
   RTCPeerConnection as PeerConnection,
   waitIceGathering,
 } from "../session/wrtc.ts";
-import { ListenerEventQueue } from "./listener_events.ts";
+import { ListenerCore, type ListenerCoreInit } from "./listener_core.ts";
 import { type OpusSendParams, shapeOpusOffer } from "./opus_profile.ts";
-import type { FrameSink, ListenerCloseReason, RoomListener } from "./room_types.ts";
+import type { FrameSink } from "./room_types.ts";
+
+export { DEFAULT_LISTENER_CONFIG, type ListenerConfig } from "./listener_core.ts";
 
 const sendGap = registry.histogram(
   "parley_room_listener_send_gap_seconds",
   "Gap between consecutive frames handed to a room listener's RTCAudioSource",
   [0.002, 0.005, 0.008, 0.0095, 0.0105, 0.012, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25],
 );
-const closedTotal = registry.counter(
-  "parley_room_listeners_closed_total",
-  "Room listeners closed, by reason",
-);
-const setupSeconds = registry.histogram(
-  "parley_room_listener_setup_seconds",
-  "Origin: listener offer received → answer ready (ICE gathering complete)",
-);
 
-export interface ListenerConfig {
-  connectTimeoutMs: number;
-  iceDisconnectedGraceMs: number;
-  iceGatherTimeoutMs: number;
-}
-
-export const DEFAULT_LISTENER_CONFIG: ListenerConfig = {
-  connectTimeoutMs: 20_000,
-  iceDisconnectedGraceMs: 10_000,
-  iceGatherTimeoutMs: 3_000,
-};
-
-export interface ListenerInit {
-  id: string;
-  roomId: string;
-  selected: ListenerSource;
-  config?: Partial<ListenerConfig>;
-  log?: Logger;
-  /** The client asked for another source on its events channel. */
-  onSelect?: (listener: RoomListener, source: ListenerSource) => void;
-  /** Called once, when the listener closed (for any reason). */
-  onClosed?: (listener: RoomListener, reason: ListenerCloseReason) => void;
-  /** Keep every send gap (ms) in memory (benchmarks). */
-  recordGaps?: boolean;
+export interface ListenerInit extends ListenerCoreInit {
   /** Shape this listener's Opus encoder (the room's audio profile); undefined = as the client offered. */
   opus?: OpusSendParams;
   /**
@@ -85,56 +50,23 @@ export interface ListenerInit {
   demoteThreads?: boolean;
 }
 
-export class Listener implements FrameSink, RoomListener {
-  readonly id: string;
-  readonly roomId: string;
-  readonly config: ListenerConfig;
-  readonly events: ListenerEventQueue;
-  readonly gapsMs: number[] | undefined;
-  selected: ListenerSource;
-  readonly #log: Logger;
-  readonly #onSelect: ListenerInit["onSelect"];
-  readonly #onClosed: ListenerInit["onClosed"];
+export class Listener extends ListenerCore implements FrameSink {
   readonly #opus: OpusSendParams | undefined;
   readonly #demoteThreads: boolean;
   readonly #source: RTCAudioSource;
   readonly #track: MediaStreamTrack;
   #pc: RTCPeerConnection | undefined;
   #channel: RTCDataChannel | undefined;
-  #connectTimer: ReturnType<typeof setTimeout> | undefined;
-  #graceTimer: ReturnType<typeof setTimeout> | undefined;
-  #state: "new" | "connecting" | "connected" | "closed" = "new";
-  #reason: ListenerCloseReason | null = null;
   #lastFrameAt = 0;
-  /** Frames handed to the source, and the largest gap between two of them (ms). */
-  frames = 0;
-  maxGapMs = 0;
-  /** Time spent inside RTCAudioSource.onData (total and worst call), ms. */
-  onDataMs = 0;
-  onDataMaxMs = 0;
 
   constructor(init: ListenerInit) {
-    this.id = init.id;
-    this.roomId = init.roomId;
-    this.selected = init.selected;
-    this.config = { ...DEFAULT_LISTENER_CONFIG, ...init.config };
-    this.#log = (init.log ?? rootLog).child({ component: "room_listener", listener_id: init.id });
-    this.#onSelect = init.onSelect;
-    this.#onClosed = init.onClosed;
-    this.gapsMs = init.recordGaps ? [] : undefined;
+    super(init);
     this.#opus = init.opus;
     this.#demoteThreads = init.demoteThreads ?? true;
-    this.events = new ListenerEventQueue({ onOverflow: () => this.close("slow_consumer") });
     this.#source = new AudioSource();
     this.#track = this.#source.createTrack();
   }
 
-  get state(): "new" | "connecting" | "connected" | "closed" {
-    return this.#state;
-  }
-  get reason(): ListenerCloseReason | null {
-    return this.#reason;
-  }
   /** Exposed for leak tests: after close the track is ended and the peer closed. */
   get trackState(): MediaStreamTrack["readyState"] {
     return this.#track.readyState;
@@ -142,116 +74,59 @@ export class Listener implements FrameSink, RoomListener {
   get peerState(): string {
     return this.#pc?.connectionState ?? "none";
   }
-  get timersPending(): boolean {
-    return this.#connectTimer !== undefined || this.#graceTimer !== undefined || this.events.flushScheduled;
-  }
 
   /** Negotiate. Resolves with the answer SDP; rejects with ApiError 400 for a bad offer (the listener closes). */
   async start(offerSdp: string): Promise<string> {
-    if (this.#state !== "new") throw new Error(`listener ${this.id} already started or closed`);
-    this.#state = "connecting";
+    this.beginStart();
     const t0 = performance.now();
     try {
       validateOffer(offerSdp);
       const pc = new PeerConnection(PEER_CONFIG);
       this.#pc = pc;
-      pc.ondatachannel = (ev) => this.#guard(() => this.#onDataChannel(ev.channel));
-      pc.onconnectionstatechange = () => this.#guard(() => this.#onConnectionState());
-      pc.oniceconnectionstatechange = () => this.#guard(() => this.#onIceState());
+      pc.ondatachannel = (ev) => this.guard(() => this.#onDataChannel(ev.channel));
+      pc.onconnectionstatechange = () => this.guard(() => this.#onConnectionState());
+      pc.oniceconnectionstatechange = () => this.guard(() => this.onIceState(this.#pc?.iceConnectionState));
       try {
         const sdp = this.#opus ? shapeOpusOffer(offerSdp, this.#opus) : offerSdp;
         await pc.setRemoteDescription({ type: "offer", sdp });
       } catch (err) {
         throw new ApiError(400, "bad_request", `SDP offer rejected: ${(err as Error).message ?? err}`);
       }
-      if (this.#isClosed()) throw new ApiError(409, "conflict", "listener closed during setup");
+      if (this.isClosed) throw new ApiError(409, "conflict", "listener closed during setup");
       pc.addTrack(this.#track);
       await pc.setLocalDescription(await pc.createAnswer());
       if (this.#demoteThreads) demoteSendStreamThreads();
       const complete = await waitIceGathering(pc, this.config.iceGatherTimeoutMs);
-      if (this.#isClosed()) throw new ApiError(409, "conflict", "listener closed during setup");
-      if (!complete) this.#log.warn("ICE gathering incomplete at timeout; answering with what we have");
-      const sdp = pc.localDescription?.sdp;
-      if (!sdp) throw new Error("no local description after gathering");
-      setupSeconds.observe((performance.now() - t0) / 1000);
-      this.#connectTimer = setTimeout(() => {
-        this.#connectTimer = undefined;
-        if (this.#state === "connecting") this.close("ice_failed");
-      }, this.config.connectTimeoutMs);
-      return sdp;
+      return this.answerReady(pc.localDescription?.sdp, complete, t0);
     } catch (err) {
-      this.close("error");
-      if (err instanceof ApiError) throw err;
-      this.#log.error("listener setup failed", { err });
-      throw new ApiError(500, "internal", "listener setup failed");
-    }
-  }
-
-  #isClosed(): boolean {
-    return this.#state === "closed";
-  }
-
-  #guard(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      if (this.#isClosed()) return;
-      this.#log.error("listener handler failed", { err });
-      this.close("error");
+      this.setupFailed(err);
     }
   }
 
   #onDataChannel(ch: RTCDataChannel): void {
-    if (this.#isClosed() || ch.label !== "events" || this.#channel) {
+    if (this.isClosed || ch.label !== "events" || this.#channel) {
       ch.close();
       return;
     }
     this.#channel = ch;
-    ch.onopen = () => this.#guard(() => this.events.attach(ch));
-    ch.onclose = () => this.#guard(() => this.close("client_hangup"));
-    ch.onmessage = (ev) => this.#guard(() => this.#onControl(ev.data));
+    ch.onopen = () => this.guard(() => this.events.attach(ch));
+    ch.onclose = () => this.guard(() => this.close("client_hangup"));
+    ch.onmessage = (ev) => this.guard(() => this.onControl(ev.data));
     if (ch.readyState === "open") this.events.attach(ch);
-  }
-
-  #onControl(data: unknown): void {
-    const parsed = parseListenerControl(data);
-    if (!parsed.ok) {
-      this.events.push({ type: "error", code: "invalid_message", message: parsed.error });
-      return;
-    }
-    const msg = parsed.message;
-    if (msg.type === "select") this.#onSelect?.(this, msg.source);
   }
 
   #onConnectionState(): void {
     const s = this.#pc?.connectionState;
-    if (this.#isClosed()) return;
-    if (s === "connected" && this.#state === "connecting") {
-      this.#state = "connected";
+    if (this.isClosed) return;
+    if (s === "connected") {
       // The encoder's thread starts with the media: demote it too.
-      if (this.#demoteThreads) demoteSendStreamThreads();
-      clearTimeout(this.#connectTimer);
-      this.#connectTimer = undefined;
-    } else if (s === "failed") this.close("ice_failed");
-  }
-
-  #onIceState(): void {
-    const s = this.#pc?.iceConnectionState;
-    if (this.#isClosed()) return;
-    if (s === "disconnected") {
-      this.#graceTimer ??= setTimeout(() => {
-        this.#graceTimer = undefined;
-        this.close("ice_disconnected_timeout");
-      }, this.config.iceDisconnectedGraceMs);
-    } else if (s === "connected" || s === "completed") {
-      clearTimeout(this.#graceTimer);
-      this.#graceTimer = undefined;
+      if (this.markConnected() && this.#demoteThreads) demoteSendStreamThreads();
     } else if (s === "failed") this.close("ice_failed");
   }
 
   /** FrameSink: one 10 ms frame from the room's tick. */
   pushFrame(samples: Int16Array): void {
-    if (this.#state === "closed") return;
+    if (this.isClosed) return;
     const t = performance.now();
     if (this.#lastFrameAt > 0) {
       const gap = t - this.#lastFrameAt;
@@ -273,33 +148,11 @@ export class Listener implements FrameSink, RoomListener {
     if (spent > this.onDataMaxMs) this.onDataMaxMs = spent;
   }
 
-  /** Queue an event for the client (backpressure in ListenerEventQueue). */
-  send(ev: ListenerEvent): void {
-    if (!this.#isClosed()) this.events.push(ev);
-  }
-
-  /**
-   * Release everything: timers, event queue, source track, data channel, peer. Idempotent; `onClosed` runs
-   * once, after the release.
-   */
-  close(reason: ListenerCloseReason = "removed"): void {
-    if (this.#state === "closed") return;
-    this.#state = "closed";
-    this.#reason = reason;
-    clearTimeout(this.#connectTimer);
-    clearTimeout(this.#graceTimer);
-    this.#connectTimer = this.#graceTimer = undefined;
-    this.events.close();
+  /** Source track, data channel, peer. */
+  protected releasePeer(): void {
     try {
       this.#track.stop();
     } catch { /* already stopped */ }
     closePeer(this.#pc, [this.#channel]);
-    closedTotal.inc({ reason });
-    this.#log.info("listener closed", { room_id: this.roomId, reason, frames: this.frames });
-    try {
-      this.#onClosed?.(this, reason);
-    } catch (err) {
-      this.#log.warn("onClosed callback failed", { err });
-    }
   }
 }
