@@ -40,9 +40,10 @@
  * starve the origin they measure. Their receive gap is then between packets (20 ms nominal), not sink frames.
  *
  * `--live-every K` measures the receive side on every K-th client host only: the others are stopped (SIGSTOP)
- * for each measurement window, so their listeners stay joined and the origin sends to all of them (its whole
- * per-listener work), while their packets wait unread in the kernel instead of costing client CPU. Receive
- * gaps and "hearing" are then of the sampled listeners; the origin's figures are of all.
+ * as soon as their listeners joined, so their listeners stay joined and the origin sends to all of them (its
+ * whole per-listener work), while their packets wait unread in the kernel instead of costing client CPU. The
+ * bench origin then gets a 10-minute ICE grace, so its liveness check (no RTCP from a stopped client) does not
+ * close them. Receive gaps and "hearing" are of the sampled listeners; the origin's figures are of all.
  *
  * `--pin` runs the origin on CPU 0 and the client hosts on CPU 1 (taskset): the origin's figures are then its
  * own core's, whatever the clients cost; the clients' receive gaps show when one core cannot carry them.
@@ -165,7 +166,14 @@ function serve(port: number, variant: string): void {
   configureLogging({ level: "error" });
   const { profile, params, realtime } = parseVariant(variant);
   const speech = readWav(new URL("../tests/fixtures/speech/one_phrase_48k.wav", import.meta.url)).samples;
-  const manager = new RoomManager({ recordGaps: true, maxRooms: 1, demoteThreads: !realtime });
+  // With stopped client hosts (--live-every) the liveness checks must wait for them: a long ICE grace.
+  const graceMs = Number(arg("grace-ms", "0"));
+  const manager = new RoomManager({
+    recordGaps: true,
+    maxRooms: 1,
+    demoteThreads: !realtime,
+    ...(graceMs ? { listenerConfig: { iceDisconnectedGraceMs: graceMs } } : {}),
+  });
   const room = manager.create(
     "bench",
     { maxListeners: 2000, idleAfterMs: 60_000, defaultSource: "speaker", audioProfile: profile },
@@ -537,7 +545,8 @@ async function runVariant(variant: string, steps: number[], opts: {
   let originChild: Deno.ChildProcess | undefined;
   let base = opts.remote;
   if (!base) {
-    originChild = spawnSelf(["--serve", "--port", "0", "--variant", variant], opts.pin ? "0" : "");
+    const grace = opts.liveEvery > 1 ? ["--grace-ms", "600000"] : [];
+    originChild = spawnSelf(["--serve", "--port", "0", "--variant", variant, ...grace], opts.pin ? "0" : "");
     const ready = await new ChildLink(originChild).line<{ port: number }>(60_000);
     base = `http://127.0.0.1:${ready.port}`;
   }
@@ -591,6 +600,8 @@ async function runVariant(variant: string, steps: number[], opts: {
           break;
         }
         host.listeners = r.listeners;
+        // A muted host stays stopped from its join on: its listeners cost the client core nothing.
+        if (!host.live) Deno.kill(host.link.child.pid, "SIGSTOP");
         for (const [k, v] of Object.entries(r.failures)) failures[k] = (failures[k] ?? 0) + v;
         if (r.added < want) stalled = true;
       }
@@ -603,9 +614,8 @@ async function runVariant(variant: string, steps: number[], opts: {
       );
       await new Promise((r) => setTimeout(r, opts.settle * 1000));
       await http("POST", "/reset");
-      const live = hosts.filter((h) => h.live), muted = hosts.filter((h) => !h.live);
+      const live = hosts.filter((h) => h.live);
       await Promise.all(live.map((h) => h.link.ask({ cmd: "reset" }, 30_000).catch(() => {})));
-      for (const h of muted) Deno.kill(h.link.child.pid, "SIGSTOP");
       const cpu0 = clientCpu(), w0 = performance.now();
       const perf = opts.perfStep === n && originChild
         ? perfOrigin(originChild.pid, opts.seconds, `${variant}-${n}`)
@@ -618,7 +628,6 @@ async function runVariant(variant: string, steps: number[], opts: {
       } catch (err) {
         // An origin too starved to answer its stats request: the step failed; report it and stop stepping.
         console.log(`  [${variant}] ${reached} listeners: origin did not answer /stats (${err}); stopping`);
-        for (const h of muted) Deno.kill(h.link.child.pid, "SIGCONT");
         break;
       }
       const replies = await Promise.all(
@@ -634,7 +643,6 @@ async function runVariant(variant: string, steps: number[], opts: {
       const hist: GapHist = {};
       for (const r of replies) for (const [k, v] of Object.entries(r.hist)) hist[k] = (hist[k] ?? 0) + v;
       const recv = histSummary(hist);
-      for (const h of muted) Deno.kill(h.link.child.pid, "SIGCONT");
       const hearing = replies.reduce((a, r) => a + r.hearing, 0);
       const sampled = live.reduce((a, h) => a + h.listeners, 0);
       const row = {
@@ -675,6 +683,11 @@ async function runVariant(variant: string, steps: number[], opts: {
     }
   } finally {
     await Promise.all(hosts.map(async (h) => {
+      if (!h.live) {
+        try {
+          Deno.kill(h.link.child.pid, "SIGCONT");
+        } catch { /* exited */ }
+      }
       await h.link.ask({ cmd: "close" }, 5_000).catch(() => {});
       try {
         h.link.child.kill("SIGKILL");
