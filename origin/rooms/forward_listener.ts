@@ -217,7 +217,10 @@ export class ForwardListener extends ListenerCore implements PacketSink {
     this.frames += 2;
     forwarded.inc();
     this.#sender.sendRtp(
-      new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.length)),
+      new RtpPacket(
+        header,
+        Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.length),
+      ),
     )
       .catch((err) => this.log.debug("rtp send failed", { err }));
     const spent = performance.now() - t;

@@ -6,6 +6,7 @@
  *
  * `close()` frees the WASM encoder (idempotent).
  */
+import { Buffer } from "node:buffer";
 import { OpusFrameEncoder } from "../../lib/audio/opus_frames.ts";
 import { registry } from "../../lib/metrics.ts";
 import { FRAME_SAMPLES } from "../session/outbound_audio.ts";
@@ -51,13 +52,15 @@ export class ProgramEncoder {
   }
 
   /** Take one 10 ms frame; returns a packet when it completes one, else null. */
-  push(frame: Int16Array): Uint8Array | null {
+  /** The packet is a Buffer (made once here, not per listener: werift sends Buffers). */
+  push(frame: Int16Array): Buffer | null {
     if (this.#closed) return null;
     this.#pcm.set(frame, this.#filled * FRAME_SAMPLES);
     if (++this.#filled < PACKET_FRAMES) return null;
     this.#filled = 0;
     const t0 = performance.now();
-    const packet = this.#opus.encode(this.#pcm);
+    const bytes = this.#opus.encode(this.#pcm);
+    const packet = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
     encodeSeconds.observe((performance.now() - t0) / 1000);
     this.packets++;
     return packet;
