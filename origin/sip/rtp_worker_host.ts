@@ -11,6 +11,7 @@
  * `close()` shuts the worker down (its sockets closed, then terminated); idempotent.
  */
 import { log as rootLog, type Logger } from "../../lib/log.ts";
+import { WorkerLiveness } from "../../lib/worker_liveness.ts";
 import { RtpWorkerLost } from "./errors.ts";
 import { applyRtpMetrics, rtpMetrics } from "./sip_metrics.ts";
 import type { RtpEndpointReport, RtpWorkerCommand, RtpWorkerEvent } from "./rtp_worker_types.ts";
@@ -50,22 +51,15 @@ const defaultSpawn = () =>
 
 export class RtpWorker {
   readonly #log: Logger;
-  readonly #deadAfterMs: number;
   readonly #spawn: () => Worker;
   readonly #closeTimeoutMs: number;
   readonly #realtimePriority: number;
-  readonly #startTimeoutMs: number;
   #worker: Worker | undefined;
   #generation = 0;
   #nextReq = 1;
   readonly #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   readonly #clients = new Map<number, RtpWorkerClient>();
-  #lastHeard = 0;
-  /** The current worker posted `ready` (its modules loaded): only then does silence count as death. */
-  #ready = false;
-  #spawnedAt = 0;
-  #watchdog: ReturnType<typeof setInterval> | undefined;
-  #watchdogDue = 0;
+  readonly #liveness: WorkerLiveness;
   #skippedBefore = 0;
   #skippedNow = 0;
   #closing: Promise<void> | undefined;
@@ -74,11 +68,15 @@ export class RtpWorker {
 
   constructor(o: RtpWorkerOptions = {}) {
     this.#log = (o.log ?? rootLog).child({ component: "rtp_worker" });
-    this.#deadAfterMs = o.deadAfterMs ?? 3000;
     this.#spawn = o.spawn ?? defaultSpawn;
     this.#closeTimeoutMs = o.closeTimeoutMs ?? 1000;
     this.#realtimePriority = o.realtimePriority ?? 10;
-    this.#startTimeoutMs = o.startTimeoutMs ?? 30_000;
+    this.#liveness = new WorkerLiveness({
+      deadAfterMs: o.deadAfterMs ?? 3000,
+      startTimeoutMs: o.startTimeoutMs ?? 30_000,
+      busy: () => !this.#idle(),
+      onDead: (reason) => this.#fail(`rtp ${reason}`),
+    });
   }
 
   /** The current worker's incarnation: a lease bound in an older one died with it. */
@@ -111,7 +109,7 @@ export class RtpWorker {
 
   /** Routes the port's events to `client` (RtpSession, which then sends `open`). */
   attach(port: number, client: RtpWorkerClient): void {
-    if (this.#idle()) this.#lastHeard = performance.now();
+    this.#liveness.touchIfIdle();
     this.#clients.set(port, client);
   }
 
@@ -136,7 +134,7 @@ export class RtpWorker {
     const worker = this.#ensure();
     const generation = this.#generation;
     const req = this.#nextReq++;
-    if (this.#idle()) this.#lastHeard = performance.now();
+    this.#liveness.touchIfIdle();
     const reply = await new Promise<Reply>((resolve, reject) => {
       this.#pending.set(req, { resolve, reject });
       worker.postMessage({ ...cmd, req } as RtpWorkerCommand);
@@ -152,9 +150,7 @@ export class RtpWorker {
     if (this.#worker) return this.#worker;
     const w = this.#spawn();
     this.#worker = w;
-    this.#lastHeard = performance.now();
-    this.#spawnedAt = this.#lastHeard;
-    this.#ready = false;
+    this.#liveness.start();
     const generation = this.#generation;
     w.onmessage = (e: MessageEvent<RtpWorkerEvent>) => {
       if (generation === this.#generation) this.#onMessage(e.data);
@@ -167,39 +163,15 @@ export class RtpWorker {
       if (generation === this.#generation) this.#fail("rtp worker message could not be read");
     };
     w.postMessage({ type: "init", realtimePriority: this.#realtimePriority } satisfies RtpWorkerCommand);
-    const every = Math.max(20, Math.min(500, this.#deadAfterMs / 4));
-    this.#watchdogDue = performance.now() + every;
-    this.#watchdog = setInterval(() => this.#check(every), every);
     this.#log.info("rtp worker started", { generation });
     return w;
   }
 
-  #check(every: number): void {
-    const now = performance.now();
-    const late = now - this.#watchdogDue;
-    this.#watchdogDue = now + every;
-    // Loading (and, under `deno test`, type-checking) the worker's modules can take seconds on a busy machine.
-    if (!this.#ready) {
-      if (now - this.#spawnedAt > this.#startTimeoutMs) {
-        this.#fail(`rtp worker did not start within ${this.#startTimeoutMs} ms`);
-      }
-      return;
-    }
-    // This isolate itself was blocked: the worker's messages are waiting in the queue, not missing.
-    if (late > this.#deadAfterMs / 2) {
-      this.#lastHeard = now;
-      return;
-    }
-    if (!this.#idle() && now - this.#lastHeard > this.#deadAfterMs) {
-      this.#fail(`rtp worker unresponsive for ${Math.round(now - this.#lastHeard)} ms`);
-    }
-  }
-
   #onMessage(m: RtpWorkerEvent): void {
-    this.#lastHeard = performance.now();
+    this.#liveness.heard();
     switch (m.type) {
       case "ready":
-        this.#ready = true;
+        this.#liveness.markReady();
         return;
       case "reply": {
         const p = this.#pending.get(m.req);
@@ -271,8 +243,7 @@ export class RtpWorker {
     this.#generation++;
     this.#skippedBefore += this.#skippedNow;
     this.#skippedNow = 0;
-    clearInterval(this.#watchdog);
-    this.#watchdog = undefined;
+    this.#liveness.stop();
     w.terminate();
     const pending = [...this.#pending.values()];
     this.#pending.clear();
