@@ -24,7 +24,8 @@
  * `--variants full,fanout,speech,maxaveragebitrate=96000` runs the steps once per variant of how listeners
  * are sent Opus (a room `audio_profile`, `speech` = SPEECH_OPUS, or explicit offer parameters), each on a
  * fresh origin: the levers side by side in one run. A `+rt` suffix (`full+rt`) keeps libwebrtc's real-time
- * send threads, which rooms demote by default (origin/session/wrtc_threads.ts). `--perf-step N` samples the
+ * send threads, which rooms demote by default (origin/session/wrtc_threads.ts). An `@N` suffix (`shared@2`)
+ * runs a shared room's listener peers in N forward workers (`@0`: in the origin's main isolate; default 1). `--perf-step N` samples the
  * origin with `perf record` during step N's window and prints where its CPU goes by library and by function.
  * CPU is also reported per unit of work (ms per second of audio handed to one listener): on a contended
  * machine the origin falls behind and does less work, so cores alone understate its cost.
@@ -32,10 +33,11 @@
  *   deno run -A bench/rooms.ts [--steps 50,100,200,300,500] [--seconds 8] [--settle 3] [--variants full]
  *     [--per-client 25] [--join-concurrency 8] [--join-timeout-ms 20000] [--step-deadline-s 240]
  *     [--perf-step 100] [--origin URL] [--client-kind wrtc|werift] [--pin] [--live-every 1]
+ *     [--client-nice 0] [--client-srtp aes-cm|any]
  *   deno run -A bench/rooms.ts --serve [--port 0] [--variant full]     (the origin alone)
  *
  * `--client-kind werift` makes the listeners light werift peers that count packets and their arrival gaps
- * (bench/room_packet_client.ts; one in five also decodes for the energy check) instead of wrtc peers that
+ * (origin/rooms/test_packet_listener.ts; one in five also decodes for the energy check) instead of wrtc peers that
  * decode and play: a wrtc listener costs ~14 ms of CPU per listener·s, so on 2 cores a few hundred of them
  * starve the origin they measure. Their receive gap is then between packets (20 ms nominal), not sink frames.
  *
@@ -45,6 +47,10 @@
  * bench origin then gets a 10-minute ICE grace, so its liveness check (no RTCP from a stopped client) does not
  * close them. Receive gaps and "hearing" are of the sampled listeners; the origin's figures are of all.
  *
+ * `--client-nice N` runs the client hosts N nice steps below the origin: they stand in for other machines, so
+ * the origin gets the CPU first, as on a machine of its own; their own scheduling delays count against the
+ * receive gaps they measure (a conservative figure).
+ *
  * `--pin` runs the origin on CPU 0 and the client hosts on CPU 1 (taskset): the origin's figures are then its
  * own core's, whatever the clients cost; the clients' receive gaps show when one core cannot carry them.
  *
@@ -52,12 +58,13 @@
  * figures come from its own /proc).
  */
 import { configureLogging } from "../lib/log.ts";
+import { registry } from "../lib/metrics.ts";
 import { readWav } from "../origin/pipeline/wav.ts";
 import { BackingTrack } from "../origin/rooms/backing_track.ts";
 import { type OpusSendParams, shapeOpusOffer, SPEECH_OPUS } from "../origin/rooms/opus_profile.ts";
 import { RoomManager } from "../origin/rooms/room_manager.ts";
 import { ListenerClient } from "../origin/rooms/test_listener.ts";
-import { PacketListenerClient } from "./room_packet_client.ts";
+import { PacketListenerClient } from "../origin/rooms/test_packet_listener.ts";
 import { FRAME_SAMPLES, frameClock, PacedOutboundAudio } from "../origin/session/outbound_audio.ts";
 import { cpuSeconds, procStats } from "../origin/session/proc_stats.ts";
 import { exitCleanly, RTCAudioSource } from "../origin/session/wrtc.ts";
@@ -124,11 +131,16 @@ class ChildLink {
   }
 }
 
-/** `cpus` (a taskset list): the child and every thread it makes run only there (exec'd, same pid). */
-function spawnSelf(args: string[], cpus = ""): Deno.ChildProcess {
-  const run = ["run", "-A", new URL(import.meta.url).pathname, ...args];
-  return new Deno.Command(cpus ? "taskset" : Deno.execPath(), {
-    args: cpus ? ["-c", cpus, Deno.execPath(), ...run] : run,
+/**
+ * `cpus` (a taskset list): the child and every thread it makes run only there (exec'd, same pid). `niceness`
+ * > 0: it runs at that much lower priority than this process (`nice -n`).
+ */
+function spawnSelf(args: string[], cpus = "", niceness = 0): Deno.ChildProcess {
+  const cmd = [Deno.execPath(), "run", "-A", new URL(import.meta.url).pathname, ...args];
+  if (cpus) cmd.unshift("taskset", "-c", cpus);
+  if (niceness > 0) cmd.unshift("nice", "-n", String(niceness));
+  return new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
@@ -141,13 +153,51 @@ function spawnSelf(args: string[], cpus = ""): Deno.ChildProcess {
  * A variant of how listeners are sent Opus: a room profile (`full`, `fanout`), `speech` (SPEECH_OPUS) or explicit offer parameters
  * (`maxplaybackrate=16000;ptime=60`, applied to each offer before the room sees it, on a `full` room).
  */
+/**
+ * werift clients' SRTP offer: `aes-cm` (default) as the libwebrtc listeners here negotiate, or `any` (werift's
+ * default, AEAD_AES_128_GCM preferred, as browsers that enable GCM would get).
+ */
+const CLIENT_SRTP = (arg("client-srtp", "aes-cm") === "any" ? "any" : "aes-cm") as "aes-cm" | "any";
+
+/** Cumulative bucket counts of one histogram in this process's /metrics (every worker's series summed). */
+function bucketCounts(name: string): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const line of registry.render().split("\n")) {
+    if (!line.startsWith(`${name}_bucket{`)) continue;
+    const le = line.match(/le="([^"]+)"/)?.[1];
+    const k = le === "+Inf" ? Infinity : Number(le);
+    m.set(k, (m.get(k) ?? 0) + Number(line.slice(line.lastIndexOf(" ") + 1)));
+  }
+  return m;
+}
+
+/** The upper bound (ms) of the bucket holding quantile q of what was observed between two bucketCounts. */
+function bucketQuantileMs(now: Map<number, number>, before: Map<number, number>, q: number): number | null {
+  const les = [...now.keys()].sort((a, b) => a - b);
+  const total = (now.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  if (total <= 0) return null;
+  for (const le of les) {
+    if ((now.get(le) ?? 0) - (before.get(le) ?? 0) >= q * total) return le * 1000;
+  }
+  return null;
+}
+
+/** A figure for the log line (a percentile of no samples arrives as null through JSON). */
+const fixed = (v: number | null | undefined, digits = 1) => Number.isFinite(v) ? v!.toFixed(digits) : "-";
+
 function parseVariant(
   variant: string,
-): { profile: RoomAudioProfile; params?: OpusSendParams; realtime: boolean } {
+): { profile: RoomAudioProfile; params?: OpusSendParams; realtime: boolean; forwardWorkers?: number } {
+  // `@N` runs a shared room's listener peers in N forward workers (0: in the origin's main isolate).
+  const [head, workers] = variant.split("@");
+  const forwardWorkers = workers === undefined ? undefined : Number(workers);
+  if (forwardWorkers !== undefined && !(Number.isInteger(forwardWorkers) && forwardWorkers >= 0)) {
+    throw new Error(`bad forward worker count in ${JSON.stringify(variant)}`);
+  }
   // `+rt` keeps libwebrtc's real-time send threads (the rooms demote them by default).
-  const realtime = variant.endsWith("+rt");
-  const spec = realtime ? variant.slice(0, -3) : variant;
-  return { ...parseOpusVariant(spec), realtime };
+  const realtime = head.endsWith("+rt");
+  const spec = realtime ? head.slice(0, -3) : head;
+  return { ...parseOpusVariant(spec), realtime, forwardWorkers };
 }
 
 function parseOpusVariant(spec: string): { profile: RoomAudioProfile; params?: OpusSendParams } {
@@ -163,8 +213,8 @@ function parseOpusVariant(spec: string): { profile: RoomAudioProfile; params?: O
 }
 
 function serve(port: number, variant: string): void {
-  configureLogging({ level: "error" });
-  const { profile, params, realtime } = parseVariant(variant);
+  configureLogging({ level: (Deno.env.get("BENCH_LOG_LEVEL") ?? "error") as "error" });
+  const { profile, params, realtime, forwardWorkers } = parseVariant(variant);
   const speech = readWav(new URL("../tests/fixtures/speech/one_phrase_48k.wav", import.meta.url)).samples;
   // With stopped client hosts (--live-every) the liveness checks must wait for them: a long ICE grace.
   const graceMs = Number(arg("grace-ms", "0"));
@@ -172,6 +222,7 @@ function serve(port: number, variant: string): void {
     recordGaps: true,
     maxRooms: 1,
     demoteThreads: !realtime,
+    forward: { workers: forwardWorkers },
     ...(graceMs ? { listenerConfig: { iceDisconnectedGraceMs: graceMs } } : {}),
   });
   const room = manager.create(
@@ -207,7 +258,16 @@ function serve(port: number, variant: string): void {
   };
   frameClock.add(micTick);
 
-  let mark = { at: performance.now(), cpu: cpuSeconds(), threads: cpuByThread(), ticks: 0 };
+  // Forward workers (shared rooms): main posted a tick's packets → the worker handles them; its timer lag.
+  const DELAY = "parley_room_forward_packet_delay_seconds", LAG = "parley_room_forward_worker_lag_seconds";
+  let mark = {
+    at: performance.now(),
+    cpu: cpuSeconds(),
+    threads: cpuByThread(),
+    ticks: 0,
+    delay: bucketCounts(DELAY),
+    lag: bucketCounts(LAG),
+  };
   const tickTimes: number[] = [];
   const origTick = room.controller.tick.bind(room.controller);
   room.controller.tick = () => {
@@ -223,7 +283,14 @@ function serve(port: number, variant: string): void {
       l.frames = 0;
     }
     tickTimes.length = 0;
-    mark = { at: performance.now(), cpu: cpuSeconds(), threads: cpuByThread(), ticks: room.controller.ticks };
+    mark = {
+      at: performance.now(),
+      cpu: cpuSeconds(),
+      threads: cpuByThread(),
+      ticks: room.controller.ticks,
+      delay: bucketCounts(DELAY),
+      lag: bucketCounts(LAG),
+    };
   };
   const stats = () => {
     const wall = (performance.now() - mark.at) / 1000;
@@ -254,6 +321,14 @@ function serve(port: number, variant: string): void {
       listenerSeconds: frames / 100,
       loadavg: Deno.readTextFileSync("/proc/loadavg").split(" ")[0],
       proc: procStats(),
+      forward: (() => {
+        const delay = bucketCounts(DELAY), lag = bucketCounts(LAG);
+        return {
+          delayP50Ms: bucketQuantileMs(delay, mark.delay, 0.5),
+          delayP99Ms: bucketQuantileMs(delay, mark.delay, 0.99),
+          lagP99Ms: bucketQuantileMs(lag, mark.lag, 0.99),
+        };
+      })(),
     };
   };
   const server = Deno.serve({ hostname: "0.0.0.0", port, onListen: () => {} }, async (req) => {
@@ -284,7 +359,7 @@ function serve(port: number, variant: string): void {
       frameClock.remove(micTick);
       outbound.close();
       track.stop();
-      manager.close();
+      await manager.close();
       await server.shutdown();
     }, 0);
   Deno.addSignalListener("SIGTERM", stop);
@@ -346,7 +421,7 @@ async function clientHost(base: string, kind: ClientKind): Promise<void> {
     const t0 = performance.now();
     // werift clients: one in five decodes its audio for the energy check, the rest count packets.
     const c: BenchClient = kind === "werift"
-      ? new PacketListenerClient({ decode: clients.length % 5 === 0 })
+      ? new PacketListenerClient({ decode: clients.length % 5 === 0, srtp: CLIENT_SRTP })
       : new ListenerClient({ keepFrames: false });
     let stage = "offer", id: string | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -489,6 +564,8 @@ type Stats = {
   listenerSeconds: number;
   loadavg: string;
   proc: { threads: number; fds: number; rssKiB: number };
+  /** Shared rooms in forward workers (null: no worker ran in the window). */
+  forward?: { delayP50Ms: number | null; delayP99Ms: number | null; lagP99Ms: number | null };
 };
 
 interface Row {
@@ -540,6 +617,7 @@ async function runVariant(variant: string, steps: number[], opts: {
   remote: string;
   clientKind: ClientKind;
   pin: boolean;
+  clientNice: number;
   liveEvery: number;
 }): Promise<Row[]> {
   let originChild: Deno.ChildProcess | undefined;
@@ -570,7 +648,11 @@ async function runVariant(variant: string, steps: number[], opts: {
       while (total() < n && performance.now() < deadline && !stalled) {
         // Every batch goes to a fresh client host: a host whose listeners were already receiving was seen to
         // stop answering while it joined more (its JS thread stuck in wrtc), so hosts are filled once.
-        const child = spawnSelf(["--clients", base, "--client-kind", opts.clientKind], opts.pin ? "1" : "");
+        const child = spawnSelf(
+          ["--clients", base, "--client-kind", opts.clientKind, "--client-srtp", CLIENT_SRTP],
+          opts.pin ? "1" : "",
+          opts.clientNice,
+        );
         const host = { link: new ChildLink(child), listeners: 0, live: hosts.length % opts.liveEvery === 0 };
         hosts.push(host);
         await host.link.line(60_000);
@@ -663,13 +745,13 @@ async function runVariant(variant: string, steps: number[], opts: {
         `  [${variant}] ${reached} listeners: origin ${s.cores.toFixed(2)} cores (threads ${
           JSON.stringify(s.byThread)
         }), clients ${clientCores.toFixed(2)} cores in ${hosts.length} processes; pacing p99 ${
-          s.pacing.p99.toFixed(1)
-        } ms; send gap p99 ${s.send.p99.toFixed(1)}; receive gap p99 ${
-          recv.p99.toFixed(1)
-        } ms (n ${recv.n}); ` +
+          fixed(s.pacing.p99)
+        } ms; send gap p99 ${fixed(s.send.p99)}; receive gap p99 ${fixed(recv.p99)} ms (n ${recv.n}); ` +
           `${s.listeners} live at the origin, ${hearing} of ${sampled} sampled hearing speech; tick p99 ${
-            s.tick.p99.toFixed(2)
-          } ms; onData per listener frame avg ${
+            fixed(s.tick.p99, 2)
+          } ms; forward worker delay p50/p99 ${fixed(s.forward?.delayP50Ms)}/${
+            fixed(s.forward?.delayP99Ms)
+          } ms, timer lag p99 ${fixed(s.forward?.lagP99Ms)} ms; onData per listener frame avg ${
             s.onDataAvgMs.toFixed(3)
           } ms; origin threads ${s.proc.threads}, RSS ${
             (s.proc.rssKiB / 1024).toFixed(0)
@@ -719,6 +801,7 @@ async function main(): Promise<void> {
     remote: arg("origin", ""),
     clientKind: arg("client-kind", "wrtc") as ClientKind,
     pin: Deno.args.includes("--pin"),
+    clientNice: Number(arg("client-nice", "0")),
     liveEvery: Math.max(1, Number(arg("live-every", "1"))),
   };
   if (!["wrtc", "werift"].includes(opts.clientKind)) throw new Error(`--client-kind wrtc|werift`);

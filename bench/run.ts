@@ -19,7 +19,7 @@ const BENCHES: Record<
   rooms: {
     file: "rooms.ts",
     what:
-      "listeners per origin in one room (50…500; --variants full,fanout): CPU, publisher pacing p99, listener receive gap p99",
+      "listeners per origin in one room (50…500; --variants full,shared@2,…): CPU, publisher pacing p99, listener receive gap p99",
   },
   room_opus_cost: {
     file: "room_opus_cost.ts",
@@ -29,6 +29,11 @@ const BENCHES: Record<
     file: "rooms_fanout.ts",
     what:
       "room fan-out cost on the JS thread: one RTCAudioSource per listener vs one shared (50/100 listeners)",
+  },
+  forward_send: {
+    file: "forward_send.ts",
+    what:
+      "a shared room listener's CPU per packet on the origin by send path (werift's sender vs SRTP + UDP directly)",
   },
   rooms_churn: {
     file: "rooms_churn.ts",

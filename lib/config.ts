@@ -45,6 +45,8 @@ export const CONFIG_SCHEMA = {
   MAX_SESSIONS_PER_TENANT: int(1, 100000).default(100),
   /** Rooms one origin holds at most. */
   ROOMS_PER_ORIGIN: int(1, 10_000).default(100),
+  /** Workers that run `shared` rooms' listener peers off the origin's main isolate; 0 keeps them in it. */
+  ROOM_FORWARD_WORKERS: int(0, 16).default(1),
   /** Backing track uploads: bytes of the WAV, and length once decoded. */
   TRACK_MAX_BYTES: int(1024, 512 * 1024 * 1024).default(64 * 1024 * 1024),
   TRACK_MAX_DURATION_MS: int(1000, 24 * 3_600_000).default(10 * 60 * 1000),

@@ -64,6 +64,11 @@ export class Counter implements Metric {
     const k = labelKey(labels);
     this.values.set(k, (this.values.get(k) ?? 0) + by);
   }
+  /** One label set, its key rendered once: for counting on a per-packet path without a key per call. */
+  with(labels: Labels): { inc(by?: number): void } {
+    const k = labelKey(labels);
+    return { inc: (by = 1) => void this.values.set(k, (this.values.get(k) ?? 0) + by) };
+  }
   get(labels?: Labels): number {
     return this.values.get(labelKey(labels)) ?? 0;
   }

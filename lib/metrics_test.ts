@@ -35,3 +35,14 @@ Deno.test("metrics: a worker family whose type differs from the local one is lef
   assert.ok(text.includes("# TYPE parley_y counter\nparley_y 1"));
   assert.ok(!text.includes('worker="w-0"'));
 });
+
+Deno.test("metrics: a counter's bound label set counts into the same series as inc(labels)", () => {
+  const r = new Registry();
+  const c = r.counter("t_bound_total", "test");
+  const direct = c.with({ path: "direct", b: 1 });
+  direct.inc();
+  direct.inc(2);
+  c.inc({ b: 1, path: "direct" });
+  assert.equal(c.get({ path: "direct", b: 1 }), 4);
+  assert.match(r.render(), /t_bound_total\{b="1",path="direct"\} 4/);
+});

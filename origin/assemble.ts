@@ -42,7 +42,11 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
   const roomHost = new RoomHost({
     database,
     nodeId: originNodeId(config),
-    manager: new RoomManager({ maxRooms: config.ROOMS_PER_ORIGIN, log }),
+    manager: new RoomManager({
+      maxRooms: config.ROOMS_PER_ORIGIN,
+      forward: { workers: config.ROOM_FORWARD_WORKERS },
+      log,
+    }),
     log,
   });
   const sessions = new SessionManager({

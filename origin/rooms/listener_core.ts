@@ -44,6 +44,8 @@ export interface ListenerCoreInit {
   log?: Logger;
   /** The client asked for another source on its events channel. */
   onSelect?: (listener: RoomListener, source: ListenerSource) => void;
+  /** Called once, when the client connected. */
+  onConnected?: (listener: RoomListener) => void;
   /** Called once, when the listener closed (for any reason). */
   onClosed?: (listener: RoomListener, reason: ListenerCloseReason) => void;
   /** Keep every send gap (ms) in memory (benchmarks). */
@@ -60,6 +62,7 @@ export abstract class ListenerCore implements RoomListener {
   protected readonly log: Logger;
   readonly #onSelect: ListenerCoreInit["onSelect"];
   readonly #onClosed: ListenerCoreInit["onClosed"];
+  readonly #onConnected: ListenerCoreInit["onConnected"];
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #state: ListenerState = "new";
@@ -83,6 +86,7 @@ export abstract class ListenerCore implements RoomListener {
     });
     this.#onSelect = init.onSelect;
     this.#onClosed = init.onClosed;
+    this.#onConnected = init.onConnected;
     this.gapsMs = init.recordGaps ? [] : undefined;
     this.events = new ListenerEventQueue({ onOverflow: () => this.close("slow_consumer") });
   }
@@ -150,6 +154,7 @@ export abstract class ListenerCore implements RoomListener {
     this.#state = "connected";
     clearTimeout(this.#connectTimer);
     this.#connectTimer = undefined;
+    this.#onConnected?.(this);
     return true;
   }
 

@@ -24,13 +24,17 @@ import { FRAME_MS } from "../session/outbound_audio.ts";
 import { IdleDetector } from "./idle_detector.ts";
 import { opusParamsOf } from "./opus_profile.ts";
 import { ForwardListener } from "./forward_listener.ts";
+import type { ForwardPool } from "./forward_pool.ts";
+import { RemoteForwardListener } from "./remote_forward_listener.ts";
 import { Listener, type ListenerConfig } from "./listener.ts";
 import { PublisherFeed } from "./publisher_feed.ts";
 import { RoomController } from "./room_controller.ts";
 import {
   DEFAULT_ROOM_OPTIONS,
+  type FrameSink,
   type IdleSource,
   type ListenerCloseReason,
+  type PacketSink,
   RoomBusyError,
   type RoomDefaultSource,
   RoomFullError,
@@ -80,6 +84,8 @@ export interface RoomInit {
   recordGaps?: boolean;
   /** Listeners' real-time libwebrtc send threads → SCHED_OTHER (origin/session/wrtc_threads.ts). Default true. */
   demoteThreads?: boolean;
+  /** Where `shared` listeners' peers run (forward_pool.ts); without one they run in this isolate. */
+  forwardPool?: ForwardPool;
 }
 
 export interface RoomSummary {
@@ -110,6 +116,7 @@ export class Room {
   readonly #onEvent: ((event: RoomEvent) => void) | undefined;
   readonly #recordGaps: boolean;
   readonly #demoteThreads: boolean;
+  readonly #forwardPool: ForwardPool | undefined;
   readonly #listeners = new Map<string, RoomListener>();
   #reserved = 0;
   #track: BackingTrack | null;
@@ -131,6 +138,7 @@ export class Room {
     this.#seq = init.initialSeq ?? 0;
     this.#recordGaps = init.recordGaps ?? false;
     this.#demoteThreads = init.demoteThreads ?? true;
+    this.#forwardPool = init.forwardPool;
     this.#track = init.track ?? null;
     this.controller = new RoomController({
       roomId: init.id,
@@ -328,13 +336,15 @@ export class Room {
       onSelect: (l: RoomListener, source: ListenerSource) => this.select(l.id, source),
       onClosed: (l: RoomListener, reason: ListenerCloseReason) => this.#onListenerClosed(l, reason),
     };
-    const listener: ForwardListener | Listener = this.options.audioProfile === "shared"
-      ? new ForwardListener(common)
-      : new Listener({
+    const listener: RoomListener & (FrameSink | PacketSink) = this.options.audioProfile !== "shared"
+      ? new Listener({
         ...common,
         opus: opusParamsOf(this.options.audioProfile),
         demoteThreads: this.#demoteThreads,
-      });
+      })
+      : this.#forwardPool
+      ? new RemoteForwardListener({ ...common, worker: this.#forwardPool.pick() })
+      : new ForwardListener(common);
     let answer: string;
     try {
       answer = await listener.start(offerSdp);

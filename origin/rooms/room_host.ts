@@ -196,7 +196,8 @@ export class RoomHost {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.manager.close();
+    const workers = this.manager.close();
     await Promise.all([...this.#chains.values()]);
+    await workers;
   }
 }

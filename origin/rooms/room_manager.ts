@@ -7,6 +7,7 @@ import { ApiError } from "../../lib/errors.ts";
 import { log as rootLog, type Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
 import type { BackingTrack } from "./backing_track.ts";
+import { ForwardPool, type ForwardPoolOptions } from "./forward_pool.ts";
 import type { ListenerConfig } from "./listener.ts";
 import { Room, type RoomInit, type RoomSummary } from "./room.ts";
 import { RoomNotFoundError, type RoomOptions, type TickClock } from "./room_types.ts";
@@ -25,6 +26,11 @@ export interface RoomManagerOptions {
   recordGaps?: boolean;
   /** Listeners' real-time libwebrtc send threads → SCHED_OTHER (origin/session/wrtc_threads.ts). Default true. */
   demoteThreads?: boolean;
+  /**
+   * Where `shared` rooms' listener peers run (forward_pool.ts): `workers` (default 1; 0 runs them in this
+   * isolate), and the workers' options (tests: `spawn`, `deadAfterMs`).
+   */
+  forward?: Partial<Omit<ForwardPoolOptions, "log">>;
 }
 
 export class RoomManager {
@@ -32,12 +38,16 @@ export class RoomManager {
   readonly #opts: RoomManagerOptions;
   readonly #log: Logger;
   readonly #rooms = new Map<string, Room>();
+  readonly forwardPool: ForwardPool | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   constructor(opts: RoomManagerOptions = {}) {
     this.#opts = opts;
     this.maxRooms = opts.maxRooms ?? 100;
     this.#log = (opts.log ?? rootLog).child({ component: "room_manager" });
+    const workers = opts.forward?.workers ?? 1;
+    this.forwardPool = workers > 0 ? new ForwardPool({ ...opts.forward, workers, log: opts.log }) : undefined;
     roomsGauge.collect(() => this.#rooms.size);
     listenersGauge.collect(() => [...this.#rooms.values()].map((r) => [{ room: r.id }, r.listenerCount]));
     originListeners.collect(() => this.listenerCount);
@@ -81,6 +91,7 @@ export class RoomManager {
       log: this.#opts.log,
       recordGaps: this.#opts.recordGaps,
       demoteThreads: this.#opts.demoteThreads,
+      forwardPool: this.forwardPool,
       initialSeq: extra.initialSeq,
       onEvent: extra.onEvent,
       onClosed: (r) => {
@@ -115,13 +126,17 @@ export class RoomManager {
     return true;
   }
 
-  /** Close every room. Idempotent. */
-  close(): void {
-    if (this.#closed) return;
+  /**
+   * Close every room (at once: no listener gets anything more), then the forward workers (their peers closed,
+   * then the workers ended); resolves when they are. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
     this.#closed = true;
     const n = this.#rooms.size;
     for (const r of [...this.#rooms.values()]) r.close();
     this.#rooms.clear();
     this.#log.info("rooms closed", { rooms: n });
+    return this.#closing = this.forwardPool?.close() ?? Promise.resolve();
   }
 }

@@ -23,6 +23,7 @@ import { threadPolicies } from "../session/wrtc_threads.ts";
 import { caseList, runCases } from "../session/wrtc_cases.ts";
 import { BackingTrack } from "./backing_track.ts";
 import { Room } from "./room.ts";
+import { RemoteForwardListener } from "./remote_forward_listener.ts";
 import { RoomManager } from "./room_manager.ts";
 import type { ListenerSource, RoomOptions, RoomPublisherFeed } from "./room_types.ts";
 import { ListenerClient, Tone } from "./test_listener.ts";
@@ -32,9 +33,19 @@ ensureKeepalive();
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const { cases, test } = caseList();
-/** The cases that run once per way of sending listeners audio: an encoder per listener, or shared programs. */
-const PROFILES = ["full", "shared"] as const;
-const suffix = (p: RoomOptions["audioProfile"]) => p === "full" ? "" : ` [${p}]`;
+/**
+ * The cases that run once per way of sending listeners audio: an encoder per listener, or shared programs
+ * (their peers in a forward worker, or `@0` in this isolate).
+ */
+const PROFILES = ["full", "shared", "shared@0"] as const;
+type Variant = typeof PROFILES[number];
+const suffix = (v: Variant) =>
+  v === "full" ? "" : v === "shared" ? " [shared]" : " [shared, in this isolate]";
+/** The room options and the manager's forward workers of a variant. */
+const variant = (v: Variant) => ({
+  audioProfile: v === "full" ? "full" as const : "shared" as const,
+  forwardWorkers: v === "shared@0" ? 0 : 1,
+});
 
 const SPEECH = readWav(new URL("../../tests/fixtures/speech/one_phrase_48k.wav", import.meta.url));
 if (SPEECH.sampleRate !== 48_000) throw new Error("fixture is not 48 kHz");
@@ -122,9 +133,13 @@ async function joinMany(room: Room, n: number, opts: Parameters<typeof join>[1] 
   return out;
 }
 
-function makeRoom(options: Partial<RoomOptions>, track?: BackingTrack) {
+function makeRoom(
+  { forwardWorkers, ...options }: Partial<RoomOptions> & { forwardWorkers?: number },
+  track?: BackingTrack,
+) {
   const manager = new RoomManager({
     listenerConfig: { connectTimeoutMs: 5000, iceDisconnectedGraceMs: 1000 },
+    forward: { workers: forwardWorkers },
   });
   const room = manager.create(crypto.randomUUID(), options, { track });
   return { manager, room };
@@ -145,9 +160,9 @@ function transcript(segment: number, status: "partial" | "confirmed", text: stri
   };
 }
 
-for (const audioProfile of PROFILES) {
-  test(`20 listeners hear the publisher's voice (energy) and get every confirmed caption in seq order${suffix(audioProfile)}`, async () => {
-    const { manager, room } = makeRoom({ idleAfterMs: 5000, audioProfile });
+for (const v of PROFILES) {
+  test(`20 listeners hear the publisher's voice (energy) and get every confirmed caption in seq order${suffix(v)}`, async () => {
+    const { manager, room } = makeRoom({ idleAfterMs: 5000, ...variant(v) });
     const clockSubs = frameClock.size;
     const feed = room.attachPublisher({ sessionId: "pub-1" });
     const driver = new PublisherDriver(feed, { speaker: speechLoop() });
@@ -200,10 +215,10 @@ for (const audioProfile of PROFILES) {
   });
 }
 
-for (const audioProfile of PROFILES) {
-  test(`switching speaker ↔ voice ↔ room: on the request's frame at the origin, arrival at the receiver${suffix(audioProfile)}`, async () => {
+for (const v of PROFILES) {
+  test(`switching speaker ↔ voice ↔ room: on the request's frame at the origin, arrival at the receiver${suffix(v)}`, async () => {
     const { manager, room } = makeRoom(
-      { defaultSource: "track", idleAfterMs: 5000, audioProfile },
+      { defaultSource: "track", idleAfterMs: 5000, ...variant(v) },
       toneTrack(MARKERS[2]),
     );
     const feed = room.attachPublisher({ sessionId: "pub-2" });
@@ -224,7 +239,7 @@ for (const audioProfile of PROFILES) {
       room.select(a.id, source);
       await a.c.waitFor(() => a.c.firstTone(tone, t) !== undefined, 2000, `${source} tone`);
       const sw = room.recentSwitches.filter((s) => s.listenerId === a.id).at(-1)!;
-      if (audioProfile === "shared") {
+      if (variant(v).audioProfile === "shared") {
         // Packet listeners switch on the next 20 ms packet boundary: at most one frame after the request.
         assert.ok(
           sw.appliedFrame - sw.requestedFrame <= 1 && sw.appliedFrame >= sw.requestedFrame,
@@ -267,11 +282,11 @@ for (const audioProfile of PROFILES) {
   });
 }
 
-for (const audioProfile of PROFILES) {
-  test(`idle → backing track after idle_after_ms ± 100 ms, back on speech; publisher gone → idle${suffix(audioProfile)}`, async () => {
+for (const v of PROFILES) {
+  test(`idle → backing track after idle_after_ms ± 100 ms, back on speech; publisher gone → idle${suffix(v)}`, async () => {
     const idleAfterMs = 800;
     const { manager, room } = makeRoom(
-      { idleSource: "track", idleAfterMs, audioProfile },
+      { idleSource: "track", idleAfterMs, ...variant(v) },
       toneTrack(MARKERS[2]),
     );
     const feed = room.attachPublisher({ sessionId: "pub-3" });
@@ -297,7 +312,7 @@ for (const audioProfile of PROFILES) {
     // On the room's own timeline the switch is exact: idle_after_ms after the last speech frame it played
     // (plus at most one frame: the check runs on the tick after the threshold is reached).
     const quietFrames = idleSw.appliedFrame - room.idleDetector.lastSpeechAt / 10;
-    const slack = audioProfile === "shared" ? 2 : 1; // packet listeners: the next packet boundary
+    const slack = variant(v).audioProfile === "shared" ? 2 : 1; // packet listeners: the next packet boundary
     assert.ok(
       quietFrames >= idleAfterMs / 10 && quietFrames <= idleAfterMs / 10 + slack,
       `${quietFrames} frames`,
@@ -319,7 +334,7 @@ for (const audioProfile of PROFILES) {
     await a.c.waitFor(() => a.c.firstTone(2, goneAt) !== undefined, 2000, "track after the publisher left");
     assert.ok(
       room.recentSwitches.filter((s) => s.reason === "idle").at(-1)!.atMs - goneAt <=
-        (audioProfile === "shared" ? 30 : 20),
+        (variant(v).audioProfile === "shared" ? 30 : 20),
     );
     assert.equal(room.publisher, null);
     assert.ok(a.c.received.some((e) => e.type === "room" && e.publisher === null && e.idle));
@@ -379,9 +394,9 @@ test("idle runs on the room's frame timeline: a stalled event loop does not idle
   assert.equal(subs.size, 0, "the room left the clock");
 });
 
-for (const audioProfile of PROFILES) {
-  test(`a removed listener is gone with its peer, sink and timers; room close cascades${suffix(audioProfile)}`, async () => {
-    const { manager, room } = makeRoom({ audioProfile });
+for (const v of PROFILES) {
+  test(`a removed listener is gone with its peer, sink and timers; room close cascades${suffix(v)}`, async () => {
+    const { manager, room } = makeRoom({ ...variant(v) });
     const feed = room.attachPublisher({ sessionId: "pub-4" });
     const spk = new Tone(MARKERS[0]);
     const driver = new PublisherDriver(feed, { speaker: () => spk.next() });
@@ -396,6 +411,12 @@ for (const audioProfile of PROFILES) {
     assert.equal(la.trackState, "ended", "source track stopped");
     assert.equal(la.peerState, "closed", "peer closed");
     assert.equal(la.timersPending, false, "no timer left");
+    const pool = manager.forwardPool;
+    if (v === "shared") {
+      assert.ok(la instanceof RemoteForwardListener, "the peer runs in a forward worker");
+      // The worker holds b's peer and its liveness timer only.
+      assert.deepEqual(await pool!.count(), { peers: 1, timers: 1 }, "the worker released a's peer");
+    }
     const framesAtRemove = la.frames;
     await a.c.waitFor(
       () => a.c.eventsClosed || a.c.pc.connectionState !== "connected",
@@ -421,8 +442,10 @@ for (const audioProfile of PROFILES) {
     assert.equal(room.controller.closed, true);
     assert.equal(manager.get(room.id), undefined, "the manager forgot the closed room");
     assert.equal(feed.detached, true, "the publisher's feed is revoked");
+    if (pool) assert.deepEqual(await pool.count(), { peers: 0, timers: 0 }, "no peer or timer in the worker");
     driver.stop();
-    manager.close();
+    await manager.close();
+    if (pool) assert.ok(pool.workers.every((w) => !w.running), "the manager's close ends its workers");
     a.c.close();
     b.c.close();
   });
@@ -529,8 +552,9 @@ test("shared profile: 61 generated bad offers are 4xx or a working listener, nev
   console.log(`  ${refused} refused (4xx), ${accepted} accepted (a harmless mutation), 0 other outcomes`);
   assert.equal(room.listenerCount, 0, "nothing kept");
   assert.equal(room.controller.encoders, 0);
+  assert.deepEqual(await manager.forwardPool!.count(), { peers: 0, timers: 0 }, "no peer left in the worker");
   client.close();
-  manager.close();
+  await manager.close();
 });
 
 test("shared profile: a live client's receiver reports keep it; a client that went away is closed", async () => {
@@ -560,6 +584,47 @@ test("shared profile: a live client's receiver reports keep it; a client that we
   manager.close();
   a.c.close();
   b.c.close();
+});
+
+test("shared profile: a lost forward worker closes its listeners (error), the room goes on, the next listener gets a fresh worker", async () => {
+  const spawned: Worker[] = [];
+  const manager = new RoomManager({
+    listenerConfig: { connectTimeoutMs: 5000, iceDisconnectedGraceMs: 1000 },
+    forward: {
+      workers: 1,
+      deadAfterMs: 600,
+      spawn: (i) => {
+        const w = new Worker(new URL("./forward_worker.ts", import.meta.url), {
+          type: "module",
+          name: `room-forward-${i}`,
+        });
+        spawned.push(w);
+        return w;
+      },
+    },
+  });
+  const room = manager.create(crypto.randomUUID(), { audioProfile: "shared" });
+  const spk = new Tone(MARKERS[0]);
+  const driver = new PublisherDriver(room.attachPublisher({ sessionId: "pub-lost" }), {
+    speaker: () => spk.next(),
+  });
+  const [a, b] = await joinMany(room, 2, { source: "speaker", keepFrames: false });
+  const la = room.listener(a.id)!, lb = room.listener(b.id)!;
+  // Terminated behind the pool's back: no error event, only silence.
+  spawned[0].terminate();
+  await a.c.waitFor(() => la.state === "closed" && lb.state === "closed", 5000, "listeners closed");
+  assert.equal(la.reason, "error");
+  assert.equal(lb.reason, "error");
+  assert.equal(room.listenerCount, 0);
+  assert.equal(room.controller.size, 0, "the controller forgot them");
+  assert.equal(manager.forwardPool!.workers[0].failures, 1);
+  const [c] = await joinMany(room, 1, { source: "speaker", keepFrames: false });
+  assert.equal(spawned.length, 2, "a fresh worker");
+  const before = c.c.loudFrames;
+  await c.c.waitFor(() => c.c.loudFrames > before + 20, 5000, "the new listener hears the publisher");
+  driver.stop();
+  await manager.close();
+  for (const x of [a, b, c]) x.c.close();
 });
 
 test("audio profile: fanout listeners get 60 ms CELT packets, full ones 20 ms; no real-time send threads", async () => {
@@ -647,9 +712,9 @@ test("shared profile: one encoder per program heard, whatever the listener count
 // A short run in the suite; bench/rooms_churn.ts does 300 through the edge (ROOMS_CHURN=300 runs 300 here).
 const CHURN = Number(Deno.env.get("ROOMS_CHURN") ?? 40);
 
-for (const audioProfile of PROFILES) {
-  test(`churn: ${CHURN} listener joins/leaves keep threads and fds flat${suffix(audioProfile)}`, async () => {
-    const { manager, room } = makeRoom({ maxListeners: 50, audioProfile });
+for (const v of PROFILES) {
+  test(`churn: ${CHURN} listener joins/leaves keep threads and fds flat${suffix(v)}`, async () => {
+    const { manager, room } = makeRoom({ maxListeners: 50, ...variant(v) });
     const feed = room.attachPublisher({ sessionId: "pub-churn" });
     const spk = new Tone(MARKERS[0]);
     const driver = new PublisherDriver(feed, { speaker: () => spk.next() });

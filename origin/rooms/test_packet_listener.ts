@@ -16,8 +16,8 @@ import { Buffer } from "node:buffer";
 import OpusScript from "opusscript";
 import { RTCPeerConnection, RTCRtpCodecParameters } from "werift";
 import type { RTCDataChannel } from "werift";
-import { applyWeriftDtlsFix } from "../origin/rooms/werift_dtls_fix.ts";
-import { applyWeriftFastSrtp } from "../origin/rooms/werift_fast_srtp.ts";
+import { applyWeriftDtlsFix } from "./werift_dtls_fix.ts";
+import { applyWeriftFastSrtp } from "./werift_fast_srtp.ts";
 
 const SPEECH_PACKET_BYTES = 40;
 
@@ -32,7 +32,14 @@ export class PacketListenerClient {
   #decoder: OpusScript | null;
   #closed = false;
 
-  constructor(opts: { decode?: boolean } = {}) {
+  readonly #aesCmOnly: boolean;
+
+  /**
+   * `srtp: "aes-cm"` offers only AES_CM_128_HMAC_SHA1_80 in the DTLS handshake, as the libwebrtc (wrtc)
+   * listeners here do; werift's own default prefers AEAD_AES_128_GCM.
+   */
+  constructor(opts: { decode?: boolean; srtp?: "aes-cm" | "any" } = {}) {
+    this.#aesCmOnly = opts.srtp === "aes-cm";
     // As DTLS server (a wrtc origin answers as client) werift needs the same fix as the origin's listeners.
     applyWeriftDtlsFix();
     applyWeriftFastSrtp();
@@ -66,6 +73,9 @@ export class PacketListenerClient {
 
   async offer(): Promise<string> {
     await this.pc.setLocalDescription(await this.pc.createOffer());
+    if (this.#aesCmOnly) {
+      for (const t of this.pc.dtlsTransports) (t as unknown as { srtpProfiles: number[] }).srtpProfiles = [1];
+    }
     const until = performance.now() + 3000;
     while (this.pc.iceGatheringState !== "complete" && performance.now() < until) {
       await new Promise((r) => setTimeout(r, 10));

@@ -36,6 +36,9 @@ interface FastState {
   key: Buffer;
   authKey: Buffer;
   ecb: Cipheriv;
+  /** Counter blocks and the ROC bytes, reused packet after packet (protectRtp). */
+  counters: Buffer;
+  roc: Uint8Array;
   /** The keyed HMAC state, and the instance each packet's MAC is computed in (reset from it, no allocation). */
   mac: Mac;
   work: Mac;
@@ -57,6 +60,8 @@ function stateOf(c: CipherAesCtrLike): FastState {
       key: c.srtpSessionKey,
       authKey: c.srtpSessionAuthTag,
       ecb,
+      counters: Buffer.alloc(0),
+      roc: new Uint8Array(4),
       mac,
       work: mac.clone(),
       tag: new Uint8Array(20),
@@ -98,6 +103,65 @@ function fastEncryptRtp(this: CipherAesCtrLike, header: RtpHeaderLike, payload: 
   return out;
 }
 
+/** The fields of a plain RTP header (version 2, no padding, extension or CSRC: 12 bytes). */
+export interface PlainRtpHeader {
+  payloadType: number;
+  sequenceNumber: number;
+  timestamp: number;
+  ssrc: number;
+  marker: boolean;
+}
+
+/**
+ * One protected RTP packet for `cipher`'s session, as fastEncryptRtp makes it but without werift's header
+ * object and with its scratch buffers reused: the header is written into the output, the key stream comes from
+ * one ECB call over the (reused) counter blocks. The output is a new buffer (a UDP send may still hold the
+ * previous one). `roc` is the rollover counter of the sender's sequence numbers.
+ */
+export function protectRtp(
+  cipher: CipherAesCtrLike,
+  h: PlainRtpHeader,
+  payload: Uint8Array,
+  roc: number,
+): Buffer {
+  const s = stateOf(cipher);
+  const n = payload.length;
+  const blocks = Math.ceil(n / 16);
+  if (s.counters.length < blocks * 16) s.counters = Buffer.alloc(blocks * 16);
+  const counters = s.counters;
+  const salt = cipher.srtpSessionSalt;
+  for (let b = 0; b < blocks; b++) {
+    const o = b * 16;
+    counters.fill(0, o, o + 16);
+    counters.writeUInt32BE(h.ssrc >>> 0, o + 4);
+    counters.writeUInt32BE(roc >>> 0, o + 8);
+    counters.writeUInt16BE(h.sequenceNumber, o + 12);
+    for (let i = 0; i < salt.length; i++) counters[o + i] ^= salt[i];
+    counters.writeUInt16BE(b, o + 14);
+  }
+  const stream = s.ecb.update(counters.subarray(0, blocks * 16));
+  const out = Buffer.allocUnsafe(12 + n + cipher.authTagLength);
+  out[0] = 0x80;
+  out[1] = (h.marker ? 0x80 : 0) | (h.payloadType & 0x7f);
+  out.writeUInt16BE(h.sequenceNumber, 2);
+  out.writeUInt32BE(h.timestamp >>> 0, 4);
+  out.writeUInt32BE(h.ssrc >>> 0, 8);
+  for (let i = 0; i < n; i++) out[12 + i] = payload[i] ^ stream[i];
+  new DataView(s.roc.buffer).setUint32(0, roc >>> 0);
+  const mac = s.mac._cloneInto(s.work);
+  mac.update(out.subarray(0, 12 + n));
+  mac.update(s.roc);
+  mac.digestInto(s.tag);
+  out.set(s.tag.subarray(0, cipher.authTagLength), 12 + n);
+  return out;
+}
+
+/** `cipher` is werift's AES-CM cipher (the profile protectRtp serves), with the fast paths installed. */
+export function isFastCtrCipher(cipher: unknown): cipher is CipherAesCtrLike {
+  return original !== null && typeof cipher === "object" && cipher !== null &&
+    Object.getPrototypeOf(cipher) === ctrProto;
+}
+
 function ctrPrototype(): CipherAesCtrLike {
   const zero = Buffer.alloc(16), salt = Buffer.alloc(14);
   const session = new SrtpSession({
@@ -119,10 +183,12 @@ function fastAuthTag(this: CipherAesCtrLike, roc: number, ...buffers: Uint8Array
   return Buffer.from(s.tag.subarray(0, 10));
 }
 
+let ctrProto: CipherAesCtrLike | null = null;
+
 /** Install the fast paths on werift's AES-CM cipher (idempotent). */
 export function applyWeriftFastSrtp(): void {
   if (original) return;
-  const proto = ctrPrototype();
+  const proto = ctrProto = ctrPrototype();
   if (typeof proto.encryptRtp !== "function" || typeof proto.generateSrtpAuthTag !== "function") {
     throw new Error("werift CipherAesCtr methods not found");
   }

@@ -5,6 +5,8 @@ import { RtpHeader, SrtpSession } from "werift";
 import {
   applyWeriftFastSrtp,
   type CipherAesCtrLike,
+  isFastCtrCipher,
+  protectRtp,
   referenceAuthTag,
   referenceEncryptRtp,
 } from "./werift_fast_srtp.ts";
@@ -76,4 +78,58 @@ Deno.test("werift fast SRTP: the receiving side of werift authenticates and decr
     const plain = rx.decrypt(packet);
     assert.ok(Buffer.compare(plain.subarray(plain.length - 100), payload) === 0, `seq ${seq}`);
   }
+});
+
+Deno.test("werift fast SRTP: protectRtp (no header object, reused scratch) is byte-identical to werift's", () => {
+  applyWeriftFastSrtp();
+  for (let k = 0; k < 3; k++) {
+    const { cipher } = session();
+    assert.ok(isFastCtrCipher(cipher));
+    assert.equal(isFastCtrCipher({}), false);
+    // Sizes go up and down so the reused counter buffer is both grown and partly used.
+    for (const [i, size] of [0, 1, 15, 16, 17, 160, 1200, 33, 0, 600].entries()) {
+      const h = {
+        payloadType: 96 + i,
+        sequenceNumber: Math.floor(Math.random() * 0x10000),
+        timestamp: Math.floor(Math.random() * 0x1_0000_0000),
+        ssrc: Math.floor(Math.random() * 0x1_0000_0000),
+        marker: i % 3 === 0,
+      };
+      const payload = randomBytes(size);
+      const roc = i % 2 ? Math.floor(Math.random() * 0x1_0000_0000) : 0;
+      const ref = referenceEncryptRtp(cipher, new RtpHeader(h), payload, roc);
+      assert.ok(
+        Buffer.compare(protectRtp(cipher, h, payload, roc), ref) === 0,
+        `packet ${k}/${i} (${size} B)`,
+      );
+    }
+  }
+});
+
+Deno.test("werift fast SRTP: protectRtp with the rollover counter counted at each sequence wrap decrypts across the wrap", () => {
+  applyWeriftFastSrtp();
+  const key = randomBytes(16), salt = randomBytes(14), other = randomBytes(16), otherSalt = randomBytes(14);
+  const tx = new SrtpSession({
+    keys: { localMasterKey: key, localMasterSalt: salt, remoteMasterKey: other, remoteMasterSalt: otherSalt },
+    profile: 1,
+  } as never);
+  const rx = new SrtpSession({
+    keys: { localMasterKey: other, localMasterSalt: otherSalt, remoteMasterKey: key, remoteMasterSalt: salt },
+    profile: 1,
+  } as never);
+  const cipher = (tx as unknown as { localContext: { cipher: CipherAesCtrLike } }).localContext.cipher;
+  // As ForwardListener counts it: 0 from the first packet, +1 each time the sequence number wraps to 0.
+  let seq = 65530, roc = 0;
+  for (let i = 0; i < 20; i++) {
+    const payload = randomBytes(80);
+    const h = { payloadType: 111, sequenceNumber: seq, timestamp: i * 960, ssrc: 7, marker: i === 0 };
+    const plain = rx.decrypt(protectRtp(cipher, h, payload, roc));
+    assert.ok(
+      Buffer.compare(plain.subarray(plain.length - 80), payload) === 0,
+      `packet ${i} (seq ${seq}, roc ${roc})`,
+    );
+    seq = (seq + 1) & 0xffff;
+    if (seq === 0) roc++;
+  }
+  assert.equal(roc, 1);
 });
