@@ -20,7 +20,6 @@
  *   deno run -A bench/forward_send.ts [--peers 50] [--rounds 200] [--srtp aes-cm|gcm]
  */
 import { Buffer } from "node:buffer";
-import type dgram from "node:dgram";
 import process from "node:process";
 import {
   createSelfSignedCertificate,
@@ -32,12 +31,8 @@ import {
 import type { RTCRtpSender } from "werift";
 import { configureLogging } from "../lib/log.ts";
 import { applyWeriftDtlsFix } from "../origin/rooms/werift_dtls_fix.ts";
-import {
-  applyWeriftFastSrtp,
-  type CipherAesCtrLike,
-  isFastCtrCipher,
-  protectRtp,
-} from "../origin/rooms/werift_fast_srtp.ts";
+import { applyWeriftFastSrtp, protectRtp } from "../origin/rooms/werift_fast_srtp.ts";
+import { type DirectSend, directSendOf } from "../origin/rooms/forward_listener.ts";
 import { PacketListenerClient } from "../origin/rooms/test_packet_listener.ts";
 
 configureLogging({ level: "error" });
@@ -53,16 +48,11 @@ applyWeriftDtlsFix();
 applyWeriftFastSrtp();
 const keys = await createSelfSignedCertificate({ signature: 3, hash: 4 } as never, 23 as never);
 
-interface Internals {
+/** What the `dtls` and `srtp+ice` ways call beyond the direct path (werift 0.25.2 internals). */
+interface Layers {
   dtlsTransport: {
-    srtp: { encrypt(payload: Buffer, header: RtpHeader): Buffer };
     sendRtp(payload: Buffer, header: RtpHeader): Promise<number>;
-    iceTransport: {
-      connection: {
-        send(data: Buffer): Promise<void>;
-        nominated: { remoteAddr: [string, number]; protocol: { transport: { socket: dgram.Socket } } };
-      };
-    };
+    iceTransport: { connection: { send(data: Buffer): Promise<void> } };
   };
 }
 
@@ -109,30 +99,31 @@ const header = () =>
     timestamp: (seq * 960) >>> 0,
     ssrc: 1234,
   });
-const internals = pairs.map((p) => p.sender as unknown as Internals);
+const layers = pairs.map((p) => p.sender as unknown as Layers);
+// The same direct path ForwardListener takes (its SRTP session, cipher and nominated pair's socket).
+const direct = pairs.map((p) => {
+  const d = directSendOf(p.sender);
+  if (!d) throw new Error("werift sender internals not as expected");
+  return d;
+});
+const sendUdp = (d: DirectSend, packet: Buffer) => {
+  const n = d.connection.nominated!;
+  n.protocol.transport.socket!.send(packet, n.remoteAddr[1], n.remoteAddr[0]);
+};
 // protectRtp serves AES-CM sessions (what libwebrtc clients negotiate here); werift clients pick AES-GCM.
-const ciphers = internals.map((x) =>
-  (x.dtlsTransport.srtp as unknown as { localContext: { cipher: unknown } }).localContext.cipher
-);
-const profile = ciphers.every(isFastCtrCipher) ? "AES-CM" : "AES-GCM";
-const protectedPacket = internals[0].dtlsTransport.srtp.encrypt(payload, header());
+const profile = direct.every((d) => d.cipher) ? "AES-CM" : "AES-GCM";
+const protectedPacket = direct[0].srtp.encrypt(payload, header());
 
 const ways: Record<string, (i: number) => void> = {
   none: () => {},
   sender: (i) => void pairs[i].sender.sendRtp(new RtpPacket(header(), payload)).catch(() => {}),
-  dtls: (i) => void internals[i].dtlsTransport.sendRtp(payload, header()),
+  dtls: (i) => void layers[i].dtlsTransport.sendRtp(payload, header()),
   "srtp+ice": (i) => {
-    const d = internals[i].dtlsTransport;
-    void d.iceTransport.connection.send(d.srtp.encrypt(payload, header())).catch(() => {});
+    const packet = direct[i].srtp.encrypt(payload, header());
+    void layers[i].dtlsTransport.iceTransport.connection.send(packet).catch(() => {});
   },
-  "srtp+udp": (i) => {
-    const d = internals[i].dtlsTransport;
-    const n = d.iceTransport.connection.nominated;
-    n.protocol.transport.socket.send(d.srtp.encrypt(payload, header()), n.remoteAddr[1], n.remoteAddr[0]);
-  },
+  "srtp+udp": (i) => sendUdp(direct[i], direct[i].srtp.encrypt(payload, header())),
   "fast+udp": (i) => {
-    const d = internals[i].dtlsTransport;
-    const n = d.iceTransport.connection.nominated;
     const h = {
       payloadType: 111,
       sequenceNumber: seq++ & 0xffff,
@@ -140,17 +131,10 @@ const ways: Record<string, (i: number) => void> = {
       ssrc: 1234,
       marker: false,
     };
-    n.protocol.transport.socket.send(
-      protectRtp(ciphers[i] as CipherAesCtrLike, h, payload, 0),
-      n.remoteAddr[1],
-      n.remoteAddr[0],
-    );
+    sendUdp(direct[i], protectRtp(direct[i].cipher!, h, payload, 0));
   },
-  srtp: (i) => void internals[i].dtlsTransport.srtp.encrypt(payload, header()),
-  udp: (i) => {
-    const n = internals[i].dtlsTransport.iceTransport.connection.nominated;
-    n.protocol.transport.socket.send(protectedPacket, n.remoteAddr[1], n.remoteAddr[0]);
-  },
+  srtp: (i) => void direct[i].srtp.encrypt(payload, header()),
+  udp: (i) => sendUdp(direct[i], protectedPacket),
 };
 
 // What the connected peers cost when nothing is sent (their timers: RTCP, SCTP, ICE), over 3 s.

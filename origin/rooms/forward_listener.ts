@@ -81,7 +81,7 @@ export type ForwardListenerInit = ListenerCoreInit;
  * extension bookkeeping (none are negotiated here), a retransmission cache (no NACK for Opus here) and three
  * levels of promises: bench/forward_send.ts measured 36 µs of CPU per packet through it, 18–22 directly.
  */
-interface DirectSend {
+export interface DirectSend {
   sender: {
     ssrc: number;
     codec?: { payloadType: number };
@@ -113,7 +113,7 @@ interface DirectSend {
 }
 
 /** The direct path of a connected sender, or null when werift's internals are not as expected. */
-function directSendOf(sender: RTCRtpSender): DirectSend | null {
+export function directSendOf(sender: RTCRtpSender): DirectSend | null {
   const s = sender as unknown as DirectSend["sender"] & {
     dtlsTransport?: { srtp?: DirectSend["srtp"]; iceTransport?: { connection?: DirectSend["connection"] } };
   };

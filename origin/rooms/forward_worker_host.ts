@@ -14,6 +14,7 @@
 import { ApiError } from "../../lib/errors.ts";
 import { log as rootLog, type Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
+import { type LinkEvent, type RequestOf, WorkerLink } from "../../lib/worker_link.ts";
 import { WorkerLiveness } from "../../lib/worker_liveness.ts";
 import type { ListenerEvent, ListenerSource } from "../../protocol/room_messages.ts";
 import type {
@@ -61,8 +62,6 @@ export interface ForwardWorkerOptions {
   spawn?: () => Worker;
 }
 
-type Request = Extract<ForwardCommand, { req: number }>;
-type RequestBody = Request extends infer R ? R extends { req: number } ? Omit<R, "req"> : never : never;
 type OkReply = Extract<ForwardReply, { ok: true }>;
 
 const defaultSpawn = (index: number) => () =>
@@ -78,10 +77,8 @@ export class ForwardWorker {
   readonly #closeTimeoutMs: number;
   readonly #liveness: WorkerLiveness;
   readonly #metricsSource: string;
-  #worker: Worker | undefined;
-  #nextReq = 1;
+  #link: WorkerLink<ForwardCommand, ForwardWorkerEvent> | undefined;
   #nextSlot = 1;
-  readonly #pending = new Map<number, { resolve: (r: OkReply) => void; reject: (e: Error) => void }>();
   readonly #clients = new Map<number, ForwardWorkerClient>();
   /** This run's packets: payload → slots that get it (one message per synchronous run). */
   #packets = new Map<Uint8Array, number[]>();
@@ -100,7 +97,7 @@ export class ForwardWorker {
     this.#liveness = new WorkerLiveness({
       deadAfterMs: o.deadAfterMs ?? 5000,
       startTimeoutMs: o.startTimeoutMs ?? 30_000,
-      busy: () => this.#clients.size > 0 || this.#pending.size > 0,
+      busy: () => this.#clients.size > 0 || (this.#link?.pending ?? 0) > 0,
       onDead: (reason) => this.#fail(`room forward ${reason}`),
     });
   }
@@ -110,7 +107,7 @@ export class ForwardWorker {
     return this.#clients.size;
   }
   get running(): boolean {
-    return this.#worker !== undefined;
+    return this.#link !== undefined;
   }
 
   /**
@@ -154,12 +151,12 @@ export class ForwardWorker {
   closeListener(slot: number, reason: ListenerCloseReason): void {
     if (!this.#clients.delete(slot)) return;
     this.#flush();
-    this.#worker?.postMessage({ type: "close", slot, reason } satisfies ForwardCommand);
+    this.#link?.post({ type: "close", slot, reason });
   }
 
   /** Peers open in the worker and how many still have timers (0/0 when no worker runs). */
   async count(): Promise<{ peers: number; timers: number }> {
-    if (!this.#worker) return { peers: 0, timers: 0 };
+    if (!this.#link) return { peers: 0, timers: 0 };
     const r = await this.#request({ type: "count" });
     return { peers: r.peers ?? 0, timers: r.timers ?? 0 };
   }
@@ -172,9 +169,9 @@ export class ForwardWorker {
 
   #flush(): void {
     this.#flushQueued = false;
-    const w = this.#worker;
+    const link = this.#link;
     if (this.#packets.size > 0) {
-      if (w) {
+      if (link) {
         const payloads: Uint8Array[] = [], slots: Int32Array[] = [];
         for (const [p, s] of this.#packets) {
           // A view into a larger buffer would be cloned whole: send only its bytes.
@@ -182,63 +179,40 @@ export class ForwardWorker {
           slots.push(Int32Array.from(s));
         }
         const sentAt = performance.timeOrigin + performance.now();
-        w.postMessage({ type: "packets", sentAt, payloads, slots } satisfies ForwardCommand);
+        link.post({ type: "packets", sentAt, payloads, slots });
       }
       this.#packets = new Map();
     }
     if (this.#events.length > 0) {
-      w?.postMessage({ type: "events", items: this.#events } satisfies ForwardCommand);
+      link?.post({ type: "events", items: this.#events });
       this.#events = [];
     }
   }
 
-  #request(cmd: RequestBody): Promise<OkReply> {
-    const w = this.#worker;
-    if (!w) return Promise.reject(new ForwardWorkerLost("room forward worker gone"));
+  /** A request to the current worker; its error reply is the ApiError it carries. */
+  async #request(cmd: RequestOf<ForwardCommand>): Promise<OkReply> {
+    const link = this.#link;
+    if (!link) throw new ForwardWorkerLost("room forward worker gone");
     this.#flush();
-    const req = this.#nextReq++;
-    return new Promise<OkReply>((resolve, reject) => {
-      this.#pending.set(req, { resolve, reject });
-      w.postMessage({ ...cmd, req } as ForwardCommand);
+    const r = await link.request(cmd);
+    if (!r.ok) throw new ApiError(r.error.status, r.error.code, r.error.message);
+    return r;
+  }
+
+  #ensure(): void {
+    if (this.#link) return;
+    this.#link = new WorkerLink(this.#spawn(), {
+      name: "room forward worker",
+      log: this.#log,
+      liveness: this.#liveness,
+      onEvent: (m) => this.#onEvent(m),
+      onFail: (reason) => this.#fail(reason),
     });
-  }
-
-  #ensure(): Worker {
-    if (this.#worker) return this.#worker;
-    const w = this.#spawn();
-    this.#worker = w;
-    this.#liveness.start();
-    w.onmessage = (e: MessageEvent<ForwardWorkerEvent>) => {
-      if (this.#worker === w) this.#onMessage(e.data);
-    };
-    w.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      if (this.#worker === w) this.#fail(`room forward worker crashed: ${e.message}`);
-    };
-    w.onmessageerror = () => {
-      if (this.#worker === w) this.#fail("room forward worker message could not be read");
-    };
     this.#log.info("room forward worker started");
-    return w;
   }
 
-  #onMessage(m: ForwardWorkerEvent): void {
-    this.#liveness.heard();
+  #onEvent(m: Exclude<ForwardWorkerEvent, LinkEvent>): void {
     switch (m.type) {
-      case "ready":
-        this.#liveness.markReady();
-        return;
-      case "reply": {
-        const p = this.#pending.get(m.req);
-        this.#pending.delete(m.req);
-        if (!p) return;
-        if (m.ok) p.resolve(m);
-        else p.reject(new ApiError(m.error.status, m.error.code, m.error.message));
-        return;
-      }
-      case "log":
-        this.#log[m.level](m.msg, m.fields);
-        return;
       case "connected":
         return this.#tell(m.slot, (c) => c.onConnected());
       case "select":
@@ -271,23 +245,20 @@ export class ForwardWorker {
 
   /** The worker is gone: every listener on it closes, every request fails. */
   #fail(reason: string): void {
-    const w = this.#worker;
-    if (!w) return;
+    if (!this.#link) return;
     this.failures++;
     workerFailures.inc();
     this.#log.error("room forward worker lost", { reason, listeners: this.#clients.size });
-    this.#teardown(w, reason);
+    this.#teardown(reason);
   }
 
-  #teardown(w: Worker, reason: string): void {
-    this.#worker = undefined;
-    this.#liveness.stop();
-    w.terminate();
+  #teardown(reason: string): void {
+    const link = this.#link;
+    if (!link) return;
+    this.#link = undefined;
+    link.close(new ForwardWorkerLost(reason));
     this.#packets = new Map();
     this.#events = [];
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
-    for (const p of pending) p.reject(new ForwardWorkerLost(reason));
     const clients = [...this.#clients.values()];
     this.#clients.clear();
     for (const c of clients) {
@@ -305,15 +276,10 @@ export class ForwardWorker {
   }
 
   async #close(): Promise<void> {
-    const w = this.#worker;
-    if (!w) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.#request({ type: "shutdown" }).catch(() => {}),
-      new Promise<void>((r) => (timer = setTimeout(r, this.#closeTimeoutMs))),
-    ]);
-    clearTimeout(timer);
-    if (this.#worker === w) this.#teardown(w, "room forward worker closed");
+    const link = this.#link;
+    if (!link) return;
+    await link.drain({ type: "shutdown" }, this.#closeTimeoutMs);
+    if (this.#link === link) this.#teardown("room forward worker closed");
     this.#log.info("room forward worker closed");
   }
 }

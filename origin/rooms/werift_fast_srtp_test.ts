@@ -27,6 +27,17 @@ function session(): { cipher: CipherAesCtrLike; session: SrtpSession } {
   };
 }
 
+/** A sending and a receiving SRTP session (AES-CM) with each other's keys. */
+function txRx(): { tx: SrtpSession; rx: SrtpSession } {
+  const key = randomBytes(16), salt = randomBytes(14), other = randomBytes(16), otherSalt = randomBytes(14);
+  const make = (lk: Buffer, ls: Buffer, rk: Buffer, rs: Buffer) =>
+    new SrtpSession({
+      keys: { localMasterKey: lk, localMasterSalt: ls, remoteMasterKey: rk, remoteMasterSalt: rs },
+      profile: 1,
+    } as never);
+  return { tx: make(key, salt, other, otherSalt), rx: make(other, otherSalt, key, salt) };
+}
+
 Deno.test("werift fast SRTP: byte-identical to werift's AES-CM/HMAC-SHA1-80 on 500 random packets", () => {
   applyWeriftFastSrtp();
   applyWeriftFastSrtp(); // idempotent
@@ -57,15 +68,7 @@ Deno.test("werift fast SRTP: byte-identical to werift's AES-CM/HMAC-SHA1-80 on 5
 
 Deno.test("werift fast SRTP: the receiving side of werift authenticates and decrypts what it protects", () => {
   applyWeriftFastSrtp();
-  const key = randomBytes(16), salt = randomBytes(14), other = randomBytes(16), otherSalt = randomBytes(14);
-  const tx = new SrtpSession({
-    keys: { localMasterKey: key, localMasterSalt: salt, remoteMasterKey: other, remoteMasterSalt: otherSalt },
-    profile: 1,
-  } as never);
-  const rx = new SrtpSession({
-    keys: { localMasterKey: other, localMasterSalt: otherSalt, remoteMasterKey: key, remoteMasterSalt: salt },
-    profile: 1,
-  } as never);
+  const { tx, rx } = txRx();
   for (let seq = 65530; seq < 65545; seq++) {
     const header = new RtpHeader({
       payloadType: 111,
@@ -108,15 +111,7 @@ Deno.test("werift fast SRTP: protectRtp (no header object, reused scratch) is by
 
 Deno.test("werift fast SRTP: protectRtp with the rollover counter counted at each sequence wrap decrypts across the wrap", () => {
   applyWeriftFastSrtp();
-  const key = randomBytes(16), salt = randomBytes(14), other = randomBytes(16), otherSalt = randomBytes(14);
-  const tx = new SrtpSession({
-    keys: { localMasterKey: key, localMasterSalt: salt, remoteMasterKey: other, remoteMasterSalt: otherSalt },
-    profile: 1,
-  } as never);
-  const rx = new SrtpSession({
-    keys: { localMasterKey: other, localMasterSalt: otherSalt, remoteMasterKey: key, remoteMasterSalt: salt },
-    profile: 1,
-  } as never);
+  const { tx, rx } = txRx();
   const cipher = (tx as unknown as { localContext: { cipher: CipherAesCtrLike } }).localContext.cipher;
   // As ForwardListener counts it: 0 from the first packet, +1 each time the sequence number wraps to 0.
   let seq = 65530, roc = 0;

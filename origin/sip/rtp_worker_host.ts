@@ -11,6 +11,7 @@
  * `close()` shuts the worker down (its sockets closed, then terminated); idempotent.
  */
 import { log as rootLog, type Logger } from "../../lib/log.ts";
+import { type RequestOf, WorkerLink } from "../../lib/worker_link.ts";
 import { WorkerLiveness } from "../../lib/worker_liveness.ts";
 import { RtpWorkerLost } from "./errors.ts";
 import { applyRtpMetrics, rtpMetrics } from "./sip_metrics.ts";
@@ -42,9 +43,6 @@ export interface RtpWorkerOptions {
 }
 
 type Reply = Extract<RtpWorkerEvent, { type: "reply" }>;
-type Request = Extract<RtpWorkerCommand, { req: number }>;
-/** Requests without their number (request() assigns it). */
-type RequestBody = Request extends infer R ? R extends { req: number } ? Omit<R, "req"> : never : never;
 
 const defaultSpawn = () =>
   new Worker(new URL("./rtp_worker.ts", import.meta.url), { type: "module", name: "rtp" });
@@ -54,10 +52,8 @@ export class RtpWorker {
   readonly #spawn: () => Worker;
   readonly #closeTimeoutMs: number;
   readonly #realtimePriority: number;
-  #worker: Worker | undefined;
+  #link: WorkerLink<RtpWorkerCommand, RtpWorkerEvent> | undefined;
   #generation = 0;
-  #nextReq = 1;
-  readonly #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   readonly #clients = new Map<number, RtpWorkerClient>();
   readonly #liveness: WorkerLiveness;
   #skippedBefore = 0;
@@ -84,7 +80,7 @@ export class RtpWorker {
     return this.#generation;
   }
   get running(): boolean {
-    return this.#worker !== undefined;
+    return this.#link !== undefined;
   }
   /** Clock ticks skipped after stalls, over every incarnation. */
   get skippedTicks(): number {
@@ -99,7 +95,7 @@ export class RtpWorker {
 
   /** Closes the pair's sockets in the worker and resolves after they are closed (at once if that worker died). */
   async unbind(port: number, generation: number): Promise<void> {
-    if (generation !== this.#generation || !this.#worker) return;
+    if (generation !== this.#generation || !this.#link) return;
     try {
       await this.#request({ type: "unbind", port });
     } catch (e) {
@@ -119,72 +115,41 @@ export class RtpWorker {
 
   /** Fire-and-forget command for a port bound in `generation` (dropped when that worker is gone). */
   post(cmd: RtpWorkerCommand, generation: number, transfer: Transferable[] = []): void {
-    if (generation !== this.#generation || !this.#worker) return;
-    this.#worker.postMessage(cmd, transfer);
+    if (generation !== this.#generation) return;
+    this.#link?.post(cmd, transfer);
   }
 
   /** A command with a reply, in `generation` (RtpWorkerLost when that worker is gone or dies meanwhile). */
-  async request(cmd: RequestBody, generation: number): Promise<Reply> {
-    if (generation !== this.#generation || !this.#worker) throw new RtpWorkerLost("rtp worker gone");
+  async request(cmd: RequestOf<RtpWorkerCommand>, generation: number): Promise<Reply> {
+    if (generation !== this.#generation || !this.#link) throw new RtpWorkerLost("rtp worker gone");
     return (await this.#request(cmd)).reply;
   }
 
-  async #request(cmd: RequestBody): Promise<{ reply: Reply; generation: number }> {
+  async #request(cmd: RequestOf<RtpWorkerCommand>): Promise<{ reply: Reply; generation: number }> {
     if (this.#closing) throw new RtpWorkerLost("rtp worker closed");
-    const worker = this.#ensure();
+    const link = this.#ensure();
     const generation = this.#generation;
-    const req = this.#nextReq++;
     this.#liveness.touchIfIdle();
-    const reply = await new Promise<Reply>((resolve, reject) => {
-      this.#pending.set(req, { resolve, reject });
-      worker.postMessage({ ...cmd, req } as RtpWorkerCommand);
-    });
-    return { reply, generation };
+    return { reply: await link.request(cmd), generation };
   }
 
   #idle(): boolean {
-    return this.#clients.size === 0 && this.#pending.size === 0;
+    return this.#clients.size === 0 && (this.#link?.pending ?? 0) === 0;
   }
 
-  #ensure(): Worker {
-    if (this.#worker) return this.#worker;
-    const w = this.#spawn();
-    this.#worker = w;
-    this.#liveness.start();
-    const generation = this.#generation;
-    w.onmessage = (e: MessageEvent<RtpWorkerEvent>) => {
-      if (generation === this.#generation) this.#onMessage(e.data);
-    };
-    w.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      if (generation === this.#generation) this.#fail(`rtp worker crashed: ${e.message}`);
-    };
-    w.onmessageerror = () => {
-      if (generation === this.#generation) this.#fail("rtp worker message could not be read");
-    };
-    w.postMessage({ type: "init", realtimePriority: this.#realtimePriority } satisfies RtpWorkerCommand);
-    this.#log.info("rtp worker started", { generation });
-    return w;
-  }
-
-  #onMessage(m: RtpWorkerEvent): void {
-    this.#liveness.heard();
-    switch (m.type) {
-      case "ready":
-        this.#liveness.markReady();
-        return;
-      case "reply": {
-        const p = this.#pending.get(m.req);
-        this.#pending.delete(m.req);
-        p?.resolve(m);
-        return;
-      }
-      case "log":
-        this.#log[m.level](m.msg, m.fields);
-        return;
-      case "tick":
-        return this.#onTick(m);
-    }
+  #ensure(): WorkerLink<RtpWorkerCommand, RtpWorkerEvent> {
+    if (this.#link) return this.#link;
+    const link = new WorkerLink<RtpWorkerCommand, RtpWorkerEvent>(this.#spawn(), {
+      name: "rtp worker",
+      log: this.#log,
+      liveness: this.#liveness,
+      onEvent: (m) => this.#onTick(m),
+      onFail: (reason) => this.#fail(reason),
+    });
+    this.#link = link;
+    link.post({ type: "init", realtimePriority: this.#realtimePriority });
+    this.#log.info("rtp worker started", { generation: this.#generation });
+    return link;
   }
 
   #onTick(m: Extract<RtpWorkerEvent, { type: "tick" }>): void {
@@ -216,14 +181,13 @@ export class RtpWorker {
       }
       batch.push({ port, asked, payloads });
     }
-    this.#worker?.postMessage({ type: "audio", batch } satisfies RtpWorkerCommand, transfer);
+    this.#link?.post({ type: "audio", batch }, transfer);
   }
 
   /** The worker is gone: every call on it ends, every request fails, its ports are free. */
   #fail(reason: string): void {
-    const w = this.#worker;
-    if (!w) return;
-    this.#teardown(w);
+    if (!this.#link) return;
+    this.#teardown();
     this.failures++;
     rtpMetrics.workerFailures.inc();
     this.#log.error("rtp worker lost", { reason, calls: this.#clients.size });
@@ -238,16 +202,13 @@ export class RtpWorker {
     }
   }
 
-  #teardown(w: Worker): void {
-    this.#worker = undefined;
+  #teardown(): void {
+    const link = this.#link;
+    this.#link = undefined;
     this.#generation++;
     this.#skippedBefore += this.#skippedNow;
     this.#skippedNow = 0;
-    this.#liveness.stop();
-    w.terminate();
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
-    for (const p of pending) p.reject(new RtpWorkerLost("rtp worker gone"));
+    link?.close(new RtpWorkerLost("rtp worker gone"));
   }
 
   /** Polite shutdown (sockets closed, last metrics), bounded; then terminate. Idempotent. */
@@ -256,19 +217,10 @@ export class RtpWorker {
   }
 
   async #close(): Promise<void> {
-    const w = this.#worker;
-    if (!w) return;
-    const req = this.#nextReq++;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      new Promise<void>((resolve) => {
-        this.#pending.set(req, { resolve: () => resolve(), reject: () => resolve() });
-        w.postMessage({ type: "shutdown", req } satisfies RtpWorkerCommand);
-      }),
-      new Promise<void>((r) => (timer = setTimeout(r, this.#closeTimeoutMs))),
-    ]);
-    clearTimeout(timer);
-    this.#teardown(w);
+    const link = this.#link;
+    if (!link) return;
+    await link.drain({ type: "shutdown" }, this.#closeTimeoutMs);
+    this.#teardown();
     const clients = [...this.#clients.values()];
     this.#clients.clear();
     for (const c of clients) c.onWorkerLost("rtp worker closed");
