@@ -7,8 +7,9 @@
  *   dtls     RTCDtlsTransport.sendRtp(payload, header): SRTP, then the ICE connection's send
  *   srtp+ice SrtpSession.encrypt, then Connection.send
  *   srtp+udp SrtpSession.encrypt, then the nominated pair's UDP socket directly
- *   fast+udp protectRtp (werift_fast_srtp.ts: no header object, reused scratch), then the UDP socket: what
- *            ForwardListener does
+ *   fast+udp protectRtp (werift_fast_srtp.ts: no header object, reused scratch), then the UDP socket
+ *   fast+fd  protectRtpInto a reused buffer, then sendto(2) on the socket's descriptor through FFI
+ *            (udp_fd_sender.ts): what ForwardListener does for AES-CM sessions
  *   srtp     SrtpSession.encrypt alone
  *   udp      the UDP send of an already protected packet alone
  *   none     nothing (the round's own cost: the loop and the yield; subtract it from the others)
@@ -31,7 +32,8 @@ import {
 import type { RTCRtpSender } from "werift";
 import { configureLogging } from "../lib/log.ts";
 import { applyWeriftDtlsFix } from "../origin/rooms/werift_dtls_fix.ts";
-import { applyWeriftFastSrtp, protectRtp } from "../origin/rooms/werift_fast_srtp.ts";
+import { applyWeriftFastSrtp, protectRtp, protectRtpInto } from "../origin/rooms/werift_fast_srtp.ts";
+import { udpFdOfPort, UdpFdSender } from "../origin/rooms/udp_fd_sender.ts";
 import { type DirectSend, directSendOf } from "../origin/rooms/forward_listener.ts";
 import { PacketListenerClient } from "../origin/rooms/test_packet_listener.ts";
 
@@ -112,6 +114,13 @@ const sendUdp = (d: DirectSend, packet: Buffer) => {
 };
 // protectRtp serves AES-CM sessions (what libwebrtc clients negotiate here); werift clients pick AES-GCM.
 const profile = direct.every((d) => d.cipher) ? "AES-CM" : "AES-GCM";
+const out = Buffer.alloc(1500);
+const fds = direct.map((d) => {
+  const n = d.connection.nominated!;
+  const fd = udpFdOfPort(n.protocol.transport.socket!.address!().port);
+  if (fd === null) throw new Error("no descriptor for the pair's socket");
+  return new UdpFdSender(fd, n.remoteAddr[0], n.remoteAddr[1]);
+});
 const protectedPacket = direct[0].srtp.encrypt(payload, header());
 
 const ways: Record<string, (i: number) => void> = {
@@ -133,6 +142,16 @@ const ways: Record<string, (i: number) => void> = {
     };
     sendUdp(direct[i], protectRtp(direct[i].cipher!, h, payload, 0));
   },
+  "fast+fd": (i) => {
+    const h = {
+      payloadType: 111,
+      sequenceNumber: seq++ & 0xffff,
+      timestamp: (seq * 960) >>> 0,
+      ssrc: 1234,
+      marker: false,
+    };
+    fds[i].send(out, protectRtpInto(direct[i].cipher!, h, payload, 0, out));
+  },
   srtp: (i) => void direct[i].srtp.encrypt(payload, header()),
   udp: (i) => sendUdp(direct[i], protectedPacket),
 };
@@ -146,7 +165,10 @@ console.log(`idle      ${idleCores.toFixed(3)} cores for ${PEERS} peers sending 
 
 const results: Record<string, number> = {};
 console.log(`SRTP profile negotiated: ${profile}`);
-if (profile !== "AES-CM") delete ways["fast+udp"];
+if (profile !== "AES-CM") {
+  delete ways["fast+udp"];
+  delete ways["fast+fd"];
+}
 for (const [name, send] of Object.entries(ways)) {
   const batches: number[] = [];
   for (let b = 0; b < 6; b++) {

@@ -3,9 +3,10 @@
  * packets it is given rather than encoding audio itself. The room encodes each program once
  * (program_encoder.ts) and the controller hands every listener the packet of the program it plays
  * (`pushPacket`); the listener stamps its own sequence number and timestamp (so a switch between programs is
- * seamless on the wire) and werift protects and sends it. Per listener that is SRTP and one UDP send per 20 ms
- * packet on the JS thread: no Opus encoder and no native threads per listener, which is what bounded a `full`
- * room (origin/rooms/README.md).
+ * seamless on the wire), protects it with the session's SRTP keys and sends it on the ICE pair's socket
+ * (DirectSend below; sendto(2) on its descriptor for AES-CM sessions, udp_fd_sender.ts). Per listener that is SRTP and one UDP send per 20 ms packet on the thread it runs on (a
+ * forward worker, or the main isolate): no Opus encoder and no native threads per listener, which is what
+ * bounded a `full` room (origin/rooms/README.md).
  *
  * It owns the werift peer, the client-created `events` data channel (room events out, `select` in) and its
  * timers; `close(reason)` releases all of it, once. Negotiation: the offer is validated as a session's
@@ -36,7 +37,9 @@ import {
   isFastCtrCipher,
   type PlainRtpHeader,
   protectRtp,
+  protectRtpInto,
 } from "./werift_fast_srtp.ts";
+import { udpFdOfPort, UdpFdSender } from "./udp_fd_sender.ts";
 
 const packetGap = registry.histogram(
   "parley_room_listener_packet_gap_seconds",
@@ -48,6 +51,7 @@ const forwarded = registry.counter(
   "RTP packets a shared room's listeners were handed (one encoded packet, sent once per listener), by send path",
 );
 const forwardedDirect = forwarded.with({ path: "direct" });
+const forwardedFd = forwarded.with({ path: "fd" });
 const forwardedSender = forwarded.with({ path: "sender" });
 
 /**
@@ -104,6 +108,7 @@ export interface DirectSend {
           socket?: {
             send(b: Uint8Array, port: number, host: string): void;
             setRecvBufferSize?(n: number): void;
+            address?(): { port: number };
           };
         };
       };
@@ -140,6 +145,12 @@ export class ForwardListener extends ListenerCore implements PacketSink {
   #sender: RTCRtpSender | undefined;
   /** Set on connect when werift's internals allow it; otherwise packets go through RTCRtpSender.sendRtp. */
   #direct: DirectSend | null = null;
+  /**
+   * sendto(2) on the pair's socket descriptor (udp_fd_sender.ts) with a reused packet buffer, for AES-CM
+   * sessions where FFI is allowed; else the socket's node:dgram send.
+   */
+  #fd: UdpFdSender | null = null;
+  readonly #out = Buffer.alloc(1500);
   #channel: RTCDataChannel | undefined;
   #peerState = "none";
   #seq = Math.floor(Math.random() * 0x10000);
@@ -280,6 +291,7 @@ export class ForwardListener extends ListenerCore implements PacketSink {
       } catch (err) {
         this.log.debug("could not size the receive buffer", { err });
       }
+      this.#fd = this.#direct?.cipher ? this.#fdSender(this.#direct) : null;
       if (this.#direct) void this.#direct.sender.runRtcp().catch(() => {});
       else this.log.warn("werift sender internals not as expected; sending through RTCRtpSender.sendRtp");
       // A client that vanished without DELETE stops sending receiver reports (libwebrtc: every few seconds).
@@ -311,7 +323,7 @@ export class ForwardListener extends ListenerCore implements PacketSink {
       ? payload
       : Buffer.from(payload.buffer, payload.byteOffset, payload.length);
     const d = this.#direct;
-    (d ? forwardedDirect : forwardedSender).inc();
+    (this.#fd ? forwardedFd : d ? forwardedDirect : forwardedSender).inc();
     if (d) this.#sendDirect(d, h, buf);
     else {
       this.#sender.sendRtp(new RtpPacket(new RtpHeader(h), buf)).catch((err) =>
@@ -335,11 +347,16 @@ export class ForwardListener extends ListenerCore implements PacketSink {
     if (!pair || !transport?.socket || transport.closed || !d.connection.canSendApplicationData()) return;
     h.ssrc = d.sender.ssrc;
     h.payloadType = d.payloadType;
+    const fd = this.#fd;
     try {
-      const packet = d.cipher
-        ? protectRtp(d.cipher, h, payload, this.#roc)
-        : d.srtp.encrypt(payload, new RtpHeader(h));
-      transport.socket.send(packet, pair.remoteAddr[1], pair.remoteAddr[0]);
+      if (fd && d.cipher && pair.remoteAddr[1] === fd.port && pair.remoteAddr[0] === fd.host) {
+        fd.send(this.#out, protectRtpInto(d.cipher, h, payload, this.#roc, this.#out));
+      } else {
+        const packet = d.cipher
+          ? protectRtp(d.cipher, h, payload, this.#roc)
+          : d.srtp.encrypt(payload, new RtpHeader(h));
+        transport.socket.send(packet, pair.remoteAddr[1], pair.remoteAddr[0]);
+      }
     } catch (err) {
       this.log.debug("rtp send failed", { err });
     }
@@ -348,6 +365,21 @@ export class ForwardListener extends ListenerCore implements PacketSink {
     d.sender.octetCount += payload.length;
     d.sender.rtpTimestamp = h.timestamp;
     d.sender.ntpTimestamp = ntpTime();
+  }
+
+  /** The pair's socket descriptor as a sendto sender, or null (no FFI, not found, not IPv4). */
+  #fdSender(d: DirectSend): UdpFdSender | null {
+    const pair = d.connection.nominated;
+    const port = pair?.protocol.transport.socket?.address?.().port;
+    if (!pair || !port) return null;
+    const fd = udpFdOfPort(port);
+    if (fd === null) return null;
+    try {
+      return new UdpFdSender(fd, pair.remoteAddr[0], pair.remoteAddr[1]);
+    } catch (err) {
+      this.log.debug("no sendto sender", { err });
+      return null;
+    }
   }
 
   /**
@@ -369,6 +401,7 @@ export class ForwardListener extends ListenerCore implements PacketSink {
     this.#pc = undefined;
     this.#sender = undefined;
     this.#direct = null;
+    this.#fd = null;
     this.#channel = undefined;
     this.#peerState = "closed";
     if (pc) pc.close().catch((err) => this.log.debug("peer close failed", { err }));

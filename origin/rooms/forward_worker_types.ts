@@ -8,6 +8,7 @@
  */
 import type { ErrorCode } from "../../lib/errors.ts";
 import type { MetricFamily } from "../../lib/metrics.ts";
+import type { LinkEvent } from "../../lib/worker_link.ts";
 import type { ListenerEvent, ListenerSource } from "../../protocol/room_messages.ts";
 import type { ListenerConfig } from "./listener_core.ts";
 import type { ListenerCloseReason } from "./room_types.ts";
@@ -59,10 +60,9 @@ export type ForwardReply =
   | { type: "reply"; req: number; ok: false; error: ForwardError };
 
 export type ForwardWorkerEvent =
-  | { type: "ready" }
+  | Extract<LinkEvent, { type: "ready" | "log" }>
   | ForwardReply
   | { type: "connected"; slot: number }
   | { type: "select"; slot: number; source: ListenerSource }
   | { type: "closed"; slot: number; reason: ListenerCloseReason }
-  | { type: "stats"; items: ForwardListenerStats[]; metrics: MetricFamily[] }
-  | { type: "log"; level: "debug" | "info" | "warn" | "error"; msg: string; fields: Record<string, unknown> };
+  | { type: "stats"; items: ForwardListenerStats[]; metrics: MetricFamily[] };

@@ -204,6 +204,11 @@ for (const v of PROFILES) {
         Math.max(...loud)
       }`,
     );
+    if (v !== "full") {
+      // libwebrtc clients negotiate AES-CM: packets leave through sendto on the pair's socket descriptor.
+      await sleep(300);
+      assert.match(registry.render(), /parley_room_forwarded_packets_total\{[^}]*path="fd"[^}]*\} [1-9]/);
+    }
     const sendMax = Math.max(...room.listeners().map((l) => l.maxGapMs));
     console.log(`  origin send gap max over listeners ${sendMax.toFixed(1)} ms`);
     driver.stop();

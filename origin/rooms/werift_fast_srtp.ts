@@ -36,9 +36,10 @@ interface FastState {
   key: Buffer;
   authKey: Buffer;
   ecb: Cipheriv;
-  /** Counter blocks and the ROC bytes, reused packet after packet (protectRtp). */
-  counters: Buffer;
+  /** Counter blocks by block count, the ROC bytes and a view on them, reused packet after packet (protectRtp). */
+  counters: Buffer[];
   roc: Uint8Array;
+  rocView: DataView;
   /** The keyed HMAC state, and the instance each packet's MAC is computed in (reset from it, no allocation). */
   mac: Mac;
   work: Mac;
@@ -60,12 +61,14 @@ function stateOf(c: CipherAesCtrLike): FastState {
       key: c.srtpSessionKey,
       authKey: c.srtpSessionAuthTag,
       ecb,
-      counters: Buffer.alloc(0),
+      counters: [],
       roc: new Uint8Array(4),
+      rocView: new DataView(new ArrayBuffer(0)),
       mac,
       work: mac.clone(),
       tag: new Uint8Array(20),
     };
+    s.rocView = new DataView(s.roc.buffer);
     states.set(c, s);
   }
   return s;
@@ -124,11 +127,29 @@ export function protectRtp(
   payload: Uint8Array,
   roc: number,
 ): Buffer {
+  const out = Buffer.allocUnsafe(12 + payload.length + cipher.authTagLength);
+  protectRtpInto(cipher, h, payload, roc, out);
+  return out;
+}
+
+/**
+ * protectRtp into `out` (reused by a caller that sends synchronously); returns the packet's length. `out` must
+ * hold 12 + payload + tag bytes.
+ */
+export function protectRtpInto(
+  cipher: CipherAesCtrLike,
+  h: PlainRtpHeader,
+  payload: Uint8Array,
+  roc: number,
+  out: Buffer,
+): number {
   const s = stateOf(cipher);
   const n = payload.length;
+  const length = 12 + n + cipher.authTagLength;
+  if (out.length < length) throw new RangeError(`packet of ${length} bytes does not fit ${out.length}`);
   const blocks = Math.ceil(n / 16);
-  if (s.counters.length < blocks * 16) s.counters = Buffer.alloc(blocks * 16);
-  const counters = s.counters;
+  // One buffer per block count (a packet's exact size): ecb.update takes it whole, no view per packet.
+  const counters = s.counters[blocks] ??= Buffer.alloc(blocks * 16);
   const salt = cipher.srtpSessionSalt;
   for (let b = 0; b < blocks; b++) {
     const o = b * 16;
@@ -139,21 +160,20 @@ export function protectRtp(
     for (let i = 0; i < salt.length; i++) counters[o + i] ^= salt[i];
     counters.writeUInt16BE(b, o + 14);
   }
-  const stream = s.ecb.update(counters.subarray(0, blocks * 16));
-  const out = Buffer.allocUnsafe(12 + n + cipher.authTagLength);
+  const stream = s.ecb.update(counters);
   out[0] = 0x80;
   out[1] = (h.marker ? 0x80 : 0) | (h.payloadType & 0x7f);
   out.writeUInt16BE(h.sequenceNumber, 2);
   out.writeUInt32BE(h.timestamp >>> 0, 4);
   out.writeUInt32BE(h.ssrc >>> 0, 8);
   for (let i = 0; i < n; i++) out[12 + i] = payload[i] ^ stream[i];
-  new DataView(s.roc.buffer).setUint32(0, roc >>> 0);
+  s.rocView.setUint32(0, roc >>> 0);
   const mac = s.mac._cloneInto(s.work);
   mac.update(out.subarray(0, 12 + n));
   mac.update(s.roc);
   mac.digestInto(s.tag);
-  out.set(s.tag.subarray(0, cipher.authTagLength), 12 + n);
-  return out;
+  for (let i = 0; i < cipher.authTagLength; i++) out[12 + n + i] = s.tag[i];
+  return length;
 }
 
 /** `cipher` is werift's AES-CM cipher (the profile protectRtp serves), with the fast paths installed. */

@@ -1,0 +1,38 @@
+import assert from "node:assert/strict";
+import dgram from "node:dgram";
+import { udpFdOfPort, UdpFdSender } from "./udp_fd_sender.ts";
+
+const bound = (): Promise<dgram.Socket> =>
+  new Promise((resolve) => {
+    const s = dgram.createSocket("udp4");
+    s.bind(0, "127.0.0.1", () => resolve(s));
+  });
+
+Deno.test("udp fd sender: sendto on a Deno socket's descriptor leaves from that socket's port", async () => {
+  const tx = await bound(), rx = await bound();
+  try {
+    const fd = udpFdOfPort(tx.address().port);
+    assert.ok(fd !== null && fd > 2, `descriptor ${fd}`);
+    assert.equal(udpFdOfPort(1), null, "no socket bound to port 1 here");
+    const got: Array<{ data: Uint8Array; port: number }> = [];
+    rx.on("message", (data, rinfo) => got.push({ data, port: rinfo.port }));
+    const sender = new UdpFdSender(fd!, "127.0.0.1", rx.address().port);
+    const buf = new Uint8Array(64).map((_, i) => i);
+    for (let i = 0; i < 5; i++) {
+      buf[0] = i;
+      assert.equal(sender.send(buf, 20), true);
+    }
+    const until = performance.now() + 2000;
+    while (got.length < 5 && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(got.length, 5);
+    assert.deepEqual(got.map((g) => g.data[0]), [0, 1, 2, 3, 4], "in order, each its own bytes");
+    assert.ok(
+      got.every((g) => g.data.length === 20 && g.port === tx.address().port),
+      "length and source port",
+    );
+    assert.throws(() => new UdpFdSender(fd!, "::1", 5000), /IPv4/);
+  } finally {
+    tx.close();
+    rx.close();
+  }
+});
