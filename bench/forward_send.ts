@@ -101,6 +101,13 @@ const header = () =>
     timestamp: (seq * 960) >>> 0,
     ssrc: 1234,
   });
+const plainHeader = () => ({
+  payloadType: 111,
+  sequenceNumber: seq++ & 0xffff,
+  timestamp: (seq * 960) >>> 0,
+  ssrc: 1234,
+  marker: false,
+});
 const layers = pairs.map((p) => p.sender as unknown as Layers);
 // The same direct path ForwardListener takes (its SRTP session, cipher and nominated pair's socket).
 const direct = pairs.map((p) => {
@@ -132,26 +139,8 @@ const ways: Record<string, (i: number) => void> = {
     void layers[i].dtlsTransport.iceTransport.connection.send(packet).catch(() => {});
   },
   "srtp+udp": (i) => sendUdp(direct[i], direct[i].srtp.encrypt(payload, header())),
-  "fast+udp": (i) => {
-    const h = {
-      payloadType: 111,
-      sequenceNumber: seq++ & 0xffff,
-      timestamp: (seq * 960) >>> 0,
-      ssrc: 1234,
-      marker: false,
-    };
-    sendUdp(direct[i], protectRtp(direct[i].cipher!, h, payload, 0));
-  },
-  "fast+fd": (i) => {
-    const h = {
-      payloadType: 111,
-      sequenceNumber: seq++ & 0xffff,
-      timestamp: (seq * 960) >>> 0,
-      ssrc: 1234,
-      marker: false,
-    };
-    fds[i].send(out, protectRtpInto(direct[i].cipher!, h, payload, 0, out));
-  },
+  "fast+udp": (i) => sendUdp(direct[i], protectRtp(direct[i].cipher!, plainHeader(), payload, 0)),
+  "fast+fd": (i) => fds[i].send(out, protectRtpInto(direct[i].cipher!, plainHeader(), payload, 0, out)),
   srtp: (i) => void direct[i].srtp.encrypt(payload, header()),
   udp: (i) => sendUdp(direct[i], protectedPacket),
 };
