@@ -150,7 +150,8 @@ export class ForwardListener extends ListenerCore implements PacketSink {
    * sessions where FFI is allowed; else the socket's node:dgram send.
    */
   #fd: UdpFdSender | null = null;
-  readonly #out = Buffer.alloc(1500);
+  /** The packet buffer the sendto path reuses (made with its sender). */
+  #out = Buffer.alloc(0);
   #channel: RTCDataChannel | undefined;
   #peerState = "none";
   #seq = Math.floor(Math.random() * 0x10000);
@@ -292,6 +293,7 @@ export class ForwardListener extends ListenerCore implements PacketSink {
         this.log.debug("could not size the receive buffer", { err });
       }
       this.#fd = this.#direct?.cipher ? this.#fdSender(this.#direct) : null;
+      if (this.#fd) this.#out = Buffer.alloc(1500);
       if (this.#direct) void this.#direct.sender.runRtcp().catch(() => {});
       else this.log.warn("werift sender internals not as expected; sending through RTCRtpSender.sendRtp");
       // A client that vanished without DELETE stops sending receiver reports (libwebrtc: every few seconds).

@@ -36,7 +36,6 @@ export class RemoteForwardListener implements RoomListener, PacketSink, ForwardW
   readonly #worker: ForwardWorker;
   #slot = 0;
   #state: ListenerState = "new";
-  #peerState = "new";
   #reason: ListenerCloseReason | null = null;
 
   constructor(init: RemoteForwardListenerInit) {
@@ -57,8 +56,9 @@ export class RemoteForwardListener implements RoomListener, PacketSink, ForwardW
   get trackState(): "live" | "ended" {
     return this.#state === "closed" ? "ended" : "live";
   }
+  /** The peer's state as the worker reported it: the same steps as the listener's. */
   get peerState(): string {
-    return this.#peerState;
+    return this.#state;
   }
   /** Timers live with the peer in the worker (ForwardWorker.count() checks them); none here. */
   get timersPending(): boolean {
@@ -73,7 +73,6 @@ export class RemoteForwardListener implements RoomListener, PacketSink, ForwardW
   async start(offerSdp: string): Promise<string> {
     if (this.#state !== "new") throw new Error(`listener ${this.id} already started or closed`);
     this.#state = "connecting";
-    this.#peerState = "connecting";
     const i = this.#init;
     const spec = {
       id: i.id,
@@ -117,7 +116,6 @@ export class RemoteForwardListener implements RoomListener, PacketSink, ForwardW
   #end(reason: ListenerCloseReason): void {
     if (this.#state === "closed") return;
     this.#state = "closed";
-    this.#peerState = "closed";
     this.#reason = reason;
     try {
       this.#init.onClosed?.(this, reason);
@@ -131,7 +129,6 @@ export class RemoteForwardListener implements RoomListener, PacketSink, ForwardW
   onConnected(): void {
     if (this.#state !== "connecting") return;
     this.#state = "connected";
-    this.#peerState = "connected";
     this.#init.onConnected?.(this);
   }
 
