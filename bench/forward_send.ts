@@ -33,7 +33,7 @@ import type { RTCRtpSender } from "werift";
 import { configureLogging } from "../lib/log.ts";
 import { applyWeriftDtlsFix } from "../origin/rooms/werift_dtls_fix.ts";
 import { applyWeriftFastSrtp, protectRtp, protectRtpInto } from "../origin/rooms/werift_fast_srtp.ts";
-import { udpFdOfPort, UdpFdSender } from "../origin/rooms/udp_fd_sender.ts";
+import { udpFdOfPort, UdpFdSender } from "../lib/udp_fd_sender.ts";
 import { type DirectSend, directSendOf } from "../origin/rooms/forward_listener.ts";
 import { PacketListenerClient } from "../origin/rooms/test_packet_listener.ts";
 

@@ -39,7 +39,7 @@ import {
   protectRtp,
   protectRtpInto,
 } from "./werift_fast_srtp.ts";
-import { udpFdOfPort, UdpFdSender } from "./udp_fd_sender.ts";
+import { udpFdOfPort, UdpFdSender } from "../../lib/udp_fd_sender.ts";
 
 const packetGap = registry.histogram(
   "parley_room_listener_packet_gap_seconds",

@@ -13,6 +13,7 @@
  * the worker posts one message per 20 ms for all calls together.
  */
 import type dgram from "node:dgram";
+import { UdpFdSender } from "../../lib/udp_fd_sender.ts";
 import { buildRtp, parseRtp, type RtpPacket } from "./rtp_packet.ts";
 import { buildRtcp, parseRtcp } from "./rtcp.ts";
 import { JitterBuffer } from "./jitter_buffer.ts";
@@ -36,6 +37,8 @@ const STATS_EVERY_PASSES = 5;
 export interface RtpSockets {
   rtp: dgram.Socket;
   rtcp: dgram.Socket;
+  /** The RTP socket's descriptor for sendto(2) (lib/udp_fd_sender.ts); null or absent: node:dgram. */
+  rtpFd?: number | null;
 }
 
 export class RtpEndpoint implements MediaClockMember {
@@ -74,6 +77,9 @@ export class RtpEndpoint implements MediaClockMember {
   #timeoutTimer?: ReturnType<typeof setInterval>;
   #marker = true;
   #closed = false;
+  /** sendto(2) to the current remote; rebuilt when the remote changes, null where it cannot be used. */
+  #direct: UdpFdSender | null = null;
+  #directFor = "";
 
   constructor(
     private readonly c: RtpEndpointConfig,
@@ -231,15 +237,37 @@ export class RtpEndpoint implements MediaClockMember {
     });
     this.#marker = false;
     this.#seq = (this.#seq + 1) & 0xffff;
-    this.sockets.rtp.send(pkt, this.#remote.port, this.#remote.address);
-    // Taken at the send call, not the planned instant: the pacing figures say when each send was made. (Deno's
-    // node:dgram hands the datagram to the kernel a little later, after the pass, in the same turn.)
+    const direct = this.#directSender();
+    if (direct) {
+      // Synchronous: the datagram is in the kernel when this returns (a full buffer drops it, as UDP would).
+      direct.send(pkt);
+      this.metrics.count("directSends");
+    } else {
+      // Deno's node:dgram hands the datagram to the kernel a little later, after the pass, in the same turn.
+      this.sockets.rtp.send(pkt, this.#remote.port, this.#remote.address);
+    }
+    // Taken at the send call, not the planned instant: the pacing figures say when each send was made.
     const sentAt = performance.now();
     this.stats.packetsOut++;
     this.stats.octetsOut += payload.length;
     this.#statsDirty = true;
     this.metrics.count("packetsOut");
     this.#recordGap(sentAt);
+  }
+
+  #directSender(): UdpFdSender | null {
+    const fd = this.sockets.rtpFd;
+    if (fd === null || fd === undefined) return null;
+    const key = `${this.#remote.address}:${this.#remote.port}`;
+    if (key === this.#directFor) return this.#direct;
+    this.#directFor = key;
+    try {
+      this.#direct = new UdpFdSender(fd, this.#remote.address, this.#remote.port);
+    } catch {
+      // Not an IPv4 address (a host name, say) or no FFI: node:dgram for this remote.
+      this.#direct = null;
+    }
+    return this.#direct;
   }
 
   /** Media clock, after every call sent: ask main for enough prepared packets to refill the queue. */
@@ -342,6 +370,7 @@ export class RtpEndpoint implements MediaClockMember {
     if (this.#closed) return undefined;
     this.#sendRtcp(true);
     this.#closed = true;
+    this.#direct = null;
     this.#queue.length = 0;
     clearInterval(this.#rtcpTimer);
     clearInterval(this.#timeoutTimer);

@@ -12,6 +12,7 @@ import { RtpMetricsBatcher } from "./rtp_metrics_batcher.ts";
 import type { RtpEndpointReport, RtpWorkerCommand, RtpWorkerEvent } from "./rtp_worker_types.ts";
 import type { Logger } from "../../lib/log.ts";
 import { raiseThreadPriority } from "./thread_priority.ts";
+import { udpFdOfPort } from "../../lib/udp_fd_sender.ts";
 
 const METRICS_EVERY_MS = 1000;
 /**
@@ -25,6 +26,8 @@ const RECEIVE_BUFFER_BYTES = 4096;
 interface Bound {
   rtp: dgram.Socket;
   rtcp: dgram.Socket;
+  /** The RTP socket's own descriptor, for sendto(2) at the clock's instant; null: node:dgram sends. */
+  rtpFd: number | null;
   endpoint?: RtpEndpoint;
 }
 
@@ -35,6 +38,11 @@ export interface RtpWorkerRuntimeOptions {
   log: Logger;
   /** Precise pacing (Atomics.wait and a spin): true in the worker. */
   precise?: boolean;
+  /**
+   * Send RTP with sendto(2) on each call socket's descriptor (lib/udp_fd_sender.ts) where FFI allows, so a
+   * packet is in the kernel at the clock's instant instead of after the pass: true unless a test compares.
+   */
+  directSend?: boolean;
 }
 
 export class RtpWorkerRuntime {
@@ -43,12 +51,14 @@ export class RtpWorkerRuntime {
   readonly #clock: MediaClock;
   readonly #post: PostToMain;
   readonly #log: Logger;
+  readonly #directSend: boolean;
   #lastMetricsAt = performance.now();
   #closed = false;
 
   constructor(o: RtpWorkerRuntimeOptions) {
     this.#post = o.post;
     this.#log = o.log;
+    this.#directSend = o.directSend ?? true;
     this.#clock = new MediaClock({
       precise: o.precise ?? true,
       metrics: this.#metrics,
@@ -133,6 +143,8 @@ export class RtpWorkerRuntime {
 
   async #release(b: Bound): Promise<void> {
     if (b.endpoint) this.#closeEndpoint(b);
+    // Dropped before the socket closes: the descriptor number could be reused by the next socket or file.
+    b.rtpFd = null;
     await Promise.all([closeSocket(b.rtp), closeSocket(b.rtcp)]);
   }
 
@@ -144,7 +156,7 @@ export class RtpWorkerRuntime {
       return false;
     }
     for (const s of [rtp, rtcp]) s.setRecvBufferSize(RECEIVE_BUFFER_BYTES / 2);
-    this.#bound.set(port, { rtp, rtcp });
+    this.#bound.set(port, { rtp, rtcp, rtpFd: this.#directSend ? udpFdOfPort(port, host) : null });
     return true;
   }
 

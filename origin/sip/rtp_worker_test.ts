@@ -65,6 +65,7 @@ Deno.test("rtp worker: round trip — audio and DTMF in, prepared audio out, fig
   const frames: Int16Array[] = [];
   const digits: string[] = [];
   const out0 = rtpMetrics.packetsOut.get();
+  const direct0 = rtpMetrics.directSends.get();
   const lease = await alloc.allocate();
   const rtp = new RtpSession({
     lease,
@@ -119,6 +120,7 @@ Deno.test("rtp worker: round trip — audio and DTMF in, prepared audio out, fig
     }
     await waitFor(() => rtp.stats.packetsIn >= 5 && rtp.stats.packetsOut >= pkts.length - 1, 2000);
     assert.equal(rtp.remote.port, p.port);
+    assert.deepEqual([...p.fromPorts], [lease.port], "every packet left from the call's own RTP port");
   } finally {
     await Promise.all([rtp.close(), rtp.close()]);
     p.sock.close();
@@ -130,6 +132,11 @@ Deno.test("rtp worker: round trip — audio and DTMF in, prepared audio out, fig
   assert.ok(await bindable(lease.port), "the RTP port is closed in the worker before the lease is released");
   assert.ok(await bindable(lease.port + 1), "and the RTCP port");
   assert.ok(rtpMetrics.packetsOut.get() - out0 >= rtp.stats.packetsOut, "the worker's counts reach /metrics");
+  assert.equal(
+    rtpMetrics.directSends.get() - direct0,
+    rtpMetrics.packetsOut.get() - out0,
+    "every packet went out with sendto(2) on the RTP socket's descriptor",
+  );
   await worker.close();
   await worker.close();
   await assert.rejects(() => alloc.allocate(), RtpWorkerLost);

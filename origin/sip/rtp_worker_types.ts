@@ -96,7 +96,14 @@ export interface RtpEndpointReport {
 export interface RtpMetricsBatch {
   counters: Partial<
     Record<
-      "packetsIn" | "packetsOut" | "junk" | "late" | "ignoredByes" | "skippedTicks" | "underruns",
+      | "packetsIn"
+      | "packetsOut"
+      | "directSends"
+      | "junk"
+      | "late"
+      | "ignoredByes"
+      | "skippedTicks"
+      | "underruns",
       number
     >
   >;

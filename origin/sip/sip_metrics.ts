@@ -16,6 +16,11 @@ export const sipMetrics = {
 export const rtpMetrics = {
   packetsIn: registry.counter("parley_rtp_packets_in_total", "RTP packets received from latched remotes"),
   packetsOut: registry.counter("parley_rtp_packets_out_total", "RTP packets sent"),
+  directSends: registry.counter(
+    "parley_rtp_direct_sends_total",
+    "RTP packets sent with sendto(2) on the call socket's own descriptor (the rest of packets_out went through " +
+      "node:dgram)",
+  ),
   junk: registry.counter(
     "parley_rtp_junk_total",
     "UDP datagrams on RTP/RTCP ports that were not valid media",
@@ -58,6 +63,7 @@ export interface RtpMetricsSink {
 export type RtpCounterName =
   | "packetsIn"
   | "packetsOut"
+  | "directSends"
   | "junk"
   | "late"
   | "ignoredByes"

@@ -130,12 +130,18 @@ export function sippOk(r: SippResult): void {
 }
 
 /** A UDP peer on loopback that keeps every datagram it receives (the far end of a call's RTP). */
-export async function udpPeer(): Promise<{ sock: dgram.Socket; port: number; got: Uint8Array[] }> {
+export async function udpPeer(): Promise<
+  { sock: dgram.Socket; port: number; got: Uint8Array[]; fromPorts: Set<number> }
+> {
   const sock = dgram.createSocket("udp4");
   const got: Uint8Array[] = [];
-  sock.on("message", (m) => got.push(new Uint8Array(m)));
+  const fromPorts = new Set<number>();
+  sock.on("message", (m, r) => {
+    got.push(new Uint8Array(m));
+    fromPorts.add(r.port);
+  });
   await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
-  return { sock, port: sock.address().port, got };
+  return { sock, port: sock.address().port, got, fromPorts };
 }
 
 /** An RTP worker host whose spawned Workers are listed, so a test can kill one behind the host's back. */

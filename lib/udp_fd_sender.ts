@@ -1,14 +1,15 @@
 /**
- * Sends datagrams with sendto(2) through FFI on the file descriptor of a UDP socket that Deno opened (a werift
- * peer's host-candidate socket), found by its local port. A `node:dgram` send in Deno is an asynchronous op
- * with ~12 µs of CPU and ~1.7 KB of garbage per datagram (docs/benchmarks.md); in a shared room that is one
- * send per listener every 20 ms, and the garbage's collection pauses are what delays the packets. sendto on
- * the same descriptor is one synchronous syscall with a buffer the caller reuses: the packets leave from the
- * same address and port, so ICE and the client see nothing different.
+ * Sends datagrams with sendto(2) through FFI on the file descriptor of a UDP socket that Deno opened, found by
+ * its local port: a werift peer's host-candidate socket (room listeners) or a call's RTP socket (the SIP RTP
+ * worker). A `node:dgram` send in Deno is an asynchronous op with ~12 µs of CPU and ~1.7 KB of garbage per
+ * datagram (docs/benchmarks.md), and the datagram leaves after the JavaScript turn that sent it, not at the
+ * call. sendto on the same descriptor is one synchronous syscall with a buffer the caller may reuse: the packet
+ * is in the kernel when the call returns, from the same address and port, so the peer sees nothing different.
  *
- * The descriptor stays Deno's: the sender must not be used after the socket is closed (the listener drops it
- * before closing its peer). A full socket buffer (EAGAIN) drops the datagram, as UDP does. Linux only; without
- * FFI permission or libc the lookup returns null and callers keep `node:dgram`.
+ * The descriptor stays Deno's: the sender must not be used after the socket is closed (its owner drops it
+ * before closing the socket, or a reused descriptor number would get the datagram). A full socket buffer
+ * (EAGAIN) drops the datagram, as UDP does. Linux only; without FFI permission or libc the lookup returns null
+ * and callers keep `node:dgram`.
  */
 
 interface Libc {
@@ -42,15 +43,24 @@ function loadLibc(): Libc | null {
 
 const MSG_DONTWAIT = 0x40;
 
-/** The descriptor of this process's IPv4 UDP socket bound to `port`, or null (not found, not Linux, no FFI). */
-export function udpFdOfPort(port: number): number | null {
+/**
+ * The descriptor of this process's IPv4 UDP socket bound to `port` (and to `host` when given: another socket
+ * may hold the same port on another address), or null (not found, not Linux, no FFI).
+ */
+export function udpFdOfPort(port: number, host?: string): number | null {
   if (!loadLibc()) return null;
   try {
+    // /proc/net/udp writes the local address as the u32 in host (little-endian) order, then the port.
     const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+    const ip = host?.split(".").map(Number);
+    const hexHost = ip?.length === 4
+      ? ip.reverse().map((b) => b.toString(16).toUpperCase().padStart(2, "0")).join("")
+      : undefined;
+    const local = hexHost ? `${hexHost}:${hexPort}` : `:${hexPort}`;
     let inode: string | null = null;
     for (const line of Deno.readTextFileSync("/proc/self/net/udp").split("\n").slice(1)) {
       const f = line.trim().split(/\s+/);
-      if (f[1]?.endsWith(`:${hexPort}`)) {
+      if (f[1]?.endsWith(local)) {
         inode = f[9];
         break;
       }

@@ -14,6 +14,8 @@ Deno.test("udp fd sender: sendto on a Deno socket's descriptor leaves from that 
     const fd = udpFdOfPort(tx.address().port);
     assert.ok(fd !== null && fd > 2, `descriptor ${fd}`);
     assert.equal(udpFdOfPort(1), null, "no socket bound to port 1 here");
+    assert.equal(udpFdOfPort(tx.address().port, "127.0.0.1"), fd, "found by address and port");
+    assert.equal(udpFdOfPort(tx.address().port, "127.0.0.2"), null, "not bound on that address");
     const got: Array<{ data: Uint8Array; port: number }> = [];
     rx.on("message", (data, rinfo) => got.push({ data, port: rinfo.port }));
     const sender = new UdpFdSender(fd!, "127.0.0.1", rx.address().port);
