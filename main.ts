@@ -25,6 +25,7 @@ import {
 } from "./origin/supervisor_protocol.ts";
 import { originNodeId } from "./origin/node_id.ts";
 import { checkAsrEngineOrExit, probeAsrEngineOrExit } from "./origin/engine_startup.ts";
+import { guardUnhandledRejections } from "./lib/unhandled_rejection.ts";
 
 type Role = "all" | "edge" | "origin";
 
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
   const config = loadConfigOrExit();
   configureLogging({ level: config.LOG_LEVEL });
   const plog = log.child({ pid: Deno.pid });
+  guardUnhandledRejections(plog);
   const supervisedChild = Deno.env.get("PARLEY_ORIGIN_CHILD") === "1";
   // the recognizer is checked before anything starts: a missing package is one line and exit 2
   const banner = role === "edge" || supervisedChild ? [] : checkAsrEngineOrExit(config);
