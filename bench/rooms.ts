@@ -25,8 +25,10 @@
  * are sent Opus (a room `audio_profile`, `speech` = SPEECH_OPUS, or explicit offer parameters), each on a
  * fresh origin: the levers side by side in one run. A `+rt` suffix (`full+rt`) keeps libwebrtc's real-time
  * send threads, which rooms demote by default (origin/session/wrtc_threads.ts). An `@N` suffix (`shared@2`)
- * runs a shared room's listener peers in N forward workers (`@0`: in the origin's main isolate; default 1). `--perf-step N` samples the
- * origin with `perf record` during step N's window and prints where its CPU goes by library and by function.
+ * runs a shared room's listener peers in N forward workers (`@0`: in the origin's main isolate; default 1),
+ * and `:pN` after it (`shared@1:p0`) sets their playout delay to N ms (0: send on arrival; default the
+ * origin's ROOM_FORWARD_PLAYOUT_MS default). `--perf-step N` samples the origin with `perf record` during
+ * step N's window and prints where its CPU goes by library and by function.
  * CPU is also reported per unit of work (ms per second of audio handed to one listener): on a contended
  * machine the origin falls behind and does less work, so cores alone understate its cost.
  *
@@ -187,9 +189,21 @@ const fixed = (v: number | null | undefined, digits = 1) => Number.isFinite(v) ?
 
 function parseVariant(
   variant: string,
-): { profile: RoomAudioProfile; params?: OpusSendParams; realtime: boolean; forwardWorkers?: number } {
+): {
+  profile: RoomAudioProfile;
+  params?: OpusSendParams;
+  realtime: boolean;
+  forwardWorkers?: number;
+  playoutMs?: number;
+} {
+  // `:pN` sets the forward workers' playout delay to N ms (0: send on arrival; default the origin's).
+  const [rest, playout] = variant.split(":p");
+  const playoutMs = playout === undefined ? undefined : Number(playout);
+  if (playoutMs !== undefined && !(Number.isInteger(playoutMs) && playoutMs >= 0)) {
+    throw new Error(`bad playout delay in ${JSON.stringify(variant)}`);
+  }
   // `@N` runs a shared room's listener peers in N forward workers (0: in the origin's main isolate).
-  const [head, workers] = variant.split("@");
+  const [head, workers] = rest.split("@");
   const forwardWorkers = workers === undefined ? undefined : Number(workers);
   if (forwardWorkers !== undefined && !(Number.isInteger(forwardWorkers) && forwardWorkers >= 0)) {
     throw new Error(`bad forward worker count in ${JSON.stringify(variant)}`);
@@ -197,7 +211,7 @@ function parseVariant(
   // `+rt` keeps libwebrtc's real-time send threads (the rooms demote them by default).
   const realtime = head.endsWith("+rt");
   const spec = realtime ? head.slice(0, -3) : head;
-  return { ...parseOpusVariant(spec), realtime, forwardWorkers };
+  return { ...parseOpusVariant(spec), realtime, forwardWorkers, playoutMs };
 }
 
 function parseOpusVariant(spec: string): { profile: RoomAudioProfile; params?: OpusSendParams } {
@@ -214,7 +228,7 @@ function parseOpusVariant(spec: string): { profile: RoomAudioProfile; params?: O
 
 function serve(port: number, variant: string): void {
   configureLogging({ level: (Deno.env.get("BENCH_LOG_LEVEL") ?? "error") as "error" });
-  const { profile, params, realtime, forwardWorkers } = parseVariant(variant);
+  const { profile, params, realtime, forwardWorkers, playoutMs } = parseVariant(variant);
   const speech = readWav(new URL("../tests/fixtures/speech/one_phrase_48k.wav", import.meta.url)).samples;
   // With stopped client hosts (--live-every) the liveness checks must wait for them: a long ICE grace.
   const graceMs = Number(arg("grace-ms", "0"));
@@ -222,7 +236,7 @@ function serve(port: number, variant: string): void {
     recordGaps: true,
     maxRooms: 1,
     demoteThreads: !realtime,
-    forward: { workers: forwardWorkers },
+    forward: { workers: forwardWorkers, playoutMs },
     ...(graceMs ? { listenerConfig: { iceDisconnectedGraceMs: graceMs } } : {}),
   });
   const room = manager.create(
@@ -260,6 +274,7 @@ function serve(port: number, variant: string): void {
 
   // Forward workers (shared rooms): main posted a tick's packets → the worker handles them; its timer lag.
   const DELAY = "parley_room_forward_packet_delay_seconds", LAG = "parley_room_forward_worker_lag_seconds";
+  const PLAYOUT = "parley_room_forward_playout_lateness_seconds";
   let mark = {
     at: performance.now(),
     cpu: cpuSeconds(),
@@ -267,6 +282,7 @@ function serve(port: number, variant: string): void {
     ticks: 0,
     delay: bucketCounts(DELAY),
     lag: bucketCounts(LAG),
+    playout: bucketCounts(PLAYOUT),
   };
   const tickTimes: number[] = [];
   const origTick = room.controller.tick.bind(room.controller);
@@ -290,6 +306,7 @@ function serve(port: number, variant: string): void {
       ticks: room.controller.ticks,
       delay: bucketCounts(DELAY),
       lag: bucketCounts(LAG),
+      playout: bucketCounts(PLAYOUT),
     };
   };
   const stats = () => {
@@ -322,11 +339,12 @@ function serve(port: number, variant: string): void {
       loadavg: Deno.readTextFileSync("/proc/loadavg").split(" ")[0],
       proc: procStats(),
       forward: (() => {
-        const delay = bucketCounts(DELAY), lag = bucketCounts(LAG);
+        const delay = bucketCounts(DELAY), lag = bucketCounts(LAG), playout = bucketCounts(PLAYOUT);
         return {
           delayP50Ms: bucketQuantileMs(delay, mark.delay, 0.5),
           delayP99Ms: bucketQuantileMs(delay, mark.delay, 0.99),
           lagP99Ms: bucketQuantileMs(lag, mark.lag, 0.99),
+          playoutLateP99Ms: bucketQuantileMs(playout, mark.playout, 0.99),
         };
       })(),
     };
@@ -565,7 +583,12 @@ type Stats = {
   loadavg: string;
   proc: { threads: number; fds: number; rssKiB: number };
   /** Shared rooms in forward workers (null: no worker ran in the window). */
-  forward?: { delayP50Ms: number | null; delayP99Ms: number | null; lagP99Ms: number | null };
+  forward?: {
+    delayP50Ms: number | null;
+    delayP99Ms: number | null;
+    lagP99Ms: number | null;
+    playoutLateP99Ms?: number | null;
+  };
 };
 
 interface Row {
@@ -751,7 +774,9 @@ async function runVariant(variant: string, steps: number[], opts: {
             fixed(s.tick.p99, 2)
           } ms; forward worker delay p50/p99 ${fixed(s.forward?.delayP50Ms)}/${
             fixed(s.forward?.delayP99Ms)
-          } ms, timer lag p99 ${fixed(s.forward?.lagP99Ms)} ms; onData per listener frame avg ${
+          } ms, timer lag p99 ${fixed(s.forward?.lagP99Ms)} ms, playout lateness p99 ${
+            fixed(s.forward?.playoutLateP99Ms)
+          } ms; onData per listener frame avg ${
             s.onDataAvgMs.toFixed(3)
           } ms; origin threads ${s.proc.threads}, RSS ${
             (s.proc.rssKiB / 1024).toFixed(0)

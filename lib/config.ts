@@ -47,6 +47,11 @@ export const CONFIG_SCHEMA = {
   ROOMS_PER_ORIGIN: int(1, 10_000).default(100),
   /** Workers that run `shared` rooms' listener peers off the origin's main isolate; 0 keeps them in it. */
   ROOM_FORWARD_WORKERS: int(0, 16).default(1),
+  /**
+   * How long after a room tick was due its packets leave a forward worker (its own timer): absorbs the main
+   * isolate's tick lateness; the listeners hear the room this much later. 0 sends on arrival.
+   */
+  ROOM_FORWARD_PLAYOUT_MS: int(0, 200).default(30),
   /** Backing track uploads: bytes of the WAV, and length once decoded. */
   TRACK_MAX_BYTES: int(1024, 512 * 1024 * 1024).default(64 * 1024 * 1024),
   TRACK_MAX_DURATION_MS: int(1000, 24 * 3_600_000).default(10 * 60 * 1000),

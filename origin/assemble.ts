@@ -44,7 +44,7 @@ export async function assembleOrigin(config: Config, database: Database, log: Lo
     nodeId: originNodeId(config),
     manager: new RoomManager({
       maxRooms: config.ROOMS_PER_ORIGIN,
-      forward: { workers: config.ROOM_FORWARD_WORKERS },
+      forward: { workers: config.ROOM_FORWARD_WORKERS, playoutMs: config.ROOM_FORWARD_PLAYOUT_MS },
       log,
     }),
     log,

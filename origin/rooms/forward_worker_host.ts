@@ -60,7 +60,16 @@ export interface ForwardWorkerOptions {
   closeTimeoutMs?: number;
   /** Starts the worker (a test keeps the handle to kill it). */
   spawn?: () => Worker;
+  /**
+   * Playout delay (ms): the worker sends each tick's packets this long after the tick was due, on its own
+   * timer, so the main isolate's timer lateness and the message's trip are absorbed instead of widening the
+   * listeners' packet gaps. 0 sends on arrival. Default DEFAULT_PLAYOUT_MS.
+   */
+  playoutMs?: number;
 }
+
+/** Default forward playout delay: above the main isolate's tick lateness p99 with 300 listeners (docs/benchmarks.md). */
+export const DEFAULT_PLAYOUT_MS = 30;
 
 type OkReply = Extract<ForwardReply, { ok: true }>;
 
@@ -80,8 +89,11 @@ export class ForwardWorker {
   #link: WorkerLink<ForwardCommand, ForwardWorkerEvent> | undefined;
   #nextSlot = 1;
   readonly #clients = new Map<number, ForwardWorkerClient>();
-  /** This run's packets: payload → slots that get it (one message per synchronous run). */
+  /** This run's packets: payload → slots that get it (one message per synchronous run and tick). */
   #packets = new Map<Uint8Array, number[]>();
+  /** The tick instant of the queued packets. */
+  #packetsAt: number | undefined;
+  readonly #playoutMs: number;
   #events: Array<[number, ListenerEvent]> = [];
   #flushQueued = false;
   #closing: Promise<void> | undefined;
@@ -93,6 +105,7 @@ export class ForwardWorker {
     this.#log = (o.log ?? rootLog).child({ component: "room_forward_worker", worker: o.index });
     this.#spawn = o.spawn ?? defaultSpawn(o.index);
     this.#closeTimeoutMs = o.closeTimeoutMs ?? 2000;
+    this.#playoutMs = o.playoutMs ?? DEFAULT_PLAYOUT_MS;
     this.#metricsSource = `room-forward-${o.index}`;
     this.#liveness = new WorkerLiveness({
       deadAfterMs: o.deadAfterMs ?? 5000,
@@ -133,8 +146,11 @@ export class ForwardWorker {
     }
   }
 
-  /** Queue a packet for a listener (sent with the rest of this run's packets). */
-  packet(slot: number, payload: Uint8Array): void {
+  /** Queue a packet for a listener (sent with the rest of this run's packets of the same tick, `at`). */
+  packet(slot: number, payload: Uint8Array, at?: number): void {
+    // A clock catching up runs several ticks in one synchronous run: each tick's packets get their own message.
+    if (this.#packets.size > 0 && at !== this.#packetsAt) this.#flush();
+    this.#packetsAt = at;
     let slots = this.#packets.get(payload);
     if (!slots) this.#packets.set(payload, slots = []);
     slots.push(slot);
@@ -179,7 +195,14 @@ export class ForwardWorker {
           slots.push(Int32Array.from(s));
         }
         const sentAt = performance.timeOrigin + performance.now();
-        link.post({ type: "packets", sentAt, payloads, slots });
+        link.post({
+          type: "packets",
+          sentAt,
+          at: this.#packetsAt,
+          playoutMs: this.#playoutMs,
+          payloads,
+          slots,
+        });
       }
       this.#packets = new Map();
     }

@@ -6,8 +6,13 @@
  * listener gets, and this side only sends what it is told (`packets`: each payload once per message, with
  * the slots that get it).
  *
- * Every STATS_EVERY_MS it posts the listeners' send statistics (deltas) and the worker's metric families;
- * a listener that closes here (client gone, ICE, slow consumer) is reported with its reason.
+ * When it sends them is the worker's: each tick's packets go out `playoutMs` after the tick was due (`at`), on
+ * this worker's timer. Main's ticks fire late now and then (its event loop also runs sessions, pipelines and
+ * the database) and the message needs a moment to arrive; sent on arrival, every such delay would widen the
+ * listeners' gaps. Scheduled from the due instant, only this worker's own timer lateness is left.
+ *
+ * Every STATS_EVERY_MS while it has listeners it posts their send statistics (deltas) and the worker's metric
+ * families; a listener that closes here (client gone, ICE, slow consumer) is reported with its reason.
  */
 import { Buffer } from "node:buffer";
 import { ApiError } from "../../lib/errors.ts";
@@ -33,25 +38,36 @@ const loopLag = registry.histogram(
   [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
 );
 
+const playoutLateness = registry.histogram(
+  "parley_room_forward_playout_lateness_seconds",
+  "Room forward worker: a tick's packets sent → the instant they were scheduled for (due + playout delay)",
+  [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
+);
+
 const lateDropped = registry.counter(
   "parley_room_forward_late_dropped_total",
   "Room forward worker: ticks' packets not sent because they reached the worker too late (it was behind)",
 );
 
 /**
- * A tick's packets that reach the worker later than this are not sent: audio that late is of no use to the
- * listeners' jitter buffers, and skipping it (cheap) lets a worker that fell behind catch up instead of
+ * A tick's packets that the worker could send only later than this after their instant are not sent: audio
+ * that late is of no use to the listeners' jitter buffers, and skipping it (cheap) lets a worker that fell behind catch up instead of
  * building a backlog that grows until it is declared lost.
  */
 export const LATE_DROP_MS = 100;
 
 export type PostToMain = (msg: ForwardWorkerEvent) => void;
 
+type PacketsCommand = Extract<ForwardCommand, { type: "packets" }>;
+
 export class ForwardWorkerRuntime {
   readonly #listeners = new Map<number, ForwardListener>();
   readonly #post: PostToMain;
   readonly #log: Logger;
   readonly #timer: ReturnType<typeof setInterval>;
+  /** Ticks' packets waiting for their send instant (epoch ms), in arrival order (ticks come in order). */
+  readonly #playout: Array<{ sendAt: number; cmd: PacketsCommand }> = [];
+  #playoutTimer: ReturnType<typeof setTimeout> | undefined;
   #reportDue: number;
   #closed = false;
 
@@ -82,23 +98,13 @@ export class ForwardWorkerRuntime {
       case "start":
         return this.#start(cmd);
       case "packets": {
-        const delayMs = Math.max(0, performance.timeOrigin + performance.now() - cmd.sentAt);
-        packetDelay.observe(delayMs / 1000);
-        if (delayMs > LATE_DROP_MS) {
-          let n = 0;
-          for (const slots of cmd.slots) {
-            n += slots.length;
-            for (const slot of slots) this.#listeners.get(slot)?.skipPacket();
-          }
-          lateDropped.inc(undefined, n);
-          this.#behind(delayMs);
-          return;
-        }
-        for (let i = 0; i < cmd.payloads.length; i++) {
-          // werift sends Buffers; the view is made once per packet, not once per listener.
-          const p = cmd.payloads[i];
-          const buf = Buffer.from(p.buffer, p.byteOffset, p.byteLength);
-          for (const slot of cmd.slots[i]) this.#listeners.get(slot)?.pushPacket(buf);
+        const now = performance.timeOrigin + performance.now();
+        packetDelay.observe(Math.max(0, now - cmd.sentAt) / 1000);
+        const sendAt = (cmd.at ?? cmd.sentAt) + cmd.playoutMs;
+        if (this.#playout.length === 0 && sendAt <= now) this.#send(cmd, now - sendAt);
+        else {
+          this.#playout.push({ sendAt, cmd });
+          this.#armPlayout(now);
         }
         return;
       }
@@ -116,6 +122,8 @@ export class ForwardWorkerRuntime {
       }
       case "shutdown":
         this.#closed = true;
+        clearTimeout(this.#playoutTimer);
+        this.#playout.length = 0;
         for (const l of [...this.#listeners.values()]) l.close("room_closed");
         clearInterval(this.#timer);
         this.#report();
@@ -145,6 +153,48 @@ export class ForwardWorkerRuntime {
     );
   }
 
+  /** The timer for the first waiting tick. */
+  #armPlayout(now: number): void {
+    if (this.#playoutTimer !== undefined || this.#playout.length === 0) return;
+    this.#playoutTimer = setTimeout(() => {
+      this.#playoutTimer = undefined;
+      this.#drainPlayout();
+    }, Math.max(0, this.#playout[0].sendAt - now));
+  }
+
+  /** Every waiting tick whose instant has come, in order; then the timer for the next. */
+  #drainPlayout(): void {
+    if (this.#closed) return;
+    let now = performance.timeOrigin + performance.now();
+    while (this.#playout.length > 0 && this.#playout[0].sendAt <= now) {
+      const { sendAt, cmd } = this.#playout.shift()!;
+      this.#send(cmd, now - sendAt);
+      now = performance.timeOrigin + performance.now();
+    }
+    this.#armPlayout(now);
+  }
+
+  /** One tick's packets to their listeners, `lateMs` after their instant (too late: skipped, counted). */
+  #send(cmd: PacketsCommand, lateMs: number): void {
+    if (lateMs > LATE_DROP_MS) {
+      let n = 0;
+      for (const slots of cmd.slots) {
+        n += slots.length;
+        for (const slot of slots) this.#listeners.get(slot)?.skipPacket();
+      }
+      lateDropped.inc(undefined, n);
+      this.#behind(lateMs);
+      return;
+    }
+    playoutLateness.observe(Math.max(0, lateMs) / 1000);
+    for (let i = 0; i < cmd.payloads.length; i++) {
+      // werift sends Buffers; the view is made once per packet, not once per listener.
+      const p = cmd.payloads[i];
+      const buf = Buffer.from(p.buffer, p.byteOffset, p.byteLength);
+      for (const slot of cmd.slots[i]) this.#listeners.get(slot)?.pushPacket(buf);
+    }
+  }
+
   #behindLoggedAt = -Infinity;
   /** A tick's packets reached this worker too late: it is behind (logged at most every 5 s). */
   #behind(delayMs: number): void {
@@ -157,8 +207,16 @@ export class ForwardWorkerRuntime {
     });
   }
 
-  /** Every listener's sends since the last report, and this worker's metrics. */
+  #reportedIdle = false;
+
+  /**
+   * Every listener's sends since the last report, and this worker's metrics. An idle worker (no listener)
+   * reports once and then stays quiet: nothing changes, and main only needs proof of life while it has listeners.
+   */
   #report(): void {
+    const idle = this.#listeners.size === 0;
+    if (idle && this.#reportedIdle && !this.#closed) return;
+    this.#reportedIdle = idle;
     const items: ForwardListenerStats[] = [];
     for (const [slot, l] of this.#listeners) {
       if (l.frames === 0 && !l.gapsMs?.length) continue;

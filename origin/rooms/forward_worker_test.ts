@@ -11,10 +11,11 @@ import { ApiError } from "../../lib/errors.ts";
 import { registry } from "../../lib/metrics.ts";
 import type { ListenerSource } from "../../protocol/room_messages.ts";
 import { ForwardWorker, type ForwardWorkerClient, ForwardWorkerLost } from "./forward_worker_host.ts";
-import type {
-  ForwardListenerSpec,
-  ForwardListenerStats,
-  ForwardWorkerEvent,
+import {
+  type ForwardListenerSpec,
+  type ForwardListenerStats,
+  type ForwardWorkerEvent,
+  STATS_EVERY_MS,
 } from "./forward_worker_types.ts";
 import { ForwardWorkerRuntime, LATE_DROP_MS } from "./forward_worker_runtime.ts";
 import { log } from "../../lib/log.ts";
@@ -211,16 +212,57 @@ Deno.test("forward worker runtime: a tick's packets that arrive too late are dro
   const dropped = () => registry.snapshot().find((f) => f.name === "parley_room_forward_late_dropped_total");
   const before = dropped()?.series[0]?.value ?? 0;
   const now = performance.timeOrigin + performance.now();
-  const packets = (sentAt: number) => ({
-    type: "packets" as const,
-    sentAt,
-    payloads: [new Uint8Array(10), new Uint8Array(20)],
-    slots: [Int32Array.of(1, 2, 3), Int32Array.of(4)],
-  });
-  runtime.handle(packets(now));
+  runtime.handle(packets(now, now, 0));
   assert.equal(dropped()?.series[0]?.value ?? 0, before, "on time: not dropped");
-  runtime.handle(packets(now - LATE_DROP_MS - 50));
+  runtime.handle(packets(now, now - LATE_DROP_MS - 50, 0));
   assert.equal(dropped()!.series[0].value, before + 4, "one per listener slot of the late tick");
+  // Late against its instant, not against when main posted it: main's own lateness counts too.
+  runtime.handle(packets(now, now - LATE_DROP_MS - 80, 30));
+  assert.equal(dropped()!.series[0].value, before + 8, "due + playout delay already 150 ms ago");
   runtime.handle({ type: "shutdown", req: 1 });
   assert.ok(posted.some((m) => m.type === "reply" && m.req === 1 && m.ok));
 });
+
+Deno.test("forward worker runtime: packets leave a playout delay after their tick was due, in order, on the worker's timer", async () => {
+  const runtime = new ForwardWorkerRuntime({ post: () => {}, log: log.child({}) });
+  const sent = () =>
+    registry.snapshot().find((f) => f.name === "parley_room_forward_playout_lateness_seconds")?.series[0]
+      ?.count ?? 0;
+  const s0 = sent();
+  const now = performance.timeOrigin + performance.now();
+  // A tick due 15 ms ago (main's timer was late), posted now, with 40 ms of playout delay: sent in ~25 ms.
+  runtime.handle(packets(now, now - 15, 40));
+  runtime.handle(packets(now, now - 5, 40));
+  assert.equal(sent(), s0, "held back, not sent on arrival");
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(sent(), s0, "still waiting 10 ms later");
+  const until = performance.now() + 2000;
+  while (sent() < s0 + 2 && performance.now() < until) await new Promise((r) => setTimeout(r, 2));
+  const took = performance.timeOrigin + performance.now() - now;
+  assert.equal(sent(), s0 + 2, "both ticks went out");
+  assert.ok(took >= 34, `the second tick waited for its instant (${took.toFixed(1)} ms after arrival)`);
+  // A tick still waiting at shutdown is dropped with its timer (the test's sanitizer sees no timer left).
+  runtime.handle(packets(now, performance.timeOrigin + performance.now(), 1000));
+  runtime.handle({ type: "shutdown", req: 1 });
+  assert.equal(sent(), s0 + 2);
+});
+
+Deno.test("forward worker runtime: an idle worker reports once, then stays quiet until shutdown", async () => {
+  const posted: ForwardWorkerEvent[] = [];
+  const runtime = new ForwardWorkerRuntime({ post: (m) => posted.push(m), log: log.child({}) });
+  await new Promise((r) => setTimeout(r, 4 * STATS_EVERY_MS + 50));
+  assert.equal(posted.filter((m) => m.type === "stats").length, 1, "one report in four periods");
+  runtime.handle({ type: "shutdown", req: 1 });
+  assert.equal(posted.filter((m) => m.type === "stats").length, 2, "and the final one at shutdown");
+});
+
+function packets(sentAt: number, at: number, playoutMs: number) {
+  return {
+    type: "packets" as const,
+    sentAt,
+    at,
+    playoutMs,
+    payloads: [new Uint8Array(10), new Uint8Array(20)],
+    slots: [Int32Array.of(1, 2, 3), Int32Array.of(4)],
+  };
+}

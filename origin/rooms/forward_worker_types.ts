@@ -48,7 +48,17 @@ export type ForwardCommand =
    * payloads[i] goes to every slot in slots[i]. `sentAt`: when main posted it (performance.timeOrigin +
    * performance.now(), comparable across isolates).
    */
-  | { type: "packets"; sentAt: number; payloads: Uint8Array[]; slots: Int32Array[] }
+  | {
+    type: "packets";
+    /** When main posted it (epoch ms). */
+    sentAt: number;
+    /** When the room tick that made them was due (epoch ms; absent: a clock without a schedule). */
+    at?: number;
+    /** The worker sends them at `at` (else `sentAt`) + this (ms); 0 sends on arrival. */
+    playoutMs: number;
+    payloads: Uint8Array[];
+    slots: Int32Array[];
+  }
   | { type: "events"; items: Array<[slot: number, event: ListenerEvent]> }
   | { type: "close"; slot: number; reason: ListenerCloseReason }
   /** Peers open in the worker and how many of them still have timers (leak checks). */

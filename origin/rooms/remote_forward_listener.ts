@@ -97,8 +97,8 @@ export class RemoteForwardListener implements RoomListener, PacketSink, ForwardW
   }
 
   /** PacketSink: queued for the worker, which stamps and sends it. */
-  pushPacket(payload: Uint8Array): void {
-    if (this.#state === "connected") this.#worker.packet(this.#slot, payload);
+  pushPacket(payload: Uint8Array, at?: number): void {
+    if (this.#state === "connected") this.#worker.packet(this.#slot, payload, at);
   }
 
   send(ev: ListenerEvent): void {

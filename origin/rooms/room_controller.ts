@@ -348,7 +348,8 @@ export class RoomController {
     // Last tick's packets for slice-1 listeners first (removeListener drops a removed listener's).
     const deferred = this.#deferred;
     this.#deferred = [];
-    for (const { sink, packet } of deferred) this.#deliver(sink, packet);
+    const at = this.#clock.frameAt;
+    for (const { sink, packet } of deferred) this.#deliver(sink, packet, at);
     for (const [program, sinks] of this.#byProgram) {
       if (sinks.length === 0) {
         // Nobody hears this program any more: free its encoder (a later listener gets a fresh one).
@@ -370,7 +371,7 @@ export class RoomController {
       if (!packet) continue;
       for (const sink of sinks) {
         if (slice1.has(sink)) this.#deferred.push({ sink, packet });
-        else this.#deliver(sink, packet);
+        else this.#deliver(sink, packet, at);
       }
     }
     for (const st of this.#listeners.values()) {
@@ -465,9 +466,9 @@ export class RoomController {
     this.#slice1.clear();
   }
 
-  #deliver(sink: PacketSink, packet: Uint8Array): void {
+  #deliver(sink: PacketSink, packet: Uint8Array, at: number | undefined): void {
     try {
-      sink.pushPacket(packet);
+      sink.pushPacket(packet, at);
     } catch (err) {
       sinkErrors.inc();
       this.#log.warn("listener packet delivery failed", { err });

@@ -33,7 +33,11 @@ export interface FrameSink {
  */
 export interface PacketSink {
   readonly kind: "packets";
-  pushPacket(payload: Uint8Array): void;
+  /**
+   * `at`: when the tick that hands it over was due (TickClock.frameAt). A sink that sends later (a forward
+   * worker's playout) schedules from it, so the main isolate's timer lateness does not reach the listeners.
+   */
+  pushPacket(payload: Uint8Array, at?: number): void;
 }
 
 export type ListenerState = "new" | "connecting" | "connected" | "closed";
@@ -65,6 +69,11 @@ export interface RoomListener {
 export interface TickClock {
   add(tick: () => void): void;
   remove(tick: () => void): void;
+  /**
+   * During a tick: the instant its frame was due (epoch ms, `performance.timeOrigin` based, so it means the
+   * same in a worker), however late the timer fired. Absent: the clock keeps no schedule.
+   */
+  readonly frameAt?: number;
 }
 
 export interface RoomOptions {

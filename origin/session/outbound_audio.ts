@@ -59,6 +59,11 @@ export class FrameClock implements FrameDriver {
     return this.#subs.size;
   }
 
+  /** During a tick: when its frame was due (epoch ms), however late the timer fired; between ticks, the last. */
+  get frameAt(): number {
+    return performance.timeOrigin + this.#t0 + (this.#n - 1) * FRAME_MS;
+  }
+
   add(tick: Tick): void {
     this.#subs.add(tick);
     if (this.#timer === undefined) {
