@@ -9,7 +9,8 @@
  *   srtp+udp SrtpSession.encrypt, then the nominated pair's UDP socket directly
  *   fast+udp protectRtp (werift_fast_srtp.ts: no header object, reused scratch), then the UDP socket
  *   fast+fd  protectRtpInto a reused buffer, then sendto(2) on the socket's descriptor through FFI
- *            (udp_fd_sender.ts): what ForwardListener does for AES-CM sessions
+ *            (lib/udp_fd_sender.ts): what ForwardListener does for AES-CM sessions
+ *   srtp+fd  SrtpSession.encrypt, then sendto(2) on the descriptor: what it does for GCM sessions
  *   srtp     SrtpSession.encrypt alone
  *   udp      the UDP send of an already protected packet alone
  *   none     nothing (the round's own cost: the loop and the yield; subtract it from the others)
@@ -141,6 +142,8 @@ const ways: Record<string, (i: number) => void> = {
   "srtp+udp": (i) => sendUdp(direct[i], direct[i].srtp.encrypt(payload, header())),
   "fast+udp": (i) => sendUdp(direct[i], protectRtp(direct[i].cipher!, plainHeader(), payload, 0)),
   "fast+fd": (i) => fds[i].send(out, protectRtpInto(direct[i].cipher!, plainHeader(), payload, 0, out)),
+  // What ForwardListener does for GCM sessions: werift's encrypt, then sendto on the descriptor.
+  "srtp+fd": (i) => fds[i].send(direct[i].srtp.encrypt(payload, header())),
   srtp: (i) => void direct[i].srtp.encrypt(payload, header()),
   udp: (i) => sendUdp(direct[i], protectedPacket),
 };

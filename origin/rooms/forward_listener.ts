@@ -4,9 +4,9 @@
  * (program_encoder.ts) and the controller hands every listener the packet of the program it plays
  * (`pushPacket`); the listener stamps its own sequence number and timestamp (so a switch between programs is
  * seamless on the wire), protects it with the session's SRTP keys and sends it on the ICE pair's socket
- * (DirectSend below; sendto(2) on its descriptor for AES-CM sessions, udp_fd_sender.ts). Per listener that is SRTP and one UDP send per 20 ms packet on the thread it runs on (a
- * forward worker, or the main isolate): no Opus encoder and no native threads per listener, which is what
- * bounded a `full` room (origin/rooms/README.md).
+ * (DirectSend below; sendto(2) on its descriptor, lib/udp_fd_sender.ts). Per listener that is SRTP and one
+ * UDP send per 20 ms packet on the thread it runs on (a forward worker, or the main isolate): no Opus encoder
+ * and no native threads per listener, which is what bounded a `full` room (origin/rooms/README.md).
  *
  * It owns the werift peer, the client-created `events` data channel (room events out, `select` in) and its
  * timers; `close(reason)` releases all of it, once. Negotiation: the offer is validated as a session's
@@ -146,8 +146,8 @@ export class ForwardListener extends ListenerCore implements PacketSink {
   /** Set on connect when werift's internals allow it; otherwise packets go through RTCRtpSender.sendRtp. */
   #direct: DirectSend | null = null;
   /**
-   * sendto(2) on the pair's socket descriptor (udp_fd_sender.ts) with a reused packet buffer, for AES-CM
-   * sessions where FFI is allowed; else the socket's node:dgram send.
+   * sendto(2) on the pair's socket descriptor (lib/udp_fd_sender.ts) where FFI is allowed (AES-CM sessions
+   * protect into a reused packet buffer, GCM ones through werift's encrypt); else the socket's node:dgram send.
    */
   #fd: UdpFdSender | null = null;
   /** The packet buffer the sendto path reuses (made with its sender). */
@@ -292,8 +292,8 @@ export class ForwardListener extends ListenerCore implements PacketSink {
       } catch (err) {
         this.log.debug("could not size the receive buffer", { err });
       }
-      this.#fd = this.#direct?.cipher ? this.#fdSender(this.#direct) : null;
-      if (this.#fd) this.#out = Buffer.alloc(1500);
+      this.#fd = this.#direct ? this.#fdSender(this.#direct) : null;
+      if (this.#fd && this.#direct?.cipher) this.#out = Buffer.alloc(1500);
       if (this.#direct) void this.#direct.sender.runRtcp().catch(() => {});
       else this.log.warn("werift sender internals not as expected; sending through RTCRtpSender.sendRtp");
       // A client that vanished without DELETE stops sending receiver reports (libwebrtc: every few seconds).
@@ -351,8 +351,11 @@ export class ForwardListener extends ListenerCore implements PacketSink {
     h.payloadType = d.payloadType;
     const fd = this.#fd;
     try {
-      if (fd && d.cipher && pair.remoteAddr[1] === fd.port && pair.remoteAddr[0] === fd.host) {
-        fd.send(this.#out, protectRtpInto(d.cipher, h, payload, this.#roc, this.#out));
+      if (fd && pair.remoteAddr[1] === fd.port && pair.remoteAddr[0] === fd.host) {
+        // AES-CM into the reused buffer; GCM (what werift picks when a browser offers it) through werift's
+        // encrypt, still without node:dgram's per-send cost and garbage.
+        if (d.cipher) fd.send(this.#out, protectRtpInto(d.cipher, h, payload, this.#roc, this.#out));
+        else fd.send(d.srtp.encrypt(payload, new RtpHeader(h)));
       } else {
         const packet = d.cipher
           ? protectRtp(d.cipher, h, payload, this.#roc)
