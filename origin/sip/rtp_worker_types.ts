@@ -93,21 +93,21 @@ export interface RtpEndpointReport {
   stats?: RtpStats;
 }
 
+/** The RTP counters and histograms (sip_metrics.ts declares them), counted in the worker and batched to main. */
+export type RtpCounterName =
+  | "packetsIn"
+  | "packetsOut"
+  | "directSends"
+  | "junk"
+  | "late"
+  | "ignoredByes"
+  | "skippedTicks"
+  | "underruns";
+export type RtpHistogramName = "sendGap" | "passSeconds";
+
 export interface RtpMetricsBatch {
-  counters: Partial<
-    Record<
-      | "packetsIn"
-      | "packetsOut"
-      | "directSends"
-      | "junk"
-      | "late"
-      | "ignoredByes"
-      | "skippedTicks"
-      | "underruns",
-      number
-    >
-  >;
-  histograms: Partial<Record<"sendGap" | "passSeconds", number[]>>;
+  counters: Partial<Record<RtpCounterName, number>>;
+  histograms: Partial<Record<RtpHistogramName, number[]>>;
 }
 
 /** Worker → main. */

@@ -1,6 +1,6 @@
 /** Prometheus metrics for the SIP user agent and RTP sessions. */
 import { registry } from "../../lib/metrics.ts";
-import type { RtpMetricsBatch } from "./rtp_worker_types.ts";
+import type { RtpCounterName, RtpHistogramName, RtpMetricsBatch } from "./rtp_worker_types.ts";
 
 export const sipMetrics = {
   messagesIn: registry.counter("parley_sip_messages_in_total", "SIP messages received, by kind"),
@@ -60,16 +60,7 @@ export interface RtpMetricsSink {
   observe(name: RtpHistogramName, seconds: number): void;
 }
 
-export type RtpCounterName =
-  | "packetsIn"
-  | "packetsOut"
-  | "directSends"
-  | "junk"
-  | "late"
-  | "ignoredByes"
-  | "skippedTicks"
-  | "underruns";
-export type RtpHistogramName = "sendGap" | "passSeconds";
+export type { RtpCounterName, RtpHistogramName };
 
 /** The main isolate's sink: straight into lib/metrics.ts. */
 export const registryRtpMetrics: RtpMetricsSink = {
