@@ -68,7 +68,10 @@ export interface ForwardWorkerOptions {
   playoutMs?: number;
 }
 
-/** Default forward playout delay: above the main isolate's tick lateness p99 with 300 listeners (docs/benchmarks.md). */
+/**
+ * Playout delay when none is given (the origin passes ROOM_FORWARD_PLAYOUT_MS, same default): above the main
+ * isolate's tick lateness p99 with 300 listeners (docs/benchmarks.md).
+ */
 export const DEFAULT_PLAYOUT_MS = 30;
 
 type OkReply = Extract<ForwardReply, { ok: true }>;

@@ -46,13 +46,14 @@ const playoutLateness = registry.histogram(
 
 const lateDropped = registry.counter(
   "parley_room_forward_late_dropped_total",
-  "Room forward worker: ticks' packets not sent because they reached the worker too late (it was behind)",
+  "Room forward worker: ticks' packets not sent because they could leave only more than 100 ms after their " +
+    "instant (main or the worker was behind)",
 );
 
 /**
  * A tick's packets that the worker could send only later than this after their instant are not sent: audio
- * that late is of no use to the listeners' jitter buffers, and skipping it (cheap) lets a worker that fell behind catch up instead of
- * building a backlog that grows until it is declared lost.
+ * that late is of no use to the listeners' jitter buffers, and skipping it (cheap) lets a worker that fell
+ * behind catch up instead of building a backlog that grows until it is declared lost.
  */
 export const LATE_DROP_MS = 100;
 
