@@ -77,6 +77,12 @@ export class RtpEndpoint implements MediaClockMember {
   #timeoutTimer?: ReturnType<typeof setInterval>;
   #marker = true;
   #closed = false;
+  /** The next tick's packet, built after the last pass (prepareNext), with what it was built from. */
+  #next: { pkt: Uint8Array; payload: Uint8Array; seq: number; ts: number; marker: boolean } | null = null;
+  /** Send instants and their ideal instants, kept during passes (recordPacing). */
+  readonly #sendTimes = new Float64Array(16);
+  readonly #sendIdeal = new Float64Array(16);
+  #sendCount = 0;
   /** sendto(2) to the current remote; rebuilt when the remote changes, null where it cannot be used. */
   #direct: UdpFdSender | null = null;
   #directFor = "";
@@ -212,7 +218,12 @@ export class RtpEndpoint implements MediaClockMember {
       this.#remote.address !== "0.0.0.0";
   }
 
-  /** Media clock: this tick's packet goes out now. */
+  /**
+   * Media clock: this tick's packet goes out now. It was normally built after the previous pass (`prepareNext`),
+   * so the send itself allocates nothing: a collection cannot start in the middle of the clock's pass and shift
+   * the calls after this one. It is rebuilt here only if what it was built from changed (ticks skipped after a
+   * stall, audio that arrived after an underrun, a held call).
+   */
   sendTick(skipped: number): void {
     if (this.#closed) return;
     // Skipped ticks keep the RTP timestamp on wall-clock time: the phone hears a gap, not a lasting delay.
@@ -227,14 +238,12 @@ export class RtpEndpoint implements MediaClockMember {
       }
     }
     if (!this.#canSend()) return;
-    const pkt = buildRtp({
-      marker: this.#marker,
-      payloadType: this.c.payloadType,
-      sequence: this.#seq,
-      timestamp: this.#ts,
-      ssrc: this.#ssrc,
-      payload,
-    });
+    const next = this.#next;
+    const pkt = next && next.payload === payload && next.seq === this.#seq && next.ts === this.#ts &&
+        next.marker === this.#marker
+      ? next.pkt
+      : this.#build(payload, this.#seq, this.#ts, this.#marker);
+    this.#next = null;
     this.#marker = false;
     this.#seq = (this.#seq + 1) & 0xffff;
     const direct = this.#directSender();
@@ -252,7 +261,18 @@ export class RtpEndpoint implements MediaClockMember {
     this.stats.octetsOut += payload.length;
     this.#statsDirty = true;
     this.metrics.count("packetsOut");
-    this.#recordGap(sentAt);
+    this.#recordSend(sentAt);
+  }
+
+  #build(payload: Uint8Array, sequence: number, timestamp: number, marker: boolean): Uint8Array {
+    return buildRtp({
+      marker,
+      payloadType: this.c.payloadType,
+      sequence,
+      timestamp,
+      ssrc: this.#ssrc,
+      payload,
+    });
   }
 
   #directSender(): UdpFdSender | null {
@@ -270,7 +290,10 @@ export class RtpEndpoint implements MediaClockMember {
     return this.#direct;
   }
 
-  /** Media clock, after every call sent: ask main for enough prepared packets to refill the queue. */
+  /**
+   * Media clock, after every call sent: ask main for enough prepared packets to refill the queue, and build
+   * the next tick's packet now, outside the next pass (sendTick checks it is still the right one).
+   */
   prepareNext(): void {
     if (this.#closed) return;
     const want = this.c.queuePackets - this.#queue.length - this.#asked;
@@ -278,6 +301,16 @@ export class RtpEndpoint implements MediaClockMember {
       this.#asked += want;
       this.#need += want;
     }
+    if (!this.#canSend()) return;
+    const payload = this.#queue[0] ?? this.#silence;
+    const ts = (this.#ts + SAMPLES_PER_PACKET) >>> 0;
+    this.#next = {
+      pkt: this.#build(payload, this.#seq, ts, this.#marker),
+      payload,
+      seq: this.#seq,
+      ts,
+      marker: this.#marker,
+    };
   }
 
   /** The packets to ask main for since the last call (0: none). */
@@ -290,6 +323,7 @@ export class RtpEndpoint implements MediaClockMember {
   /** Everything main has not heard yet; undefined when there is nothing. Stats every few passes. */
   takeReport(final = false): RtpEndpointReport | undefined {
     this.#passes++;
+    this.#drainSends();
     if (this.#statsDirty && (final || this.#passes % STATS_EVERY_PASSES === 0)) {
       this.#report.stats = { ...this.stats };
       this.#statsDirty = false;
@@ -301,14 +335,24 @@ export class RtpEndpoint implements MediaClockMember {
     return r;
   }
 
-  #recordGap(now: number): void {
+  /** Pacing samples (when recorded): into preallocated arrays during the pass, into the report after it. */
+  #recordSend(now: number): void {
     if (!this.c.recordPacing) return;
-    if (this.#lastSentAt > 0) (this.#report.gaps ??= []).push(now - this.#lastSentAt);
-    else this.#firstSentAt = now;
-    (this.#report.lateness ??= []).push(
-      now - (this.#firstSentAt + this.#ticksSinceFirst * SAMPLES_PER_PACKET / 8),
-    );
-    this.#lastSentAt = now;
+    if (this.#firstSentAt === 0) this.#firstSentAt = now;
+    if (this.#sendCount === this.#sendTimes.length) this.#drainSends();
+    this.#sendTimes[this.#sendCount] = now;
+    this.#sendIdeal[this.#sendCount] = this.#firstSentAt + this.#ticksSinceFirst * SAMPLES_PER_PACKET / 8;
+    this.#sendCount++;
+  }
+
+  #drainSends(): void {
+    for (let i = 0; i < this.#sendCount; i++) {
+      const now = this.#sendTimes[i];
+      if (this.#lastSentAt > 0) (this.#report.gaps ??= []).push(now - this.#lastSentAt);
+      (this.#report.lateness ??= []).push(now - this.#sendIdeal[i]);
+      this.#lastSentAt = now;
+    }
+    this.#sendCount = 0;
   }
 
   #rtcpBytes(bye: boolean): Uint8Array {
@@ -371,6 +415,7 @@ export class RtpEndpoint implements MediaClockMember {
     this.#sendRtcp(true);
     this.#closed = true;
     this.#direct = null;
+    this.#next = null;
     this.#queue.length = 0;
     clearInterval(this.#rtcpTimer);
     clearInterval(this.#timeoutTimer);
