@@ -27,7 +27,7 @@
  * send threads, which rooms demote by default (origin/session/wrtc_threads.ts). An `@N` suffix (`shared@2`)
  * runs a shared room's listener peers in N forward workers (`@0`: in the origin's main isolate; default 1),
  * and `:pN` after it (`shared@1:p0`) sets their playout delay to N ms (0: send on arrival; default the
- * origin's ROOM_FORWARD_PLAYOUT_MS default). `--perf-step N` samples the origin with `perf record` during
+ * origin's ROOM_FORWARD_PLAYOUT_MS default), `:nN` their thread's nice boost (`:n0`: none; default 5). `--perf-step N` samples the origin with `perf record` during
  * step N's window and prints where its CPU goes by library and by function.
  * CPU is also reported per unit of work (ms per second of audio handed to one listener): on a contended
  * machine the origin falls behind and does less work, so cores alone understate its cost.
@@ -195,13 +195,19 @@ function parseVariant(
   realtime: boolean;
   forwardWorkers?: number;
   playoutMs?: number;
+  niceBoost?: number;
 } {
-  // `:pN` sets the forward workers' playout delay to N ms (0: send on arrival; default the origin's).
-  const [rest, playout] = variant.split(":p");
-  const playoutMs = playout === undefined ? undefined : Number(playout);
-  if (playoutMs !== undefined && !(Number.isInteger(playoutMs) && playoutMs >= 0)) {
-    throw new Error(`bad playout delay in ${JSON.stringify(variant)}`);
-  }
+  // `:pN` sets the forward workers' playout delay to N ms (0: send on arrival), `:nN` their thread's nice
+  // boost (0: none); default the origin's.
+  const [rest, ...opts] = variant.split(":");
+  const opt = (k: string) => {
+    const o = opts.find((x) => x.startsWith(k));
+    if (o === undefined) return undefined;
+    const v = Number(o.slice(1));
+    if (!(Number.isInteger(v) && v >= 0)) throw new Error(`bad :${o} in ${JSON.stringify(variant)}`);
+    return v;
+  };
+  const playoutMs = opt("p"), niceBoost = opt("n");
   // `@N` runs a shared room's listener peers in N forward workers (0: in the origin's main isolate).
   const [head, workers] = rest.split("@");
   const forwardWorkers = workers === undefined ? undefined : Number(workers);
@@ -211,7 +217,7 @@ function parseVariant(
   // `+rt` keeps libwebrtc's real-time send threads (the rooms demote them by default).
   const realtime = head.endsWith("+rt");
   const spec = realtime ? head.slice(0, -3) : head;
-  return { ...parseOpusVariant(spec), realtime, forwardWorkers, playoutMs };
+  return { ...parseOpusVariant(spec), realtime, forwardWorkers, playoutMs, niceBoost };
 }
 
 function parseOpusVariant(spec: string): { profile: RoomAudioProfile; params?: OpusSendParams } {
@@ -228,7 +234,7 @@ function parseOpusVariant(spec: string): { profile: RoomAudioProfile; params?: O
 
 function serve(port: number, variant: string): void {
   configureLogging({ level: (Deno.env.get("BENCH_LOG_LEVEL") ?? "error") as "error" });
-  const { profile, params, realtime, forwardWorkers, playoutMs } = parseVariant(variant);
+  const { profile, params, realtime, forwardWorkers, playoutMs, niceBoost } = parseVariant(variant);
   const speech = readWav(new URL("../tests/fixtures/speech/one_phrase_48k.wav", import.meta.url)).samples;
   // With stopped client hosts (--live-every) the liveness checks must wait for them: a long ICE grace.
   const graceMs = Number(arg("grace-ms", "0"));
@@ -236,7 +242,7 @@ function serve(port: number, variant: string): void {
     recordGaps: true,
     maxRooms: 1,
     demoteThreads: !realtime,
-    forward: { workers: forwardWorkers, playoutMs },
+    forward: { workers: forwardWorkers, playoutMs, niceBoost },
     ...(graceMs ? { listenerConfig: { iceDisconnectedGraceMs: graceMs } } : {}),
   });
   const room = manager.create(

@@ -18,6 +18,7 @@ import { Buffer } from "node:buffer";
 import { ApiError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
+import { raiseThreadPriority } from "../../lib/thread_priority.ts";
 import { ForwardListener } from "./forward_listener.ts";
 import {
   type ForwardCommand,
@@ -96,6 +97,15 @@ export class ForwardWorkerRuntime {
 
   #dispatch(cmd: ForwardCommand): void {
     switch (cmd.type) {
+      case "init": {
+        if (cmd.niceBoost <= 0) return;
+        const r = raiseThreadPriority(0, cmd.niceBoost);
+        this.#log[r.policy === "nice" ? "info" : "warn"]("forward worker thread priority", {
+          policy: r.policy,
+          detail: r.detail,
+        });
+        return;
+      }
       case "start":
         return this.#start(cmd);
       case "packets": {

@@ -43,6 +43,8 @@ export interface ForwardError {
 }
 
 export type ForwardCommand =
+  /** First message to a new worker: nice steps below the main thread for its thread (0: leave it). */
+  | { type: "init"; niceBoost: number }
   | { type: "start"; req: number; slot: number; spec: ForwardListenerSpec; offer: string }
   /**
    * payloads[i] goes to every slot in slots[i]. `sentAt`: when main posted it (performance.timeOrigin +

@@ -11,7 +11,7 @@ import { RtpEndpoint } from "./rtp_endpoint.ts";
 import { RtpMetricsBatcher } from "./rtp_metrics_batcher.ts";
 import type { RtpEndpointReport, RtpWorkerCommand, RtpWorkerEvent } from "./rtp_worker_types.ts";
 import type { Logger } from "../../lib/log.ts";
-import { raiseThreadPriority } from "./thread_priority.ts";
+import { raiseThreadPriority } from "../../lib/thread_priority.ts";
 import { udpFdOfPort } from "../../lib/udp_fd_sender.ts";
 
 const METRICS_EVERY_MS = 1000;
