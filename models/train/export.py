@@ -56,7 +56,9 @@ def main():
         "ctc_loss_reduction": "mean",
         "inputs_to_logits_ratio": HOP * stride,
         "parley": {
-            "description": "Parley bundled English CTC recognizer trained on espeak-ng speech",
+            # A stage-2 run that mixes flite data in (finetune_flite.sh) says so.
+            "description": "Parley bundled English CTC recognizer trained on espeak-ng speech"
+                           + (" and flite voices" if "data-flite" in str(args.get("train_data", "")) else ""),
             "parameters": n_params,
             "train_step": ck["step"],
             # stage 2 starts from a stage-1 checkpoint (train.py --init): its step count adds to this one
