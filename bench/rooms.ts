@@ -666,7 +666,21 @@ async function runVariant(variant: string, steps: number[], opts: {
   /** `live: false` hosts are stopped (SIGSTOP) during each window: their listeners stay joined, unread. */
   const hosts: Array<{ link: ChildLink; listeners: number; live: boolean }> = [];
   const rows: Row[] = [];
-  const clientCpu = () => hosts.reduce((a, h) => a + cpuSeconds(h.link.child.pid), 0);
+  const gone = new Set<number>();
+  const clientCpu = () =>
+    hosts.reduce((a, h) => {
+      const pid = h.link.child.pid;
+      try {
+        return a + cpuSeconds(pid);
+      } catch {
+        // A client host that died (its listeners with it) must not end the run: say so, count what is left.
+        if (!gone.has(pid)) {
+          console.log(`  client host ${pid} is gone (its ${h.listeners} listeners with it)`);
+        }
+        gone.add(pid);
+        return a;
+      }
+    }, 0);
   try {
     for (const n of steps) {
       const tj = performance.now();
