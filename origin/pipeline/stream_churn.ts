@@ -94,6 +94,11 @@ async function main(): Promise<void> {
     const pcm = floatToInt16(resampleAll(int16ToFloat(readWav16k(u.path)), 16000, 48000));
     return pcm.subarray(48 * 500, 48 * (500 + speechMs)); // past the recording's leading silence
   });
+  // The warm decoders exist once the hub is loaded, but their count reaches this isolate with the workers'
+  // next metrics batch: wait for it (bounded) so that `ready` counts them.
+  for (let t = 0; t < 50 && metricSum("parley_sphinx_decoders_open") === 0; t++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
   emit(sample("ready", 0));
   const warmAt = Math.max(1, Math.floor(sessions / 6));
   let started = 0, done = 0, confirmed = 0, errors = 0;
