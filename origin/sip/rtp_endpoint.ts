@@ -85,7 +85,8 @@ export class RtpEndpoint implements MediaClockMember {
   #sendCount = 0;
   /** sendto(2) to the current remote; rebuilt when the remote changes, null where it cannot be used. */
   #direct: UdpFdSender | null = null;
-  #directFor = "";
+  #directHost = "";
+  #directPort = -1;
 
   constructor(
     private readonly c: RtpEndpointConfig,
@@ -278,9 +279,11 @@ export class RtpEndpoint implements MediaClockMember {
   #directSender(): UdpFdSender | null {
     const fd = this.sockets.rtpFd;
     if (fd === null || fd === undefined) return null;
-    const key = `${this.#remote.address}:${this.#remote.port}`;
-    if (key === this.#directFor) return this.#direct;
-    this.#directFor = key;
+    const r = this.#remote;
+    // Compared field by field: a key string built per send would be garbage made in the pass.
+    if (r.port === this.#directPort && r.address === this.#directHost) return this.#direct;
+    this.#directHost = r.address;
+    this.#directPort = r.port;
     try {
       this.#direct = new UdpFdSender(fd, this.#remote.address, this.#remote.port);
     } catch {
