@@ -78,32 +78,52 @@ export function udpFdOfPort(port: number, host?: string): number | null {
 
 export class UdpFdSender {
   readonly fd: number;
-  readonly host: string;
-  readonly port: number;
   readonly #addr = new Uint8Array(16);
   readonly #libc: Libc;
+  #host = "";
+  #port = -1;
+  #aimed = false;
   /** Datagrams the kernel refused (full buffer, gone peer). */
   failed = 0;
 
-  constructor(fd: number, host: string, port: number) {
+  /** With a destination, aimed at it (not IPv4: throws); without, call aim() before sending. */
+  constructor(fd: number, host?: string, port?: number) {
     const l = loadLibc();
     if (!l) throw new Error("sendto through FFI is not available");
-    const ip = host.split(".").map(Number);
-    if (ip.length !== 4 || ip.some((b) => !(b >= 0 && b <= 255))) {
-      throw new Error(`not an IPv4 address: ${host}`);
-    }
     this.#libc = l;
     this.fd = fd;
-    this.host = host;
-    this.port = port;
-    // struct sockaddr_in: family (host order), port (network order), address, zero padding.
-    new DataView(this.#addr.buffer).setUint16(0, 2, true);
-    new DataView(this.#addr.buffer).setUint16(2, port, false);
-    this.#addr.set(ip, 4);
+    if (host !== undefined && !this.aim(host, port ?? 0)) throw new Error(`not an IPv4 address: ${host}`);
+  }
+
+  get host(): string {
+    return this.#host;
+  }
+  get port(): number {
+    return this.#port;
+  }
+
+  /**
+   * Send to `host:port` from now on; false when that is not an IPv4 address (send nothing there). The same
+   * destination again costs two comparisons, so a caller may aim before every send at where it must go.
+   */
+  aim(host: string, port: number): boolean {
+    if (host === this.#host && port === this.#port) return this.#aimed;
+    this.#host = host;
+    this.#port = port;
+    const ip = host.split(".").map(Number);
+    this.#aimed = ip.length === 4 && ip.every((b) => b >= 0 && b <= 255);
+    if (this.#aimed) {
+      // struct sockaddr_in: family (host order), port (network order), address, zero padding.
+      new DataView(this.#addr.buffer).setUint16(0, 2, true);
+      new DataView(this.#addr.buffer).setUint16(2, port, false);
+      this.#addr.set(ip, 4);
+    }
+    return this.#aimed;
   }
 
   /** One datagram, the first `length` bytes of `buf`; false when the kernel refused it. */
   send(buf: Uint8Array, length = buf.length): boolean {
+    if (!this.#aimed) throw new Error("UdpFdSender has no IPv4 destination");
     if (length > buf.length) throw new RangeError(`length ${length} exceeds the buffer (${buf.length})`);
     // The pointer and the length go to the call as they are: no view object per datagram.
     const rc = this.#libc.symbols.sendto(this.fd, buf, length, MSG_DONTWAIT, this.#addr, 16);

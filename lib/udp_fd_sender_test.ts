@@ -33,6 +33,23 @@ Deno.test("udp fd sender: sendto on a Deno socket's descriptor leaves from that 
       "length and source port",
     );
     assert.throws(() => new UdpFdSender(fd!, "::1", 5000), /IPv4/);
+    // Re-aimed at another receiver; a non-IPv4 destination is refused and nothing is sent there.
+    const rx2 = await bound();
+    try {
+      const got2: number[] = [];
+      rx2.on("message", (data) => got2.push(data[0]));
+      assert.equal(sender.aim("127.0.0.1", rx2.address().port), true);
+      buf[0] = 9;
+      assert.equal(sender.send(buf, 20), true);
+      const until2 = performance.now() + 2000;
+      while (got2.length < 1 && performance.now() < until2) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(got2, [9]);
+      assert.equal(got.length, 5, "the first receiver got nothing more");
+      assert.equal(sender.aim("::1", 5000), false);
+      assert.throws(() => sender.send(buf, 20), /IPv4/);
+    } finally {
+      rx2.close();
+    }
   } finally {
     tx.close();
     rx.close();

@@ -83,10 +83,8 @@ export class RtpEndpoint implements MediaClockMember {
   readonly #sendTimes = new Float64Array(16);
   readonly #sendIdeal = new Float64Array(16);
   #sendCount = 0;
-  /** sendto(2) to the current remote; rebuilt when the remote changes, null where it cannot be used. */
+  /** sendto(2) on the RTP socket's descriptor (made on the first send that can use it). */
   #direct: UdpFdSender | null = null;
-  #directHost = "";
-  #directPort = -1;
 
   constructor(
     private readonly c: RtpEndpointConfig,
@@ -276,21 +274,12 @@ export class RtpEndpoint implements MediaClockMember {
     });
   }
 
+  /** The sendto sender aimed at the current remote, or null (no descriptor, or not an IPv4 remote). */
   #directSender(): UdpFdSender | null {
     const fd = this.sockets.rtpFd;
     if (fd === null || fd === undefined) return null;
-    const r = this.#remote;
-    // Compared field by field: a key string built per send would be garbage made in the pass.
-    if (r.port === this.#directPort && r.address === this.#directHost) return this.#direct;
-    this.#directHost = r.address;
-    this.#directPort = r.port;
-    try {
-      this.#direct = new UdpFdSender(fd, this.#remote.address, this.#remote.port);
-    } catch {
-      // Not an IPv4 address (a host name, say) or no FFI: node:dgram for this remote.
-      this.#direct = null;
-    }
-    return this.#direct;
+    const d = this.#direct ??= new UdpFdSender(fd);
+    return d.aim(this.#remote.address, this.#remote.port) ? d : null;
   }
 
   /**
