@@ -35,7 +35,7 @@
  *   deno run -A bench/rooms.ts [--steps 50,100,200,300,500] [--seconds 8] [--settle 3] [--variants full]
  *     [--per-client 25] [--join-concurrency 8] [--join-timeout-ms 20000] [--step-deadline-s 240]
  *     [--perf-step 100] [--origin URL] [--client-kind wrtc|werift] [--pin] [--live-every 1]
- *     [--client-nice 0] [--client-srtp aes-cm|any]
+ *     [--client-nice 0] [--client-srtp aes-cm|any] [--origin-v8-flags --trace-gc]
  *   deno run -A bench/rooms.ts --serve [--port 0] [--variant full]     (the origin alone)
  *
  * `--client-kind werift` makes the listeners light werift peers that count packets and their arrival gaps
@@ -127,6 +127,19 @@ class ChildLink {
     this.#buf = this.#buf.slice(i + 1);
     return JSON.parse(l);
   }
+  /** Copy everything the child prints from now on to `out` (its replies are no longer read). */
+  drainTo(out: { writeSync(p: Uint8Array): number }): void {
+    const enc = new TextEncoder();
+    if (this.#buf) out.writeSync(enc.encode(this.#buf));
+    this.#buf = "";
+    (async () => {
+      for (;;) {
+        const r = await this.#reader.read().catch(() => ({ done: true, value: undefined }));
+        if (r.done) return;
+        out.writeSync(enc.encode(r.value));
+      }
+    })();
+  }
   async ask<T>(msg: unknown, timeoutMs: number): Promise<T> {
     await this.#writer.write(new TextEncoder().encode(JSON.stringify(msg) + "\n"));
     return await this.line<T>(timeoutMs);
@@ -137,8 +150,15 @@ class ChildLink {
  * `cpus` (a taskset list): the child and every thread it makes run only there (exec'd, same pid). `niceness`
  * > 0: it runs at that much lower priority than this process (`nice -n`).
  */
-function spawnSelf(args: string[], cpus = "", niceness = 0): Deno.ChildProcess {
-  const cmd = [Deno.execPath(), "run", "-A", new URL(import.meta.url).pathname, ...args];
+function spawnSelf(args: string[], cpus = "", niceness = 0, v8Flags = ""): Deno.ChildProcess {
+  const cmd = [
+    Deno.execPath(),
+    "run",
+    "-A",
+    ...(v8Flags ? [`--v8-flags=${v8Flags}`] : []),
+    new URL(import.meta.url).pathname,
+    ...args,
+  ];
   if (cpus) cmd.unshift("taskset", "-c", cpus);
   if (niceness > 0) cmd.unshift("nice", "-n", String(niceness));
   return new Deno.Command(cmd[0], {
@@ -648,14 +668,23 @@ async function runVariant(variant: string, steps: number[], opts: {
   pin: boolean;
   clientNice: number;
   liveEvery: number;
+  originV8Flags: string;
 }): Promise<Row[]> {
   let originChild: Deno.ChildProcess | undefined;
   let base = opts.remote;
   if (!base) {
     const grace = opts.liveEvery > 1 ? ["--grace-ms", "600000"] : [];
-    originChild = spawnSelf(["--serve", "--port", "0", "--variant", variant, ...grace], opts.pin ? "0" : "");
-    const ready = await new ChildLink(originChild).line<{ port: number }>(60_000);
+    originChild = spawnSelf(
+      ["--serve", "--port", "0", "--variant", variant, ...grace],
+      opts.pin ? "0" : "",
+      0,
+      opts.originV8Flags,
+    );
+    const link = new ChildLink(originChild);
+    const ready = await link.line<{ port: number }>(60_000);
     base = `http://127.0.0.1:${ready.port}`;
+    // Whatever the origin prints later (V8's --trace-gc, say) goes to stderr: an unread pipe would block it.
+    link.drainTo(Deno.stderr);
   }
   const http = async (method: string, path: string) => {
     const res = await fetch(base + path, { method, signal: AbortSignal.timeout(30_000) });
@@ -848,6 +877,7 @@ async function main(): Promise<void> {
     pin: Deno.args.includes("--pin"),
     clientNice: Number(arg("client-nice", "0")),
     liveEvery: Math.max(1, Number(arg("live-every", "1"))),
+    originV8Flags: arg("origin-v8-flags", ""),
   };
   if (!["wrtc", "werift"].includes(opts.clientKind)) throw new Error(`--client-kind wrtc|werift`);
   console.log(

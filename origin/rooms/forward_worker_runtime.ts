@@ -58,6 +58,9 @@ const lateDropped = registry.counter(
  */
 export const LATE_DROP_MS = 100;
 
+/** A report timer firing this much later than due is logged: the worker's thread was stopped that long. */
+const STALL_LOG_MS = 100;
+
 export type PostToMain = (msg: ForwardWorkerEvent) => void;
 
 type PacketsCommand = Extract<ForwardCommand, { type: "packets" }>;
@@ -79,7 +82,9 @@ export class ForwardWorkerRuntime {
     this.#reportDue = performance.now() + STATS_EVERY_MS;
     this.#timer = setInterval(() => {
       const now = performance.now();
-      loopLag.observe(Math.max(0, now - this.#reportDue) / 1000);
+      const lagMs = Math.max(0, now - this.#reportDue);
+      loopLag.observe(lagMs / 1000);
+      if (lagMs > STALL_LOG_MS) this.#stalled(lagMs);
       this.#reportDue = now + STATS_EVERY_MS;
       this.#report();
     }, STATS_EVERY_MS);
@@ -204,6 +209,22 @@ export class ForwardWorkerRuntime {
       const buf = Buffer.from(p.buffer, p.byteOffset, p.byteLength);
       for (const slot of cmd.slots[i]) this.#listeners.get(slot)?.pushPacket(buf);
     }
+  }
+
+  #stallLoggedAt = -Infinity;
+  /** The worker's own timer fired far too late: its thread was stopped (logged at most every 5 s). */
+  #stalled(lagMs: number): void {
+    const now = performance.now();
+    if (now - this.#stallLoggedAt < 5000) return;
+    this.#stallLoggedAt = now;
+    const mem = Deno.memoryUsage();
+    this.#log.warn("forward worker stalled", {
+      lag_ms: Math.round(lagMs),
+      at: Math.round(performance.timeOrigin + now - lagMs),
+      listeners: this.#listeners.size,
+      heap_used_mib: Math.round(mem.heapUsed / 1048576),
+      heap_total_mib: Math.round(mem.heapTotal / 1048576),
+    });
   }
 
   #behindLoggedAt = -Infinity;

@@ -4,17 +4,24 @@
  * listener, and werift's own `encryptRtp` spent ~52 µs of JS-thread CPU per packet on this runtime (a new
  * AES-CTR cipher and a new HMAC object per packet, their buffers and garbage): two thirds of a listener's cost.
  *
- * Here, per session key (cached on the cipher instance): one AES-128-ECB cipher (node:crypto) that turns the
- * packet's counter blocks into the key stream in one call, and an HMAC-SHA1 whose keyed state is computed once
- * and cloned per packet (@noble/hashes). The output is byte-identical to werift's (werift_fast_srtp_test.ts
- * compares them on random packets). werift's decryption gets the same keyed HMAC for its tag check (the
- * bench's werift listener clients receive thousands of packets per second); SRTCP and GCM stay werift's.
+ * Here, per session key (cached on the cipher instance): one AES-128-ECB cipher (node:crypto) that turns
+ * counter blocks into key stream, and an HMAC-SHA1 whose keyed state is computed once (hmac_sha1.ts, no
+ * allocation per tag). `protectRtpInto` (the forward listeners' path) takes its key stream from a batch made
+ * for the next KS_PACKETS packets of the stream in one ECB call: AES-CM's key stream depends only on the SSRC
+ * and the packet index, not on the payload, and one call per packet cost ~1.6 µs and ~0.8 KB of garbage.
+ * The output is byte-identical to werift's (werift_fast_srtp_test.ts compares them on random packets).
+ * werift's decryption gets the same keyed HMAC for its tag check (the bench's werift listener clients receive
+ * thousands of packets per second); SRTCP and GCM stay werift's.
  */
 import { Buffer } from "node:buffer";
 import { type Cipheriv, createCipheriv } from "node:crypto";
-import { hmac } from "@noble/hashes/hmac";
-import { sha1 } from "@noble/hashes/legacy";
 import { SrtpSession } from "werift";
+import { HmacSha1 } from "./hmac_sha1.ts";
+
+/** Packets whose key stream is made in one ECB call (0.5 s of 20 ms packets). */
+const KS_PACKETS = 25;
+/** Key stream blocks made per packet: payloads up to 256 bytes (a 20 ms Opus packet is ~120) use the batch. */
+const KS_BLOCKS = 16;
 
 interface RtpHeaderLike {
   sequenceNumber: number;
@@ -30,20 +37,23 @@ interface CipherAesCtrLike {
   encryptRtp(header: RtpHeaderLike, payload: Buffer, rolloverCounter: number): Buffer;
   generateSrtpAuthTag(roc: number, ...buffers: Uint8Array[]): Buffer;
 }
-type Mac = ReturnType<typeof hmac.create>;
-
 interface FastState {
   key: Buffer;
   authKey: Buffer;
   ecb: Cipheriv;
-  /** Counter blocks by block count, the ROC bytes and a view on them, reused packet after packet (protectRtp). */
+  /** Counter blocks by block count, the ROC bytes and a view on them, reused packet after packet. */
   counters: Buffer[];
   roc: Uint8Array;
   rocView: DataView;
-  /** The keyed HMAC state, and the instance each packet's MAC is computed in (reset from it, no allocation). */
-  mac: Mac;
-  work: Mac;
-  tag: Uint8Array;
+  mac: HmacSha1;
+  /**
+   * Key stream of packets `ksFirst` … `ksFirst + KS_PACKETS − 1` (index = ROC · 2^16 + SEQ) of SSRC `ksSsrc`,
+   * KS_BLOCKS blocks each; the counter blocks it is made from are reused.
+   */
+  ks: Buffer | null;
+  ksFirst: number;
+  ksSsrc: number;
+  ksCounters: Buffer | null;
 }
 
 const states = new WeakMap<CipherAesCtrLike, FastState>();
@@ -56,7 +66,6 @@ function stateOf(c: CipherAesCtrLike): FastState {
   if (!s || s.key !== c.srtpSessionKey || s.authKey !== c.srtpSessionAuthTag) {
     const ecb = createCipheriv("aes-128-ecb", c.srtpSessionKey, null);
     ecb.setAutoPadding(false);
-    const mac = hmac.create(sha1, c.srtpSessionAuthTag);
     s = {
       key: c.srtpSessionKey,
       authKey: c.srtpSessionAuthTag,
@@ -64,9 +73,11 @@ function stateOf(c: CipherAesCtrLike): FastState {
       counters: [],
       roc: new Uint8Array(4),
       rocView: new DataView(new ArrayBuffer(0)),
-      mac,
-      work: mac.clone(),
-      tag: new Uint8Array(20),
+      mac: new HmacSha1(c.srtpSessionAuthTag),
+      ks: null,
+      ksFirst: 0,
+      ksSsrc: 0,
+      ksCounters: null,
     };
     s.rocView = new DataView(s.roc.buffer);
     states.set(c, s);
@@ -81,28 +92,16 @@ function fastEncryptRtp(this: CipherAesCtrLike, header: RtpHeaderLike, payload: 
   const n = payload.length;
   const blocks = Math.ceil(n / 16);
   const counters = Buffer.alloc(blocks * 16);
-  const salt = this.srtpSessionSalt;
   for (let b = 0; b < blocks; b++) {
-    const o = b * 16;
-    counters.writeUInt32BE(header.ssrc, o + 4);
-    counters.writeUInt32BE(roc >>> 0, o + 8);
-    counters.writeUInt16BE(header.sequenceNumber, o + 12);
-    for (let i = 0; i < salt.length; i++) counters[o + i] ^= salt[i];
-    // Block counter in the low 16 bits (zero in the IV: the salt is 112 bits).
-    counters.writeUInt16BE(b, o + 14);
+    writeCounter(counters, b * 16, this.srtpSessionSalt, header.ssrc, roc, header.sequenceNumber, b);
   }
   const stream = s.ecb.update(counters);
   const out = Buffer.allocUnsafe(headerBuffer.length + n + this.authTagLength);
   headerBuffer.copy(out, 0);
   const p = headerBuffer.length;
   for (let i = 0; i < n; i++) out[p + i] = payload[i] ^ stream[i];
-  const rocBytes = new Uint8Array(4);
-  new DataView(rocBytes.buffer).setUint32(0, roc >>> 0);
-  const mac = s.mac._cloneInto(s.work);
-  mac.update(out.subarray(0, p + n));
-  mac.update(rocBytes);
-  mac.digestInto(s.tag);
-  out.set(s.tag.subarray(0, this.authTagLength), p + n);
+  s.rocView.setUint32(0, roc >>> 0);
+  s.mac.begin().update(out, 0, p + n).update(s.roc).finish(out, p + n, this.authTagLength);
   return out;
 }
 
@@ -118,8 +117,9 @@ export interface PlainRtpHeader {
 /**
  * One protected RTP packet for `cipher`'s session, as fastEncryptRtp makes it but without werift's header
  * object and with its scratch buffers reused: the header is written into the output, the key stream comes from
- * one ECB call over the (reused) counter blocks. The output is a new buffer (a UDP send may still hold the
- * previous one). `roc` is the rollover counter of the sender's sequence numbers.
+ * the session's batch (one ECB call per KS_PACKETS packets of a stream that counts up). The output is a new
+ * buffer (a UDP send may still hold the previous one). `roc` is the rollover counter of the sender's sequence
+ * numbers.
  */
 export function protectRtp(
   cipher: CipherAesCtrLike,
@@ -148,32 +148,69 @@ export function protectRtpInto(
   const length = 12 + n + cipher.authTagLength;
   if (out.length < length) throw new RangeError(`packet of ${length} bytes does not fit ${out.length}`);
   const blocks = Math.ceil(n / 16);
-  // One buffer per block count (a packet's exact size): ecb.update takes it whole, no view per packet.
-  const counters = s.counters[blocks] ??= Buffer.alloc(blocks * 16);
-  const salt = cipher.srtpSessionSalt;
-  for (let b = 0; b < blocks; b++) {
-    const o = b * 16;
-    counters.fill(0, o, o + 16);
-    counters.writeUInt32BE(h.ssrc >>> 0, o + 4);
-    counters.writeUInt32BE(roc >>> 0, o + 8);
-    counters.writeUInt16BE(h.sequenceNumber, o + 12);
-    for (let i = 0; i < salt.length; i++) counters[o + i] ^= salt[i];
-    counters.writeUInt16BE(b, o + 14);
+  let stream: Buffer, at: number;
+  if (blocks <= KS_BLOCKS) {
+    const index = (roc >>> 0) * 0x10000 + h.sequenceNumber;
+    if (!s.ks || s.ksSsrc !== h.ssrc >>> 0 || index < s.ksFirst || index >= s.ksFirst + KS_PACKETS) {
+      refillKeyStream(s, cipher.srtpSessionSalt, h.ssrc >>> 0, index);
+    }
+    stream = s.ks!;
+    at = (index - s.ksFirst) * KS_BLOCKS * 16;
+  } else {
+    // A payload larger than the batch covers: its own counter blocks (one buffer per block count, reused).
+    const counters = s.counters[blocks] ??= Buffer.alloc(blocks * 16);
+    for (let b = 0; b < blocks; b++) {
+      writeCounter(counters, b * 16, cipher.srtpSessionSalt, h.ssrc, roc, h.sequenceNumber, b);
+    }
+    stream = s.ecb.update(counters);
+    at = 0;
   }
-  const stream = s.ecb.update(counters);
   out[0] = 0x80;
   out[1] = (h.marker ? 0x80 : 0) | (h.payloadType & 0x7f);
   out.writeUInt16BE(h.sequenceNumber, 2);
   out.writeUInt32BE(h.timestamp >>> 0, 4);
   out.writeUInt32BE(h.ssrc >>> 0, 8);
-  for (let i = 0; i < n; i++) out[12 + i] = payload[i] ^ stream[i];
+  for (let i = 0; i < n; i++) out[12 + i] = payload[i] ^ stream[at + i];
   s.rocView.setUint32(0, roc >>> 0);
-  const mac = s.mac._cloneInto(s.work);
-  mac.update(out.subarray(0, 12 + n));
-  mac.update(s.roc);
-  mac.digestInto(s.tag);
-  for (let i = 0; i < cipher.authTagLength; i++) out[12 + n + i] = s.tag[i];
+  s.mac.begin().update(out, 0, 12 + n).update(s.roc).finish(out, 12 + n, cipher.authTagLength);
   return length;
+}
+
+/**
+ * RFC 3711 §4.1.1 counter block `b` of packet (ssrc, roc, seq), written at `o`:
+ * (salt · 2^16) XOR (SSRC · 2^64) XOR (index · 2^16), plus b.
+ */
+function writeCounter(
+  counters: Buffer,
+  o: number,
+  salt: Uint8Array,
+  ssrc: number,
+  roc: number,
+  seq: number,
+  b: number,
+): void {
+  counters.fill(0, o, o + 16);
+  counters.writeUInt32BE(ssrc >>> 0, o + 4);
+  counters.writeUInt32BE(roc >>> 0, o + 8);
+  counters.writeUInt16BE(seq, o + 12);
+  for (let i = 0; i < salt.length; i++) counters[o + i] ^= salt[i];
+  // Block counter in the low 16 bits (zero in the IV: the salt is 112 bits).
+  counters.writeUInt16BE(b, o + 14);
+}
+
+/** Key stream for KS_PACKETS packets from `first` (ROC · 2^16 + SEQ) of `ssrc`, in one ECB call. */
+function refillKeyStream(s: FastState, salt: Uint8Array, ssrc: number, first: number): void {
+  const counters = s.ksCounters ??= Buffer.alloc(KS_PACKETS * KS_BLOCKS * 16);
+  for (let p = 0; p < KS_PACKETS; p++) {
+    const index = first + p;
+    const roc = Math.floor(index / 0x10000), seq = index % 0x10000;
+    for (let b = 0; b < KS_BLOCKS; b++) {
+      writeCounter(counters, (p * KS_BLOCKS + b) * 16, salt, ssrc, roc, seq, b);
+    }
+  }
+  s.ks = s.ecb.update(counters);
+  s.ksFirst = first;
+  s.ksSsrc = ssrc;
 }
 
 /** `cipher` is werift's AES-CM cipher (the profile protectRtp serves), with the fast paths installed. */
@@ -194,13 +231,12 @@ function ctrPrototype(): CipherAesCtrLike {
 /** werift's SRTP auth tag (used when it decrypts), from the cached keyed HMAC state. */
 function fastAuthTag(this: CipherAesCtrLike, roc: number, ...buffers: Uint8Array[]): Buffer {
   const s = stateOf(this);
-  const mac = s.mac._cloneInto(s.work);
-  for (const b of buffers) mac.update(b);
-  const rocBytes = new Uint8Array(4);
-  new DataView(rocBytes.buffer).setUint32(0, roc >>> 0);
-  mac.update(rocBytes);
-  mac.digestInto(s.tag);
-  return Buffer.from(s.tag.subarray(0, 10));
+  s.mac.begin();
+  for (const b of buffers) s.mac.update(b);
+  s.rocView.setUint32(0, roc >>> 0);
+  const tag = Buffer.alloc(10);
+  s.mac.update(s.roc).finish(tag, 0, 10);
+  return tag;
 }
 
 let ctrProto: CipherAesCtrLike | null = null;

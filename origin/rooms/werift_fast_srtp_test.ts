@@ -7,6 +7,7 @@ import {
   type CipherAesCtrLike,
   isFastCtrCipher,
   protectRtp,
+  protectRtpInto,
   referenceAuthTag,
   referenceEncryptRtp,
 } from "./werift_fast_srtp.ts";
@@ -106,6 +107,33 @@ Deno.test("werift fast SRTP: protectRtp (no header object, reused scratch) is by
         `packet ${k}/${i} (${size} B)`,
       );
     }
+  }
+});
+
+Deno.test("werift fast SRTP: protectRtpInto's batched key stream is werift's, across batches, a wrap, an SSRC change and large payloads", () => {
+  applyWeriftFastSrtp();
+  const { cipher } = session();
+  const out = Buffer.alloc(1500);
+  let ssrc = 0x1234_5678, seq = 0xffd0, roc = 7;
+  // 120 consecutive packets (several batches of key stream, one sequence wrap), then the same indexes again
+  // (a batch made before is not reused for another SSRC), with payloads that fit the batch and some that do not.
+  for (let i = 0; i < 240; i++) {
+    if (i === 120) {
+      ssrc = 0x0bad_cafe;
+      seq = 0xffd0;
+      roc = 7;
+    }
+    const size = i % 17 === 5 ? 257 + (i % 300) : 20 + ((i * 13) % 237);
+    const h = { payloadType: 111, sequenceNumber: seq, timestamp: i * 960, ssrc, marker: i === 0 };
+    const payload = randomBytes(size);
+    const ref = referenceEncryptRtp(cipher, new RtpHeader(h), payload, roc);
+    const n = protectRtpInto(cipher, h, payload, roc, out);
+    assert.ok(
+      Buffer.compare(out.subarray(0, n), ref) === 0,
+      `packet ${i} (seq ${seq}, roc ${roc}, ${size} B)`,
+    );
+    seq = (seq + 1) & 0xffff;
+    if (seq === 0) roc++;
   }
 });
 

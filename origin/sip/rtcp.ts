@@ -3,6 +3,8 @@
  * list of reports. Parsing checks every length field against the buffer and returns null for anything that
  * is not a valid compound packet.
  */
+import { NTP_EPOCH_OFFSET_S } from "../../lib/ntp_time.ts";
+
 export interface ReportBlock {
   ssrc: number;
   fractionLost: number;
@@ -117,8 +119,6 @@ export interface RtcpStats {
   bye?: boolean;
 }
 
-const NTP_EPOCH_OFFSET = 2_208_988_800;
-
 export function buildRtcp(s: RtcpStats): Uint8Array {
   const parts: Uint8Array[] = [];
   const rc = s.report ? 1 : 0;
@@ -138,7 +138,7 @@ export function buildRtcp(s: RtcpStats): Uint8Array {
     dv.setUint16(2, p.length / 4 - 1);
     dv.setUint32(4, s.ssrc);
     const sec = Math.floor(s.sender.ntpMs / 1000);
-    dv.setUint32(8, (sec + NTP_EPOCH_OFFSET) >>> 0);
+    dv.setUint32(8, (sec + NTP_EPOCH_OFFSET_S) >>> 0);
     dv.setUint32(12, Math.floor(((s.sender.ntpMs % 1000) / 1000) * 2 ** 32) >>> 0);
     dv.setUint32(16, s.sender.rtpTimestamp >>> 0);
     dv.setUint32(20, s.sender.packets >>> 0);
