@@ -19,6 +19,7 @@ import {
 } from "./forward_worker_types.ts";
 import { ForwardWorkerRuntime, LATE_DROP_MS } from "./forward_worker_runtime.ts";
 import { log } from "../../lib/log.ts";
+import { NTP_EPOCH_OFFSET_S } from "../../lib/ntp_time.ts";
 import type { ListenerCloseReason } from "./room_types.ts";
 import { PacketListenerClient } from "./test_packet_listener.ts";
 
@@ -108,6 +109,18 @@ Deno.test(
         registry.render(),
         /parley_room_forwarded_packets_total\{worker="room-forward-7",path="fd"\} 50/,
       );
+      // Its sender reports carry the last packet's RTP timestamp and the wall-clock time it was sent, in RFC
+      // 3550's format (seconds since 1900, 2^-32 fractions: werift's own ntpTime() puts the decimal digits of
+      // the fraction there, up to a second off).
+      await until(() => client.senderReports.length > 0, 3000, "a sender report");
+      const sr = client.senderReports.at(-1)!;
+      const ntpMs = Number(sr.ntp >> 32n) * 1000 - NTP_EPOCH_OFFSET_S * 1000 +
+        (Number(sr.ntp & 0xffffffffn) / 2 ** 32) * 1000;
+      assert.ok(
+        Math.abs(ntpMs - client.lastRtpAt) < 50,
+        `sender report NTP ${ntpMs} vs the last packet's arrival ${client.lastRtpAt}`,
+      );
+      assert.equal(sr.rtpTimestamp, client.lastRtpTimestamp, "the last packet's RTP timestamp");
       assert.deepEqual(await worker.count(), { peers: 1, timers: 1 }, "the peer and its liveness timer");
       worker.closeListener(slot, "removed");
       worker.closeListener(slot, "removed");

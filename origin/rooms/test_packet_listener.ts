@@ -25,6 +25,11 @@ export class PacketListenerClient {
   readonly pc: RTCPeerConnection;
   readonly events: RTCDataChannel;
   readonly gapsMs: number[] = [];
+  /** RTCP sender reports received: their NTP time and RTP timestamp, and when they arrived (epoch ms). */
+  readonly senderReports: Array<{ ntp: bigint; rtpTimestamp: number; at: number }> = [];
+  /** The RTP timestamp of the last packet received, and when it arrived (epoch ms). */
+  lastRtpTimestamp = -1;
+  lastRtpAt = 0;
   receivedFrames = 0;
   loudFrames = 0;
   packets = 0;
@@ -53,7 +58,23 @@ export class PacketListenerClient {
       iceUseIpv6: false,
     });
     const t = this.pc.addTransceiver("audio", { direction: "recvonly" });
-    t.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => this.#onRtp(rtp.payload)));
+    t.onTrack.subscribe((track) =>
+      track.onReceiveRtp.subscribe((rtp) => {
+        this.lastRtpTimestamp = rtp.header.timestamp;
+        this.lastRtpAt = Date.now();
+        this.#onRtp(rtp.payload);
+      })
+    );
+    t.receiver.onRtcp.subscribe((p) => {
+      const info = p as { type?: number; senderInfo?: { ntpTimestamp: bigint; rtpTimestamp: number } };
+      if (p.type === 200 && info.senderInfo) {
+        this.senderReports.push({
+          ntp: info.senderInfo.ntpTimestamp,
+          rtpTimestamp: info.senderInfo.rtpTimestamp,
+          at: Date.now(),
+        });
+      }
+    });
     this.events = this.pc.createDataChannel("events");
   }
 
