@@ -10,8 +10,9 @@
  * for the next KS_PACKETS packets of the stream in one ECB call: AES-CM's key stream depends only on the SSRC
  * and the packet index, not on the payload, and one call per packet cost ~1.6 µs and ~0.8 KB of garbage.
  * The output is byte-identical to werift's (werift_fast_srtp_test.ts compares them on random packets).
- * werift's decryption gets the same keyed HMAC for its tag check (the bench's werift listener clients receive
- * thousands of packets per second); SRTCP and GCM stay werift's.
+ * werift's decryption (the bench's werift listener clients receive thousands of packets per second, and what
+ * they cost is CPU their host cannot spend receiving on time) gets the same tag and key stream for unpadded
+ * packets; padded or failing packets, SRTCP and GCM stay werift's.
  */
 import { Buffer } from "node:buffer";
 import { type Cipheriv, createCipheriv } from "node:crypto";
@@ -29,12 +30,21 @@ interface RtpHeaderLike {
   serializeSize: number;
   serialize(size: number): Buffer;
 }
+/** What werift's SRTP context has parsed of a received packet's header before it decrypts it. */
+interface ReceivedHeaderLike {
+  sequenceNumber: number;
+  ssrc: number;
+  payloadOffset: number;
+  padding: boolean;
+  paddingSize: number;
+}
 interface CipherAesCtrLike {
   srtpSessionKey: Buffer;
   srtpSessionSalt: Buffer;
   srtpSessionAuthTag: Buffer;
   authTagLength: number;
   encryptRtp(header: RtpHeaderLike, payload: Buffer, rolloverCounter: number): Buffer;
+  decryptRtp(cipherText: Buffer, rolloverCounter: number, header?: ReceivedHeaderLike): [Buffer, unknown];
   generateSrtpAuthTag(roc: number, ...buffers: Uint8Array[]): Buffer;
 }
 interface FastState {
@@ -51,6 +61,10 @@ interface FastState {
    * KS_BLOCKS blocks each; the counter blocks it is made from are reused.
    */
   ks: Buffer | null;
+  /** What keyStream() chose for the current packet: the batch, or a large payload's own key stream. */
+  stream: Buffer | null;
+  /** The tag computed to check a received packet's. */
+  check: Uint8Array;
   ksFirst: number;
   ksSsrc: number;
   ksCounters: Buffer | null;
@@ -59,6 +73,7 @@ interface FastState {
 const states = new WeakMap<CipherAesCtrLike, FastState>();
 let original: CipherAesCtrLike["encryptRtp"] | null = null;
 let originalTag: CipherAesCtrLike["generateSrtpAuthTag"] | null = null;
+let originalDecrypt: CipherAesCtrLike["decryptRtp"] | null = null;
 
 function stateOf(c: CipherAesCtrLike): FastState {
   let s = states.get(c);
@@ -75,6 +90,8 @@ function stateOf(c: CipherAesCtrLike): FastState {
       rocView: new DataView(new ArrayBuffer(0)),
       mac: new HmacSha1(c.srtpSessionAuthTag),
       ks: null,
+      stream: null,
+      check: new Uint8Array(20),
       ksFirst: 0,
       ksSsrc: 0,
       ksCounters: null,
@@ -147,24 +164,8 @@ export function protectRtpInto(
   const n = payload.length;
   const length = 12 + n + cipher.authTagLength;
   if (out.length < length) throw new RangeError(`packet of ${length} bytes does not fit ${out.length}`);
-  const blocks = Math.ceil(n / 16);
-  let stream: Buffer, at: number;
-  if (blocks <= KS_BLOCKS) {
-    const index = (roc >>> 0) * 0x10000 + h.sequenceNumber;
-    if (!s.ks || s.ksSsrc !== h.ssrc >>> 0 || index < s.ksFirst || index >= s.ksFirst + KS_PACKETS) {
-      refillKeyStream(s, cipher.srtpSessionSalt, h.ssrc >>> 0, index);
-    }
-    stream = s.ks!;
-    at = (index - s.ksFirst) * KS_BLOCKS * 16;
-  } else {
-    // A payload larger than the batch covers: its own counter blocks (one buffer per block count, reused).
-    const counters = s.counters[blocks] ??= Buffer.alloc(blocks * 16);
-    for (let b = 0; b < blocks; b++) {
-      writeCounter(counters, b * 16, cipher.srtpSessionSalt, h.ssrc, roc, h.sequenceNumber, b);
-    }
-    stream = s.ecb.update(counters);
-    at = 0;
-  }
+  const at = keyStream(s, cipher.srtpSessionSalt, h.ssrc, roc, h.sequenceNumber, n);
+  const stream = s.stream!;
   out[0] = 0x80;
   out[1] = (h.marker ? 0x80 : 0) | (h.payloadType & 0x7f);
   out.writeUInt16BE(h.sequenceNumber, 2);
@@ -174,6 +175,35 @@ export function protectRtpInto(
   s.rocView.setUint32(0, roc >>> 0);
   s.mac.begin().update(out, 0, 12 + n).update(s.roc).finish(out, 12 + n, cipher.authTagLength);
   return length;
+}
+
+/**
+ * The key stream of packet (ssrc, roc, seq) for `n` payload bytes: left in `s.stream`, the packet's part
+ * starting at the returned offset. Payloads the batch covers come from it (refilled when the packet is outside
+ * it); larger ones get their own ECB call.
+ */
+function keyStream(
+  s: FastState,
+  salt: Uint8Array,
+  ssrc: number,
+  roc: number,
+  seq: number,
+  n: number,
+): number {
+  const blocks = Math.ceil(n / 16);
+  if (blocks <= KS_BLOCKS) {
+    const index = (roc >>> 0) * 0x10000 + seq;
+    if (!s.ks || s.ksSsrc !== ssrc >>> 0 || index < s.ksFirst || index >= s.ksFirst + KS_PACKETS) {
+      refillKeyStream(s, salt, ssrc >>> 0, index);
+    }
+    s.stream = s.ks;
+    return (index - s.ksFirst) * KS_BLOCKS * 16;
+  }
+  // One buffer of counter blocks per block count, reused.
+  const counters = s.counters[blocks] ??= Buffer.alloc(blocks * 16);
+  for (let b = 0; b < blocks; b++) writeCounter(counters, b * 16, salt, ssrc, roc, seq, b);
+  s.stream = s.ecb.update(counters);
+  return 0;
 }
 
 /**
@@ -228,6 +258,37 @@ function ctrPrototype(): CipherAesCtrLike {
   return Object.getPrototypeOf(session.localContext.cipher) as CipherAesCtrLike;
 }
 
+/**
+ * werift's decryptRtp for an unpadded packet whose tag checks out: the tag from the keyed HMAC state, the key
+ * stream from the session's batch. Anything else (a padded packet, a wrong tag, a packet too short) goes to
+ * werift's own decryptRtp, which throws its SrtpAuthenticationError or handles the padding as before.
+ */
+function fastDecryptRtp(
+  this: CipherAesCtrLike,
+  cipherText: Buffer,
+  roc: number,
+  header?: ReceivedHeaderLike,
+): [Buffer, unknown] {
+  const tagAt = cipherText.length - this.authTagLength;
+  if (!header || header.padding || tagAt < header.payloadOffset) {
+    return originalDecrypt!.call(this, cipherText, roc, header);
+  }
+  const s = stateOf(this);
+  s.rocView.setUint32(0, roc >>> 0);
+  s.mac.begin().update(cipherText, 0, tagAt).update(s.roc).finish(s.check, 0, this.authTagLength);
+  let diff = 0;
+  for (let i = 0; i < this.authTagLength; i++) diff |= s.check[i] ^ cipherText[tagAt + i];
+  if (diff !== 0) return originalDecrypt!.call(this, cipherText, roc, header);
+  const p = header.payloadOffset, n = tagAt - p;
+  const at = keyStream(s, this.srtpSessionSalt, header.ssrc, roc, header.sequenceNumber, n);
+  const stream = s.stream!;
+  const out = Buffer.allocUnsafe(tagAt);
+  cipherText.copy(out, 0, 0, p);
+  for (let i = 0; i < n; i++) out[p + i] = cipherText[p + i] ^ stream[at + i];
+  header.paddingSize = 0;
+  return [out, header];
+}
+
 /** werift's SRTP auth tag (used when it decrypts), from the cached keyed HMAC state. */
 function fastAuthTag(this: CipherAesCtrLike, roc: number, ...buffers: Uint8Array[]): Buffer {
   const s = stateOf(this);
@@ -245,12 +306,17 @@ let ctrProto: CipherAesCtrLike | null = null;
 export function applyWeriftFastSrtp(): void {
   if (original) return;
   const proto = ctrProto = ctrPrototype();
-  if (typeof proto.encryptRtp !== "function" || typeof proto.generateSrtpAuthTag !== "function") {
+  if (
+    typeof proto.encryptRtp !== "function" || typeof proto.generateSrtpAuthTag !== "function" ||
+    typeof proto.decryptRtp !== "function"
+  ) {
     throw new Error("werift CipherAesCtr methods not found");
   }
   original = proto.encryptRtp;
   originalTag = proto.generateSrtpAuthTag;
+  originalDecrypt = proto.decryptRtp;
   proto.encryptRtp = fastEncryptRtp;
+  proto.decryptRtp = fastDecryptRtp;
   proto.generateSrtpAuthTag = fastAuthTag;
 }
 

@@ -137,6 +137,37 @@ Deno.test("werift fast SRTP: protectRtpInto's batched key stream is werift's, ac
   }
 });
 
+Deno.test("werift fast SRTP: the fast decrypt returns what werift's returns, and a tampered packet still fails werift's way", () => {
+  applyWeriftFastSrtp();
+  const { tx, rx } = txRx();
+  let seq = 0xfff0;
+  for (let i = 0; i < 80; i++) {
+    const size = i % 11 === 3 ? 300 : 40 + i;
+    const header = new RtpHeader({
+      payloadType: 111,
+      sequenceNumber: seq,
+      timestamp: i * 960,
+      ssrc: 0x5151,
+      marker: false,
+    });
+    const payload = randomBytes(size);
+    const packet = tx.encrypt(payload, header);
+    const plain = rx.decrypt(packet);
+    assert.ok(Buffer.compare(plain.subarray(12), payload) === 0, `packet ${i} (${size} B)`);
+    seq = (seq + 1) & 0xffff;
+  }
+  const header = new RtpHeader({
+    payloadType: 111,
+    sequenceNumber: seq,
+    timestamp: 0,
+    ssrc: 0x5151,
+    marker: false,
+  });
+  const packet = Buffer.from(tx.encrypt(randomBytes(60), header));
+  packet[20] ^= 1;
+  assert.throws(() => rx.decrypt(packet), (e: Error) => e.name === "SrtpAuthenticationError");
+});
+
 Deno.test("werift fast SRTP: protectRtp with the rollover counter counted at each sequence wrap decrypts across the wrap", () => {
   applyWeriftFastSrtp();
   const { tx, rx } = txRx();
