@@ -55,3 +55,39 @@ Deno.test("udp fd sender: sendto on a Deno socket's descriptor leaves from that 
     rx.close();
   }
 });
+
+Deno.test("udp fd sender: the lookup finds the socket opened first among hundreds, by port and address, and never a TCP socket", async () => {
+  const first = await bound();
+  const others: dgram.Socket[] = [];
+  const tcp = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    for (let i = 0; i < 300; i++) others.push(await bound());
+    const port = first.address().port;
+    const fd = udpFdOfPort(port);
+    assert.ok(fd !== null);
+    // It is the first socket's own descriptor: what is sent through it leaves from the first socket's port.
+    const rx = others.at(-1)!;
+    const from = new Promise<number>((resolve) => rx.once("message", (_d, rinfo) => resolve(rinfo.port)));
+    new UdpFdSender(fd!, "127.0.0.1", rx.address().port).send(new Uint8Array(8));
+    assert.equal(await from, port);
+    // A second UDP socket on the same port, another address: each address finds its own.
+    const twin = dgram.createSocket("udp4");
+    await new Promise<void>((r) => twin.bind(port, "127.0.0.2", r));
+    try {
+      const twinFd = udpFdOfPort(port, "127.0.0.2");
+      assert.ok(twinFd !== null && twinFd !== fd, `twin ${twinFd}, first ${fd}`);
+      assert.equal(udpFdOfPort(port, "127.0.0.1"), fd);
+    } finally {
+      twin.close();
+    }
+    // A TCP listener's port is not a UDP socket's (unless one of ours drew the same number: then nothing to see).
+    const tcpPort = (tcp.addr as Deno.NetAddr).port;
+    if (![first, ...others].some((s) => s.address().port === tcpPort)) {
+      assert.equal(udpFdOfPort(tcpPort, "127.0.0.1"), null);
+    }
+  } finally {
+    tcp.close();
+    first.close();
+    for (const s of others) s.close();
+  }
+});

@@ -108,7 +108,7 @@ export interface DirectSend {
           socket?: {
             send(b: Uint8Array, port: number, host: string): void;
             setRecvBufferSize?(n: number): void;
-            address?(): { port: number };
+            address?(): { port: number; address: string };
           };
         };
       };
@@ -387,9 +387,10 @@ export class ForwardListener extends ListenerCore implements PacketSink {
   /** The pair's socket descriptor as a sendto sender, or null (no FFI, not found, not IPv4). */
   #fdSender(d: DirectSend): UdpFdSender | null {
     const pair = d.connection.nominated;
-    const port = pair?.protocol.transport.socket?.address?.().port;
-    if (!pair || !port) return null;
-    const fd = udpFdOfPort(port);
+    const local = pair?.protocol.transport.socket?.address?.();
+    if (!pair || !local?.port) return null;
+    // By address too: the same port number may be bound on another address by another socket.
+    const fd = udpFdOfPort(local.port, local.address);
     if (fd === null) return null;
     try {
       return new UdpFdSender(fd, pair.remoteAddr[0], pair.remoteAddr[1]);
