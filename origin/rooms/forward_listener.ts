@@ -303,7 +303,7 @@ export class ForwardListener extends ListenerCore implements PacketSink {
         Object.defineProperty(this.#direct.sender, "ntpTimestamp", {
           configurable: true,
           enumerable: true,
-          get: () => ntp64OfEpochMs(last()),
+          get: () => last() > 0 ? ntp64OfEpochMs(last()) : 0n, // 0 before the first packet, as werift has it
           set: () => {},
         });
         void this.#direct.sender.runRtcp().catch(() => {});
