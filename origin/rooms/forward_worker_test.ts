@@ -73,7 +73,7 @@ Deno.test(
   opts,
   async () => {
     const worker = new ForwardWorker({ index: 7 });
-    const client = new PacketListenerClient();
+    const client = new PacketListenerClient({ recordArrivals: true });
     const received: string[] = [];
     client.events.onMessage.subscribe((d) => received.push(String(d)));
     try {
@@ -86,7 +86,9 @@ Deno.test(
       // 50 packets of 20 ms, as a room tick hands them: the same payload object for two "listeners" of the
       // worker is sent once, so an unknown slot beside it costs nothing and reaches no one.
       const payload = new Uint8Array(60).map((_, i) => i);
+      const posted: number[] = [];
       for (let i = 0; i < 50; i++) {
+        posted.push(Date.now());
         worker.packet(slot, payload);
         worker.packet(9999, payload);
         await sleep(20);
@@ -109,18 +111,19 @@ Deno.test(
         registry.render(),
         /parley_room_forwarded_packets_total\{worker="room-forward-7",path="fd"\} 50/,
       );
-      // Its sender reports carry the last packet's RTP timestamp and the wall-clock time it was sent, in RFC
-      // 3550's format (seconds since 1900, 2^-32 fractions: werift's own ntpTime() puts the decimal digits of
-      // the fraction there, up to a second off).
-      await until(() => client.senderReports.length > 0, 3000, "a sender report");
-      const sr = client.senderReports.at(-1)!;
+      // A sender report pairs a packet's RTP timestamp with the wall-clock time that packet was sent, in RFC
+      // 3550's format (seconds since 1900, 2^-32 fractions; werift's own ntpTime() puts the decimal digits of
+      // the fraction there, up to a second off): between when main posted that packet and when it arrived.
+      await until(() => client.senderReports.some((r) => r.ntp !== 0n), 3000, "a sender report");
+      const sr = client.senderReports.findLast((r) => r.ntp !== 0n)!;
+      const k = client.arrivals.findIndex((a) => a.rtpTimestamp === sr.rtpTimestamp);
+      assert.ok(k >= 0, `the report's RTP timestamp ${sr.rtpTimestamp} is a packet's`);
       const ntpMs = Number(sr.ntp >> 32n) * 1000 - NTP_EPOCH_OFFSET_S * 1000 +
         (Number(sr.ntp & 0xffffffffn) / 2 ** 32) * 1000;
       assert.ok(
-        Math.abs(ntpMs - client.lastRtpAt) < 50,
-        `sender report NTP ${ntpMs} vs the last packet's arrival ${client.lastRtpAt}`,
+        ntpMs >= posted[k] - 5 && ntpMs <= client.arrivals[k].at + 5,
+        `sender report NTP ${ntpMs} for packet ${k}: posted ${posted[k]}, arrived ${client.arrivals[k].at}`,
       );
-      assert.equal(sr.rtpTimestamp, client.lastRtpTimestamp, "the last packet's RTP timestamp");
       assert.deepEqual(await worker.count(), { peers: 1, timers: 1 }, "the peer and its liveness timer");
       worker.closeListener(slot, "removed");
       worker.closeListener(slot, "removed");

@@ -27,9 +27,9 @@ export class PacketListenerClient {
   readonly gapsMs: number[] = [];
   /** RTCP sender reports received: their NTP time and RTP timestamp, and when they arrived (epoch ms). */
   readonly senderReports: Array<{ ntp: bigint; rtpTimestamp: number; at: number }> = [];
-  /** The RTP timestamp of the last packet received, and when it arrived (epoch ms). */
-  lastRtpTimestamp = -1;
-  lastRtpAt = 0;
+  /** With `recordArrivals`: each packet's RTP timestamp and when it arrived (epoch ms), in order. */
+  readonly arrivals: Array<{ rtpTimestamp: number; at: number }> = [];
+  readonly #recordArrivals: boolean;
   receivedFrames = 0;
   loudFrames = 0;
   packets = 0;
@@ -43,7 +43,8 @@ export class PacketListenerClient {
    * `srtp: "aes-cm"` offers only AES_CM_128_HMAC_SHA1_80 in the DTLS handshake, as the libwebrtc (wrtc)
    * listeners here do; werift's own default prefers AEAD_AES_128_GCM.
    */
-  constructor(opts: { decode?: boolean; srtp?: "aes-cm" | "any" } = {}) {
+  constructor(opts: { decode?: boolean; srtp?: "aes-cm" | "any"; recordArrivals?: boolean } = {}) {
+    this.#recordArrivals = opts.recordArrivals ?? false;
     this.#aesCmOnly = opts.srtp === "aes-cm";
     // As DTLS server (a wrtc origin answers as client) werift needs the same fix as the origin's listeners.
     applyWeriftDtlsFix();
@@ -60,8 +61,7 @@ export class PacketListenerClient {
     const t = this.pc.addTransceiver("audio", { direction: "recvonly" });
     t.onTrack.subscribe((track) =>
       track.onReceiveRtp.subscribe((rtp) => {
-        this.lastRtpTimestamp = rtp.header.timestamp;
-        this.lastRtpAt = Date.now();
+        if (this.#recordArrivals) this.arrivals.push({ rtpTimestamp: rtp.header.timestamp, at: Date.now() });
         this.#onRtp(rtp.payload);
       })
     );
