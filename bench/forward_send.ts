@@ -94,21 +94,28 @@ for (const p of pairs) p.client.close();
 await new Promise((r) => setTimeout(r, 500));
 
 const payload = Buffer.from(new Uint8Array(100).map((_, i) => (i * 37) & 0xff));
-let seq = 0;
-const header = () =>
-  new RtpHeader({
+// Each peer's packets count up by one, as a ForwardListener's do (its SRTP key stream is made in batches of
+// consecutive packets).
+const seqs = new Array<number>(PEERS + 1).fill(0);
+const header = (i = PEERS) => {
+  const seq = seqs[i]++;
+  return new RtpHeader({
     payloadType: 111,
-    sequenceNumber: seq++ & 0xffff,
+    sequenceNumber: seq & 0xffff,
     timestamp: (seq * 960) >>> 0,
     ssrc: 1234,
   });
-const plainHeader = () => ({
-  payloadType: 111,
-  sequenceNumber: seq++ & 0xffff,
-  timestamp: (seq * 960) >>> 0,
-  ssrc: 1234,
-  marker: false,
-});
+};
+const plainHeader = (i: number) => {
+  const seq = seqs[i]++;
+  return {
+    payloadType: 111,
+    sequenceNumber: seq & 0xffff,
+    timestamp: (seq * 960) >>> 0,
+    ssrc: 1234,
+    marker: false,
+  };
+};
 const layers = pairs.map((p) => p.sender as unknown as Layers);
 // The same direct path ForwardListener takes (its SRTP session, cipher and nominated pair's socket).
 const direct = pairs.map((p) => {
@@ -133,18 +140,18 @@ const protectedPacket = direct[0].srtp.encrypt(payload, header());
 
 const ways: Record<string, (i: number) => void> = {
   none: () => {},
-  sender: (i) => void pairs[i].sender.sendRtp(new RtpPacket(header(), payload)).catch(() => {}),
-  dtls: (i) => void layers[i].dtlsTransport.sendRtp(payload, header()),
+  sender: (i) => void pairs[i].sender.sendRtp(new RtpPacket(header(i), payload)).catch(() => {}),
+  dtls: (i) => void layers[i].dtlsTransport.sendRtp(payload, header(i)),
   "srtp+ice": (i) => {
-    const packet = direct[i].srtp.encrypt(payload, header());
+    const packet = direct[i].srtp.encrypt(payload, header(i));
     void layers[i].dtlsTransport.iceTransport.connection.send(packet).catch(() => {});
   },
-  "srtp+udp": (i) => sendUdp(direct[i], direct[i].srtp.encrypt(payload, header())),
-  "fast+udp": (i) => sendUdp(direct[i], protectRtp(direct[i].cipher!, plainHeader(), payload, 0)),
-  "fast+fd": (i) => fds[i].send(out, protectRtpInto(direct[i].cipher!, plainHeader(), payload, 0, out)),
+  "srtp+udp": (i) => sendUdp(direct[i], direct[i].srtp.encrypt(payload, header(i))),
+  "fast+udp": (i) => sendUdp(direct[i], protectRtp(direct[i].cipher!, plainHeader(i), payload, 0)),
+  "fast+fd": (i) => fds[i].send(out, protectRtpInto(direct[i].cipher!, plainHeader(i), payload, 0, out)),
   // What ForwardListener does for GCM sessions: werift's encrypt, then sendto on the descriptor.
-  "srtp+fd": (i) => fds[i].send(direct[i].srtp.encrypt(payload, header())),
-  srtp: (i) => void direct[i].srtp.encrypt(payload, header()),
+  "srtp+fd": (i) => fds[i].send(direct[i].srtp.encrypt(payload, header(i))),
+  srtp: (i) => void direct[i].srtp.encrypt(payload, header(i)),
   udp: (i) => sendUdp(direct[i], protectedPacket),
 };
 
