@@ -1,8 +1,8 @@
 /**
  * Real-time scheduling (or a higher priority) for the calling thread (the SIP RTP worker's; a room forward
- * worker's asks only for the nice boost), as media servers do for their timing threads: under SCHED_FIFO a thread that wakes up runs at once instead of waiting behind every other runnable
- * thread of the machine (speech inference, the main isolate, other processes), and is not preempted in the
- * middle of a send pass. The RTP worker sleeps most of each 20 ms period, so it cannot starve anything (and
+ * worker's asks only for the nice boost), as media servers do for their timing threads: under SCHED_FIFO a
+ * thread that wakes up runs at once instead of waiting behind every other runnable thread of the machine
+ * (speech inference, the main isolate, other processes), and is not preempted in the middle of a send pass. The RTP worker sleeps most of each 20 ms period, so it cannot starve anything (and
  * Linux caps real-time threads at 95 % of a CPU by default). Needs CAP_SYS_NICE or an RLIMIT_RTPRIO and
  * --allow-ffi; without them it falls back to a lower nice value than the main thread's, and without that too it
  * changes nothing. Linux only, best effort, never throws.

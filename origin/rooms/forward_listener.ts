@@ -154,8 +154,6 @@ export class ForwardListener extends ListenerCore implements PacketSink {
   #out = Buffer.alloc(0);
   #channel: RTCDataChannel | undefined;
   #peerState = "none";
-  /** When the last packet left (epoch ms): the sender reports' NTP time that goes with `rtpTimestamp`. */
-  #lastSentEpochMs = 0;
   #seq = Math.floor(Math.random() * 0x10000);
   #roc = 0;
   /** The next packet's header, reused (the direct path writes it into the packet). */
@@ -167,6 +165,7 @@ export class ForwardListener extends ListenerCore implements PacketSink {
     marker: false,
   };
   #timestamp = Math.floor(Math.random() * 0x1_0000_0000);
+  /** When the last packet was sent (performance.now()): its gap to the next, and the sender reports' time. */
   #lastPacketAt = 0;
   #liveTimer: ReturnType<typeof setInterval> | undefined;
   /** Last RTCP from the client (its receiver reports), performance.now(). */
@@ -299,11 +298,13 @@ export class ForwardListener extends ListenerCore implements PacketSink {
       if (this.#direct) {
         // The sender reports' wall clock is read when a report is made (every 0.5–1.5 s), not made per packet:
         // werift's ntpTime() costs ~1 µs and ~1 KB of garbage per call, and its fraction is not RFC 3550's.
-        const last = () => this.#lastSentEpochMs;
+        // The last packet's send instant is the NTP time that goes with the sender's `rtpTimestamp` (0 before
+        // the first packet, as werift has it).
         Object.defineProperty(this.#direct.sender, "ntpTimestamp", {
           configurable: true,
           enumerable: true,
-          get: () => last() > 0 ? ntp64OfEpochMs(last()) : 0n, // 0 before the first packet, as werift has it
+          get: () =>
+            this.#lastPacketAt > 0 ? ntp64OfEpochMs(performance.timeOrigin + this.#lastPacketAt) : 0n,
           set: () => {},
         });
         void this.#direct.sender.runRtcp().catch(() => {});
@@ -381,7 +382,6 @@ export class ForwardListener extends ListenerCore implements PacketSink {
     d.sender.packetCount = (d.sender.packetCount + 1) >>> 0;
     d.sender.octetCount += payload.length;
     d.sender.rtpTimestamp = h.timestamp;
-    this.#lastSentEpochMs = performance.timeOrigin + performance.now();
   }
 
   /** The pair's socket descriptor as a sendto sender, or null (no FFI, not found, not IPv4). */

@@ -211,32 +211,31 @@ export class ForwardWorkerRuntime {
     }
   }
 
-  #stallLoggedAt = -Infinity;
-  /** The worker's own timer fired far too late: its thread was stopped (logged at most every 5 s). */
+  /** The worker's own timer fired far too late: its thread was stopped. */
   #stalled(lagMs: number): void {
-    const now = performance.now();
-    if (now - this.#stallLoggedAt < 5000) return;
-    this.#stallLoggedAt = now;
-    const mem = Deno.memoryUsage();
-    this.#log.warn("forward worker stalled", {
-      lag_ms: Math.round(lagMs),
-      at: Math.round(performance.timeOrigin + now - lagMs),
-      listeners: this.#listeners.size,
-      heap_used_mib: Math.round(mem.heapUsed / 1048576),
-      heap_total_mib: Math.round(mem.heapTotal / 1048576),
+    this.#warnRarely("stalled", "forward worker stalled", () => {
+      const mem = Deno.memoryUsage();
+      return {
+        lag_ms: Math.round(lagMs),
+        at: Math.round(performance.timeOrigin + performance.now() - lagMs),
+        heap_used_mib: Math.round(mem.heapUsed / 1048576),
+        heap_total_mib: Math.round(mem.heapTotal / 1048576),
+      };
     });
   }
 
-  #behindLoggedAt = -Infinity;
-  /** A tick's packets reached this worker too late: it is behind (logged at most every 5 s). */
+  /** A tick's packets reached this worker too late: it is behind. */
   #behind(delayMs: number): void {
+    this.#warnRarely("behind", "forward worker is behind", () => ({ delay_ms: Math.round(delayMs) }));
+  }
+
+  readonly #warnedAt = { stalled: -Infinity, behind: -Infinity };
+  /** One warning of a kind at most every 5 s: a worker that is behind or stalling stays so for a while. */
+  #warnRarely(kind: "stalled" | "behind", msg: string, fields: () => Record<string, number>): void {
     const now = performance.now();
-    if (now - this.#behindLoggedAt < 5000) return;
-    this.#behindLoggedAt = now;
-    this.#log.warn("forward worker is behind", {
-      delay_ms: Math.round(delayMs),
-      listeners: this.#listeners.size,
-    });
+    if (now - this.#warnedAt[kind] < 5000) return;
+    this.#warnedAt[kind] = now;
+    this.#log.warn(msg, { ...fields(), listeners: this.#listeners.size });
   }
 
   #reportedIdle = false;

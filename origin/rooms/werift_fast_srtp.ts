@@ -110,16 +110,12 @@ function fastEncryptRtp(this: CipherAesCtrLike, header: RtpHeaderLike, payload: 
   const s = stateOf(this);
   const headerBuffer = header.serialize(header.serializeSize);
   const n = payload.length;
-  const blocks = Math.ceil(n / 16);
-  const counters = Buffer.alloc(blocks * 16);
-  for (let b = 0; b < blocks; b++) {
-    writeCounter(counters, b * 16, this.srtpSessionSalt, header.ssrc, roc, header.sequenceNumber, b);
-  }
-  const stream = s.ecb.update(counters);
+  const at = keyStream(s, this.srtpSessionSalt, header.ssrc, roc, header.sequenceNumber, n);
+  const stream = s.stream!;
   const out = Buffer.allocUnsafe(headerBuffer.length + n + this.authTagLength);
   headerBuffer.copy(out, 0);
   const p = headerBuffer.length;
-  for (let i = 0; i < n; i++) out[p + i] = payload[i] ^ stream[i];
+  for (let i = 0; i < n; i++) out[p + i] = payload[i] ^ stream[at + i];
   s.rocView.setUint32(0, roc >>> 0);
   s.mac.begin().update(out, 0, p + n).update(s.roc).finish(out, p + n, this.authTagLength);
   return out;
