@@ -2,14 +2,15 @@
  * Sets an engine's low-confidence threshold (RecognizerConfig.minConfidence) on DEVELOPMENT material, never on
  * an evaluation set, against non-speech the VAD may pass (sox white / pink / brown noise, hum, buzz).
  *  - ctc: espeak-ng speech of the sentences below (not in models/eval) in several voices.
- *  - sphinx: the human recordings of pocketsphinx-testdata that bench/human_corpus.ts does NOT use
- *    (goforward.raw, numbers.raw, something.raw) and flite's 16 kHz voices (rms, slt, awb) speaking the
+ *  - sphinx and moonshine: the human recordings of pocketsphinx-testdata that bench/human_corpus.ts does NOT
+ *    use (goforward.raw, numbers.raw, something.raw) and flite's 16 kHz voices (rms, slt, awb) speaking the
  *    sentences below; non-speech adds alsa-utils' Noise.wav (left out of the human corpus as not speech).
+ *    Moonshine has no word confidences: its statistic is the result's confidence.
  * Speech is scored clean and with pink noise at 5 dB SNR. The filter drops a result when every word is below
  * the threshold, so the statistic per result is its best word's confidence: the threshold must sit below
  * (nearly) every speech result and above most non-speech ones.
  *
- *   deno run -A bench/confidence_threshold.ts [--engine ctc|sphinx]
+ *   deno run -A bench/confidence_threshold.ts [--engine ctc|sphinx|moonshine]
  */
 import { loadCtcRecognizer } from "../origin/asr/ctc_decoder.ts";
 import { SphinxDecoder } from "../origin/asr/sphinx/sphinx_decoder.ts";
@@ -19,9 +20,12 @@ import { toInt16 } from "../origin/asr/sphinx/pcm.ts";
 import { EspeakEngine } from "../origin/tts/espeak_engine.ts";
 import { int16ToFloat, resampleAll } from "../lib/audio/resampler.ts";
 import { readWav } from "../origin/pipeline/wav.ts";
+import { MOONSHINE_DEFAULT_MODEL, MoonshineEngine } from "../origin/asr/moonshine/moonshine_engine.ts";
 
 const ENGINE = Deno.args.includes("--engine") ? Deno.args[Deno.args.indexOf("--engine") + 1] : "ctc";
-if (ENGINE !== "ctc" && ENGINE !== "sphinx") throw new Error(`--engine ctc|sphinx, got ${ENGINE}`);
+if (!["ctc", "sphinx", "moonshine"].includes(ENGINE)) {
+  throw new Error(`--engine ctc|sphinx|moonshine, got ${ENGINE}`);
+}
 
 const DEV_SENTENCES = [
   "please turn on the kitchen lights and open the window",
@@ -60,6 +64,17 @@ if (ENGINE === "ctc") {
     return { text: r.hypotheses[0]?.text ?? "", best: Math.max(0, ...r.words.map((w) => w.confidence ?? 0)) };
   };
   closeScorer = () => rec.dispose();
+} else if (ENGINE === "moonshine") {
+  const m = await MoonshineEngine.load({
+    model: MOONSHINE_DEFAULT_MODEL,
+    modelsDir: new URL("../models", import.meta.url).pathname,
+    intraOpNumThreads: 1,
+  });
+  score = async (pcm) => {
+    const r = await m.transcribe(pcm);
+    return { text: r.alternatives[0]?.text ?? "", best: r.alternatives[0]?.text ? r.confidence ?? 0 : 0 };
+  };
+  closeScorer = () => m.dispose();
 } else {
   // One decoder reused in order, as a worker's pool reuses them (the configured search: `live` by default).
   const d = SphinxDecoder.open(sphinxConfigFromEnv());
@@ -113,7 +128,7 @@ try {
     const x = await soxSynth(path, 1.5, [kind, ...(freq ? [freq] : []), "vol", vol]);
     nonSpeech.push({ what: `${kind}${freq ? ` ${freq} Hz` : ""} vol ${vol}`, ...(await score(x)) });
   }
-  if (ENGINE === "sphinx") {
+  if (ENGINE !== "ctc") {
     const out = `${dir}/alsa-noise.wav`;
     const r = await new Deno.Command("sox", {
       args: ["/usr/share/sounds/alsa/Noise.wav", "-r", "16000", "-c", "1", "-b", "16", out],

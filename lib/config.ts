@@ -64,9 +64,12 @@ export const CONFIG_SCHEMA = {
   /** Database outage: events a session keeps in memory for the database, and how long any may wait. */
   SESSION_EVENT_BACKLOG_MAX: int(10, 1_000_000).default(5000),
   SESSION_EVENT_MAX_WAIT_MS: int(1000, 3_600_000).default(60_000),
-  /** `auto`: sphinx when PocketSphinx (Debian packages) is installed, else the bundled ctc. */
+  /** `auto`: the bundled Moonshine model, else sphinx when PocketSphinx is installed, else the bundled ctc. */
   ASR_ENGINE: z.enum(ASR_ENGINE_SETTINGS).default("auto"),
+  /** The ctc or whisper model (folder under MODELS_DIR, absolute folder, or Hub id). */
   ASR_MODEL: z.string().min(1).default("parley-asr-en"),
+  /** The Moonshine model folder (under MODELS_DIR, or absolute): tiny is bundled; base has the same layout. */
+  MOONSHINE_MODEL: z.string().min(1).default("moonshine-tiny-en"),
   MODELS_DIR: z.string().min(1).default("./models"),
   ALLOW_REMOTE_MODELS: bool.default(false),
   ASR_WORKERS: int(1, 64).default(2),

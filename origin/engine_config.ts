@@ -21,6 +21,7 @@ type EngineSettings = Pick<
   Config,
   | "ASR_ENGINE"
   | "ASR_MODEL"
+  | "MOONSHINE_MODEL"
   | "MODELS_DIR"
   | "ALLOW_REMOTE_MODELS"
   | "TTS_ENGINE"
@@ -48,6 +49,7 @@ function choiceInput(config: EngineSettings): EngineChoiceInput {
   return {
     setting: config.ASR_ENGINE,
     model: config.ASR_MODEL,
+    moonshineModel: config.MOONSHINE_MODEL,
     modelsDir: config.MODELS_DIR,
     sphinx: sphinxConfig(config),
   };
@@ -85,7 +87,11 @@ export function asrConfig(config: EngineSettings): AsrConfig {
   const engine = asrEngineChoice(config).engine;
   return {
     engine,
-    model: engine === "sphinx" ? "pocketsphinx-en-us" : config.ASR_MODEL,
+    model: engine === "sphinx"
+      ? "pocketsphinx-en-us"
+      : engine === "moonshine"
+      ? config.MOONSHINE_MODEL
+      : config.ASR_MODEL,
     modelsDir: config.MODELS_DIR,
     allowRemoteModels: config.ALLOW_REMOTE_MODELS,
     intraOpNumThreads: INTRA_OP_THREADS,

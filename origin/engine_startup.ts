@@ -1,12 +1,14 @@
 /**
  * Start-up check of the recognizer (before any worker loads it) and the banner line that tells the user which
- * one runs, what it understands and how to get the other. `ASR_ENGINE=sphinx` without PocketSphinx, `auto`
- * with no recognizer at all, or a model PocketSphinx cannot load: one line on stderr and exit 2. The model is
- * loaded once in a child process first (probeSphinx): sphinxbase `exit()`s on some broken model files.
+ * one runs, what it understands and how to get the others. `ASR_ENGINE=sphinx` without PocketSphinx,
+ * `ASR_ENGINE=moonshine` without its model files, `auto` with no recognizer at all, or a model PocketSphinx
+ * cannot load: one line on stderr and exit 2. The PocketSphinx model is loaded once in a child process first
+ * (probeSphinx): sphinxbase `exit()`s on some broken model files.
  */
 import type { Config } from "../lib/config.ts";
 import { asrEngineChoice, engineDescriptors, sphinxConfig } from "./engine_config.ts";
 import { NoAsrEngineError } from "./asr/engine_choice.ts";
+import type { EngineDescriptor } from "../protocol/engines.ts";
 import { probeSphinx } from "./asr/sphinx/sphinx_probe.ts";
 
 function fail(message: string): never {
@@ -29,6 +31,10 @@ export function checkAsrEngineOrExit(config: Config): string[] {
   if (choice.engine === "sphinx" && !choice.sphinx.available) {
     fail(`ASR_ENGINE=sphinx: ${choice.sphinx.message}`);
   }
+  if (choice.engine === "moonshine" && !choice.moonshineAvailable) {
+    const m = engineDescriptors(config).find((e) => e.name === "moonshine")!;
+    fail(`ASR_ENGINE=moonshine: the model folder ${m.model} lacks its ONNX files (${m.how_to_enable})`);
+  }
   return bannerLines(config);
 }
 
@@ -42,14 +48,17 @@ export async function probeAsrEngineOrExit(config: Config): Promise<void> {
   }
 }
 
+/** How to get a recognizer for human speech: the bundled Moonshine model, else PocketSphinx. */
+export function humanRoute(asr: EngineDescriptor[]): string {
+  const moonshine = asr.find((e) => e.name === "moonshine");
+  return moonshine?.available ? moonshine.how_to_enable : asr.find((e) => e.name === "sphinx")!.how_to_enable;
+}
+
 export function bannerLines(config: Config): string[] {
   const asr = engineDescriptors(config).filter((e) => e.kind === "asr");
   const active = asr.find((e) => e.active)!;
   const lines = [`Speech recognition: ${active.name} (understands ${active.understands}; ${active.model})`];
-  if (active.name !== "sphinx") {
-    const sphinx = asr.find((e) => e.name === "sphinx")!;
-    lines.push(`  for human speech: ${sphinx.how_to_enable}`);
-  }
+  if (active.understands === "synthetic English only") lines.push(`  for human speech: ${humanRoute(asr)}`);
   if (active.name !== "whisper") lines.push(`  ${asr.find((e) => e.name === "whisper")!.how_to_enable}`);
   return lines;
 }

@@ -3,10 +3,13 @@
  * (`ASR_ENGINE`, `TTS_ENGINE`), the engine factories, session voices (`"<engine>:<voice>"`) and the TTS job API.
  */
 
-export const ASR_ENGINES = ["ctc", "whisper", "sphinx"] as const;
+export const ASR_ENGINES = ["ctc", "whisper", "sphinx", "moonshine"] as const;
 export type AsrEngineName = typeof ASR_ENGINES[number];
 
-/** `ASR_ENGINE` values: an engine, or `auto` (sphinx when PocketSphinx is installed, else the bundled ctc). */
+/**
+ * `ASR_ENGINE` values: an engine, or `auto` (the bundled Moonshine model, else sphinx when PocketSphinx is installed,
+ * else the bundled ctc).
+ */
 export const ASR_ENGINE_SETTINGS = ["auto", ...ASR_ENGINES] as const;
 export type AsrEngineSetting = typeof ASR_ENGINE_SETTINGS[number];
 

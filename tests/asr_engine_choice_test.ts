@@ -1,7 +1,8 @@
 /**
  * Engine choice at start-up, through the real entry point: `ASR_ENGINE=sphinx` without PocketSphinx exits 2 with
  * one line naming the Debian packages; a broken model folder exits 2 naming the folder (the model is loaded in
- * a child process first: sphinxbase exit()s on some broken files); `auto` picks sphinx when installed, else
+ * a child process first: sphinxbase exit()s on some broken files); `ASR_ENGINE=moonshine` without its model
+ * files exits 2 naming the folder; `auto` picks the bundled Moonshine model, else sphinx when installed, else
  * ctc, else exits 2. The descriptors say what each recognizer understands.
  */
 import assert from "node:assert/strict";
@@ -55,22 +56,40 @@ Deno.test("ASR_ENGINE=sphinx with a broken model folder: exit 2 with a clear err
   assert.ok(r.err[0].includes(broken), r.err[0]);
 });
 
-Deno.test("ASR_ENGINE=auto: sphinx when installed, else ctc, else exit 2", async () => {
+Deno.test("ASR_ENGINE=moonshine without its model files: exit 2, one line naming the folder", async () => {
+  const empty = await Deno.makeTempDir();
+  const r = await start({ ASR_ENGINE: "moonshine", MOONSHINE_MODEL: empty });
+  assert.equal(r.code, 2);
+  assert.equal(r.err.length, 1, r.err.join("\n"));
+  assert.match(r.err[0], /^parley: ASR_ENGINE=moonshine: the model folder .* lacks its ONNX files/);
+  assert.ok(r.err[0].includes(empty), r.err[0]);
+});
+
+Deno.test("ASR_ENGINE=auto: the bundled moonshine, else sphinx when installed, else ctc, else exit 2", async () => {
   const empty = await Deno.makeTempDir();
   const installed = detectSphinx().available;
   assert.ok(installed, "this machine has libpocketsphinx3 + pocketsphinx-en-us (the CI installs them)");
-  assert.equal(asrEngineChoice(parseConfig({})).engine, "sphinx");
-  assert.equal(asrEngineChoice(parseConfig({ SPHINX_LIB_DIR: empty })).engine, "ctc");
+  assert.equal(asrEngineChoice(parseConfig({})).engine, "moonshine");
+  assert.equal(asrEngineChoice(parseConfig({ MOONSHINE_MODEL: empty })).engine, "sphinx");
+  assert.equal(asrEngineChoice(parseConfig({ MOONSHINE_MODEL: empty, SPHINX_LIB_DIR: empty })).engine, "ctc");
   assert.throws(
     () => asrEngineChoice(parseConfig({ SPHINX_LIB_DIR: empty, MODELS_DIR: empty })),
     NoAsrEngineError,
   );
-  const d = engineDescriptors(parseConfig({ SPHINX_LIB_DIR: empty }));
+  const auto = engineDescriptors(parseConfig({}));
+  const moonshine = auto.find((e) => e.name === "moonshine")!;
+  assert.deepEqual([moonshine.active, moonshine.available, moonshine.understands], [
+    true,
+    true,
+    "human English",
+  ]);
+  const d = engineDescriptors(parseConfig({ MOONSHINE_MODEL: empty, SPHINX_LIB_DIR: empty }));
   const ctc = d.find((e) => e.name === "ctc")!;
   const sphinx = d.find((e) => e.name === "sphinx")!;
   assert.deepEqual([ctc.active, ctc.understands], [true, "synthetic English only"]);
   assert.deepEqual([sphinx.active, sphinx.available, sphinx.understands], [false, false, "human English"]);
   assert.match(sphinx.how_to_enable, /apt-get install libpocketsphinx3 pocketsphinx-en-us/);
+  assert.deepEqual(d.find((e) => e.name === "moonshine")!.available, false);
   const r = await start({ SPHINX_LIB_DIR: empty, MODELS_DIR: empty });
   assert.equal(r.code, 2);
   assert.equal(r.err.length, 1, r.err.join("\n"));

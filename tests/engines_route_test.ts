@@ -10,8 +10,10 @@ import type { EnginesResponse } from "../protocol/engines.ts";
 
 Deno.test("GET /v1/engines: live origins' engines, active recognizer, how to enable the others; /readyz", async () => {
   const empty = await Deno.makeTempDir();
-  // an origin without PocketSphinx (empty lib dir): auto → ctc
-  const engines = engineDescriptors(testConfig({ ASR_ENGINE: "auto", SPHINX_LIB_DIR: empty }));
+  // an origin without the Moonshine model and without PocketSphinx (empty folders): auto → ctc
+  const engines = engineDescriptors(
+    testConfig({ ASR_ENGINE: "auto", SPHINX_LIB_DIR: empty, MOONSHINE_MODEL: empty }),
+  );
   const stack = await startStack();
   try {
     const origin = await stack.startOrigin({ engines });

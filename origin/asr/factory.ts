@@ -27,6 +27,7 @@ export const SPHINX_WARM_IDLE = 2;
 const LOADERS: Record<AsrEngineName, (config: AsrConfig) => Promise<AsrEngine>> = {
   ctc: async (config) => (await import("./ctc_engine.ts")).CtcEngine.load(config),
   whisper: async (config) => (await import("./whisper_engine.ts")).WhisperEngine.load(config),
+  moonshine: async (config) => (await import("./moonshine/moonshine_engine.ts")).MoonshineEngine.load(config),
   sphinx: async (config) => {
     const { SphinxEngine } = await import("./sphinx/sphinx_engine.ts");
     return SphinxEngine.load({

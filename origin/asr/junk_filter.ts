@@ -37,6 +37,11 @@ export function isLowConfidence(
  * Per-engine low-confidence threshold (RecognizerConfig.minConfidence) where the engine's measure has been
  * calibrated; others use the recognizer's default. ctc and sphinx: set on development speech and non-speech
  * (bench/confidence_threshold.ts; docs/recognition.md), never on evaluation transcripts. sphinx is 0 (no
- * filter): its lattice posteriors give junk on noise 1.0, so any higher threshold only drops speech.
+ * filter): its lattice posteriors give junk on noise 1.0, so any higher threshold only drops speech. moonshine is
+ * 0 too: it gave no words at all for any of the non-speech sounds, so a threshold could only drop speech.
  */
-export const MIN_CONFIDENCE_BY_ENGINE: Readonly<Partial<Record<string, number>>> = { ctc: 0.6, sphinx: 0 };
+export const MIN_CONFIDENCE_BY_ENGINE: Readonly<Partial<Record<string, number>>> = {
+  ctc: 0.6,
+  sphinx: 0,
+  moonshine: 0,
+};

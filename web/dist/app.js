@@ -760,12 +760,10 @@ function recognizerLine(res) {
   const active = asr.find((e) => e.active);
   if (!active) return "No origin is serving sessions right now.";
   const line = `Speech recognition: ${active.name}, understands ${active.understands}.`;
-  if (active.name === "sphinx") {
-    const whisper = asr.find((e) => e.name === "whisper");
-    return whisper ? `${line} For the best accuracy: ${whisper.how_to_enable}.` : line;
-  }
-  const sphinx = asr.find((e) => e.name === "sphinx");
-  return sphinx && active.name !== "whisper" ? `${line} For human speech: ${sphinx.how_to_enable}.` : line;
+  if (active.understands !== "synthetic English only") return line;
+  const moonshine = asr.find((e) => e.name === "moonshine");
+  const human = moonshine?.available ? moonshine : asr.find((e) => e.name === "sphinx");
+  return human ? `${line} For human speech: ${human.how_to_enable}.` : line;
 }
 var STATE_TEXT = {
   idle: "idle",
