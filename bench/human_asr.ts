@@ -16,6 +16,10 @@
  *  - `pipeline`   the same session speech pipeline in process (VAD, segmenter, streaming sphinx) without WebRTC
  *                 and Opus, faster than real time (bench/human_asr_pipeline.ts): not in the default set
  *
+ *  - `moonshine`  the bundled Moonshine engine (origin/asr/moonshine) on each whole file, in this process
+ *  - `live_<engine>`, `pipeline_<engine>`: `live` / `pipeline` with ASR_ENGINE=<engine> (e.g. live_moonshine,
+ *                 the `auto` default), so engines compare side by side in one run
+ *
  *  - `ctc`        the bundled CTC recognizer (models/parley-asr-en, or --model <dir>), beam + LM; not in the default
  *                 set (it is trained on synthetic speech only): `--systems ctc`
  *
@@ -134,6 +138,32 @@ function streamOn(d: SphinxDecoder, pcm: Int16Array): SystemResult {
   };
 }
 
+/** The Moonshine engine on the whole file (no VAD, no streaming): what the model itself gets right. */
+export async function moonshineSystem(): Promise<AsrSystem> {
+  const { MoonshineEngine, MOONSHINE_DEFAULT_MODEL } = await import(
+    "../origin/asr/moonshine/moonshine_engine.ts"
+  );
+  const engine = await MoonshineEngine.load({
+    model: MOONSHINE_DEFAULT_MODEL,
+    modelsDir: new URL("../models", import.meta.url).pathname,
+    intraOpNumThreads: 1,
+  });
+  return {
+    name: "moonshine",
+    what: "Moonshine tiny (models/moonshine-tiny-en) on the whole file, one onnxruntime thread",
+    async recognize(_rec, path) {
+      const t0 = performance.now(), c0 = cpuNowMs();
+      const r = await engine.transcribe(int16ToFloat(readWav16k(path)));
+      return {
+        text: r.alternatives[0]?.text ?? "",
+        decodeMs: performance.now() - t0,
+        cpuMs: cpuNowMs() - c0,
+      };
+    },
+    close: () => engine.dispose(),
+  };
+}
+
 export function ffiFreshSystem(config: SphinxConfig): AsrSystem {
   return {
     name: "ffi_fresh",
@@ -233,11 +263,18 @@ if (import.meta.main) {
   const ctcDir = mi >= 0 ? Deno.args[mi + 1] : new URL("../models/parley-asr-en", import.meta.url).pathname;
   const systems = [cliSystem(config), ffiFreshSystem(config), ffiPooledSystem(config), ctcSystem(ctcDir)]
     .filter((s) => wanted.includes(s.name));
-  const live = wanted.includes("live") && !Deno.args.includes("--no-live");
-  if (wanted.includes("pipeline")) {
-    systems.push(await (await import("./human_asr_pipeline.ts")).pipelineSystem());
+  const live = wanted.some((w) => w.startsWith("live")) && !Deno.args.includes("--no-live");
+  if (wanted.includes("moonshine")) systems.push(await moonshineSystem());
+  for (const w of wanted) {
+    const m = w.match(/^(pipeline|live)(?:_(\w+))?$/);
+    if (!m || (m[1] === "live" && !live)) continue;
+    const env: Record<string, string> = m[2] ? { ASR_ENGINE: m[2] } : {};
+    systems.push(
+      m[1] === "pipeline"
+        ? await (await import("./human_asr_pipeline.ts")).pipelineSystem(env)
+        : await (await import("./human_asr_live.ts")).liveSessionSystem(env),
+    );
   }
-  if (live) systems.push(await (await import("./human_asr_live.ts")).liveSessionSystem());
   const load0 = Deno.loadavg()[0];
   const report = await runHumanAsr(systems) as {
     audioS: number;

@@ -42,7 +42,7 @@ export async function liveSessionSystem(env: Record<string, string> = {}): Promi
   await waitReady(url, 180_000);
   await proc.waitFor(/Parley \(edge \+ origin\) ready/, 180_000);
   return {
-    name: "live",
+    name: engine === "sphinx" ? "live" : `live_${engine}`,
     what: `live WebRTC session (Opus, real time) through edge + origin, ASR_ENGINE=${engine}` +
       (env.SPHINX_LM ? ` SPHINX_LM=${env.SPHINX_LM}` : ""),
     async recognize(_rec: HumanRecording, path: string): Promise<SystemResult> {

@@ -29,8 +29,11 @@ export async function pipelineSystem(env: Record<string, string> = {}): Promise<
   const config: Partial<PipelineConfig> = mi >= 0 ? { minConfidence: Number(Deno.args[mi + 1]) } : {};
   let n = 0;
   return {
-    name: "pipeline",
-    what: "session speech pipeline in process (Silero VAD + segmenter + streaming sphinx), no WebRTC/Opus" +
+    name: env.ASR_ENGINE && env.ASR_ENGINE !== "sphinx" ? `pipeline_${env.ASR_ENGINE}` : "pipeline",
+    what:
+      `session speech pipeline in process (Silero VAD + segmenter + ASR_ENGINE=${
+        env.ASR_ENGINE ?? "sphinx"
+      }), no WebRTC/Opus` +
       (mi >= 0 ? `, minConfidence ${config.minConfidence}` : ""),
     async recognize(_rec: HumanRecording, path: string): Promise<SystemResult> {
       const pcm = floatToInt16(resampleAll(int16ToFloat(readWav16k(path)), 16000, 48000));

@@ -3,9 +3,9 @@
  *
  * Speech: the espeak-ng evaluation WAVs of the bundled model (models/eval, first N) for `ctc`, and the human
  * recordings of bench/human_corpus.ts (Debian pocketsphinx-testdata + alsa-utils) for `sphinx` (the engine
- * class directly) and `ctc`. Noise: white / pink / brown noise made by `sox -R` (repeatable), one colour per
- * utterance in turn, added at 10 dB and 5 dB SNR over the speech's active level (20 ms frames within 30 dB of
- * the loudest). Suppression runs where the pipeline runs it: on the 48 kHz signal in 10 ms frames (16 kHz →
+ * class directly) and `moonshine` (which also gets the espeak set). Noise: white / pink / brown noise made by
+ * `sox -R` (repeatable), one colour per utterance in turn, added at 10 dB and 5 dB SNR over the speech's active
+ * level (20 ms frames within 30 dB of the loudest). Suppression runs where the pipeline runs it: on the 48 kHz signal in 10 ms frames (16 kHz →
  * 48 kHz → RNNoise → 16 kHz here). Nothing is tuned on these transcripts: the table only decides the default.
  *
  *   deno run -A bench/noise_suppression.ts [--espeak N] [--human librivox,cards,alsa] [--clean-ns] [--json]
@@ -125,6 +125,20 @@ async function engines(): Promise<
   } catch (e) {
     console.error(`sphinx left out: ${(e as Error).message}`);
   }
+  const { MoonshineEngine, MOONSHINE_DEFAULT_MODEL } = await import(
+    "../origin/asr/moonshine/moonshine_engine.ts"
+  );
+  const moonshine = await MoonshineEngine.load({
+    model: MOONSHINE_DEFAULT_MODEL,
+    modelsDir: new URL("../models", import.meta.url).pathname,
+    intraOpNumThreads: 1,
+  });
+  out.push({
+    name: "moonshine",
+    sets: ["human", "espeak"] as Utterance["set"][],
+    run: async (pcm: Float32Array) => (await moonshine.transcribe(pcm)).alternatives[0]?.text ?? "",
+    close: () => moonshine.dispose(),
+  });
   return out;
 }
 

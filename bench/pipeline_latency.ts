@@ -9,7 +9,7 @@
  *     audio frames (a late 10 ms tick = a late outbound frame). Reports where confirmed p50 doubles vs 1 session.
  *
  *   deno run -A --unstable-worker-options bench/pipeline_latency.ts
- *     [--engine ctc|whisper|sphinx] [--model <folder|hub id>] [--workers 2] [--utterances 50] [--sessions 5]
+ *     [--engine ctc|whisper|sphinx|moonshine] [--model <folder|hub id>] [--workers 2] [--utterances 50] [--sessions 5]
  *     [--levels 1,10,25,50] [--level-seconds 12] [--nice 5]
  */
 import { EngineHub, HUB_TUNING } from "../origin/pipeline/engine_hub.ts";
@@ -87,9 +87,9 @@ function voicedBounds(pcm: Int16Array): [number, number] {
 }
 
 const clips: Clip[] = [];
-if (engine === "sphinx") {
-  // PocketSphinx is for human speech (espeak speech mostly yields low-confidence results, dropped): the human
-  // recordings of bench/human_corpus.ts, at 48 kHz as a peer sends them
+if (engine === "sphinx" || engine === "moonshine") {
+  // the recognizers for human speech (PocketSphinx gives espeak speech mostly low-confidence results, dropped):
+  // the human recordings of bench/human_corpus.ts, at 48 kHz as a peer sends them
   const cache = await Deno.makeTempDir({ prefix: "parley-latency-" });
   for (const rec of humanCorpus()) {
     const pcm16 = readWav16k(await wav16k(rec, cache));

@@ -1,10 +1,11 @@
 /**
- * What serving a recognizer costs per session, for the engines Parley runs: the bundled `ctc`, PocketSphinx
- * (`sphinx`, when installed) and Whisper base.en / small.en. Whisper weights cannot be downloaded here, so the
- * Whisper rows use models of the real shapes with RANDOM weights (models/tiny/build_random_whisper.py, built on
- * demand into $PARLEY_BENCH_DIR, default /tmp/parley-bench; never committed): COST ONLY, they recognise
- * nothing. Their generation is capped at the token count real speech of that length gives (~3.2 tokens/s,
- * about 2.5 words/s) because random weights never end a transcript.
+ * What serving a recognizer costs per session, for the engines Parley runs: the bundled `ctc` and
+ * `moonshine`, PocketSphinx (`sphinx`, when installed) and Whisper base.en / small.en. Whisper weights cannot
+ * be downloaded here, so the Whisper rows use models of the real shapes with RANDOM weights
+ * (models/tiny/build_random_whisper.py, built on demand into $PARLEY_BENCH_DIR, default /tmp/parley-bench;
+ * never committed): COST ONLY, they recognise nothing. Their generation is capped at the token count real
+ * speech of that length gives (~3.2 tokens/s, about 2.5 words/s) because random weights never end a
+ * transcript.
  *
  * One thread (intraOpNumThreads 1, like a speech worker), in this process. Costs are CPU time of the process
  * (user + system, `process.cpuUsage`) per decode, so a loaded machine slows the wall clock but not the figures
@@ -12,11 +13,12 @@
  *
  * Capacity model, the current partial policy (origin/pipeline/recognizer.ts): an utterance of U s gets a
  * partial when it has 250 ms of speech and then every 400 ms of new audio, then one final decode of the whole
- * segment; re-decoding engines (ctc, whisper) decode the growing segment each time, the streaming engine
+ * segment; re-decoding engines (ctc, moonshine, whisper) decode the growing segment each time, the streaming engine
  * (sphinx) processes each sample once. Sessions speak ~50 % of the time in 5 s utterances. Sessions per origin =
  * 80 % of the cores' CPU / CPU per session-second; "confirmed only" is the same when every partial is shed.
  *
- *   deno run -A bench/whisper_capacity.ts [--cores 2] [--sizes base.en,small.en] [--engines ctc,sphinx,whisper]
+ *   deno run -A bench/whisper_capacity.ts [--cores 2] [--sizes base.en,small.en]
+ *     [--engines ctc,moonshine,sphinx,whisper]
  *                                         [--repeats 2] [--json]
  */
 import process from "node:process";
@@ -35,7 +37,7 @@ const FIRST_PARTIAL_S = 0.25;
 const PARTIAL_EVERY_S = 0.4;
 const TOKENS_PER_S = 3.2;
 const REPEATS = Number(opt("--repeats", "2"));
-const ENGINES = opt("--engines", "ctc,sphinx,whisper").split(",");
+const ENGINES = opt("--engines", "ctc,moonshine,sphinx,whisper").split(",");
 
 /** 5 s of espeak speech (the bundled eval WAVs, concatenated). */
 function speech(seconds: number): Float32Array {
@@ -183,6 +185,22 @@ async function ctcRow(): Promise<Row> {
   }
 }
 
+async function moonshineRow(): Promise<Row> {
+  const { MoonshineEngine, MOONSHINE_DEFAULT_MODEL } = await import(
+    "../origin/asr/moonshine/moonshine_engine.ts"
+  );
+  const e = await MoonshineEngine.load({
+    model: MOONSHINE_DEFAULT_MODEL,
+    modelsDir: new URL("../models", import.meta.url).pathname,
+    intraOpNumThreads: 1,
+  });
+  try {
+    return await redecodeRow("moonshine tiny", "bundled, human English", (pcm) => e.transcribe(pcm));
+  } finally {
+    await e.dispose();
+  }
+}
+
 /** Streaming: every sample is processed once; partials read the running hypothesis (no decode). */
 async function sphinxRow(): Promise<Row | null> {
   try {
@@ -217,6 +235,7 @@ if (import.meta.main) {
   const load0 = Deno.loadavg();
   const rows: Row[] = [];
   if (ENGINES.includes("ctc")) rows.push(await ctcRow());
+  if (ENGINES.includes("moonshine")) rows.push(await moonshineRow());
   const s = ENGINES.includes("sphinx") ? await sphinxRow() : null;
   if (s) rows.push(s);
   if (ENGINES.includes("whisper")) { for (const size of SIZES) rows.push(await whisperRow(size)); }

@@ -387,7 +387,9 @@ export function openAiTranscriptionRoutes(app: EdgeApp, ctx: EdgeContext): void 
         // Word times only when the engine aligned every segment's words: never invented.
         const words = f.words ? transcriptionWords(segs) : null;
         if (f.words && !words) {
-          c.header("x-parley-words", `unavailable: ${engine} did not align the words of every segment`);
+          // with auto the edge does not know which recognizer the origin chose
+          const who = ctx.config.ASR_ENGINE === "auto" ? "the recognizer" : engine;
+          c.header("x-parley-words", `unavailable: ${who} did not align the words of every segment`);
         }
         return c.json({
           task: "transcribe",
