@@ -95,3 +95,27 @@ Deno.test("ASR_ENGINE=auto: the bundled moonshine, else sphinx when installed, e
   assert.equal(r.err.length, 1, r.err.join("\n"));
   assert.match(r.err[0], /^parley: ASR_ENGINE=auto found no recognizer/);
 });
+
+Deno.test("banner and the Live view's recognizer line: a human-speech route only when the active one lacks it", async () => {
+  const { bannerLines } = await import("../origin/engine_startup.ts");
+  const { recognizerLine } = await import("../web/src/live.ts");
+  const empty = await Deno.makeTempDir();
+  const auto = bannerLines(parseConfig({}));
+  assert.match(auto[0], /^Speech recognition: moonshine \(understands human English; .*moonshine-tiny-en\)$/);
+  assert.ok(!auto.some((l) => /for human speech/.test(l)), auto.join("\n"));
+  const ctc = bannerLines(parseConfig({ ASR_ENGINE: "ctc" }));
+  assert.match(ctc[0], /^Speech recognition: ctc \(understands synthetic English only/);
+  assert.ok(ctc.includes("  for human speech: ASR_ENGINE=moonshine (or auto)"), ctc.join("\n"));
+  // without the Moonshine model the route is PocketSphinx
+  const noMoon = bannerLines(parseConfig({ ASR_ENGINE: "ctc", MOONSHINE_MODEL: empty }));
+  assert.ok(noMoon.some((l) => /^ {2}for human speech: ASR_ENGINE=sphinx/.test(l)), noMoon.join("\n"));
+
+  const line = (config: Record<string, string>) =>
+    recognizerLine({ origins: [{ node_id: "o", engines: engineDescriptors(parseConfig(config)) }] });
+  assert.equal(line({}), "Speech recognition: moonshine, understands human English.");
+  assert.equal(
+    line({ ASR_ENGINE: "ctc" }),
+    "Speech recognition: ctc, understands synthetic English only. For human speech: ASR_ENGINE=moonshine (or auto).",
+  );
+  assert.equal(recognizerLine({ origins: [] }), "No origin is serving sessions right now.");
+});
