@@ -44,7 +44,13 @@ const ctcAvailable = (() => {
   }
 })();
 const engine = arg("engine", ctcAvailable ? "ctc" : "whisper") as AsrEngineName;
-const model = arg("model", engine === "ctc" ? "parley-asr-en" : "tiny-whisper");
+const DEFAULT_MODEL: Partial<Record<AsrEngineName, string>> = {
+  ctc: "parley-asr-en",
+  whisper: "tiny-whisper",
+  moonshine: "moonshine-tiny-en",
+  sphinx: "pocketsphinx-en-us",
+};
+const model = arg("model", DEFAULT_MODEL[engine] ?? "");
 const workers = Number(arg("workers", "2"));
 const nUtterances = Number(arg("utterances", "50"));
 const nSessionsA = Number(arg("sessions", "5"));
@@ -53,7 +59,13 @@ const levelSeconds = Number(arg("level-seconds", "12"));
 const workerNice = Number(arg("nice", String(HUB_TUNING.workerNice)));
 
 const hub = await EngineHub.create({
-  ...engineHubConfig(parseConfig({ ASR_ENGINE: engine, ASR_MODEL: model, MODELS_DIR: modelsDir })),
+  ...engineHubConfig(
+    parseConfig({
+      ASR_ENGINE: engine,
+      ...(engine === "moonshine" ? { MOONSHINE_MODEL: model } : { ASR_MODEL: model }),
+      MODELS_DIR: modelsDir,
+    }),
+  ),
   workers,
   workerNice,
 });

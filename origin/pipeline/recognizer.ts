@@ -20,6 +20,7 @@ import type { DecodeStrategy, SegmentDecoder } from "./decode.ts";
 import type { FrameDenoiser } from "../audio/denoise.ts";
 import type { Logger } from "../../lib/log.ts";
 import { registry } from "../../lib/metrics.ts";
+import { ClosedError } from "../../lib/closed_error.ts";
 
 export interface RecognizerConfig {
   segmenter: SegmenterConfig;
@@ -64,6 +65,11 @@ export interface RecognizerInit {
   /** End-of-speech silence (ms) instead of the segmenter's default. */
   silenceMs?: number;
   onMessage?: (message: RecognizerMessage) => void;
+  /**
+   * A segment's confirmed decode failed (after the pool's retry): tell the session (an `error` event). Left out
+   * when the decoder strategy reports its own failures (the streaming one does, once per lost stream).
+   */
+  onError?: (code: string, message: string) => void;
   log: Logger;
   config?: Partial<RecognizerConfig>;
   /** false for uploaded files: their latency is not a live session's and stays out of the latency histogram. */
@@ -462,8 +468,14 @@ export class Recognizer {
       try {
         r = await result;
       } catch (err) {
-        if (!this.closed) {
+        if (!this.closed && !(err instanceof ClosedError)) {
           this.log.error("confirmed decode failed", { error: err, segment_id: ev.segmentId });
+          this.init.onError?.(
+            "recognizer_failed",
+            `speech recognizer: the segment from ${this.sessionMs(ev.speechStart)} ms could not be decoded (${
+              err instanceof Error ? err.message : String(err)
+            }); later speech is recognized`,
+          );
         }
         return null;
       }

@@ -134,3 +134,46 @@ Deno.test("Recognizer, file input: push16k in large blocks with no trailing sile
   }
   assert.ok(decoder.closed);
 });
+
+Deno.test("Recognizer: a confirmed decode that fails gives the owner one error naming the segment; the next segment is confirmed", async () => {
+  const vad = await SileroVad.load();
+  /** Fails the first segment's confirmed decode, as a worker lost twice (after the pool's retry) would. */
+  class FailFirst extends FedDecoder {
+    override open(segmentId: number): SegmentDecoder {
+      const d = super.open(segmentId);
+      const first = this.segments.length === 1;
+      return first ? { ...d, confirm: () => Promise.reject(new Error("inference worker crashed")) } : d;
+    }
+  }
+  const events: TranscriptBody[] = [];
+  const errors: Array<{ code: string; message: string }> = [];
+  const r = new Recognizer({
+    emit: (e) => {
+      events.push(e);
+      return Promise.resolve();
+    },
+    vad: new BatchingVad((items) => vad.runSequences(items)),
+    decoder: new FailFirst(),
+    partials: () => false,
+    onError: (code, message) => errors.push({ code, message }),
+    log,
+  });
+  try {
+    const wav = readWav(new URL("../../tests/fixtures/speech/two_phrases_16k.wav", import.meta.url));
+    const pcm = floatToInt16(resampleAll(wav.samples, wav.sampleRate, 48000));
+    const all = new Int16Array(pcm.length + 48 * 1000);
+    all.set(pcm);
+    for (let i = 0, k = 0; i + 480 <= all.length; i += 480, k++) {
+      r.push({ samples: all.slice(i, i + 480), sampleRate: 48000, timestampMs: k * 10, receivedAt: 0 });
+      if (k % 20 === 0) await r.drain();
+    }
+    await r.drain();
+    assert.equal(errors.length, 1, JSON.stringify(errors));
+    assert.equal(errors[0].code, "recognizer_failed");
+    assert.match(errors[0].message, /segment from \d+ ms could not be decoded \(inference worker crashed\)/);
+    assert.deepEqual(events.map((e) => e.status), ["confirmed"], "the second phrase is still confirmed");
+  } finally {
+    r.close();
+    await vad.close();
+  }
+});

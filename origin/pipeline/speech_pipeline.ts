@@ -86,6 +86,10 @@ export class StreamingPipeline implements SpeechPipeline {
       noiseSuppression: () => this.options.noise_suppression,
       silenceMs: options.vad_silence_ms,
       onMessage: (m) => this.onRecognizer(m),
+      // the re-decoding strategy only; a strategy passed in (the streaming one) reports its own failures
+      onError: init.decoder
+        ? undefined
+        : (code, message) => void host.emit({ type: "error", code, message }).catch(() => {}),
       log: this.log,
       config: cfg,
     });
