@@ -8,7 +8,7 @@
 import type { Config } from "../lib/config.ts";
 import { asrEngineChoice, engineDescriptors, sphinxConfig } from "./engine_config.ts";
 import { NoAsrEngineError } from "./asr/engine_choice.ts";
-import type { EngineDescriptor } from "../protocol/engines.ts";
+import { humanSpeechRoute } from "../protocol/engines.ts";
 import { probeSphinx } from "./asr/sphinx/sphinx_probe.ts";
 
 function fail(message: string): never {
@@ -48,17 +48,14 @@ export async function probeAsrEngineOrExit(config: Config): Promise<void> {
   }
 }
 
-/** How to get a recognizer for human speech: the bundled Moonshine model, else PocketSphinx. */
-export function humanRoute(asr: EngineDescriptor[]): string {
-  const moonshine = asr.find((e) => e.name === "moonshine");
-  return moonshine?.available ? moonshine.how_to_enable : asr.find((e) => e.name === "sphinx")!.how_to_enable;
-}
-
 export function bannerLines(config: Config): string[] {
   const asr = engineDescriptors(config).filter((e) => e.kind === "asr");
   const active = asr.find((e) => e.active)!;
   const lines = [`Speech recognition: ${active.name} (understands ${active.understands}; ${active.model})`];
-  if (active.understands === "synthetic English only") lines.push(`  for human speech: ${humanRoute(asr)}`);
+  const human = humanSpeechRoute(asr);
+  if (active.understands === "synthetic English only" && human) {
+    lines.push(`  for human speech: ${human.how_to_enable}`);
+  }
   if (active.name !== "whisper") lines.push(`  ${asr.find((e) => e.name === "whisper")!.how_to_enable}`);
   return lines;
 }

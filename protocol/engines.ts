@@ -43,3 +43,13 @@ export interface EngineDescriptor {
 export interface EnginesResponse {
   origins: Array<{ node_id: string; engines: EngineDescriptor[] }>;
 }
+
+/**
+ * The recognizer to suggest for human speech when the active one understands only synthetic speech: the bundled
+ * Moonshine model when it is there, else PocketSphinx (whose `how_to_enable` names the Debian packages).
+ */
+export function humanSpeechRoute(engines: readonly EngineDescriptor[]): EngineDescriptor | undefined {
+  const asr = engines.filter((e) => e.kind === "asr");
+  const moonshine = asr.find((e) => e.name === "moonshine");
+  return moonshine?.available ? moonshine : asr.find((e) => e.name === "sphinx");
+}

@@ -1,9 +1,10 @@
 /**
  * Which recognizer runs, and what users are told about the others. `ASR_ENGINE=auto` picks the bundled
- * `moonshine` model (trained on human speech; 4.6 % WER on the Debian human recordings against PocketSphinx's
- * 27.8 %, docs/recognition.md), else `sphinx` when the PocketSphinx libraries and model are installed, else the
- * bundled `ctc` (trained on espeak speech only), else fails. The descriptors feed the start-up banner, `/readyz`, the origin's node row
- * and `GET /v1/engines`. Only file checks here: nothing is loaded.
+ * `moonshine` model (trained on human speech; 4.6 % WER on the Debian human recordings where PocketSphinx gets
+ * 27.8 %, both on whole files, docs/recognition.md), else `sphinx` when the PocketSphinx libraries and model
+ * are installed, else the bundled `ctc` (trained on espeak speech only), else fails. The descriptors feed the
+ * start-up banner, `/readyz`, the origin's node row and `GET /v1/engines`. Only file checks here: nothing is
+ * loaded.
  */
 import { existsSync } from "node:fs";
 import type { AsrEngineName, AsrEngineSetting, EngineDescriptor } from "../../protocol/engines.ts";
@@ -35,7 +36,7 @@ export interface EngineChoice {
   moonshineAvailable: boolean;
 }
 
-/** No recognizer can run: `auto` found neither PocketSphinx nor the bundled model. */
+/** No recognizer can run: `auto` found neither bundled model nor PocketSphinx. */
 export class NoAsrEngineError extends Error {
   constructor(message: string) {
     super(message);

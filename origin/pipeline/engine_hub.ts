@@ -359,8 +359,9 @@ export class EngineHub {
       denoiser: () => this.denoiser.open(),
       recognize: (pcm16k, opts) =>
         pool.submit({ kind: "asr", pcm16k, final: opts.kind !== "partial", language: opts.language }, {
-          // speculative final decodes rank with partials: shed first, the confirmed path falls back
-          priority: opts.kind === "confirmed" ? "high" : "low",
+          // speculative final decodes rank with partials: shed first, the confirmed path falls back; a
+          // segment's first partial (the user sees text start) goes before both, once per segment
+          priority: opts.kind === "confirmed" ? "high" : opts.first ? "normal" : "low",
           owner: opts.owner,
           coalesceKey: opts.coalesceKey,
           retry: opts.kind === "confirmed",

@@ -1,9 +1,10 @@
 /**
- * The re-decoding strategy for engines that transcribe a whole buffer (CTC, Whisper): each partial decodes the
- * growing segment (low priority, one queued per session: a newer one supersedes it); once silence begins the
- * final decode of exactly the audio the confirmed result will be made of starts (speculative, low priority) and
- * is promoted when the end-of-speech window closes without new speech; the confirmed decode is high priority
- * and retried if a worker crashes.
+ * The re-decoding strategy for engines that transcribe a whole buffer (CTC, Moonshine, Whisper): each partial
+ * decodes the growing segment (low priority, one queued per session: a newer one supersedes it; a segment's
+ * first partial ranks above the other partials); once silence begins the final decode of exactly the audio
+ * the confirmed result will be made of starts (speculative, low priority) and is promoted when the
+ * end-of-speech window closes without new speech; the confirmed decode is high priority and retried if a
+ * worker crashes.
  */
 import type { AsrResult } from "../asr/engine.ts";
 import type { DecodeStrategy, SegmentDecoder, SegmentEnd } from "./decode.ts";
@@ -15,6 +16,8 @@ export interface RecognitionEngine {
     pcm16k: Float32Array,
     opts: {
       kind: "partial" | "speculative" | "confirmed";
+      /** A segment's first partial: ranks above other partials and speculative decodes (text appears sooner). */
+      first?: boolean;
       owner: string;
       coalesceKey?: string;
       language?: string;
@@ -49,10 +52,12 @@ export class RedecodeStrategy implements DecodeStrategy {
   open(_segmentId: number): SegmentDecoder {
     /** Decode started during the end-of-speech window, for the speech end it was made for. */
     let spec: { speechEnd: number; result: Promise<AsrResult> } | null = null;
+    let partials = 0;
     const decoder: SegmentDecoder = {
       partial: (audio) =>
         this.engine.recognize(audio(), {
           kind: "partial",
+          first: partials++ === 0,
           owner: this.owner,
           language: this.language(),
           coalesceKey: this.partialKey,

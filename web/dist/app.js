@@ -753,6 +753,23 @@ var TelopView = class {
   }
 };
 
+// protocol/engines.ts
+var ASR_ENGINES = [
+  "ctc",
+  "whisper",
+  "sphinx",
+  "moonshine",
+];
+var ASR_ENGINE_SETTINGS = [
+  "auto",
+  ...ASR_ENGINES,
+];
+function humanSpeechRoute(engines) {
+  const asr = engines.filter((e) => e.kind === "asr");
+  const moonshine = asr.find((e) => e.name === "moonshine");
+  return moonshine?.available ? moonshine : asr.find((e) => e.name === "sphinx");
+}
+
 // web/src/live.ts
 function recognizerLine(res) {
   const engines = res.origins[0]?.engines ?? [];
@@ -761,8 +778,7 @@ function recognizerLine(res) {
   if (!active) return "No origin is serving sessions right now.";
   const line = `Speech recognition: ${active.name}, understands ${active.understands}.`;
   if (active.understands !== "synthetic English only") return line;
-  const moonshine = asr.find((e) => e.name === "moonshine");
-  const human = moonshine?.available ? moonshine : asr.find((e) => e.name === "sphinx");
+  const human = humanSpeechRoute(asr);
   return human ? `${line} For human speech: ${human.how_to_enable}.` : line;
 }
 var STATE_TEXT = {

@@ -4,7 +4,7 @@ import type { ServerEvent, SessionMode, TranscriptEvent } from "../../protocol/s
 import { $, announce, clear, clock, h, mmss } from "./dom.ts";
 import { byeMessage, type ConnState, describeError, LiveConnection } from "./connection.ts";
 import { SessionClock, TelopView } from "./telop.ts";
-import type { EngineDescriptor, EnginesResponse } from "../../protocol/engines.ts";
+import { type EngineDescriptor, type EnginesResponse, humanSpeechRoute } from "../../protocol/engines.ts";
 import { getJson } from "./api.ts";
 
 /**
@@ -18,8 +18,7 @@ export function recognizerLine(res: EnginesResponse): string {
   if (!active) return "No origin is serving sessions right now.";
   const line = `Speech recognition: ${active.name}, understands ${active.understands}.`;
   if (active.understands !== "synthetic English only") return line;
-  const moonshine = asr.find((e) => e.name === "moonshine");
-  const human = moonshine?.available ? moonshine : asr.find((e) => e.name === "sphinx");
+  const human = humanSpeechRoute(asr);
   return human ? `${line} For human speech: ${human.how_to_enable}.` : line;
 }
 
