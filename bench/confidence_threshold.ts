@@ -20,7 +20,7 @@ import { toInt16 } from "../origin/asr/sphinx/pcm.ts";
 import { EspeakEngine } from "../origin/tts/espeak_engine.ts";
 import { int16ToFloat, resampleAll } from "../lib/audio/resampler.ts";
 import { readWav } from "../origin/pipeline/wav.ts";
-import { MOONSHINE_DEFAULT_MODEL, MoonshineEngine } from "../origin/asr/moonshine/moonshine_engine.ts";
+import { loadBundledMoonshine } from "../origin/asr/moonshine/moonshine_engine.ts";
 
 const ENGINE = Deno.args.includes("--engine") ? Deno.args[Deno.args.indexOf("--engine") + 1] : "ctc";
 if (!["ctc", "sphinx", "moonshine"].includes(ENGINE)) {
@@ -65,11 +65,7 @@ if (ENGINE === "ctc") {
   };
   closeScorer = () => rec.dispose();
 } else if (ENGINE === "moonshine") {
-  const m = await MoonshineEngine.load({
-    model: MOONSHINE_DEFAULT_MODEL,
-    modelsDir: new URL("../models", import.meta.url).pathname,
-    intraOpNumThreads: 1,
-  });
+  const m = await loadBundledMoonshine();
   score = async (pcm) => {
     const r = await m.transcribe(pcm);
     return { text: r.alternatives[0]?.text ?? "", best: r.alternatives[0]?.text ? r.confidence ?? 0 : 0 };

@@ -140,14 +140,8 @@ function streamOn(d: SphinxDecoder, pcm: Int16Array): SystemResult {
 
 /** The Moonshine engine on the whole file (no VAD, no streaming): what the model itself gets right. */
 export async function moonshineSystem(): Promise<AsrSystem> {
-  const { MoonshineEngine, MOONSHINE_DEFAULT_MODEL } = await import(
-    "../origin/asr/moonshine/moonshine_engine.ts"
-  );
-  const engine = await MoonshineEngine.load({
-    model: MOONSHINE_DEFAULT_MODEL,
-    modelsDir: new URL("../models", import.meta.url).pathname,
-    intraOpNumThreads: 1,
-  });
+  const { loadBundledMoonshine } = await import("../origin/asr/moonshine/moonshine_engine.ts");
+  const engine = await loadBundledMoonshine();
   return {
     name: "moonshine",
     what: "Moonshine tiny (models/moonshine-tiny-en) on the whole file, one onnxruntime thread",

@@ -125,14 +125,8 @@ async function engines(): Promise<
   } catch (e) {
     console.error(`sphinx left out: ${(e as Error).message}`);
   }
-  const { MoonshineEngine, MOONSHINE_DEFAULT_MODEL } = await import(
-    "../origin/asr/moonshine/moonshine_engine.ts"
-  );
-  const moonshine = await MoonshineEngine.load({
-    model: MOONSHINE_DEFAULT_MODEL,
-    modelsDir: new URL("../models", import.meta.url).pathname,
-    intraOpNumThreads: 1,
-  });
+  const { loadBundledMoonshine } = await import("../origin/asr/moonshine/moonshine_engine.ts");
+  const moonshine = await loadBundledMoonshine();
   out.push({
     name: "moonshine",
     sets: ["human", "espeak"] as Utterance["set"][],

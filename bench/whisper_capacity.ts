@@ -186,14 +186,8 @@ async function ctcRow(): Promise<Row> {
 }
 
 async function moonshineRow(): Promise<Row> {
-  const { MoonshineEngine, MOONSHINE_DEFAULT_MODEL } = await import(
-    "../origin/asr/moonshine/moonshine_engine.ts"
-  );
-  const e = await MoonshineEngine.load({
-    model: MOONSHINE_DEFAULT_MODEL,
-    modelsDir: new URL("../models", import.meta.url).pathname,
-    intraOpNumThreads: 1,
-  });
+  const { loadBundledMoonshine } = await import("../origin/asr/moonshine/moonshine_engine.ts");
+  const e = await loadBundledMoonshine();
   try {
     return await redecodeRow("moonshine tiny", "bundled, human English", (pcm) => e.transcribe(pcm));
   } finally {

@@ -21,6 +21,15 @@ function printable(id: number): boolean {
   return id > 2 && id < llamaTokenizer.vocabById.length;
 }
 
+/** The repo's bundled model on one onnxruntime thread, as a speech worker runs it (benchmarks, tests). */
+export function loadBundledMoonshine(): Promise<MoonshineEngine> {
+  return MoonshineEngine.load({
+    model: MOONSHINE_DEFAULT_MODEL,
+    modelsDir: new URL("../../../models", import.meta.url).pathname,
+    intraOpNumThreads: 1,
+  });
+}
+
 export function moonshineText(tokens: readonly number[]): string {
   return llamaTokenizer.decode(tokens.filter(printable), false, true).trim();
 }

@@ -4,12 +4,7 @@
  * onnxruntime sessions freed by `dispose()`.
  */
 import assert from "node:assert/strict";
-import {
-  MOONSHINE_DEFAULT_MODEL,
-  moonshineConfidence,
-  MoonshineEngine,
-  moonshineText,
-} from "./moonshine_engine.ts";
+import { loadBundledMoonshine, moonshineConfidence, moonshineText } from "./moonshine_engine.ts";
 import { MoonshineModel } from "./moonshine_model.ts";
 import { MoonshineModelError } from "./moonshine_errors.ts";
 import { librivoxUtterances, readWav16k } from "../sphinx/sphinx_testdata.ts";
@@ -18,8 +13,7 @@ import { editDistance } from "../error_rate.ts";
 import { ClosedError } from "../../../lib/closed_error.ts";
 
 const MODELS = new URL("../../../models", import.meta.url).pathname;
-const load = () =>
-  MoonshineEngine.load({ model: MOONSHINE_DEFAULT_MODEL, modelsDir: MODELS, intraOpNumThreads: 1 });
+const load = loadBundledMoonshine;
 const words = (s: string) => s.toLowerCase().replace(/[^a-z' ]+/g, " ").split(/\s+/).filter(Boolean);
 
 Deno.test("moonshine: human read speech (LibriVox, pocketsphinx-testdata) at WER <= 15 %", async () => {
