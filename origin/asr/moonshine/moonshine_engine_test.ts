@@ -104,3 +104,20 @@ Deno.test("moonshine: dispose is idempotent, use after it is refused, and 15 loa
   // each load maps ~28 MB of weights and builds its graphs (~60 MB resident): 15 unreleased loads would add ~900
   assert.ok(growth < 150, `RSS grew ${growth.toFixed(0)} MB over 15 cycles`);
 });
+
+Deno.test("moonshine: dispose during a decode waits for it; the decode finishes, later ones are refused; metrics count it", async () => {
+  const { registry } = await import("../../../lib/metrics.ts");
+  const decodes = () => registry.counter("parley_moonshine_decodes_total", "").get({ outcome: "ended" });
+  const loaded = () => registry.gauge("parley_moonshine_models_loaded", "").get();
+  const e = await load();
+  const before = decodes(), alive = loaded();
+  const [u] = librivoxUtterances();
+  const running = e.transcribe(int16ToFloat(readWav16k(u.path)));
+  const closing = e.dispose();
+  const r = await running;
+  await closing;
+  assert.match(r.alternatives[0].text, /dashwood/i);
+  assert.equal(decodes(), before + 1);
+  assert.equal(loaded(), alive - 1);
+  await assert.rejects(e.transcribe(new Float32Array(16000)), ClosedError);
+});

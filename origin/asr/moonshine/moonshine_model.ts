@@ -11,6 +11,8 @@ import { existsSync } from "node:fs";
 import { ClosedError } from "../../../lib/closed_error.ts";
 import { MoonshineModelError } from "./moonshine_errors.ts";
 import { MOONSHINE_FILES } from "./moonshine_files.ts";
+import { registry } from "../../../lib/metrics.ts";
+import { log } from "../../../lib/log.ts";
 
 /** The model's decoder start (BOS) and end-of-sequence token ids. */
 const START_TOKEN = 1;
@@ -22,6 +24,18 @@ const EOS_TOKEN = 2;
 const MAX_TOKENS_PER_SECOND = 6;
 /** The encoder's three strided convolutions need at least this much audio; shorter input is padded with zeros. */
 export const MOONSHINE_MIN_SAMPLES = 8000;
+
+const log_ = log.child({ component: "moonshine" });
+const mLoaded = registry.gauge(
+  "parley_moonshine_models_loaded",
+  "Moonshine models (onnxruntime session pairs) alive",
+);
+const mDecodes = registry.counter(
+  "parley_moonshine_decodes_total",
+  "Moonshine decodes by outcome (ended: end token; token_bound: stopped repeating itself)",
+);
+const mTokens = registry.counter("parley_moonshine_tokens_total", "Tokens Moonshine generated");
+const mAudio = registry.counter("parley_moonshine_audio_seconds_total", "Audio Moonshine decoded, s");
 
 export interface MoonshineDecode {
   /** Generated ids, without the start and end tokens. */
@@ -56,7 +70,12 @@ export class MoonshineModel {
     private encoder: ort.InferenceSession | null,
     private decoder: ort.InferenceSession | null,
     private readonly shape: CacheShape,
-  ) {}
+  ) {
+    mLoaded.inc();
+  }
+
+  /** The decode running now: dispose waits for it before freeing the sessions it uses. */
+  private running: Promise<unknown> = Promise.resolve();
 
   static async load(dir: string, opts: { intraOpNumThreads?: number } = {}): Promise<MoonshineModel> {
     const missing = MOONSHINE_FILES.filter((f) => !existsSync(`${dir}/${f}`));
@@ -70,8 +89,11 @@ export class MoonshineModel {
     const encoder = await ort.InferenceSession.create(`${dir}/encoder_model.onnx`, so);
     let decoder: ort.InferenceSession | undefined;
     try {
+      const t0 = performance.now();
       decoder = await ort.InferenceSession.create(`${dir}/decoder_model_merged.onnx`, so);
-      return new MoonshineModel(dir, encoder, decoder, cacheShape(decoder, dir));
+      const m = new MoonshineModel(dir, encoder, decoder, cacheShape(decoder, dir));
+      log_.info("moonshine model loaded", { dir, ...m.shape, ms: Math.round(performance.now() - t0) });
+      return m;
     } catch (e) {
       await encoder.release();
       await decoder?.release();
@@ -79,19 +101,27 @@ export class MoonshineModel {
     }
   }
 
-  /** Greedy decode of one 16 kHz mono segment. `maxTokens` lowers the bound (partial decodes). */
-  async decode(pcm16k: Float32Array, maxTokens = Infinity): Promise<MoonshineDecode> {
-    if (!this.encoder || !this.decoder) throw new ClosedError("moonshine model", "disposed");
-    const encoder = this.encoder, decoder = this.decoder;
+  /** Greedy decode of one 16 kHz mono segment. */
+  decode(pcm16k: Float32Array): Promise<MoonshineDecode> {
+    const e = this.encoder, d = this.decoder;
+    if (!e || !d) return Promise.reject(new ClosedError("moonshine model", "disposed"));
+    // one decode at a time; dispose waits for this chain, so the sessions outlive every decode queued on them
+    const run = this.running.then(() => this.greedy(e, d, pcm16k));
+    this.running = run.catch(() => {});
+    return run;
+  }
+
+  private async greedy(
+    encoder: ort.InferenceSession,
+    decoder: ort.InferenceSession,
+    pcm16k: Float32Array,
+  ): Promise<MoonshineDecode> {
     let audio = pcm16k;
     if (audio.length < MOONSHINE_MIN_SAMPLES) {
       audio = new Float32Array(MOONSHINE_MIN_SAMPLES);
       audio.set(pcm16k);
     }
-    const limit = Math.min(
-      maxTokens,
-      Math.max(1, Math.trunc((audio.length / 16000) * MAX_TOKENS_PER_SECOND)),
-    );
+    const limit = Math.max(1, Math.trunc((audio.length / 16000) * MAX_TOKENS_PER_SECOND));
     const encoded = await encoder.run({ input_values: new ort.Tensor("float32", audio, [1, audio.length]) });
     const hidden = encoded.last_hidden_state;
     const { layers, heads, headDim } = this.shape;
@@ -138,14 +168,20 @@ export class MoonshineModel {
       out.tokens.push(best);
       next = best;
     }
+    mDecodes.inc({ outcome: out.ended ? "ended" : "token_bound" });
+    mTokens.inc(undefined, out.tokens.length);
+    mAudio.inc(undefined, pcm16k.length / 16000);
     return out;
   }
 
-  /** Frees both onnxruntime sessions (idempotent). */
+  /** Frees both onnxruntime sessions once the decode in flight (if any) is done (idempotent). */
   async dispose(): Promise<void> {
     const e = this.encoder, d = this.decoder;
+    if (!e || !d) return;
     this.encoder = this.decoder = null;
-    await e?.release();
-    await d?.release();
+    await this.running;
+    await e.release();
+    await d.release();
+    mLoaded.dec();
   }
 }
