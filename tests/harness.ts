@@ -27,7 +27,7 @@ export function testConfig(over: Record<string, string> = {}): Config {
     NODE_TIMEOUT_MS: "1000",
     RATE_LIMIT_RPS: "1000",
     RATE_LIMIT_BURST: "1000",
-    // results asserted by tests are the bundled recognizer's (auto would pick sphinx where it is installed)
+    // results asserted by tests are the bundled ctc recognizer's on espeak speech (auto would pick Moonshine)
     ASR_ENGINE: "ctc",
     ...over,
   });

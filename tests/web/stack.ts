@@ -33,7 +33,7 @@ export async function startProcessStack(
       ORIGIN_HOST: "127.0.0.1",
       ORIGIN_PORT: String(freePort()),
       LOG_LEVEL: "warn",
-      // the page's microphone is espeak speech: the bundled recognizer (auto would pick PocketSphinx when installed)
+      // the page's microphone is espeak speech: the bundled ctc recognizer (auto's Moonshine is for human voices)
       ASR_ENGINE: "ctc",
       RATE_LIMIT_RPS: "200",
       RATE_LIMIT_BURST: "400",
