@@ -132,7 +132,7 @@ export function asrEngineDescriptors(input: EngineChoiceInput, choice: EngineCho
       active: active === "whisper",
       available: active === "whisper",
       how_to_enable:
-        "best accuracy: put a Whisper ONNX model folder under MODELS_DIR, then ASR_ENGINE=whisper ASR_MODEL=<folder>",
+        "other languages: put a Whisper ONNX model folder under MODELS_DIR, then ASR_ENGINE=whisper ASR_MODEL=<folder>",
     },
   ];
 }
