@@ -4,9 +4,10 @@
  * Speech: the espeak-ng evaluation WAVs of the bundled model (models/eval, first N) for `ctc`, and the human
  * recordings of bench/human_corpus.ts (Debian pocketsphinx-testdata + alsa-utils) for `sphinx` (the engine
  * class directly) and `moonshine` (which also gets the espeak set). Noise: white / pink / brown noise made by
- * `sox -R` (repeatable), one colour per utterance in turn, added at 10 dB and 5 dB SNR over the speech's active
- * level (20 ms frames within 30 dB of the loudest). Suppression runs where the pipeline runs it: on the 48 kHz signal in 10 ms frames (16 kHz →
- * 48 kHz → RNNoise → 16 kHz here). Nothing is tuned on these transcripts: the table only decides the default.
+ * `sox -R` (repeatable), one colour per utterance in turn, added at 10 dB and 5 dB SNR over the speech's
+ * active level (20 ms frames within 30 dB of the loudest). Suppression runs where the pipeline runs it: on
+ * the 48 kHz signal in 10 ms frames (16 kHz → 48 kHz → RNNoise → 16 kHz here). Nothing is tuned on these
+ * transcripts: the table only decides the default.
  *
  *   deno run -A bench/noise_suppression.ts [--espeak N] [--human librivox,cards,alsa] [--clean-ns] [--json]
  *

@@ -93,7 +93,7 @@ const BENCHES: Record<
     file: "human_asr.ts",
     denoFlags: ["--unstable-worker-options"],
     what:
-      "human recordings (Debian packages): PocketSphinx CLI vs Parley's FFI decoder vs a live session, WER and RTF",
+      "human recordings (Debian packages): PocketSphinx CLI vs Parley's recognizers (FFI sphinx, moonshine) and live sessions, WER and RTF",
   },
   sphinx_dev: {
     file: "sphinx_dev.ts",
