@@ -1,14 +1,27 @@
-/** Whisper's classic hallucinations on non-speech and our quality filter for any engine. */
-const HALLUCINATIONS = [
+/** Not speech in any engine's output: empty, punctuation only, a bracketed sound tag. */
+const NOT_SPEECH = [
   /^\W*$/,
-  /^\s*(thank you|thanks for watching|you|bye)[.!]*\s*$/i,
   /^\s*\[.*\]\s*$/,
   /^\s*\(.*\)\s*$/,
 ];
+/**
+ * Whisper's classic hallucinations on non-speech. Only for engines that make them up: from Moonshine, ctc or
+ * PocketSphinx "Thank you." or "Bye." is what the person said.
+ */
+const WHISPER_HALLUCINATIONS = /^\s*(thank you|thanks for watching|you|bye)[.!]*\s*$/i;
 
-/** True when a result should not be shown (empty, punctuation only, known hallucination, looping). */
-export function isJunkTranscript(text: string): boolean {
-  if (HALLUCINATIONS.some((r) => r.test(text))) return true;
+/** Engines whose results get the WHISPER_HALLUCINATIONS filter. */
+export function makesUpPhrases(engine: string): boolean {
+  return engine === "whisper";
+}
+
+/**
+ * True when a result should not be shown (empty, punctuation only, a sound tag, looping; with `phrases`, a
+ * known hallucination).
+ */
+export function isJunkTranscript(text: string, opts: { phrases?: boolean } = {}): boolean {
+  if (NOT_SPEECH.some((r) => r.test(text))) return true;
+  if ((opts.phrases ?? true) && WHISPER_HALLUCINATIONS.test(text)) return true;
   const words = text.toLowerCase().split(/\s+/).filter(Boolean);
   if (words.length >= 8) {
     // one word/bigram repeated across most of the text = decoder loop

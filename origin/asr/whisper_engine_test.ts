@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { loadAsrEngine } from "./factory.ts";
-import { isJunkTranscript } from "./junk_filter.ts";
+import { isJunkTranscript, makesUpPhrases } from "./junk_filter.ts";
 import { asrConfig } from "../engine_config.ts";
 import { parseConfig } from "../../lib/config.ts";
 import { WhisperEngine } from "./whisper_engine.ts";
@@ -55,4 +55,15 @@ Deno.test("junk filter: empty, punctuation, bracketed, classic hallucinations, l
   for (const t of ["hello there", "thank you for calling", "How are you today?"]) {
     assert.equal(isJunkTranscript(t), false, t);
   }
+  // engines that do not make these phrases up keep them: the person said them
+  for (const t of ["Thank you.", "you", "Bye!"]) {
+    assert.equal(isJunkTranscript(t, { phrases: false }), false, t);
+  }
+  for (const t of ["", "...", "[Music]", "the the the the the the the the the"]) {
+    assert.equal(isJunkTranscript(t, { phrases: false }), true, t);
+  }
+  assert.deepEqual(
+    ["whisper", "moonshine", "ctc", "sphinx"].map(makesUpPhrases),
+    [true, false, false, false],
+  );
 });

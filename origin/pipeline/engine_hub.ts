@@ -32,7 +32,7 @@ import { BatchingVad } from "./vad.ts";
 import { Recognizer, type TranscriptBody } from "./recognizer.ts";
 import { type RecognitionEngine, RedecodeStrategy } from "./redecode.ts";
 import { BatchingDenoiser } from "../audio/denoise.ts";
-import { MIN_CONFIDENCE_BY_ENGINE } from "../asr/junk_filter.ts";
+import { makesUpPhrases, MIN_CONFIDENCE_BY_ENGINE } from "../asr/junk_filter.ts";
 import {
   DEFAULT_PIPELINE_CONFIG,
   type PipelineConfig,
@@ -210,6 +210,15 @@ export class EngineHub {
     };
   }
 
+  /** The result filters of the configured recognizer, for live sessions and uploaded files alike. */
+  private engineFilters(): Pick<PipelineConfig, "minConfidence" | "dropHallucinations"> {
+    const engine = this.config.asr.engine;
+    return {
+      minConfidence: MIN_CONFIDENCE_BY_ENGINE[engine] ?? DEFAULT_PIPELINE_CONFIG.minConfidence,
+      dropHallucinations: makesUpPhrases(engine),
+    };
+  }
+
   /** `init.decoder`: a DecodeStrategy other than re-decoding on the speech pool (e.g. a streaming engine's). */
   createPipeline(
     host: PipelineHost,
@@ -221,8 +230,7 @@ export class EngineHub {
     const streaming = this.config.asr.engine === "sphinx" && !init.decoder;
     const merged: Partial<PipelineConfig> = {
       ...DEFAULT_PIPELINE_CONFIG,
-      minConfidence: MIN_CONFIDENCE_BY_ENGINE[this.config.asr.engine] ??
-        DEFAULT_PIPELINE_CONFIG.minConfidence,
+      ...this.engineFilters(),
       ...(streaming ? STREAMING_PARTIALS : {}),
       ...this.config.pipeline,
       ...config,
@@ -274,7 +282,7 @@ export class EngineHub {
       promote: () => {},
       cancel: (o) => void pool.cancelOwner(o),
     };
-    const cfg = { ...DEFAULT_PIPELINE_CONFIG, ...this.config.pipeline };
+    const cfg = { ...DEFAULT_PIPELINE_CONFIG, ...this.engineFilters(), ...this.config.pipeline };
     return new Recognizer({
       emit,
       vad: this.fileVad,

@@ -12,7 +12,7 @@ import { parseConfig } from "../../lib/config.ts";
 import type { ServerEvent, TranscriptEvent } from "../../protocol/session_messages.ts";
 import { SessionOptions } from "../../protocol/session_messages.ts";
 import { configureLogging } from "../../lib/log.ts";
-import { librivoxUtterances, readWav16k } from "../asr/sphinx/sphinx_testdata.ts";
+import { fliteSpeech, librivoxUtterances, readWav16k } from "../asr/sphinx/sphinx_testdata.ts";
 import { editDistance } from "../asr/error_rate.ts";
 
 configureLogging({ level: "error", sink: () => {} });
@@ -53,6 +53,49 @@ Deno.test({
       assert.ok(confirmed.every((e) => typeof e.confidence === "number"), JSON.stringify(confirmed));
       assert.ok(!host.events.some((e) => e.type === "error"), JSON.stringify(host.events));
     } finally {
+      await p.close();
+      host.close();
+      await hub.close();
+    }
+  },
+});
+
+Deno.test({
+  name: 'moonshine session and uploaded file: "Thank you." and "You." are what the person said, not dropped',
+  ...opts,
+  fn: async () => {
+    const hub = await EngineHub.create({
+      ...engineHubConfig(parseConfig({})),
+      workers: 1,
+      jobTimeoutMs: 120_000,
+    });
+    // both are Whisper hallucinations the junk filter drops for Whisper; from Moonshine they are speech
+    const phrases = [await fliteSpeech("Thank you.", "awb"), await fliteSpeech("You.", "awb")];
+    const gap = new Int16Array(16_000);
+    const pcm16 = new Int16Array(gap.length * 3 + phrases[0].length + phrases[1].length);
+    pcm16.set(phrases[0], gap.length);
+    pcm16.set(phrases[1], gap.length * 2 + phrases[0].length);
+    const host = new FakeHost("s-moonshine-thanks");
+    const p = hub.createPipeline(host, SessionOptions.parse({ mode: "transcribe" }));
+    const fileEvents: TranscriptEvent[] = [];
+    const file = hub.createFileRecognizer("file-thanks", undefined, (e) => {
+      fileEvents.push(e as TranscriptEvent);
+      return Promise.resolve();
+    });
+    try {
+      await feed(p, host, floatToInt16(resampleAll(int16ToFloat(pcm16), 16000, 48000)), false);
+      await p.finish();
+      file.push16k(int16ToFloat(pcm16));
+      await file.finish();
+      const live = transcripts(host.events).filter((e) => e.status === "confirmed").map((e) =>
+        e.alternatives[0].text
+      );
+      const uploaded = fileEvents.filter((e) => e.status === "confirmed").map((e) => e.alternatives[0].text);
+      for (const texts of [live, uploaded]) {
+        assert.deepEqual(texts.map((t) => words(t).join(" ")), ["thank you", "you"], JSON.stringify(texts));
+      }
+    } finally {
+      file.close();
       await p.close();
       host.close();
       await hub.close();

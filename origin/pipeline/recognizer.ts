@@ -34,6 +34,8 @@ export interface RecognizerConfig {
    * confidence_threshold.ts), never on evaluation transcripts.
    */
   minConfidence: number;
+  /** Drop Whisper's known hallucinations ("Thank you.", "you", "Bye."): only for engines that make them up. */
+  dropHallucinations: boolean;
 }
 
 export const DEFAULT_RECOGNIZER_CONFIG: RecognizerConfig = {
@@ -41,6 +43,7 @@ export const DEFAULT_RECOGNIZER_CONFIG: RecognizerConfig = {
   firstPartialMs: 250,
   partialIntervalMs: 400,
   minConfidence: 0.35,
+  dropHallucinations: true,
 };
 
 export type TranscriptBody = Omit<TranscriptEvent, "seq">;
@@ -398,7 +401,7 @@ export class Recognizer {
           return;
         }
         const best = r.alternatives[0];
-        if (!best || !best.text || isJunkTranscript(best.text) || this.lowConfidence(r)) {
+        if (!best || !best.text || this.junk(best.text) || this.lowConfidence(r)) {
           mPartialsDropped.inc({ reason: "empty_or_low_confidence" });
           return;
         }
@@ -438,6 +441,10 @@ export class Recognizer {
 
   private lowConfidence(r: AsrResult): boolean {
     return isLowConfidence(r, this.config.minConfidence);
+  }
+
+  private junk(text: string): boolean {
+    return isJunkTranscript(text, { phrases: this.config.dropHallucinations });
   }
 
   /** `words` in session time (from times relative to stream sample `audioStart`) and `confidence`, if known. */
@@ -482,7 +489,7 @@ export class Recognizer {
       mDecode.observe((performance.now() - t0) / 1000, { kind: "confirmed" });
       if (this.closed) return null;
       const best = r.alternatives[0];
-      if (!best || !best.text || isJunkTranscript(best.text) || this.lowConfidence(r)) {
+      if (!best || !best.text || this.junk(best.text) || this.lowConfidence(r)) {
         mResultsDropped.inc({
           reason: !best?.text ? "empty" : this.lowConfidence(r) ? "low_confidence" : "junk",
         });

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { loadBundledMoonshine, moonshineConfidence, moonshineText } from "./moonshine_engine.ts";
 import { MoonshineModel } from "./moonshine_model.ts";
 import { MoonshineModelError } from "./moonshine_errors.ts";
-import { librivoxUtterances, readWav16k } from "../sphinx/sphinx_testdata.ts";
+import { fliteSpeech, librivoxUtterances, readWav16k } from "../sphinx/sphinx_testdata.ts";
 import { int16ToFloat } from "../../../lib/audio/resampler.ts";
 import { editDistance } from "../error_rate.ts";
 import { ClosedError } from "../../../lib/closed_error.ts";
@@ -120,4 +120,16 @@ Deno.test("moonshine: dispose during a decode waits for it; the decode finishes,
   assert.equal(decodes(), before + 1);
   assert.equal(loaded(), alive - 1);
   await assert.rejects(e.transcribe(new Float32Array(16000)), ClosedError);
+});
+
+Deno.test("moonshine: a word shorter than half a second ends with the end token (the token bound has a floor)", async () => {
+  const e = await load();
+  try {
+    const r = await e.transcribe(int16ToFloat(await fliteSpeech("Bye.", "slt")));
+    assert.match(r.alternatives[0].text, /^by/i);
+    // three tokens and the end token: a bound of 6 per second on 0.5 s (3) stopped it before the end token
+    assert.ok((r.confidence ?? 0) > 0.3, `confidence ${r.confidence}`);
+  } finally {
+    await e.dispose();
+  }
 });

@@ -22,6 +22,8 @@ const EOS_TOKEN = 2;
  * that reaches it is repeating itself (the bound moonshine-js uses).
  */
 const MAX_TOKENS_PER_SECOND = 6;
+/** ...but never fewer than this: "Bye." in half a second is three tokens and the end token. */
+const MIN_TOKEN_BOUND = 8;
 /** The encoder's three strided convolutions need at least this much audio; shorter input is padded with zeros. */
 export const MOONSHINE_MIN_SAMPLES = 8000;
 
@@ -121,7 +123,7 @@ export class MoonshineModel {
       audio = new Float32Array(MOONSHINE_MIN_SAMPLES);
       audio.set(pcm16k);
     }
-    const limit = Math.max(1, Math.trunc((audio.length / 16000) * MAX_TOKENS_PER_SECOND));
+    const limit = Math.max(MIN_TOKEN_BOUND, Math.trunc((audio.length / 16000) * MAX_TOKENS_PER_SECOND));
     const encoded = await encoder.run({ input_values: new ort.Tensor("float32", audio, [1, audio.length]) });
     const hidden = encoded.last_hidden_state;
     const { layers, heads, headDim } = this.shape;
