@@ -11,6 +11,7 @@ import { artifact, chromiumAvailable, launchChromium } from "./web/browser.ts";
 import { type ProcessStack, startProcessStack } from "./web/stack.ts";
 import { librivoxUtterances, readWav16k } from "../origin/asr/sphinx/sphinx_testdata.ts";
 import { encodeWav } from "../origin/pipeline/wav.ts";
+import { concat, silence } from "../origin/pipeline/host_double.ts";
 import { floatToInt16, int16ToFloat, resampleAll } from "../lib/audio/resampler.ts";
 import { editDistance } from "../origin/asr/error_rate.ts";
 
@@ -19,15 +20,14 @@ const words = (s: string) => s.toLowerCase().replace(/[^a-z' ]+/g, " ").split(/\
 /** Three recordings at 48 kHz with a second of silence before each and after the last. */
 async function micWav(): Promise<{ path: string; ref: string }> {
   const utts = librivoxUtterances().slice(0, 3);
-  const gap = new Int16Array(48_000);
-  const parts: Int16Array[] = [];
-  for (const u of utts) {
-    parts.push(gap, floatToInt16(resampleAll(int16ToFloat(readWav16k(u.path)), 16_000, 48_000)));
-  }
-  parts.push(gap, gap);
-  const pcm = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) pcm.set(p, (o += p.length) - p.length);
+  const gap = silence(1000);
+  const pcm = concat(
+    ...utts.flatMap((
+      u,
+    ) => [gap, floatToInt16(resampleAll(int16ToFloat(readWav16k(u.path)), 16_000, 48_000))]),
+    gap,
+    gap,
+  );
   const path = await Deno.makeTempFile({ suffix: ".wav" });
   await Deno.writeFile(path, encodeWav(pcm, 48_000));
   return { path, ref: utts.map((u) => u.ref).join(" ") };

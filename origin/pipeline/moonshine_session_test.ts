@@ -72,9 +72,7 @@ Deno.test({
     // both are Whisper hallucinations the junk filter drops for Whisper; from Moonshine they are speech
     const phrases = [await fliteSpeech("Thank you.", "awb"), await fliteSpeech("You.", "awb")];
     const gap = new Int16Array(16_000);
-    const pcm16 = new Int16Array(gap.length * 3 + phrases[0].length + phrases[1].length);
-    pcm16.set(phrases[0], gap.length);
-    pcm16.set(phrases[1], gap.length * 2 + phrases[0].length);
+    const pcm16 = concat(gap, phrases[0], gap, phrases[1], gap);
     const host = new FakeHost("s-moonshine-thanks");
     const p = hub.createPipeline(host, SessionOptions.parse({ mode: "transcribe" }));
     const fileEvents: TranscriptEvent[] = [];

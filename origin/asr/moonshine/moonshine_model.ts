@@ -88,10 +88,10 @@ export class MoonshineModel {
       intraOpNumThreads: opts.intraOpNumThreads ?? 1,
       interOpNumThreads: 1,
     };
+    const t0 = performance.now();
     const encoder = await ort.InferenceSession.create(`${dir}/encoder_model.onnx`, so);
     let decoder: ort.InferenceSession | undefined;
     try {
-      const t0 = performance.now();
       decoder = await ort.InferenceSession.create(`${dir}/decoder_model_merged.onnx`, so);
       const m = new MoonshineModel(dir, encoder, decoder, cacheShape(decoder, dir));
       log_.info("moonshine model loaded", { dir, ...m.shape, ms: Math.round(performance.now() - t0) });
