@@ -269,6 +269,7 @@ export class EngineHub {
     owner: string,
     language: string | undefined,
     emit: (event: TranscriptBody) => Promise<unknown>,
+    onError?: (code: string, message: string) => void,
   ): Recognizer {
     if (this.closing) throw new ClosedError("engine hub");
     const pool = this.speechPool;
@@ -288,6 +289,7 @@ export class EngineHub {
       vad: this.fileVad,
       decoder: new RedecodeStrategy(engine, owner, () => language, false),
       partials: () => false,
+      onError,
       log: this.log.child({ owner }),
       config: cfg,
       live: false,

@@ -59,6 +59,14 @@ export class FileTranscriber {
       wake = null;
     };
     let segments = 0;
+    // A segment that could not be decoded fails the whole file: a transcript with a silent hole in it would
+    // pass for complete.
+    let lost = null as { code: string; message: string } | null;
+    const onError = (code: string, message: string) => {
+      lost ??= { code, message };
+      abort.abort();
+      notify();
+    };
     const recognizer = this.hub.createFileRecognizer(owner, opts.language, (ev: TranscriptBody) => {
       const best = ev.alternatives[0];
       segments++;
@@ -75,7 +83,7 @@ export class FileTranscriber {
       });
       notify();
       return Promise.resolve();
-    });
+    }, onError);
     const t0 = performance.now();
     const durationMs = Math.round(pcm16k.length / (TRANSCRIBE_RATE / 1000));
     let finished = false;
@@ -96,11 +104,17 @@ export class FileTranscriber {
     })();
     try {
       while (true) {
-        while (lines.length) yield lines.shift()!;
-        if (finished) break;
+        while (lines.length && !lost) yield lines.shift()!;
+        if (finished || lost) break;
         await new Promise<void>((r) => wake = r);
       }
       await feeding;
+      if (lost) {
+        mFiles.inc({ outcome: "error" });
+        log.error("transcription failed", { code: lost.code, reason: lost.message });
+        yield { type: "error", code: lost.code, message: lost.message };
+        return;
+      }
       if (abort.signal.aborted) {
         mFiles.inc({ outcome: "aborted" });
         return;
