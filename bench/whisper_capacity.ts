@@ -18,7 +18,7 @@
  * 80 % of the cores' CPU / CPU per session-second; "confirmed only" is the same when every partial is shed.
  *
  *   deno run -A bench/whisper_capacity.ts [--cores 2] [--sizes base.en,small.en]
- *     [--engines ctc,moonshine,sphinx,whisper]
+ *     [--engines ctc,moonshine,sphinx,whisper] (also moonshine_int8: the int8 graph without folding, for comparison)
  *                                         [--repeats 2] [--json]
  */
 import process from "node:process";
@@ -185,13 +185,19 @@ async function ctcRow(): Promise<Row> {
   }
 }
 
-async function moonshineRow(): Promise<Row> {
-  const { loadBundledMoonshine } = await import("../origin/asr/moonshine/moonshine_engine.ts");
-  const e = await loadBundledMoonshine();
+/** `int8`: the quantized graph as shipped, its weights dequantized on every run (the state before folding). */
+async function moonshineRow(int8 = false): Promise<Row> {
+  const { MoonshineModel } = await import("../origin/asr/moonshine/moonshine_model.ts");
+  const dir = new URL("../models/moonshine-tiny-en", import.meta.url).pathname;
+  const m = await MoonshineModel.load(dir, { foldWeights: !int8 });
   try {
-    return await redecodeRow("moonshine tiny", "bundled, human English", (pcm) => e.transcribe(pcm));
+    return await redecodeRow(
+      int8 ? "moonshine tiny, int8 weights per run" : "moonshine tiny",
+      "bundled, human English",
+      (pcm) => m.decode(pcm),
+    );
   } finally {
-    await e.dispose();
+    await m.dispose();
   }
 }
 
@@ -230,6 +236,7 @@ if (import.meta.main) {
   const rows: Row[] = [];
   if (ENGINES.includes("ctc")) rows.push(await ctcRow());
   if (ENGINES.includes("moonshine")) rows.push(await moonshineRow());
+  if (ENGINES.includes("moonshine_int8")) rows.push(await moonshineRow(true));
   const s = ENGINES.includes("sphinx") ? await sphinxRow() : null;
   if (s) rows.push(s);
   if (ENGINES.includes("whisper")) { for (const size of SIZES) rows.push(await whisperRow(size)); }

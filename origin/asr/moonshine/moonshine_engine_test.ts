@@ -133,3 +133,29 @@ Deno.test("moonshine: a word shorter than half a second ends with the end token 
     await e.dispose();
   }
 });
+
+Deno.test("moonshine: weights folded to float at load decode the same tokens and log-probabilities as the int8 graph", async () => {
+  const dir = `${MODELS}/moonshine-tiny-en`;
+  const folded = await MoonshineModel.load(dir);
+  const int8 = await MoonshineModel.load(dir, { foldWeights: false });
+  try {
+    for (
+      const [text, voice] of [["Please call the office before noon.", "rms"], [
+        "Turn left at the bridge.",
+        "slt",
+      ]]
+    ) {
+      const pcm = int16ToFloat(await fliteSpeech(text, voice));
+      const a = await folded.decode(pcm), b = await int8.decode(pcm);
+      assert.ok(a.tokens.length > 3, JSON.stringify(a));
+      assert.deepEqual(a.tokens, b.tokens);
+      assert.equal(a.ended, b.ended);
+      for (const [i, lp] of a.logProbs.entries()) {
+        assert.ok(Math.abs(lp - b.logProbs[i]) < 1e-3, `${lp} ${b.logProbs[i]}`);
+      }
+    }
+  } finally {
+    await folded.dispose();
+    await int8.dispose();
+  }
+});

@@ -79,7 +79,10 @@ export class MoonshineModel {
   /** The decode running now: dispose waits for it before freeing the sessions it uses. */
   private running: Promise<unknown> = Promise.resolve();
 
-  static async load(dir: string, opts: { intraOpNumThreads?: number } = {}): Promise<MoonshineModel> {
+  static async load(
+    dir: string,
+    opts: { intraOpNumThreads?: number; foldWeights?: boolean } = {},
+  ): Promise<MoonshineModel> {
     const missing = MOONSHINE_FILES.filter((f) => !existsSync(`${dir}/${f}`));
     if (missing.length) {
       throw new MoonshineModelError(`Moonshine model folder ${dir} lacks ${missing.join(", ")}`);
@@ -87,6 +90,10 @@ export class MoonshineModel {
     const so: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: opts.intraOpNumThreads ?? 1,
       interOpNumThreads: 1,
+      // The int8 export dequantizes constant weights (DequantizeLinear on initializers) on every run: 40 % of a
+      // decoder step. With the QDQ transformers off, onnxruntime's constant folding turns them into float
+      // weights once, at load (docs/recognition.md has the figures).
+      ...(opts.foldWeights ?? true ? { extra: { session: { disable_quant_qdq: "1" } } } : {}),
     };
     const t0 = performance.now();
     const encoder = await ort.InferenceSession.create(`${dir}/encoder_model.onnx`, so);
