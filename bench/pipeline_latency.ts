@@ -167,6 +167,8 @@ interface RunResult {
   wallS: number;
   partialsSent: number;
   partialsShed: number;
+  /** Partial decodes that came back with no text to show (empty, junk or low confidence). */
+  partialsEmpty: number;
   maxQueue: number;
   maxVadLagMs: number;
 }
@@ -191,6 +193,9 @@ const droppedResults = () =>
 async function run(scripts: Script[], tailMs = 4000): Promise<RunResult> {
   let errorEvents = 0;
   const dropped0 = droppedResults();
+  const emptyPartials = () =>
+    registry.counter("parley_partials_dropped_total", "").get({ reason: "empty_or_low_confidence" });
+  const empty0 = emptyPartials();
   const sessions = scripts.map((s, i) => {
     const host = new FakeHost(`bench-${i}-${crypto.randomUUID().slice(0, 8)}`, "bench", false);
     const events: Array<{ e: TranscriptEvent; wall: number }> = [];
@@ -272,6 +277,7 @@ async function run(scripts: Script[], tailMs = 4000): Promise<RunResult> {
     wallS,
     partialsSent: 0,
     partialsShed: shed1 - shed0,
+    partialsEmpty: emptyPartials() - empty0,
     maxQueue,
     maxVadLagMs,
   };
@@ -338,7 +344,7 @@ const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "-");
   ]));
   console.log(
     `missed confirmed: ${r.missedConfirmed} (results dropped by the recognizer: ${r.droppedResults}, error events: ${r.errorEvents}), segments without partial: ${r.noPartial}, partials sent ${r.partialsSent}, ` +
-      `partials skipped ${r.partialsShed}; loop 10 ms ticks: p50 ${f1(percentile(r.gaps, 50))} ms, ` +
+      `partials skipped ${r.partialsShed}, partial decodes with no text ${r.partialsEmpty}; loop 10 ms ticks: p50 ${f1(percentile(r.gaps, 50))} ms, ` +
       `p99 ${f1(percentile(r.gaps, 99))} ms, max ${
         f1(Math.max(...r.gaps))
       } ms, late(>20 ms) ${late}/${r.gaps.length}; process CPU ${f1(r.cpuCores * 100)}%, main thread ${

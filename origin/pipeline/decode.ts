@@ -30,9 +30,10 @@ export interface SegmentDecoder {
   feed?(audio: Float32Array): void;
   /**
    * A partial result for the segment so far. `audio()` copies the segment's audio (re-decoding strategies); call
-   * it before returning, the segment moves on.
+   * it before returning, the segment moves on. `first`: the segment has shown no text yet (its first partial, or
+   * a retry after partials with nothing to show), so this one is what makes text appear.
    */
-  partial(audio: () => Float32Array): Promise<AsrResult>;
+  partial(audio: () => Float32Array, opts?: { first?: boolean }): Promise<AsrResult>;
   /**
    * The end-of-speech window opened after speech that ended at `speechEnd` (called on every chunk of the
    * window): a strategy may start the final decode now. `audio()` copies what the confirmed result would be

@@ -29,6 +29,12 @@ export interface RecognizerConfig {
   /** Then ask for a partial every this many ms of new audio. */
   partialIntervalMs: number;
   /**
+   * Until a segment has shown text, a partial that came back with none is asked again after this much new audio
+   * instead (at most partialIntervalMs): the first 250 ms of speech often decode to nothing, and waiting a whole
+   * interval then delays the first words on screen.
+   */
+  emptyPartialRetryMs: number;
+  /**
    * Drop results whose words all have a confidence below this (or, without word confidences, whose segment
    * confidence is below it); engines that report none are not filtered. Set on dev data (bench/
    * confidence_threshold.ts), never on evaluation transcripts.
@@ -42,6 +48,7 @@ export const DEFAULT_RECOGNIZER_CONFIG: RecognizerConfig = {
   segmenter: DEFAULT_SEGMENTER_CONFIG,
   firstPartialMs: 250,
   partialIntervalMs: 400,
+  emptyPartialRetryMs: 200,
   minConfidence: 0.35,
   dropHallucinations: true,
 };
@@ -125,6 +132,8 @@ interface SegmentState {
   skippedSlot: boolean;
   partialsSent: number;
   lastPartialText: string;
+  /** The last partial decode had no text to show. */
+  lastPartialEmpty: boolean;
   ended: boolean;
 }
 
@@ -354,6 +363,7 @@ export class Recognizer {
         skippedSlot: false,
         partialsSent: 0,
         lastPartialText: "",
+        lastPartialEmpty: false,
         ended: false,
       };
       if (decoder.feed && cur) decoder.feed(cur.audio);
@@ -379,7 +389,11 @@ export class Recognizer {
     if (!end) return;
     const speechMs = this.segmenter.speechMs;
     if (speechMs < Math.max(this.config.firstPartialMs, this.config.segmenter.minSpeechMs)) return;
-    if (seg.lastPartialAt && (end - seg.lastPartialAt) / 16 < this.config.partialIntervalMs) return;
+    const shown = seg.lastPartialText !== "";
+    const interval = !shown && seg.lastPartialEmpty
+      ? Math.min(this.config.emptyPartialRetryMs, this.config.partialIntervalMs)
+      : this.config.partialIntervalMs;
+    if (seg.lastPartialAt && (end - seg.lastPartialAt) / 16 < interval) return;
     if (seg.partialInFlight) {
       // the previous decode is still running: skip this slot (counted once per skipped interval)
       if (!seg.skippedSlot) mPartialsDropped.inc({ reason: "in_flight" });
@@ -392,7 +406,7 @@ export class Recognizer {
     const receivedAt = this.receivedAtOf(end);
     const t0 = performance.now();
     // copied only if the strategy asks for it (re-decoding does; incremental decoders have the audio already)
-    seg.decoder.partial(() => this.segmenter.currentAudio()?.audio ?? new Float32Array(0))
+    seg.decoder.partial(() => this.segmenter.currentAudio()?.audio ?? new Float32Array(0), { first: !shown })
       .then((r) => {
         mDecode.observe((performance.now() - t0) / 1000, { kind: "partial" });
         seg.partialInFlight = false;
@@ -401,7 +415,8 @@ export class Recognizer {
           return;
         }
         const best = r.alternatives[0];
-        if (!best || !best.text || this.junk(best.text) || this.lowConfidence(r)) {
+        seg.lastPartialEmpty = !best || !best.text || this.junk(best.text) || this.lowConfidence(r);
+        if (seg.lastPartialEmpty) {
           mPartialsDropped.inc({ reason: "empty_or_low_confidence" });
           return;
         }

@@ -177,3 +177,61 @@ Deno.test("Recognizer: a confirmed decode that fails gives the owner one error n
     await vad.close();
   }
 });
+
+Deno.test("Recognizer: until a segment shows text, a partial with none is retried after emptyPartialRetryMs (200 ms), and ranks as first; then every partialIntervalMs (400 ms)", async () => {
+  const vad = await SileroVad.load();
+  /** Re-decoding double: its first two partials per segment have no text; notes each request's audio length. */
+  const requests: Array<{ segment: number; samples: number; first: boolean }> = [];
+  const decoder: DecodeStrategy = {
+    open: (segment) => {
+      let n = 0;
+      return {
+        partial: (audio, opts) => {
+          requests.push({ segment, samples: audio().length, first: opts?.first ?? false });
+          return Promise.resolve(result(n++ < 2 ? "" : `words ${n}`));
+        },
+        confirm: (end) => Promise.resolve(result(`final ${end.audio.length}`)),
+      };
+    },
+    close: () => {},
+  };
+  const events: TranscriptBody[] = [];
+  const r = new Recognizer({
+    emit: (e) => {
+      events.push(e);
+      return Promise.resolve();
+    },
+    vad: new BatchingVad((items) => vad.runSequences(items)),
+    decoder,
+    partials: () => true,
+    log,
+  });
+  try {
+    const wav = readWav(new URL("../../tests/fixtures/speech/one_phrase_48k.wav", import.meta.url));
+    const pcm = floatToInt16(resampleAll(wav.samples, wav.sampleRate, 48000));
+    const all = new Int16Array(pcm.length + 48 * 1000);
+    all.set(pcm);
+    // 10 ms frames, each drained: decodes resolve at once, so every partial slot is taken when it comes
+    for (let i = 0, k = 0; i + 480 <= all.length; i += 480, k++) {
+      r.push({ samples: all.slice(i, i + 480), sampleRate: 48000, timestampMs: k * 10, receivedAt: 0 });
+      await r.drain();
+    }
+    const segments = [...new Set(requests.map((q) => q.segment))];
+    assert.ok(segments.length >= 1);
+    let longest = 0;
+    for (const id of segments) {
+      const qs = requests.filter((q) => q.segment === id);
+      const gapsMs = qs.slice(1).map((q, i) => (q.samples - qs[i].samples) / 16);
+      longest = Math.max(longest, qs.length);
+      // two empty answers: the next two requests come after ~200 ms (one VAD chunk of slack); then ~400 ms
+      for (const g of gapsMs.slice(0, 2)) assert.ok(g >= 200 && g < 240, `retry gaps ${gapsMs}`);
+      for (const g of gapsMs.slice(2)) assert.ok(g >= 400 && g < 440, `interval gaps ${gapsMs}`);
+      assert.deepEqual(qs.map((q) => q.first), qs.map((_, i) => i < 3), JSON.stringify(qs));
+    }
+    assert.ok(longest >= 4, JSON.stringify(requests));
+    assert.ok(events.some((e) => e.status === "partial" && e.alternatives[0].text === "words 3"));
+  } finally {
+    r.close();
+    await vad.close();
+  }
+});

@@ -52,12 +52,11 @@ export class RedecodeStrategy implements DecodeStrategy {
   open(_segmentId: number): SegmentDecoder {
     /** Decode started during the end-of-speech window, for the speech end it was made for. */
     let spec: { speechEnd: number; result: Promise<AsrResult> } | null = null;
-    let partials = 0;
     const decoder: SegmentDecoder = {
-      partial: (audio) =>
+      partial: (audio, opts) =>
         this.engine.recognize(audio(), {
           kind: "partial",
-          first: partials++ === 0,
+          first: opts?.first ?? false,
           owner: this.owner,
           language: this.language(),
           coalesceKey: this.partialKey,

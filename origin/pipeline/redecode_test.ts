@@ -27,21 +27,20 @@ function engine(fail: (o: Opts) => boolean = () => false) {
   return { e, calls };
 }
 
-Deno.test("redecode: the first partial of each segment is marked first, later ones are not", async () => {
+Deno.test("redecode: a partial the recognizer marks first (its segment shows no text yet) ranks as first; others do not", async () => {
   const { e, calls } = engine();
   const s = new RedecodeStrategy(e, "s1", () => undefined);
   const audio = () => new Float32Array(1600);
   const one = s.open(1);
+  await one.partial(audio, { first: true });
+  await one.partial(audio, { first: true });
+  await one.partial(audio, { first: false });
   await one.partial(audio);
-  await one.partial(audio);
-  await one.partial(audio);
-  const two = s.open(2);
-  await two.partial(audio);
   assert.deepEqual(calls.map((c) => [c.kind, c.first]), [
     ["partial", true],
-    ["partial", false],
-    ["partial", false],
     ["partial", true],
+    ["partial", false],
+    ["partial", false],
   ]);
 });
 
