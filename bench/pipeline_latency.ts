@@ -344,7 +344,9 @@ const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "-");
   ]));
   console.log(
     `missed confirmed: ${r.missedConfirmed} (results dropped by the recognizer: ${r.droppedResults}, error events: ${r.errorEvents}), segments without partial: ${r.noPartial}, partials sent ${r.partialsSent}, ` +
-      `partials skipped ${r.partialsShed}, partial decodes with no text ${r.partialsEmpty}; loop 10 ms ticks: p50 ${f1(percentile(r.gaps, 50))} ms, ` +
+      `partials skipped ${r.partialsShed}, partial decodes with no text ${r.partialsEmpty}; loop 10 ms ticks: p50 ${
+        f1(percentile(r.gaps, 50))
+      } ms, ` +
       `p99 ${f1(percentile(r.gaps, 99))} ms, max ${
         f1(Math.max(...r.gaps))
       } ms, late(>20 ms) ${late}/${r.gaps.length}; process CPU ${f1(r.cpuCores * 100)}%, main thread ${
