@@ -496,7 +496,7 @@ export class Recognizer {
             "recognizer_failed",
             `speech recognizer: the segment from ${this.sessionMs(ev.speechStart)} ms could not be decoded (${
               err instanceof Error ? err.message : String(err)
-            }); later speech is recognized`,
+            })${this.init.live === false ? "" : "; later speech is recognized"}`,
           );
         }
         return null;
