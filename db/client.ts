@@ -99,6 +99,16 @@ export async function openDatabase(opts: DatabaseOptions = {}): Promise<Database
   return opts.url ? await openPostgres(opts.url, opts, log) : await openPglite(opts, log);
 }
 
+/**
+ * Seconds a pool connection waits before trying again after failing. postgres.js's default grows as 3^n / 100 s
+ * (up to 20 s) over the failures the whole pool has counted, so after an outage of half a minute a node may not
+ * reconnect for 10–20 s after the database is back. A node that cannot heartbeat for NODE_TIMEOUT_MS is judged
+ * lost, and the edge closes its live sessions. Capped at 1 s, with jitter so nodes do not reconnect in step.
+ */
+export function reconnectBackoff(failures: number): number {
+  return (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** failures, 1);
+}
+
 async function openPostgres(url: string, opts: DatabaseOptions, log: Logger): Promise<Database> {
   const shouldMigrate = opts.migrate ?? true;
   if (shouldMigrate) {
@@ -114,7 +124,12 @@ async function openPostgres(url: string, opts: DatabaseOptions, log: Logger): Pr
       await one.end({ timeout: 5 });
     }
   }
-  const client = postgres(url, { max: opts.poolSize ?? 10, onnotice: () => {}, idle_timeout: 30 });
+  const client = postgres(url, {
+    max: opts.poolSize ?? 10,
+    onnotice: () => {},
+    idle_timeout: 30,
+    backoff: reconnectBackoff,
+  });
   const db = drizzlePostgres(client, { schema }) as unknown as Db;
   let listener: postgres.Sql | undefined;
   let state: "open" | "closed" = "open";
@@ -139,7 +154,7 @@ async function openPostgres(url: string, opts: DatabaseOptions, log: Logger): Pr
     query,
     async listen(channel, onNotify, onReconnect) {
       if (state === "closed") throw new DatabaseClosedError();
-      listener ??= postgres(url, { max: 1, onnotice: () => {} });
+      listener ??= postgres(url, { max: 1, onnotice: () => {}, backoff: reconnectBackoff });
       const sub = await listener.listen(channel, (payload) => onNotify(payload), () => onReconnect?.());
       return async () => {
         await sub.unlisten().catch(() => {});

@@ -19,6 +19,19 @@ export function testDatabaseUrl(): string | undefined {
   return Deno.env.get("PARLEY_TEST_DATABASE_URL") || undefined;
 }
 
+/**
+ * A private PostgreSQL cluster tests can stop and start (.ci/pg.sh: its own data dir and port, never the CI
+ * server). `start` returns its URL.
+ */
+export async function privatePostgres(cmd: "start" | "stop", dir: string, port: number): Promise<string> {
+  const out = await new Deno.Command("bash", {
+    args: [new URL("../.ci/pg.sh", import.meta.url).pathname, cmd, dir, String(port)],
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`pg.sh ${cmd} failed`);
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
 if (!Deno.env.get("TEST_LOG")) configureLogging({ level: "error" });
 
 function withDbName(url: string, name: string): string {

@@ -14,19 +14,11 @@ import { TestClient } from "../../origin/session/test_client.ts";
 import { exitCleanly } from "../../origin/session/wrtc.ts";
 import { readWav } from "../../origin/pipeline/wav.ts";
 import { call, freePort, ParleyProcess, waitReady } from "./stack_process.ts";
+import { privatePostgres } from "../../db/testing.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
 const SESSIONS = 3;
 
-async function pg(cmd: "start" | "stop", dir: string, port: number): Promise<string> {
-  const out = await new Deno.Command("bash", {
-    args: [`${ROOT}.ci/pg.sh`, cmd, dir, String(port)],
-    stderr: "inherit",
-  })
-    .output();
-  if (!out.success) throw new Error(`pg.sh ${cmd} failed`);
-  return new TextDecoder().decode(out.stdout).trim();
-}
+const pg = privatePostgres;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const confirmed = (c: TestClient) =>
