@@ -28,6 +28,7 @@ import { log as rootLog, type Logger } from "../../lib/log.ts";
 import { chunkText } from "../../protocol/tts_text.ts";
 import { ssmlJobChunks } from "../../protocol/ssml.ts";
 import { registry } from "../../lib/metrics.ts";
+import { isDatabaseUnavailable } from "../../db/unavailable.ts";
 import type { OriginComponent } from "../services.ts";
 import type { PriorityGate } from "./priority_gate.ts";
 import type { ChunkSynthesizer } from "./synth.ts";
@@ -89,6 +90,13 @@ const mEncode = registry.histogram(
   "Time to compress one chunk's audio for storage",
   [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2],
 );
+const mSlotErrors = registry.counter(
+  "parley_tts_slot_errors_total",
+  "Failed turns of a worker slot's claim loop, by kind (database_unavailable | other)",
+);
+/** A slot whose claim failed tries again after this, doubling up to RETRY_MAX_MS while failures go on. */
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 2000;
 const mQueue = registry.gauge("parley_tts_queue_depth", "Claimable chunks by job priority (sampled)");
 const mInflight = registry.gauge("parley_tts_chunks_in_flight", "Chunks this origin is synthesizing");
 
@@ -154,6 +162,10 @@ export class TtsJobWorker implements OriginComponent {
   }
 
   async #loop(slot: number, interactiveOnly: boolean): Promise<void> {
+    // While the database is unreachable every claim fails at once: one warning when it starts, retries that
+    // back off to 2 s, one line when it is back (not an error with a stack four times a second per slot).
+    let unreachableSince: number | null = null;
+    let retryMs = RETRY_MIN_MS;
     while (this.#state === "running") {
       try {
         const share = this.opts.share;
@@ -170,6 +182,14 @@ export class TtsJobWorker implements OriginComponent {
             batchFirst: !interactiveOnly && every > 0 && this.#claimTurn++ % every === every - 1,
           },
         });
+        if (unreachableSince !== null) {
+          this.#log.info("tts worker: database reachable again", {
+            slot,
+            unreachable_ms: Math.round(performance.now() - unreachableSince),
+          });
+          unreachableSince = null;
+        }
+        retryMs = RETRY_MIN_MS;
         if (!c) {
           await this.#sleep();
           continue;
@@ -182,8 +202,21 @@ export class TtsJobWorker implements OriginComponent {
         await this.#process(c);
       } catch (err) {
         if (this.#state !== "running") break;
-        this.#log.error("tts worker slot error", { slot, err });
-        await new Promise((r) => setTimeout(r, 250));
+        if (isDatabaseUnavailable(err)) {
+          if (unreachableSince === null) {
+            unreachableSince = performance.now();
+            this.#log.warn("tts worker: database unreachable; claims wait for it", {
+              slot,
+              why: String(err),
+            });
+          }
+          mSlotErrors.inc({ kind: "database_unavailable" });
+        } else {
+          this.#log.error("tts worker slot error", { slot, err });
+          mSlotErrors.inc({ kind: "other" });
+        }
+        await new Promise((r) => setTimeout(r, retryMs));
+        retryMs = Math.min(RETRY_MAX_MS, retryMs * 2);
       }
     }
   }

@@ -13,6 +13,8 @@ import type { ChunkSynthesizer, ChunkTrim } from "./synth.ts";
 import { chunkText } from "../../protocol/tts_text.ts";
 import { JOIN_PAUSE_MS, START_PAUSE_MS } from "../tts/trim_edges.ts";
 import { TtsJobWorker } from "./worker.ts";
+import { DatabaseUnavailableError } from "../../db/unavailable.ts";
+import { configureLogging } from "../../lib/log.ts";
 
 class SlowSynth implements ChunkSynthesizer {
   started = 0;
@@ -202,6 +204,64 @@ Deno.test({
     } finally {
       await worker.close();
       await db.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "tts worker: while the database is unreachable a slot warns once, backs off, and resumes when it is back",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const real = await openTestDatabase();
+    const tenant = (await createTenant(real, "outage")).id;
+    let down = false;
+    let failedQueries = 0;
+    // The worker's database: every query fails as a lost connection would while `down` (the rest is the real one).
+    const db = new Proxy(real, {
+      get(target, prop) {
+        if (prop === "query") {
+          return (q: Parameters<typeof real.query>[0]) => {
+            if (!down) return real.query(q);
+            failedQueries++;
+            return Promise.reject(new DatabaseUnavailableError("connect ECONNREFUSED (test outage)"));
+          };
+        }
+        const v = Reflect.get(target, prop);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const lines: Array<{ level: string; msg: string }> = [];
+    configureLogging({ level: "info", sink: (l) => lines.push(JSON.parse(l)) });
+    const synth = new SlowSynth(10);
+    const worker = await TtsJobWorker.start(db, {
+      nodeId: "w-outage",
+      concurrency: 1,
+      leaseMs: 5000,
+      pollMs: 50, // every slot tries to claim every 50 ms when idle
+      order: "fair",
+      maxAttempts: 3,
+      synth,
+    });
+    try {
+      down = true;
+      await new Promise((r) => setTimeout(r, 2000));
+      const during = failedQueries;
+      const msgs = (level: string, re: RegExp) =>
+        lines.filter((l) => l.level === level && re.test(l.msg)).length;
+      assert.equal(msgs("warn", /database unreachable/), 1, JSON.stringify(lines));
+      assert.equal(msgs("error", /slot error/), 0, "no error line per failed claim");
+      // 250 + 500 + 1000 ms of back-off in 2 s: a handful of claims, not one per poll (40) or per 250 ms (8)
+      assert.ok(during >= 2 && during <= 6, `${during} failed claims in 2 s`);
+      down = false;
+      await submitJobs(real, [newJob(tenant, ["back."])]);
+      await until(() => Promise.resolve(synth.started >= 1), 5000);
+      assert.equal(msgs("info", /database reachable again/), 1, JSON.stringify(lines.slice(-5)));
+    } finally {
+      configureLogging({ level: "error", sink: (l) => console.error(l) });
+      await worker.close();
+      await real.close();
     }
   },
 });
