@@ -37,33 +37,48 @@ class FedDecoder implements DecodeStrategy {
   }
 }
 
-Deno.test("Recognizer + incremental decoder: fed in order from the pre-roll, partials from the running hypothesis, confirmed after speech_started", async () => {
-  const vad = await SileroVad.load();
-  const decoder = new FedDecoder();
+/** A Recognizer on the real Silero VAD whose emitted events land in `events`. */
+function recognizer(
+  vad: SileroVad,
+  init: Omit<ConstructorParameters<typeof Recognizer>[0], "emit" | "vad" | "log">,
+): { r: Recognizer; events: TranscriptBody[] } {
   const events: TranscriptBody[] = [];
-  const messages: RecognizerMessage[] = [];
   const r = new Recognizer({
     emit: (e) => {
       events.push(e);
       return Promise.resolve();
     },
     vad: new BatchingVad((items) => vad.runSequences(items)),
+    log,
+    ...init,
+  });
+  return { r, events };
+}
+
+/** A fixture as a peer sends it (48 kHz, 10 ms frames), then 1 s of silence; drained every `drainEvery` frames. */
+async function pushFixture(r: Recognizer, name: string, drainEvery: number): Promise<void> {
+  const wav = readWav(new URL(`../../tests/fixtures/speech/${name}`, import.meta.url));
+  const pcm = floatToInt16(resampleAll(wav.samples, wav.sampleRate, 48000));
+  const all = new Int16Array(pcm.length + 48 * 1000);
+  all.set(pcm);
+  for (let i = 0, k = 0; i + 480 <= all.length; i += 480, k++) {
+    r.push({ samples: all.slice(i, i + 480), sampleRate: 48000, timestampMs: k * 10, receivedAt: 0 });
+    if (k % drainEvery === 0) await r.drain();
+  }
+  await r.drain();
+}
+
+Deno.test("Recognizer + incremental decoder: fed in order from the pre-roll, partials from the running hypothesis, confirmed after speech_started", async () => {
+  const vad = await SileroVad.load();
+  const decoder = new FedDecoder();
+  const messages: RecognizerMessage[] = [];
+  const { r, events } = recognizer(vad, {
     decoder,
     partials: () => true,
     onMessage: (m) => messages.push(m),
-    log,
   });
   try {
-    const wav = readWav(new URL("../../tests/fixtures/speech/two_phrases_16k.wav", import.meta.url));
-    const pcm = floatToInt16(resampleAll(wav.samples, wav.sampleRate, 48000));
-    const tail = new Int16Array(48 * 1000); // end-of-speech silence after the second phrase
-    const all = new Int16Array(pcm.length + tail.length);
-    all.set(pcm);
-    for (let i = 0, k = 0; i + 480 <= all.length; i += 480, k++) {
-      r.push({ samples: all.slice(i, i + 480), sampleRate: 48000, timestampMs: k * 10, receivedAt: 0 });
-      if (k % 20 === 0) await r.drain();
-    }
-    await r.drain();
+    await pushFixture(r, "two_phrases_16k.wav", 20);
 
     assert.equal(decoder.segments.length, 2, JSON.stringify(messages));
     for (const seg of decoder.segments) {
@@ -95,18 +110,7 @@ Deno.test("Recognizer + incremental decoder: fed in order from the pre-roll, par
 Deno.test("Recognizer, file input: push16k in large blocks with no trailing silence, finish() confirms every phrase, no partials", async () => {
   const vad = await SileroVad.load();
   const decoder = new FedDecoder();
-  const events: TranscriptBody[] = [];
-  const r = new Recognizer({
-    emit: (e) => {
-      events.push(e);
-      return Promise.resolve();
-    },
-    vad: new BatchingVad((items) => vad.runSequences(items)),
-    decoder,
-    partials: () => false,
-    log,
-    live: false,
-  });
+  const { r, events } = recognizer(vad, { decoder, partials: () => false, live: false });
   try {
     const wav = readWav(new URL("../../tests/fixtures/speech/two_phrases_16k.wav", import.meta.url));
     const full = resampleAll(wav.samples, wav.sampleRate, 16000);
@@ -145,29 +149,14 @@ Deno.test("Recognizer: a confirmed decode that fails gives the owner one error n
       return first ? { ...d, confirm: () => Promise.reject(new Error("inference worker crashed")) } : d;
     }
   }
-  const events: TranscriptBody[] = [];
   const errors: Array<{ code: string; message: string }> = [];
-  const r = new Recognizer({
-    emit: (e) => {
-      events.push(e);
-      return Promise.resolve();
-    },
-    vad: new BatchingVad((items) => vad.runSequences(items)),
+  const { r, events } = recognizer(vad, {
     decoder: new FailFirst(),
     partials: () => false,
     onError: (code, message) => errors.push({ code, message }),
-    log,
   });
   try {
-    const wav = readWav(new URL("../../tests/fixtures/speech/two_phrases_16k.wav", import.meta.url));
-    const pcm = floatToInt16(resampleAll(wav.samples, wav.sampleRate, 48000));
-    const all = new Int16Array(pcm.length + 48 * 1000);
-    all.set(pcm);
-    for (let i = 0, k = 0; i + 480 <= all.length; i += 480, k++) {
-      r.push({ samples: all.slice(i, i + 480), sampleRate: 48000, timestampMs: k * 10, receivedAt: 0 });
-      if (k % 20 === 0) await r.drain();
-    }
-    await r.drain();
+    await pushFixture(r, "two_phrases_16k.wav", 20);
     assert.equal(errors.length, 1, JSON.stringify(errors));
     assert.equal(errors[0].code, "recognizer_failed");
     assert.match(errors[0].message, /segment from \d+ ms could not be decoded \(inference worker crashed\)/);
@@ -195,27 +184,10 @@ Deno.test("Recognizer: until a segment shows text, a partial with none is retrie
     },
     close: () => {},
   };
-  const events: TranscriptBody[] = [];
-  const r = new Recognizer({
-    emit: (e) => {
-      events.push(e);
-      return Promise.resolve();
-    },
-    vad: new BatchingVad((items) => vad.runSequences(items)),
-    decoder,
-    partials: () => true,
-    log,
-  });
+  const { r, events } = recognizer(vad, { decoder, partials: () => true });
   try {
-    const wav = readWav(new URL("../../tests/fixtures/speech/one_phrase_48k.wav", import.meta.url));
-    const pcm = floatToInt16(resampleAll(wav.samples, wav.sampleRate, 48000));
-    const all = new Int16Array(pcm.length + 48 * 1000);
-    all.set(pcm);
-    // 10 ms frames, each drained: decodes resolve at once, so every partial slot is taken when it comes
-    for (let i = 0, k = 0; i + 480 <= all.length; i += 480, k++) {
-      r.push({ samples: all.slice(i, i + 480), sampleRate: 48000, timestampMs: k * 10, receivedAt: 0 });
-      await r.drain();
-    }
+    // every frame drained: decodes resolve at once, so every partial slot is taken when it comes
+    await pushFixture(r, "one_phrase_48k.wav", 1);
     const segments = [...new Set(requests.map((q) => q.segment))];
     assert.ok(segments.length >= 1);
     let longest = 0;
