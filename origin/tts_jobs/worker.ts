@@ -106,6 +106,8 @@ export class TtsJobWorker implements OriginComponent {
   /** Claims made by all slots: every `share.batchEvery`-th ranks batch first. */
   #claimTurn = 0;
   #wakers: Array<() => void> = [];
+  /** Aborted when close() begins: ends a slot's back-off pause at once. */
+  #stopping = new AbortController();
   #loops: Promise<void>[] = [];
   #held = new Map<string, ClaimedChunk>();
   #timers: ReturnType<typeof setInterval>[] = [];
@@ -154,6 +156,21 @@ export class TtsJobWorker implements OriginComponent {
     const w = this.#wakers;
     this.#wakers = [];
     for (const f of w) f();
+  }
+
+  /** Waits `ms`, or less if close() begins meanwhile (polls and NOTIFYs do not cut it short). */
+  #pause(ms: number): Promise<void> {
+    const signal = this.#stopping.signal;
+    if (signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener("abort", done, { once: true });
+    });
   }
 
   #sleep(): Promise<void> {
@@ -215,7 +232,7 @@ export class TtsJobWorker implements OriginComponent {
           this.#log.error("tts worker slot error", { slot, err });
           mSlotErrors.inc({ kind: "other" });
         }
-        await new Promise((r) => setTimeout(r, retryMs));
+        await this.#pause(retryMs);
         retryMs = Math.min(RETRY_MAX_MS, retryMs * 2);
       }
     }
@@ -339,6 +356,7 @@ export class TtsJobWorker implements OriginComponent {
     this.#closing ??= (async () => {
       this.#state = "closing";
       for (const t of this.#timers) clearInterval(t);
+      this.#stopping.abort();
       this.#wake();
       const held = [...this.#held.values()];
       await Promise.allSettled(held.map((c) => releaseChunk(this.database, c)));

@@ -258,6 +258,13 @@ Deno.test({
       await submitJobs(real, [newJob(tenant, ["back."])]);
       await until(() => Promise.resolve(synth.started >= 1), 5000);
       assert.equal(msgs("info", /database reachable again/), 1, JSON.stringify(lines.slice(-5)));
+      // close() during a back-off pause returns at once, not when the pause (up to 2 s) ends
+      // (failures at ~0, 0.3 and 0.8 s put the slot in a 1 s pause until ~1.8 s)
+      down = true;
+      await new Promise((r) => setTimeout(r, 1000));
+      const t0 = performance.now();
+      await worker.close();
+      assert.ok(performance.now() - t0 < 300, `close took ${Math.round(performance.now() - t0)} ms`);
     } finally {
       configureLogging({ level: "error", sink: (l) => console.error(l) });
       await worker.close();
