@@ -370,7 +370,7 @@ export class EngineHub {
       recognize: (pcm16k, opts) =>
         pool.submit({ kind: "asr", pcm16k, final: opts.kind !== "partial", language: opts.language }, {
           // speculative final decodes rank with partials: shed first, the confirmed path falls back; a
-          // segment's first partial (the user sees text start) goes before both, once per segment
+          // partial of a segment that shows no text yet (the user sees text start) goes before both
           priority: opts.kind === "confirmed" ? "high" : opts.first ? "normal" : "low",
           owner: opts.owner,
           coalesceKey: opts.coalesceKey,

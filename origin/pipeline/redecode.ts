@@ -1,7 +1,7 @@
 /**
  * The re-decoding strategy for engines that transcribe a whole buffer (CTC, Moonshine, Whisper): each partial
  * decodes the growing segment (low priority, one queued per session: a newer one supersedes it; a segment's
- * first partial ranks above the other partials); once silence begins the final decode of exactly the audio
+ * partials rank above the others until it shows text); once silence begins the final decode of exactly the audio
  * the confirmed result will be made of starts (speculative, low priority) and is promoted when the
  * end-of-speech window closes without new speech; the confirmed decode is high priority and retried if a
  * worker crashes.
@@ -16,7 +16,10 @@ export interface RecognitionEngine {
     pcm16k: Float32Array,
     opts: {
       kind: "partial" | "speculative" | "confirmed";
-      /** A segment's first partial: ranks above other partials and speculative decodes (text appears sooner). */
+      /**
+       * A partial of a segment that shows no text yet: ranks above other partials and speculative decodes (text
+       * appears sooner).
+       */
       first?: boolean;
       owner: string;
       coalesceKey?: string;

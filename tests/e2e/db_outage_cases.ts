@@ -18,8 +18,6 @@ import { privatePostgres } from "../../db/testing.ts";
 
 const SESSIONS = 3;
 
-const pg = privatePostgres;
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const confirmed = (c: TestClient) =>
   c.received.filter((e): e is TranscriptEvent => e.type === "transcript" && e.status === "confirmed");
@@ -30,7 +28,7 @@ const procs: ParleyProcess[] = [];
 const clients: TestClient[] = [];
 let failed = false;
 try {
-  const url = await pg("start", pgDir, pgPort);
+  const url = await privatePostgres("start", pgDir, pgPort);
   const port = freePort();
   const common = {
     DATABASE_URL: url,
@@ -111,7 +109,7 @@ try {
   const figures: string[] = [];
   for (const outageS of [10, 25]) {
     const before = clients.map((c) => c.received.length);
-    await pg("stop", pgDir, pgPort);
+    await privatePostgres("stop", pgDir, pgPort);
     const stoppedAt = performance.now();
     // The API during the outage: 503 + Retry-After + the JSON error body (never 500).
     await sleep(1000);
@@ -127,7 +125,7 @@ try {
     }
     const sentDuring = clients.map((c, i) => c.received.length - before[i]);
     while (performance.now() - stoppedAt < outageS * 1000) await sleep(100);
-    await pg("start", pgDir, pgPort);
+    await privatePostgres("start", pgDir, pgPort);
     const restartedAt = performance.now();
     await allHeard(`sentences spoken during the ${outageS} s outage`, 30_000);
     const caughtUpMs = performance.now() - restartedAt;
@@ -184,7 +182,7 @@ try {
     p.kill("SIGKILL");
     await p.status();
   }
-  await pg("stop", pgDir, pgPort).catch(() => "");
+  await privatePostgres("stop", pgDir, pgPort).catch(() => "");
   await Deno.remove(pgDir, { recursive: true }).catch(() => {});
 }
 await exitCleanly(() => Promise.resolve(), failed ? 1 : 0);

@@ -139,12 +139,8 @@ Deno.test("moonshine: weights folded to float at load decode the same tokens and
   const folded = await MoonshineModel.load(dir);
   const int8 = await MoonshineModel.load(dir, { foldWeights: false });
   try {
-    for (
-      const [text, voice] of [["Please call the office before noon.", "rms"], [
-        "Turn left at the bridge.",
-        "slt",
-      ]]
-    ) {
+    const sentences = [["Please call the office before noon.", "rms"], ["Turn left at the bridge.", "slt"]];
+    for (const [text, voice] of sentences) {
       const pcm = int16ToFloat(await fliteSpeech(text, voice));
       const a = await folded.decode(pcm), b = await int8.decode(pcm);
       assert.ok(a.tokens.length > 3, JSON.stringify(a));
